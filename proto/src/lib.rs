@@ -1,0 +1,15 @@
+//! # warren-proto
+//!
+//! The sans-IO core of warren, a zero-trust service mesh for TCP.
+//!
+//! Nothing in this crate touches sockets, clocks, threads, async runtimes,
+//! the environment, files or global randomness. Time comes in as an
+//! argument ([`time::Instant`]); the host feeds bytes in and carries bytes
+//! out. The same inputs always produce the same output bytes.
+//!
+//! Rooms:
+//! - [`time`]: the only notion of time.
+//! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
+
+pub mod h2;
+pub mod time;
