@@ -10,6 +10,8 @@
 //! Rooms:
 //! - [`time`]: the only notion of time.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
+//! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 
 pub mod h2;
+pub mod identity;
 pub mod time;
