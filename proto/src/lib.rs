@@ -11,7 +11,9 @@
 //! - [`time`]: the only notion of time.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
+//! - [`pool`]: which outbound HBONE connection carries a new flow.
 
 pub mod h2;
 pub mod identity;
+pub mod pool;
 pub mod time;
