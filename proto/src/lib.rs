@@ -14,4 +14,5 @@
 
 pub mod h2;
 pub mod identity;
+pub mod policy;
 pub mod time;
