@@ -183,13 +183,13 @@ impl DomainPattern {
         if !self.wildcard {
             return d.eq_ignore_ascii_case(&self.name);
         }
-        // `d` must be `<something>.<name>`, the something non-empty. Labels
-        // are validated non-empty, so checking the dot suffices.
+        // `d` must be `<something>.<name>` with a non-empty something. A
+        // validated domain has no empty label, so the byte before a dot is
+        // never the start: checking for the dot suffices.
         let Some(cut) = d.len().checked_sub(self.name.len() + 1) else {
             return false;
         };
-        cut > 0
-            && d.as_bytes().get(cut) == Some(&b'.')
+        d.as_bytes().get(cut) == Some(&b'.')
             && d.get(cut + 1..)
                 .is_some_and(|tail| tail.eq_ignore_ascii_case(&self.name))
     }
