@@ -31,7 +31,7 @@ fn naive_principal(pattern: &str, id: &str) -> bool {
     if pattern.starts_with("spiffe://") {
         naive_glob(pattern.as_bytes(), id.as_bytes())
     } else {
-        naive_glob(pattern.as_bytes(), id["spiffe://".len()..].as_bytes())
+        naive_glob(pattern.as_bytes(), &id.as_bytes()["spiffe://".len()..])
     }
 }
 

@@ -109,18 +109,11 @@ impl AuthzRule {
 
     fn conditions_match(&self, req: &AuthzRequest<'_>) -> bool {
         let c = &self.when;
-        let id = req.source;
-        let ns = id.namespace();
-        let decided = positive(&c.principals, |p| p.matches(id))
-            && negated(&c.not_principals, |p| p.matches(id))
-            && positive(&c.namespaces, |g| g.matches(ns))
-            && negated(&c.not_namespaces, |g| g.matches(ns))
-            && positive(&c.ports, |r| r.contains(req.port))
+        // All fields are ANDed and side-effect free, so they are tested
+        // cheapest first: integer compares, then masks, then globs.
+        let ports = positive(&c.ports, |r| r.contains(req.port))
             && negated(&c.not_ports, |r| r.contains(req.port));
-        if !decided {
-            return false;
-        }
-        match req.source_addr {
+        let addr = || match req.source_addr {
             Some(addr) => {
                 positive(&c.ip_blocks, |n| n.contains(addr))
                     && negated(&c.not_ip_blocks, |n| n.contains(addr))
@@ -128,7 +121,15 @@ impl AuthzRule {
             None if c.ip_blocks.is_empty() && c.not_ip_blocks.is_empty() => true,
             // Undecidable address field: the worst case (module docs).
             None => self.action == Action::Deny,
-        }
+        };
+        let id = req.source;
+        let ns = id.namespace();
+        ports
+            && addr()
+            && positive(&c.namespaces, |g| g.matches(ns))
+            && negated(&c.not_namespaces, |g| g.matches(ns))
+            && positive(&c.principals, |p| p.matches(id))
+            && negated(&c.not_principals, |p| p.matches(id))
     }
 }
 
