@@ -650,13 +650,14 @@ impl Arbitrary for GlobCase {
         let word = |g: &mut Gen, alphabet: &[char], n: usize| -> String {
             (0..below(g, n)).map(|_| pick(g, alphabet)).collect()
         };
-        let mut pattern = word(g, &['a', 'b', '*'], 9);
+        // A two-byte character too: matching must respect char boundaries.
+        let mut pattern = word(g, &['a', 'b', 'é', '*', '*'], 9);
         if pattern.is_empty() {
             pattern.push('*');
         }
         GlobCase {
             pattern,
-            text: word(g, &['a', 'b'], 10),
+            text: word(g, &['a', 'b', 'é'], 10),
         }
     }
 }

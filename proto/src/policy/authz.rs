@@ -19,7 +19,9 @@
 //! A rule matches when every field it sets matches (AND). A positive field
 //! matches when any of its values does (OR); an empty field is not set. A
 //! negated field matches when none of its values does. A rule with no
-//! fields set matches every request (a blanket DENY or ALLOW).
+//! fields set matches every request (a blanket DENY or ALLOW). Istio's
+//! ALLOW policy without rules, which allows nothing, is written here as a
+//! DENY rule without conditions scoped to the service.
 //!
 //! **Unknown source address.** When the node does not know the peer's
 //! address (`source_addr: None`, e.g. a flow relayed by a hub), an address

@@ -217,6 +217,17 @@ mod tests {
         }
     }
 
+    /// Inputs that make backtracking matchers exponential finish at once
+    /// here (a regression would hang this test rather than pass it).
+    #[test]
+    fn pathological_patterns_stay_linear() {
+        let pattern = format!("*{}b*", "a*".repeat(500));
+        let glob = Glob::new(&pattern).unwrap();
+        let text = "a".repeat(1500);
+        assert!(!glob.matches(&text));
+        assert!(glob.matches(&format!("{text}b")));
+    }
+
     #[test]
     fn glob_rejects() {
         assert_eq!(Glob::new(""), Err(GlobError::Empty));
