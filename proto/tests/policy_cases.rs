@@ -35,6 +35,13 @@ fn ports(ps: &[&str]) -> Vec<PortRange> {
     ps.iter().map(|p| PortRange::parse(p).unwrap()).collect()
 }
 
+/// Conditions with the fields `set` sets.
+fn with(set: impl FnOnce(&mut Conditions)) -> Conditions {
+    let mut c = Conditions::default();
+    set(&mut c);
+    c
+}
+
 fn rule(n: &str, action: Action, when: Conditions) -> AuthzRule {
     AuthzRule {
         when,
@@ -79,181 +86,121 @@ fn each_condition_kind_including_negations() {
     let cases: Vec<(&str, Conditions, Req, bool)> = vec![
         (
             "exact principal",
-            Conditions {
-                principals: principals(&[CART]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&[CART])),
             req(CART, "10.0.0.1", 5432),
             true,
         ),
         (
             "exact principal, other trust domain",
-            Conditions {
-                principals: principals(&[CART]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&[CART])),
             req(OTHER_TD, "10.0.0.1", 5432),
             false,
         ),
         (
             "principal glob on sa",
-            Conditions {
-                principals: principals(&["spiffe://example.org/ns/shop/sa/*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&["spiffe://example.org/ns/shop/sa/*"])),
             req(CART, "10.0.0.1", 5432),
             true,
         ),
         (
             "principal glob, Istio spelling without scheme",
-            Conditions {
-                principals: principals(&["*/ns/shop/sa/*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&["*/ns/shop/sa/*"])),
             req(OTHER_TD, "10.0.0.1", 5432),
             true,
         ),
         (
             "principal glob in the middle",
-            Conditions {
-                principals: principals(&["spiffe://example.org/ns/*/sa/frontend"]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&["spiffe://example.org/ns/*/sa/frontend"])),
             req(CART, "10.0.0.1", 5432),
             false,
         ),
         (
             "principals OR",
-            Conditions {
-                principals: principals(&[WEB, CART]),
-                ..Conditions::default()
-            },
+            with(|c| c.principals = principals(&[WEB, CART])),
             req(CART, "10.0.0.1", 5432),
             true,
         ),
         (
             "not_principals excludes",
-            Conditions {
-                not_principals: principals(&["*/ns/shop/*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_principals = principals(&["*/ns/shop/*"])),
             req(CART, "10.0.0.1", 5432),
             false,
         ),
         (
             "not_principals lets others through",
-            Conditions {
-                not_principals: principals(&["*/ns/shop/*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_principals = principals(&["*/ns/shop/*"])),
             req(WEB, "10.0.0.1", 5432),
             true,
         ),
         (
             "namespace exact",
-            Conditions {
-                namespaces: globs(&["shop"]),
-                ..Conditions::default()
-            },
+            with(|c| c.namespaces = globs(&["shop"])),
             req(CART, "10.0.0.1", 5432),
             true,
         ),
         (
             "namespace is not a prefix match",
-            Conditions {
-                namespaces: globs(&["sho"]),
-                ..Conditions::default()
-            },
+            with(|c| c.namespaces = globs(&["sho"])),
             req(CART, "10.0.0.1", 5432),
             false,
         ),
         (
             "namespace glob",
-            Conditions {
-                namespaces: globs(&["w*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.namespaces = globs(&["w*"])),
             req(WEB, "10.0.0.1", 5432),
             true,
         ),
         (
             "not_namespaces",
-            Conditions {
-                not_namespaces: globs(&["web", "sh*"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_namespaces = globs(&["web", "sh*"])),
             req(CART, "10.0.0.1", 5432),
             false,
         ),
         (
             "ip block",
-            Conditions {
-                ip_blocks: cidrs(&["10.0.0.0/24"]),
-                ..Conditions::default()
-            },
+            with(|c| c.ip_blocks = cidrs(&["10.0.0.0/24"])),
             req(CART, "10.0.0.255", 5432),
             true,
         ),
         (
             "ip block, just outside",
-            Conditions {
-                ip_blocks: cidrs(&["10.0.0.0/24"]),
-                ..Conditions::default()
-            },
+            with(|c| c.ip_blocks = cidrs(&["10.0.0.0/24"])),
             req(CART, "10.0.1.0", 5432),
             false,
         ),
         (
             "not_ip_blocks",
-            Conditions {
-                not_ip_blocks: cidrs(&["192.168.0.0/16"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_ip_blocks = cidrs(&["192.168.0.0/16"])),
             req(CART, "192.168.3.4", 5432),
             false,
         ),
         (
             "not_ip_blocks, v6 source is not in a v4 block",
-            Conditions {
-                not_ip_blocks: cidrs(&["0.0.0.0/0"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_ip_blocks = cidrs(&["0.0.0.0/0"])),
             req(CART, "2001:db8::1", 5432),
             true,
         ),
         (
             "port single",
-            Conditions {
-                ports: ports(&["5432"]),
-                ..Conditions::default()
-            },
+            with(|c| c.ports = ports(&["5432"])),
             req(CART, "10.0.0.1", 5432),
             true,
         ),
         (
             "port range edges",
-            Conditions {
-                ports: ports(&["8000-8080"]),
-                ..Conditions::default()
-            },
+            with(|c| c.ports = ports(&["8000-8080"])),
             req(CART, "10.0.0.1", 8080),
             true,
         ),
         (
             "port range, one past",
-            Conditions {
-                ports: ports(&["8000-8080"]),
-                ..Conditions::default()
-            },
+            with(|c| c.ports = ports(&["8000-8080"])),
             req(CART, "10.0.0.1", 8081),
             false,
         ),
         (
             "not_ports",
-            Conditions {
-                not_ports: ports(&["22", "1-1023"]),
-                ..Conditions::default()
-            },
+            with(|c| c.not_ports = ports(&["22", "1-1023"])),
             req(CART, "10.0.0.1", 1023),
             false,
         ),
@@ -322,10 +269,7 @@ fn evaluation_order_and_defaults() {
     let only_deny = AuthzPolicy::new(vec![rule(
         "no-web",
         Action::Deny,
-        Conditions {
-            namespaces: globs(&["web"]),
-            ..Conditions::default()
-        },
+        with(|c| c.namespaces = globs(&["web"])),
     )]);
     assert_eq!(decide(&only_deny, &cart).reason, Reason::AllowedNoPolicy);
     let d = decide(&only_deny, &web);
@@ -337,10 +281,7 @@ fn evaluation_order_and_defaults() {
     let deny_cart = rule(
         "deny-cart",
         Action::Deny,
-        Conditions {
-            principals: principals(&[CART]),
-            ..Conditions::default()
-        },
+        with(|c| c.principals = principals(&[CART])),
     );
     for rules in [
         vec![allow_all.clone(), deny_cart.clone()],
@@ -372,10 +313,7 @@ fn scoped_and_global_rules() {
     let db = ServiceName::parse("db.shop").unwrap();
     let only_cart_to_db = AuthzRule {
         scope: Scope::Service(db.clone()),
-        when: Conditions {
-            principals: principals(&[CART]),
-            ..Conditions::default()
-        },
+        when: with(|c| c.principals = principals(&[CART])),
         ..AuthzRule::new(name("db-cart-only"), Action::Allow)
     };
     let policy = AuthzPolicy::new(vec![only_cart_to_db.clone()]);
@@ -401,10 +339,7 @@ fn scoped_and_global_rules() {
 
     // A global DENY applies to every service; a scoped one only to its own.
     let deny_web_global = AuthzRule {
-        when: Conditions {
-            namespaces: globs(&["web"]),
-            ..Conditions::default()
-        },
+        when: with(|c| c.namespaces = globs(&["web"])),
         ..AuthzRule::new(name("no-web"), Action::Deny)
     };
     let policy = AuthzPolicy::new(vec![deny_web_global.clone()]);
@@ -437,14 +372,8 @@ fn unknown_source_address_is_the_worst_case() {
         addr: None,
         ..req(CART, "10.0.0.1", 5432)
     };
-    let positive = Conditions {
-        ip_blocks: cidrs(&["10.0.0.0/8"]),
-        ..Conditions::default()
-    };
-    let negated = Conditions {
-        not_ip_blocks: cidrs(&["10.0.0.0/8"]),
-        ..Conditions::default()
-    };
+    let positive = with(|c| c.ip_blocks = cidrs(&["10.0.0.0/8"]));
+    let negated = with(|c| c.not_ip_blocks = cidrs(&["10.0.0.0/8"]));
     for when in [positive, negated] {
         // Undecidable: an ALLOW rule does not match, a DENY rule does.
         let allow = AuthzPolicy::new(vec![rule("a", Action::Allow, when.clone())]);
@@ -475,10 +404,7 @@ fn unknown_source_address_is_the_worst_case() {
     let allow = AuthzPolicy::new(vec![rule(
         "a",
         Action::Allow,
-        Conditions {
-            ports: ports(&["5432"]),
-            ..Conditions::default()
-        },
+        with(|c| c.ports = ports(&["5432"])),
     )]);
     assert!(decide(&allow, &no_addr).allowed);
 }

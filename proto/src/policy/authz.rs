@@ -103,12 +103,8 @@ impl AuthzRule {
         }
     }
 
-    /// Whether the rule applies to the request's service and its conditions
-    /// match (with the unknown-address rule of the module docs).
-    pub fn matches(&self, req: &AuthzRequest<'_>) -> bool {
-        self.scope.covers(req.service) && self.conditions_match(req)
-    }
-
+    /// Whether the conditions match (with the unknown-address rule of the
+    /// module docs); the scope is the caller's business.
     fn conditions_match(&self, req: &AuthzRequest<'_>) -> bool {
         let c = &self.when;
         // All fields are ANDed and side-effect free, so they are tested
