@@ -565,6 +565,7 @@ fn decisions_read_well_in_logs() {
             "policy allowed reason=egress-allow-rule rule=y",
         ),
     ];
+    assert_eq!(format!("{} {}", Action::Allow, Action::Deny), "ALLOW DENY");
     for (d, want) in cases {
         assert_eq!(d.to_string(), want);
         assert_eq!(d.allowed, d.reason.allows());
@@ -673,6 +674,18 @@ fn exports_resolve_by_name_and_by_target_address() {
     ])
     .unwrap();
     assert_eq!(exports.len(), 3);
+    let listed: Vec<String> = exports
+        .iter()
+        .map(|e| format!("{}:{} -> {}", e.service, e.port, e.target))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "db.shop:5432 -> 127.0.0.1:15432",
+            "web.shop:80 -> [::1]:8080",
+            "api.shop:443 -> api.internal:8443"
+        ]
+    );
     let found = |s: &str| {
         exports
             .resolve(&Authority::parse(s).unwrap())
