@@ -12,8 +12,10 @@
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
+//! - [`policy`]: authorization, exports and egress, as pure functions.
 
 pub mod h2;
 pub mod identity;
+pub mod policy;
 pub mod pool;
 pub mod time;
