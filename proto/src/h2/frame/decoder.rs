@@ -19,7 +19,6 @@ use crate::h2::{ErrorCode, StreamId};
 /// across chunks is copied once into an internal buffer, bounded by the max
 /// frame size plus the header, except DATA, whose payload is handed out in
 /// pieces as it arrives and is never buffered here.
-#[derive(Debug)]
 pub struct FrameDecoder {
     /// Largest payload accepted; checked on each header before anything of
     /// the frame is buffered.
@@ -28,6 +27,17 @@ pub struct FrameDecoder {
     /// frame is first split across inputs.
     buf: Vec<u8>,
     state: State,
+}
+
+impl core::fmt::Debug for FrameDecoder {
+    /// The buffer's size, not its bytes (up to a whole frame of them).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("max_frame_size", &self.max_frame_size)
+            .field("buffered", &self.buffered())
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// Where the decoder stands in the byte stream.
