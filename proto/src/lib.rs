@@ -10,11 +10,13 @@
 //! Rooms:
 //! - [`time`]: the only notion of time.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
+//! - [`hbone`]: the CONNECT request/response contract between nodes.
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 
 pub mod h2;
+pub mod hbone;
 pub mod identity;
 pub mod policy;
 pub mod pool;
