@@ -12,6 +12,7 @@
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 
+pub mod front;
 pub mod h2;
 pub mod identity;
 pub mod time;
