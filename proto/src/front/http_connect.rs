@@ -10,8 +10,9 @@
 //! Line endings: a bare LF is accepted wherever CRLF is expected (RFC 9112
 //! §2.2 allows a recipient to do so, and httparse does). That is safe here
 //! because the head is consumed by the proxy and never forwarded, so no
-//! second parser can disagree about where it ends. Empty lines before the
-//! request line are skipped (RFC 9112 §2.2) without being buffered.
+//! second parser can disagree about where it ends. CR and LF bytes before the
+//! request line are skipped without being buffered (RFC 9112 §2.2 asks to
+//! ignore at least one empty line there; a stray CR is tolerated too).
 //!
 //! Replies: `200 Connection established`, `403` naming the denying rule,
 //! `502` when the far side fails or refuses, `504` on timeout, `400` for a
@@ -203,7 +204,7 @@ impl HttpConnect {
     fn advance<'a>(&mut self, input: &'a [u8]) -> Progress<'a, HttpConnectError> {
         let mut input = input;
         if self.head.is_empty() {
-            // Leading empty lines are skipped without buffering them.
+            // Leading CR/LF are skipped without buffering them.
             let skip = input
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))

@@ -369,11 +369,23 @@ const HEADER_LINES: [&str; 5] = [
 
 #[test]
 fn any_chunking_gives_the_same_target_and_leftover() {
-    fn prop(port: u16, headers: Vec<u8>, data: Vec<u8>, cuts: Vec<usize>) -> TestResult {
+    fn prop(
+        host: (u8, u32, u128),
+        port: u16,
+        headers: Vec<u8>,
+        data: Vec<u8>,
+        cuts: Vec<usize>,
+    ) -> TestResult {
         if port == 0 {
             return TestResult::discard();
         }
-        let mut head = format!("CONNECT Example.com:{port} HTTP/1.1\r\n");
+        let host = match host.0 % 3 {
+            0 => Host::from_ip(std::net::Ipv4Addr::from(host.1).into()),
+            1 => Host::from_ip(std::net::Ipv6Addr::from(host.2).into()),
+            _ => Host::parse(&format!("Svc-{}.Example.com", host.1)).unwrap(),
+        };
+        let want = Target { host, port };
+        let mut head = format!("CONNECT {want} HTTP/1.1\r\n");
         for h in headers.iter().take(20) {
             head.push_str(HEADER_LINES[usize::from(*h) % HEADER_LINES.len()]);
         }
@@ -408,27 +420,22 @@ fn any_chunking_gives_the_same_target_and_leftover() {
                 Progress::Rejected(_) => return TestResult::failed(),
             }
         }
-        let want = Target {
-            host: Host::parse("example.com").unwrap(),
-            port,
-        };
         TestResult::from_bool(target == Some(want) && leftover == data)
     }
-    quickcheck(prop as fn(u16, Vec<u8>, Vec<u8>, Vec<usize>) -> TestResult);
+    quickcheck(prop as fn((u8, u32, u128), u16, Vec<u8>, Vec<u8>, Vec<usize>) -> TestResult);
 }
 
 #[test]
 fn arbitrary_bytes_never_panic_and_stay_bounded() {
-    fn prop(connect_prefix: bool, bytes: Vec<u8>, cuts: Vec<usize>, limit: u8) -> bool {
+    fn prop(prefix: u8, bytes: Vec<u8>, cuts: Vec<usize>, limit: u8) -> bool {
         let config = HttpConnectConfig {
             max_head_bytes: usize::from(limit),
             max_headers: 4,
         };
-        let mut input = if connect_prefix {
-            b"CONNECT ".to_vec()
-        } else {
-            Vec::new()
-        };
+        // Valid starts of a head, so random bytes also reach the target and
+        // header parsing.
+        let starts: [&[u8]; 3] = [b"", b"CONNECT ", b"CONNECT a.b:1 HTTP/1.1\r\n"];
+        let mut input = starts[usize::from(prefix) % 3].to_vec();
         input.extend_from_slice(&bytes);
         let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
         points.sort_unstable();
@@ -451,5 +458,5 @@ fn arbitrary_bytes_never_panic_and_stay_bounded() {
         }
         true
     }
-    quickcheck(prop as fn(bool, Vec<u8>, Vec<usize>, u8) -> bool);
+    quickcheck(prop as fn(u8, Vec<u8>, Vec<usize>, u8) -> bool);
 }

@@ -439,7 +439,10 @@ fn arbitrary_bytes_never_panic_and_stay_bounded() {
             Vec::new()
         };
         if prefix % 4 == 0 {
-            input.extend_from_slice(&[VERSION, CMD_CONNECT, 0]);
+            // A request header with a known address type, so random bytes
+            // reach the address parsing.
+            let atyp = [ATYP_IPV4, ATYP_DOMAIN, ATYP_IPV6][usize::from(prefix / 4) % 3];
+            input.extend_from_slice(&[VERSION, CMD_CONNECT, 0, atyp]);
         }
         input.extend_from_slice(&bytes);
         let mut s = Socks5::new();
