@@ -278,7 +278,11 @@ fn message_len(stage: Stage, message: &[u8]) -> Result<usize, Socks5Error> {
 /// [`message_len`]).
 fn parse_request(message: &[u8]) -> Result<Target, Socks5Error> {
     let [_version, command, reserved, atyp, rest @ ..] = message else {
-        return Err(Socks5Error::RequestVersion(0));
+        // Not reached: `message_len` asks for at least 10 bytes. Answered as
+        // the malformed request it would be.
+        return Err(Socks5Error::RequestVersion(
+            message.first().copied().unwrap_or(0),
+        ));
     };
     if *reserved != 0 {
         return Err(Socks5Error::NonZeroReserved(*reserved));
@@ -287,6 +291,8 @@ fn parse_request(message: &[u8]) -> Result<Target, Socks5Error> {
         return Err(Socks5Error::UnsupportedCommand(*command));
     }
     let (address, port) = rest.split_at(rest.len().saturating_sub(2));
+    // The address lengths were fixed by `message_len`; the fallbacks below
+    // only keep this function total.
     let host = match (*atyp, address) {
         (ATYP_IPV4, _) => <[u8; 4]>::try_from(address)
             .map(|octets| Host::from_ip(IpAddr::V4(Ipv4Addr::from(octets))))
