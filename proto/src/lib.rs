@@ -15,6 +15,7 @@
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 
+pub mod front;
 pub mod h2;
 pub mod hbone;
 pub mod identity;
