@@ -11,7 +11,9 @@
 //! - [`time`]: the only notion of time.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
+//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
 pub mod h2;
 pub mod identity;
 pub mod time;
+pub mod tls;
