@@ -1028,3 +1028,52 @@ fn arbitrary_certificate_bytes_are_refused_without_panic() {
         .tests(500)
         .quickcheck(prop as fn(Vec<u8>, Vec<u8>, bool) -> bool);
 }
+
+#[test]
+fn client_without_a_certificate_is_refused() {
+    let ca = ca("mesh CA", 1);
+    let p = provider();
+    let verifier = MeshServerVerifier::new(
+        trust(&ca),
+        [id(SERVER_ID)].into_iter().collect(),
+        p.signature_verification_algorithms,
+    );
+    let mut config = rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(NOW)))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut client = TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
+    let (client_err, server_err) = handshake(&mut client, &mut server);
+    assert_eq!(
+        server_err,
+        Some(TlsError::Protocol(rustls::Error::NoCertificatesPresented))
+    );
+    assert_eq!(
+        client_err,
+        Some(TlsError::AlertReceived(
+            AlertDescription::CertificateRequired
+        ))
+    );
+    assert_eq!(server.peer_identity(), None);
+}
+
+#[test]
+fn eof_while_plaintext_is_full_still_ends_in_truncation() {
+    let (mut client, mut server) = fresh_pair();
+    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let data = vec![1u8; 60_000];
+    assert_eq!(client.write_plaintext(&data).unwrap(), data.len());
+    let mut wire = Vec::new();
+    client.write_tls(&mut wire);
+    let taken = server.read_tls(&wire).unwrap();
+    assert!(taken < wire.len());
+    // The transport ends before the rest arrives.
+    server.read_eof().unwrap();
+    let got = read_all(&mut server);
+    assert!(!got.is_empty() && got.len() < data.len());
+    assert_eq!(server.read_plaintext(&mut [0; 8]), PlaintextRead::Truncated);
+}
