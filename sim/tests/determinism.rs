@@ -225,3 +225,18 @@ fn certificates_expire_in_virtual_time() {
         }))
     );
 }
+
+#[test]
+fn every_seed_replays() {
+    fn prop(seed: u64) -> bool {
+        let w1 = world(seed);
+        let w2 = world(seed);
+        let (mut a, mut b) = (Transcript::default(), Transcript::default());
+        connection(&w1, &mut a);
+        connection(&w2, &mut b);
+        a == b
+    }
+    quickcheck::QuickCheck::new()
+        .tests(10)
+        .quickcheck(prop as fn(u64) -> bool);
+}
