@@ -9,6 +9,7 @@
 //!
 //! Rooms:
 //! - [`time`]: the only notion of time.
+//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`hbone`]: the CONNECT request/response contract between nodes.
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
@@ -23,3 +24,4 @@ pub mod identity;
 pub mod policy;
 pub mod pool;
 pub mod time;
+pub mod tls;
