@@ -69,4 +69,11 @@ impl FieldIndex {
             self.names.remove(name);
         }
     }
+
+    /// Names and (name, value) pairs held; for tests of boundedness.
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let pairs = self.names.values().map(|slot| slot.values.len()).sum();
+        (self.names.len(), pairs)
+    }
 }
