@@ -9,7 +9,7 @@
 
 use super::code::{CODES, EOS};
 use crate::h2::hpack::DecodeError;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 /// Number of internal nodes in the code tree, hence of decoder states.
 const STATES: usize = 256;
@@ -119,23 +119,33 @@ const fn build_accepting() -> [bool; STATES] {
 
 static ACCEPTING: [bool; STATES] = build_accepting();
 
+/// Feeds one nibble to the state machine.
+#[inline(always)]
+fn advance(
+    state: &mut u8,
+    nibble: u8,
+    emit: &mut impl FnMut(u8) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let step = STEPS[usize::from(*state)][usize::from(nibble & 0x0f)];
+    if step.flags != 0 {
+        if step.flags & FAIL != 0 {
+            return Err(DecodeError::InvalidHuffman);
+        }
+        emit(step.sym)?;
+    }
+    *state = step.next;
+    Ok(())
+}
+
 /// Runs the state machine over `src`, handing each decoded octet to `emit`.
 #[inline(always)]
 fn run(src: &[u8], mut emit: impl FnMut(u8) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
-    let mut state = 0usize;
+    let mut state = 0u8;
     for &byte in src {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            let step = STEPS[state][usize::from(nibble)];
-            if step.flags != 0 {
-                if step.flags & FAIL != 0 {
-                    return Err(DecodeError::InvalidHuffman);
-                }
-                emit(step.sym)?;
-            }
-            state = usize::from(step.next);
-        }
+        advance(&mut state, byte >> 4, &mut emit)?;
+        advance(&mut state, byte, &mut emit)?;
     }
-    if ACCEPTING[state] {
+    if ACCEPTING[usize::from(state)] {
         Ok(())
     } else {
         Err(DecodeError::InvalidHuffman)
@@ -143,20 +153,25 @@ fn run(src: &[u8], mut emit: impl FnMut(u8) -> Result<(), DecodeError>) -> Resul
 }
 
 /// Decodes `src` onto the end of `dst`. Fails with
-/// [`DecodeError::StringTooLong`] as soon as more than `max_len` octets
-/// come out, so `dst` never grows past that.
+/// [`DecodeError::StringTooLong`] if more than `max_len` octets would come
+/// out; `dst` never grows past that.
 pub(crate) fn decode(src: &[u8], dst: &mut BytesMut, max_len: usize) -> Result<(), DecodeError> {
-    // Every code is at least 5 bits long, so 8/5 octets per input octet is
-    // an upper bound on the output.
-    dst.reserve((src.len().saturating_mul(8) / 5).min(max_len));
-    let limit = dst.len().saturating_add(max_len);
-    run(src, |sym| {
-        if dst.len() >= limit {
-            return Err(DecodeError::StringTooLong);
-        }
-        dst.put_u8(sym);
+    // Every code is at least 5 bits long, so 8/5 octets per input octet
+    // bound the output: running out of room means exceeding `max_len`.
+    let bound = (src.len().saturating_mul(8) / 5).min(max_len);
+    let start = dst.len();
+    dst.resize(start + bound, 0);
+    // `start` is at most the new length: this slice is in bounds.
+    let out = &mut dst[start..];
+    let mut written = 0;
+    let result = run(src, |sym| {
+        let slot = out.get_mut(written).ok_or(DecodeError::StringTooLong)?;
+        *slot = sym;
+        written += 1;
         Ok(())
-    })
+    });
+    dst.truncate(start + written);
+    result
 }
 
 /// Checks `src` like [`decode`] but keeps nothing; returns the decoded length.
