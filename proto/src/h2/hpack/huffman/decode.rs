@@ -15,18 +15,13 @@ use bytes::BytesMut;
 const STATES: usize = 256;
 /// Marks a tree link as a leaf; the low bits are the symbol.
 const LEAF: u16 = 0x8000;
-/// `Step::flags`: `sym` completes here.
-const EMIT: u8 = 1;
-/// `Step::flags`: the bits spell EOS, which a string must not contain.
-const FAIL: u8 = 2;
-
-/// One transition of the decoder.
-#[derive(Clone, Copy)]
-struct Step {
-    next: u8,
-    sym: u8,
-    flags: u8,
-}
+/// One transition of the decoder, packed in a `u32` so that one load
+/// fetches it: bits 0-7 the next state, 8-15 the symbol, 16-17 the flags.
+type Step = u32;
+/// Step flag: the symbol completes here.
+const EMIT: u32 = 1 << 16;
+/// Step flag: the bits spell EOS, which a string must not contain.
+const FAIL: u32 = 2 << 16;
 
 /// The code tree: `[node][bit]` is a child node id, or `LEAF | symbol`.
 /// Node 0 is the root; 0 never appears as a child, so it marks "empty".
@@ -61,18 +56,13 @@ const fn build_tree() -> [[u16; 2]; STATES] {
 const TREE: [[u16; 2]; STATES] = build_tree();
 
 const fn build_steps() -> [[Step; 16]; STATES] {
-    let empty = Step {
-        next: 0,
-        sym: 0,
-        flags: 0,
-    };
-    let mut steps = [[empty; 16]; STATES];
+    let mut steps = [[0; 16]; STATES];
     let mut state = 0;
     while state < STATES {
         let mut nibble = 0;
         while nibble < 16 {
             let mut node = state;
-            let mut step = empty;
+            let mut step: Step = 0;
             let mut b = 4;
             while b > 0 {
                 b -= 1;
@@ -80,18 +70,16 @@ const fn build_steps() -> [[Step; 16]; STATES] {
                 if link & LEAF != 0 {
                     let sym = (link & !LEAF) as usize;
                     if sym == EOS {
-                        step.flags |= FAIL;
+                        step |= FAIL;
                     } else {
-                        step.flags |= EMIT;
-                        step.sym = sym as u8;
+                        step |= EMIT | ((sym as u32) << 8);
                     }
                     node = 0;
                 } else {
                     node = link as usize;
                 }
             }
-            step.next = node as u8;
-            steps[state][nibble] = step;
+            steps[state][nibble] = step | node as u32;
             nibble += 1;
         }
         state += 1;
@@ -127,13 +115,13 @@ fn advance(
     emit: &mut impl FnMut(u8) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
     let step = STEPS[usize::from(*state)][usize::from(nibble & 0x0f)];
-    if step.flags != 0 {
-        if step.flags & FAIL != 0 {
+    if step >= EMIT {
+        if step & FAIL != 0 {
             return Err(DecodeError::InvalidHuffman);
         }
-        emit(step.sym)?;
+        emit((step >> 8) as u8)?;
     }
-    *state = step.next;
+    *state = step as u8;
     Ok(())
 }
 
