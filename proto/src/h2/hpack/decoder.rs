@@ -2,18 +2,12 @@
 
 use super::dynamic_table::{DynamicTable, Entry, ENTRY_OVERHEAD};
 use super::string::Literal;
-use super::{integer, static_table, DecodeError};
+use super::{chunk, integer, static_table, DecodeError};
 use crate::h2::Header;
 use bytes::{Bytes, BytesMut};
 
 /// The default limit on one string literal after Huffman decoding.
 pub const DEFAULT_MAX_STRING_LEN: usize = 64 * 1024;
-
-/// Size of the buffers that decoded strings are split from, so that many
-/// strings share one allocation. Table entries and unindexed fields use
-/// separate buffers: a long-lived entry then pins at most a chunk of other
-/// entries, never a large unindexed string.
-const CHUNK: usize = 4096;
 
 /// Decodes header blocks from one peer, keeping the dynamic table between
 /// blocks.
@@ -26,12 +20,12 @@ pub struct Decoder {
     /// block must start with a size update to at most this (RFC 7541 §4.2).
     required_update: Option<usize>,
     max_string_len: usize,
-    /// Where table entries' strings are decoded and split off. Entries are
-    /// evicted in insertion order, so the chunks still alive hold the live
-    /// entries plus at most one chunk at either end.
+    /// Where table entries' strings are decoded and split off (see
+    /// [`chunk`]).
     entry_chunk: BytesMut,
-    /// Where unindexed fields' strings are decoded and split off; these
-    /// are held only by the caller.
+    /// Where unindexed fields' strings are decoded and split off. Kept
+    /// apart from `entry_chunk` so that a long-lived entry never keeps a
+    /// large unindexed string alive.
     field_chunk: BytesMut,
 }
 
@@ -124,12 +118,8 @@ impl Decoder {
             self.entry_chunk.clear();
             self.field_chunk.clear();
         }
-        // Do not keep the rest of a chunk sized for one long string.
-        for chunk in [&mut self.entry_chunk, &mut self.field_chunk] {
-            if chunk.capacity() > CHUNK {
-                *chunk = BytesMut::new();
-            }
-        }
+        chunk::trim(&mut self.entry_chunk);
+        chunk::trim(&mut self.field_chunk);
         result?;
         if list.over() {
             return Err(DecodeError::HeaderListTooLarge {
@@ -280,7 +270,7 @@ impl Decoder {
             FieldName::Indexed(self.name_at(index)?)
         };
         let value = Literal::read(block, pos)?;
-        let chunk = take_room(
+        let chunk = chunk::room(
             &mut self.entry_chunk,
             name.bound(max) + value.decoded_bound(max),
             0,
@@ -321,7 +311,7 @@ impl Decoder {
         // Size a new chunk for the rest of the block if that is small:
         // every remaining string fits in 8/5 of the remaining octets.
         let rest = block.len().saturating_sub(*pos).saturating_mul(8) / 5;
-        let chunk = take_room(
+        let chunk = chunk::room(
             &mut self.field_chunk,
             name.bound(max) + value.decoded_bound(max),
             rest,
@@ -330,16 +320,6 @@ impl Decoder {
         value.decode_into(chunk, max)?;
         Ok(Unindexed::Field(name, chunk.split().freeze()))
     }
-}
-
-/// Makes sure `chunk` has room for `needed` more octets, starting a new
-/// chunk (of at least `needed + extra`, or [`CHUNK`]) when it has not.
-fn take_room(chunk: &mut BytesMut, needed: usize, extra: usize) -> &mut BytesMut {
-    if chunk.capacity() - chunk.len() < needed {
-        let size = needed.saturating_add(extra.min(CHUNK)).max(CHUNK);
-        *chunk = BytesMut::with_capacity(size);
-    }
-    chunk
 }
 
 /// A field name: a literal still to decode, or a table entry's name.

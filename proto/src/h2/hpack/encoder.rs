@@ -2,7 +2,9 @@
 
 use super::dynamic_table::{entry_size, DynamicTable, Entry};
 use super::field_index::{FieldIndex, Found};
-use super::{integer, static_table, string, HuffmanMode, Representation, DEFAULT_TABLE_SIZE};
+use super::{
+    chunk, integer, static_table, string, HuffmanMode, Representation, DEFAULT_TABLE_SIZE,
+};
 use crate::h2::Header;
 use bytes::{Bytes, BytesMut};
 
@@ -22,6 +24,8 @@ pub struct Encoder {
     /// The smallest capacity used since then: if below `signaled`, the
     /// peer must hear of it too, or its table keeps entries ours evicted.
     lowest: usize,
+    /// Where copies of table entries' strings are split off (see [`chunk`]).
+    entry_chunk: BytesMut,
 }
 
 /// Where a field's name or whole field sits, as an HPACK index.
@@ -41,6 +45,7 @@ impl Encoder {
             huffman: HuffmanMode::WhenShorter,
             signaled: DEFAULT_TABLE_SIZE,
             lowest: DEFAULT_TABLE_SIZE,
+            entry_chunk: BytesMut::new(),
         }
     }
 
@@ -182,31 +187,27 @@ impl Encoder {
         string::encode(out, &header.value, self.huffman);
     }
 
-    /// Adds the field to the table. Its bytes are copied into storage of its
-    /// own (the name shared with a table entry where there is one), so the
-    /// table never keeps a caller's larger buffer alive.
+    /// Adds the field to the table. Its bytes are copied into a chunk of
+    /// table strings (the name shared with a table entry where there is
+    /// one), so the table never keeps a caller's larger buffer alive.
     fn insert(&mut self, header: &Header, name_index: usize) {
         let shared_name = match static_table::get(name_index) {
             Some((name, _)) => Some(Bytes::from_static(name)),
             None => self.index.name(&header.name).cloned(),
         };
-        let entry = match shared_name {
-            Some(name) => Entry {
-                name,
-                value: Bytes::copy_from_slice(&header.value),
-            },
-            None => {
-                let mut buf = BytesMut::with_capacity(header.name.len() + header.value.len());
-                buf.extend_from_slice(&header.name);
-                let name = buf.split().freeze();
-                buf.extend_from_slice(&header.value);
-                Entry {
-                    name,
-                    value: buf.freeze(),
-                }
-            }
+        let needed = header.value.len() + shared_name.as_ref().map_or(header.name.len(), |_| 0);
+        let chunk = chunk::room(&mut self.entry_chunk, needed, 0);
+        let name = shared_name.unwrap_or_else(|| {
+            chunk.extend_from_slice(&header.name);
+            chunk.split().freeze()
+        });
+        chunk.extend_from_slice(&header.value);
+        let value = chunk.split().freeze();
+        chunk::trim(&mut self.entry_chunk);
+        let entry = Entry {
+            name: name.clone(),
+            value: value.clone(),
         };
-        let (name, value) = (entry.name.clone(), entry.value.clone());
         let index = &mut self.index;
         // Callers check the entry fits, so it is always added; were it not,
         // the eviction callback would already have emptied the index.

@@ -4,8 +4,10 @@
 //! - [`Decoder`] and [`Encoder`]: one direction's header blocks each.
 //! - `static_table`, `dynamic_table`: the two halves of the index space;
 //!   `field_index`: the encoder's lookup over its dynamic table.
-//! - `huffman`, `integer`, `string`: the wire primitives.
+//! - `huffman`, `integer`, `string`: the wire primitives; `chunk`: the
+//!   shared buffers decoded strings are split from.
 
+mod chunk;
 mod decoder;
 mod dynamic_table;
 mod encoder;
