@@ -86,7 +86,14 @@ impl Decoder {
     /// Decodes one complete header block, appending fields to `out` in wire
     /// order. Stops storing (but not decoding) once the list size exceeds
     /// `max_list_size`, then returns [`DecodeError::HeaderListTooLarge`].
-    /// Memory held is bounded by the table size plus `max_list_size`.
+    /// Memory held is bounded by the table size plus `max_list_size`: the
+    /// decoder keeps its table and two buffers of at most 4 KiB that
+    /// strings are split from; `out` gets fields up to the limit (the
+    /// field that crosses it is decoded, then dropped).
+    ///
+    /// The returned strings share storage with the decoder's table and
+    /// with each other; holding one keeps at most a 4 KiB buffer, or the
+    /// string's own, alive.
     pub fn decode(
         &mut self,
         block: &[u8],
