@@ -72,7 +72,7 @@ pub(super) fn encode(dst: &mut Vec<u8>, s: &[u8], mode: HuffmanMode) {
         HuffmanMode::Always => Some(huffman::encoded_len(s)),
         HuffmanMode::WhenShorter => Some(huffman::encoded_len(s)).filter(|&n| n < s.len()),
     };
-    // The length prefix takes at most 5 octets for any length we emit.
+    // Room for the string and its length prefix (a few octets).
     match huffman_len {
         Some(len) => {
             dst.reserve(len + 5);
