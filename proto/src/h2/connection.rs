@@ -452,6 +452,15 @@ fn kind_of(frame: &Frame<'_>) -> u8 {
     }
 }
 
+/// The largest field block we assemble. A block encodes each field in at
+/// most about its RFC 9113 size, so twice the header list limit plus room
+/// for table size updates is generous for honest peers.
+fn max_block_size(config: &Config) -> usize {
+    (config.max_header_list_size as usize)
+        .saturating_mul(2)
+        .saturating_add(4096)
+}
+
 fn window_of(n: u32) -> i64 {
     i64::from(n)
 }
@@ -479,7 +488,11 @@ impl Connection {
         let default_table = hpack::DEFAULT_TABLE_SIZE as u32;
         let mut hpack_decoder =
             hpack::Decoder::new(config.header_table_size.max(default_table) as usize);
-        hpack_decoder.set_max_string_len(config.max_header_list_size as usize);
+        // Strings are bounded by the field block (see `max_block_size`), so an
+        // oversized header fails on the list limit (a stream error, 431) rather
+        // than on the string limit (which breaks the connection). Huffman
+        // decodes to at most 8/5 of its input.
+        hpack_decoder.set_max_string_len(max_block_size(&config).saturating_mul(2));
         let mut hpack_encoder = hpack::Encoder::new();
         if config.max_encoder_table_size < default_table {
             hpack_encoder.set_max_table_size(config.max_encoder_table_size as usize);
@@ -563,15 +576,13 @@ impl Connection {
         // keeps doing so has a bug, and must not spin us forever.
         let mut stalled = 0;
         while !rest.is_empty() && self.core.shutdown != Shutdown::Done {
-            let mut cursor: &[u8] = rest;
-            let before = cursor.len();
-            let (result, more) = match self.decoder.decode(&mut cursor) {
+            let before = rest.len();
+            let (result, more) = match self.decoder.decode(&mut rest) {
                 Ok(Some(frame)) => (self.core.on_frame(now, frame), true),
                 Ok(None) => (Ok(()), false),
                 Err(e) => (self.core.on_frame_error(now, e), true),
             };
-            let used = before - cursor.len();
-            rest = rest.get(used..).unwrap_or_default();
+            let used = before - rest.len();
             if let Err(e) = result {
                 self.core.fail(e);
             }
@@ -1259,13 +1270,8 @@ impl Core {
 
     // ----- HEADERS and CONTINUATION -----
 
-    /// The largest field block we assemble. A block encodes each field in
-    /// at most about its RFC 9113 size, so twice the header list limit plus
-    /// room for table size updates is generous for honest peers.
     fn max_block_size(&self) -> usize {
-        (self.config.max_header_list_size as usize)
-            .saturating_mul(2)
-            .saturating_add(4096)
+        max_block_size(&self.config)
     }
 
     fn on_headers(
