@@ -1723,3 +1723,177 @@ fn flow_control_send_never_exceeds_the_peer_windows() {
         .tests(300)
         .quickcheck(prop as fn(Vec<Op>) -> TestResult);
 }
+
+// ---------------------------------------------------------------- more stream rules
+
+#[test]
+fn second_headers_without_end_stream_is_malformed() {
+    let mut raw = RawClient::new(Config::default());
+    let mut bytes = raw.connect(1);
+    bytes.extend(raw.headers(1, &[Header::new("x-trailer", "1")], false));
+    raw.send(&bytes);
+    assert!(raw.events.contains(&Event::Reset {
+        stream: StreamId::new(1),
+        code: ErrorCode::PROTOCOL_ERROR,
+        remote: false,
+        violation: Some(Violation::MalformedMessage)
+    }));
+    assert_eq!(raw.connection_error(), None);
+}
+
+#[test]
+fn pseudo_headers_in_trailers_are_malformed() {
+    let mut raw = RawClient::new(Config::default());
+    let mut bytes = raw.connect(1);
+    bytes.extend(raw.headers(1, &[Header::new(":path", "/")], true));
+    raw.send(&bytes);
+    assert!(raw.events.iter().any(|e| matches!(
+        e,
+        Event::Reset {
+            violation: Some(Violation::MalformedMessage),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn streams_after_the_final_goaway_are_ignored() {
+    let mut raw = RawClient::new(Config::default());
+    let bytes = raw.connect(1);
+    raw.send(&bytes);
+    raw.server.go_away(raw.now);
+    // During the grace period new streams are still taken.
+    let bytes = raw.connect(3);
+    raw.send(&bytes);
+    raw.now = raw.now + Duration::from_secs(1);
+    raw.server.handle_timeout(raw.now);
+    let mut bytes = raw.connect(5);
+    bytes.extend(data_frame(5, b"ignored", true));
+    raw.send(&bytes);
+    let requests: Vec<u32> = raw
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Request { stream, .. } => Some(stream.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, [1, 3]);
+    assert_eq!(raw.connection_error(), None);
+    let goaways = raw
+        .output()
+        .iter()
+        .filter(|s| s.kind == kind::GOAWAY)
+        .count();
+    assert_eq!(goaways, 2);
+}
+
+#[test]
+fn client_rejects_push_and_data_before_the_response() {
+    let mut p = Pair::ready(Config::default(), Config::default());
+    let id = p
+        .client
+        .send_request(&Request::connect("a:1"), false)
+        .unwrap();
+    p.drive();
+    // DATA before any response head: stream error.
+    let mut raw = Vec::new();
+    encode::data_header(&mut raw, id, 1, false);
+    raw.push(b'!');
+    p.client.handle_input(p.now, &raw);
+    p.drain_events();
+    assert!(has(
+        &p.client_events,
+        &Event::Reset {
+            stream: id,
+            code: ErrorCode::PROTOCOL_ERROR,
+            remote: false,
+            violation: Some(Violation::StreamState {
+                frame_kind: kind::DATA
+            })
+        }
+    ));
+    let id = p
+        .client
+        .send_request(&Request::connect("a:1"), false)
+        .unwrap();
+    let mut raw = Vec::new();
+    let f = Frame::PushPromise {
+        stream_id: id,
+        end_headers: true,
+        promised_id: StreamId::new(2),
+        fragment: &[0x82],
+    };
+    encode::frame(&mut raw, &f, None);
+    p.client.handle_input(p.now, &raw);
+    p.drain_events();
+    assert!(p.client_events.iter().any(|e| matches!(
+        e,
+        Event::ConnectionError {
+            code: ErrorCode::PROTOCOL_ERROR,
+            violation: Violation::PushNotAllowed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn writable_follows_a_window_update() {
+    let cfg = Config {
+        initial_stream_window: 65_535,
+        ..Config::default()
+    };
+    let mut p = Pair::ready(Config::default(), cfg);
+    let id = p.open_tunnel();
+    let big = vec![1u8; 100_000];
+    assert_eq!(p.client.send_data(id, &big).unwrap(), 65_535);
+    assert_eq!(p.client.send_capacity(id), 0);
+    assert_eq!(p.client.send_data(id, &big).unwrap(), 0);
+    p.drive();
+    assert!(!p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Writable { .. })));
+    // A small read does not yet announce credit; half the window does.
+    read_some(&mut p.server, id, 1000);
+    p.drive();
+    assert!(!p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Writable { .. })));
+    read_some(&mut p.server, id, 40_000);
+    p.drive();
+    assert!(has(&p.client_events, &Event::Writable { stream: id }));
+    assert_eq!(p.client.send_capacity(id), 41_000);
+}
+
+fn read_some(conn: &mut Connection, stream: StreamId, n: usize) {
+    let n = n.min(conn.recv_data(stream).len());
+    conn.release_capacity(stream, n).unwrap();
+}
+
+#[test]
+fn usage_errors() {
+    let mut p = Pair::ready(Config::default(), Config::default());
+    let id = p.open_tunnel();
+    assert_eq!(
+        p.server.send_request(&Request::connect("a:1"), false),
+        Err(UsageError::CannotOpenStream)
+    );
+    assert_eq!(
+        p.server.send_response(id, &response(200), false),
+        Err(UsageError::InvalidState(id))
+    );
+    assert_eq!(
+        p.client.release_capacity(id, 1),
+        Err(UsageError::InvalidState(id))
+    );
+    let unknown = StreamId::new(99);
+    assert_eq!(
+        p.client.finish(unknown),
+        Err(UsageError::UnknownStream(unknown))
+    );
+    assert_eq!(p.client.recv_data(unknown), b"");
+    p.client.finish(id).unwrap();
+    assert_eq!(p.client.finish(id), Err(UsageError::InvalidState(id)));
+}

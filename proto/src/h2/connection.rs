@@ -612,6 +612,7 @@ impl Connection {
         core.reset_all(ErrorCode::CANCEL, true, None);
         // Nobody is left to read what we had queued.
         core.out.clear();
+        core.out_epoch += 1;
         core.enter_done();
     }
 
@@ -1414,7 +1415,9 @@ impl Core {
     ) -> Handled {
         self.highest_peer_id = id.get();
         if self.goaway_sent.is_some_and(|last| id > last) {
-            // After our final GOAWAY: not processed, ignored (RFC 9113 §6.8).
+            // After our final GOAWAY: not processed, ignored (RFC 9113 §6.8),
+            // and so is whatever else the peer sends on it.
+            self.closed.insert(id.get(), ClosedHow::ResetByUs);
             return Ok(());
         }
         if too_large {
@@ -1755,6 +1758,10 @@ impl Core {
             return Ok(());
         }
         if let Some(stream) = self.streams.get_mut(&id) {
+            if stream.send == SendPhase::Done {
+                // Nothing more to send: a late credit is harmless.
+                return Ok(());
+            }
             match grow(stream.send_window, increment) {
                 Some(window) => stream.send_window = window,
                 None => {
@@ -1795,7 +1802,9 @@ impl Core {
         frame_kind: u8,
     ) -> Handled {
         encode::rst_stream(&mut self.out, id, code);
-        if self.remove_stream(id).is_some() {
+        // A closed stream keeps its unread payload: only open ones go.
+        let open = self.streams.get(&id).is_some_and(Stream::is_active);
+        if open && self.remove_stream(id).is_some() {
             self.events.push_back(Event::Reset {
                 stream: id,
                 code,
@@ -1930,6 +1939,8 @@ impl Core {
         if stream.send != SendPhase::Body {
             return Err(UsageError::InvalidState(id));
         }
+        debug_assert!(stream.send_window <= super::flow::MAX_WINDOW);
+        debug_assert!(self.send_window <= super::flow::MAX_WINDOW);
         let window = stream.send_window.min(self.send_window).max(0);
         let room = (self.config.max_send_buffer as usize).saturating_sub(self.out.len());
         Ok(usize::try_from(window).unwrap_or(0).min(room))
