@@ -1324,7 +1324,7 @@ impl Core {
                 kind::CONTINUATION,
             ));
         }
-        block.continuations += 1;
+        block.continuations = block.continuations.saturating_add(1);
         if block.continuations > max_frames {
             return Err(ConnError::calm(
                 Limit::ContinuationFrames,
