@@ -1897,3 +1897,35 @@ fn usage_errors() {
     p.client.finish(id).unwrap();
     assert_eq!(p.client.finish(id), Err(UsageError::InvalidState(id)));
 }
+
+#[test]
+fn a_complete_response_survives_a_later_reset() {
+    let mut p = Pair::ready(Config::default(), Config::default());
+    let id = p.open_tunnel();
+    p.client.send_data(id, b"upload still going").unwrap();
+    // RFC 9113 §8.1: the server answers in full, then stops the upload.
+    p.server.send_data(id, b"complete answer").unwrap();
+    p.server.finish(id).unwrap();
+    p.server.reset(id, ErrorCode::NO_ERROR).unwrap();
+    p.drive();
+    assert!(has(
+        &p.client_events,
+        &Event::Reset {
+            stream: id,
+            code: ErrorCode::NO_ERROR,
+            remote: true,
+            violation: None
+        }
+    ));
+    assert_eq!(p.client.open_streams(), 0);
+    assert_eq!(
+        p.client.send_data(id, b"x"),
+        Err(UsageError::InvalidState(id))
+    );
+    assert_eq!(read_all(&mut p.client, id), b"complete answer");
+    // Drained: the stream is gone for good.
+    assert_eq!(
+        p.client.release_capacity(id, 0),
+        Err(UsageError::UnknownStream(id))
+    );
+}

@@ -214,7 +214,9 @@ pub enum Event {
         stream: StreamId,
     },
     /// The stream was reset, by the peer (`remote`) or by us because of
-    /// `violation`. The stream is gone.
+    /// `violation`. Nothing more can be sent; payload of a peer that had
+    /// already finished (PeerFinished/Trailers seen) stays readable with
+    /// `recv_data`, anything else is gone.
     Reset {
         /// The stream.
         stream: StreamId,
@@ -1048,6 +1050,37 @@ impl Core {
         Some(stream)
     }
 
+    /// Ends a stream that the peer reset or that dies with the connection.
+    /// Payload of a peer that had already finished stays readable (RFC 9113
+    /// §8.1: a complete response must not be discarded because of a later
+    /// RST_STREAM); anything else goes.
+    pub(super) fn end_stream_abruptly(&mut self, id: StreamId) {
+        let keep = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.recv == RecvPhase::Done && s.buf.len() > 0);
+        if !keep {
+            self.remove_stream(id);
+            return;
+        }
+        let peer_initiated = self.is_peer_initiated(id);
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if stream.is_active() {
+                if peer_initiated {
+                    self.remote_active -= 1;
+                } else {
+                    self.local_active -= 1;
+                }
+            }
+            if stream.awaiting_answer {
+                stream.awaiting_answer = false;
+                self.pending_answer -= 1;
+            }
+            stream.send = SendPhase::Done;
+        }
+        self.writable_waiters.remove(&id);
+    }
+
     /// Our END_STREAM was queued on `id`.
     pub(super) fn end_local(&mut self, id: StreamId) {
         if let Some(stream) = self.streams.get_mut(&id) {
@@ -1095,7 +1128,7 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for id in open {
-            self.remove_stream(id);
+            self.end_stream_abruptly(id);
             self.events.push_back(Event::Reset {
                 stream: id,
                 code,

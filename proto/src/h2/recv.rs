@@ -630,7 +630,7 @@ impl Core {
                 if !self.limits.remote_reset.record(now) {
                     return Err(ConnError::calm(Limit::RemoteResetRate, kind::RST_STREAM));
                 }
-                self.remove_stream(id);
+                self.end_stream_abruptly(id);
                 self.closed.insert(id.get(), ClosedHow::ResetByPeer);
                 self.events.push_back(Event::Reset {
                     stream: id,
