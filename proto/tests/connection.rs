@@ -2232,3 +2232,28 @@ fn writable_driven_senders_never_stall() {
         .tests(40)
         .quickcheck(prop as fn(u64, u16, u16, Vec<u16>) -> TestResult);
 }
+
+#[test]
+fn a_smaller_header_table_applies_once_acknowledged() {
+    let cfg = Config {
+        header_table_size: 0,
+        ..Config::default()
+    };
+    // RawClient acknowledges the server's SETTINGS at once, so the peer's
+    // next block must start with a table size update (RFC 7541 §4.2); an
+    // encoder that ignores our SETTINGS breaks the HPACK context.
+    let mut raw = RawClient::new(cfg.clone());
+    let bytes = raw.connect(1);
+    raw.send(&bytes);
+    assert!(matches!(
+        raw.connection_error(),
+        Some((ErrorCode::COMPRESSION_ERROR, Violation::Hpack(_)))
+    ));
+    // An encoder that honours it is fine.
+    let mut raw = RawClient::new(cfg);
+    raw.encoder.set_max_table_size(0);
+    let bytes = raw.connect(1);
+    raw.send(&bytes);
+    assert_eq!(raw.connection_error(), None);
+    assert!(matches!(&raw.events[..], [Event::Request { .. }]));
+}
