@@ -1,0 +1,249 @@
+//! The server application behind `h2c-server`.
+//!
+//! - `GET` and `HEAD`: `200` with a short text body (none for `HEAD`); any
+//!   request body is read and dropped.
+//! - `CONNECT` to any authority: `200`, then every byte of the stream is
+//!   sent back, and END_STREAM answers END_STREAM (a TCP echo service).
+//! - Any other method (`POST`, `PUT`, ...): `200`, then the request body is
+//!   streamed back.
+//!
+//! Echoing takes only what the send window accepts and releases exactly
+//! that much receive capacity, so a slow reader slows its own sender down
+//! instead of growing a buffer here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use warren_proto::h2::{Connection, ErrorCode, Event, Header, Response, StreamId, Violation};
+use warren_proto::time::Instant;
+
+use crate::drive::Application;
+
+/// The body of every `GET` answer.
+pub const GET_BODY: &[u8] = b"warren h2c-server\n";
+
+/// The most bytes echoed per `send_data` call: a bound on the copy buffer.
+const ECHO_CHUNK: usize = 64 << 10;
+
+/// The connection error the engine reported, if the peer broke a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionFailure {
+    /// The code of the GOAWAY we sent.
+    pub code: ErrorCode,
+    /// The rule the peer broke.
+    pub violation: Violation,
+    /// The type of the frame that broke it, if a frame did.
+    pub frame_kind: Option<u8>,
+}
+
+impl fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GOAWAY {}: {:?}", self.code, self.violation)?;
+        if let Some(kind) = self.frame_kind {
+            write!(f, " (frame type 0x{kind:x})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What we send on one stream.
+#[derive(Debug)]
+enum Reply {
+    /// The peer's bytes, as they arrive.
+    Echo,
+    /// A fixed body; the peer's bytes are dropped.
+    Fixed { body: &'static [u8], sent: usize },
+}
+
+/// One request being answered.
+#[derive(Debug)]
+struct Exchange {
+    reply: Reply,
+    peer_finished: bool,
+    finished: bool,
+}
+
+/// The echo server. See the module docs for what it answers.
+#[derive(Debug, Default)]
+pub struct EchoServer {
+    exchanges: BTreeMap<StreamId, Exchange>,
+    scratch: Vec<u8>,
+    failure: Option<ConnectionFailure>,
+    requests: u64,
+}
+
+impl EchoServer {
+    /// A server with no stream yet.
+    pub fn new() -> EchoServer {
+        EchoServer::default()
+    }
+
+    /// The connection error the engine reported, if any.
+    pub fn failure(&self) -> Option<ConnectionFailure> {
+        self.failure
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    fn answer(&mut self, conn: &mut Connection, stream: StreamId, method: &[u8], end: bool) {
+        self.requests += 1;
+        let fixed = matches!(method, b"GET" | b"HEAD");
+        if fixed {
+            let head = method == b"HEAD";
+            let response = Response {
+                status: 200,
+                headers: vec![
+                    Header::new("content-type", "text/plain"),
+                    Header::new("content-length", GET_BODY.len().to_string()),
+                ],
+            };
+            if conn.send_response(stream, &response, head).is_err() || head {
+                return;
+            }
+            self.track(
+                stream,
+                Reply::Fixed {
+                    body: GET_BODY,
+                    sent: 0,
+                },
+                end,
+            );
+        } else {
+            let response = Response {
+                status: 200,
+                headers: Vec::new(),
+            };
+            // A request without a body gets an empty echo: the head ends it.
+            if conn.send_response(stream, &response, end).is_err() || end {
+                return;
+            }
+            self.track(stream, Reply::Echo, false);
+        }
+        self.pump(conn, stream);
+    }
+
+    fn track(&mut self, stream: StreamId, reply: Reply, peer_finished: bool) {
+        let exchange = Exchange {
+            reply,
+            peer_finished,
+            finished: false,
+        };
+        self.exchanges.insert(stream, exchange);
+    }
+
+    /// Moves as much of `stream` forward as the windows allow now.
+    fn pump(&mut self, conn: &mut Connection, stream: StreamId) {
+        let Some(exchange) = self.exchanges.get_mut(&stream) else {
+            return;
+        };
+        let moved = match &mut exchange.reply {
+            Reply::Echo => echo(conn, stream, &mut self.scratch),
+            Reply::Fixed { body, sent } => send_fixed(conn, stream, body, sent),
+        };
+        let Ok(done_sending) = moved else {
+            // The stream is gone under us; its Reset/StreamClosed follows.
+            self.exchanges.remove(&stream);
+            return;
+        };
+        let all_sent = match exchange.reply {
+            Reply::Echo => exchange.peer_finished && done_sending,
+            Reply::Fixed { .. } => done_sending,
+        };
+        if all_sent && !exchange.finished {
+            exchange.finished = true;
+            if conn.finish(stream).is_err() {
+                self.exchanges.remove(&stream);
+            }
+        }
+    }
+}
+
+/// Sends what has arrived on `stream` back, as far as the send window
+/// allows. True when nothing received is left to send.
+fn echo(
+    conn: &mut Connection,
+    stream: StreamId,
+    scratch: &mut Vec<u8>,
+) -> Result<bool, warren_proto::h2::UsageError> {
+    loop {
+        let pending = conn.recv_data(stream);
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        let n = pending
+            .len()
+            .min(conn.send_capacity(stream))
+            .min(ECHO_CHUNK);
+        if n == 0 {
+            return Ok(false);
+        }
+        // recv_data borrows the connection, send_data needs it mutably.
+        scratch.clear();
+        scratch.extend_from_slice(&pending[..n]);
+        let sent = conn.send_data(stream, scratch)?;
+        conn.release_capacity(stream, sent)?;
+        if sent < n {
+            return Ok(false);
+        }
+    }
+}
+
+/// Sends the rest of a fixed body and drops whatever the peer sends. True
+/// once the whole body is queued.
+fn send_fixed(
+    conn: &mut Connection,
+    stream: StreamId,
+    body: &[u8],
+    sent: &mut usize,
+) -> Result<bool, warren_proto::h2::UsageError> {
+    let unread = conn.recv_data(stream).len();
+    if unread > 0 {
+        conn.release_capacity(stream, unread)?;
+    }
+    let rest = body.get(*sent..).unwrap_or_default();
+    if !rest.is_empty() {
+        *sent += conn.send_data(stream, rest)?;
+    }
+    Ok(*sent == body.len())
+}
+
+impl Application for EchoServer {
+    fn handle_event(&mut self, conn: &mut Connection, now: Instant, event: Event) {
+        match event {
+            Event::Request {
+                stream,
+                request,
+                end_stream,
+            } => self.answer(conn, stream, &request.method, end_stream),
+            Event::Data { stream } | Event::Writable { stream } => self.pump(conn, stream),
+            Event::PeerFinished { stream } | Event::Trailers { stream, .. } => {
+                if let Some(exchange) = self.exchanges.get_mut(&stream) {
+                    exchange.peer_finished = true;
+                }
+                self.pump(conn, stream);
+            }
+            Event::Reset { stream, .. } | Event::StreamClosed { stream } => {
+                self.exchanges.remove(&stream);
+            }
+            Event::GoAway { .. } => {
+                // The peer is leaving: finish what is open, then close.
+                conn.go_away(now);
+            }
+            Event::ConnectionError {
+                code,
+                violation,
+                frame_kind,
+            } => {
+                self.failure = Some(ConnectionFailure {
+                    code,
+                    violation,
+                    frame_kind,
+                });
+            }
+            Event::Ready | Event::Response { .. } | Event::PingAck { .. } | Event::Closed => {}
+        }
+    }
+}
