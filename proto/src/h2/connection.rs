@@ -1705,7 +1705,10 @@ impl Core {
             .goaway_received
             .map_or(last, |previous| previous.min(last));
         self.goaway_received = Some(last);
-        if self.shutdown == Shutdown::Running {
+        // A client's GOAWAY only refuses streams a server would open: the
+        // client may go on opening its own (RFC 9113 §6.8), so only a
+        // client starts draining here.
+        if self.shutdown == Shutdown::Running && self.role == Role::Client {
             self.shutdown = Shutdown::Draining;
         }
         let refused: Vec<StreamId> = self
