@@ -1,11 +1,12 @@
 //! The server application behind `h2c-server`.
 //!
 //! - `GET` and `HEAD`: `200` with a short text body (none for `HEAD`); any
-//!   request body is read and dropped.
+//!   request body is read and dropped. Any other request without a body gets
+//!   the same answer.
 //! - `CONNECT` to any authority: `200`, then every byte of the stream is
 //!   sent back, and END_STREAM answers END_STREAM (a TCP echo service).
-//! - Any other method (`POST`, `PUT`, ...): `200`, then the request body is
-//!   streamed back.
+//! - Any other method (`POST`, `PUT`, ...) with a body: `200`, then the
+//!   request body is streamed back.
 //!
 //! Echoing takes only what the send window accepts and releases exactly
 //! that much receive capacity, so a slow reader slows its own sender down
@@ -55,6 +56,26 @@ enum Reply {
     Fixed { body: &'static [u8], sent: usize },
 }
 
+impl Reply {
+    fn fixed() -> Reply {
+        Reply::Fixed {
+            body: GET_BODY,
+            sent: 0,
+        }
+    }
+}
+
+/// The head of every fixed-body answer.
+fn fixed_head() -> Response {
+    Response {
+        status: 200,
+        headers: vec![
+            Header::new("content-type", "text/plain"),
+            Header::new("content-length", GET_BODY.len().to_string()),
+        ],
+    }
+}
+
 /// One request being answered.
 #[derive(Debug)]
 struct Exchange {
@@ -90,38 +111,30 @@ impl EchoServer {
 
     fn answer(&mut self, conn: &mut Connection, stream: StreamId, method: &[u8], end: bool) {
         self.requests += 1;
-        let fixed = matches!(method, b"GET" | b"HEAD");
-        if fixed {
-            let head = method == b"HEAD";
-            let response = Response {
-                status: 200,
-                headers: vec![
-                    Header::new("content-type", "text/plain"),
-                    Header::new("content-length", GET_BODY.len().to_string()),
-                ],
-            };
-            if conn.send_response(stream, &response, head).is_err() || head {
+        let reply = match method {
+            b"HEAD" => {
+                let _ = conn.send_response(stream, &fixed_head(), true);
                 return;
             }
-            self.track(
-                stream,
-                Reply::Fixed {
-                    body: GET_BODY,
-                    sent: 0,
-                },
-                end,
-            );
-        } else {
-            let response = Response {
+            b"CONNECT" => Reply::Echo,
+            // A request without a body (a bodiless POST, say) gets the fixed
+            // body instead of an empty echo: conformance suites send those
+            // and expect DATA back.
+            b"GET" => Reply::fixed(),
+            _ if end => Reply::fixed(),
+            _ => Reply::Echo,
+        };
+        let head = match reply {
+            Reply::Echo => Response {
                 status: 200,
                 headers: Vec::new(),
-            };
-            // A request without a body gets an empty echo: the head ends it.
-            if conn.send_response(stream, &response, end).is_err() || end {
-                return;
-            }
-            self.track(stream, Reply::Echo, false);
+            },
+            Reply::Fixed { .. } => fixed_head(),
+        };
+        if conn.send_response(stream, &head, false).is_err() {
+            return;
         }
+        self.track(stream, reply, end);
         self.pump(conn, stream);
     }
 
@@ -173,13 +186,12 @@ fn echo(
         if pending.is_empty() {
             return Ok(true);
         }
+        // Offer at least one byte even when the window is shut: only a
+        // short `send_data` puts the stream in line for `Writable`.
         let n = pending
             .len()
-            .min(conn.send_capacity(stream))
-            .min(ECHO_CHUNK);
-        if n == 0 {
-            return Ok(false);
-        }
+            .min(ECHO_CHUNK)
+            .min(conn.send_capacity(stream).max(1));
         // recv_data borrows the connection, send_data needs it mutably.
         scratch.clear();
         scratch.extend_from_slice(&pending[..n]);
@@ -211,7 +223,7 @@ fn send_fixed(
 }
 
 impl Application for EchoServer {
-    fn handle_event(&mut self, conn: &mut Connection, now: Instant, event: Event) {
+    fn handle_event(&mut self, conn: &mut Connection, _now: Instant, event: Event) {
         match event {
             Event::Request {
                 stream,
@@ -228,10 +240,6 @@ impl Application for EchoServer {
             Event::Reset { stream, .. } | Event::StreamClosed { stream } => {
                 self.exchanges.remove(&stream);
             }
-            Event::GoAway { .. } => {
-                // The peer is leaving: finish what is open, then close.
-                conn.go_away(now);
-            }
             Event::ConnectionError {
                 code,
                 violation,
@@ -243,7 +251,14 @@ impl Application for EchoServer {
                     frame_kind,
                 });
             }
-            Event::Ready | Event::Response { .. } | Event::PingAck { .. } | Event::Closed => {}
+            // A client's GOAWAY only refuses streams we would open, and we
+            // open none: it may go on using the connection, and ends it by
+            // closing the socket.
+            Event::GoAway { .. }
+            | Event::Ready
+            | Event::Response { .. }
+            | Event::PingAck { .. }
+            | Event::Closed => {}
         }
     }
 }

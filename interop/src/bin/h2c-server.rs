@@ -24,6 +24,12 @@ struct Args {
     /// free one; the bound address is printed on stdout).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: SocketAddr,
+
+    /// SETTINGS_MAX_FRAME_SIZE to announce. The default is RFC 9113's
+    /// initial value rather than warren's 1 MiB: conformance suites build
+    /// their oversized frames from that assumption.
+    #[arg(long, value_name = "BYTES", default_value_t = 16_384)]
+    max_frame_size: u32,
 }
 
 fn main() -> ExitCode {
@@ -39,12 +45,17 @@ fn main() -> ExitCode {
         Ok(addr) => println!("h2c-server listening on {addr}"),
         Err(err) => eprintln!("h2c-server: listening, address unknown: {err}"),
     }
+    let config = Config {
+        max_frame_size: args.max_frame_size,
+        ..Config::default()
+    };
     for incoming in listener.incoming() {
         match incoming {
             Ok(stream) => {
+                let config = config.clone();
                 let spawned = std::thread::Builder::new()
                     .name("h2c-connection".into())
-                    .spawn(move || serve(stream));
+                    .spawn(move || serve(stream, config));
                 if let Err(err) = spawned {
                     eprintln!("h2c-server: cannot start a connection thread: {err}");
                 }
@@ -56,12 +67,12 @@ fn main() -> ExitCode {
 }
 
 /// Runs one connection to its end and logs how it failed, if it did.
-fn serve(stream: TcpStream) {
+fn serve(stream: TcpStream, config: Config) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown peer".to_string(), |addr| addr.to_string());
     let mut app = EchoServer::new();
-    let result = drive_blocking(Role::Server, Config::default(), stream, &mut app);
+    let result = drive_blocking(Role::Server, config, stream, &mut app);
     match (app.failure(), result) {
         (Some(failure), _) => eprintln!("h2c-server: {peer}: {failure}"),
         (None, Err(err)) => eprintln!("h2c-server: {peer}: {err}"),

@@ -81,6 +81,9 @@ pub struct GoAwaySeen {
 #[derive(Debug)]
 struct EchoStream {
     to_send: Payload,
+    /// Bytes generated from `to_send` that `send_data` has not taken yet.
+    unsent: Vec<u8>,
+    unsent_at: usize,
     expected: Payload,
     status: Option<u16>,
     finished: bool,
@@ -96,7 +99,6 @@ pub struct EchoClient {
     opened: usize,
     ended: usize,
     streams: BTreeMap<StreamId, EchoStream>,
-    scratch: Vec<u8>,
     /// Keep every stream's sending side open until a GOAWAY arrives.
     hold_finish_until_goaway: bool,
     /// Every stream that came back complete and byte-exact.
@@ -116,7 +118,6 @@ impl EchoClient {
             opened: 0,
             ended: 0,
             streams: BTreeMap::new(),
-            scratch: Vec::new(),
             hold_finish_until_goaway: false,
             verified: 0,
             failures: Vec::new(),
@@ -150,6 +151,8 @@ impl EchoClient {
             self.opened += 1;
             let echo = EchoStream {
                 to_send: plan.payload(),
+                unsent: Vec::new(),
+                unsent_at: 0,
                 expected: plan.payload(),
                 status: None,
                 finished: false,
@@ -161,32 +164,43 @@ impl EchoClient {
         self.close_if_done(conn, now);
     }
 
+    /// Offers the stream's next bytes until `send_data` takes fewer than
+    /// offered (then `Writable` follows), and ends the stream once all are
+    /// taken. Checks that `send_data` takes exactly what `send_capacity`
+    /// promised.
     fn send_more(&mut self, conn: &mut Connection, stream: StreamId) {
         let Some(echo) = self.streams.get_mut(&stream) else {
             return;
         };
-        while echo.to_send.remaining() > 0 {
-            let n = conn
-                .send_capacity(stream)
-                .min(CHUNK)
-                .min(echo.to_send.remaining() as usize);
-            if n == 0 {
-                break;
+        loop {
+            if echo.unsent_at == echo.unsent.len() {
+                let n = echo.to_send.remaining().min(CHUNK as u64) as usize;
+                if n == 0 {
+                    break;
+                }
+                echo.unsent.resize(n, 0);
+                echo.to_send.fill(&mut echo.unsent);
+                echo.unsent_at = 0;
             }
-            self.scratch.resize(n, 0);
-            echo.to_send.fill(&mut self.scratch);
-            match conn.send_data(stream, &self.scratch) {
-                Ok(sent) if sent == n => {}
+            let offer = &echo.unsent[echo.unsent_at..];
+            let promised = conn.send_capacity(stream).min(offer.len());
+            match conn.send_data(stream, offer) {
+                Ok(sent) if sent == promised => echo.unsent_at += sent,
                 other => {
                     self.failures.push(format!(
-                        "stream {stream}: send_data of {n} bytes (send_capacity's figure) gave {other:?}"
+                        "stream {stream}: send_data of {} bytes gave {other:?}, send_capacity promised {promised}",
+                        offer.len()
                     ));
                     return;
                 }
             }
+            if echo.unsent_at < echo.unsent.len() {
+                break;
+            }
         }
+        let all_taken = echo.to_send.remaining() == 0 && echo.unsent_at == echo.unsent.len();
         let hold = self.hold_finish_until_goaway && self.goaways.is_empty();
-        if echo.to_send.remaining() == 0 && !echo.finished && !hold {
+        if all_taken && !echo.finished && !hold {
             echo.finished = true;
             if let Err(err) = conn.finish(stream) {
                 self.failures
