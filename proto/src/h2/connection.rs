@@ -1735,7 +1735,12 @@ impl Core {
     }
 
     fn on_window_update(&mut self, now: Instant, id: StreamId, increment: u32) -> Handled {
-        if !self.limits.window_update.record(now) {
+        // Only small increments count against the rate: they are the data
+        // dribble attack (CVE-2019-9511). A peer with 64 KiB windows
+        // legitimately sends two 32 KiB updates per 32 KiB we send, tens of
+        // thousands a second on a fast link.
+        const DRIBBLE_INCREMENT: u32 = 1024;
+        if increment < DRIBBLE_INCREMENT && !self.limits.window_update.record(now) {
             return Err(ConnError::calm(
                 Limit::WindowUpdateRate,
                 kind::WINDOW_UPDATE,
