@@ -41,6 +41,9 @@ where
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     let (tcp, _) = listener.accept().await.expect("accept");
+    // Without it Nagle holds h2's small WINDOW_UPDATEs for a delayed ACK
+    // (40 ms each): the 64 KiB-window test would take minutes.
+    tcp.set_nodelay(true).unwrap();
     let mut conn = server_builder(windows)
         .handshake::<_, Bytes>(tcp)
         .await

@@ -226,36 +226,47 @@ async fn rst_stream_from_each_side_reaches_the_other_with_its_code() {
     let (send_request, conn) = h2_client(addr, Windows::LARGE).await;
 
     // The server resets this tunnel after its 200.
-    let mut ready = send_request.clone().ready().await.expect("ready");
-    let (response, _send) = ready
-        .send_request(connect_request(RESET_BY_SERVER), false)
-        .expect("send_request");
-    let reason = match response.await {
-        Err(err) => err.reason(),
-        Ok(response) => {
-            assert_eq!(response.status(), http::StatusCode::OK);
-            let mut body = response.into_body();
-            loop {
-                match body.data().await {
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => break err.reason(),
-                    None => break None,
+    let reason = {
+        let (response, _send) = send_request
+            .clone()
+            .ready()
+            .await
+            .expect("ready")
+            .send_request(connect_request(RESET_BY_SERVER), false)
+            .expect("send_request");
+        match response.await {
+            Err(err) => err.reason(),
+            Ok(response) => {
+                assert_eq!(response.status(), http::StatusCode::OK);
+                let mut body = response.into_body();
+                loop {
+                    match body.data().await {
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => break err.reason(),
+                        None => break None,
+                    }
                 }
             }
         }
     };
     assert_eq!(reason, Some(Reason::CONNECT_ERROR));
 
-    // We reset this one after its 200.
-    let mut ready = send_request.clone().ready().await.expect("ready");
-    let (response, mut send) = ready
-        .send_request(connect_request(RESET_BY_CLIENT), false)
-        .expect("send_request");
-    let response = response.await.expect("response");
-    assert_eq!(response.status(), http::StatusCode::OK);
-    send.send_data(Bytes::from_static(b"doomed bytes"), false)
-        .expect("send_data");
-    send.send_reset(Reason::CANCEL);
+    // We reset this one after its 200. (Blocks end every h2 handle: the
+    // connection closes only once all are gone.)
+    {
+        let (response, mut send) = send_request
+            .clone()
+            .ready()
+            .await
+            .expect("ready")
+            .send_request(connect_request(RESET_BY_CLIENT), false)
+            .expect("send_request");
+        let response = response.await.expect("response");
+        assert_eq!(response.status(), http::StatusCode::OK);
+        send.send_data(Bytes::from_static(b"doomed bytes"), false)
+            .expect("send_data");
+        send.send_reset(Reason::CANCEL);
+    }
 
     // The connection outlives both resets.
     let plan = plans(0x4e5e7b, 1, 100_000)[0];
