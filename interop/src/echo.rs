@@ -262,3 +262,154 @@ impl Application for EchoServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::h2::{Config, Request, Role};
+
+    /// A client connection wired in memory to a server connection running
+    /// the echo application.
+    struct Pair {
+        client: Connection,
+        server: Connection,
+        echo: EchoServer,
+    }
+
+    impl Pair {
+        fn new(client_config: Config) -> Pair {
+            let mut pair = Pair {
+                client: Connection::new(Role::Client, client_config, Instant::ZERO),
+                server: Connection::new(Role::Server, Config::default(), Instant::ZERO),
+                echo: EchoServer::new(),
+            };
+            pair.run();
+            pair
+        }
+
+        /// Moves bytes and events until both sides are quiet; returns the
+        /// client's events.
+        fn run(&mut self) -> Vec<Event> {
+            let now = Instant::ZERO;
+            let mut client_events = Vec::new();
+            loop {
+                let mut wire = Vec::new();
+                let mut moved = self.client.poll_transmit(now, &mut wire) > 0;
+                self.server.handle_input(now, &wire);
+                while let Some(event) = self.server.poll_event() {
+                    self.echo.handle_event(&mut self.server, now, event);
+                    moved = true;
+                }
+                wire.clear();
+                moved |= self.server.poll_transmit(now, &mut wire) > 0;
+                self.client.handle_input(now, &wire);
+                while let Some(event) = self.client.poll_event() {
+                    client_events.push(event);
+                    moved = true;
+                }
+                if !moved {
+                    return client_events;
+                }
+            }
+        }
+
+        /// Takes what the client has received on `stream`.
+        fn take_body(&mut self, stream: StreamId) -> Vec<u8> {
+            let body = self.client.recv_data(stream).to_vec();
+            self.client.release_capacity(stream, body.len()).unwrap();
+            body
+        }
+    }
+
+    fn request(method: &'static str) -> Request {
+        Request {
+            method: method.into(),
+            scheme: Some("http".into()),
+            authority: Some("example.test".into()),
+            path: Some("/".into()),
+            headers: Vec::new(),
+        }
+    }
+
+    fn status_of(events: &[Event], stream: StreamId) -> Option<(u16, bool)> {
+        events.iter().find_map(|event| match event {
+            Event::Response {
+                stream: s,
+                response,
+                end_stream,
+            } if *s == stream => Some((response.status, *end_stream)),
+            _ => None,
+        })
+    }
+
+    fn finished(events: &[Event], stream: StreamId) -> bool {
+        events.contains(&Event::PeerFinished { stream })
+    }
+
+    #[test]
+    fn get_and_bodiless_post_get_the_fixed_body_and_head_gets_none() {
+        let mut pair = Pair::new(Config::default());
+        let get = pair.client.send_request(&request("GET"), true).unwrap();
+        let post = pair.client.send_request(&request("POST"), true).unwrap();
+        let head = pair.client.send_request(&request("HEAD"), true).unwrap();
+        let events = pair.run();
+        assert_eq!(status_of(&events, get), Some((200, false)));
+        assert_eq!(status_of(&events, post), Some((200, false)));
+        assert_eq!(status_of(&events, head), Some((200, true)));
+        assert!(finished(&events, get) && finished(&events, post));
+        assert_eq!(pair.take_body(get), GET_BODY);
+        assert_eq!(pair.take_body(post), GET_BODY);
+        assert_eq!(pair.echo.requests(), 3);
+    }
+
+    #[test]
+    fn post_body_and_connect_tunnel_come_back_byte_for_byte() {
+        let mut pair = Pair::new(Config::default());
+        let post = pair.client.send_request(&request("POST"), false).unwrap();
+        let tunnel = pair
+            .client
+            .send_request(&Request::connect("10.0.0.1:80"), false)
+            .unwrap();
+        assert_eq!(pair.client.send_data(post, b"posted").unwrap(), 6);
+        assert_eq!(pair.client.send_data(tunnel, b"tunneled").unwrap(), 8);
+        pair.client.finish(post).unwrap();
+        let events = pair.run();
+        assert_eq!(status_of(&events, post), Some((200, false)));
+        assert_eq!(status_of(&events, tunnel), Some((200, false)));
+        assert!(finished(&events, post));
+        assert!(
+            !finished(&events, tunnel),
+            "the tunnel's client side is open"
+        );
+        assert_eq!(pair.take_body(post), b"posted");
+        assert_eq!(pair.take_body(tunnel), b"tunneled");
+        pair.client.finish(tunnel).unwrap();
+        assert!(finished(&pair.run(), tunnel));
+    }
+
+    #[test]
+    fn echo_waits_for_window_updates_instead_of_stalling() {
+        // The client accepts 1000 bytes at a time, so the server's echo of
+        // 50 000 bytes must stop and resume on `Writable` many times.
+        let small_window = Config {
+            initial_stream_window: 1000,
+            ..Config::default()
+        };
+        let mut pair = Pair::new(small_window);
+        let stream = pair.client.send_request(&request("PUT"), false).unwrap();
+        let sent: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(pair.client.send_data(stream, &sent).unwrap(), sent.len());
+        pair.client.finish(stream).unwrap();
+        let mut echoed = Vec::new();
+        let mut done = false;
+        for _ in 0..10_000 {
+            done |= finished(&pair.run(), stream);
+            echoed.extend(pair.take_body(stream));
+            if done && pair.client.recv_data(stream).is_empty() {
+                break;
+            }
+        }
+        assert!(done, "the echo never finished");
+        assert_eq!(echoed, sent);
+    }
+}
