@@ -935,6 +935,21 @@ fn attack_empty_data_frames() {
 }
 
 #[test]
+fn attack_empty_continuation_frames() {
+    let cfg = Config {
+        max_continuation_frames: 1_000_000,
+        ..Config::default()
+    };
+    let mut raw = RawClient::new(cfg);
+    let mut bytes = open_block(1, b"");
+    for _ in 0..5000 {
+        bytes.extend(continuation(1, b"", false));
+    }
+    raw.send(&bytes);
+    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::EmptyFrameRate));
+}
+
+#[test]
 fn attack_window_update_flood() {
     let mut raw = RawClient::new(Config::default());
     let mut bytes = Vec::new();
