@@ -3,8 +3,9 @@
 # (cleartext HTTP/2 with prior knowledge):
 #   1. the httpwg suite (RFC 9113 cases; `cargo install httpwg-cli --locked`),
 #      every case must pass;
-#   2. nghttp2's `nghttp` client (Debian package nghttp2-client): a GET and a
-#      POST whose body must come back byte for byte.
+#   2. nghttp2's `nghttp` client (Debian package nghttp2-client) and curl
+#      (--http2-prior-knowledge): a GET and a POST whose body must come back
+#      byte for byte.
 # Installs nothing: scripts/test-all.sh does that. Exits non-zero on any
 # failure, with the failing httpwg cases listed by name.
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v httpwg >/dev/null 2>&1 ||
   die "httpwg not found (install it with: cargo install httpwg-cli --locked)"
 command -v nghttp >/dev/null 2>&1 ||
   die "nghttp not found (install it with: apt-get install -y nghttp2-client)"
+command -v curl >/dev/null 2>&1 ||
+  die "curl not found (install it with: apt-get install -y curl)"
 
 cargo build --release --quiet -p warren-interop --bin h2c-server
 server_bin="${CARGO_TARGET_DIR:-target}/release/h2c-server"
@@ -108,6 +111,20 @@ cmp -s "$work/post.bin" "$work/post.body" ||
 nghttp -v -d "$work/post.bin" "http://$addr/echo" 2>&1 | grep -q ':status: 200' ||
   die "nghttp POST: no :status 200"
 echo "nghttp: POST /echo answered 200 and echoed 300000 bytes exactly"
+
+# --- curl -------------------------------------------------------------------
+curl_h2() { curl --silent --show-error --max-time 30 --http2-prior-knowledge "$@"; }
+answer="$(curl_h2 -o "$work/curl-get.body" -w '%{http_version} %{http_code}' "http://$addr/")" ||
+  die "curl GET failed"
+[ "$answer" = "2 200" ] || die "curl GET: expected HTTP/2 200, got '$answer'"
+printf 'warren h2c-server\n' | cmp -s - "$work/curl-get.body" ||
+  die "curl GET: unexpected body: $(head -c 200 "$work/curl-get.body")"
+answer="$(curl_h2 --data-binary "@$work/post.bin" -o "$work/curl-post.body" \
+  -w '%{http_version} %{http_code}' "http://$addr/echo")" || die "curl POST failed"
+[ "$answer" = "2 200" ] || die "curl POST: expected HTTP/2 200, got '$answer'"
+cmp -s "$work/post.bin" "$work/curl-post.body" ||
+  die "curl POST: the echoed body differs ($(wc -c <"$work/curl-post.body") bytes back, 300000 sent)"
+echo "curl: GET / and POST /echo answered 200 over HTTP/2, bodies exact"
 
 if [ -s "$work/server.err" ]; then
   echo "h2c-server stderr (one line per connection error):"
