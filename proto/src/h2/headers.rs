@@ -76,6 +76,15 @@ pub(super) fn parse_request(fields: Vec<Header>) -> Result<ParsedRequest, Malfor
     {
         return Err(Malformed);
     }
+    // RFC 9113 §8.3.1: a Host naming another entity than :authority makes
+    // the request malformed (two routing answers invite request smuggling).
+    if let Some(authority) = &authority {
+        let host_differs =
+            |f: &Header| &f.name[..] == b"host" && !f.value.eq_ignore_ascii_case(authority);
+        if regular.iter().any(host_differs) {
+            return Err(Malformed);
+        }
+    }
     Ok(ParsedRequest {
         request: Request {
             method,
@@ -275,6 +284,29 @@ mod tests {
             h(":status", "200")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn host_must_match_authority_when_both_are_present() {
+        let request = |host: &'static str| {
+            parse_request(vec![
+                h(":method", "GET"),
+                h(":scheme", "http"),
+                h(":authority", "example.com:80"),
+                h(":path", "/"),
+                h("host", host),
+            ])
+        };
+        assert!(request("example.com:80").is_ok());
+        assert!(request("EXAMPLE.com:80").is_ok());
+        assert!(request("example.com.different").is_err());
+        let host_only = vec![
+            h(":method", "GET"),
+            h(":scheme", "http"),
+            h(":path", "/"),
+            h("host", "example.com"),
+        ];
+        assert!(parse_request(host_only).is_ok());
     }
 
     #[test]

@@ -759,7 +759,10 @@ impl Core {
             .goaway_received
             .map_or(last, |previous| previous.min(last));
         self.goaway_received = Some(last);
-        if self.shutdown == Shutdown::Running {
+        // A client's GOAWAY only refuses streams a server would open: the
+        // client may go on opening its own (RFC 9113 §6.8), so only a
+        // client starts draining here.
+        if self.shutdown == Shutdown::Running && self.role == Role::Client {
             self.shutdown = Shutdown::Draining;
         }
         let refused: Vec<StreamId> = self
@@ -791,7 +794,12 @@ impl Core {
         id: StreamId,
         increment: u32,
     ) -> Handled {
-        if !self.limits.window_update.record(now) {
+        // Only small increments count against the rate: they are the data
+        // dribble attack (CVE-2019-9511). A peer with 64 KiB windows
+        // legitimately sends two 32 KiB updates per 32 KiB we send, tens of
+        // thousands a second on a fast link.
+        const DRIBBLE_INCREMENT: u32 = 1024;
+        if increment < DRIBBLE_INCREMENT && !self.limits.window_update.record(now) {
             return Err(ConnError::calm(
                 Limit::WindowUpdateRate,
                 kind::WINDOW_UPDATE,
