@@ -1,0 +1,1258 @@
+//! A deterministic model of TCP between simulated hosts.
+//!
+//! Hosts have virtual addresses (nothing touches the OS). A host listens,
+//! connects, writes, pauses and resumes reading, half-closes, closes and
+//! aborts through [`Net`]'s methods; what happens to it comes back from
+//! [`Net::poll_event`] as a [`NetEvent`] addressed to the host. That is the
+//! shape of `proto::drive::Host` (calls out) and `Node::handle_input`
+//! (events in), so hosting a node is a thin adapter mapping ids.
+//!
+//! Every future happening sits in one queue ordered by (virtual time,
+//! sequence number); [`Net::step`] jumps the clock to the earliest one.
+//! Within one connection bytes are never reordered, lost or duplicated;
+//! their write boundaries are split and merged at random, they take latency,
+//! jitter and bandwidth into account, and a direction holds at most
+//! [`NetConfig::window`] bytes, so a reader that pauses pushes back on the
+//! writer. Faults (partitions, clogged links, black holes, resets) only
+//! delay or cut connections; they never corrupt a byte stream.
+
+mod config;
+mod fault;
+mod pipe;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use core::time::Duration;
+
+use warren_proto::time::Instant;
+
+use crate::rng::Seed;
+use crate::trace::{digest, Trace, TraceEntry, TraceHash};
+
+pub use config::{LinkConfig, NetConfig};
+pub use fault::FaultId;
+
+use fault::Faults;
+use pipe::Pipe;
+
+/// A simulated machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostId(pub u32);
+
+/// A listening socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerId(pub u64);
+
+/// One end of a connection. Ids are never reused within a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SocketId(pub u64);
+
+/// Why a connect failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The peer host answered with RST: nothing listens on that port, or
+    /// the listener went away before the connection was accepted.
+    Refused,
+    /// No answer before [`NetConfig::connect_timeout`] (unknown address,
+    /// black hole or partition).
+    TimedOut,
+}
+
+/// What the network tells a host. Each event is addressed to the host that
+/// owns the socket or listener it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A listener has a new connection.
+    Accepted {
+        /// The listener.
+        listener: ListenerId,
+        /// The new socket, ready for reading and writing.
+        sock: SocketId,
+        /// The connecting side's address.
+        peer: SocketAddr,
+    },
+    /// A `connect` finished. After an error the socket is gone.
+    Connected {
+        /// The socket `connect` returned.
+        sock: SocketId,
+        /// Whether the connection is established.
+        result: Result<(), ConnectError>,
+    },
+    /// Bytes arrived, in order, continuing the previous `Received`.
+    Received {
+        /// The socket.
+        sock: SocketId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The peer half-closed: no more bytes will arrive.
+    ReadClosed {
+        /// The socket.
+        sock: SocketId,
+    },
+    /// The connection was reset; the socket is gone.
+    Reset {
+        /// The socket.
+        sock: SocketId,
+    },
+    /// A write that came back short can now take more.
+    Writable {
+        /// The socket.
+        sock: SocketId,
+    },
+}
+
+/// A host used the network wrongly (a bug in the host, never a network
+/// condition: those arrive as events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// Another host already has this address.
+    AddressTaken,
+    /// No such host.
+    UnknownHost,
+    /// This host already listens on that port.
+    PortInUse,
+    /// The socket does not exist or is already closed.
+    UnknownSocket,
+    /// The socket is still connecting.
+    NotConnected,
+    /// `shutdown_write` was already called on the socket.
+    WriteShutdown,
+    /// [`NetConfig::max_connections`] reached.
+    TooManyConnections,
+}
+
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let what = match self {
+            NetError::AddressTaken => "address already belongs to a host",
+            NetError::UnknownHost => "no such host",
+            NetError::PortInUse => "port already in use on this host",
+            NetError::UnknownSocket => "no such socket",
+            NetError::NotConnected => "socket is not connected yet",
+            NetError::WriteShutdown => "socket's sending side is shut down",
+            NetError::TooManyConnections => "connection limit reached",
+        };
+        f.write_str(what)
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// First ephemeral port handed to outgoing connections (IANA range).
+const EPHEMERAL_START: u16 = 49152;
+
+#[derive(Debug)]
+struct Host {
+    ip: IpAddr,
+    next_ephemeral: u16,
+}
+
+#[derive(Debug)]
+struct Listener {
+    host: HostId,
+    port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Established,
+}
+
+/// Side 0 is the connecting client, side 1 the accepting server; pipe `d`
+/// carries bytes from side `d` to side `1 - d`.
+#[derive(Debug)]
+struct End {
+    sock: SocketId,
+    /// False once the host closed or aborted it, or learnt of its reset.
+    attached: bool,
+    read_paused: bool,
+}
+
+#[derive(Debug)]
+struct Conn {
+    state: ConnState,
+    hosts: [Option<HostId>; 2],
+    addrs: [SocketAddr; 2],
+    ends: [Option<End>; 2],
+    pipes: [Pipe; 2],
+}
+
+impl Conn {
+    fn attached(&self, side: usize) -> bool {
+        self.ends[side].as_ref().is_some_and(|e| e.attached)
+    }
+}
+
+/// Something scheduled to happen at a virtual time.
+#[derive(Debug)]
+enum Scheduled {
+    SynSend {
+        conn: u64,
+        attempt: u32,
+    },
+    SynArrive {
+        conn: u64,
+    },
+    SynAckArrive {
+        conn: u64,
+    },
+    AckArrive {
+        conn: u64,
+    },
+    RefusedArrive {
+        conn: u64,
+    },
+    ConnectTimeout {
+        conn: u64,
+    },
+    Pump {
+        conn: u64,
+        dir: usize,
+    },
+    Arrive {
+        conn: u64,
+        dir: usize,
+        data: Vec<u8>,
+        fin: bool,
+    },
+    RstArrive {
+        conn: u64,
+        to_side: usize,
+    },
+}
+
+/// The simulated network and its clock.
+#[derive(Debug)]
+pub struct Net {
+    config: NetConfig,
+    seed: Seed,
+    now: Instant,
+    next_seq: u64,
+    queue: BTreeMap<(Instant, u64), Scheduled>,
+    outbox: VecDeque<(HostId, NetEvent)>,
+    hosts: BTreeMap<HostId, Host>,
+    links: BTreeMap<(HostId, HostId), LinkConfig>,
+    /// When each directed link finishes sending what it was given.
+    link_free_at: BTreeMap<(HostId, HostId), Instant>,
+    listeners: BTreeMap<ListenerId, Listener>,
+    listening: BTreeMap<(HostId, u16), ListenerId>,
+    next_listener: u64,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    sockets: BTreeMap<SocketId, (u64, usize)>,
+    next_socket: u64,
+    faults: Faults,
+    trace: Trace,
+}
+
+impl Net {
+    /// An empty network at time zero whose random choices all derive from
+    /// `seed`.
+    pub fn new(seed: Seed, config: NetConfig) -> Net {
+        Net {
+            config,
+            seed: seed.child("net"),
+            now: Instant::ZERO,
+            next_seq: 0,
+            queue: BTreeMap::new(),
+            outbox: VecDeque::new(),
+            hosts: BTreeMap::new(),
+            links: BTreeMap::new(),
+            link_free_at: BTreeMap::new(),
+            listeners: BTreeMap::new(),
+            listening: BTreeMap::new(),
+            next_listener: 0,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            sockets: BTreeMap::new(),
+            next_socket: 0,
+            faults: Faults::default(),
+            trace: Trace::new(config.trace_keep),
+        }
+    }
+
+    // ----- clock and scheduling -------------------------------------------
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// When the next scheduled happening is due, `None` if the network is
+    /// quiet (nothing in flight, nothing pending).
+    pub fn next_event_time(&self) -> Option<Instant> {
+        self.queue.first_key_value().map(|((t, _), _)| *t)
+    }
+
+    /// Processes the earliest scheduled happening, moving the clock to its
+    /// time. Returns false if nothing was scheduled. Events for hosts are
+    /// then waiting in [`Net::poll_event`].
+    pub fn step(&mut self) -> bool {
+        let Some(((at, _), item)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        self.handle(item);
+        true
+    }
+
+    /// Moves the clock forward to `t` without processing anything (for a
+    /// host timer that fires before the network's next happening). The
+    /// clock never passes a scheduled happening nor goes back.
+    pub fn advance_to(&mut self, t: Instant) {
+        let limit = self.next_event_time().unwrap_or(t);
+        self.now = self.now.max(t.min(limit));
+    }
+
+    /// The next event for a host, in the order they happened.
+    pub fn poll_event(&mut self) -> Option<(HostId, NetEvent)> {
+        self.outbox.pop_front()
+    }
+
+    /// The run's trace so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Shorthand for `trace().trace_hash()`.
+    pub fn trace_hash(&self) -> TraceHash {
+        self.trace.trace_hash()
+    }
+
+    /// Connections the network still holds (for leak checks: after every
+    /// host closed its sockets and the network went quiet, this is 0).
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn schedule(&mut self, at: Instant, item: Scheduled) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.insert((at.max(self.now), seq), item);
+    }
+
+    fn emit(&mut self, host: HostId, event: NetEvent) {
+        let entry = match &event {
+            NetEvent::Accepted {
+                listener,
+                sock,
+                peer,
+            } => TraceEntry::Accepted {
+                listener: listener.0,
+                sock: sock.0,
+                peer: *peer,
+            },
+            NetEvent::Connected { sock, result } => TraceEntry::Connected {
+                sock: sock.0,
+                outcome: match result {
+                    Ok(()) => 0,
+                    Err(ConnectError::Refused) => 1,
+                    Err(ConnectError::TimedOut) => 2,
+                },
+            },
+            NetEvent::Received { sock, data } => TraceEntry::Received {
+                sock: sock.0,
+                len: data.len() as u64,
+                digest: digest(data),
+            },
+            NetEvent::ReadClosed { sock } => TraceEntry::ReadClosed { sock: sock.0 },
+            NetEvent::Reset { sock } => TraceEntry::Reset { sock: sock.0 },
+            NetEvent::Writable { sock } => TraceEntry::Writable { sock: sock.0 },
+        };
+        self.trace.record(self.now, entry);
+        self.outbox.push_back((host, event));
+    }
+
+    // ----- hosts, links, listeners ------------------------------------------
+
+    /// Adds a host with a (virtual) address.
+    pub fn add_host(&mut self, ip: IpAddr) -> Result<HostId, NetError> {
+        if self.hosts.values().any(|h| h.ip == ip) {
+            return Err(NetError::AddressTaken);
+        }
+        let id = HostId(u32::try_from(self.hosts.len()).map_err(|_| NetError::AddressTaken)?);
+        self.hosts.insert(
+            id,
+            Host {
+                ip,
+                next_ephemeral: EPHEMERAL_START,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A host's address.
+    pub fn host_ip(&self, host: HostId) -> Option<IpAddr> {
+        self.hosts.get(&host).map(|h| h.ip)
+    }
+
+    /// Overrides the link `from → to` (one direction).
+    pub fn set_link(&mut self, from: HostId, to: HostId, link: LinkConfig) {
+        self.links.insert((from, to), link);
+    }
+
+    fn link(&self, from: HostId, to: HostId) -> LinkConfig {
+        self.links
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.config.link)
+    }
+
+    /// Listens on `port` of `host` (0 picks a free ephemeral port).
+    pub fn listen(&mut self, host: HostId, port: u16) -> Result<ListenerId, NetError> {
+        if !self.hosts.contains_key(&host) {
+            return Err(NetError::UnknownHost);
+        }
+        let port = if port == 0 {
+            self.ephemeral_port(host)?
+        } else {
+            port
+        };
+        if self.listening.contains_key(&(host, port)) {
+            return Err(NetError::PortInUse);
+        }
+        let id = ListenerId(self.next_listener);
+        self.next_listener += 1;
+        self.listeners.insert(id, Listener { host, port });
+        self.listening.insert((host, port), id);
+        self.trace.record(
+            self.now,
+            TraceEntry::Listen {
+                host: host.0,
+                listener: id.0,
+                port,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The address a listener is bound to.
+    pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
+        let l = self.listeners.get(&listener)?;
+        Some(SocketAddr::new(self.host_ip(l.host)?, l.port))
+    }
+
+    /// Stops listening. Connections not yet accepted are refused.
+    pub fn unlisten(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.remove(&listener) {
+            self.listening.remove(&(l.host, l.port));
+            self.trace.record(
+                self.now,
+                TraceEntry::Unlisten {
+                    listener: listener.0,
+                },
+            );
+        }
+    }
+
+    fn ephemeral_port(&mut self, host: HostId) -> Result<u16, NetError> {
+        let h = self.hosts.get_mut(&host).ok_or(NetError::UnknownHost)?;
+        for _ in EPHEMERAL_START..=u16::MAX {
+            let port = h.next_ephemeral;
+            h.next_ephemeral = port.checked_add(1).unwrap_or(EPHEMERAL_START);
+            if !self.listening.contains_key(&(host, port)) {
+                return Ok(port);
+            }
+        }
+        Err(NetError::PortInUse)
+    }
+
+    // ----- sockets ------------------------------------------------------------
+
+    /// Starts connecting from `host` to `to`. The answer arrives later as
+    /// [`NetEvent::Connected`] for the returned socket.
+    pub fn connect(&mut self, host: HostId, to: SocketAddr) -> Result<SocketId, NetError> {
+        if self.conns.len() >= self.config.max_connections {
+            return Err(NetError::TooManyConnections);
+        }
+        let ip = self.host_ip(host).ok_or(NetError::UnknownHost)?;
+        let from = SocketAddr::new(ip, self.ephemeral_port(host)?);
+        let server_host = self
+            .hosts
+            .iter()
+            .find(|(_, h)| h.ip == to.ip())
+            .map(|(id, _)| *id);
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let sock = self.new_socket(conn, 0);
+        let pipe = |dir: u64| {
+            Pipe::new(
+                self.config.window,
+                self.seed.stream_indexed("conn", conn * 2 + dir),
+            )
+        };
+        let pipes = [pipe(0), pipe(1)];
+        self.conns.insert(
+            conn,
+            Conn {
+                state: ConnState::Connecting,
+                hosts: [Some(host), server_host],
+                addrs: [from, to],
+                ends: [
+                    Some(End {
+                        sock,
+                        attached: true,
+                        read_paused: false,
+                    }),
+                    None,
+                ],
+                pipes,
+            },
+        );
+        self.trace.record(
+            self.now,
+            TraceEntry::Connect {
+                sock: sock.0,
+                from,
+                to,
+            },
+        );
+        self.schedule(self.now, Scheduled::SynSend { conn, attempt: 0 });
+        let deadline = self.now + self.config.connect_timeout;
+        self.schedule(deadline, Scheduled::ConnectTimeout { conn });
+        Ok(sock)
+    }
+
+    fn new_socket(&mut self, conn: u64, side: usize) -> SocketId {
+        let sock = SocketId(self.next_socket);
+        self.next_socket += 1;
+        self.sockets.insert(sock, (conn, side));
+        sock
+    }
+
+    /// The host that owns a socket.
+    pub fn socket_host(&self, sock: SocketId) -> Option<HostId> {
+        let (conn, side) = self.sockets.get(&sock)?;
+        self.conns.get(conn)?.hosts[*side]
+    }
+
+    /// A socket's own address.
+    pub fn local_addr(&self, sock: SocketId) -> Option<SocketAddr> {
+        let (conn, side) = self.sockets.get(&sock)?;
+        Some(self.conns.get(conn)?.addrs[*side])
+    }
+
+    /// The address of a socket's peer.
+    pub fn peer_addr(&self, sock: SocketId) -> Option<SocketAddr> {
+        let (conn, side) = self.sockets.get(&sock)?;
+        Some(self.conns.get(conn)?.addrs[1 - *side])
+    }
+
+    fn lookup(&self, sock: SocketId) -> Result<(u64, usize), NetError> {
+        self.sockets
+            .get(&sock)
+            .copied()
+            .ok_or(NetError::UnknownSocket)
+    }
+
+    /// Writes as much of `data` as the connection's window takes and
+    /// returns that count (possibly 0). After a short write the host gets
+    /// [`NetEvent::Writable`] once the reader made room.
+    pub fn write(&mut self, sock: SocketId, data: &[u8]) -> Result<usize, NetError> {
+        let (id, side) = self.lookup(sock)?;
+        let conn = self.conns.get_mut(&id).ok_or(NetError::UnknownSocket)?;
+        if conn.state == ConnState::Connecting {
+            return Err(NetError::NotConnected);
+        }
+        let pipe = &mut conn.pipes[side];
+        if pipe.fin_requested {
+            return Err(NetError::WriteShutdown);
+        }
+        let n = pipe.write(data);
+        if n < data.len() {
+            pipe.want_writable = true;
+        }
+        self.trace.record(
+            self.now,
+            TraceEntry::Write {
+                sock: sock.0,
+                offered: data.len() as u64,
+                accepted: n as u64,
+            },
+        );
+        if n > 0 {
+            self.kick_pump(id, side, true);
+        }
+        Ok(n)
+    }
+
+    /// Half-closes: FIN follows the bytes already written.
+    pub fn shutdown_write(&mut self, sock: SocketId) -> Result<(), NetError> {
+        let (id, side) = self.lookup(sock)?;
+        let conn = self.conns.get_mut(&id).ok_or(NetError::UnknownSocket)?;
+        if conn.state == ConnState::Connecting {
+            return Err(NetError::NotConnected);
+        }
+        let pipe = &mut conn.pipes[side];
+        if pipe.fin_requested {
+            return Err(NetError::WriteShutdown);
+        }
+        pipe.fin_requested = true;
+        pipe.want_writable = false;
+        self.trace
+            .record(self.now, TraceEntry::ShutdownWrite { sock: sock.0 });
+        self.kick_pump(id, side, false);
+        Ok(())
+    }
+
+    /// Stops handing received bytes to the host; they wait in the window,
+    /// which fills and then stalls the writer.
+    pub fn pause_read(&mut self, sock: SocketId) -> Result<(), NetError> {
+        self.set_read_paused(sock, true)
+    }
+
+    /// Hands over what arrived while paused and keeps delivering.
+    pub fn resume_read(&mut self, sock: SocketId) -> Result<(), NetError> {
+        self.set_read_paused(sock, false)
+    }
+
+    fn set_read_paused(&mut self, sock: SocketId, paused: bool) -> Result<(), NetError> {
+        let (id, side) = self.lookup(sock)?;
+        let conn = self.conns.get_mut(&id).ok_or(NetError::UnknownSocket)?;
+        if let Some(end) = conn.ends[side].as_mut() {
+            end.read_paused = paused;
+        }
+        self.trace.record(
+            self.now,
+            TraceEntry::ReadPaused {
+                sock: sock.0,
+                paused,
+            },
+        );
+        if !paused {
+            self.deliver(id, 1 - side);
+        }
+        Ok(())
+    }
+
+    /// Closes a socket. Like a kernel, it sends FIN after the queued bytes,
+    /// unless unread bytes are waiting or the connect is still in progress:
+    /// then it resets. Bytes that arrive after the close are answered with
+    /// RST. Closing an unknown or already-gone socket does nothing.
+    pub fn close(&mut self, sock: SocketId) {
+        let Ok((id, side)) = self.lookup(sock) else {
+            return;
+        };
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let abortive = conn.state == ConnState::Connecting || conn.pipes[1 - side].has_unread();
+        if abortive {
+            self.abort(sock);
+            return;
+        }
+        self.trace.record(
+            self.now,
+            TraceEntry::Close {
+                sock: sock.0,
+                abortive: false,
+            },
+        );
+        if let Some(conn) = self.conns.get_mut(&id) {
+            let pipe = &mut conn.pipes[side];
+            pipe.want_writable = false;
+            if !pipe.fin_requested {
+                pipe.fin_requested = true;
+                self.kick_pump(id, side, false);
+            }
+        }
+        self.detach(id, side);
+    }
+
+    /// Closes a socket abortively: queued bytes are dropped and the peer
+    /// gets a reset.
+    pub fn abort(&mut self, sock: SocketId) {
+        let Ok((id, side)) = self.lookup(sock) else {
+            return;
+        };
+        self.trace.record(
+            self.now,
+            TraceEntry::Close {
+                sock: sock.0,
+                abortive: true,
+            },
+        );
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.pipes[0].discard();
+            conn.pipes[1].discard();
+        }
+        self.send_rst(id, side);
+        self.detach(id, side);
+    }
+
+    /// The host no longer holds this end; the connection goes once neither
+    /// end is held.
+    fn detach(&mut self, id: u64, side: usize) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if let Some(end) = conn.ends[side].as_mut() {
+            end.attached = false;
+            self.sockets.remove(&end.sock);
+        }
+        if !conn.attached(0) && !conn.attached(1) {
+            self.conns.remove(&id);
+        }
+    }
+
+    // ----- faults -----------------------------------------------------------
+
+    /// Cuts every path between `a` and `b`, both directions.
+    pub fn partition(&mut self, a: &[HostId], b: &[HostId]) -> FaultId {
+        let id = self.faults.partition(&[(a, b), (b, a)]);
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: id.0,
+                kind: "partition",
+            },
+        );
+        id
+    }
+
+    /// Cuts the paths from `from` to `to` only.
+    pub fn partition_one_way(&mut self, from: &[HostId], to: &[HostId]) -> FaultId {
+        let id = self.faults.partition(&[(from, to)]);
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: id.0,
+                kind: "partition-one-way",
+            },
+        );
+        id
+    }
+
+    /// Heals one partition; waiting segments move on.
+    pub fn heal(&mut self, fault: FaultId) {
+        if self.faults.heal(fault) {
+            self.trace.record(
+                self.now,
+                TraceEntry::Fault {
+                    fault: fault.0,
+                    kind: "heal",
+                },
+            );
+            self.unstall();
+        }
+    }
+
+    /// Heals every partition, clog and black hole.
+    pub fn heal_all(&mut self) {
+        self.faults.heal_all();
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: 0,
+                kind: "heal-all",
+            },
+        );
+        self.unstall();
+    }
+
+    /// Holds every packet on the link `from → to` until [`Net::unclog`].
+    pub fn clog(&mut self, from: HostId, to: HostId) {
+        if self.faults.set_clogged(from, to, true) {
+            self.trace.record(
+                self.now,
+                TraceEntry::Fault {
+                    fault: 0,
+                    kind: "clog",
+                },
+            );
+        }
+    }
+
+    /// Lets the link `from → to` carry packets again.
+    pub fn unclog(&mut self, from: HostId, to: HostId) {
+        if self.faults.set_clogged(from, to, false) {
+            self.trace.record(
+                self.now,
+                TraceEntry::Fault {
+                    fault: 0,
+                    kind: "unclog",
+                },
+            );
+            self.unstall();
+        }
+    }
+
+    /// Makes a host a black hole (nothing reaches it or leaves it; connects
+    /// to it time out) or restores it.
+    pub fn set_black_hole(&mut self, host: HostId, on: bool) {
+        if self.faults.set_black_hole(host, on) {
+            self.trace.record(
+                self.now,
+                TraceEntry::Fault {
+                    fault: 0,
+                    kind: if on { "black-hole" } else { "black-hole-end" },
+                },
+            );
+            if !on {
+                self.unstall();
+            }
+        }
+    }
+
+    /// A middlebox resets the connection of `sock`: both ends get
+    /// [`NetEvent::Reset`] now.
+    pub fn reset_connection(&mut self, sock: SocketId) {
+        let Ok((id, _)) = self.lookup(sock) else {
+            return;
+        };
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: sock.0,
+                kind: "reset",
+            },
+        );
+        for side in 0..2 {
+            self.schedule(
+                self.now,
+                Scheduled::RstArrive {
+                    conn: id,
+                    to_side: side,
+                },
+            );
+        }
+    }
+
+    /// Whether a packet from `from` reaches `to` now (false for no host).
+    pub fn path_open(&self, from: Option<HostId>, to: Option<HostId>) -> bool {
+        match (from, to) {
+            (Some(f), Some(t)) => self.faults.path_open(f, t),
+            _ => false,
+        }
+    }
+
+    fn unstall(&mut self) {
+        let mut stalled = Vec::new();
+        for (id, conn) in &mut self.conns {
+            for (dir, pipe) in conn.pipes.iter_mut().enumerate() {
+                if pipe.stalled {
+                    pipe.stalled = false;
+                    stalled.push((*id, dir));
+                }
+            }
+        }
+        for (id, dir) in stalled {
+            self.kick_pump(id, dir, false);
+        }
+    }
+
+    // ----- the machinery ------------------------------------------------------
+
+    /// One-way delay of a packet on `from → to`, with jitter drawn from the
+    /// pipe `dir` of `conn`.
+    fn delay(&mut self, id: u64, dir: usize, from: HostId, to: HostId) -> Duration {
+        let link = self.link(from, to);
+        let jitter_ns = u64::try_from(link.jitter.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = match self.conns.get_mut(&id) {
+            Some(conn) => conn.pipes[dir].rng.range_inclusive(0, jitter_ns),
+            None => 0,
+        };
+        link.latency + Duration::from_nanos(jitter)
+    }
+
+    /// Schedules the pump of pipe `dir` unless one is already pending;
+    /// `coalesce` adds the link's random delay so close writes merge.
+    fn kick_pump(&mut self, id: u64, dir: usize, coalesce: bool) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        if conn.pipes[dir].pump_scheduled {
+            return;
+        }
+        let (Some(from), Some(to)) = (conn.hosts[dir], conn.hosts[1 - dir]) else {
+            return;
+        };
+        let wait = if coalesce {
+            self.link(from, to).coalesce
+        } else {
+            Duration::ZERO
+        };
+        let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let pipe = &mut conn.pipes[dir];
+        pipe.pump_scheduled = true;
+        let at = self.now + Duration::from_nanos(pipe.rng.range_inclusive(0, wait_ns));
+        self.schedule(at, Scheduled::Pump { conn: id, dir });
+    }
+
+    /// Sends RST from `from_side` to the other end, behind any bytes already
+    /// on their way in that direction.
+    fn send_rst(&mut self, id: u64, from_side: usize) {
+        let to_side = 1 - from_side;
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        if conn.ends[to_side].is_none() {
+            return;
+        }
+        let (from, to) = (conn.hosts[from_side], conn.hosts[to_side]);
+        if !self.path_open(from, to) {
+            return;
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            return;
+        };
+        let at = self.now + self.delay(id, from_side, from, to);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let pipe = &mut conn.pipes[from_side];
+        let at = at.max(pipe.last_arrival);
+        pipe.last_arrival = at;
+        self.schedule(at, Scheduled::RstArrive { conn: id, to_side });
+    }
+
+    fn handle(&mut self, item: Scheduled) {
+        match item {
+            Scheduled::SynSend { conn, attempt } => self.on_syn_send(conn, attempt),
+            Scheduled::SynArrive { conn } => self.on_syn_arrive(conn),
+            Scheduled::SynAckArrive { conn } => self.on_syn_ack_arrive(conn),
+            Scheduled::AckArrive { conn } => {
+                self.ensure_accepted(conn);
+            }
+            Scheduled::RefusedArrive { conn } => self.fail_connect(conn, ConnectError::Refused),
+            Scheduled::ConnectTimeout { conn } => self.fail_connect(conn, ConnectError::TimedOut),
+            Scheduled::Pump { conn, dir } => self.on_pump(conn, dir),
+            Scheduled::Arrive {
+                conn,
+                dir,
+                data,
+                fin,
+            } => self.on_arrive(conn, dir, data, fin),
+            Scheduled::RstArrive { conn, to_side } => self.on_rst_arrive(conn, to_side),
+        }
+    }
+
+    fn connecting(&self, id: u64) -> Option<&Conn> {
+        self.conns
+            .get(&id)
+            .filter(|c| c.state == ConnState::Connecting && c.attached(0))
+    }
+
+    fn on_syn_send(&mut self, id: u64, attempt: u32) {
+        let Some(conn) = self.connecting(id) else {
+            return;
+        };
+        let (client, server) = (conn.hosts[0], conn.hosts[1]);
+        let sock = conn.ends[0].as_ref().map_or(0, |e| e.sock.0);
+        // Retransmit whether or not this SYN gets through: its answer may be
+        // lost on the way back. The connect timeout ends the retries.
+        let backoff = self
+            .config
+            .syn_retry
+            .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
+        self.schedule(
+            self.now + backoff,
+            Scheduled::SynSend {
+                conn: id,
+                attempt: attempt.saturating_add(1),
+            },
+        );
+        match (client, server) {
+            (Some(c), Some(s)) if self.faults.path_open(c, s) => {
+                let at = self.now + self.delay(id, 0, c, s);
+                self.schedule(at, Scheduled::SynArrive { conn: id });
+            }
+            _ => self
+                .trace
+                .record(self.now, TraceEntry::SynDropped { sock, attempt }),
+        }
+    }
+
+    fn on_syn_arrive(&mut self, id: u64) {
+        let Some(conn) = self.connecting(id) else {
+            return;
+        };
+        let (Some(client), Some(server)) = (conn.hosts[0], conn.hosts[1]) else {
+            return;
+        };
+        let port = conn.addrs[1].port();
+        if !self.faults.path_open(server, client) {
+            return;
+        }
+        let at = self.now + self.delay(id, 1, server, client);
+        if self.listening.contains_key(&(server, port)) {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                // Nothing the server sends may overtake its SYN-ACK.
+                let pipe = &mut conn.pipes[1];
+                pipe.last_arrival = pipe.last_arrival.max(at);
+            }
+            self.schedule(at, Scheduled::SynAckArrive { conn: id });
+        } else {
+            self.schedule(at, Scheduled::RefusedArrive { conn: id });
+        }
+    }
+
+    fn on_syn_ack_arrive(&mut self, id: u64) {
+        if self.connecting(id).is_none() {
+            return;
+        }
+        self.establish(id);
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let (Some(client), Some(server)) = (conn.hosts[0], conn.hosts[1]) else {
+            return;
+        };
+        // The final ACK; if it is lost the first data segment carries it.
+        if self.faults.path_open(client, server) {
+            let at = self.now + self.delay(id, 0, client, server);
+            if let Some(conn) = self.conns.get_mut(&id) {
+                let pipe = &mut conn.pipes[0];
+                let at = at.max(pipe.last_arrival);
+                pipe.last_arrival = at;
+                self.schedule(at, Scheduled::AckArrive { conn: id });
+            }
+        }
+    }
+
+    /// The client learns the connection is up.
+    fn establish(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.state != ConnState::Connecting {
+            return;
+        }
+        conn.state = ConnState::Established;
+        if let (Some(end), Some(host)) = (conn.ends[0].as_ref(), conn.hosts[0]) {
+            if end.attached {
+                let sock = end.sock;
+                self.emit(
+                    host,
+                    NetEvent::Connected {
+                        sock,
+                        result: Ok(()),
+                    },
+                );
+            }
+        }
+    }
+
+    fn fail_connect(&mut self, id: u64, error: ConnectError) {
+        let Some(conn) = self.connecting(id) else {
+            return;
+        };
+        let (Some(end), Some(host)) = (conn.ends[0].as_ref(), conn.hosts[0]) else {
+            return;
+        };
+        let sock = end.sock;
+        self.emit(
+            host,
+            NetEvent::Connected {
+                sock,
+                result: Err(error),
+            },
+        );
+        self.detach(id, 0);
+    }
+
+    /// Makes the server end exist (the handshake's last ACK, or the first
+    /// segment standing in for it, reached the server). Returns whether the
+    /// server end is held by its host; if the listener went away it answers
+    /// with RST and returns false.
+    fn ensure_accepted(&mut self, id: u64) -> bool {
+        let Some(conn) = self.conns.get(&id) else {
+            return false;
+        };
+        if conn.ends[1].is_some() {
+            return conn.attached(1);
+        }
+        let Some(server) = conn.hosts[1] else {
+            return false;
+        };
+        let (peer, port) = (conn.addrs[0], conn.addrs[1].port());
+        let Some(listener) = self.listening.get(&(server, port)).copied() else {
+            self.send_rst(id, 1);
+            return false;
+        };
+        let sock = self.new_socket(id, 1);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.ends[1] = Some(End {
+                sock,
+                attached: true,
+                read_paused: false,
+            });
+        }
+        self.emit(
+            server,
+            NetEvent::Accepted {
+                listener,
+                sock,
+                peer,
+            },
+        );
+        true
+    }
+
+    fn on_pump(&mut self, id: u64, dir: usize) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.pipes[dir].pump_scheduled = false;
+        if !conn.pipes[dir].has_pending() {
+            return;
+        }
+        let (Some(from), Some(to)) = (conn.hosts[dir], conn.hosts[1 - dir]) else {
+            return;
+        };
+        let sock = conn.ends[dir].as_ref().map_or(0, |e| e.sock.0);
+        if !self.faults.path_open(from, to) {
+            conn.pipes[dir].stalled = true;
+            return;
+        }
+        let link = self.link(from, to);
+        let max = link.max_segment.max(1);
+        let min = link.min_segment.clamp(1, max);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let size = conn.pipes[dir].rng.range_usize(min, max);
+        let (data, fin) = conn.pipes[dir].cut_segment(size);
+        let tx_ns = if link.bandwidth == 0 {
+            0
+        } else {
+            let ns = (data.len() as u128) * 1_000_000_000 / u128::from(link.bandwidth);
+            u64::try_from(ns).unwrap_or(u64::MAX)
+        };
+        let link_free = self.link_free_at.entry((from, to)).or_insert(Instant::ZERO);
+        let depart = (*link_free).max(self.now);
+        let sent = depart + Duration::from_nanos(tx_ns);
+        *link_free = sent;
+        let arrive = sent + self.delay(id, dir, from, to);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let pipe = &mut conn.pipes[dir];
+        let arrive = arrive.max(pipe.last_arrival);
+        pipe.last_arrival = arrive;
+        let more = pipe.has_pending();
+        if more {
+            pipe.pump_scheduled = true;
+        }
+        self.trace.record(
+            self.now,
+            TraceEntry::Segment {
+                sock,
+                len: data.len() as u64,
+                fin,
+                arrives: arrive,
+            },
+        );
+        self.schedule(
+            arrive,
+            Scheduled::Arrive {
+                conn: id,
+                dir,
+                data,
+                fin,
+            },
+        );
+        if more {
+            self.schedule(sent, Scheduled::Pump { conn: id, dir });
+        }
+    }
+
+    fn on_arrive(&mut self, id: u64, dir: usize, data: Vec<u8>, fin: bool) {
+        let reader = 1 - dir;
+        if reader == 1 {
+            if !self.ensure_accepted(id) {
+                return;
+            }
+        } else {
+            self.establish(id);
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !conn.attached(reader) {
+            // Bytes for a closed socket: the kernel answers with RST.
+            conn.pipes[dir].discard();
+            if !data.is_empty() {
+                self.send_rst(id, reader);
+            }
+            return;
+        }
+        conn.pipes[dir].arrive(&data, fin);
+        self.deliver(id, dir);
+    }
+
+    /// Hands what arrived on pipe `dir` to its reader, unless paused.
+    fn deliver(&mut self, id: u64, dir: usize) {
+        let reader = 1 - dir;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(end) = conn.ends[reader].as_ref() else {
+            return;
+        };
+        let Some(reader_host) = conn.hosts[reader] else {
+            return;
+        };
+        if !end.attached || end.read_paused {
+            return;
+        }
+        let reader_sock = end.sock;
+        let writer = conn.ends[dir]
+            .as_ref()
+            .filter(|e| e.attached)
+            .map(|e| e.sock);
+        let writer_host = conn.hosts[dir];
+        let pipe = &mut conn.pipes[dir];
+        let mut events = Vec::new();
+        if pipe.has_unread() {
+            let data = pipe.take_received();
+            events.push((
+                reader_host,
+                NetEvent::Received {
+                    sock: reader_sock,
+                    data,
+                },
+            ));
+            if pipe.want_writable && pipe.space() > 0 {
+                pipe.want_writable = false;
+                if let (Some(sock), Some(host)) = (writer, writer_host) {
+                    events.push((host, NetEvent::Writable { sock }));
+                }
+            }
+        }
+        if pipe.fin_arrived && !pipe.fin_delivered && !pipe.has_unread() {
+            pipe.fin_delivered = true;
+            events.push((reader_host, NetEvent::ReadClosed { sock: reader_sock }));
+        }
+        for (host, ev) in events {
+            self.emit(host, ev);
+        }
+    }
+
+    fn on_rst_arrive(&mut self, id: u64, to_side: usize) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !conn.attached(to_side) {
+            return;
+        }
+        conn.pipes[0].discard();
+        conn.pipes[1].discard();
+        if to_side == 0 && conn.state == ConnState::Connecting {
+            self.fail_connect(id, ConnectError::Refused);
+            return;
+        }
+        let (Some(end), Some(host)) = (conn.ends[to_side].as_ref(), conn.hosts[to_side]) else {
+            return;
+        };
+        let sock = end.sock;
+        self.emit(host, NetEvent::Reset { sock });
+        self.detach(id, to_side);
+    }
+}
