@@ -1059,14 +1059,14 @@ impl Net {
 
     /// Makes the server end exist (the handshake's last ACK, or the first
     /// segment standing in for it, reached the server). Returns whether the
-    /// server end is held by its host; if the listener went away it answers
-    /// with RST and returns false.
+    /// server end exists; if the listener went away it answers with RST and
+    /// returns false.
     fn ensure_accepted(&mut self, id: u64) -> bool {
         let Some(conn) = self.conns.get(&id) else {
             return false;
         };
         if conn.ends[1].is_some() {
-            return conn.attached(1);
+            return true;
         }
         let Some(server) = conn.hosts[1] else {
             return false;

@@ -1,0 +1,157 @@
+//! Byte streams arrive exactly as sent, whatever the segmentation, latency,
+//! jitter, bandwidth and window.
+
+mod common;
+
+use core::time::Duration;
+
+use common::{client_server_world, drain, received_by, run_quiet, two_hosts};
+use warren_sim::app::{fill_stream, ServerMode};
+use warren_sim::net::{LinkConfig, NetConfig, NetEvent};
+use warren_sim::rng::{Seed, SimRng};
+use warren_sim::world::RunEnd;
+
+/// A network configuration drawn from `rng`, from tiny windows and
+/// one-byte segments to fast links with large ones.
+fn random_config(rng: &mut SimRng) -> NetConfig {
+    let max_segment = *rng.pick(&[1usize, 7, 536, 1460, 16_384, 70_000]).unwrap();
+    NetConfig {
+        link: LinkConfig {
+            latency: Duration::from_micros(rng.range_inclusive(0, 5_000)),
+            jitter: Duration::from_micros(rng.range_inclusive(0, 3_000)),
+            bandwidth: *rng.pick(&[0u64, 1_000_000, 100_000_000]).unwrap(),
+            min_segment: rng.range_usize(1, max_segment),
+            max_segment,
+            coalesce: Duration::from_micros(rng.range_inclusive(0, 500)),
+        },
+        window: *rng.pick(&[1usize, 100, 4096, 65_536, 1 << 20]).unwrap(),
+        ..NetConfig::default()
+    }
+}
+
+/// Property over seeds: for every random network, every client's stream
+/// reaches the echo server byte for byte, the echo returns byte for byte,
+/// both sides see the half-close, and no connection is left behind.
+#[test]
+fn echo_streams_arrive_exactly_over_random_networks() {
+    for seed in 0..48u64 {
+        let mut rng = Seed(seed).stream("test.config");
+        let config = random_config(&mut rng);
+        // Small windows and one-byte segments make every byte an event; keep
+        // those runs short.
+        let cap = if config.window < 4096 || config.link.max_segment < 100 {
+            3_000
+        } else {
+            200_000
+        };
+        let clients: Vec<(u64, u64, usize)> = (0..rng.range_inclusive(1, 3))
+            .map(|i| {
+                (
+                    seed * 100 + i,
+                    rng.range_inclusive(8, cap),
+                    rng.range_usize(1, 50_000),
+                )
+            })
+            .collect();
+        let (mut world, server, client_hosts) =
+            client_server_world(seed, config, ServerMode::Echo, &clients);
+        assert_eq!(
+            world.run_until_idle(50_000_000),
+            RunEnd::Idle,
+            "seed {seed}"
+        );
+        let srv = world.app(server).unwrap().server().unwrap();
+        assert_eq!(srv.flows.len(), clients.len(), "seed {seed}");
+        for flow in srv.flows.values() {
+            let v = &flow.verifier;
+            assert_eq!(v.mismatch(), None, "seed {seed}");
+            let (_, total, _) = clients
+                .iter()
+                .find(|(s, _, _)| Some(*s) == v.seed())
+                .expect("a stream the server did not expect");
+            assert_eq!(v.verified(), *total, "seed {seed}");
+            assert!(flow.read_closed && !flow.reset, "seed {seed}");
+        }
+        for (host, (stream_seed, total, _)) in client_hosts.iter().zip(&clients) {
+            let c = world.app(*host).unwrap().client().unwrap();
+            assert_eq!(c.connected, Some(Ok(())), "seed {seed}");
+            assert_eq!(c.written(), *total, "seed {seed}");
+            assert_eq!(c.echo.seed(), Some(*stream_seed), "seed {seed}");
+            assert_eq!(c.echo.verified(), *total, "seed {seed}");
+            assert_eq!(c.echo.mismatch(), None, "seed {seed}");
+            assert!(c.read_closed && !c.reset, "seed {seed}");
+        }
+        assert_eq!(world.net().open_connections(), 0, "seed {seed}: leak");
+    }
+}
+
+/// Several clients share one sink and the links' bandwidth.
+#[test]
+fn sink_verifies_concurrent_streams() {
+    let config = NetConfig {
+        link: LinkConfig {
+            bandwidth: 10_000_000,
+            ..LinkConfig::default()
+        },
+        ..NetConfig::default()
+    };
+    let clients = [(11, 300_000, 9_000), (12, 1, 1), (13, 120_000, 65_536)];
+    let (mut world, server, _) = client_server_world(5, config, ServerMode::Sink, &clients);
+    assert_eq!(world.run_until_idle(10_000_000), RunEnd::Idle);
+    let srv = world.app(server).unwrap().server().unwrap();
+    // The one-byte client never completes its header: 1 byte checked.
+    assert_eq!(srv.verified(), 300_000 + 1 + 120_000);
+    assert!(srv.flows.values().all(|f| f.verifier.mismatch().is_none()));
+    assert_eq!(world.net().open_connections(), 0);
+    // 420 kB over 10 MB/s links cannot have taken less than 30 ms.
+    assert!(world.now().as_nanos() >= 30_000_000);
+}
+
+/// Random segmentation both splits single writes and merges neighbouring
+/// ones, and bandwidth spaces the segments out in time.
+#[test]
+fn write_boundaries_are_split_and_merged() {
+    let config = NetConfig {
+        link: LinkConfig {
+            latency: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            bandwidth: 1_000_000,
+            min_segment: 1,
+            max_segment: 3_000,
+            coalesce: Duration::ZERO,
+        },
+        ..NetConfig::default()
+    };
+    let (mut net, a, b) = two_hosts(3, config);
+    net.listen(b, 80).unwrap();
+    let sock = net.connect(a, "10.0.0.2:80".parse().unwrap()).unwrap();
+    let log = run_quiet(&mut net);
+    assert!(log.iter().any(|(h, e)| *h == a
+        && *e
+            == NetEvent::Connected {
+                sock,
+                result: Ok(())
+            }));
+    let start = net.now();
+    let mut sent = vec![0u8; 100_000];
+    fill_stream(9, 0, &mut sent);
+    for chunk in sent.chunks(1_000) {
+        assert_eq!(net.write(sock, chunk), Ok(1_000));
+    }
+    let mut sizes = Vec::new();
+    let mut got = Vec::new();
+    while net.step() {
+        for (h, ev) in drain(&mut net) {
+            if let (true, NetEvent::Received { data, .. }) = (h == b, ev) {
+                sizes.push(data.len());
+                got.extend(data);
+            }
+        }
+    }
+    assert_eq!(got, sent);
+    assert!(sizes.iter().any(|n| *n < 1_000), "no write was split");
+    assert!(sizes.iter().any(|n| *n > 1_000), "no writes were merged");
+    // 100 kB at 1 MB/s: at least 100 ms on the wire plus 1 ms latency.
+    let took = net.now().as_nanos() - start.as_nanos();
+    assert!(took >= 101_000_000, "took {took} ns");
+}
