@@ -5,7 +5,7 @@ mod common;
 
 use core::time::Duration;
 
-use common::{client_server_world, drain, received_by, run_quiet, two_hosts};
+use common::{client_server_world, drain, run_quiet, two_hosts};
 use warren_sim::app::{fill_stream, ServerMode};
 use warren_sim::net::{LinkConfig, NetConfig, NetEvent};
 use warren_sim::rng::{Seed, SimRng};

@@ -174,6 +174,8 @@ struct End {
 #[derive(Debug)]
 struct Conn {
     state: ConnState,
+    /// A connect still in progress fails at this time.
+    connect_deadline: Instant,
     hosts: [Option<HostId>; 2],
     addrs: [SocketAddr; 2],
     ends: [Option<End>; 2],
@@ -485,10 +487,12 @@ impl Net {
             )
         };
         let pipes = [pipe(0), pipe(1)];
+        let deadline = self.now + self.config.connect_timeout;
         self.conns.insert(
             conn,
             Conn {
                 state: ConnState::Connecting,
+                connect_deadline: deadline,
                 hosts: [Some(host), server_host],
                 addrs: [from, to],
                 ends: [
@@ -511,7 +515,6 @@ impl Net {
             },
         );
         self.schedule(self.now, Scheduled::SynSend { conn, attempt: 0 });
-        let deadline = self.now + self.config.connect_timeout;
         self.schedule(deadline, Scheduled::ConnectTimeout { conn });
         Ok(sock)
     }
@@ -945,19 +948,23 @@ impl Net {
         };
         let (client, server) = (conn.hosts[0], conn.hosts[1]);
         let sock = conn.ends[0].as_ref().map_or(0, |e| e.sock.0);
+        let deadline = conn.connect_deadline;
         // Retransmit whether or not this SYN gets through: its answer may be
         // lost on the way back. The connect timeout ends the retries.
         let backoff = self
             .config
             .syn_retry
             .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
-        self.schedule(
-            self.now + backoff,
-            Scheduled::SynSend {
-                conn: id,
-                attempt: attempt.saturating_add(1),
-            },
-        );
+        let retry_at = self.now + backoff;
+        if retry_at < deadline {
+            self.schedule(
+                retry_at,
+                Scheduled::SynSend {
+                    conn: id,
+                    attempt: attempt.saturating_add(1),
+                },
+            );
+        }
         match (client, server) {
             (Some(c), Some(s)) if self.faults.path_open(c, s) => {
                 let at = self.now + self.delay(id, 0, c, s);
