@@ -220,3 +220,81 @@ fn paused_reader_bounds_the_writer_to_the_window() {
         assert_eq!(got, data, "seed {seed}");
     }
 }
+
+#[test]
+fn loopback_connects_a_host_to_itself() {
+    let (mut net, a, _b) = two_hosts(8, NetConfig::default());
+    let listener = net.listen(a, 9000).unwrap();
+    let c = net.connect(a, "127.0.0.1:9000".parse().unwrap()).unwrap();
+    assert_eq!(net.local_addr(c).unwrap().ip().to_string(), "127.0.0.1");
+    let log = run_quiet(&mut net);
+    let s = log
+        .iter()
+        .find_map(|(h, e)| match e {
+            NetEvent::Accepted {
+                listener: l, sock, ..
+            } if *h == a && *l == listener => Some(*sock),
+            _ => None,
+        })
+        .expect("no accept");
+    assert!(has(
+        &log,
+        a,
+        NetEvent::Connected {
+            sock: c,
+            result: Ok(())
+        }
+    ));
+    net.write(c, b"to myself").unwrap();
+    let log = run_quiet(&mut net);
+    assert_eq!(received_by(&log, a), b"to myself");
+    assert!(log
+        .iter()
+        .all(|(_, e)| matches!(e, NetEvent::Received { sock, .. } if *sock == s)));
+}
+
+#[test]
+fn a_crashed_host_is_silent_until_its_peer_sends() {
+    let (mut net, a, b) = two_hosts(9, NetConfig::default());
+    let (c, s) = connected_pair(&mut net, a, b);
+    net.pause_read(c).unwrap();
+    net.write(s, b"sent before the crash").unwrap();
+    // Queued but not yet sent when the host dies: never leaves.
+    net.crash_host(b);
+    assert_eq!(net.write(s, b"x"), Err(NetError::UnknownSocket));
+    net.resume_read(c).unwrap();
+    let log = run_quiet(&mut net);
+    assert!(log.is_empty(), "{log:?}");
+    net.write(c, b"hello?").unwrap();
+    let log = run_quiet(&mut net);
+    assert_eq!(log, vec![(a, NetEvent::Reset { sock: c })]);
+    assert_eq!(net.open_connections(), 0);
+    // Nothing listens after the restart.
+    let again = net.connect(a, "10.0.0.2:80".parse().unwrap()).unwrap();
+    let log = run_quiet(&mut net);
+    assert_eq!(
+        log,
+        vec![(
+            a,
+            NetEvent::Connected {
+                sock: again,
+                result: Err(ConnectError::Refused)
+            }
+        )]
+    );
+}
+
+#[test]
+fn bytes_on_the_wire_arrive_ahead_of_an_abort() {
+    let (mut net, a, b) = two_hosts(10, NetConfig::default());
+    let (c, s) = connected_pair(&mut net, a, b);
+    net.write(s, b"last words").unwrap();
+    // One step: the segment leaves (the pump), it has not arrived yet.
+    assert!(net.step());
+    assert!(drain(&mut net).is_empty());
+    assert!(net.next_event_time().is_some());
+    net.abort(s);
+    let log = run_quiet(&mut net);
+    assert_eq!(received_by(&log, a), b"last words");
+    assert_eq!(log.last(), Some(&(a, NetEvent::Reset { sock: c })));
+}

@@ -176,6 +176,9 @@ struct Conn {
     state: ConnState,
     /// A connect still in progress fails at this time.
     connect_deadline: Instant,
+    /// Queue keys of the pending SYN retry and connect timeout, removed
+    /// once the connect is decided so they do not keep the network busy.
+    connect_timers: Vec<(Instant, u64)>,
     hosts: [Option<HostId>; 2],
     addrs: [SocketAddr; 2],
     ends: [Option<End>; 2],
@@ -330,10 +333,30 @@ impl Net {
         self.conns.len()
     }
 
-    fn schedule(&mut self, at: Instant, item: Scheduled) {
+    fn schedule(&mut self, at: Instant, item: Scheduled) -> (Instant, u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queue.insert((at.max(self.now), seq), item);
+        let key = (at.max(self.now), seq);
+        self.queue.insert(key, item);
+        key
+    }
+
+    /// Remembers a connect timer of `id` so it can be cancelled.
+    fn schedule_connect_timer(&mut self, id: u64, at: Instant, item: Scheduled) {
+        let key = self.schedule(at, item);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.connect_timers.retain(|k| self.queue.contains_key(k));
+            conn.connect_timers.push(key);
+        }
+    }
+
+    /// Drops the pending SYN retry and connect timeout of `id`.
+    fn cancel_connect_timers(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            for key in conn.connect_timers.drain(..) {
+                self.queue.remove(&key);
+            }
+        }
     }
 
     fn emit(&mut self, host: HostId, event: NetEvent) {
@@ -470,13 +493,19 @@ impl Net {
         if self.conns.len() >= self.config.max_connections {
             return Err(NetError::TooManyConnections);
         }
-        let ip = self.host_ip(host).ok_or(NetError::UnknownHost)?;
+        let own_ip = self.host_ip(host).ok_or(NetError::UnknownHost)?;
+        // Loopback stays on the host (an agent reaching a local target).
+        let (ip, server_host) = if to.ip().is_loopback() {
+            (to.ip(), Some(host))
+        } else {
+            let server = self
+                .hosts
+                .iter()
+                .find(|(_, h)| h.ip == to.ip())
+                .map(|(id, _)| *id);
+            (own_ip, server)
+        };
         let from = SocketAddr::new(ip, self.ephemeral_port(host)?);
-        let server_host = self
-            .hosts
-            .iter()
-            .find(|(_, h)| h.ip == to.ip())
-            .map(|(id, _)| *id);
         let conn = self.next_conn;
         self.next_conn += 1;
         let sock = self.new_socket(conn, 0);
@@ -493,6 +522,7 @@ impl Net {
             Conn {
                 state: ConnState::Connecting,
                 connect_deadline: deadline,
+                connect_timers: Vec::new(),
                 hosts: [Some(host), server_host],
                 addrs: [from, to],
                 ends: [
@@ -515,7 +545,7 @@ impl Net {
             },
         );
         self.schedule(self.now, Scheduled::SynSend { conn, attempt: 0 });
-        self.schedule(deadline, Scheduled::ConnectTimeout { conn });
+        self.schedule_connect_timer(conn, deadline, Scheduled::ConnectTimeout { conn });
         Ok(sock)
     }
 
@@ -679,8 +709,9 @@ impl Net {
             },
         );
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.pipes[0].discard();
-            conn.pipes[1].discard();
+            // Bytes already on the wire still arrive ahead of the RST.
+            conn.pipes[side].drop_unsent();
+            conn.pipes[1 - side].drop_unread();
         }
         self.send_rst(id, side);
         self.detach(id, side);
@@ -697,6 +728,7 @@ impl Net {
             self.sockets.remove(&end.sock);
         }
         if !conn.attached(0) && !conn.attached(1) {
+            self.cancel_connect_timers(id);
             self.conns.remove(&id);
         }
     }
@@ -822,6 +854,49 @@ impl Net {
                 },
             );
         }
+    }
+
+    /// The host crashes and comes back empty at once: its listeners and
+    /// sockets vanish without a word to anyone (no FIN, no RST), and events
+    /// not yet handed to it are dropped. Peers learn of it when their next
+    /// bytes draw a RST; connects to it are refused until it listens again
+    /// (combine with [`Net::set_black_hole`] for a host that stays down).
+    pub fn crash_host(&mut self, host: HostId) {
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: u64::from(host.0),
+                kind: "crash",
+            },
+        );
+        let listeners: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.host == host)
+            .map(|(id, _)| *id)
+            .collect();
+        for listener in listeners {
+            self.unlisten(listener);
+        }
+        let ends: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .flat_map(|(id, c)| {
+                (0..2)
+                    .filter(move |side| c.hosts[*side] == Some(host) && c.attached(*side))
+                    .map(move |side| (*id, side))
+            })
+            .collect();
+        for (id, side) in ends {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                // The crashed kernel's buffers are gone: what it had not
+                // sent yet never leaves.
+                conn.pipes[side].drop_unsent();
+                conn.pipes[1 - side].drop_unread();
+            }
+            self.detach(id, side);
+        }
+        self.outbox.retain(|(h, _)| *h != host);
     }
 
     /// Whether a packet from `from` reaches `to` now (false for no host).
@@ -957,7 +1032,8 @@ impl Net {
             .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
         let retry_at = self.now + backoff;
         if retry_at < deadline {
-            self.schedule(
+            self.schedule_connect_timer(
+                id,
                 retry_at,
                 Scheduled::SynSend {
                     conn: id,
@@ -1032,17 +1108,20 @@ impl Net {
             return;
         }
         conn.state = ConnState::Established;
-        if let (Some(end), Some(host)) = (conn.ends[0].as_ref(), conn.hosts[0]) {
-            if end.attached {
-                let sock = end.sock;
-                self.emit(
-                    host,
-                    NetEvent::Connected {
-                        sock,
-                        result: Ok(()),
-                    },
-                );
-            }
+        let client = conn.ends[0]
+            .as_ref()
+            .filter(|e| e.attached)
+            .map(|e| e.sock)
+            .zip(conn.hosts[0]);
+        self.cancel_connect_timers(id);
+        if let Some((sock, host)) = client {
+            self.emit(
+                host,
+                NetEvent::Connected {
+                    sock,
+                    result: Ok(()),
+                },
+            );
         }
     }
 
@@ -1184,7 +1263,8 @@ impl Net {
         };
         if !conn.attached(reader) {
             // Bytes for a closed socket: the kernel answers with RST.
-            conn.pipes[dir].discard();
+            conn.pipes[dir].arrive(&data, fin);
+            conn.pipes[dir].drop_unread();
             if !data.is_empty() {
                 self.send_rst(id, reader);
             }

@@ -110,6 +110,21 @@ impl Pipe {
         !self.recv_buf.is_empty()
     }
 
+    /// The writer's kernel forgets what it has not sent (abort, crash):
+    /// queued bytes and a FIN not yet sent never leave.
+    pub(crate) fn drop_unsent(&mut self) {
+        self.send_queue.clear();
+        if !self.fin_sent {
+            self.fin_requested = false;
+        }
+        self.want_writable = false;
+    }
+
+    /// The reader's kernel forgets what arrived and was not read.
+    pub(crate) fn drop_unread(&mut self) {
+        self.recv_buf.clear();
+    }
+
     /// Drops everything (the connection was reset).
     pub(crate) fn discard(&mut self) {
         self.send_queue.clear();
