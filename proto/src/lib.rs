@@ -9,9 +9,9 @@
 //!
 //! Rooms:
 //! - [`time`]: the only notion of time.
+//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
-//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
 pub mod h2;
 pub mod identity;
