@@ -155,3 +155,132 @@ fn write_boundaries_are_split_and_merged() {
     let took = net.now().as_nanos() - start.as_nanos();
     assert!(took >= 101_000_000, "took {took} ns");
 }
+
+/// One direction of the quickcheck property's transfer.
+struct Flow {
+    sent: Vec<u8>,
+    written: usize,
+    blocked: bool,
+    shut: bool,
+    got: Vec<u8>,
+    eof: bool,
+    paused: bool,
+}
+
+impl Flow {
+    fn new(seed: u64, len: usize) -> Flow {
+        let mut sent = vec![0u8; len];
+        fill_stream(seed, 0, &mut sent);
+        Flow {
+            sent,
+            written: 0,
+            blocked: false,
+            shut: false,
+            got: Vec::new(),
+            eof: false,
+            paused: false,
+        }
+    }
+}
+
+/// Quickcheck property: both directions of one connection, with writers
+/// offering random chunks and readers pausing and resuming at random,
+/// over a random network. At every step the bytes a writer got in minus
+/// the bytes its reader was handed never exceed the window; in the end
+/// each side received exactly what the other sent, then end of stream.
+#[test]
+fn quickcheck_both_directions_with_random_pauses() {
+    fn prop(seed: u64, window: u16, max_segment: u16, len_a: u16, len_b: u16) -> bool {
+        let window = usize::from(window % 5000) + 1;
+        let max_segment = usize::from(max_segment % 3000) + 1;
+        let config = NetConfig {
+            link: LinkConfig {
+                max_segment,
+                bandwidth: 5_000_000,
+                ..LinkConfig::default()
+            },
+            window,
+            ..NetConfig::default()
+        };
+        let (mut net, a, b) = two_hosts(seed, config);
+        net.listen(b, 80).unwrap();
+        let ca = net.connect(a, "10.0.0.2:80".parse().unwrap()).unwrap();
+        let log = run_quiet(&mut net);
+        let Some(cb) = log.iter().find_map(|(_, e)| match e {
+            NetEvent::Accepted { sock, .. } => Some(*sock),
+            _ => None,
+        }) else {
+            return false;
+        };
+        let socks = [ca, cb];
+        // flows[i] goes from socks[i] to socks[1 - i].
+        let mut flows = [
+            Flow::new(seed, usize::from(len_a) * 4),
+            Flow::new(!seed, usize::from(len_b) * 4),
+        ];
+        let mut rng = Seed(seed).stream("test.driver");
+        for _ in 0..2_000_000 {
+            for i in 0..2 {
+                let f = &mut flows[i];
+                if !f.blocked && f.written < f.sent.len() {
+                    let n = rng.range_usize(1, 3 * window).min(f.sent.len() - f.written);
+                    let took = net
+                        .write(socks[i], &f.sent[f.written..f.written + n])
+                        .unwrap();
+                    f.written += took;
+                    f.blocked = took < n;
+                }
+                if f.written == f.sent.len() && !f.shut {
+                    f.shut = true;
+                    net.shutdown_write(socks[i]).unwrap();
+                }
+                if rng.chance(1, 10) {
+                    let reader = socks[1 - i];
+                    let f = &mut flows[i];
+                    f.paused = !f.paused;
+                    if f.paused {
+                        net.pause_read(reader).unwrap();
+                    } else {
+                        net.resume_read(reader).unwrap();
+                    }
+                }
+            }
+            let progressed = net.step();
+            for (_, ev) in drain(&mut net) {
+                match ev {
+                    NetEvent::Received { sock, data } => {
+                        flows[usize::from(sock == socks[0])].got.extend(data)
+                    }
+                    NetEvent::ReadClosed { sock } => {
+                        flows[usize::from(sock == socks[0])].eof = true
+                    }
+                    NetEvent::Writable { sock } => {
+                        flows[usize::from(sock == socks[1])].blocked = false
+                    }
+                    _ => return false,
+                }
+            }
+            if flows.iter().any(|f| f.written - f.got.len() > window) {
+                return false;
+            }
+            if !progressed {
+                // Quiet: only paused readers can hold things up.
+                for i in 0..2 {
+                    if flows[i].paused {
+                        flows[i].paused = false;
+                        net.resume_read(socks[1 - i]).unwrap();
+                    }
+                }
+                if flows.iter().all(|f| f.eof) {
+                    break;
+                }
+            }
+        }
+        flows
+            .iter()
+            .all(|f| f.eof && f.got == f.sent && f.written == f.sent.len())
+    }
+    quickcheck::QuickCheck::new()
+        .tests(150)
+        .quickcheck(prop as fn(u64, u16, u16, u16, u16) -> bool);
+}
