@@ -159,7 +159,7 @@ fn connect_retries_through_a_partition_that_heals_in_time() {
 }
 
 #[test]
-fn black_holes_and_unknown_addresses_time_out() {
+fn black_holes_time_out_and_unknown_addresses_are_unreachable() {
     let config = NetConfig::default();
     let (mut net, a, b) = two_hosts(5, config);
     net.listen(b, 80).unwrap();
@@ -167,19 +167,26 @@ fn black_holes_and_unknown_addresses_time_out() {
     let to_hole = net.connect(a, "10.0.0.2:80".parse().unwrap()).unwrap();
     let to_nowhere = net.connect(a, "10.9.9.9:80".parse().unwrap()).unwrap();
     let log = run_quiet(&mut net);
-    let timed_out = |sock| {
+    let failed = |sock, error| {
         (
             a,
             NetEvent::Connected {
                 sock,
-                result: Err(ConnectError::TimedOut),
+                result: Err(error),
             },
         )
     };
-    assert_eq!(log, vec![timed_out(to_hole), timed_out(to_nowhere)]);
+    assert_eq!(
+        log,
+        vec![
+            failed(to_nowhere, ConnectError::Unreachable),
+            failed(to_hole, ConnectError::TimedOut)
+        ]
+    );
     assert_eq!(
         net.now().as_nanos(),
-        config.connect_timeout.as_nanos() as u64
+        config.connect_timeout.as_nanos() as u64,
+        "SYN retries stop at the deadline"
     );
     assert_eq!(net.open_connections(), 0);
     // Once the host is back, connecting works.

@@ -298,3 +298,42 @@ fn bytes_on_the_wire_arrive_ahead_of_an_abort() {
     assert_eq!(received_by(&log, a), b"last words");
     assert_eq!(log.last(), Some(&(a, NetEvent::Reset { sock: c })));
 }
+
+#[test]
+fn loopback_listener_refuses_other_hosts() {
+    let (mut net, a, b) = two_hosts(11, NetConfig::default());
+    let listener = net.listen_on(b, "127.0.0.1:5432".parse().unwrap()).unwrap();
+    assert_eq!(
+        net.listener_addr(listener),
+        Some("127.0.0.1:5432".parse().unwrap())
+    );
+    assert_eq!(
+        net.listen_on(b, "10.0.0.1:1".parse().unwrap()),
+        Err(NetError::AddressNotLocal)
+    );
+    assert_eq!(net.listen(b, 5432), Err(NetError::PortInUse));
+    let remote = net.connect(a, "10.0.0.2:5432".parse().unwrap()).unwrap();
+    let local = net.connect(b, "127.0.0.1:5432".parse().unwrap()).unwrap();
+    let log = run_quiet(&mut net);
+    assert!(has(
+        &log,
+        a,
+        NetEvent::Connected {
+            sock: remote,
+            result: Err(ConnectError::Refused)
+        }
+    ));
+    assert!(has(
+        &log,
+        b,
+        NetEvent::Connected {
+            sock: local,
+            result: Ok(())
+        }
+    ));
+    let accepted: Vec<_> = log
+        .iter()
+        .filter(|(_, e)| matches!(e, NetEvent::Accepted { .. }))
+        .collect();
+    assert_eq!(accepted.len(), 1);
+}

@@ -54,9 +54,11 @@ pub enum ConnectError {
     /// The peer host answered with RST: nothing listens on that port, or
     /// the listener went away before the connection was accepted.
     Refused,
-    /// No answer before [`NetConfig::connect_timeout`] (unknown address,
-    /// black hole or partition).
+    /// No answer before [`NetConfig::connect_timeout`] (black hole or
+    /// partition).
     TimedOut,
+    /// No host has the address (the sender's first hop says so at once).
+    Unreachable,
 }
 
 /// What the network tells a host. Each event is addressed to the host that
@@ -113,6 +115,8 @@ pub enum NetError {
     UnknownHost,
     /// This host already listens on that port.
     PortInUse,
+    /// `listen_on` named an address that is not the host's.
+    AddressNotLocal,
     /// The socket does not exist or is already closed.
     UnknownSocket,
     /// The socket is still connecting.
@@ -129,6 +133,7 @@ impl core::fmt::Display for NetError {
             NetError::AddressTaken => "address already belongs to a host",
             NetError::UnknownHost => "no such host",
             NetError::PortInUse => "port already in use on this host",
+            NetError::AddressNotLocal => "address does not belong to this host",
             NetError::UnknownSocket => "no such socket",
             NetError::NotConnected => "socket is not connected yet",
             NetError::WriteShutdown => "socket's sending side is shut down",
@@ -153,6 +158,8 @@ struct Host {
 struct Listener {
     host: HostId,
     port: u16,
+    /// Bound to a loopback address: only the host itself can connect.
+    loopback_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +215,9 @@ enum Scheduled {
         conn: u64,
     },
     RefusedArrive {
+        conn: u64,
+    },
+    UnreachableArrive {
         conn: u64,
     },
     ConnectTimeout {
@@ -376,6 +386,7 @@ impl Net {
                     Ok(()) => 0,
                     Err(ConnectError::Refused) => 1,
                     Err(ConnectError::TimedOut) => 2,
+                    Err(ConnectError::Unreachable) => 3,
                 },
             },
             NetEvent::Received { sock, data } => TraceEntry::Received {
@@ -426,8 +437,33 @@ impl Net {
             .unwrap_or(self.config.link)
     }
 
-    /// Listens on `port` of `host` (0 picks a free ephemeral port).
+    /// Listens on `port` of every address of `host` (0 picks a free
+    /// ephemeral port).
     pub fn listen(&mut self, host: HostId, port: u16) -> Result<ListenerId, NetError> {
+        self.bind(host, port, false)
+    }
+
+    /// Listens on `addr` of `host`: a loopback address accepts connections
+    /// from the host itself only; the unspecified address or the host's
+    /// own address accept from everyone.
+    pub fn listen_on(&mut self, host: HostId, addr: SocketAddr) -> Result<ListenerId, NetError> {
+        let own = self.host_ip(host).ok_or(NetError::UnknownHost)?;
+        let ip = addr.ip();
+        if ip.is_loopback() {
+            self.bind(host, addr.port(), true)
+        } else if ip.is_unspecified() || ip == own {
+            self.bind(host, addr.port(), false)
+        } else {
+            Err(NetError::AddressNotLocal)
+        }
+    }
+
+    fn bind(
+        &mut self,
+        host: HostId,
+        port: u16,
+        loopback_only: bool,
+    ) -> Result<ListenerId, NetError> {
         if !self.hosts.contains_key(&host) {
             return Err(NetError::UnknownHost);
         }
@@ -441,7 +477,14 @@ impl Net {
         }
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
-        self.listeners.insert(id, Listener { host, port });
+        self.listeners.insert(
+            id,
+            Listener {
+                host,
+                port,
+                loopback_only,
+            },
+        );
         self.listening.insert((host, port), id);
         self.trace.record(
             self.now,
@@ -457,7 +500,19 @@ impl Net {
     /// The address a listener is bound to.
     pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
         let l = self.listeners.get(&listener)?;
-        Some(SocketAddr::new(self.host_ip(l.host)?, l.port))
+        let ip = if l.loopback_only {
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            self.host_ip(l.host)?
+        };
+        Some(SocketAddr::new(ip, l.port))
+    }
+
+    /// The listener a connection to `dialled` on `host` reaches, if any.
+    fn listener_for(&self, host: HostId, dialled: SocketAddr) -> Option<ListenerId> {
+        let id = *self.listening.get(&(host, dialled.port()))?;
+        let l = self.listeners.get(&id)?;
+        (!l.loopback_only || dialled.ip().is_loopback()).then_some(id)
     }
 
     /// Stops listening. Connections not yet accepted are refused.
@@ -544,6 +599,11 @@ impl Net {
                 to,
             },
         );
+        if server_host.is_none() {
+            let at = self.now + self.config.link.latency;
+            self.schedule(at, Scheduled::UnreachableArrive { conn });
+            return Ok(sock);
+        }
         self.schedule(self.now, Scheduled::SynSend { conn, attempt: 0 });
         self.schedule_connect_timer(conn, deadline, Scheduled::ConnectTimeout { conn });
         Ok(sock)
@@ -999,6 +1059,9 @@ impl Net {
                 self.ensure_accepted(conn);
             }
             Scheduled::RefusedArrive { conn } => self.fail_connect(conn, ConnectError::Refused),
+            Scheduled::UnreachableArrive { conn } => {
+                self.fail_connect(conn, ConnectError::Unreachable);
+            }
             Scheduled::ConnectTimeout { conn } => self.fail_connect(conn, ConnectError::TimedOut),
             Scheduled::Pump { conn, dir } => self.on_pump(conn, dir),
             Scheduled::Arrive {
@@ -1059,12 +1122,12 @@ impl Net {
         let (Some(client), Some(server)) = (conn.hosts[0], conn.hosts[1]) else {
             return;
         };
-        let port = conn.addrs[1].port();
+        let dialled = conn.addrs[1];
         if !self.faults.path_open(server, client) {
             return;
         }
         let at = self.now + self.delay(id, 1, server, client);
-        if self.listening.contains_key(&(server, port)) {
+        if self.listener_for(server, dialled).is_some() {
             if let Some(conn) = self.conns.get_mut(&id) {
                 // Nothing the server sends may overtake its SYN-ACK.
                 let pipe = &mut conn.pipes[1];
@@ -1157,8 +1220,8 @@ impl Net {
         let Some(server) = conn.hosts[1] else {
             return false;
         };
-        let (peer, port) = (conn.addrs[0], conn.addrs[1].port());
-        let Some(listener) = self.listening.get(&(server, port)).copied() else {
+        let (peer, dialled) = (conn.addrs[0], conn.addrs[1]);
+        let Some(listener) = self.listener_for(server, dialled) else {
             self.send_rst(id, 1);
             return false;
         };
