@@ -60,16 +60,21 @@ impl Pipe {
         }
     }
 
+    /// Bytes written and not yet handed to the reader.
+    fn used(&self) -> usize {
+        self.send_queue.len() + self.in_flight + self.recv_buf.len()
+    }
+
     /// Bytes the window still accepts from the writer.
     pub(crate) fn space(&self) -> usize {
-        let used = self.send_queue.len() + self.in_flight + self.recv_buf.len();
-        self.window.saturating_sub(used)
+        self.window.saturating_sub(self.used())
     }
 
     /// Takes as much of `data` as the window allows; returns how much.
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.space());
         self.send_queue.extend(&data[..n]);
+        debug_assert!(self.used() <= self.window, "window overrun");
         n
     }
 
@@ -93,8 +98,10 @@ impl Pipe {
 
     /// A segment arrived at the reader's side.
     pub(crate) fn arrive(&mut self, data: &[u8], fin: bool) {
+        debug_assert!(data.len() <= self.in_flight, "arrival never sent");
         self.in_flight = self.in_flight.saturating_sub(data.len());
         self.recv_buf.extend(data);
+        debug_assert!(self.used() <= self.window, "window overrun");
         if fin {
             self.fin_arrived = true;
         }
