@@ -7,6 +7,33 @@
 //! handed over before the clock moves again). Ties between the network and
 //! a timer go to the network, then to the lowest host id: a fixed rule, so
 //! a seed always replays the same run.
+//!
+//! # Hosting a mesh node
+//!
+//! A node is an [`Application`] whose adapter owns the `Node`, its
+//! `HostId`, and two id maps (node `SockId` ↔ [`SocketId`], node
+//! `ListenerId` ↔ net [`ListenerId`]), and implements `drive::Host` by
+//! forwarding, with `net.now()` as the node's clock:
+//!
+//! | `drive::Host`                | [`Net`]                                        |
+//! |------------------------------|------------------------------------------------|
+//! | `listen(listener, addr)`     | [`Net::listen_on`]`(host, addr)`               |
+//! | `connect(sock, addr)`        | [`Net::connect`]`(host, addr)`                 |
+//! | `write(sock, data) -> usize` | [`Net::write`] (`Err` only for a gone socket: 0) |
+//! | `pause_read` / `resume_read` | [`Net::pause_read`] / [`Net::resume_read`]     |
+//! | `shutdown_write(sock)`       | [`Net::shutdown_write`]                        |
+//! | `close(sock, reset)`         | [`Net::abort`] if `reset`, else [`Net::close`] |
+//!
+//! and [`NetEvent`]s become node inputs one for one: `Accepted` →
+//! `drive::accept` (record the returned `SockId`), `Connected`,
+//! `Received`, `Writable`, `ReadClosed`, `Reset` → `drive::step` with the
+//! matching `Input`; [`Application::poll_timeout`] returns the deadline
+//! `drive` handed back, and [`Application::on_timeout`] feeds
+//! `Input::Timeout`. After `Connected(Err)` and `Reset` the net socket is
+//! gone; drop it from the maps.
+//!
+//! [`SocketId`]: crate::net::SocketId
+//! [`ListenerId`]: crate::net::ListenerId
 
 use std::collections::BTreeMap;
 
