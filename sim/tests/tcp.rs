@@ -337,3 +337,23 @@ fn loopback_listener_refuses_other_hosts() {
         .collect();
     assert_eq!(accepted.len(), 1);
 }
+
+#[test]
+fn a_closed_socket_hears_nothing_more() {
+    let (mut net, a, b) = two_hosts(12, NetConfig::default());
+    let (c, s) = connected_pair(&mut net, a, b);
+    net.pause_read(s).unwrap();
+    net.write(c, b"data then FIN").unwrap();
+    net.shutdown_write(c).unwrap();
+    assert!(run_quiet(&mut net).is_empty());
+    // Resuming hands over the bytes and the FIN at once; the host closes on
+    // the first event and must not see the second.
+    net.resume_read(s).unwrap();
+    let (h, first) = net.poll_event().unwrap();
+    assert_eq!(h, b);
+    assert!(matches!(first, NetEvent::Received { sock, .. } if sock == s));
+    net.close(s);
+    let log = run_quiet(&mut net);
+    assert!(log.iter().all(|(h, _)| *h == a), "{log:?}");
+    assert_eq!(log, vec![(a, NetEvent::ReadClosed { sock: c })]);
+}

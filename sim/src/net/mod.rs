@@ -127,6 +127,20 @@ pub enum NetError {
     TooManyConnections,
 }
 
+impl NetEvent {
+    /// The socket the event is about.
+    pub fn sock(&self) -> SocketId {
+        match self {
+            NetEvent::Accepted { sock, .. }
+            | NetEvent::Connected { sock, .. }
+            | NetEvent::Received { sock, .. }
+            | NetEvent::ReadClosed { sock }
+            | NetEvent::Reset { sock }
+            | NetEvent::Writable { sock } => *sock,
+        }
+    }
+}
+
 impl core::fmt::Display for NetError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let what = match self {
@@ -729,6 +743,7 @@ impl Net {
         let Ok((id, side)) = self.lookup(sock) else {
             return;
         };
+        self.forget_events(sock);
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
@@ -761,6 +776,7 @@ impl Net {
         let Ok((id, side)) = self.lookup(sock) else {
             return;
         };
+        self.forget_events(sock);
         self.trace.record(
             self.now,
             TraceEntry::Close {
@@ -775,6 +791,12 @@ impl Net {
         }
         self.send_rst(id, side);
         self.detach(id, side);
+    }
+
+    /// A host that closed a socket hears nothing more of it, not even what
+    /// was already waiting in the outbox.
+    fn forget_events(&mut self, sock: SocketId) {
+        self.outbox.retain(|(_, ev)| ev.sock() != sock);
     }
 
     /// The host no longer holds this end; the connection goes once neither
