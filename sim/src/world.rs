@@ -50,7 +50,8 @@ pub trait Application {
     /// Something happened to one of this host's sockets or listeners.
     fn on_event(&mut self, net: &mut Net, host: HostId, event: NetEvent);
 
-    /// When the application next wants [`Application::on_timeout`].
+    /// When the application next wants [`Application::on_timeout`], in
+    /// network time (a skewed host converts with [`Net::to_net_time`]).
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
@@ -130,8 +131,10 @@ impl<A: Application> World<A> {
     }
 
     fn next_timer(&self) -> Option<(Instant, HostId)> {
+        // A frozen host's timers wait for the thaw.
         self.apps
             .iter()
+            .filter(|(host, _)| !self.net.is_frozen(**host))
             .filter_map(|(host, app)| app.poll_timeout().map(|t| (t, *host)))
             .min()
     }

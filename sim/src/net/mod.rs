@@ -166,6 +166,14 @@ const EPHEMERAL_START: u16 = 49152;
 struct Host {
     ip: IpAddr,
     next_ephemeral: u16,
+    /// The host's process is stopped: it reads nothing and hears nothing.
+    frozen: bool,
+    /// Events raised while frozen, handed over at thaw. Bounded: bytes stay
+    /// in the windows (only control events wait here, a few per socket).
+    held: VecDeque<NetEvent>,
+    /// How far the host's clock is ahead of the network's (negative:
+    /// behind), in nanoseconds.
+    clock_offset: i64,
 }
 
 #[derive(Debug)]
@@ -413,7 +421,10 @@ impl Net {
             NetEvent::Writable { sock } => TraceEntry::Writable { sock: sock.0 },
         };
         self.trace.record(self.now, entry);
-        self.outbox.push_back((host, event));
+        match self.hosts.get_mut(&host) {
+            Some(h) if h.frozen => h.held.push_back(event),
+            _ => self.outbox.push_back((host, event)),
+        }
     }
 
     // ----- hosts, links, listeners ------------------------------------------
@@ -429,6 +440,9 @@ impl Net {
             Host {
                 ip,
                 next_ephemeral: EPHEMERAL_START,
+                frozen: false,
+                held: VecDeque::new(),
+                clock_offset: 0,
             },
         );
         Ok(id)
@@ -797,6 +811,9 @@ impl Net {
     /// was already waiting in the outbox.
     fn forget_events(&mut self, sock: SocketId) {
         self.outbox.retain(|(_, ev)| ev.sock() != sock);
+        for h in self.hosts.values_mut() {
+            h.held.retain(|ev| ev.sock() != sock);
+        }
     }
 
     /// The host no longer holds this end; the connection goes once neither
@@ -979,6 +996,99 @@ impl Net {
             self.detach(id, side);
         }
         self.outbox.retain(|(h, _)| *h != host);
+        if let Some(h) = self.hosts.get_mut(&host) {
+            h.held.clear();
+            h.frozen = false;
+        }
+    }
+
+    /// Stops the host's process (a GC pause, SIGSTOP, an overloaded VM):
+    /// its kernel still takes bytes into the windows, which fill and push
+    /// back on the senders, but the host is handed nothing until
+    /// [`Net::thaw_host`]. (A world also holds the host's timers.)
+    pub fn freeze_host(&mut self, host: HostId) {
+        if let Some(h) = self.hosts.get_mut(&host) {
+            if !h.frozen {
+                h.frozen = true;
+                self.trace.record(
+                    self.now,
+                    TraceEntry::Fault {
+                        fault: u64::from(host.0),
+                        kind: "freeze",
+                    },
+                );
+            }
+        }
+    }
+
+    /// Lets a frozen host run again: what happened meanwhile is handed
+    /// over in order, then whatever its windows hold.
+    pub fn thaw_host(&mut self, host: HostId) {
+        let Some(h) = self.hosts.get_mut(&host) else {
+            return;
+        };
+        if !h.frozen {
+            return;
+        }
+        h.frozen = false;
+        let held: Vec<NetEvent> = h.held.drain(..).collect();
+        self.trace.record(
+            self.now,
+            TraceEntry::Fault {
+                fault: u64::from(host.0),
+                kind: "thaw",
+            },
+        );
+        self.outbox.extend(held.into_iter().map(|ev| (host, ev)));
+        let readers: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .flat_map(|(id, c)| {
+                (0..2)
+                    .filter(move |side| c.hosts[*side] == Some(host))
+                    .map(move |side| (*id, 1 - side))
+            })
+            .collect();
+        for (id, dir) in readers {
+            self.deliver(id, dir);
+        }
+    }
+
+    /// Whether the host is frozen.
+    pub fn is_frozen(&self, host: HostId) -> bool {
+        self.hosts.get(&host).is_some_and(|h| h.frozen)
+    }
+
+    /// Skews a host's clock: it reads the network's time plus `offset_ns`.
+    pub fn set_clock_offset(&mut self, host: HostId, offset_ns: i64) {
+        if let Some(h) = self.hosts.get_mut(&host) {
+            h.clock_offset = offset_ns;
+            self.trace.record(
+                self.now,
+                TraceEntry::Fault {
+                    fault: u64::from(host.0),
+                    kind: "clock-skew",
+                },
+            );
+        }
+    }
+
+    /// The time on a host's own clock (what a node there is told `now` is).
+    pub fn host_now(&self, host: HostId) -> Instant {
+        self.to_host_time(host, self.now)
+    }
+
+    /// Converts a network time to a host's clock.
+    pub fn to_host_time(&self, host: HostId, t: Instant) -> Instant {
+        let offset = self.hosts.get(&host).map_or(0, |h| h.clock_offset);
+        Instant(t.as_nanos().saturating_add_signed(offset))
+    }
+
+    /// Converts a host's clock reading (e.g. a node's deadline) to network
+    /// time, for scheduling.
+    pub fn to_net_time(&self, host: HostId, t: Instant) -> Instant {
+        let offset = self.hosts.get(&host).map_or(0, |h| h.clock_offset);
+        Instant(t.as_nanos().saturating_add_signed(offset.saturating_neg()))
     }
 
     /// Whether a packet from `from` reaches `to` now (false for no host).
@@ -1371,7 +1481,8 @@ impl Net {
         let Some(reader_host) = conn.hosts[reader] else {
             return;
         };
-        if !end.attached || end.read_paused {
+        let frozen = self.hosts.get(&reader_host).is_some_and(|h| h.frozen);
+        if !end.attached || end.read_paused || frozen {
             return;
         }
         let reader_sock = end.sock;
