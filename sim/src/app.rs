@@ -22,14 +22,32 @@ pub fn stream_byte(seed: u64, offset: u64) -> u8 {
         return seed.to_le_bytes()[offset as usize];
     }
     let body = offset - HEADER;
-    let mut state = seed ^ (body / 8).wrapping_mul(0xA24B_AED4_963E_E407);
-    splitmix64(&mut state).to_le_bytes()[(body % 8) as usize]
+    body_block(seed, body / 8)[(body % 8) as usize]
+}
+
+/// The 8 body bytes of block `block` (body offsets `8 * block ..`).
+fn body_block(seed: u64, block: u64) -> [u8; 8] {
+    let mut state = seed ^ block.wrapping_mul(0xA24B_AED4_963E_E407);
+    splitmix64(&mut state).to_le_bytes()
 }
 
 /// Fills `buf` with the stream named `seed` from `offset` on.
 pub fn fill_stream(seed: u64, offset: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = stream_byte(seed, offset.wrapping_add(i as u64));
+    let mut i = 0;
+    // The header, and any unaligned start of the body, byte by byte.
+    while i < buf.len() {
+        let at = offset.wrapping_add(i as u64);
+        if at >= HEADER && (at - HEADER) % 8 == 0 {
+            break;
+        }
+        buf[i] = stream_byte(seed, at);
+        i += 1;
+    }
+    // Then whole blocks: one SplitMix64 round per 8 bytes.
+    let mut block = offset.wrapping_add(i as u64).wrapping_sub(HEADER) / 8;
+    for chunk in buf[i..].chunks_mut(8) {
+        chunk.copy_from_slice(&body_block(seed, block)[..chunk.len()]);
+        block = block.wrapping_add(1);
     }
 }
 
@@ -49,27 +67,35 @@ impl StreamVerifier {
     }
 
     /// Checks the next bytes; false once any byte was wrong.
-    pub fn feed(&mut self, data: &[u8]) -> bool {
-        for b in data {
-            if self.mismatch.is_some() {
-                break;
-            }
-            if self.seed.is_none() {
-                self.header.push(*b);
-                if self.header.len() as u64 == HEADER {
-                    let mut le = [0u8; 8];
-                    le.copy_from_slice(&self.header);
-                    self.seed = Some(u64::from_le_bytes(le));
-                }
-            } else if let Some(seed) = self.seed {
-                if *b != stream_byte(seed, self.offset) {
-                    self.mismatch = Some(self.offset);
-                    break;
-                }
-            }
+    pub fn feed(&mut self, mut data: &[u8]) -> bool {
+        while self.seed.is_none() && self.mismatch.is_none() {
+            let Some((b, rest)) = data.split_first() else {
+                return true;
+            };
+            self.header.push(*b);
             self.offset += 1;
+            data = rest;
+            if self.header.len() as u64 == HEADER {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(&self.header);
+                self.seed = Some(u64::from_le_bytes(le));
+            }
         }
-        self.mismatch.is_none()
+        let (Some(seed), None) = (self.seed, self.mismatch) else {
+            return self.mismatch.is_none();
+        };
+        let mut expected = [0u8; 4096];
+        for chunk in data.chunks(expected.len()) {
+            let want = &mut expected[..chunk.len()];
+            fill_stream(seed, self.offset, want);
+            if let Some(i) = chunk.iter().zip(want.iter()).position(|(a, b)| a != b) {
+                self.mismatch = Some(self.offset + i as u64);
+                self.offset += i as u64;
+                return false;
+            }
+            self.offset += chunk.len() as u64;
+        }
+        true
     }
 
     /// Bytes received and found correct (the header included).
@@ -112,6 +138,9 @@ pub struct StreamClient {
     max_write: usize,
     rng: SimRng,
     sock: Option<SocketId>,
+    /// The current write: drawn size, generated once, offered until taken.
+    chunk: Vec<u8>,
+    chunk_taken: usize,
     /// The connect's outcome once known.
     pub connected: Option<Result<(), crate::net::ConnectError>>,
     written: u64,
@@ -136,6 +165,8 @@ impl StreamClient {
             max_write: max_write.max(1),
             rng,
             sock: None,
+            chunk: Vec::new(),
+            chunk_taken: 0,
             connected: None,
             written: 0,
             shut_down: false,
@@ -159,17 +190,22 @@ impl StreamClient {
         let Some(sock) = self.sock else {
             return;
         };
-        let mut buf = Vec::new();
         while self.written < self.total {
-            let left = usize::try_from(self.total - self.written).unwrap_or(usize::MAX);
-            let n = self.rng.range_usize(1, self.max_write).min(left);
-            buf.resize(n, 0);
-            fill_stream(self.seed, self.written, &mut buf);
-            let Ok(took) = net.write(sock, &buf) else {
+            if self.chunk_taken == self.chunk.len() {
+                let left = usize::try_from(self.total - self.written).unwrap_or(usize::MAX);
+                let n = self.rng.range_usize(1, self.max_write).min(left);
+                self.chunk.resize(n, 0);
+                fill_stream(self.seed, self.written, &mut self.chunk);
+                self.chunk_taken = 0;
+            }
+            let offered = &self.chunk[self.chunk_taken..];
+            let Ok(took) = net.write(sock, offered) else {
                 return;
             };
+            let short = took < offered.len();
+            self.chunk_taken += took;
             self.written += took as u64;
-            if took < n {
+            if short {
                 return;
             }
         }
@@ -356,6 +392,7 @@ mod tests {
     fn verifier_accepts_the_stream_in_any_chunking_and_finds_a_flipped_byte() {
         let mut whole = vec![0u8; 1000];
         fill_stream(77, 0, &mut whole);
+        let whole_copy = whole.clone();
         let mut v = StreamVerifier::new();
         for chunk in whole.chunks(7) {
             assert!(v.feed(chunk));
@@ -365,6 +402,14 @@ mod tests {
         let mut bad = StreamVerifier::new();
         assert!(!bad.feed(&whole));
         assert_eq!(bad.mismatch(), Some(500));
+        // Filling from any offset agrees with the byte function.
+        for start in [0u64, 3, 8, 9, 15, 16, 17, 500] {
+            let mut part = vec![0u8; 37];
+            fill_stream(77, start, &mut part);
+            assert_eq!(&part[..], &whole_copy[start as usize..start as usize + 37]);
+            let by_byte: Vec<u8> = (start..start + 37).map(|o| stream_byte(77, o)).collect();
+            assert_eq!(part, by_byte);
+        }
         let mut other = vec![0u8; 100];
         fill_stream(78, 0, &mut other);
         assert_ne!(&other[8..], &whole[8..100], "seeds name different streams");

@@ -87,7 +87,7 @@ impl Pipe {
     /// the second value says whether it carries FIN.
     pub(crate) fn cut_segment(&mut self, max: usize) -> (Vec<u8>, bool) {
         let n = max.min(self.send_queue.len());
-        let data: Vec<u8> = self.send_queue.drain(..n).collect();
+        let data = take_front(&mut self.send_queue, n);
         self.in_flight += data.len();
         let fin = self.send_queue.is_empty() && self.fin_requested && !self.fin_sent;
         if fin {
@@ -109,7 +109,8 @@ impl Pipe {
 
     /// Hands every arrived byte to the reader.
     pub(crate) fn take_received(&mut self) -> Vec<u8> {
-        self.recv_buf.drain(..).collect()
+        let n = self.recv_buf.len();
+        take_front(&mut self.recv_buf, n)
     }
 
     /// Whether arrived bytes wait for the reader.
@@ -141,9 +142,33 @@ impl Pipe {
     }
 }
 
+/// Moves the first `n` bytes of `queue` into a vector with two copies
+/// (the deque's two slices), not byte by byte.
+fn take_front(queue: &mut VecDeque<u8>, n: usize) -> Vec<u8> {
+    let n = n.min(queue.len());
+    let (front, back) = queue.as_slices();
+    let from_front = n.min(front.len());
+    let mut out = Vec::with_capacity(n);
+    out.extend_from_slice(&front[..from_front]);
+    out.extend_from_slice(&back[..n - from_front]);
+    queue.drain(..n);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_front_spans_the_wrapped_halves() {
+        let mut q: VecDeque<u8> = VecDeque::with_capacity(8);
+        q.extend([0, 0, 0, 0, 0, 0]);
+        q.drain(..5);
+        q.extend([1, 2, 3, 4, 5, 6]);
+        assert_eq!(take_front(&mut q, 4), [0, 1, 2, 3]);
+        assert_eq!(take_front(&mut q, 10), [4, 5, 6]);
+        assert!(q.is_empty());
+    }
 
     #[test]
     fn window_bounds_every_stage_together() {
