@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::net::{HostId, Net, NetEvent, SocketId};
+use crate::net::{HostId, ListenerId, Net, NetEvent, SocketId};
 use crate::rng::{splitmix64, SimRng};
 use crate::world::Application;
 
@@ -221,6 +221,10 @@ impl Application for StreamClient {
         self.sock = net.connect(host, self.server).ok();
     }
 
+    fn claims(&self, event: &NetEvent) -> bool {
+        Some(event.sock()) == self.sock
+    }
+
     fn on_event(&mut self, net: &mut Net, _host: HostId, event: NetEvent) {
         match event {
             NetEvent::Connected { result, .. } => {
@@ -258,6 +262,7 @@ pub enum ServerMode {
 pub struct StreamServer {
     port: u16,
     mode: ServerMode,
+    listener: Option<ListenerId>,
     /// Every accepted connection, by socket.
     pub flows: BTreeMap<SocketId, FlowReport>,
 }
@@ -268,6 +273,7 @@ impl StreamServer {
         StreamServer {
             port,
             mode,
+            listener: None,
             flows: BTreeMap::new(),
         }
     }
@@ -298,7 +304,14 @@ impl StreamServer {
 
 impl Application for StreamServer {
     fn start(&mut self, net: &mut Net, host: HostId) {
-        let _ = net.listen(host, self.port);
+        self.listener = net.listen(host, self.port).ok();
+    }
+
+    fn claims(&self, event: &NetEvent) -> bool {
+        match event {
+            NetEvent::Accepted { listener, .. } => Some(*listener) == self.listener,
+            other => self.flows.contains_key(&other.sock()),
+        }
     }
 
     fn on_event(&mut self, net: &mut Net, _host: HostId, event: NetEvent) {
@@ -373,6 +386,13 @@ impl Application for Endpoint {
         match self {
             Endpoint::Client(c) => c.start(net, host),
             Endpoint::Server(s) => s.start(net, host),
+        }
+    }
+
+    fn claims(&self, event: &NetEvent) -> bool {
+        match self {
+            Endpoint::Client(c) => c.claims(event),
+            Endpoint::Server(s) => s.claims(event),
         }
     }
 

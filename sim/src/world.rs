@@ -47,7 +47,16 @@ pub trait Application {
     /// Called once when the application is placed on its host.
     fn start(&mut self, net: &mut Net, host: HostId);
 
-    /// Something happened to one of this host's sockets or listeners.
+    /// Whether `event` concerns this application (names one of its sockets
+    /// or listeners). A host's events are offered to its applications in
+    /// placement order; the first that claims one gets it. The default
+    /// claims everything, which suits a host running one application.
+    fn claims(&self, _event: &NetEvent) -> bool {
+        true
+    }
+
+    /// Something happened to one of this application's sockets or
+    /// listeners.
     fn on_event(&mut self, net: &mut Net, host: HostId, event: NetEvent);
 
     /// When the application next wants [`Application::on_timeout`], in
@@ -71,10 +80,11 @@ pub enum RunEnd {
     StepLimit,
 }
 
-/// Hosts running applications of type `A` over one network.
+/// Hosts running applications of type `A` over one network (several per
+/// host if they say which events are theirs, see [`Application::claims`]).
 pub struct World<A> {
     net: Net,
-    apps: BTreeMap<HostId, A>,
+    apps: BTreeMap<HostId, Vec<A>>,
 }
 
 impl<A: Application> World<A> {
@@ -86,12 +96,18 @@ impl<A: Application> World<A> {
         }
     }
 
-    /// Places an application on a host and starts it (replacing any
-    /// application already there).
+    /// Places an application on a host, after any already there, and
+    /// starts it.
     pub fn place(&mut self, host: HostId, mut app: A) {
         app.start(&mut self.net, host);
-        self.apps.insert(host, app);
+        self.apps.entry(host).or_default().push(app);
         self.dispatch();
+    }
+
+    /// Takes every application off a host (with [`Net::crash_host`], the
+    /// first half of a crash and restart).
+    pub fn remove_apps(&mut self, host: HostId) -> Vec<A> {
+        self.apps.remove(&host).unwrap_or_default()
     }
 
     /// The network.
@@ -105,14 +121,19 @@ impl<A: Application> World<A> {
         &mut self.net
     }
 
-    /// The application on a host.
+    /// The first application placed on a host.
     pub fn app(&self, host: HostId) -> Option<&A> {
-        self.apps.get(&host)
+        self.apps.get(&host)?.first()
     }
 
-    /// The application on a host, mutably.
+    /// The first application placed on a host, mutably.
     pub fn app_mut(&mut self, host: HostId) -> Option<&mut A> {
-        self.apps.get_mut(&host)
+        self.apps.get_mut(&host)?.first_mut()
+    }
+
+    /// Every application on a host, in placement order.
+    pub fn apps(&self, host: HostId) -> &[A] {
+        self.apps.get(&host).map_or(&[], Vec::as_slice)
     }
 
     /// The current virtual time.
@@ -124,25 +145,33 @@ impl<A: Application> World<A> {
     /// none is left (responses at the same instant included).
     pub fn dispatch(&mut self) {
         while let Some((host, event)) = self.net.poll_event() {
-            if let Some(app) = self.apps.get_mut(&host) {
+            let Some(apps) = self.apps.get_mut(&host) else {
+                continue;
+            };
+            if let Some(app) = apps.iter_mut().find(|a| a.claims(&event)) {
                 app.on_event(&mut self.net, host, event);
             }
         }
     }
 
-    fn next_timer(&self) -> Option<(Instant, HostId)> {
+    /// The earliest timer: (when, host, index of the application there).
+    fn next_timer(&self) -> Option<(Instant, HostId, usize)> {
         // A frozen host's timers wait for the thaw.
         self.apps
             .iter()
             .filter(|(host, _)| !self.net.is_frozen(**host))
-            .filter_map(|(host, app)| app.poll_timeout().map(|t| (t, *host)))
+            .flat_map(|(host, apps)| {
+                apps.iter()
+                    .enumerate()
+                    .filter_map(|(i, app)| app.poll_timeout().map(|t| (t, *host, i)))
+            })
             .min()
     }
 
     /// When the next thing will happen, `None` when the world is idle.
     pub fn next_time(&self) -> Option<Instant> {
         let net = self.net.next_event_time();
-        let timer = self.next_timer().map(|(t, _)| t);
+        let timer = self.next_timer().map(|(t, _, _)| t);
         match (net, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -156,14 +185,14 @@ impl<A: Application> World<A> {
         let timer = self.next_timer();
         let timer_first = match (net, timer) {
             (None, None) => return false,
-            (Some(n), Some((t, _))) => t < n,
+            (Some(n), Some((t, _, _))) => t < n,
             (None, Some(_)) => true,
             (Some(_), None) => false,
         };
         match timer {
-            Some((at, host)) if timer_first => {
+            Some((at, host, i)) if timer_first => {
                 self.net.advance_to(at);
-                if let Some(app) = self.apps.get_mut(&host) {
+                if let Some(app) = self.apps.get_mut(&host).and_then(|a| a.get_mut(i)) {
                     app.on_timeout(&mut self.net, host);
                 }
             }

@@ -127,3 +127,86 @@ fn skewed_clocks_convert_both_ways() {
     let deadline = net.host_now(a) + Duration::from_secs(1);
     assert_eq!(net.to_net_time(a, deadline), now + Duration::from_secs(1));
 }
+
+/// A host can run several applications; each gets only its own events.
+#[test]
+fn applications_share_a_host_over_loopback() {
+    use std::net::SocketAddr;
+    use warren_sim::app::{Endpoint, StreamClient, StreamServer};
+    use warren_sim::rng::Seed;
+
+    let (net, a, b) = two_hosts(5, NetConfig::default());
+    let mut world = World::new(net);
+    let rng = |i| Seed(5).stream_indexed("writes", i);
+    world.place(a, Endpoint::Server(StreamServer::new(7, ServerMode::Echo)));
+    let local: SocketAddr = "127.0.0.1:7".parse().unwrap();
+    let remote: SocketAddr = "10.0.0.1:7".parse().unwrap();
+    world.place(
+        a,
+        Endpoint::Client(StreamClient::new(local, 1, 90_000, 5_000, rng(0))),
+    );
+    world.place(
+        a,
+        Endpoint::Client(StreamClient::new(local, 2, 70_000, 9_000, rng(1))),
+    );
+    world.place(
+        b,
+        Endpoint::Client(StreamClient::new(remote, 3, 50_000, 3_000, rng(2))),
+    );
+    assert_eq!(world.run_until_idle(1_000_000), RunEnd::Idle);
+    let server = world.app(a).unwrap().server().unwrap();
+    assert_eq!(server.flows.len(), 3);
+    assert_eq!(server.verified(), 90_000 + 70_000 + 50_000);
+    let clients = world.apps(a)[1..].iter().chain(world.apps(b));
+    for (c, (seed, total)) in clients.zip([(1, 90_000), (2, 70_000), (3, 50_000)]) {
+        let c = c.client().unwrap();
+        assert_eq!((c.echo.seed(), c.echo.verified()), (Some(seed), total));
+        assert!(c.read_closed && !c.reset);
+    }
+    assert_eq!(world.net().open_connections(), 0);
+}
+
+/// Crash and restart: the old connection resets, a new one works.
+#[test]
+fn a_restarted_server_serves_new_connections() {
+    use std::net::SocketAddr;
+    use warren_sim::app::{Endpoint, StreamClient, StreamServer};
+    use warren_sim::rng::Seed;
+
+    let (mut world, server, clients) = client_server_world(
+        6,
+        NetConfig::default(),
+        ServerMode::Sink,
+        &[(1, 50_000_000, 60_000)],
+    );
+    world.run_until(Instant(5_000_000), 1_000_000);
+    world.net_mut().crash_host(server);
+    let old = world.remove_apps(server);
+    assert!(old[0].server().unwrap().verified() > 0);
+    world.place(
+        server,
+        Endpoint::Server(StreamServer::new(7, ServerMode::Sink)),
+    );
+    assert_eq!(world.run_until_idle(1_000_000), RunEnd::Idle);
+    let first = world.app(clients[0]).unwrap().client().unwrap();
+    assert!(first.reset && first.written() < 50_000_000);
+    assert!(world
+        .app(server)
+        .unwrap()
+        .server()
+        .unwrap()
+        .flows
+        .is_empty());
+    let to: SocketAddr = "10.0.0.1:7".parse().unwrap();
+    let rng = Seed(6).stream("second");
+    world.place(
+        clients[0],
+        Endpoint::Client(StreamClient::new(to, 2, 10_000, 999, rng)),
+    );
+    assert_eq!(world.run_until_idle(1_000_000), RunEnd::Idle);
+    assert_eq!(
+        world.app(server).unwrap().server().unwrap().verified(),
+        10_000
+    );
+    assert_eq!(world.net().open_connections(), 0);
+}
