@@ -30,7 +30,10 @@
 //! matching `Input`; [`Application::poll_timeout`] returns the deadline
 //! `drive` handed back, and [`Application::on_timeout`] feeds
 //! `Input::Timeout`. After `Connected(Err)` and `Reset` the net socket is
-//! gone; drop it from the maps.
+//! gone; drop it from the maps. [`Application::claims`] answers from the
+//! same maps, so a node and test applications can share a host (talking
+//! over loopback, as an agent and its workloads do). A node's clock is
+//! [`Net::host_now`]; its deadlines go back through [`Net::to_net_time`].
 //!
 //! [`SocketId`]: crate::net::SocketId
 //! [`ListenerId`]: crate::net::ListenerId
