@@ -1091,12 +1091,9 @@ impl Net {
         Instant(t.as_nanos().saturating_add_signed(offset.saturating_neg()))
     }
 
-    /// Whether a packet from `from` reaches `to` now (false for no host).
-    pub fn path_open(&self, from: Option<HostId>, to: Option<HostId>) -> bool {
-        match (from, to) {
-            (Some(f), Some(t)) => self.faults.path_open(f, t),
-            _ => false,
-        }
+    /// Whether a packet from `from` reaches `to` now.
+    pub fn path_open(&self, from: HostId, to: HostId) -> bool {
+        self.faults.path_open(from, to)
     }
 
     fn unstall(&mut self) {
@@ -1165,13 +1162,12 @@ impl Net {
         if conn.ends[to_side].is_none() {
             return;
         }
-        let (from, to) = (conn.hosts[from_side], conn.hosts[to_side]);
-        if !self.path_open(from, to) {
-            return;
-        }
-        let (Some(from), Some(to)) = (from, to) else {
+        let (Some(from), Some(to)) = (conn.hosts[from_side], conn.hosts[to_side]) else {
             return;
         };
+        if !self.faults.path_open(from, to) {
+            return;
+        }
         let at = self.now + self.delay(id, from_side, from, to);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
