@@ -101,6 +101,9 @@ fn sink_verifies_concurrent_streams() {
     let srv = world.app(server).unwrap().server().unwrap();
     // The one-byte client never completes its header: 1 byte checked.
     assert_eq!(srv.verified(), 300_000 + 1 + 120_000);
+    let stats = world.net().stats();
+    assert_eq!(stats.bytes_delivered, srv.verified());
+    assert_eq!((stats.connects, stats.accepted, stats.resets), (3, 3, 0));
     assert!(srv.flows.values().all(|f| f.verifier.mismatch().is_none()));
     assert_eq!(world.net().open_connections(), 0);
     // 420 kB over 10 MB/s links cannot have taken less than 30 ms.

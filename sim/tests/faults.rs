@@ -156,6 +156,9 @@ fn connect_retries_through_a_partition_that_heals_in_time() {
         (7_000_000_000..8_000_000_000).contains(&t),
         "connected at {t}"
     );
+    // SYNs at 0 s, 1 s and 3 s met the partition; the one at 7 s got through.
+    assert_eq!(net.stats().syn_drops, 3);
+    assert_eq!((net.stats().connects, net.stats().accepted), (1, 1));
 }
 
 #[test]
@@ -189,6 +192,7 @@ fn black_holes_time_out_and_unknown_addresses_are_unreachable() {
         "SYN retries stop at the deadline"
     );
     assert_eq!(net.open_connections(), 0);
+    assert_eq!(net.stats().connect_failures, 2);
     // Once the host is back, connecting works.
     net.set_black_hole(b, false);
     let again = net.connect(a, "10.0.0.2:80".parse().unwrap()).unwrap();

@@ -283,6 +283,26 @@ pub struct Net {
     next_socket: u64,
     faults: Faults,
     trace: Trace,
+    stats: NetStats,
+}
+
+/// Counters over a whole run, for a run's summary and for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// `connect` calls.
+    pub connects: u64,
+    /// Connections accepted by listeners.
+    pub accepted: u64,
+    /// Connects that failed (refused, timed out or unreachable).
+    pub connect_failures: u64,
+    /// SYNs that could not leave (partition, clog, black hole).
+    pub syn_drops: u64,
+    /// Segments sent (data and/or FIN).
+    pub segments: u64,
+    /// Bytes handed to reading hosts.
+    pub bytes_delivered: u64,
+    /// Resets reported to hosts.
+    pub resets: u64,
 }
 
 impl Net {
@@ -308,6 +328,7 @@ impl Net {
             next_socket: 0,
             faults: Faults::default(),
             trace: Trace::new(config.trace_keep),
+            stats: NetStats::default(),
         }
     }
 
@@ -352,6 +373,11 @@ impl Net {
     /// The run's trace so far.
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+
+    /// Counters over the run so far.
+    pub fn stats(&self) -> NetStats {
+        self.stats
     }
 
     /// Shorthand for `trace().trace_hash()`.
@@ -421,6 +447,14 @@ impl Net {
             NetEvent::Writable { sock } => TraceEntry::Writable { sock: sock.0 },
         };
         self.trace.record(self.now, entry);
+        let st = &mut self.stats;
+        match &event {
+            NetEvent::Accepted { .. } => st.accepted += 1,
+            NetEvent::Connected { result: Err(_), .. } => st.connect_failures += 1,
+            NetEvent::Received { data, .. } => st.bytes_delivered += data.len() as u64,
+            NetEvent::Reset { .. } => st.resets += 1,
+            _ => {}
+        }
         match self.hosts.get_mut(&host) {
             Some(h) if h.frozen => h.held.push_back(event),
             _ => self.outbox.push_back((host, event)),
@@ -592,6 +626,7 @@ impl Net {
         let conn = self.next_conn;
         self.next_conn += 1;
         let sock = self.new_socket(conn, 0);
+        self.stats.connects += 1;
         let pipe = |dir: u64| {
             Pipe::new(
                 self.config.window,
@@ -1237,9 +1272,11 @@ impl Net {
                 let at = self.now + self.delay(id, 0, c, s);
                 self.schedule(at, Scheduled::SynArrive { conn: id });
             }
-            _ => self
-                .trace
-                .record(self.now, TraceEntry::SynDropped { sock, attempt }),
+            _ => {
+                self.stats.syn_drops += 1;
+                self.trace
+                    .record(self.now, TraceEntry::SynDropped { sock, attempt });
+            }
         }
     }
 
@@ -1417,6 +1454,7 @@ impl Net {
         if more {
             pipe.pump_scheduled = true;
         }
+        self.stats.segments += 1;
         self.trace.record(
             self.now,
             TraceEntry::Segment {
