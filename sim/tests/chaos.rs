@@ -6,7 +6,7 @@ mod common;
 
 use core::time::Duration;
 
-use common::client_server_world;
+use common::{assert_echoes_complete, client_server_world};
 use warren_sim::app::ServerMode;
 use warren_sim::net::{HostId, LinkConfig, NetConfig};
 use warren_sim::rng::{Seed, SimRng};
@@ -90,21 +90,6 @@ fn streams_finish_exactly_after_random_faults_heal() {
             RunEnd::Idle,
             "seed {seed}"
         );
-        let srv = world.app(server).unwrap().server().unwrap();
-        assert_eq!(srv.flows.len(), clients.len(), "seed {seed}");
-        for (host, (stream_seed, total, _)) in client_hosts.iter().zip(&clients) {
-            let c = world.app(*host).unwrap().client().unwrap();
-            assert_eq!(c.connected, Some(Ok(())), "seed {seed}");
-            assert_eq!(c.echo.seed(), Some(*stream_seed), "seed {seed}");
-            assert_eq!(c.echo.verified(), *total, "seed {seed}");
-            assert!(
-                c.echo.mismatch().is_none() && c.read_closed && !c.reset,
-                "seed {seed}"
-            );
-        }
-        for flow in srv.flows.values() {
-            assert!(flow.verifier.mismatch().is_none() && flow.read_closed && !flow.reset);
-        }
-        assert_eq!(world.net().open_connections(), 0, "seed {seed}: leak");
+        assert_echoes_complete(&world, server, &client_hosts, &clients, seed);
     }
 }

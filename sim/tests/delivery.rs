@@ -5,7 +5,7 @@ mod common;
 
 use core::time::Duration;
 
-use common::{client_server_world, drain, run_quiet, two_hosts};
+use common::{assert_echoes_complete, client_server_world, drain, run_quiet, two_hosts};
 use warren_sim::app::{fill_stream, ServerMode};
 use warren_sim::net::{LinkConfig, NetConfig, NetEvent};
 use warren_sim::rng::{Seed, SimRng};
@@ -60,28 +60,7 @@ fn echo_streams_arrive_exactly_over_random_networks() {
             RunEnd::Idle,
             "seed {seed}"
         );
-        let srv = world.app(server).unwrap().server().unwrap();
-        assert_eq!(srv.flows.len(), clients.len(), "seed {seed}");
-        for flow in srv.flows.values() {
-            let v = &flow.verifier;
-            assert_eq!(v.mismatch(), None, "seed {seed}");
-            let (_, total, _) = clients
-                .iter()
-                .find(|(s, _, _)| Some(*s) == v.seed())
-                .expect("a stream the server did not expect");
-            assert_eq!(v.verified(), *total, "seed {seed}");
-            assert!(flow.read_closed && !flow.reset, "seed {seed}");
-        }
-        for (host, (stream_seed, total, _)) in client_hosts.iter().zip(&clients) {
-            let c = world.app(*host).unwrap().client().unwrap();
-            assert_eq!(c.connected, Some(Ok(())), "seed {seed}");
-            assert_eq!(c.written(), *total, "seed {seed}");
-            assert_eq!(c.echo.seed(), Some(*stream_seed), "seed {seed}");
-            assert_eq!(c.echo.verified(), *total, "seed {seed}");
-            assert_eq!(c.echo.mismatch(), None, "seed {seed}");
-            assert!(c.read_closed && !c.reset, "seed {seed}");
-        }
-        assert_eq!(world.net().open_connections(), 0, "seed {seed}: leak");
+        assert_echoes_complete(&world, server, &client_hosts, &clients, seed);
     }
 }
 

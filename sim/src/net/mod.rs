@@ -704,10 +704,9 @@ impl Net {
             .ok_or(NetError::UnknownSocket)
     }
 
-    /// Writes as much of `data` as the connection's window takes and
-    /// returns that count (possibly 0). After a short write the host gets
-    /// [`NetEvent::Writable`] once the reader made room.
-    pub fn write(&mut self, sock: SocketId, data: &[u8]) -> Result<usize, NetError> {
+    /// The pipe a socket sends on, if it may still send: connected and not
+    /// shut down. Also returns the connection id and the socket's side.
+    fn sending_pipe(&mut self, sock: SocketId) -> Result<(u64, usize, &mut Pipe), NetError> {
         let (id, side) = self.lookup(sock)?;
         let conn = self.conns.get_mut(&id).ok_or(NetError::UnknownSocket)?;
         if conn.state == ConnState::Connecting {
@@ -717,6 +716,14 @@ impl Net {
         if pipe.fin_requested {
             return Err(NetError::WriteShutdown);
         }
+        Ok((id, side, pipe))
+    }
+
+    /// Writes as much of `data` as the connection's window takes and
+    /// returns that count (possibly 0). After a short write the host gets
+    /// [`NetEvent::Writable`] once the reader made room.
+    pub fn write(&mut self, sock: SocketId, data: &[u8]) -> Result<usize, NetError> {
+        let (id, side, pipe) = self.sending_pipe(sock)?;
         let n = pipe.write(data);
         if n < data.len() {
             pipe.want_writable = true;
@@ -737,15 +744,7 @@ impl Net {
 
     /// Half-closes: FIN follows the bytes already written.
     pub fn shutdown_write(&mut self, sock: SocketId) -> Result<(), NetError> {
-        let (id, side) = self.lookup(sock)?;
-        let conn = self.conns.get_mut(&id).ok_or(NetError::UnknownSocket)?;
-        if conn.state == ConnState::Connecting {
-            return Err(NetError::NotConnected);
-        }
-        let pipe = &mut conn.pipes[side];
-        if pipe.fin_requested {
-            return Err(NetError::WriteShutdown);
-        }
+        let (id, side, pipe) = self.sending_pipe(sock)?;
         pipe.fin_requested = true;
         pipe.want_writable = false;
         self.trace

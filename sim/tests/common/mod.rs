@@ -78,3 +78,37 @@ pub fn client_server_world(
     }
     (world, server, client_hosts)
 }
+
+/// Asserts that every client of an echo world completed: connected, the
+/// server checked each stream whole and saw its FIN, each client got its
+/// whole stream back and the FIN, nothing reset, no connection left.
+pub fn assert_echoes_complete(
+    world: &World<Endpoint>,
+    server: HostId,
+    client_hosts: &[HostId],
+    clients: &[(u64, u64, usize)],
+    seed: u64,
+) {
+    let srv = world.app(server).unwrap().server().unwrap();
+    assert_eq!(srv.flows.len(), clients.len(), "seed {seed}");
+    for flow in srv.flows.values() {
+        let v = &flow.verifier;
+        assert_eq!(v.mismatch(), None, "seed {seed}");
+        let (_, total, _) = clients
+            .iter()
+            .find(|(s, _, _)| Some(*s) == v.seed())
+            .expect("a stream the server did not expect");
+        assert_eq!(v.verified(), *total, "seed {seed}");
+        assert!(flow.read_closed && !flow.reset, "seed {seed}");
+    }
+    for (host, (stream_seed, total, _)) in client_hosts.iter().zip(clients) {
+        let c = world.app(*host).unwrap().client().unwrap();
+        assert_eq!(c.connected, Some(Ok(())), "seed {seed}");
+        assert_eq!(c.written(), *total, "seed {seed}");
+        assert_eq!(c.echo.seed(), Some(*stream_seed), "seed {seed}");
+        assert_eq!(c.echo.verified(), *total, "seed {seed}");
+        assert_eq!(c.echo.mismatch(), None, "seed {seed}");
+        assert!(c.read_closed && !c.reset, "seed {seed}");
+    }
+    assert_eq!(world.net().open_connections(), 0, "seed {seed}: leak");
+}
