@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use common::{assert_echoes_complete, client_server_world};
 use warren_sim::app::ServerMode;
-use warren_sim::net::{HostId, LinkConfig, NetConfig};
+use warren_sim::net::{FaultId, HostId, LinkConfig, NetConfig};
 use warren_sim::rng::{Seed, SimRng};
 use warren_sim::world::RunEnd;
 
@@ -20,6 +20,13 @@ fn subset(rng: &mut SimRng, hosts: &[HostId]) -> Vec<HostId> {
     } else {
         picked
     }
+}
+
+/// An injected fault, remembered so it can be undone.
+enum Fault {
+    Cut(FaultId),
+    Clog(HostId, HostId),
+    Hole(HostId),
 }
 
 #[test]
@@ -58,31 +65,25 @@ fn streams_finish_exactly_after_random_faults_heal() {
             let a = subset(&mut rng, &all);
             let b = subset(&mut rng, &all);
             let net = world.net_mut();
-            match rng.below(4) {
-                0 => {
-                    let f = net.partition(&a, &b);
-                    let end = world.now() + last;
-                    world.run_until(end, 50_000_000);
-                    world.net_mut().heal(f);
-                }
-                1 => {
-                    let f = net.partition_one_way(&a, &b);
-                    let end = world.now() + last;
-                    world.run_until(end, 50_000_000);
-                    world.net_mut().heal(f);
-                }
+            let fault = match rng.below(4) {
+                0 => Fault::Cut(net.partition(&a, &b)),
+                1 => Fault::Cut(net.partition_one_way(&a, &b)),
                 2 => {
                     net.clog(a[0], b[0]);
-                    let end = world.now() + last;
-                    world.run_until(end, 50_000_000);
-                    world.net_mut().unclog(a[0], b[0]);
+                    Fault::Clog(a[0], b[0])
                 }
                 _ => {
                     net.set_black_hole(a[0], true);
-                    let end = world.now() + last;
-                    world.run_until(end, 50_000_000);
-                    world.net_mut().set_black_hole(a[0], false);
+                    Fault::Hole(a[0])
                 }
+            };
+            let end = world.now() + last;
+            world.run_until(end, 50_000_000);
+            let net = world.net_mut();
+            match fault {
+                Fault::Cut(id) => net.heal(id),
+                Fault::Clog(from, to) => net.unclog(from, to),
+                Fault::Hole(host) => net.set_black_hole(host, false),
             }
         }
         assert_eq!(
