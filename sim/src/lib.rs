@@ -7,5 +7,10 @@
 //! - [`certs`]: a CA and workload certificates derived from a seed, and the
 //!   virtual clock rustls checks them against.
 
+pub mod app;
 pub mod certs;
 pub mod crypto;
+pub mod net;
+pub mod rng;
+pub mod trace;
+pub mod world;
