@@ -78,8 +78,7 @@ pub async fn drive<A: Application>(
     let mut output = Outgoing::default();
     let mut read_open = true;
     loop {
-        deliver_events(&mut conn, app, clock.now());
-        match output.write_available(&mut conn, &clock, &stream) {
+        match settle(&mut conn, app, &clock, &stream, &mut output) {
             Ok(()) => {}
             Err(err) => {
                 conn.handle_eof(clock.now());
@@ -148,12 +147,39 @@ pub fn drive_blocking<A: Application>(
     })
 }
 
+/// Delivers events and writes output until neither has anything left.
+///
+/// Transmitting can itself make events ready (`Writable` once queued output
+/// drained below `max_send_buffer`, `Closed` once the final GOAWAY is handed
+/// over), and their handling can queue more output, so the two alternate
+/// until a transmit pass leaves no event behind. Skipping that last check
+/// stalls a stream until some unrelated input arrives.
+fn settle<A: Application>(
+    conn: &mut Connection,
+    app: &mut A,
+    clock: &Clock,
+    stream: &TcpStream,
+    output: &mut Outgoing,
+) -> io::Result<()> {
+    deliver_events(conn, app, clock.now());
+    loop {
+        output.write_available(conn, clock, stream)?;
+        if !deliver_events(conn, app, clock.now()) {
+            return Ok(());
+        }
+    }
+}
+
 /// The drain rule: every event goes to the application, including those its
-/// own calls cause, before the loop does anything else.
-fn deliver_events<A: Application>(conn: &mut Connection, app: &mut A, now: Instant) {
+/// own calls cause, before the loop does anything else. True if there was
+/// any.
+fn deliver_events<A: Application>(conn: &mut Connection, app: &mut A, now: Instant) -> bool {
+    let mut any = false;
     while let Some(event) = conn.poll_event() {
         app.handle_event(conn, now, event);
+        any = true;
     }
+    any
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

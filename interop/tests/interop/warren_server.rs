@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant as WallClock;
+use std::time::{Duration, Instant as WallClock};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -82,6 +82,34 @@ async fn thousand_concurrent_connect_streams_echo_byte_exact() {
     }
     let server = close(send_request, conn, server).await;
     assert_eq!(server.requests(), 1000);
+    assert_eq!(server.failure(), None);
+}
+
+#[tokio::test]
+async fn echo_held_back_by_the_send_buffer_resumes_without_new_input() {
+    // A 16 KiB send buffer makes the server's echo wait for `Writable`,
+    // which the engine raises while its output is transmitted: a host loop
+    // that does not look for events after transmitting stalls once the
+    // client has sent everything (no keepalive PING would wake it here).
+    let config = Config {
+        max_send_buffer: 16 << 10,
+        keepalive_interval: None,
+        ..Config::default()
+    };
+    let (addr, server) = spawn_server(config, EchoServer::new());
+    let (send_request, conn) = h2_client(addr, Windows::LARGE).await;
+    let plan = StreamPlan {
+        seed: 0x5e9d,
+        len: 3 << 20,
+    };
+    let echoed = tokio::time::timeout(
+        Duration::from_secs(60),
+        echo_stream(send_request.clone(), plan),
+    )
+    .await
+    .expect("the echo stalled");
+    assert_eq!(echoed, Ok(()));
+    let server = close(send_request, conn, server).await;
     assert_eq!(server.failure(), None);
 }
 
