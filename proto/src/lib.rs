@@ -14,6 +14,7 @@
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
+//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
 pub mod h2;
 pub mod hbone;
@@ -21,3 +22,4 @@ pub mod identity;
 pub mod policy;
 pub mod pool;
 pub mod time;
+pub mod tls;

@@ -39,6 +39,46 @@ impl fmt::Display for SpiffeIdError {
 
 impl std::error::Error for SpiffeIdError {}
 
+/// A validated SPIFFE trust domain, e.g. `cluster.local`: the name of one
+/// mesh whose CA roots a node trusts.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrustDomain(String);
+
+impl TrustDomain {
+    /// Validates a trust domain name (non-empty, `[a-z0-9._-]` only).
+    pub fn new(name: &str) -> Result<TrustDomain, SpiffeIdError> {
+        if name.len() > MAX_LEN {
+            return Err(SpiffeIdError::TooLong);
+        }
+        if !valid_trust_domain(name) {
+            return Err(SpiffeIdError::InvalidTrustDomain);
+        }
+        Ok(TrustDomain(name.to_owned()))
+    }
+
+    /// The name, e.g. `cluster.local`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `id` belongs to this trust domain.
+    pub fn contains(&self, id: &SpiffeId) -> bool {
+        id.trust_domain() == self.0
+    }
+}
+
+impl fmt::Display for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustDomain({})", self.0)
+    }
+}
+
 /// A validated `spiffe://<trust-domain>/ns/<namespace>/sa/<name>`.
 ///
 /// Ordering and equality are those of the canonical string, so ids can key
@@ -200,6 +240,25 @@ mod tests {
         }
         let long = format!("spiffe://example.org/ns/a/sa/{}", "x".repeat(2048));
         assert_eq!(SpiffeId::parse(&long), Err(TooLong));
+    }
+
+    #[test]
+    fn trust_domain_validates_and_contains() {
+        let td = TrustDomain::new("example.org").unwrap();
+        assert_eq!(td.as_str(), "example.org");
+        assert!(td.contains(&SpiffeId::parse("spiffe://example.org/ns/a/sa/b").unwrap()));
+        assert!(!td.contains(&SpiffeId::parse("spiffe://example.com/ns/a/sa/b").unwrap()));
+        // A prefix of the id's trust domain is a different trust domain.
+        assert!(!td.contains(&SpiffeId::parse("spiffe://example.org.evil/ns/a/sa/b").unwrap()));
+        assert_eq!(TrustDomain::new(""), Err(SpiffeIdError::InvalidTrustDomain));
+        assert_eq!(
+            TrustDomain::new("Ex.org"),
+            Err(SpiffeIdError::InvalidTrustDomain)
+        );
+        assert_eq!(
+            TrustDomain::new("a/b"),
+            Err(SpiffeIdError::InvalidTrustDomain)
+        );
     }
 
     #[test]

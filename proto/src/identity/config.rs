@@ -1,0 +1,191 @@
+//! rustls configs for the mesh: TLS 1.3 only, mutual authentication with
+//! the mesh verifiers, ALPN `h2` (configurable), no resumption, no SNI.
+//!
+//! The crypto provider and the time provider always come from the host:
+//! this module never asks rustls for a process-wide default, so the
+//! simulator's seeded provider and virtual clock reach every handshake.
+
+use core::fmt;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::NoServerSessionStorage;
+use rustls::time_provider::TimeProvider;
+use rustls::{ClientConfig, ServerConfig};
+
+use super::verify::{spiffe_id_of, MeshClientVerifier, MeshServerVerifier, MeshTrust};
+use super::{IdentityError, SpiffeId};
+
+/// The ALPN protocol of an HBONE connection.
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// Why a mesh TLS config cannot be built. All of these are host errors:
+/// nothing a peer sends can cause them.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// Our own leaf certificate does not name one SPIFFE id of the trust
+    /// domain, so peers would reject it.
+    OwnCertificate(IdentityError),
+    /// Our certificate chain is empty.
+    NoCertificate,
+    /// A client config needs at least one acceptable server id.
+    NoExpectedIdentity,
+    /// An expected server id is outside the trust domain, so no server
+    /// could ever match it.
+    ExpectedIdentityOutsideTrustDomain(SpiffeId),
+    /// No ALPN protocol to offer.
+    NoAlpn,
+    /// rustls refused the provider (no TLS 1.3 suite) or the key (unsupported,
+    /// or not the certificate's).
+    Rustls(rustls::Error),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::OwnCertificate(e) => write!(f, "our certificate: {e}"),
+            ConfigError::NoCertificate => f.write_str("our certificate chain is empty"),
+            ConfigError::NoExpectedIdentity => f.write_str("no expected server identity"),
+            ConfigError::ExpectedIdentityOutsideTrustDomain(id) => {
+                write!(
+                    f,
+                    "expected server identity {id} is outside the trust domain"
+                )
+            }
+            ConfigError::NoAlpn => f.write_str("no ALPN protocol"),
+            ConfigError::Rustls(e) => write!(f, "rustls: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<rustls::Error> for ConfigError {
+    fn from(e: rustls::Error) -> ConfigError {
+        ConfigError::Rustls(e)
+    }
+}
+
+/// Everything a node needs to build its mesh TLS configs: the host's crypto
+/// and time providers, what it trusts, and who it is.
+#[derive(Debug)]
+pub struct MeshTlsParams {
+    provider: Arc<CryptoProvider>,
+    time: Arc<dyn TimeProvider>,
+    trust: Arc<MeshTrust>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: Vec<Vec<u8>>,
+    id: SpiffeId,
+}
+
+impl MeshTlsParams {
+    /// Checks that `chain`'s leaf names one SPIFFE id of `trust`'s domain
+    /// (the key is checked when a config is built). ALPN defaults to `h2`.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        time: Arc<dyn TimeProvider>,
+        trust: Arc<MeshTrust>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<MeshTlsParams, ConfigError> {
+        let leaf = chain.first().ok_or(ConfigError::NoCertificate)?;
+        let id = spiffe_id_of(leaf).map_err(ConfigError::OwnCertificate)?;
+        if !trust.trust_domain().contains(&id) {
+            return Err(ConfigError::OwnCertificate(
+                IdentityError::OtherTrustDomain {
+                    expected: trust.trust_domain().clone(),
+                    got: id,
+                },
+            ));
+        }
+        Ok(MeshTlsParams {
+            provider,
+            time,
+            trust,
+            chain,
+            key,
+            alpn: vec![ALPN_H2.to_vec()],
+            id,
+        })
+    }
+
+    /// Replaces the ALPN protocols offered (client) or accepted (server),
+    /// in preference order; e.g. `warren-e2e` for end-to-end sessions.
+    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> Result<MeshTlsParams, ConfigError> {
+        if protocols.is_empty() || protocols.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError::NoAlpn);
+        }
+        self.alpn = protocols;
+        Ok(self)
+    }
+
+    /// Our own SPIFFE id, from our leaf certificate.
+    pub fn identity(&self) -> &SpiffeId {
+        &self.id
+    }
+
+    /// What this node trusts.
+    pub fn trust(&self) -> &Arc<MeshTrust> {
+        &self.trust
+    }
+
+    /// A client config that accepts only servers whose SPIFFE id is in
+    /// `expected` (the destination's workload and service ids).
+    pub fn client_config(
+        &self,
+        expected: impl IntoIterator<Item = SpiffeId>,
+    ) -> Result<Arc<ClientConfig>, ConfigError> {
+        let expected: BTreeSet<SpiffeId> = expected.into_iter().collect();
+        if expected.is_empty() {
+            return Err(ConfigError::NoExpectedIdentity);
+        }
+        if let Some(outside) = expected
+            .iter()
+            .find(|id| !self.trust.trust_domain().contains(id))
+        {
+            return Err(ConfigError::ExpectedIdentityOutsideTrustDomain(
+                outside.clone(),
+            ));
+        }
+        let verifier = MeshServerVerifier::new(
+            self.trust.clone(),
+            expected,
+            self.provider.signature_verification_algorithms,
+        );
+        let mut config =
+            ClientConfig::builder_with_details(self.provider.clone(), self.time.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = self.alpn.clone();
+        config.resumption = Resumption::disabled();
+        // The server name is not an identity here; don't leak one either.
+        config.enable_sni = false;
+        config.enable_early_data = false;
+        Ok(Arc::new(config))
+    }
+
+    /// A server config that requires a client certificate of our trust
+    /// domain.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, ConfigError> {
+        let verifier = MeshClientVerifier::new(
+            self.trust.clone(),
+            self.provider.signature_verification_algorithms,
+        );
+        let mut config =
+            ServerConfig::builder_with_details(self.provider.clone(), self.time.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])?
+                .with_client_cert_verifier(Arc::new(verifier))
+                .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = self.alpn.clone();
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        config.max_early_data_size = 0;
+        Ok(Arc::new(config))
+    }
+}
