@@ -16,6 +16,7 @@
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
+pub mod front;
 pub mod h2;
 pub mod hbone;
 pub mod identity;
