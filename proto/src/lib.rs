@@ -16,10 +16,12 @@
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
+pub mod drive;
 pub mod front;
 pub mod h2;
 pub mod hbone;
 pub mod identity;
+pub mod node;
 pub mod policy;
 pub mod pool;
 pub mod time;

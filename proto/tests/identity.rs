@@ -131,7 +131,13 @@ const CLIENT_ID: &str = "spiffe://mesh.test/ns/shop/sa/cart";
 const SERVER_ID: &str = "spiffe://mesh.test/ns/shop/sa/db";
 
 fn trust(ca: &Ca) -> Arc<MeshTrust> {
-    Arc::new(MeshTrust::new(TrustDomain::new(TD).unwrap(), std::slice::from_ref(&ca.cert)).unwrap())
+    Arc::new(
+        MeshTrust::new(
+            TrustDomain::new(TD).unwrap(),
+            std::slice::from_ref(&ca.cert),
+        )
+        .unwrap(),
+    )
 }
 
 /// Params without the own-certificate check, for certificates that are
