@@ -6,7 +6,7 @@ mod node_harness;
 use std::net::SocketAddr;
 
 use node_harness::certs::{spiffe, Ca};
-use node_harness::World;
+use node_harness::{Server, World};
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
 use warren_proto::policy::{
@@ -159,4 +159,123 @@ fn denied_flow_gets_401_and_names_the_rule() {
         1,
         "only the mesh connection remains"
     );
+}
+
+#[test]
+fn half_close_from_the_server_side_first() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let greeting = pattern(100_000);
+    world.add_server(addr(ECHO), Server::SpeakFirst(greeting.clone()));
+    let app = world.connect_app(addr(TUNNEL));
+    world.run();
+    // The server's half arrived and ended; the client's half is still open.
+    assert!(world.net.apps[app].received == greeting);
+    assert!(world.net.apps[app].eof);
+    assert_eq!(world.nodes[0].flow_count(), 1, "flow still open one way");
+    let request = pattern(70_000);
+    world.app_write(app, &request);
+    world.app_shutdown(app);
+    world.run();
+    let server = world.net.server_apps[0];
+    assert!(world.net.apps[server].received == request);
+    assert!(world.net.apps[server].eof);
+    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::Done]);
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::Done]);
+}
+
+#[test]
+fn half_close_from_the_client_side_first() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    world.add_server(addr(ECHO), Server::Sink);
+    let app = world.connect_app(addr(TUNNEL));
+    let request = pattern(50_000);
+    world.app_write(app, &request);
+    world.app_shutdown(app);
+    world.run();
+    let server = world.net.server_apps[0];
+    assert!(world.net.apps[server].received == request);
+    assert!(world.net.apps[server].eof);
+    assert!(!world.net.apps[app].eof, "the server has not closed yet");
+    // Now the server answers and closes.
+    world.net.apps[server].outbox.extend(b"bye");
+    world.net.apps[server].shutdown_after_outbox = true;
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"bye");
+    assert!(world.net.apps[app].eof);
+    assert_eq!(world.nodes[0].flow_count() + world.nodes[1].flow_count(), 0);
+}
+
+#[test]
+fn client_reset_reaches_the_server() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    world.add_server(addr(ECHO), Server::Sink);
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"hello");
+    world.run();
+    let server = world.net.server_apps[0];
+    assert_eq!(world.net.apps[server].received, b"hello");
+    world.app_reset(app);
+    world.run();
+    assert!(
+        world.net.apps[server].reset,
+        "reset propagated to the target"
+    );
+    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::LocalReset]);
+    assert!(matches!(
+        closed_reasons(&world, 1)[..],
+        [CloseReason::StreamReset(_)]
+    ));
+    assert_eq!(world.nodes[0].flow_count() + world.nodes[1].flow_count(), 0);
+}
+
+#[test]
+fn server_reset_reaches_the_client() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"ping");
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"ping");
+    let server = world.net.server_apps[0];
+    world.app_reset(server);
+    world.run();
+    assert!(world.net.apps[app].reset, "reset propagated to the client");
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::LocalReset]);
+    assert!(matches!(
+        closed_reasons(&world, 0)[..],
+        [CloseReason::StreamReset(_)]
+    ));
+}
+
+#[test]
+fn unknown_service_port_gets_503() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    // Re-point the tunnel at a port the server does not export.
+    let mut config = world.nodes[0].config().clone();
+    config.fronts[0].kind = FrontKind::Tunnel {
+        to: FrontTarget::parse("echo.shop:81").unwrap(),
+    };
+    world.nodes[0] = warren_proto::node::Node::new(config, world.now);
+    let app = world.connect_app(addr(TUNNEL));
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert_eq!(
+        closed_reasons(&world, 0),
+        vec![CloseReason::Refused { status: 503 }]
+    );
+}
+
+#[test]
+fn target_down_gets_503() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    world.net.servers.clear();
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"x");
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert!(world.net.apps[app].received.is_empty());
+    assert_eq!(
+        closed_reasons(&world, 0),
+        vec![CloseReason::Refused { status: 503 }]
+    );
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectFailed]);
 }

@@ -49,6 +49,15 @@ impl Node {
     }
 
     pub(super) fn on_transmitted(&mut self, sock: SockId, n: usize) -> Result<(), HostError> {
+        self.consume_chunk(sock, n)?;
+        if self.chunk(sock).is_empty() {
+            // Drained: whatever waited for that (a close, a half-close) is due.
+            self.dirty.insert(sock);
+        }
+        Ok(())
+    }
+
+    fn consume_chunk(&mut self, sock: SockId, n: usize) -> Result<(), HostError> {
         let len = self.chunk(sock).len();
         if n > len {
             return Err(HostError::TransmitOverrun(sock));

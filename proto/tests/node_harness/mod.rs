@@ -30,6 +30,17 @@ struct Pipe {
     sender_blocked: bool,
 }
 
+/// How a target server behaves.
+#[derive(Clone, Debug)]
+pub enum Server {
+    /// Writes back what it reads; half-closes after EOF.
+    Echo,
+    /// Writes these bytes and half-closes at once; reads whatever comes.
+    SpeakFirst(Vec<u8>),
+    /// Only reads.
+    Sink,
+}
+
 /// An application endpoint (a test client or a target server).
 #[derive(Debug, Default)]
 pub struct App {
@@ -71,8 +82,10 @@ pub struct Net {
     pipes: BTreeMap<End, Pipe>,
     paused: BTreeSet<End>,
     listeners: BTreeMap<SocketAddr, (usize, ListenerId)>,
-    /// Addresses where echo servers listen.
-    pub servers: BTreeSet<SocketAddr>,
+    /// Addresses where servers listen, and how they behave.
+    pub servers: BTreeMap<SocketAddr, Server>,
+    /// Apps created by connections to servers, in order.
+    pub server_apps: Vec<usize>,
     pub apps: Vec<App>,
     actions: VecDeque<Action>,
     pub events: Vec<(usize, NodeEvent)>,
@@ -243,7 +256,11 @@ impl World {
     }
 
     pub fn add_echo_server(&mut self, addr: SocketAddr) {
-        self.net.servers.insert(addr);
+        self.net.servers.insert(addr, Server::Echo);
+    }
+
+    pub fn add_server(&mut self, addr: SocketAddr, server: Server) {
+        self.net.servers.insert(addr, server);
     }
 
     fn step(&mut self, n: usize, input: Input<'_>) {
@@ -345,9 +362,18 @@ impl World {
                             result: Ok(()),
                         },
                     );
-                } else if self.net.servers.contains(&addr) {
+                } else if let Some(server) = self.net.servers.get(&addr).cloned() {
                     let app = self.new_app();
-                    self.net.apps[app].echo = true;
+                    self.net.server_apps.push(app);
+                    let a = &mut self.net.apps[app];
+                    match server {
+                        Server::Echo => a.echo = true,
+                        Server::SpeakFirst(data) => {
+                            a.outbox.extend(data);
+                            a.shutdown_after_outbox = true;
+                        }
+                        Server::Sink => {}
+                    }
                     self.net.connect_pipes(from, End::App(app));
                     self.step(
                         node,
