@@ -84,6 +84,10 @@ pub struct Net {
     listeners: BTreeMap<SocketAddr, (usize, ListenerId)>,
     /// Addresses where servers listen, and how they behave.
     pub servers: BTreeMap<SocketAddr, Server>,
+    /// Server apps created from now on read at most this much per round.
+    pub slow_servers: Option<usize>,
+    /// Addresses whose connects never complete.
+    pub blackhole: BTreeSet<SocketAddr>,
     /// Apps created by connections to servers, in order.
     pub server_apps: Vec<usize>,
     pub apps: Vec<App>,
@@ -293,6 +297,21 @@ impl World {
         .0
     }
 
+    /// Swaps node `n`'s configuration.
+    pub fn apply_config(&mut self, n: usize, config: NodeConfig) {
+        self.step(n, Input::Config(Box::new(config)));
+    }
+
+    /// Advances virtual time to `at` and delivers the node's timeout.
+    pub fn advance_to(&mut self, at: Instant) {
+        self.now = at;
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].poll_timeout().is_some_and(|d| d <= at) {
+                self.step(n, Input::Timeout);
+            }
+        }
+    }
+
     fn new_app(&mut self) -> usize {
         self.net.apps.push(App::default());
         self.net.apps.len() - 1
@@ -339,6 +358,9 @@ impl World {
         match action {
             Action::Connect { node, sock, addr } => {
                 let from = End::Node(node, sock);
+                if self.net.blackhole.contains(&addr) {
+                    return;
+                }
                 if let Some(&(m, listener)) = self.net.listeners.get(&addr) {
                     let peer: SocketAddr =
                         format!("10.9.{node}.1:{}", 20000 + sock.0).parse().unwrap();
@@ -365,7 +387,9 @@ impl World {
                 } else if let Some(server) = self.net.servers.get(&addr).cloned() {
                     let app = self.new_app();
                     self.net.server_apps.push(app);
+                    let slow = self.net.slow_servers;
                     let a = &mut self.net.apps[app];
+                    a.read_per_round = slow;
                     match server {
                         Server::Echo => a.echo = true,
                         Server::SpeakFirst(data) => {
