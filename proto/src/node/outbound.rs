@@ -17,7 +17,7 @@ use super::event::{CloseReason, Direction, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
-use super::{FlowId, HandshakeError, Node, Output, SockId};
+use super::{FlowId, Node, Output, SockId};
 
 impl Node {
     pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: usize) {
@@ -399,16 +399,5 @@ impl Node {
             self.close_flow(f, CloseReason::Reconfigured(decision), true);
         }
         n
-    }
-}
-
-impl HandshakeError {
-    /// Short text for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            HandshakeError::Tls(e) => e.to_string(),
-            HandshakeError::Timeout => "timeout".into(),
-            HandshakeError::Transport => "transport failed".into(),
-        }
     }
 }
