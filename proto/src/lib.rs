@@ -9,12 +9,13 @@
 //!
 //! Rooms:
 //! - [`time`]: the only notion of time.
+//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 //! - [`h2`]: the HTTP/2 engine (frames, HPACK, connection state machine).
 //! - [`hbone`]: the CONNECT request/response contract between nodes.
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
-//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
+//! - [`node`]: the mesh node state machine; [`drive`]: the host loop step.
 
 pub mod drive;
 pub mod front;

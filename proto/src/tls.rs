@@ -87,6 +87,7 @@ pub struct TlsSession {
     peer: Option<SpiffeId>,
     closed: bool,
     peer_closed: bool,
+    transport_eof: bool,
 }
 
 impl TlsSession {
@@ -113,6 +114,7 @@ impl TlsSession {
             peer: None,
             closed: false,
             peer_closed: false,
+            transport_eof: false,
         }
     }
 
@@ -128,8 +130,13 @@ impl TlsSession {
                 // rustls reads nothing after close_notify; nothing may follow it.
                 Ok(0) => rest = &[],
                 Ok(_) => {}
-                // Received plaintext is full: backpressure, not a failure.
-                Err(_) => break,
+                // Received plaintext is full: backpressure, not a failure;
+                // unless the session already failed, which must not look
+                // like backpressure.
+                Err(_) => {
+                    self.process()?;
+                    break;
+                }
             }
             self.process()?;
         }
@@ -140,7 +147,9 @@ impl TlsSession {
     /// then end with [`PlaintextRead::Closed`] if the peer sent
     /// close_notify and [`PlaintextRead::Truncated`] if it did not.
     pub fn read_eof(&mut self) -> Result<(), TlsError> {
-        // An empty reader is how rustls learns of EOF.
+        // Remembered here too: rustls learns of EOF from an empty read,
+        // which it refuses while its plaintext buffer is full.
+        self.transport_eof = true;
         let _ = self.conn.read_tls(&mut &[][..]);
         self.process()
     }
@@ -170,7 +179,8 @@ impl TlsSession {
         match self.conn.reader().read(buf) {
             Ok(0) => PlaintextRead::Closed,
             Ok(n) => PlaintextRead::Data(n),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => PlaintextRead::Truncated,
+            Err(_) if self.peer_closed => PlaintextRead::Closed,
+            Err(_) if self.transport_eof => PlaintextRead::Truncated,
             Err(_) => PlaintextRead::Empty,
         }
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use quickcheck::TestResult;
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
@@ -771,8 +772,8 @@ fn configs_refuse_what_peers_would_refuse() {
     let (chain, _) = p();
     let wrong_key = PrivateKeyDer::Pkcs8(ed25519_pkcs8(99).into());
     assert!(matches!(
-        new(chain, wrong_key).unwrap().server_config(),
-        Err(ConfigError::Rustls(_))
+        new(chain, wrong_key),
+        Err(ConfigError::Rustls(rustls::Error::InconsistentKeys(_)))
     ));
     assert!(matches!(
         good.with_alpn(Vec::new()),
@@ -843,4 +844,236 @@ fn garbage_from_the_network_is_an_error_not_a_panic() {
     let mut out = Vec::new();
     assert!(server.write_tls(&mut out) > 0);
     assert!(server.read_tls(b"more").is_err());
+}
+
+#[test]
+fn bytes_after_close_notify_are_discarded_not_left_pending() {
+    let ca = ca("mesh CA", 1);
+    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
+    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
+    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    client.close();
+    let mut wire = Vec::new();
+    client.write_tls(&mut wire);
+    wire.extend_from_slice(b"junk that must not be left for the host to re-feed");
+    assert_eq!(server.read_tls(&wire), Ok(wire.len()));
+    assert!(server.peer_closed());
+    assert_eq!(server.read_plaintext(&mut [0; 8]), PlaintextRead::Closed);
+}
+
+/// Pumps like `pump`, but delivers each flight in chunks whose sizes come
+/// from `cuts` (cycled), the way TCP may split it.
+fn pump_segmented(
+    client: &mut TlsSession,
+    server: &mut TlsSession,
+    cuts: &[usize],
+) -> (Option<TlsError>, Option<TlsError>) {
+    let mut cut = cuts.iter().cycle().map(|c| c % 700 + 1);
+    let mut deliver = |to: &mut TlsSession, bytes: &[u8]| -> Result<(), TlsError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = cut.next().unwrap_or(1).min(rest.len());
+            assert_eq!(to.read_tls(&rest[..n])?, n);
+            rest = &rest[n..];
+        }
+        Ok(())
+    };
+    let (mut client_err, mut server_err) = (None, None);
+    for _ in 0..100 {
+        let mut c2s = Vec::new();
+        client.write_tls(&mut c2s);
+        if server_err.is_none() {
+            server_err = deliver(server, &c2s).err();
+        }
+        let mut s2c = Vec::new();
+        server.write_tls(&mut s2c);
+        if client_err.is_none() {
+            client_err = deliver(client, &s2c).err();
+        }
+        if c2s.is_empty() && s2c.is_empty() {
+            return (client_err, server_err);
+        }
+    }
+    panic!("handshake did not settle");
+}
+
+/// One client and one server config, built once for the properties below
+/// (quickcheck takes plain `fn`s, which cannot capture).
+fn shared_configs() -> &'static (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
+    static CONFIGS: std::sync::OnceLock<(Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>)> =
+        std::sync::OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let ca = ca("mesh CA", 1);
+        let client = params(&ca, leaf(&ca, 10, CLIENT_ID), NOW)
+            .client_config([id(SERVER_ID)])
+            .unwrap();
+        let server = params(&ca, leaf(&ca, 11, SERVER_ID), NOW)
+            .server_config()
+            .unwrap();
+        (client, server)
+    })
+}
+
+fn fresh_pair() -> (TlsSession, TlsSession) {
+    let (client, server) = shared_configs();
+    (
+        TlsSession::client(client.clone(), DEFAULT_BUFFER_LIMIT).unwrap(),
+        TlsSession::server(server.clone(), DEFAULT_BUFFER_LIMIT).unwrap(),
+    )
+}
+
+#[test]
+fn handshake_and_data_survive_any_segmentation() {
+    fn prop(cuts: Vec<usize>) -> bool {
+        let cuts = if cuts.is_empty() { vec![1] } else { cuts };
+        let (mut client, mut server) = fresh_pair();
+        client.write_plaintext(b"early request").unwrap();
+        if pump_segmented(&mut client, &mut server, &cuts) != (None, None) {
+            return false;
+        }
+        server.peer_identity() == Some(&id(CLIENT_ID))
+            && client.peer_identity() == Some(&id(SERVER_ID))
+            && read_all(&mut server) == b"early request"
+    }
+    quickcheck::QuickCheck::new()
+        .tests(30)
+        .quickcheck(prop as fn(Vec<usize>) -> bool);
+}
+
+#[test]
+fn corrupted_handshake_bytes_fail_cleanly() {
+    // One flipped byte anywhere in the client's flights: the handshake
+    // fails with an error (never a panic) and nobody is authenticated,
+    // unless the byte was one TLS does not protect (then it completes with
+    // the real identities).
+    fn prop(pos: usize, flip: u8) -> TestResult {
+        if flip == 0 {
+            return TestResult::discard();
+        }
+        let (mut client, mut server) = fresh_pair();
+        let target = pos % 2000;
+        let mut sent = 0usize;
+        let mut flipped = false;
+        for _ in 0..20 {
+            let mut c2s = Vec::new();
+            client.write_tls(&mut c2s);
+            if !flipped && target < sent + c2s.len() {
+                c2s[target - sent] ^= flip;
+                flipped = true;
+            }
+            sent += c2s.len();
+            let server_failed = server.read_tls(&c2s).is_err();
+            let mut s2c = Vec::new();
+            server.write_tls(&mut s2c);
+            let client_failed = client.read_tls(&s2c).is_err();
+            if server_failed || client_failed || (c2s.is_empty() && s2c.is_empty()) {
+                break;
+            }
+        }
+        if !flipped {
+            return TestResult::discard();
+        }
+        TestResult::from_bool(match server.peer_identity() {
+            None => true,
+            Some(peer) => peer == &id(CLIENT_ID),
+        })
+    }
+    quickcheck::QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(usize, u8) -> TestResult);
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_and_never_authenticate() {
+    fn prop(bytes: Vec<u8>) -> bool {
+        let (mut client, mut server) = fresh_pair();
+        let mut out = Vec::new();
+        client.write_tls(&mut out);
+        // Garbage in place of a server's answer, and in place of a client.
+        let _ = client.read_tls(&bytes);
+        let _ = server.read_tls(&bytes);
+        server.write_tls(&mut out);
+        client.write_tls(&mut out);
+        client.peer_identity().is_none()
+            && server.peer_identity().is_none()
+            && client.is_handshaking()
+            && server.is_handshaking()
+    }
+    quickcheck::QuickCheck::new()
+        .tests(300)
+        .quickcheck(prop as fn(Vec<u8>) -> bool);
+}
+
+#[test]
+fn arbitrary_certificate_bytes_are_refused_without_panic() {
+    fn prop(leaf: Vec<u8>, intermediate: Vec<u8>, client: bool) -> bool {
+        static TRUST: std::sync::OnceLock<Arc<MeshTrust>> = std::sync::OnceLock::new();
+        let trust = TRUST.get_or_init(|| trust(&ca("mesh CA", 1)));
+        let role = if client {
+            warren_proto::identity::PeerRole::Client
+        } else {
+            warren_proto::identity::PeerRole::Server
+        };
+        let result = trust.verify(
+            &CertificateDer::from(leaf.clone()),
+            &[CertificateDer::from(intermediate)],
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW)),
+            role,
+            &provider().signature_verification_algorithms,
+        );
+        let _ = warren_proto::identity::spiffe_id_of(&CertificateDer::from(leaf));
+        result.is_err()
+    }
+    quickcheck::QuickCheck::new()
+        .tests(500)
+        .quickcheck(prop as fn(Vec<u8>, Vec<u8>, bool) -> bool);
+}
+
+#[test]
+fn client_without_a_certificate_is_refused() {
+    let ca = ca("mesh CA", 1);
+    let p = provider();
+    let verifier = MeshServerVerifier::new(
+        trust(&ca),
+        [id(SERVER_ID)].into_iter().collect(),
+        p.signature_verification_algorithms,
+    );
+    let mut config = rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(NOW)))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut client = TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
+    let (client_err, server_err) = handshake(&mut client, &mut server);
+    assert_eq!(
+        server_err,
+        Some(TlsError::Protocol(rustls::Error::NoCertificatesPresented))
+    );
+    assert_eq!(
+        client_err,
+        Some(TlsError::AlertReceived(
+            AlertDescription::CertificateRequired
+        ))
+    );
+    assert_eq!(server.peer_identity(), None);
+}
+
+#[test]
+fn eof_while_plaintext_is_full_still_ends_in_truncation() {
+    let (mut client, mut server) = fresh_pair();
+    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let data = vec![1u8; 60_000];
+    assert_eq!(client.write_plaintext(&data).unwrap(), data.len());
+    let mut wire = Vec::new();
+    client.write_tls(&mut wire);
+    let taken = server.read_tls(&wire).unwrap();
+    assert!(taken < wire.len());
+    // The transport ends before the rest arrives.
+    server.read_eof().unwrap();
+    let got = read_all(&mut server);
+    assert!(!got.is_empty() && got.len() < data.len());
+    assert_eq!(server.read_plaintext(&mut [0; 8]), PlaintextRead::Truncated);
 }

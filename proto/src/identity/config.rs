@@ -13,6 +13,7 @@ use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::NoServerSessionStorage;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::time_provider::TimeProvider;
 use rustls::{ClientConfig, ServerConfig};
 
@@ -38,8 +39,8 @@ pub enum ConfigError {
     ExpectedIdentityOutsideTrustDomain(SpiffeId),
     /// No ALPN protocol to offer.
     NoAlpn,
-    /// rustls refused the provider (no TLS 1.3 suite) or the key (unsupported,
-    /// or not the certificate's).
+    /// rustls refused the provider (no TLS 1.3 suite) or the key (one the
+    /// provider cannot sign with, or not the certificate's).
     Rustls(rustls::Error),
 }
 
@@ -70,21 +71,22 @@ impl From<rustls::Error> for ConfigError {
 }
 
 /// Everything a node needs to build its mesh TLS configs: the host's crypto
-/// and time providers, what it trusts, and who it is.
-#[derive(Debug)]
+/// and time providers, what it trusts, and who it is. Cheap to clone; the
+/// key is loaded once, so a config per destination costs no key parsing.
+#[derive(Clone, Debug)]
 pub struct MeshTlsParams {
     provider: Arc<CryptoProvider>,
     time: Arc<dyn TimeProvider>,
     trust: Arc<MeshTrust>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    certified: Arc<CertifiedKey>,
     alpn: Vec<Vec<u8>>,
     id: SpiffeId,
 }
 
 impl MeshTlsParams {
     /// Checks that `chain`'s leaf names one SPIFFE id of `trust`'s domain
-    /// (the key is checked when a config is built). ALPN defaults to `h2`.
+    /// and that the provider can sign with `key` and it is the leaf's key.
+    /// ALPN defaults to `h2`.
     pub fn new(
         provider: Arc<CryptoProvider>,
         time: Arc<dyn TimeProvider>,
@@ -102,12 +104,12 @@ impl MeshTlsParams {
                 },
             ));
         }
+        let certified = Arc::new(CertifiedKey::from_der(chain, key, &provider)?);
         Ok(MeshTlsParams {
             provider,
             time,
             trust,
-            chain,
-            key,
+            certified,
             alpn: vec![ALPN_H2.to_vec()],
             id,
         })
@@ -161,7 +163,9 @@ impl MeshTlsParams {
                 .with_protocol_versions(&[&rustls::version::TLS13])?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+                    self.certified.clone(),
+                )));
         config.alpn_protocols = self.alpn.clone();
         config.resumption = Resumption::disabled();
         // The server name is not an identity here; don't leak one either.
@@ -181,7 +185,7 @@ impl MeshTlsParams {
             ServerConfig::builder_with_details(self.provider.clone(), self.time.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])?
                 .with_client_cert_verifier(Arc::new(verifier))
-                .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+                .with_cert_resolver(Arc::new(SingleCertAndKey::from(self.certified.clone())));
         config.alpn_protocols = self.alpn.clone();
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
