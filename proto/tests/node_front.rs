@@ -197,3 +197,19 @@ fn malformed_socks_is_rejected_and_logged() {
     assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
     assert_eq!(world.nodes[0].sock_count(), 0);
 }
+
+#[test]
+fn a_silent_proxy_client_is_closed_at_its_deadline() {
+    let mut world = world();
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(app, b"CONNECT echo.shop:80 HTTP/1.1\r\n");
+    world.run();
+    assert!(!world.net.apps[app].eof, "still waiting for the head");
+    let deadline = world.nodes[0].poll_timeout().expect("a request deadline");
+    world.advance_to(deadline);
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert_eq!(world.nodes[0].sock_count(), 0);
+    assert_eq!(world.nodes[0].poll_timeout(), None, "no timer left behind");
+}

@@ -210,6 +210,13 @@ fn slow_reader_bounds_what_is_in_flight() {
         let read = server.map_or(0, |s| w.net.apps[s].received.len());
         let in_flight = written - read;
         assert!(in_flight <= bound, "in flight {in_flight} > bound {bound}");
+        // Per socket: one read held, plus one ciphertext fill on mesh sockets.
+        for n in 0..w.nodes.len() {
+            for sock in w.node_socks(n) {
+                let held = w.nodes[n].buffered(sock);
+                assert!(held <= (256 << 10) + (64 << 10), "node {n} holds {held} B");
+            }
+        }
         seen.set(seen.get().max(in_flight));
     }));
     world.net.slow_servers = Some(server_reads);

@@ -38,6 +38,8 @@ pub(super) struct Sock {
     pub closing: Option<bool>,
     /// Outbound connect still under way, until this deadline.
     pub connect_deadline: Option<Instant>,
+    /// A front end's request must be complete by then.
+    pub request_deadline: Option<Instant>,
 }
 
 impl Sock {
@@ -53,6 +55,7 @@ impl Sock {
             write_shut: false,
             closing: None,
             connect_deadline: None,
+            request_deadline: None,
         }
     }
 }

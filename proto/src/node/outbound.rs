@@ -29,7 +29,9 @@ impl Node {
             FrontKind::Socks5 => FrontEnd::socks5(),
             FrontKind::HttpConnect(cfg) => FrontEnd::http_connect(*cfg),
         });
-        self.socks.insert(sock, Sock::new(Owner::Flow(f), peer));
+        let mut s = Sock::new(Owner::Flow(f), peer);
+        s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
+        self.socks.insert(sock, s);
         self.flows.insert(f, flow);
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
@@ -61,6 +63,7 @@ impl Node {
             }
             Progress::Ready { target, leftover } => {
                 if let Some(s) = self.socks.get_mut(&local) {
+                    s.request_deadline = None;
                     s.held.extend_from_slice(leftover);
                     if !s.held.is_empty() && !s.read_paused {
                         s.read_paused = true;
