@@ -213,3 +213,32 @@ fn a_silent_proxy_client_is_closed_at_its_deadline() {
     assert_eq!(world.nodes[0].sock_count(), 0);
     assert_eq!(world.nodes[0].poll_timeout(), None, "no timer left behind");
 }
+
+/// Arbitrary bytes, in arbitrary pieces, at the HBONE port or a proxy
+/// port: no panic, no host error, and after EOF every socket is gone.
+#[test]
+fn garbage_never_panics_and_leaves_nothing_behind() {
+    fn prop(chunks: Vec<Vec<u8>>, port: u8) -> bool {
+        let mut world = world();
+        let target = match port % 3 {
+            0 => HBONE_B,
+            1 => SOCKS,
+            _ => HTTP,
+        };
+        let app = world.connect_app(addr(target));
+        for chunk in chunks.iter().take(20) {
+            world.app_write(app, chunk);
+            world.run();
+        }
+        world.app_shutdown(app);
+        world.run();
+        // The peer's handshake/request never completed: nothing may remain,
+        // except a mesh connection the garbage could not have opened.
+        world.net.apps[app].eof
+            && world.nodes.iter().all(|n| n.flow_count() == 0)
+            && world.nodes.iter().all(|n| n.sock_count() == 0)
+    }
+    quickcheck::QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(Vec<Vec<u8>>, u8) -> bool);
+}

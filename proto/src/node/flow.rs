@@ -5,9 +5,11 @@ use core::net::SocketAddr;
 use crate::front::FrontEnd;
 use crate::h2::StreamId;
 use crate::identity::SpiffeId;
+use crate::policy::ServiceName;
 use crate::pool::ConnId;
 use crate::time::Instant;
 
+use super::config::Endpoint;
 use super::event::Direction;
 use super::FlowId;
 
@@ -110,6 +112,9 @@ pub(super) struct Flow {
     pub stream_closed: bool,
     /// Outbound mesh flows: the pool slot held.
     pub pooled: Option<ConnId>,
+    /// Outbound mesh flows: the service, port and endpoint, kept to retry
+    /// on another connection.
+    pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
 }
 
 impl Flow {
@@ -131,6 +136,7 @@ impl Flow {
             peer_finished: false,
             stream_closed: false,
             pooled: None,
+            mesh_target: None,
         }
     }
 }

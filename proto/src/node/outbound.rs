@@ -101,6 +101,7 @@ impl Node {
         if let Some(flow) = self.flows.get_mut(&f) {
             flow.destination = Some(ep.identity.clone());
             flow.service = format!("{}:{port}", service.as_str());
+            flow.mesh_target = Some((service.clone(), port, ep.clone()));
         }
         let key = PoolKey {
             source: self.config.identity.id().clone(),
@@ -193,13 +194,29 @@ impl Node {
         let opened = match Authority::parse(&authority_text) {
             Ok(authority) => conn
                 .h2
-                .send_request(&connect_request(&authority, client.as_deref()), false)
-                .ok(),
-            Err(_) => None,
+                .send_request(&connect_request(&authority, client.as_deref()), false),
+            Err(_) => Err(h2::UsageError::InvalidState(StreamId::CONNECTION)),
         };
         let sock = conn.sock;
+        let open_now = conn.h2.open_streams();
         match opened {
-            Some(st) => {
+            Err(h2::UsageError::CannotOpenStream) if open_now > 0 => {
+                // The peer allows fewer streams than we assumed: the pool
+                // learns the real limit and the flow goes elsewhere.
+                let limit = u32::try_from(open_now).unwrap_or(u32::MAX);
+                self.pool.set_max_streams(c, limit);
+                self.pool.release(c, self.now);
+                let retry = self.flows.get_mut(&f).and_then(|flow| {
+                    flow.pooled = None;
+                    flow.far = Far::None;
+                    flow.mesh_target.clone()
+                });
+                match retry {
+                    Some((service, port, ep)) => self.route_mesh(f, &service, port, ep),
+                    None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+                }
+            }
+            Ok(st) => {
                 conn.streams.insert(st, f);
                 if let Some(flow) = self.flows.get_mut(&f) {
                     flow.far = Far::Stream {
@@ -209,7 +226,7 @@ impl Node {
                 }
                 self.dirty.insert(sock);
             }
-            None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+            Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
         }
     }
 
