@@ -378,3 +378,24 @@ fn a_peer_with_a_low_stream_limit_gets_more_connections() {
     }
     assert_eq!(closed(&world, 0), vec![CloseReason::Done; 10]);
 }
+
+#[test]
+fn idle_flows_are_reset_and_busy_ones_are_not() {
+    let (mut world, [mut a, _, _]) = three_nodes(h2::Config::default());
+    a.timeouts.idle_flow = Some(std::time::Duration::from_secs(60));
+    world.nodes[0] = warren_proto::node::Node::new(a, world.now);
+    let quiet = world.connect_app(addr("127.0.0.1:9000"));
+    let busy = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(quiet, b"once");
+    world.run();
+    // Keep one flow busy every 20 s; the other never moves again.
+    for t in 1..=6u64 {
+        world.advance_to(Instant::from_nanos(t * 20_000_000_000));
+        world.app_write(busy, b".");
+        world.run();
+    }
+    assert!(world.net.apps[quiet].reset, "the quiet flow was cut");
+    assert!(!world.net.apps[busy].reset);
+    assert_eq!(closed(&world, 0), vec![CloseReason::Idle]);
+    assert_eq!(world.net.apps[busy].received, b"......");
+}

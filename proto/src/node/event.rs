@@ -61,6 +61,8 @@ pub enum CloseReason {
     FrontEnd(String),
     /// A new configuration no longer allows it.
     Reconfigured(Decision),
+    /// No byte moved for the idle timeout.
+    Idle,
 }
 
 impl fmt::Display for CloseReason {
@@ -78,6 +80,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectionLost => f.write_str("connection lost"),
             CloseReason::FrontEnd(e) => write!(f, "front end: {e}"),
             CloseReason::Reconfigured(d) => write!(f, "reconfigured: {d}"),
+            CloseReason::Idle => f.write_str("idle"),
         }
     }
 }

@@ -207,6 +207,9 @@ pub struct Node {
     /// Sockets whose output may have changed.
     dirty: BTreeSet<SockId>,
     metrics: Metrics,
+    /// When to look for idle flows next (a sweep, so that `poll_timeout`
+    /// does not scan every flow after every input).
+    idle_sweep_at: Option<Instant>,
 }
 
 impl Node {
@@ -225,6 +228,7 @@ impl Node {
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
+            idle_sweep_at: None,
         };
         if let Some(addr) = node.config.hbone_listen {
             node.listen(ListenerKind::Hbone, addr);
@@ -369,7 +373,11 @@ impl Node {
             .values()
             .flat_map(|c| [c.deadline, c.h2.poll_timeout()])
             .flatten();
-        socks.chain(conns).chain(self.pool.poll_timeout()).min()
+        socks
+            .chain(conns)
+            .chain(self.pool.poll_timeout())
+            .chain(self.idle_sweep_at)
+            .min()
     }
 
     /// The bytes waiting for `sock` (empty if none or unknown).

@@ -33,6 +33,7 @@ impl Node {
         s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
         self.socks.insert(sock, s);
         self.flows.insert(f, flow);
+        self.arm_idle_sweep();
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
     }

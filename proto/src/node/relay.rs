@@ -83,6 +83,7 @@ impl Node {
                 let Some(flow) = self.flows.get_mut(&f) else {
                     return Ok(());
                 };
+                flow.last_active = self.now;
                 let key = metric_key(flow);
                 let towards_local = sock == flow.local;
                 let n64 = n as u64;
@@ -343,7 +344,11 @@ impl Node {
                 Ok(())
             }
             Owner::Flow(f) => {
-                let phase = self.flows.get(&f).map(|fl| fl.phase);
+                let now = self.now;
+                let phase = self.flows.get_mut(&f).map(|fl| {
+                    fl.last_active = now;
+                    fl.phase
+                });
                 let s = self.sock_mut(sock)?;
                 if s.closing.is_some() {
                     return Ok(()); // the flow is over; nobody wants these bytes
@@ -682,6 +687,9 @@ impl Node {
                 false,
             );
         }
+        if self.idle_sweep_at.is_some_and(|at| at <= now) {
+            self.sweep_idle();
+        }
         let late_conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -722,10 +730,48 @@ impl Node {
     pub(super) fn on_config(&mut self, config: NodeConfig) {
         self.config = config;
         self.client_tls.clear();
+        // The idle timeout may have changed: reschedule from now.
+        self.idle_sweep_at = None;
+        if !self.flows.is_empty() {
+            self.arm_idle_sweep();
+        }
         let closed = self.reauthorize();
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
         });
+    }
+}
+
+impl Node {
+    /// Makes sure a sweep is scheduled while flows exist.
+    pub(super) fn arm_idle_sweep(&mut self) {
+        if let (None, Some(idle)) = (self.idle_sweep_at, self.config.timeouts.idle_flow) {
+            self.idle_sweep_at = Some(after(self.now, idle));
+        }
+    }
+
+    /// Resets flows idle for the timeout; schedules the next sweep at the
+    /// earliest moment another flow could be idle long enough.
+    fn sweep_idle(&mut self) {
+        let now = self.now;
+        self.idle_sweep_at = None;
+        let Some(idle) = self.config.timeouts.idle_flow else {
+            return;
+        };
+        let idle_flows: Vec<FlowId> = self
+            .flows
+            .iter()
+            .filter(|(_, fl)| after(fl.last_active, idle) <= now)
+            .map(|(f, _)| *f)
+            .collect();
+        for f in idle_flows {
+            self.close_flow(f, CloseReason::Idle, true);
+        }
+        self.idle_sweep_at = self
+            .flows
+            .values()
+            .map(|fl| after(fl.last_active, idle))
+            .min();
     }
 }
 
