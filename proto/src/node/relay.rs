@@ -276,6 +276,10 @@ impl Node {
         let Some(flow) = self.flows.remove(&f) else {
             return;
         };
+        if self.flows.is_empty() {
+            // Nothing can go idle: no timer for the host to keep.
+            self.idle_sweep_at = None;
+        }
         self.release_sock(flow.local, reset);
         match flow.far {
             Far::Stream { conn, stream } => {
