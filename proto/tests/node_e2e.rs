@@ -148,7 +148,26 @@ fn denied_flow_gets_401_and_names_the_rule() {
         _ => None,
     });
     let (decision, source) = denied.expect("a PolicyDenied event on the server");
-    assert_eq!(decision.rule.unwrap().as_str(), "no-cart");
+    assert_eq!(decision.rule.as_ref().unwrap().as_str(), "no-cart");
+    let line = world
+        .events_of(1)
+        .into_iter()
+        .find(|e| matches!(e, NodeEvent::PolicyDenied { .. }))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        line,
+        "policy denied reason=deny-rule rule=no-cart \
+         src=spiffe://mesh.test/ns/shop/sa/cart dst=echo.shop"
+    );
+    let access = world.events_of(0).last().unwrap().to_string();
+    assert!(
+        access.starts_with("flow closed flow-")
+            && access.contains("direction=outbound src=spiffe://mesh.test/ns/shop/sa/cart")
+            && access.contains("dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop:80")
+            && access.ends_with("reason=\"refused status=401\""),
+        "{access}"
+    );
     assert_eq!(source, Some(spiffe("shop", "cart")));
     assert_eq!(
         closed_reasons(&world, 0),
@@ -349,4 +368,34 @@ fn echo_survives_any_read_size_and_buffer_size() {
     quickcheck::QuickCheck::new()
         .tests(25)
         .quickcheck(prop as fn(u32, u16, u32) -> bool);
+}
+
+#[test]
+fn idle_pooled_connection_closes_gracefully_on_both_sides() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"abc");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.nodes[0].connection_count(), 1, "kept for reuse");
+    // Reused by the next flow: still one connection.
+    let again = world.connect_app(addr(TUNNEL));
+    world.app_shutdown(again);
+    world.run();
+    assert_eq!(world.nodes[0].connection_count(), 1);
+    let mut steps = 0;
+    while let Some(deadline) = world.nodes[0].poll_timeout() {
+        steps += 1;
+        assert!(steps < 100, "timers never settle");
+        world.advance_to(deadline);
+        world.run();
+    }
+    for n in 0..2 {
+        assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
+        assert_eq!(world.nodes[n].sock_count(), 0, "node {n}");
+    }
+    assert!(world.net.events.iter().all(|(_, e)| !matches!(
+        e,
+        NodeEvent::H2Error { .. } | NodeEvent::HandshakeFailed { .. }
+    )));
 }

@@ -154,6 +154,80 @@ pub enum NodeEvent {
     },
 }
 
+/// An identity for a log line, `-` when unknown.
+struct Who<'a>(&'a Option<SpiffeId>);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// One log line per event; `FlowClosed` is the access log
+/// (`flow closed direction src dst service bytes duration reason`),
+/// `PolicyDenied` reads `policy denied reason=... rule=NAME ...`.
+impl fmt::Display for NodeEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeEvent::FlowOpened {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+            } => write!(
+                f,
+                "flow opened {flow} direction={direction} src={} dst={} service={service}",
+                Who(source),
+                Who(destination)
+            ),
+            NodeEvent::FlowClosed {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+                bytes_sent,
+                bytes_received,
+                duration,
+                reason,
+            } => write!(
+                f,
+                "flow closed {flow} direction={direction} src={} dst={} service={service} \
+                 sent={bytes_sent} received={bytes_received} duration_ms={} reason=\"{reason}\"",
+                Who(source),
+                Who(destination),
+                duration.as_millis()
+            ),
+            NodeEvent::PolicyDenied {
+                decision,
+                source,
+                destination,
+            } => write!(f, "{decision} src={} dst={destination}", Who(source)),
+            NodeEvent::HandshakeFailed { peer, error } => {
+                write!(f, "handshake failed peer={peer} error=\"{error}\"")
+            }
+            NodeEvent::H2Error {
+                peer,
+                code,
+                violation,
+            } => {
+                write!(f, "h2 error peer={peer} code={code}")?;
+                match violation {
+                    Some(v) => write!(f, " violation={v:?}"),
+                    None => Ok(()),
+                }
+            }
+            NodeEvent::ConfigApplied { closed_flows } => {
+                write!(f, "config applied closed_flows={closed_flows}")
+            }
+        }
+    }
+}
+
 /// Why a handshake failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HandshakeError {
