@@ -399,3 +399,20 @@ fn idle_flows_are_reset_and_busy_ones_are_not() {
     assert_eq!(closed(&world, 0), vec![CloseReason::Idle]);
     assert_eq!(world.net.apps[busy].received, b"......");
 }
+
+#[test]
+fn withdrawing_an_export_cuts_its_flows() {
+    let (mut world, [_, mut b, _]) = three_nodes(h2::Config::default());
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hi");
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"hi");
+    b.exports = Exports::default();
+    world.apply_config(1, b);
+    world.run();
+    assert!(world.net.apps[app].reset);
+    assert!(matches!(
+        closed(&world, 1)[..],
+        [CloseReason::Reconfigured(ref d)] if d.reason == warren_proto::policy::Reason::NotExported
+    ));
+}

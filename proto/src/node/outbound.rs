@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 use crate::front::{self, FrontEnd, Outcome, Progress, Refusal};
 use crate::h2::{self, ErrorCode, Role, StreamId};
 use crate::hbone::{connect_request, ConnectStatus};
-use crate::policy::{self, Authority, AuthzRequest, EgressRequest, ServiceName};
+use crate::policy::{self, Authority, AuthzRequest, Decision, EgressRequest, Reason, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
 
@@ -388,6 +388,15 @@ impl Node {
             let decision = match flow.direction {
                 Direction::Inbound => {
                     let Some(source) = &flow.source else { continue };
+                    let exported = self
+                        .config
+                        .exports
+                        .iter()
+                        .any(|e| e.port == flow.port && e.service.as_str() == flow.service);
+                    if !exported {
+                        denied.push((*f, Decision::new(Reason::NotExported, None)));
+                        continue;
+                    }
                     let addr = match flow.far {
                         Far::Stream { conn, .. } => self.conns.get(&conn).map(|m| m.peer_addr.ip()),
                         _ => None,
