@@ -242,3 +242,27 @@ fn garbage_never_panics_and_leaves_nothing_behind() {
         .tests(200)
         .quickcheck(prop as fn(Vec<Vec<u8>>, u8) -> bool);
 }
+
+#[test]
+fn config_swap_adds_and_drops_front_ends() {
+    let mut world = world();
+    let mut config = world.nodes[0].config().clone();
+    // Drop SOCKS, add a tunnel.
+    config.fronts.remove(0);
+    config.fronts.push(FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: warren_proto::front::Target::parse("echo.shop:80").unwrap(),
+        },
+    });
+    world.apply_config(0, config);
+    world.run();
+    let socks = world.connect_app(addr(SOCKS));
+    world.run();
+    assert!(world.net.apps[socks].reset, "dropped front end refuses");
+    let tunnel = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(tunnel, b"new");
+    world.app_shutdown(tunnel);
+    world.run();
+    assert_eq!(world.net.apps[tunnel].received, b"new");
+}

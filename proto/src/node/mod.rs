@@ -183,12 +183,13 @@ impl fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
-/// What a listener serves.
+/// What a listener serves. Fronts are found by address in the current
+/// configuration, so a swap that changes or drops one takes effect on the
+/// next accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ListenerKind {
     Hbone,
-    /// Index into `config.fronts`.
-    Front(usize),
+    Front(SocketAddr),
 }
 
 /// The mesh node. See the module docs.
@@ -230,20 +231,28 @@ impl Node {
             metrics: Metrics::new(),
             idle_sweep_at: None,
         };
-        if let Some(addr) = node.config.hbone_listen {
-            node.listen(ListenerKind::Hbone, addr);
-        }
-        let fronts: Vec<SocketAddr> = node.config.fronts.iter().map(|f| f.listen).collect();
-        for (i, addr) in fronts.into_iter().enumerate() {
-            node.listen(ListenerKind::Front(i), addr);
-        }
+        node.listen_all();
         node
     }
 
-    fn listen(&mut self, kind: ListenerKind, addr: SocketAddr) {
-        let listener = ListenerId(self.alloc());
-        self.listeners.insert(listener, kind);
-        self.outputs.push_back(Output::Listen { listener, addr });
+    /// Asks for every listener of the configuration not yet asked for.
+    /// (Listeners a new configuration drops stay open at the host; their
+    /// connections are closed at accept.)
+    fn listen_all(&mut self) {
+        let mut wanted: Vec<(ListenerKind, SocketAddr)> = Vec::new();
+        if let Some(addr) = self.config.hbone_listen {
+            wanted.push((ListenerKind::Hbone, addr));
+        }
+        for front in &self.config.fronts {
+            wanted.push((ListenerKind::Front(front.listen), front.listen));
+        }
+        for (kind, addr) in wanted {
+            if !self.listeners.values().any(|k| *k == kind) {
+                let listener = ListenerId(self.alloc());
+                self.listeners.insert(listener, kind);
+                self.outputs.push_back(Output::Listen { listener, addr });
+            }
+        }
     }
 
     /// One id counter for sockets, listeners, flows and connections: ids
@@ -305,9 +314,17 @@ impl Node {
             .get(&listener)
             .ok_or(HostError::UnknownListener(listener))?;
         let sock = SockId(self.alloc());
-        match kind {
-            ListenerKind::Hbone => self.accept_hbone(sock, peer),
-            ListenerKind::Front(i) => self.accept_front(sock, peer, i),
+        let front = match kind {
+            ListenerKind::Front(addr) => self.config.fronts.iter().find(|f| f.listen == addr),
+            ListenerKind::Hbone => None,
+        };
+        match (kind, front.map(|f| f.kind.clone())) {
+            (ListenerKind::Hbone, _) if self.config.hbone_listen.is_some() => {
+                self.accept_hbone(sock, peer)
+            }
+            (ListenerKind::Front(_), Some(front)) => self.accept_front(sock, peer, &front),
+            // The configuration no longer has this listener.
+            _ => self.outputs.push_back(Output::Close { sock, reset: true }),
         }
         Ok(sock)
     }

@@ -20,11 +20,11 @@ use super::relay::{after, metric_key};
 use super::{FlowId, Node, Output, SockId};
 
 impl Node {
-    pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: usize) {
+    pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: &FrontKind) {
         let f = FlowId(self.alloc());
         let mut flow = Flow::new(Direction::Outbound, sock, self.now);
         flow.source = Some(self.config.identity.id().clone());
-        flow.front = self.config.fronts.get(front).map(|fc| match &fc.kind {
+        flow.front = Some(match front {
             FrontKind::Tunnel { to } => FrontEnd::tunnel(to.clone()),
             FrontKind::Socks5 => FrontEnd::socks5(),
             FrontKind::HttpConnect(cfg) => FrontEnd::http_connect(*cfg),

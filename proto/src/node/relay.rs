@@ -739,6 +739,7 @@ impl Node {
         if !self.flows.is_empty() {
             self.arm_idle_sweep();
         }
+        self.listen_all();
         let closed = self.reauthorize();
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
