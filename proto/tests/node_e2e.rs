@@ -399,3 +399,24 @@ fn idle_pooled_connection_closes_gracefully_on_both_sides() {
         NodeEvent::H2Error { .. } | NodeEvent::HandshakeFailed { .. }
     )));
 }
+
+#[test]
+fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let first = world.connect_app(addr(TUNNEL));
+    world.app_write(first, b"before");
+    world.run();
+    world.reset_links(0, 1);
+    world.run();
+    assert!(world.net.apps[first].reset);
+    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::ConnectionLost]);
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectionLost]);
+    for n in 0..2 {
+        assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
+    }
+    let second = world.connect_app(addr(TUNNEL));
+    world.app_write(second, b"after");
+    world.app_shutdown(second);
+    world.run();
+    assert_eq!(world.net.apps[second].received, b"after");
+}

@@ -615,11 +615,13 @@ impl Node {
         // The host's socket is gone: no Close for it.
         self.socks.remove(&sock);
         match owner {
-            Owner::Mesh(c) => self.conn_lost(
-                c,
-                Some(HandshakeError::Transport)
-                    .filter(|_| self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking())),
-            ),
+            Owner::Mesh(c) => {
+                // A reset mid-handshake is a failed handshake; later it is
+                // only a lost connection (its flows say so).
+                let handshaking = self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking());
+                let error = handshaking.then_some(HandshakeError::Transport);
+                self.conn_lost(c, error);
+            }
             Owner::Flow(f) => self.close_flow(f, CloseReason::LocalReset, true),
         }
         Ok(())
