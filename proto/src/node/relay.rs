@@ -137,6 +137,11 @@ impl Node {
             return;
         };
         if let Owner::Mesh(c) = owner {
+            // Ciphertext TLS refused earlier (its plaintext was full) gets
+            // another try now that HTTP/2 may have taken plaintext.
+            if self.socks.get(&sock).is_some_and(|s| !s.held.is_empty()) {
+                self.conn_receive(c, sock, &[]);
+            }
             self.fill_conn(c);
         }
         let pending = !self.chunk(sock).is_empty();
@@ -390,12 +395,12 @@ impl Node {
             return;
         }
         let result = if s.held.is_empty() {
-            conn.receive(now, data).map(|n| {
+            conn.receive(now, data).inspect(|&n| {
                 s.held.extend_from_slice(data.get(n..).unwrap_or(&[]));
             })
         } else {
             s.held.extend_from_slice(data);
-            conn.receive(now, &s.held).map(|n| {
+            conn.receive(now, &s.held).inspect(|&n| {
                 s.held.drain(..n);
             })
         };
@@ -408,12 +413,16 @@ impl Node {
                 Output::ResumeRead { sock }
             });
         }
-        if let Err(e) = result {
-            self.conn_failed(c, e);
-            return;
-        }
+        let taken = match result {
+            Ok(n) => n,
+            Err(e) => return self.conn_failed(c, e),
+        };
         self.dispatch_h2(c);
-        self.dirty.insert(sock);
+        // Only progress re-examines the socket: a retry of held bytes that
+        // TLS still refuses must not spin.
+        if taken > 0 || !data.is_empty() {
+            self.dirty.insert(sock);
+        }
     }
 
     /// Produces the connection's next ciphertext chunk (if the last one
