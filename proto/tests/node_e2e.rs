@@ -233,6 +233,12 @@ fn client_reset_reaches_the_server() {
     world.run();
     let server = world.net.server_apps[0];
     assert_eq!(world.net.apps[server].received, b"hello");
+    let live: Vec<_> = world.nodes[1].flows().collect();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].established);
+    assert_eq!(live[0].service, "echo.shop");
+    assert_eq!(live[0].source, Some(spiffe("shop", "cart")));
+    assert_eq!(live[0].bytes_received, 5, "written to the target");
     world.app_reset(app);
     world.run();
     assert!(

@@ -30,7 +30,8 @@ use crate::time::Instant;
 
 pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseReason, Direction, FlowCounters, HandshakeError, MetricKey, Metrics, NodeEvent,
+    CloseReason, Direction, FlowCounters, FlowSnapshot, HandshakeError, MetricKey, Metrics,
+    NodeEvent,
 };
 
 use flow::{Flow, Owner, Sock};
@@ -275,6 +276,21 @@ impl Node {
     /// Flows alive now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Every live flow, oldest id first.
+    pub fn flows(&self) -> impl Iterator<Item = FlowSnapshot> + '_ {
+        self.flows.iter().map(|(id, f)| FlowSnapshot {
+            flow: *id,
+            direction: f.direction,
+            source: f.source.clone(),
+            destination: f.destination.clone(),
+            service: f.service.clone(),
+            established: f.phase == flow::Phase::Relay,
+            bytes_sent: f.bytes_sent,
+            bytes_received: f.bytes_received,
+            started: f.started,
+        })
     }
 
     /// Sockets alive now (listeners excluded).
