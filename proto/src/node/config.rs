@@ -126,8 +126,8 @@ pub struct NodeConfig {
     pub egress: EgressPolicy,
     /// Local front-end listeners.
     pub fronts: Vec<FrontConfig>,
-    /// Where mesh services live: `name.namespace` → endpoints (the first
-    /// one is used).
+    /// Where mesh services live: `name.namespace` → endpoints, used in
+    /// turn (round-robin per service).
     pub directory: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings of every mesh connection.
     pub h2: h2::Config,

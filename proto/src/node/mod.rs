@@ -212,6 +212,8 @@ pub struct Node {
     /// When to look for idle flows next (a sweep, so that `poll_timeout`
     /// does not scan every flow after every input).
     idle_sweep_at: Option<Instant>,
+    /// Round-robin position per directory service.
+    next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
 }
 
 impl Node {
@@ -231,6 +233,7 @@ impl Node {
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
             idle_sweep_at: None,
+            next_endpoint: BTreeMap::new(),
         };
         node.listen_all();
         node

@@ -84,12 +84,13 @@ impl Node {
     fn route(&mut self, f: FlowId, target: &front::Target) {
         if let front::Host::Domain(name) = &target.host {
             if let Ok(service) = ServiceName::parse(name.as_str()) {
-                let endpoint = self
-                    .config
-                    .directory
-                    .get(&service)
-                    .and_then(|eps| eps.first())
-                    .cloned();
+                let endpoint = self.config.directory.get(&service).and_then(|eps| {
+                    // Round-robin over the endpoints, per service.
+                    let turn = self.next_endpoint.entry(service.clone()).or_default();
+                    let ep = eps.get(*turn % eps.len().max(1)).cloned();
+                    *turn = turn.wrapping_add(1);
+                    ep
+                });
                 if let Some(endpoint) = endpoint {
                     return self.route_mesh(f, &service, target.port, endpoint);
                 }
