@@ -205,8 +205,11 @@ impl Node {
         };
         // Local socket → stream.
         if !flow.finished && !flow.stream_closed {
-            if !s.held.is_empty() {
-                let n = conn.h2.send_data(st, &s.held).unwrap_or(0);
+            let n = match s.held.is_empty() {
+                true => 0,
+                false => conn.h2.send_data(st, &s.held).unwrap_or(0),
+            };
+            if n > 0 {
                 s.held.drain(..n);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
