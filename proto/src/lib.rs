@@ -16,7 +16,6 @@
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`front`]: local front ends (plain tunnel, SOCKS5, HTTP CONNECT) as byte parsers.
-//! - [`tls`]: one mesh TLS session over rustls, driven by bytes.
 
 pub mod drive;
 pub mod front;
