@@ -64,7 +64,8 @@ struct Core<N> {
 impl<N: FnMut(Notice)> Core<N> {
     fn step(&mut self, input: Input<'_>) -> io::Result<()> {
         let now = self.clock.now();
-        self.deadline = drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
+        self.deadline =
+            drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
         Ok(())
     }
 

@@ -81,7 +81,11 @@ where
         match bound_rx.recv() {
             Ok(addr) => handle.addrs.push(addr),
             // The thread ended before binding everything: return its error.
-            Err(_) => return handle.shutdown().and(Err(io::ErrorKind::AddrNotAvailable.into())),
+            Err(_) => {
+                return handle
+                    .shutdown()
+                    .and(Err(io::ErrorKind::AddrNotAvailable.into()))
+            }
         }
     }
     Ok(handle)
@@ -116,4 +120,3 @@ impl Drop for Handle {
         let _ = self.stop_and_join();
     }
 }
-

@@ -1,0 +1,24 @@
+//! The shared end-to-end suite on tokio.
+
+mod suite;
+
+use std::net::SocketAddr;
+use std::sync::mpsc::Sender;
+
+use warren_proto::node::{NodeConfig, NodeEvent};
+
+struct Tokio;
+
+impl suite::Runtime for Tokio {
+    type Running = warren_tokio::Handle;
+
+    fn start(config: NodeConfig, events: Sender<NodeEvent>) -> (Vec<SocketAddr>, Self::Running) {
+        let handle = warren_tokio::spawn(config, move |e| {
+            let _ = events.send(e);
+        })
+        .unwrap();
+        (handle.local_addrs().to_vec(), handle)
+    }
+}
+
+suite::suite_tests!(Tokio);
