@@ -113,6 +113,12 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
         let mut written = 0;
         while written < data.len() {
             match stream.try_write(&data[written..]) {
+                // A socket that takes nothing of a non-empty write is broken.
+                Ok(0) => {
+                    s.failed = true;
+                    self.queue.kick(sock.0);
+                    break;
+                }
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -1,0 +1,184 @@
+//! The node's sockets on smol (async-io): the [`Host`] half of the adapter. Every
+//! method returns at once; whatever has to wait (a connect, writability,
+//! readability) is left to the ready queue.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Waker;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use smol::Async;
+use socket2::SockRef;
+use warren_proto::drive::Host;
+use warren_proto::node::{ListenerId, NodeEvent, SockId};
+
+use crate::ready::ReadyQueue;
+use crate::Notice;
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>>>>;
+
+/// Where a socket is in its life.
+pub(crate) enum Conn {
+    /// `Output::Connect` in progress.
+    Connecting(Connecting),
+    /// Connected or accepted.
+    Open(Async<TcpStream>),
+}
+
+/// One socket the node knows.
+pub(crate) struct Sock {
+    pub(crate) conn: Conn,
+    pub(crate) waker: Waker,
+    /// The node asked `PauseRead`: leave the bytes in the kernel.
+    pub(crate) paused: bool,
+    /// EOF was reported; nothing more to read.
+    pub(crate) read_closed: bool,
+    /// A write came up short: report `Writable` when it can take more.
+    pub(crate) want_write: bool,
+    /// A write failed: report `Reset` at the next look.
+    pub(crate) failed: bool,
+}
+
+/// One listener the node asked for.
+pub(crate) struct Listener {
+    pub(crate) listener: Async<TcpListener>,
+    pub(crate) waker: Waker,
+}
+
+/// Every socket and listener, and where the node's requests go.
+pub(crate) struct Sockets<N> {
+    pub(crate) socks: BTreeMap<SockId, Sock>,
+    pub(crate) listeners: BTreeMap<ListenerId, Listener>,
+    pub(crate) queue: Arc<ReadyQueue>,
+    pub(crate) notify: N,
+    /// A listener could not be bound: the run ends with this.
+    pub(crate) fatal: Option<io::Error>,
+}
+
+impl<N: FnMut(Notice)> Sockets<N> {
+    /// Registers a socket and schedules its first look.
+    pub(crate) fn insert(&mut self, sock: SockId, conn: Conn) {
+        let sock_state = Sock {
+            conn,
+            waker: self.queue.waker(sock.0),
+            paused: false,
+            read_closed: false,
+            want_write: false,
+            failed: false,
+        };
+        self.socks.insert(sock, sock_state);
+        self.queue.kick(sock.0);
+    }
+
+    fn bind(&mut self, listener: ListenerId, addr: SocketAddr) -> io::Result<()> {
+        let listener_ = Async::new(TcpListener::bind(addr)?)?;
+        let bound = listener_.get_ref().local_addr()?;
+        let listener_state = Listener {
+            listener: listener_,
+            waker: self.queue.waker(listener.0),
+        };
+        self.listeners.insert(listener, listener_state);
+        self.queue.kick(listener.0);
+        (self.notify)(Notice::Listening {
+            listener,
+            addr: bound,
+        });
+        Ok(())
+    }
+}
+
+impl<N: FnMut(Notice)> Host for Sockets<N> {
+    fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
+        if let Err(e) = self.bind(listener, addr) {
+            let e = io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn connect(&mut self, sock: SockId, addr: SocketAddr) {
+        self.insert(
+            sock,
+            Conn::Connecting(Box::pin(Async::<TcpStream>::connect(addr))),
+        );
+    }
+
+    fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
+        let Some(s) = self.socks.get_mut(&sock) else {
+            return 0;
+        };
+        let Conn::Open(stream) = &s.conn else {
+            return 0;
+        };
+        let mut written = 0;
+        while written < data.len() {
+            match stream.get_ref().write(&data[written..]) {
+                // A socket that takes nothing of a non-empty write is broken.
+                Ok(0) => {
+                    s.failed = true;
+                    self.queue.kick(sock.0);
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        s.want_write = true;
+                    } else {
+                        s.failed = true;
+                    }
+                    self.queue.kick(sock.0);
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    fn pause_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = true;
+        }
+    }
+
+    fn resume_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = false;
+            self.queue.kick(sock.0);
+        }
+    }
+
+    fn shutdown_write(&mut self, sock: SockId) {
+        if let Some(Sock {
+            conn: Conn::Open(stream),
+            ..
+        }) = self.socks.get(&sock)
+        {
+            // Fails only when the peer is already gone, which a read reports.
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    fn close(&mut self, sock: SockId, reset: bool) {
+        if let Some(Sock {
+            conn: Conn::Open(stream),
+            ..
+        }) = self.socks.remove(&sock)
+        {
+            if reset {
+                // SO_LINGER 0: the close sends RST and discards unsent data.
+                let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        (self.notify)(Notice::Event(event));
+    }
+}
