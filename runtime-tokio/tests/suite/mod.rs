@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::node::{
-    CloseReason, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, NodeEvent,
+    CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeError, MeshIdentity, NodeConfig,
+    NodeEvent,
 };
 use warren_proto::policy::{
     Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
@@ -67,6 +68,14 @@ macro_rules! suite_tests {
         #[test]
         fn half_close_lets_the_reply_through() {
             suite::half_close::<$rt>();
+        }
+        #[test]
+        fn silent_peer_times_out() {
+            suite::silent_peer::<$rt>();
+        }
+        #[test]
+        fn refused_peer_closes_the_flow() {
+            suite::refused_peer::<$rt>();
         }
     };
 }
@@ -171,6 +180,25 @@ fn target_server(kind: Server) -> TargetServer {
     }
 }
 
+/// Node A: a tunnel front end to `echo.shop:80`, served by the node at `hbone`.
+fn client_config(pki: &Pki, hbone: SocketAddr) -> NodeConfig {
+    let mut a = NodeConfig::new(pki.identity("cart", 2));
+    a.fronts.push(FrontConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    });
+    a.directory.insert(
+        ServiceName::parse("echo.shop").unwrap(),
+        vec![Endpoint {
+            hbone,
+            identity: spiffe("echo"),
+        }],
+    );
+    a
+}
+
 /// Two nodes and a target: the client dials `tunnel`.
 struct Mesh<R: Runtime> {
     tunnel: SocketAddr,
@@ -182,12 +210,11 @@ struct Mesh<R: Runtime> {
 fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     let pki = Pki::new();
     let target = target_server(server);
-    let service = ServiceName::parse("echo.shop").unwrap();
 
     let mut b = NodeConfig::new(pki.identity("echo", 3));
     b.hbone_listen = Some("127.0.0.1:0".parse().unwrap());
     b.exports = Exports::new(vec![Export {
-        service: service.clone(),
+        service: ServiceName::parse("echo.shop").unwrap(),
         port: 80,
         target: Target::Addr(target.addr),
     }])
@@ -196,20 +223,7 @@ fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     let (b_tx, b_events) = mpsc::channel();
     let (b_addrs, b_node) = R::start(b, b_tx);
 
-    let mut a = NodeConfig::new(pki.identity("cart", 2));
-    a.fronts.push(FrontConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    a.directory.insert(
-        service,
-        vec![Endpoint {
-            hbone: b_addrs[0],
-            identity: spiffe("echo"),
-        }],
-    );
+    let a = client_config(&pki, b_addrs[0]);
     let (a_tx, a_events) = mpsc::channel();
     let (a_addrs, a_node) = R::start(a, a_tx);
     Mesh {
@@ -321,4 +335,52 @@ pub fn half_close<R: Runtime>() {
     assert_eq!(at_target, b"ping");
     assert_eq!(mesh.closed(0), (CloseReason::Done, 4, 4), "node A");
     assert_eq!(mesh.closed(1), (CloseReason::Done, 4, 4), "node B");
+}
+
+/// Node A alone, its mesh peer at `hbone`; returns the tunnel address, the
+/// events and the node.
+fn lone_client<R: Runtime>(
+    hbone: SocketAddr,
+    handshake: Duration,
+) -> (SocketAddr, Receiver<NodeEvent>, R::Running) {
+    let mut a = client_config(&Pki::new(), hbone);
+    a.timeouts.tls_handshake = handshake;
+    let (tx, events) = mpsc::channel();
+    let (addrs, node) = R::start(a, tx);
+    (addrs[0], events, node)
+}
+
+fn handshake_failure(events: &Receiver<NodeEvent>) -> HandshakeError {
+    loop {
+        match events.recv_timeout(HANG).expect("a HandshakeFailed event") {
+            NodeEvent::HandshakeFailed { error, .. } => return error,
+            _ => continue,
+        }
+    }
+}
+
+/// A peer that accepts TCP but never answers the TLS handshake: the
+/// node's handshake deadline (a runtime timer) ends it and the client's
+/// connection closes without data.
+pub fn silent_peer<R: Runtime>() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (tunnel, events, _node) =
+        lone_client::<R>(silent.local_addr().unwrap(), Duration::from_millis(200));
+    let got = exchange(tunnel, b"hello");
+    assert!(got.is_empty());
+    assert_eq!(handshake_failure(&events), HandshakeError::Timeout);
+    // Held until here so the connection stays silent rather than refused.
+    drop(silent);
+}
+
+/// A peer address where nothing listens: the failed connect reaches the
+/// node and the client's connection closes without data.
+pub fn refused_peer<R: Runtime>() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (tunnel, events, _node) = lone_client::<R>(addr, Duration::from_secs(60));
+    let got = exchange(tunnel, b"hello");
+    assert!(got.is_empty());
+    assert_eq!(handshake_failure(&events), HandshakeError::Transport);
 }
