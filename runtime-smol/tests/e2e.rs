@@ -3,6 +3,7 @@
 #[path = "../../runtime-tokio/tests/suite/mod.rs"]
 mod suite;
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 
@@ -13,12 +14,14 @@ struct Smol;
 impl suite::Runtime for Smol {
     type Running = warren_smol::Handle;
 
-    fn start(config: NodeConfig, events: Sender<NodeEvent>) -> (Vec<SocketAddr>, Self::Running) {
+    fn start(
+        config: NodeConfig,
+        events: Sender<NodeEvent>,
+    ) -> io::Result<(Vec<SocketAddr>, Self::Running)> {
         let handle = warren_smol::spawn(config, move |e| {
             let _ = events.send(e);
-        })
-        .unwrap();
-        (handle.local_addrs().to_vec(), handle)
+        })?;
+        Ok((handle.local_addrs().to_vec(), handle))
     }
 }
 

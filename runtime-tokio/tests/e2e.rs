@@ -2,6 +2,7 @@
 
 mod suite;
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 
@@ -12,12 +13,14 @@ struct Tokio;
 impl suite::Runtime for Tokio {
     type Running = warren_tokio::Handle;
 
-    fn start(config: NodeConfig, events: Sender<NodeEvent>) -> (Vec<SocketAddr>, Self::Running) {
+    fn start(
+        config: NodeConfig,
+        events: Sender<NodeEvent>,
+    ) -> io::Result<(Vec<SocketAddr>, Self::Running)> {
         let handle = warren_tokio::spawn(config, move |e| {
             let _ = events.send(e);
-        })
-        .unwrap();
-        (handle.local_addrs().to_vec(), handle)
+        })?;
+        Ok((handle.local_addrs().to_vec(), handle))
     }
 }
 

@@ -39,7 +39,10 @@ pub trait Runtime {
     type Running;
     /// Starts `config`'s node with its events sent to `events`; returns
     /// the bound listeners (HBONE first, then the front ends) and the node.
-    fn start(config: NodeConfig, events: Sender<NodeEvent>) -> (Vec<SocketAddr>, Self::Running);
+    fn start(
+        config: NodeConfig,
+        events: Sender<NodeEvent>,
+    ) -> std::io::Result<(Vec<SocketAddr>, Self::Running)>;
 }
 
 /// One `#[test]` per case for runtime `$rt`.
@@ -62,12 +65,20 @@ macro_rules! suite_tests {
             suite::echo::<$rt>(64 << 20);
         }
         #[test]
+        fn concurrent_flows_share_the_mesh() {
+            suite::concurrent::<$rt>(32, 256 << 10);
+        }
+        #[test]
         fn denied_flow_never_reaches_the_target() {
             suite::denied::<$rt>();
         }
         #[test]
         fn half_close_lets_the_reply_through() {
             suite::half_close::<$rt>();
+        }
+        #[test]
+        fn busy_port_fails_the_start() {
+            suite::busy_port::<$rt>();
         }
         #[test]
         fn silent_peer_times_out() {
@@ -221,11 +232,11 @@ fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     .unwrap();
     b.authz = authz;
     let (b_tx, b_events) = mpsc::channel();
-    let (b_addrs, b_node) = R::start(b, b_tx);
+    let (b_addrs, b_node) = R::start(b, b_tx).unwrap();
 
     let a = client_config(&pki, b_addrs[0]);
     let (a_tx, a_events) = mpsc::channel();
-    let (a_addrs, a_node) = R::start(a, a_tx);
+    let (a_addrs, a_node) = R::start(a, a_tx).unwrap();
     Mesh {
         tunnel: a_addrs[0],
         target,
@@ -299,6 +310,34 @@ pub fn echo<R: Runtime>(size: usize) {
     assert_eq!(mesh.closed(1), (CloseReason::Done, size, size), "node B");
 }
 
+/// `flows` clients at once, each with its own bytes, over one mesh: every
+/// one gets exactly its own bytes back and every flow ends done.
+pub fn concurrent<R: Runtime>(flows: usize, size: usize) {
+    let mesh = mesh::<R>(Server::Echo, AuthzPolicy::default());
+    std::thread::scope(|s| {
+        for i in 0..flows {
+            let tunnel = mesh.tunnel;
+            s.spawn(move || {
+                let data: Vec<u8> = pattern(size + i).split_off(i);
+                let got = exchange(tunnel, &data);
+                assert!(
+                    got == data,
+                    "flow {i}: {} B of {} came back right",
+                    got.len(),
+                    size
+                );
+            });
+        }
+    });
+    for n in 0..2 {
+        for _ in 0..flows {
+            let (reason, sent, received) = mesh.closed(n);
+            assert_eq!(reason, CloseReason::Done, "node {n}");
+            assert_eq!((sent, received), (size as u64, size as u64), "node {n}");
+        }
+    }
+}
+
 /// A flow the policy denies gets no byte through, never reaches the target,
 /// and the server names the rule.
 pub fn denied<R: Runtime>() {
@@ -346,7 +385,7 @@ fn lone_client<R: Runtime>(
     let mut a = client_config(&Pki::new(), hbone);
     a.timeouts.tls_handshake = handshake;
     let (tx, events) = mpsc::channel();
-    let (addrs, node) = R::start(a, tx);
+    let (addrs, node) = R::start(a, tx).unwrap();
     (addrs[0], events, node)
 }
 
@@ -383,4 +422,17 @@ pub fn refused_peer<R: Runtime>() {
     let got = exchange(tunnel, b"hello");
     assert!(got.is_empty());
     assert_eq!(handshake_failure(&events), HandshakeError::Transport);
+}
+
+/// A front-end port that is taken: starting the node fails with the
+/// bind error instead of running without the listener.
+pub fn busy_port<R: Runtime>() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut a = client_config(&Pki::new(), "127.0.0.1:1".parse().unwrap());
+    a.fronts[0].listen = taken.local_addr().unwrap();
+    let (tx, _events) = mpsc::channel();
+    match R::start(a, tx) {
+        Ok(_) => panic!("a node started on a port that is in use"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}"),
+    }
 }
