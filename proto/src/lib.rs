@@ -15,7 +15,7 @@
 //! - [`identity`]: SPIFFE ids and the certificate checks behind them.
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
-//! - [`front`]: local front ends (plain tunnel, SOCKS5, HTTP CONNECT) as byte parsers.
+//! - [`node`]: the mesh node state machine; [`drive`]: the host loop step.
 
 pub mod drive;
 pub mod front;

@@ -197,3 +197,48 @@ fn malformed_socks_is_rejected_and_logged() {
     assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
     assert_eq!(world.nodes[0].sock_count(), 0);
 }
+
+#[test]
+fn a_silent_proxy_client_is_closed_at_its_deadline() {
+    let mut world = world();
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(app, b"CONNECT echo.shop:80 HTTP/1.1\r\n");
+    world.run();
+    assert!(!world.net.apps[app].eof, "still waiting for the head");
+    let deadline = world.nodes[0].poll_timeout().expect("a request deadline");
+    world.advance_to(deadline);
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert_eq!(world.nodes[0].sock_count(), 0);
+    assert_eq!(world.nodes[0].poll_timeout(), None, "no timer left behind");
+}
+
+/// Arbitrary bytes, in arbitrary pieces, at the HBONE port or a proxy
+/// port: no panic, no host error, and after EOF every socket is gone.
+#[test]
+fn garbage_never_panics_and_leaves_nothing_behind() {
+    fn prop(chunks: Vec<Vec<u8>>, port: u8) -> bool {
+        let mut world = world();
+        let target = match port % 3 {
+            0 => HBONE_B,
+            1 => SOCKS,
+            _ => HTTP,
+        };
+        let app = world.connect_app(addr(target));
+        for chunk in chunks.iter().take(20) {
+            world.app_write(app, chunk);
+            world.run();
+        }
+        world.app_shutdown(app);
+        world.run();
+        // The peer's handshake/request never completed: nothing may remain,
+        // except a mesh connection the garbage could not have opened.
+        world.net.apps[app].eof
+            && world.nodes.iter().all(|n| n.flow_count() == 0)
+            && world.nodes.iter().all(|n| n.sock_count() == 0)
+    }
+    quickcheck::QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(Vec<Vec<u8>>, u8) -> bool);
+}

@@ -210,6 +210,13 @@ fn slow_reader_bounds_what_is_in_flight() {
         let read = server.map_or(0, |s| w.net.apps[s].received.len());
         let in_flight = written - read;
         assert!(in_flight <= bound, "in flight {in_flight} > bound {bound}");
+        // Per socket: one read held, plus one ciphertext fill on mesh sockets.
+        for n in 0..w.nodes.len() {
+            for sock in w.node_socks(n) {
+                let held = w.nodes[n].buffered(sock);
+                assert!(held <= (256 << 10) + (64 << 10), "node {n} holds {held} B");
+            }
+        }
         seen.set(seen.get().max(in_flight));
     }));
     world.net.slow_servers = Some(server_reads);
@@ -345,4 +352,29 @@ fn wrong_server_identity_fails_the_handshake() {
     });
     assert!(failed, "{:?}", world.events_of(0));
     assert_eq!(world.nodes[1].flow_count(), 0);
+}
+
+#[test]
+fn a_peer_with_a_low_stream_limit_gets_more_connections() {
+    let (mut world, [_, mut b, _]) = three_nodes(h2::Config::default());
+    b.h2.max_concurrent_streams = 3;
+    world.nodes[1] = warren_proto::node::Node::new(b, world.now);
+    let mut apps = Vec::new();
+    for i in 0..10 {
+        let app = world.connect_app(addr("127.0.0.1:9000"));
+        let data = pattern(3000, i);
+        world.app_write(app, &data);
+        apps.push((app, data));
+    }
+    world.run();
+    assert_eq!(world.nodes[0].flow_count(), 10, "every flow is open");
+    assert!(world.nodes[0].connection_count() >= 4);
+    for (app, _) in &apps {
+        world.app_shutdown(*app);
+    }
+    world.run();
+    for (app, data) in &apps {
+        assert!(world.net.apps[*app].received == *data);
+    }
+    assert_eq!(closed(&world, 0), vec![CloseReason::Done; 10]);
 }

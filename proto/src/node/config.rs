@@ -92,6 +92,8 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
     /// TCP connect to a local target or an egress destination (default 10 s).
     pub target_connect: Duration,
+    /// A SOCKS5 or HTTP CONNECT client's complete request (default 10 s).
+    pub front_request: Duration,
 }
 
 impl Default for Timeouts {
@@ -99,6 +101,7 @@ impl Default for Timeouts {
         Timeouts {
             tls_handshake: Duration::from_secs(10),
             target_connect: Duration::from_secs(10),
+            front_request: Duration::from_secs(10),
         }
     }
 }

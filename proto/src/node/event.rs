@@ -162,6 +162,16 @@ pub enum HandshakeError {
     Transport,
 }
 
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Tls(e) => write!(f, "{e}"),
+            HandshakeError::Timeout => f.write_str("timeout"),
+            HandshakeError::Transport => f.write_str("transport failed"),
+        }
+    }
+}
+
 /// The labels of one counter set.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricKey {

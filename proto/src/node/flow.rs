@@ -5,9 +5,11 @@ use core::net::SocketAddr;
 use crate::front::FrontEnd;
 use crate::h2::StreamId;
 use crate::identity::SpiffeId;
+use crate::policy::ServiceName;
 use crate::pool::ConnId;
 use crate::time::Instant;
 
+use super::config::Endpoint;
 use super::event::Direction;
 use super::FlowId;
 
@@ -38,6 +40,8 @@ pub(super) struct Sock {
     pub closing: Option<bool>,
     /// Outbound connect still under way, until this deadline.
     pub connect_deadline: Option<Instant>,
+    /// A front end's request must be complete by then.
+    pub request_deadline: Option<Instant>,
 }
 
 impl Sock {
@@ -53,6 +57,7 @@ impl Sock {
             write_shut: false,
             closing: None,
             connect_deadline: None,
+            request_deadline: None,
         }
     }
 }
@@ -107,6 +112,9 @@ pub(super) struct Flow {
     pub stream_closed: bool,
     /// Outbound mesh flows: the pool slot held.
     pub pooled: Option<ConnId>,
+    /// Outbound mesh flows: the service, port and endpoint, kept to retry
+    /// on another connection.
+    pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
 }
 
 impl Flow {
@@ -128,6 +136,7 @@ impl Flow {
             peer_finished: false,
             stream_closed: false,
             pooled: None,
+            mesh_target: None,
         }
     }
 }

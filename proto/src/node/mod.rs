@@ -359,7 +359,11 @@ impl Node {
 
     /// When to deliver `Input::Timeout` next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let socks = self.socks.values().filter_map(|s| s.connect_deadline);
+        let socks = self
+            .socks
+            .values()
+            .flat_map(|s| [s.connect_deadline, s.request_deadline])
+            .flatten();
         let conns = self
             .conns
             .values()

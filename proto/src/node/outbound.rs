@@ -17,7 +17,7 @@ use super::event::{CloseReason, Direction, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
-use super::{FlowId, HandshakeError, Node, Output, SockId};
+use super::{FlowId, Node, Output, SockId};
 
 impl Node {
     pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: usize) {
@@ -29,7 +29,9 @@ impl Node {
             FrontKind::Socks5 => FrontEnd::socks5(),
             FrontKind::HttpConnect(cfg) => FrontEnd::http_connect(*cfg),
         });
-        self.socks.insert(sock, Sock::new(Owner::Flow(f), peer));
+        let mut s = Sock::new(Owner::Flow(f), peer);
+        s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
+        self.socks.insert(sock, s);
         self.flows.insert(f, flow);
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
@@ -61,6 +63,7 @@ impl Node {
             }
             Progress::Ready { target, leftover } => {
                 if let Some(s) = self.socks.get_mut(&local) {
+                    s.request_deadline = None;
                     s.held.extend_from_slice(leftover);
                     if !s.held.is_empty() && !s.read_paused {
                         s.read_paused = true;
@@ -98,6 +101,7 @@ impl Node {
         if let Some(flow) = self.flows.get_mut(&f) {
             flow.destination = Some(ep.identity.clone());
             flow.service = format!("{}:{port}", service.as_str());
+            flow.mesh_target = Some((service.clone(), port, ep.clone()));
         }
         let key = PoolKey {
             source: self.config.identity.id().clone(),
@@ -190,13 +194,29 @@ impl Node {
         let opened = match Authority::parse(&authority_text) {
             Ok(authority) => conn
                 .h2
-                .send_request(&connect_request(&authority, client.as_deref()), false)
-                .ok(),
-            Err(_) => None,
+                .send_request(&connect_request(&authority, client.as_deref()), false),
+            Err(_) => Err(h2::UsageError::InvalidState(StreamId::CONNECTION)),
         };
         let sock = conn.sock;
+        let open_now = conn.h2.open_streams();
         match opened {
-            Some(st) => {
+            Err(h2::UsageError::CannotOpenStream) if open_now > 0 => {
+                // The peer allows fewer streams than we assumed: the pool
+                // learns the real limit and the flow goes elsewhere.
+                let limit = u32::try_from(open_now).unwrap_or(u32::MAX);
+                self.pool.set_max_streams(c, limit);
+                self.pool.release(c, self.now);
+                let retry = self.flows.get_mut(&f).and_then(|flow| {
+                    flow.pooled = None;
+                    flow.far = Far::None;
+                    flow.mesh_target.clone()
+                });
+                match retry {
+                    Some((service, port, ep)) => self.route_mesh(f, &service, port, ep),
+                    None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+                }
+            }
+            Ok(st) => {
                 conn.streams.insert(st, f);
                 if let Some(flow) = self.flows.get_mut(&f) {
                     flow.far = Far::Stream {
@@ -206,7 +226,7 @@ impl Node {
                 }
                 self.dirty.insert(sock);
             }
-            None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+            Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
         }
     }
 
@@ -399,16 +419,5 @@ impl Node {
             self.close_flow(f, CloseReason::Reconfigured(decision), true);
         }
         n
-    }
-}
-
-impl HandshakeError {
-    /// Short text for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            HandshakeError::Tls(e) => e.to_string(),
-            HandshakeError::Timeout => "timeout".into(),
-            HandshakeError::Transport => "transport failed".into(),
-        }
     }
 }

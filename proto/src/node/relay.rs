@@ -318,13 +318,20 @@ impl Node {
     /// Closes a socket of a closed flow: at once with `reset`, else after
     /// its pending bytes (a front end's refusal).
     fn release_sock(&mut self, sock: SockId, reset: bool) {
-        if reset {
+        // A socket still connecting has nothing to flush: abort it, so no
+        // `Connected` can arrive for a socket the node forgot.
+        let connecting = self
+            .socks
+            .get(&sock)
+            .is_some_and(|s| s.connect_deadline.is_some());
+        if reset || connecting {
             if self.socks.remove(&sock).is_some() {
                 self.outputs.push_back(Output::Close { sock, reset: true });
             }
         } else if let Some(s) = self.socks.get_mut(&sock) {
             s.closing = Some(false);
             s.held.clear();
+            s.request_deadline = None;
             self.dirty.insert(sock);
         }
     }
@@ -658,6 +665,22 @@ impl Node {
                 Owner::Mesh(c) => self.conn_lost(c, Some(HandshakeError::Timeout)),
                 Owner::Flow(f) => self.target_failed(f, CloseReason::Timeout),
             }
+        }
+        let slow_clients: Vec<FlowId> = self
+            .socks
+            .values()
+            .filter(|s| s.request_deadline.is_some_and(|d| d <= now))
+            .filter_map(|s| match s.owner {
+                Owner::Flow(f) => Some(f),
+                Owner::Mesh(_) => None,
+            })
+            .collect();
+        for f in slow_clients {
+            self.close_flow(
+                f,
+                CloseReason::FrontEnd("request not complete in time".into()),
+                false,
+            );
         }
         let late_conns: Vec<ConnId> = self
             .conns

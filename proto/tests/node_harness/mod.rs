@@ -536,6 +536,18 @@ impl World {
         progress
     }
 
+    /// Node `n`'s sockets the network knows about.
+    pub fn node_socks(&self, n: usize) -> Vec<SockId> {
+        self.net
+            .pipes
+            .keys()
+            .filter_map(|e| match e {
+                End::Node(m, sock) if *m == n => Some(*sock),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Events of node `n`.
     pub fn events_of(&self, n: usize) -> Vec<&NodeEvent> {
         self.net
