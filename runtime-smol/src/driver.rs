@@ -113,6 +113,10 @@ where
         armed: None,
     };
     driver.core.drain()?;
+    if let Some(e) = driver.core.io.fatal.take() {
+        return Err(e);
+    }
+    (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
     let mut timer = Timer::never();
     poll_fn(|cx| {

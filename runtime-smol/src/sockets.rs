@@ -114,6 +114,8 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
             return 0;
         };
         let Conn::Open(stream) = &s.conn else {
+            // Still connecting: take nothing now, say `Writable` once open.
+            s.want_write = true;
             return 0;
         };
         let mut written = 0;

@@ -112,6 +112,10 @@ where
         armed: None,
     };
     driver.core.drain()?;
+    if let Some(e) = driver.core.io.fatal.take() {
+        return Err(e);
+    }
+    (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
     let mut timer = pin!(tokio::time::sleep(Duration::ZERO));
     poll_fn(|cx| {

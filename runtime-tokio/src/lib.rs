@@ -31,6 +31,9 @@ pub enum Notice {
         /// The bound address.
         addr: SocketAddr,
     },
+    /// The node's first outputs are carried out: every listener of the
+    /// initial configuration is bound.
+    Started,
     /// Something the node reported: log it, count it.
     Event(NodeEvent),
 }
@@ -49,7 +52,6 @@ pub fn spawn<E>(config: NodeConfig, mut on_event: E) -> io::Result<Handle>
 where
     E: FnMut(NodeEvent) + Send + 'static,
 {
-    let expected = usize::from(config.hbone_listen.is_some()) + config.fronts.len();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -58,12 +60,11 @@ where
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            // The receiver leaves after `Started`; later listeners (a new
+            // config) have nobody to tell.
             let notify = move |notice| match notice {
-                Notice::Listening { addr, .. } => {
-                    // The receiver leaves after the first listeners; later ones
-                    // (a new config) have nobody to tell.
-                    let _ = bound_tx.send(addr);
-                }
+                Notice::Listening { addr, .. } => drop(bound_tx.send(Some(addr))),
+                Notice::Started => drop(bound_tx.send(None)),
                 Notice::Event(e) => on_event(e),
             };
             let shutdown = async move {
@@ -73,14 +74,15 @@ where
             rt.block_on(run(config, shutdown, notify))
         })?;
     let mut handle = Handle {
-        addrs: Vec::with_capacity(expected),
+        addrs: Vec::new(),
         stop: Some(stop),
         thread: Some(thread),
     };
-    while handle.addrs.len() < expected {
+    loop {
         match bound_rx.recv() {
-            Ok(addr) => handle.addrs.push(addr),
-            // The thread ended before binding everything: return its error.
+            Ok(Some(addr)) => handle.addrs.push(addr),
+            Ok(None) => break,
+            // The thread ended before starting: return its error.
             Err(_) => {
                 return handle
                     .shutdown()

@@ -161,6 +161,7 @@ fn target_server(kind: Server) -> TargetServer {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 conn.set_read_timeout(Some(HANG)).unwrap();
+                conn.set_write_timeout(Some(HANG)).unwrap();
                 let mut got = Vec::new();
                 let mut buf = vec![0; 64 * 1024];
                 loop {
@@ -276,6 +277,7 @@ impl<R: Runtime> Mesh<R> {
 fn exchange(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
     let mut conn = TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(HANG)).unwrap();
+    conn.set_write_timeout(Some(HANG)).unwrap();
     let mut writer = conn.try_clone().unwrap();
     std::thread::scope(|s| {
         s.spawn(move || {
