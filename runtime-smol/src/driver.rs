@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::io::Read;
 use std::net::TcpStream;
 
+use smol::stream::Stream;
 use smol::{Async, Timer};
 use warren_proto::drive;
 use warren_proto::node::{ConnectError, HostError, Input, ListenerId, Node, NodeConfig, SockId};
@@ -85,10 +86,17 @@ struct Driver<N> {
 }
 
 /// Runs `config`'s node on smol's reactor (async-io) until `shutdown`
-/// completes. `notify` hears of bound listeners and every node event.
+/// completes. Each config from `configs` replaces the node's (policy,
+/// exports, certificates; listeners stay). `notify` hears of bound
+/// listeners and every node event.
 /// Returns an error if a listener cannot be bound or the adapter misused
 /// the node (a bug).
-pub async fn run<F, N>(config: NodeConfig, shutdown: F, notify: N) -> io::Result<()>
+pub async fn run<F, N>(
+    config: NodeConfig,
+    shutdown: F,
+    configs: smol::channel::Receiver<NodeConfig>,
+    notify: N,
+) -> io::Result<()>
 where
     F: Future<Output = ()>,
     N: FnMut(Notice),
@@ -118,10 +126,23 @@ where
     }
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
+    let mut configs = Some(Box::pin(configs));
     let mut timer = Timer::never();
     poll_fn(|cx| {
         if shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
+        }
+        // Once every sender is gone the config source is done, not the node.
+        while let Some(rx) = configs.as_mut() {
+            match rx.as_mut().poll_next(cx) {
+                Poll::Ready(Some(config)) => {
+                    if let Err(e) = driver.core.step(Input::Config(Box::new(config))) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Poll::Ready(None) => configs = None,
+                Poll::Pending => break,
+            }
         }
         driver.poll(cx, &mut timer)
     })

@@ -42,6 +42,7 @@ pub enum Notice {
 #[derive(Debug)]
 pub struct Handle {
     addrs: Vec<SocketAddr>,
+    configs: smol::channel::Sender<NodeConfig>,
     stop: Option<smol::channel::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -53,6 +54,7 @@ where
     E: FnMut(NodeEvent) + Send + 'static,
 {
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let (configs, configs_rx) = smol::channel::unbounded();
     let (stop, stopped) = smol::channel::bounded::<()>(1);
     let thread = std::thread::Builder::new()
         .name("warren-smol".into())
@@ -68,10 +70,11 @@ where
                 // A dropped handle stops the node too.
                 let _ = stopped.recv().await;
             };
-            smol::block_on(run(config, shutdown, notify))
+            smol::block_on(run(config, shutdown, configs_rx, notify))
         })?;
     let mut handle = Handle {
         addrs: Vec::new(),
+        configs,
         stop: Some(stop),
         thread: Some(thread),
     };
@@ -95,6 +98,14 @@ impl Handle {
     /// configured), then each front end.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Replaces the node's configuration (policy, exports, directory,
+    /// certificates; listeners stay as they are).
+    pub fn reconfigure(&self, config: NodeConfig) -> io::Result<()> {
+        self.configs
+            .try_send(config)
+            .map_err(|_| io::Error::other("the node has stopped"))
     }
 
     /// Stops the node and waits for its thread; returns how the run ended.

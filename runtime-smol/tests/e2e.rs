@@ -23,6 +23,10 @@ impl suite::Runtime for Smol {
         })?;
         Ok((handle.local_addrs().to_vec(), handle))
     }
+
+    fn reconfigure(running: &Self::Running, config: NodeConfig) {
+        running.reconfigure(config).unwrap();
+    }
 }
 
 suite::suite_tests!(Smol);

@@ -84,10 +84,17 @@ struct Driver<N> {
 }
 
 /// Runs `config`'s node on the current tokio runtime until `shutdown`
-/// completes. `notify` hears of bound listeners and every node event.
+/// completes. Each config from `configs` replaces the node's (policy,
+/// exports, certificates; listeners stay). `notify` hears of bound
+/// listeners and every node event.
 /// Returns an error if a listener cannot be bound or the adapter misused
 /// the node (a bug).
-pub async fn run<F, N>(config: NodeConfig, shutdown: F, notify: N) -> io::Result<()>
+pub async fn run<F, N>(
+    config: NodeConfig,
+    shutdown: F,
+    configs: tokio::sync::mpsc::UnboundedReceiver<NodeConfig>,
+    notify: N,
+) -> io::Result<()>
 where
     F: Future<Output = ()>,
     N: FnMut(Notice),
@@ -117,10 +124,23 @@ where
     }
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
+    let mut configs = Some(configs);
     let mut timer = pin!(tokio::time::sleep(Duration::ZERO));
     poll_fn(|cx| {
         if shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
+        }
+        // Once every sender is gone the config source is done, not the node.
+        while let Some(rx) = configs.as_mut() {
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(config)) => {
+                    if let Err(e) = driver.core.step(Input::Config(Box::new(config))) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Poll::Ready(None) => configs = None,
+                Poll::Pending => break,
+            }
         }
         driver.poll(cx, timer.as_mut())
     })

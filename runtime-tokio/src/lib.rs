@@ -42,6 +42,7 @@ pub enum Notice {
 #[derive(Debug)]
 pub struct Handle {
     addrs: Vec<SocketAddr>,
+    configs: tokio::sync::mpsc::UnboundedSender<NodeConfig>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -53,6 +54,7 @@ where
     E: FnMut(NodeEvent) + Send + 'static,
 {
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let (configs, configs_rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("warren-tokio".into())
@@ -71,10 +73,11 @@ where
                 // A dropped handle stops the node too.
                 let _ = stopped.await;
             };
-            rt.block_on(run(config, shutdown, notify))
+            rt.block_on(run(config, shutdown, configs_rx, notify))
         })?;
     let mut handle = Handle {
         addrs: Vec::new(),
+        configs,
         stop: Some(stop),
         thread: Some(thread),
     };
@@ -98,6 +101,14 @@ impl Handle {
     /// configured), then each front end.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Replaces the node's configuration (policy, exports, directory,
+    /// certificates; listeners stay as they are).
+    pub fn reconfigure(&self, config: NodeConfig) -> io::Result<()> {
+        self.configs
+            .send(config)
+            .map_err(|_| io::Error::other("the node has stopped"))
     }
 
     /// Stops the node and waits for its thread; returns how the run ended.

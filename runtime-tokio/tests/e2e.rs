@@ -22,6 +22,10 @@ impl suite::Runtime for Tokio {
         })?;
         Ok((handle.local_addrs().to_vec(), handle))
     }
+
+    fn reconfigure(running: &Self::Running, config: NodeConfig) {
+        running.reconfigure(config).unwrap();
+    }
 }
 
 suite::suite_tests!(Tokio);

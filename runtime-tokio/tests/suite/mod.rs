@@ -43,6 +43,8 @@ pub trait Runtime {
         config: NodeConfig,
         events: Sender<NodeEvent>,
     ) -> std::io::Result<(Vec<SocketAddr>, Self::Running)>;
+    /// Hands `running` a new configuration.
+    fn reconfigure(running: &Self::Running, config: NodeConfig);
 }
 
 /// One `#[test]` per case for runtime `$rt`.
@@ -75,6 +77,10 @@ macro_rules! suite_tests {
         #[test]
         fn half_close_lets_the_reply_through() {
             suite::half_close::<$rt>();
+        }
+        #[test]
+        fn new_policy_denies_new_flows() {
+            suite::reconfigure::<$rt>();
         }
         #[test]
         fn busy_port_fails_the_start() {
@@ -211,27 +217,34 @@ fn client_config(pki: &Pki, hbone: SocketAddr) -> NodeConfig {
     a
 }
 
+/// Node B: exports `echo.shop:80` → `target` under `authz`.
+fn server_config(pki: &Pki, target: SocketAddr, authz: AuthzPolicy) -> NodeConfig {
+    let mut b = NodeConfig::new(pki.identity("echo", 3));
+    b.hbone_listen = Some("127.0.0.1:0".parse().unwrap());
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(target),
+    }])
+    .unwrap();
+    b.authz = authz;
+    b
+}
+
 /// Two nodes and a target: the client dials `tunnel`.
 struct Mesh<R: Runtime> {
+    pki: Pki,
     tunnel: SocketAddr,
     target: TargetServer,
     events: [Receiver<NodeEvent>; 2],
-    _nodes: [R::Running; 2],
+    nodes: [R::Running; 2],
 }
 
 fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     let pki = Pki::new();
     let target = target_server(server);
 
-    let mut b = NodeConfig::new(pki.identity("echo", 3));
-    b.hbone_listen = Some("127.0.0.1:0".parse().unwrap());
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(target.addr),
-    }])
-    .unwrap();
-    b.authz = authz;
+    let b = server_config(&pki, target.addr, authz);
     let (b_tx, b_events) = mpsc::channel();
     let (b_addrs, b_node) = R::start(b, b_tx).unwrap();
 
@@ -239,10 +252,11 @@ fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     let (a_tx, a_events) = mpsc::channel();
     let (a_addrs, a_node) = R::start(a, a_tx).unwrap();
     Mesh {
+        pki,
         tunnel: a_addrs[0],
         target,
         events: [a_events, b_events],
-        _nodes: [a_node, b_node],
+        nodes: [a_node, b_node],
     }
 }
 
@@ -340,15 +354,35 @@ pub fn concurrent<R: Runtime>(flows: usize, size: usize) {
     }
 }
 
-/// A flow the policy denies gets no byte through, never reaches the target,
-/// and the server names the rule.
-pub fn denied<R: Runtime>() {
+/// A new policy handed to the running server applies to the next flow.
+pub fn reconfigure<R: Runtime>() {
+    let mesh = mesh::<R>(Server::Echo, AuthzPolicy::default());
+    assert_eq!(exchange(mesh.tunnel, b"before"), b"before");
+    let config = server_config(&mesh.pki, mesh.target.addr, deny_cart());
+    R::reconfigure(&mesh.nodes[1], config);
+    mesh.wait_for(1, |e| {
+        matches!(e, NodeEvent::ConfigApplied { .. }).then_some(())
+    });
+    assert!(exchange(mesh.tunnel, b"after").is_empty());
+    mesh.wait_for(1, |e| {
+        matches!(e, NodeEvent::PolicyDenied { .. }).then_some(())
+    });
+    assert_eq!(mesh.target.accepted.load(Ordering::SeqCst), 1);
+}
+
+fn deny_cart() -> AuthzPolicy {
     let mut rule = AuthzRule::new(RuleName::new("no-cart").unwrap(), Action::Deny);
     rule.when = Conditions {
         principals: vec![PrincipalPattern::new(spiffe("cart").as_str()).unwrap()],
         ..Conditions::default()
     };
-    let mesh = mesh::<R>(Server::Echo, AuthzPolicy::new(vec![rule]));
+    AuthzPolicy::new(vec![rule])
+}
+
+/// A flow the policy denies gets no byte through, never reaches the target,
+/// and the server names the rule.
+pub fn denied<R: Runtime>() {
+    let mesh = mesh::<R>(Server::Echo, deny_cart());
     let got = exchange(mesh.tunnel, b"secret");
     assert!(got.is_empty(), "a denied flow carried {} B", got.len());
     let rule = mesh.wait_for(1, |e| match e {
