@@ -1,132 +1,133 @@
 //! # warren-smol
 //!
-//! Runs a warren mesh node ([`warren_proto::node::Node`]) on smol (async-io) with real
-//! listeners, sockets and timers. The adapter holds no protocol logic: it
-//! turns readiness into `Input`s and carries out `Output`s through
-//! [`warren_proto::drive`].
-//!
-//! One task owns the node. Each socket and listener has a waker that only
-//! marks its id in a ready queue ([`ready`]); the task drains the queue,
-//! reads into one reused 64 KiB buffer and steps the node.
+//! Runs a warren mesh node ([`warren_proto::node::Node`]) on smol
+//! (async-io) with real listeners, sockets and timers. This crate only says
+//! how async-io reads, writes, accepts, connects and sleeps ([`Smol`], a
+//! [`warren_host::Reactor`]); the owner task, the ready queue and the
+//! handle are warren-host's, shared with warren-tokio. No protocol logic:
+//! the node decides everything through [`warren_proto::drive`].
 
-mod driver;
-mod ready;
-mod sockets;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
-use std::io;
-use std::net::SocketAddr;
-use std::thread::JoinHandle;
+use smol::{Async, Timer};
+use socket2::SockRef;
+use warren_host::{Connecting, Reactor};
+use warren_proto::node::{NodeConfig, NodeEvent};
 
-use warren_proto::node::{ListenerId, NodeConfig, NodeEvent};
+pub use warren_host::{Handle, Notice};
 
-pub use driver::run;
-
-/// What the adapter tells its owner.
+/// smol as a [`Reactor`]: non-blocking std sockets registered with
+/// async-io; try the call, and on `WouldBlock` wait for readiness.
 #[derive(Debug)]
-pub enum Notice {
-    /// A listener the node asked for is bound (port 0 resolved).
-    Listening {
-        /// The node's listener.
-        listener: ListenerId,
-        /// The bound address.
-        addr: SocketAddr,
-    },
-    /// The node's first outputs are carried out: every listener of the
-    /// initial configuration is bound.
-    Started,
-    /// Something the node reported: log it, count it.
-    Event(NodeEvent),
-}
+pub enum Smol {}
 
-/// A node running on its own thread with a smol's `block_on`.
-#[derive(Debug)]
-pub struct Handle {
-    addrs: Vec<SocketAddr>,
-    configs: smol::channel::Sender<NodeConfig>,
-    stop: Option<smol::channel::Sender<()>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
-}
+impl Reactor for Smol {
+    type Stream = Async<TcpStream>;
+    type Listener = Async<TcpListener>;
+    type Timer = Timer;
 
-/// Starts a node on a new thread and returns once its listeners are bound.
-/// `on_event` runs on the node's thread for every event.
-pub fn spawn<E>(config: NodeConfig, mut on_event: E) -> io::Result<Handle>
-where
-    E: FnMut(NodeEvent) + Send + 'static,
-{
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    let (configs, configs_rx) = smol::channel::unbounded();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    let thread = std::thread::Builder::new()
-        .name("warren-smol".into())
-        .spawn(move || {
-            // The receiver leaves after `Started`; later listeners (a new
-            // config) have nobody to tell.
-            let notify = move |notice| match notice {
-                Notice::Listening { addr, .. } => drop(bound_tx.send(Some(addr))),
-                Notice::Started => drop(bound_tx.send(None)),
-                Notice::Event(e) => on_event(e),
-            };
-            let shutdown = async move {
-                // A dropped handle stops the node too.
-                let _ = stopped.recv().await;
-            };
-            smol::block_on(run(config, shutdown, configs_rx, notify))
-        })?;
-    let mut handle = Handle {
-        addrs: Vec::new(),
-        configs,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    loop {
-        match bound_rx.recv() {
-            Ok(Some(addr)) => handle.addrs.push(addr),
-            Ok(None) => break,
-            // The thread ended before starting: return its error.
-            Err(_) => {
-                return handle
-                    .shutdown()
-                    .and(Err(io::ErrorKind::AddrNotAvailable.into()))
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        Ok(smol::block_on(future))
+    }
+
+    fn bind(addr: SocketAddr) -> io::Result<(Async<TcpListener>, SocketAddr)> {
+        let listener = Async::<TcpListener>::bind(addr)?;
+        let bound = listener.get_ref().local_addr()?;
+        Ok((listener, bound))
+    }
+
+    fn poll_accept(
+        listener: &Async<TcpListener>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Async<TcpStream>, SocketAddr)>> {
+        loop {
+            match listener.get_ref().accept() {
+                Ok((stream, peer)) => return Poll::Ready(Async::new(stream).map(|s| (s, peer))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(listener.poll_readable(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
-    Ok(handle)
-}
 
-impl Handle {
-    /// The bound listeners in the node's order: the HBONE listener (if
-    /// configured), then each front end.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    fn connect(addr: SocketAddr) -> Connecting<Async<TcpStream>> {
+        Box::pin(Async::<TcpStream>::connect(addr))
     }
 
-    /// Replaces the node's configuration (policy, exports, directory,
-    /// certificates; listeners stay as they are).
-    pub fn reconfigure(&self, config: NodeConfig) -> io::Result<()> {
-        self.configs
-            .try_send(config)
-            .map_err(|_| io::Error::other("the node has stopped"))
-    }
-
-    /// Stops the node and waits for its thread; returns how the run ended.
-    pub fn shutdown(mut self) -> io::Result<()> {
-        self.stop_and_join()
-    }
-
-    fn stop_and_join(&mut self) -> io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.try_send(());
-        }
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the node's thread panicked")),
-            None => Ok(()),
+    fn poll_read(
+        stream: &Async<TcpStream>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut std_stream: &TcpStream = stream.get_ref();
+            match std_stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(stream.poll_readable(cx))?;
+                }
+                result => return Poll::Ready(result),
+            }
         }
     }
+
+    fn try_write(stream: &Async<TcpStream>, data: &[u8]) -> io::Result<usize> {
+        let mut std_stream: &TcpStream = stream.get_ref();
+        std_stream.write(data)
+    }
+
+    fn poll_writable(stream: &Async<TcpStream>, cx: &mut Context<'_>) -> Poll<()> {
+        stream.poll_writable(cx).map(|_| ())
+    }
+
+    fn set_nodelay(stream: &Async<TcpStream>) {
+        let _ = stream.get_ref().set_nodelay(true);
+    }
+
+    fn shutdown_write(stream: &Async<TcpStream>) {
+        // Fails only when the peer is already gone, which a read reports.
+        let _ = stream.get_ref().shutdown(Shutdown::Write);
+    }
+
+    fn set_reset_on_close(stream: &Async<TcpStream>) {
+        let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+    }
+
+    fn timer() -> Timer {
+        Timer::never()
+    }
+
+    fn set_timer(timer: &mut Timer, at: std::time::Instant) {
+        timer.set_at(at);
+    }
+
+    fn poll_timer(timer: &mut Timer, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(timer).poll(cx).map(|_| ())
+    }
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let _ = self.stop_and_join();
-    }
+/// Starts a node on a new thread under `smol::block_on` and returns once
+/// its listeners are bound. `on_event` runs on the node's thread for every
+/// event.
+pub fn spawn<E>(config: NodeConfig, on_event: E) -> io::Result<Handle>
+where
+    E: FnMut(NodeEvent) + Send + 'static,
+{
+    warren_host::spawn::<Smol, E>(config, on_event)
+}
+
+/// Runs `config`'s node on smol's reactor (one task) until `shutdown`
+/// completes; `notify` hears of bound listeners and events. For run-time
+/// reconfiguration use `warren_host::run::<Smol, ..>` or [`spawn`].
+pub async fn run<F, N>(config: NodeConfig, shutdown: F, notify: N) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+    N: FnMut(Notice),
+{
+    warren_host::run::<Smol, F, _, N>(config, shutdown, |_| Poll::Ready(None), notify).await
 }

@@ -1,135 +1,129 @@
 //! # warren-tokio
 //!
 //! Runs a warren mesh node ([`warren_proto::node::Node`]) on tokio with real
-//! listeners, sockets and timers. The adapter holds no protocol logic: it
-//! turns readiness into `Input`s and carries out `Output`s through
-//! [`warren_proto::drive`].
-//!
-//! One task owns the node. Each socket and listener has a waker that only
-//! marks its id in a ready queue ([`ready`]); the task drains the queue,
-//! reads into one reused 64 KiB buffer and steps the node.
+//! listeners, sockets and timers. This crate only says how tokio reads,
+//! writes, accepts, connects and sleeps ([`Tokio`], a
+//! [`warren_host::Reactor`]); the owner task, the ready queue and the
+//! handle are warren-host's, shared with warren-smol. No protocol logic:
+//! the node decides everything through [`warren_proto::drive`].
 
-mod driver;
-mod ready;
-mod sockets;
-
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::thread::JoinHandle;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
-use warren_proto::node::{ListenerId, NodeConfig, NodeEvent};
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+use warren_host::{Connecting, Reactor};
+use warren_proto::node::{NodeConfig, NodeEvent};
 
-pub use driver::run;
+pub use warren_host::{Handle, Notice};
 
-/// What the adapter tells its owner.
+/// tokio as a [`Reactor`]: `try_read`/`try_write` with readiness polls.
 #[derive(Debug)]
-pub enum Notice {
-    /// A listener the node asked for is bound (port 0 resolved).
-    Listening {
-        /// The node's listener.
-        listener: ListenerId,
-        /// The bound address.
-        addr: SocketAddr,
-    },
-    /// The node's first outputs are carried out: every listener of the
-    /// initial configuration is bound.
-    Started,
-    /// Something the node reported: log it, count it.
-    Event(NodeEvent),
-}
+pub enum Tokio {}
 
-/// A node running on its own thread with a single-threaded tokio runtime.
-#[derive(Debug)]
-pub struct Handle {
-    addrs: Vec<SocketAddr>,
-    configs: tokio::sync::mpsc::UnboundedSender<NodeConfig>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
-}
+impl Reactor for Tokio {
+    type Stream = TcpStream;
+    type Listener = TcpListener;
+    type Timer = Pin<Box<Sleep>>;
 
-/// Starts a node on a new thread and returns once its listeners are bound.
-/// `on_event` runs on the node's thread for every event.
-pub fn spawn<E>(config: NodeConfig, mut on_event: E) -> io::Result<Handle>
-where
-    E: FnMut(NodeEvent) + Send + 'static,
-{
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    let (configs, configs_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("warren-tokio".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            // The receiver leaves after `Started`; later listeners (a new
-            // config) have nobody to tell.
-            let notify = move |notice| match notice {
-                Notice::Listening { addr, .. } => drop(bound_tx.send(Some(addr))),
-                Notice::Started => drop(bound_tx.send(None)),
-                Notice::Event(e) => on_event(e),
-            };
-            let shutdown = async move {
-                // A dropped handle stops the node too.
-                let _ = stopped.await;
-            };
-            rt.block_on(run(config, shutdown, configs_rx, notify))
-        })?;
-    let mut handle = Handle {
-        addrs: Vec::new(),
-        configs,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
-    loop {
-        match bound_rx.recv() {
-            Ok(Some(addr)) => handle.addrs.push(addr),
-            Ok(None) => break,
-            // The thread ended before starting: return its error.
-            Err(_) => {
-                return handle
-                    .shutdown()
-                    .and(Err(io::ErrorKind::AddrNotAvailable.into()))
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(future))
+    }
+
+    fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        Ok((TcpListener::from_std(listener)?, bound))
+    }
+
+    fn poll_accept(
+        listener: &TcpListener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        listener.poll_accept(cx)
+    }
+
+    fn connect(addr: SocketAddr) -> Connecting<TcpStream> {
+        Box::pin(TcpStream::connect(addr))
+    }
+
+    fn poll_read(
+        stream: &TcpStream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match stream.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(stream.poll_read_ready(cx))?;
+                }
+                result => return Poll::Ready(result),
             }
         }
     }
-    Ok(handle)
+
+    fn try_write(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+        stream.try_write(data)
+    }
+
+    fn poll_writable(stream: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
+        stream.poll_write_ready(cx).map(|_| ())
+    }
+
+    fn set_nodelay(stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+    }
+
+    fn shutdown_write(stream: &TcpStream) {
+        // Fails only when the peer is already gone, which a read reports.
+        let _ = SockRef::from(stream).shutdown(Shutdown::Write);
+    }
+
+    fn set_reset_on_close(stream: &TcpStream) {
+        let _ = stream.set_zero_linger();
+    }
+
+    fn timer() -> Self::Timer {
+        // Never polled before the first `set_timer`.
+        Box::pin(tokio::time::sleep(Duration::from_secs(86_400)))
+    }
+
+    fn set_timer(timer: &mut Self::Timer, at: std::time::Instant) {
+        timer.as_mut().reset(tokio::time::Instant::from_std(at));
+    }
+
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
+        timer.as_mut().poll(cx)
+    }
 }
 
-impl Handle {
-    /// The bound listeners in the node's order: the HBONE listener (if
-    /// configured), then each front end.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Replaces the node's configuration (policy, exports, directory,
-    /// certificates; listeners stay as they are).
-    pub fn reconfigure(&self, config: NodeConfig) -> io::Result<()> {
-        self.configs
-            .send(config)
-            .map_err(|_| io::Error::other("the node has stopped"))
-    }
-
-    /// Stops the node and waits for its thread; returns how the run ended.
-    pub fn shutdown(mut self) -> io::Result<()> {
-        self.stop_and_join()
-    }
-
-    fn stop_and_join(&mut self) -> io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the node's thread panicked")),
-            None => Ok(()),
-        }
-    }
+/// Starts a node on a new thread with a single-threaded tokio runtime and
+/// returns once its listeners are bound. `on_event` runs on the node's
+/// thread for every event.
+pub fn spawn<E>(config: NodeConfig, on_event: E) -> io::Result<Handle>
+where
+    E: FnMut(NodeEvent) + Send + 'static,
+{
+    warren_host::spawn::<Tokio, E>(config, on_event)
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let _ = self.stop_and_join();
-    }
+/// Runs `config`'s node on the current tokio runtime (one task) until
+/// `shutdown` completes; `notify` hears of bound listeners and events. For
+/// run-time reconfiguration use `warren_host::run::<Tokio, ..>` or
+/// [`spawn`].
+pub async fn run<F, N>(config: NodeConfig, shutdown: F, notify: N) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+    N: FnMut(Notice),
+{
+    warren_host::run::<Tokio, F, _, N>(config, shutdown, |_| Poll::Ready(None), notify).await
 }

@@ -1,7 +1,6 @@
-//! The end-to-end suite every runtime adapter must pass, written once.
-//! `runtime-tokio/tests/e2e.rs` includes it as a module and so does
-//! `runtime-smol/tests/e2e.rs` (by path); each implements [`Runtime`] and
-//! expands [`suite_tests!`].
+//! The end-to-end suite every runtime adapter must pass, written once
+//! (feature `suite`). An adapter's test file expands
+//! [`suite_tests!`](crate::suite_tests) with its [`Reactor`].
 //!
 //! Two real nodes on 127.0.0.1 with ephemeral ports and mTLS: node A
 //! ("shop/cart") has a plain tunnel front end to `echo.shop:80`; node B
@@ -28,75 +27,73 @@ use warren_proto::policy::{
 };
 use warren_sim::certs::{SimCa, Validity};
 
+use crate::{Handle, Reactor};
+
 /// How long a test waits for a byte or an event before it calls the run
 /// hung. A guard against hanging forever, not a performance assertion.
 const HANG: Duration = Duration::from_secs(120);
 const TD: &str = "mesh.test";
 
-/// A runtime adapter under test.
-pub trait Runtime {
-    /// A running node; dropping it stops the node.
-    type Running;
-    /// Starts `config`'s node with its events sent to `events`; returns
-    /// the bound listeners (HBONE first, then the front ends) and the node.
-    fn start(
-        config: NodeConfig,
-        events: Sender<NodeEvent>,
-    ) -> std::io::Result<(Vec<SocketAddr>, Self::Running)>;
-    /// Hands `running` a new configuration.
-    fn reconfigure(running: &Self::Running, config: NodeConfig);
-}
-
-/// One `#[test]` per case for runtime `$rt`.
+/// One `#[test]` per case of the suite for reactor `$rt`.
+#[macro_export]
 macro_rules! suite_tests {
     ($rt:ty) => {
         #[test]
         fn echo_0_bytes() {
-            suite::echo::<$rt>(0);
+            $crate::suite::echo::<$rt>(0);
         }
         #[test]
         fn echo_1_byte() {
-            suite::echo::<$rt>(1);
+            $crate::suite::echo::<$rt>(1);
         }
         #[test]
         fn echo_1_mib() {
-            suite::echo::<$rt>(1 << 20);
+            $crate::suite::echo::<$rt>(1 << 20);
         }
         #[test]
         fn echo_64_mib() {
-            suite::echo::<$rt>(64 << 20);
+            $crate::suite::echo::<$rt>(64 << 20);
         }
         #[test]
         fn concurrent_flows_share_the_mesh() {
-            suite::concurrent::<$rt>(32, 256 << 10);
+            $crate::suite::concurrent::<$rt>(32, 256 << 10);
         }
         #[test]
         fn denied_flow_never_reaches_the_target() {
-            suite::denied::<$rt>();
+            $crate::suite::denied::<$rt>();
         }
         #[test]
         fn half_close_lets_the_reply_through() {
-            suite::half_close::<$rt>();
+            $crate::suite::half_close::<$rt>();
         }
         #[test]
         fn new_policy_denies_new_flows() {
-            suite::reconfigure::<$rt>();
+            $crate::suite::reconfigure::<$rt>();
         }
         #[test]
         fn busy_port_fails_the_start() {
-            suite::busy_port::<$rt>();
+            $crate::suite::busy_port::<$rt>();
         }
         #[test]
         fn silent_peer_times_out() {
-            suite::silent_peer::<$rt>();
+            $crate::suite::silent_peer::<$rt>();
         }
         #[test]
         fn refused_peer_closes_the_flow() {
-            suite::refused_peer::<$rt>();
+            $crate::suite::refused_peer::<$rt>();
         }
     };
 }
-pub(crate) use suite_tests;
+
+/// Starts `config`'s node on `R` with its events sent to `events`;
+/// returns the bound listeners (HBONE first, then the front ends) and it.
+fn start<R: Reactor>(
+    config: NodeConfig,
+    events: Sender<NodeEvent>,
+) -> std::io::Result<(Vec<SocketAddr>, Handle)> {
+    let handle = crate::spawn::<R, _>(config, move |e| drop(events.send(e)))?;
+    Ok((handle.local_addrs().to_vec(), handle))
+}
 
 fn spiffe(sa: &str) -> SpiffeId {
     SpiffeId::parse(&format!("spiffe://{TD}/ns/shop/sa/{sa}")).unwrap()
@@ -232,25 +229,25 @@ fn server_config(pki: &Pki, target: SocketAddr, authz: AuthzPolicy) -> NodeConfi
 }
 
 /// Two nodes and a target: the client dials `tunnel`.
-struct Mesh<R: Runtime> {
+struct Mesh {
     pki: Pki,
     tunnel: SocketAddr,
     target: TargetServer,
     events: [Receiver<NodeEvent>; 2],
-    nodes: [R::Running; 2],
+    nodes: [Handle; 2],
 }
 
-fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
+fn mesh<R: Reactor>(server: Server, authz: AuthzPolicy) -> Mesh {
     let pki = Pki::new();
     let target = target_server(server);
 
     let b = server_config(&pki, target.addr, authz);
     let (b_tx, b_events) = mpsc::channel();
-    let (b_addrs, b_node) = R::start(b, b_tx).unwrap();
+    let (b_addrs, b_node) = start::<R>(b, b_tx).unwrap();
 
     let a = client_config(&pki, b_addrs[0]);
     let (a_tx, a_events) = mpsc::channel();
-    let (a_addrs, a_node) = R::start(a, a_tx).unwrap();
+    let (a_addrs, a_node) = start::<R>(a, a_tx).unwrap();
     Mesh {
         pki,
         tunnel: a_addrs[0],
@@ -260,7 +257,7 @@ fn mesh<R: Runtime>(server: Server, authz: AuthzPolicy) -> Mesh<R> {
     }
 }
 
-impl<R: Runtime> Mesh<R> {
+impl Mesh {
     /// Waits for node `n`'s next event that `pick` accepts.
     fn wait_for<T>(&self, n: usize, mut pick: impl FnMut(NodeEvent) -> Option<T>) -> T {
         loop {
@@ -315,7 +312,7 @@ fn pattern(n: usize) -> Vec<u8> {
 
 /// `size` bytes through the tunnel and back, byte for byte, and both
 /// nodes log the flow as done with the right counts.
-pub fn echo<R: Runtime>(size: usize) {
+pub fn echo<R: Reactor>(size: usize) {
     let mesh = mesh::<R>(Server::Echo, AuthzPolicy::default());
     let data = pattern(size);
     let got = exchange(mesh.tunnel, &data);
@@ -328,7 +325,7 @@ pub fn echo<R: Runtime>(size: usize) {
 
 /// `flows` clients at once, each with its own bytes, over one mesh: every
 /// one gets exactly its own bytes back and every flow ends done.
-pub fn concurrent<R: Runtime>(flows: usize, size: usize) {
+pub fn concurrent<R: Reactor>(flows: usize, size: usize) {
     let mesh = mesh::<R>(Server::Echo, AuthzPolicy::default());
     std::thread::scope(|s| {
         for i in 0..flows {
@@ -355,11 +352,11 @@ pub fn concurrent<R: Runtime>(flows: usize, size: usize) {
 }
 
 /// A new policy handed to the running server applies to the next flow.
-pub fn reconfigure<R: Runtime>() {
+pub fn reconfigure<R: Reactor>() {
     let mesh = mesh::<R>(Server::Echo, AuthzPolicy::default());
     assert_eq!(exchange(mesh.tunnel, b"before"), b"before");
     let config = server_config(&mesh.pki, mesh.target.addr, deny_cart());
-    R::reconfigure(&mesh.nodes[1], config);
+    mesh.nodes[1].reconfigure(config).unwrap();
     mesh.wait_for(1, |e| {
         matches!(e, NodeEvent::ConfigApplied { .. }).then_some(())
     });
@@ -381,7 +378,7 @@ fn deny_cart() -> AuthzPolicy {
 
 /// A flow the policy denies gets no byte through, never reaches the target,
 /// and the server names the rule.
-pub fn denied<R: Runtime>() {
+pub fn denied<R: Reactor>() {
     let mesh = mesh::<R>(Server::Echo, deny_cart());
     let got = exchange(mesh.tunnel, b"secret");
     assert!(got.is_empty(), "a denied flow carried {} B", got.len());
@@ -402,7 +399,7 @@ pub fn denied<R: Runtime>() {
 
 /// The client's FIN reaches the target while the other direction stays
 /// open: the target answers only after EOF, and the answer arrives.
-pub fn half_close<R: Runtime>() {
+pub fn half_close<R: Reactor>() {
     let mesh = mesh::<R>(Server::PongAfterEof, AuthzPolicy::default());
     let got = exchange(mesh.tunnel, b"ping");
     assert_eq!(got, b"pong");
@@ -414,14 +411,14 @@ pub fn half_close<R: Runtime>() {
 
 /// Node A alone, its mesh peer at `hbone`; returns the tunnel address, the
 /// events and the node.
-fn lone_client<R: Runtime>(
+fn lone_client<R: Reactor>(
     hbone: SocketAddr,
     handshake: Duration,
-) -> (SocketAddr, Receiver<NodeEvent>, R::Running) {
+) -> (SocketAddr, Receiver<NodeEvent>, Handle) {
     let mut a = client_config(&Pki::new(), hbone);
     a.timeouts.tls_handshake = handshake;
     let (tx, events) = mpsc::channel();
-    let (addrs, node) = R::start(a, tx).unwrap();
+    let (addrs, node) = start::<R>(a, tx).unwrap();
     (addrs[0], events, node)
 }
 
@@ -437,7 +434,7 @@ fn handshake_failure(events: &Receiver<NodeEvent>) -> HandshakeError {
 /// A peer that accepts TCP but never answers the TLS handshake: the
 /// node's handshake deadline (a runtime timer) ends it and the client's
 /// connection closes without data.
-pub fn silent_peer<R: Runtime>() {
+pub fn silent_peer<R: Reactor>() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let (tunnel, events, _node) =
         lone_client::<R>(silent.local_addr().unwrap(), Duration::from_millis(200));
@@ -450,7 +447,7 @@ pub fn silent_peer<R: Runtime>() {
 
 /// A peer address where nothing listens: the failed connect reaches the
 /// node and the client's connection closes without data.
-pub fn refused_peer<R: Runtime>() {
+pub fn refused_peer<R: Reactor>() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
@@ -462,12 +459,12 @@ pub fn refused_peer<R: Runtime>() {
 
 /// A front-end port that is taken: starting the node fails with the
 /// bind error instead of running without the listener.
-pub fn busy_port<R: Runtime>() {
+pub fn busy_port<R: Reactor>() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut a = client_config(&Pki::new(), "127.0.0.1:1".parse().unwrap());
     a.fronts[0].listen = taken.local_addr().unwrap();
     let (tx, _events) = mpsc::channel();
-    match R::start(a, tx) {
+    match start::<R>(a, tx) {
         Ok(_) => panic!("a node started on a port that is in use"),
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}"),
     }

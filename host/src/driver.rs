@@ -3,23 +3,18 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::io::Read;
-use std::net::TcpStream;
-
-use smol::stream::Stream;
-use smol::{Async, Timer};
 use warren_proto::drive;
 use warren_proto::node::{ConnectError, HostError, Input, ListenerId, Node, NodeConfig, SockId};
 use warren_proto::time::Instant;
 
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
-use crate::Notice;
+use crate::{Notice, Reactor};
 
 /// One socket read: large enough that bulk transfers cost few syscalls.
 const READ_BUF: usize = 64 * 1024;
@@ -56,14 +51,14 @@ impl Clock {
 }
 
 /// Everything but the read buffer, so a step can borrow the buffer's bytes.
-struct Core<N> {
+struct Core<R: Reactor, N> {
     node: Node,
-    io: Sockets<N>,
+    io: Sockets<R, N>,
     clock: Clock,
     deadline: Option<Instant>,
 }
 
-impl<N: FnMut(Notice)> Core<N> {
+impl<R: Reactor, N: FnMut(Notice)> Core<R, N> {
     fn step(&mut self, input: Input<'_>) -> io::Result<()> {
         let now = self.clock.now();
         self.deadline =
@@ -78,33 +73,35 @@ impl<N: FnMut(Notice)> Core<N> {
     }
 }
 
-struct Driver<N> {
-    core: Core<N>,
+struct Driver<R: Reactor, N> {
+    core: Core<R, N>,
     buf: Box<ReadBuf>,
     /// The deadline the timer is set to.
     armed: Option<Instant>,
 }
 
-/// Runs `config`'s node on smol's reactor (async-io) until `shutdown`
-/// completes. Each config from `configs` replaces the node's (policy,
+/// Runs `config`'s node on `R`'s runtime (call it from inside that
+/// runtime) until `shutdown` completes. Each config from `configs` replaces the node's (policy,
 /// exports, certificates; listeners stay). `notify` hears of bound
 /// listeners and every node event.
 /// Returns an error if a listener cannot be bound or the adapter misused
 /// the node (a bug).
-pub async fn run<F, N>(
+pub async fn run<R, F, C, N>(
     config: NodeConfig,
     shutdown: F,
-    configs: smol::channel::Receiver<NodeConfig>,
+    mut configs: C,
     notify: N,
 ) -> io::Result<()>
 where
+    R: Reactor,
     F: Future<Output = ()>,
+    C: FnMut(&mut Context<'_>) -> Poll<Option<NodeConfig>>,
     N: FnMut(Notice),
 {
     let clock = Clock {
         start: std::time::Instant::now(),
     };
-    let mut driver = Driver {
+    let mut driver = Driver::<R, N> {
         core: Core {
             node: Node::new(config, clock.now()),
             io: Sockets {
@@ -126,21 +123,21 @@ where
     }
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
-    let mut configs = Some(Box::pin(configs));
-    let mut timer = Timer::never();
+    let mut configs_open = true;
+    let mut timer = R::timer();
     poll_fn(|cx| {
         if shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
         // Once every sender is gone the config source is done, not the node.
-        while let Some(rx) = configs.as_mut() {
-            match rx.as_mut().poll_next(cx) {
+        while configs_open {
+            match configs(cx) {
                 Poll::Ready(Some(config)) => {
                     if let Err(e) = driver.core.step(Input::Config(Box::new(config))) {
                         return Poll::Ready(Err(e));
                     }
                 }
-                Poll::Ready(None) => configs = None,
+                Poll::Ready(None) => configs_open = false,
                 Poll::Pending => break,
             }
         }
@@ -149,8 +146,8 @@ where
     .await
 }
 
-impl<N: FnMut(Notice)> Driver<N> {
-    fn poll(&mut self, cx: &mut Context<'_>, timer: &mut Timer) -> Poll<io::Result<()>> {
+impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
+    fn poll(&mut self, cx: &mut Context<'_>, timer: &mut R::Timer) -> Poll<io::Result<()>> {
         self.core.io.queue.set_owner(cx.waker());
         for _ in 0..ROUNDS_PER_POLL {
             if let Some(e) = self.core.io.fatal.take() {
@@ -159,10 +156,10 @@ impl<N: FnMut(Notice)> Driver<N> {
             let mut fired = false;
             if let Some(deadline) = self.core.deadline {
                 if self.armed != Some(deadline) {
-                    timer.set_at(self.core.clock.to_std(deadline));
+                    R::set_timer(timer, self.core.clock.to_std(deadline));
                     self.armed = Some(deadline);
                 }
-                if Pin::new(&mut *timer).poll(cx).is_ready() {
+                if R::poll_timer(timer, cx).is_ready() {
                     self.armed = None;
                     fired = true;
                     self.core.step(Input::Timeout)?;
@@ -197,32 +194,23 @@ impl<N: FnMut(Notice)> Driver<N> {
             let Some(l) = self.core.io.listeners.get(&listener) else {
                 return Ok(());
             };
-            let (stream, peer) = match l.listener.get_ref().accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let waker = l.waker.clone();
-                    let mut cx = Context::from_waker(&waker);
-                    if l.listener.poll_readable(&mut cx).is_pending() {
-                        return Ok(());
-                    }
-                    continue;
-                }
+            let waker = l.waker.clone();
+            match R::poll_accept(&l.listener, &mut Context::from_waker(&waker)) {
+                Poll::Pending => return Ok(()),
                 // Aborted handshakes and fd exhaustion: try again later.
-                Err(_) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            // Not registered with the reactor: dropping it closes the connection.
-            let Ok(stream) = Async::new(stream) else {
-                continue;
-            };
-            let now = self.core.clock.now();
-            let sock = self
-                .core
-                .node
-                .accept(now, listener, peer)
-                .map_err(host_error)?;
-            self.core.io.insert(sock, Conn::Open(stream));
-            self.core.drain()?;
+                Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok((stream, peer))) => {
+                    R::set_nodelay(&stream);
+                    let now = self.core.clock.now();
+                    let sock = self
+                        .core
+                        .node
+                        .accept(now, listener, peer)
+                        .map_err(host_error)?;
+                    self.core.io.insert(sock, Conn::Open(stream));
+                    self.core.drain()?;
+                }
+            }
         }
         self.core.io.queue.kick(listener.0);
         Ok(())
@@ -239,7 +227,7 @@ impl<N: FnMut(Notice)> Driver<N> {
         let result = match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Pending => return Ok(()),
             Poll::Ready(Ok(stream)) => {
-                let _ = stream.get_ref().set_nodelay(true);
+                R::set_nodelay(&stream);
                 s.conn = Conn::Open(stream);
                 self.core.io.queue.kick(sock.0);
                 Ok(())
@@ -267,10 +255,7 @@ impl<N: FnMut(Notice)> Driver<N> {
             return Ok(());
         }
         let waker = s.waker.clone();
-        if stream
-            .poll_writable(&mut Context::from_waker(&waker))
-            .is_pending()
-        {
+        if R::poll_writable(stream, &mut Context::from_waker(&waker)).is_pending() {
             return Ok(());
         }
         s.want_write = false;
@@ -288,26 +273,20 @@ impl<N: FnMut(Notice)> Driver<N> {
             if s.paused || s.read_closed || s.failed {
                 return Ok(());
             }
-            match read(stream, &mut self.buf.0) {
-                Ok(0) => {
+            let waker = s.waker.clone();
+            let read = R::poll_read(stream, &mut Context::from_waker(&waker), &mut self.buf.0);
+            match read {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(0)) => {
                     s.read_closed = true;
                     return self.core.step(Input::ReadClosed { sock });
                 }
-                Ok(n) => {
+                Poll::Ready(Ok(n)) => {
                     let data = &self.buf.0[..n];
                     self.core.step(Input::Received { sock, data })?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let waker = s.waker.clone();
-                    if stream
-                        .poll_readable(&mut Context::from_waker(&waker))
-                        .is_pending()
-                    {
-                        return Ok(());
-                    }
-                }
-                Err(_) => {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(_)) => {
                     self.core.io.socks.remove(&sock);
                     return self.core.step(Input::Reset { sock });
                 }
@@ -317,11 +296,6 @@ impl<N: FnMut(Notice)> Driver<N> {
         self.core.io.queue.kick(sock.0);
         Ok(())
     }
-}
-
-fn read(stream: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut std_stream: &TcpStream = stream.get_ref();
-    std_stream.read(buf)
 }
 
 fn connect_error(e: &io::Error) -> ConnectError {

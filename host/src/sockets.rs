@@ -1,40 +1,30 @@
-//! The node's sockets on smol (async-io): the [`Host`] half of the adapter. Every
+//! The node's sockets: the [`Host`] half of the adapter. Every
 //! method returns at once; whatever has to wait (a connect, writability,
 //! readability) is left to the ready queue.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Waker;
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
-
-use smol::Async;
-use socket2::SockRef;
 use warren_proto::drive::Host;
 use warren_proto::node::{ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
-use crate::Notice;
-
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>>>>;
+use crate::{Connecting, Notice, Reactor};
 
 /// Where a socket is in its life.
-pub(crate) enum Conn {
+pub(crate) enum Conn<R: Reactor> {
     /// `Output::Connect` in progress.
-    Connecting(Connecting),
+    Connecting(Connecting<R::Stream>),
     /// Connected or accepted.
-    Open(Async<TcpStream>),
+    Open(R::Stream),
 }
 
 /// One socket the node knows.
-pub(crate) struct Sock {
-    pub(crate) conn: Conn,
+pub(crate) struct Sock<R: Reactor> {
+    pub(crate) conn: Conn<R>,
     pub(crate) waker: Waker,
     /// The node asked `PauseRead`: leave the bytes in the kernel.
     pub(crate) paused: bool,
@@ -47,24 +37,24 @@ pub(crate) struct Sock {
 }
 
 /// One listener the node asked for.
-pub(crate) struct Listener {
-    pub(crate) listener: Async<TcpListener>,
+pub(crate) struct Listener<R: Reactor> {
+    pub(crate) listener: R::Listener,
     pub(crate) waker: Waker,
 }
 
 /// Every socket and listener, and where the node's requests go.
-pub(crate) struct Sockets<N> {
-    pub(crate) socks: BTreeMap<SockId, Sock>,
-    pub(crate) listeners: BTreeMap<ListenerId, Listener>,
+pub(crate) struct Sockets<R: Reactor, N> {
+    pub(crate) socks: BTreeMap<SockId, Sock<R>>,
+    pub(crate) listeners: BTreeMap<ListenerId, Listener<R>>,
     pub(crate) queue: Arc<ReadyQueue>,
     pub(crate) notify: N,
     /// A listener could not be bound: the run ends with this.
     pub(crate) fatal: Option<io::Error>,
 }
 
-impl<N: FnMut(Notice)> Sockets<N> {
+impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
     /// Registers a socket and schedules its first look.
-    pub(crate) fn insert(&mut self, sock: SockId, conn: Conn) {
+    pub(crate) fn insert(&mut self, sock: SockId, conn: Conn<R>) {
         let sock_state = Sock {
             conn,
             waker: self.queue.waker(sock.0),
@@ -78,10 +68,9 @@ impl<N: FnMut(Notice)> Sockets<N> {
     }
 
     fn bind(&mut self, listener: ListenerId, addr: SocketAddr) -> io::Result<()> {
-        let listener_ = Async::new(TcpListener::bind(addr)?)?;
-        let bound = listener_.get_ref().local_addr()?;
+        let (bound_listener, bound) = R::bind(addr)?;
         let listener_state = Listener {
-            listener: listener_,
+            listener: bound_listener,
             waker: self.queue.waker(listener.0),
         };
         self.listeners.insert(listener, listener_state);
@@ -94,7 +83,7 @@ impl<N: FnMut(Notice)> Sockets<N> {
     }
 }
 
-impl<N: FnMut(Notice)> Host for Sockets<N> {
+impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
         if let Err(e) = self.bind(listener, addr) {
             let e = io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
@@ -103,10 +92,7 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
     }
 
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
-        self.insert(
-            sock,
-            Conn::Connecting(Box::pin(Async::<TcpStream>::connect(addr))),
-        );
+        self.insert(sock, Conn::Connecting(R::connect(addr)));
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
@@ -120,7 +106,7 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
         };
         let mut written = 0;
         while written < data.len() {
-            match stream.get_ref().write(&data[written..]) {
+            match R::try_write(stream, &data[written..]) {
                 // A socket that takes nothing of a non-empty write is broken.
                 Ok(0) => {
                     s.failed = true;
@@ -163,7 +149,7 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
         }) = self.socks.get(&sock)
         {
             // Fails only when the peer is already gone, which a read reports.
-            let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+            R::shutdown_write(stream);
         }
     }
 
@@ -174,8 +160,8 @@ impl<N: FnMut(Notice)> Host for Sockets<N> {
         }) = self.socks.remove(&sock)
         {
             if reset {
-                // SO_LINGER 0: the close sends RST and discards unsent data.
-                let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+                // The close sends RST and discards unsent data.
+                R::set_reset_on_close(&stream);
             }
         }
     }
