@@ -148,7 +148,26 @@ fn denied_flow_gets_401_and_names_the_rule() {
         _ => None,
     });
     let (decision, source) = denied.expect("a PolicyDenied event on the server");
-    assert_eq!(decision.rule.unwrap().as_str(), "no-cart");
+    assert_eq!(decision.rule.as_ref().unwrap().as_str(), "no-cart");
+    let line = world
+        .events_of(1)
+        .into_iter()
+        .find(|e| matches!(e, NodeEvent::PolicyDenied { .. }))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        line,
+        "policy denied reason=deny-rule rule=no-cart \
+         src=spiffe://mesh.test/ns/shop/sa/cart dst=echo.shop"
+    );
+    let access = world.events_of(0).last().unwrap().to_string();
+    assert!(
+        access.starts_with("flow closed flow-")
+            && access.contains("direction=outbound src=spiffe://mesh.test/ns/shop/sa/cart")
+            && access.contains("dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop:80")
+            && access.ends_with("reason=\"refused status=401\""),
+        "{access}"
+    );
     assert_eq!(source, Some(spiffe("shop", "cart")));
     assert_eq!(
         closed_reasons(&world, 0),
@@ -214,6 +233,12 @@ fn client_reset_reaches_the_server() {
     world.run();
     let server = world.net.server_apps[0];
     assert_eq!(world.net.apps[server].received, b"hello");
+    let live: Vec<_> = world.nodes[1].flows().collect();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].established);
+    assert_eq!(live[0].service, "echo.shop");
+    assert_eq!(live[0].source, Some(spiffe("shop", "cart")));
+    assert_eq!(live[0].bytes_received, 5, "written to the target");
     world.app_reset(app);
     world.run();
     assert!(
@@ -349,4 +374,55 @@ fn echo_survives_any_read_size_and_buffer_size() {
     quickcheck::QuickCheck::new()
         .tests(25)
         .quickcheck(prop as fn(u32, u16, u32) -> bool);
+}
+
+#[test]
+fn idle_pooled_connection_closes_gracefully_on_both_sides() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"abc");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.nodes[0].connection_count(), 1, "kept for reuse");
+    // Reused by the next flow: still one connection.
+    let again = world.connect_app(addr(TUNNEL));
+    world.app_shutdown(again);
+    world.run();
+    assert_eq!(world.nodes[0].connection_count(), 1);
+    let mut steps = 0;
+    while let Some(deadline) = world.nodes[0].poll_timeout() {
+        steps += 1;
+        assert!(steps < 100, "timers never settle");
+        world.advance_to(deadline);
+        world.run();
+    }
+    for n in 0..2 {
+        assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
+        assert_eq!(world.nodes[n].sock_count(), 0, "node {n}");
+    }
+    assert!(world.net.events.iter().all(|(_, e)| !matches!(
+        e,
+        NodeEvent::H2Error { .. } | NodeEvent::HandshakeFailed { .. }
+    )));
+}
+
+#[test]
+fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let first = world.connect_app(addr(TUNNEL));
+    world.app_write(first, b"before");
+    world.run();
+    world.reset_links(0, 1);
+    world.run();
+    assert!(world.net.apps[first].reset);
+    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::ConnectionLost]);
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectionLost]);
+    for n in 0..2 {
+        assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
+    }
+    let second = world.connect_app(addr(TUNNEL));
+    world.app_write(second, b"after");
+    world.app_shutdown(second);
+    world.run();
+    assert_eq!(world.net.apps[second].received, b"after");
 }

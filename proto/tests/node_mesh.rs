@@ -378,3 +378,72 @@ fn a_peer_with_a_low_stream_limit_gets_more_connections() {
     }
     assert_eq!(closed(&world, 0), vec![CloseReason::Done; 10]);
 }
+
+#[test]
+fn idle_flows_are_reset_and_busy_ones_are_not() {
+    let (mut world, [mut a, _, _]) = three_nodes(h2::Config::default());
+    a.timeouts.idle_flow = Some(std::time::Duration::from_secs(60));
+    world.nodes[0] = warren_proto::node::Node::new(a, world.now);
+    let quiet = world.connect_app(addr("127.0.0.1:9000"));
+    let busy = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(quiet, b"once");
+    world.run();
+    // Keep one flow busy every 20 s; the other never moves again.
+    for t in 1..=6u64 {
+        world.advance_to(Instant::from_nanos(t * 20_000_000_000));
+        world.app_write(busy, b".");
+        world.run();
+    }
+    assert!(world.net.apps[quiet].reset, "the quiet flow was cut");
+    assert!(!world.net.apps[busy].reset);
+    assert_eq!(closed(&world, 0), vec![CloseReason::Idle]);
+    assert_eq!(world.net.apps[busy].received, b"......");
+}
+
+#[test]
+fn withdrawing_an_export_cuts_its_flows() {
+    let (mut world, [_, mut b, _]) = three_nodes(h2::Config::default());
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hi");
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"hi");
+    b.exports = Exports::default();
+    world.apply_config(1, b);
+    world.run();
+    assert!(world.net.apps[app].reset);
+    assert!(matches!(
+        closed(&world, 1)[..],
+        [CloseReason::Reconfigured(ref d)] if d.reason == warren_proto::policy::Reason::NotExported
+    ));
+}
+
+#[test]
+fn flows_take_turns_across_a_services_endpoints() {
+    // echo.shop is served by node 1 and node 2 (both export it).
+    let (mut world, [mut a, _, mut c]) = three_nodes(h2::Config::default());
+    c.exports = Exports::new(vec![
+        export("db.shop", "127.0.0.3:5432"),
+        export("echo.shop", "127.0.0.3:8080"),
+    ])
+    .unwrap();
+    world.apply_config(2, c);
+    world.add_echo_server(addr("127.0.0.3:8080"));
+    let mut eps = endpoint("10.0.0.2:15008", "echo");
+    eps.extend(endpoint("10.0.0.3:15008", "db"));
+    a.directory
+        .insert(ServiceName::parse("echo.shop").unwrap(), eps);
+    world.apply_config(0, a);
+    let mut apps = Vec::new();
+    for i in 0..4 {
+        let app = world.connect_app(addr("127.0.0.1:9000"));
+        world.app_write(app, &pattern(100, i));
+        world.app_shutdown(app);
+        apps.push(app);
+    }
+    world.run();
+    for (i, app) in apps.iter().enumerate() {
+        assert!(world.net.apps[*app].received == pattern(100, i));
+    }
+    assert_eq!(closed(&world, 1).len(), 2, "half went to node 1");
+    assert_eq!(closed(&world, 2).len(), 2, "half went to node 2");
+}

@@ -94,6 +94,9 @@ pub struct Timeouts {
     pub target_connect: Duration,
     /// A SOCKS5 or HTTP CONNECT client's complete request (default 10 s).
     pub front_request: Duration,
+    /// A flow that moved no byte for this long is reset (default 1 h;
+    /// `None` keeps idle flows forever).
+    pub idle_flow: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -102,6 +105,7 @@ impl Default for Timeouts {
             tls_handshake: Duration::from_secs(10),
             target_connect: Duration::from_secs(10),
             front_request: Duration::from_secs(10),
+            idle_flow: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -122,8 +126,8 @@ pub struct NodeConfig {
     pub egress: EgressPolicy,
     /// Local front-end listeners.
     pub fronts: Vec<FrontConfig>,
-    /// Where mesh services live: `name.namespace` → endpoints (the first
-    /// one is used).
+    /// Where mesh services live: `name.namespace` → endpoints, used in
+    /// turn (round-robin per service).
     pub directory: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings of every mesh connection.
     pub h2: h2::Config,

@@ -61,6 +61,8 @@ pub enum CloseReason {
     FrontEnd(String),
     /// A new configuration no longer allows it.
     Reconfigured(Decision),
+    /// No byte moved for the idle timeout.
+    Idle,
 }
 
 impl fmt::Display for CloseReason {
@@ -78,6 +80,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectionLost => f.write_str("connection lost"),
             CloseReason::FrontEnd(e) => write!(f, "front end: {e}"),
             CloseReason::Reconfigured(d) => write!(f, "reconfigured: {d}"),
+            CloseReason::Idle => f.write_str("idle"),
         }
     }
 }
@@ -149,6 +152,103 @@ pub enum NodeEvent {
         /// Flows it closed.
         closed_flows: usize,
     },
+}
+
+/// An identity for a log line, `-` when unknown.
+struct Who<'a>(&'a Option<SpiffeId>);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// One log line per event; `FlowClosed` is the access log
+/// (`flow closed direction src dst service bytes duration reason`),
+/// `PolicyDenied` reads `policy denied reason=... rule=NAME ...`.
+impl fmt::Display for NodeEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeEvent::FlowOpened {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+            } => write!(
+                f,
+                "flow opened {flow} direction={direction} src={} dst={} service={service}",
+                Who(source),
+                Who(destination)
+            ),
+            NodeEvent::FlowClosed {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+                bytes_sent,
+                bytes_received,
+                duration,
+                reason,
+            } => write!(
+                f,
+                "flow closed {flow} direction={direction} src={} dst={} service={service} \
+                 sent={bytes_sent} received={bytes_received} duration_ms={} reason=\"{reason}\"",
+                Who(source),
+                Who(destination),
+                duration.as_millis()
+            ),
+            NodeEvent::PolicyDenied {
+                decision,
+                source,
+                destination,
+            } => write!(f, "{decision} src={} dst={destination}", Who(source)),
+            NodeEvent::HandshakeFailed { peer, error } => {
+                write!(f, "handshake failed peer={peer} error=\"{error}\"")
+            }
+            NodeEvent::H2Error {
+                peer,
+                code,
+                violation,
+            } => {
+                write!(f, "h2 error peer={peer} code={code}")?;
+                match violation {
+                    Some(v) => write!(f, " violation={v:?}"),
+                    None => Ok(()),
+                }
+            }
+            NodeEvent::ConfigApplied { closed_flows } => {
+                write!(f, "config applied closed_flows={closed_flows}")
+            }
+        }
+    }
+}
+
+/// One live flow, for the admin port's `/flows`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowSnapshot {
+    /// The flow.
+    pub flow: FlowId,
+    /// Which way.
+    pub direction: Direction,
+    /// The source identity, when known.
+    pub source: Option<SpiffeId>,
+    /// The destination identity, when known.
+    pub destination: Option<SpiffeId>,
+    /// The service or target.
+    pub service: String,
+    /// True once the tunnel or connection is up.
+    pub established: bool,
+    /// Bytes read from the local socket and passed on.
+    pub bytes_sent: u64,
+    /// Bytes written to the local socket.
+    pub bytes_received: u64,
+    /// When the flow started.
+    pub started: crate::time::Instant,
 }
 
 /// Why a handshake failed.

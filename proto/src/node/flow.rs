@@ -104,6 +104,8 @@ pub(super) struct Flow {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub started: Instant,
+    /// When a byte last moved (for the idle timeout).
+    pub last_active: Instant,
     /// END_STREAM sent (stream far side).
     pub finished: bool,
     /// The peer sent END_STREAM (stream far side).
@@ -132,6 +134,7 @@ impl Flow {
             bytes_sent: 0,
             bytes_received: 0,
             started: now,
+            last_active: now,
             finished: false,
             peer_finished: false,
             stream_closed: false,

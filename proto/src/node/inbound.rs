@@ -121,6 +121,7 @@ impl Node {
         flow.phase = Phase::Opening;
         flow.peer_finished = end_stream;
         self.flows.insert(f, flow);
+        self.arm_idle_sweep();
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.insert(stream, f);
         }

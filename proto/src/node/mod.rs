@@ -30,7 +30,8 @@ use crate::time::Instant;
 
 pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseReason, Direction, FlowCounters, HandshakeError, MetricKey, Metrics, NodeEvent,
+    CloseReason, Direction, FlowCounters, FlowSnapshot, HandshakeError, MetricKey, Metrics,
+    NodeEvent,
 };
 
 use flow::{Flow, Owner, Sock};
@@ -183,12 +184,13 @@ impl fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
-/// What a listener serves.
+/// What a listener serves. Fronts are found by address in the current
+/// configuration, so a swap that changes or drops one takes effect on the
+/// next accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ListenerKind {
     Hbone,
-    /// Index into `config.fronts`.
-    Front(usize),
+    Front(SocketAddr),
 }
 
 /// The mesh node. See the module docs.
@@ -207,6 +209,11 @@ pub struct Node {
     /// Sockets whose output may have changed.
     dirty: BTreeSet<SockId>,
     metrics: Metrics,
+    /// When to look for idle flows next (a sweep, so that `poll_timeout`
+    /// does not scan every flow after every input).
+    idle_sweep_at: Option<Instant>,
+    /// Round-robin position per directory service.
+    next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
 }
 
 impl Node {
@@ -225,21 +232,31 @@ impl Node {
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
+            idle_sweep_at: None,
+            next_endpoint: BTreeMap::new(),
         };
-        if let Some(addr) = node.config.hbone_listen {
-            node.listen(ListenerKind::Hbone, addr);
-        }
-        let fronts: Vec<SocketAddr> = node.config.fronts.iter().map(|f| f.listen).collect();
-        for (i, addr) in fronts.into_iter().enumerate() {
-            node.listen(ListenerKind::Front(i), addr);
-        }
+        node.listen_all();
         node
     }
 
-    fn listen(&mut self, kind: ListenerKind, addr: SocketAddr) {
-        let listener = ListenerId(self.alloc());
-        self.listeners.insert(listener, kind);
-        self.outputs.push_back(Output::Listen { listener, addr });
+    /// Asks for every listener of the configuration not yet asked for.
+    /// (Listeners a new configuration drops stay open at the host; their
+    /// connections are closed at accept.)
+    fn listen_all(&mut self) {
+        let mut wanted: Vec<(ListenerKind, SocketAddr)> = Vec::new();
+        if let Some(addr) = self.config.hbone_listen {
+            wanted.push((ListenerKind::Hbone, addr));
+        }
+        for front in &self.config.fronts {
+            wanted.push((ListenerKind::Front(front.listen), front.listen));
+        }
+        for (kind, addr) in wanted {
+            if !self.listeners.values().any(|k| *k == kind) {
+                let listener = ListenerId(self.alloc());
+                self.listeners.insert(listener, kind);
+                self.outputs.push_back(Output::Listen { listener, addr });
+            }
+        }
     }
 
     /// One id counter for sockets, listeners, flows and connections: ids
@@ -262,6 +279,21 @@ impl Node {
     /// Flows alive now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Every live flow, oldest id first.
+    pub fn flows(&self) -> impl Iterator<Item = FlowSnapshot> + '_ {
+        self.flows.iter().map(|(id, f)| FlowSnapshot {
+            flow: *id,
+            direction: f.direction,
+            source: f.source.clone(),
+            destination: f.destination.clone(),
+            service: f.service.clone(),
+            established: f.phase == flow::Phase::Relay,
+            bytes_sent: f.bytes_sent,
+            bytes_received: f.bytes_received,
+            started: f.started,
+        })
     }
 
     /// Sockets alive now (listeners excluded).
@@ -301,9 +333,17 @@ impl Node {
             .get(&listener)
             .ok_or(HostError::UnknownListener(listener))?;
         let sock = SockId(self.alloc());
-        match kind {
-            ListenerKind::Hbone => self.accept_hbone(sock, peer),
-            ListenerKind::Front(i) => self.accept_front(sock, peer, i),
+        let front = match kind {
+            ListenerKind::Front(addr) => self.config.fronts.iter().find(|f| f.listen == addr),
+            ListenerKind::Hbone => None,
+        };
+        match (kind, front.map(|f| f.kind.clone())) {
+            (ListenerKind::Hbone, _) if self.config.hbone_listen.is_some() => {
+                self.accept_hbone(sock, peer)
+            }
+            (ListenerKind::Front(_), Some(front)) => self.accept_front(sock, peer, &front),
+            // The configuration no longer has this listener.
+            _ => self.outputs.push_back(Output::Close { sock, reset: true }),
         }
         Ok(sock)
     }
@@ -369,7 +409,11 @@ impl Node {
             .values()
             .flat_map(|c| [c.deadline, c.h2.poll_timeout()])
             .flatten();
-        socks.chain(conns).chain(self.pool.poll_timeout()).min()
+        socks
+            .chain(conns)
+            .chain(self.pool.poll_timeout())
+            .chain(self.idle_sweep_at)
+            .min()
     }
 
     /// The bytes waiting for `sock` (empty if none or unknown).

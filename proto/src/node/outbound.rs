@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 use crate::front::{self, FrontEnd, Outcome, Progress, Refusal};
 use crate::h2::{self, ErrorCode, Role, StreamId};
 use crate::hbone::{connect_request, ConnectStatus};
-use crate::policy::{self, Authority, AuthzRequest, EgressRequest, ServiceName};
+use crate::policy::{self, Authority, AuthzRequest, Decision, EgressRequest, Reason, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
 
@@ -20,11 +20,11 @@ use super::relay::{after, metric_key};
 use super::{FlowId, Node, Output, SockId};
 
 impl Node {
-    pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: usize) {
+    pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: &FrontKind) {
         let f = FlowId(self.alloc());
         let mut flow = Flow::new(Direction::Outbound, sock, self.now);
         flow.source = Some(self.config.identity.id().clone());
-        flow.front = self.config.fronts.get(front).map(|fc| match &fc.kind {
+        flow.front = Some(match front {
             FrontKind::Tunnel { to } => FrontEnd::tunnel(to.clone()),
             FrontKind::Socks5 => FrontEnd::socks5(),
             FrontKind::HttpConnect(cfg) => FrontEnd::http_connect(*cfg),
@@ -33,6 +33,7 @@ impl Node {
         s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
         self.socks.insert(sock, s);
         self.flows.insert(f, flow);
+        self.arm_idle_sweep();
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
     }
@@ -83,12 +84,13 @@ impl Node {
     fn route(&mut self, f: FlowId, target: &front::Target) {
         if let front::Host::Domain(name) = &target.host {
             if let Ok(service) = ServiceName::parse(name.as_str()) {
-                let endpoint = self
-                    .config
-                    .directory
-                    .get(&service)
-                    .and_then(|eps| eps.first())
-                    .cloned();
+                let endpoint = self.config.directory.get(&service).and_then(|eps| {
+                    // Round-robin over the endpoints, per service.
+                    let turn = self.next_endpoint.entry(service.clone()).or_default();
+                    let ep = eps.get(*turn % eps.len().max(1)).cloned();
+                    *turn = turn.wrapping_add(1);
+                    ep
+                });
                 if let Some(endpoint) = endpoint {
                     return self.route_mesh(f, &service, target.port, endpoint);
                 }
@@ -387,6 +389,15 @@ impl Node {
             let decision = match flow.direction {
                 Direction::Inbound => {
                     let Some(source) = &flow.source else { continue };
+                    let exported = self
+                        .config
+                        .exports
+                        .iter()
+                        .any(|e| e.port == flow.port && e.service.as_str() == flow.service);
+                    if !exported {
+                        denied.push((*f, Decision::new(Reason::NotExported, None)));
+                        continue;
+                    }
                     let addr = match flow.far {
                         Far::Stream { conn, .. } => self.conns.get(&conn).map(|m| m.peer_addr.ip()),
                         _ => None,

@@ -83,6 +83,7 @@ impl Node {
                 let Some(flow) = self.flows.get_mut(&f) else {
                     return Ok(());
                 };
+                flow.last_active = self.now;
                 let key = metric_key(flow);
                 let towards_local = sock == flow.local;
                 let n64 = n as u64;
@@ -136,6 +137,11 @@ impl Node {
             return;
         };
         if let Owner::Mesh(c) = owner {
+            // Ciphertext TLS refused earlier (its plaintext was full) gets
+            // another try now that HTTP/2 may have taken plaintext.
+            if self.socks.get(&sock).is_some_and(|s| !s.held.is_empty()) {
+                self.conn_receive(c, sock, &[]);
+            }
             self.fill_conn(c);
         }
         let pending = !self.chunk(sock).is_empty();
@@ -199,8 +205,11 @@ impl Node {
         };
         // Local socket → stream.
         if !flow.finished && !flow.stream_closed {
-            if !s.held.is_empty() {
-                let n = conn.h2.send_data(st, &s.held).unwrap_or(0);
+            let n = match s.held.is_empty() {
+                true => 0,
+                false => conn.h2.send_data(st, &s.held).unwrap_or(0),
+            };
+            if n > 0 {
                 s.held.drain(..n);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
@@ -275,6 +284,10 @@ impl Node {
         let Some(flow) = self.flows.remove(&f) else {
             return;
         };
+        if self.flows.is_empty() {
+            // Nothing can go idle: no timer for the host to keep.
+            self.idle_sweep_at = None;
+        }
         self.release_sock(flow.local, reset);
         match flow.far {
             Far::Stream { conn, stream } => {
@@ -343,7 +356,11 @@ impl Node {
                 Ok(())
             }
             Owner::Flow(f) => {
-                let phase = self.flows.get(&f).map(|fl| fl.phase);
+                let now = self.now;
+                let phase = self.flows.get_mut(&f).map(|fl| {
+                    fl.last_active = now;
+                    fl.phase
+                });
                 let s = self.sock_mut(sock)?;
                 if s.closing.is_some() {
                     return Ok(()); // the flow is over; nobody wants these bytes
@@ -381,12 +398,12 @@ impl Node {
             return;
         }
         let result = if s.held.is_empty() {
-            conn.receive(now, data).map(|n| {
+            conn.receive(now, data).inspect(|&n| {
                 s.held.extend_from_slice(data.get(n..).unwrap_or(&[]));
             })
         } else {
             s.held.extend_from_slice(data);
-            conn.receive(now, &s.held).map(|n| {
+            conn.receive(now, &s.held).inspect(|&n| {
                 s.held.drain(..n);
             })
         };
@@ -399,12 +416,16 @@ impl Node {
                 Output::ResumeRead { sock }
             });
         }
-        if let Err(e) = result {
-            self.conn_failed(c, e);
-            return;
-        }
+        let taken = match result {
+            Ok(n) => n,
+            Err(e) => return self.conn_failed(c, e),
+        };
         self.dispatch_h2(c);
-        self.dirty.insert(sock);
+        // Only progress re-examines the socket: a retry of held bytes that
+        // TLS still refuses must not spin.
+        if taken > 0 || !data.is_empty() {
+            self.dirty.insert(sock);
+        }
     }
 
     /// Produces the connection's next ciphertext chunk (if the last one
@@ -606,11 +627,13 @@ impl Node {
         // The host's socket is gone: no Close for it.
         self.socks.remove(&sock);
         match owner {
-            Owner::Mesh(c) => self.conn_lost(
-                c,
-                Some(HandshakeError::Transport)
-                    .filter(|_| self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking())),
-            ),
+            Owner::Mesh(c) => {
+                // A reset mid-handshake is a failed handshake; later it is
+                // only a lost connection (its flows say so).
+                let handshaking = self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking());
+                let error = handshaking.then_some(HandshakeError::Transport);
+                self.conn_lost(c, error);
+            }
             Owner::Flow(f) => self.close_flow(f, CloseReason::LocalReset, true),
         }
         Ok(())
@@ -682,6 +705,9 @@ impl Node {
                 false,
             );
         }
+        if self.idle_sweep_at.is_some_and(|at| at <= now) {
+            self.sweep_idle();
+        }
         let late_conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -722,10 +748,49 @@ impl Node {
     pub(super) fn on_config(&mut self, config: NodeConfig) {
         self.config = config;
         self.client_tls.clear();
+        // The idle timeout may have changed: reschedule from now.
+        self.idle_sweep_at = None;
+        if !self.flows.is_empty() {
+            self.arm_idle_sweep();
+        }
+        self.listen_all();
         let closed = self.reauthorize();
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
         });
+    }
+}
+
+impl Node {
+    /// Makes sure a sweep is scheduled while flows exist.
+    pub(super) fn arm_idle_sweep(&mut self) {
+        if let (None, Some(idle)) = (self.idle_sweep_at, self.config.timeouts.idle_flow) {
+            self.idle_sweep_at = Some(after(self.now, idle));
+        }
+    }
+
+    /// Resets flows idle for the timeout; schedules the next sweep at the
+    /// earliest moment another flow could be idle long enough.
+    fn sweep_idle(&mut self) {
+        let now = self.now;
+        self.idle_sweep_at = None;
+        let Some(idle) = self.config.timeouts.idle_flow else {
+            return;
+        };
+        let idle_flows: Vec<FlowId> = self
+            .flows
+            .iter()
+            .filter(|(_, fl)| after(fl.last_active, idle) <= now)
+            .map(|(f, _)| *f)
+            .collect();
+        for f in idle_flows {
+            self.close_flow(f, CloseReason::Idle, true);
+        }
+        self.idle_sweep_at = self
+            .flows
+            .values()
+            .map(|fl| after(fl.last_active, idle))
+            .min();
     }
 }
 
