@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
-use warren_proto::node::{NodeConfig, NodeEvent};
+use warren_proto::node::{Node, NodeConfig, NodeEvent};
 
-use crate::{run, Notice, Reactor};
+use crate::{run, Notice, Reactor, Request};
 
 /// Requests from the handle to the owner task.
 #[derive(Default)]
 struct Requests {
-    configs: VecDeque<NodeConfig>,
+    queued: VecDeque<Request>,
     stop: bool,
     owner: Option<Waker>,
 }
@@ -51,11 +51,11 @@ impl Control {
         Poll::Pending
     }
 
-    /// The next new configuration.
-    fn poll_config(&self, cx: &mut Context<'_>) -> Poll<Option<NodeConfig>> {
+    /// The next request.
+    fn poll_request(&self, cx: &mut Context<'_>) -> Poll<Option<Request>> {
         let mut requests = self.lock();
-        match requests.configs.pop_front() {
-            Some(config) => Poll::Ready(Some(config)),
+        match requests.queued.pop_front() {
+            Some(request) => Poll::Ready(Some(request)),
             None => {
                 requests.owner = Some(cx.waker().clone());
                 Poll::Pending
@@ -100,8 +100,8 @@ where
                 Notice::Event(e) => on_event(e),
             };
             let stop = poll_fn(|cx| owner_side.poll_stop(cx));
-            let configs = |cx: &mut Context<'_>| owner_side.poll_config(cx);
-            R::block_on(run::<R, _, _, _>(config, stop, configs, notify))?
+            let requests = |cx: &mut Context<'_>| owner_side.poll_request(cx);
+            R::block_on(run::<R, _, _, _>(config, stop, requests, notify))?
         })?;
     let mut handle = Handle {
         addrs: Vec::new(),
@@ -132,13 +132,32 @@ impl Handle {
     /// Replaces the node's configuration (policy, exports, directory,
     /// certificates; listeners stay as they are).
     pub fn reconfigure(&self, config: NodeConfig) -> io::Result<()> {
+        self.send(Request::Config(Box::new(config)))
+    }
+
+    /// Runs `look` with the node on its thread and returns what it found
+    /// (metrics, flows, buffer use).
+    pub fn inspect<T, L>(&self, look: L) -> io::Result<T>
+    where
+        T: Send + 'static,
+        L: FnOnce(&Node) -> T + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Request::Inspect(Box::new(move |node| {
+            let _ = tx.send(look(node));
+        })))?;
+        // The closure is dropped unanswered only if the node stops first.
+        rx.recv().map_err(|_| stopped())
+    }
+
+    fn send(&self, request: Request) -> io::Result<()> {
         let running = self.thread.as_ref().is_some_and(|t| !t.is_finished());
         match &self.control {
             Some(control) if running => {
-                control.request(|r| r.configs.push_back(config));
+                control.request(|r| r.queued.push_back(request));
                 Ok(())
             }
-            _ => Err(io::Error::other("the node has stopped")),
+            _ => Err(stopped()),
         }
     }
 
@@ -157,6 +176,10 @@ impl Handle {
             None => Ok(()),
         }
     }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the node has stopped")
 }
 
 impl Drop for Handle {

@@ -80,22 +80,40 @@ struct Driver<R: Reactor, N> {
     armed: Option<Instant>,
 }
 
+/// Something asked of a running node from outside its task.
+pub enum Request {
+    /// Replace the configuration (policy, exports, directory, certificates,
+    /// listeners).
+    Config(Box<NodeConfig>),
+    /// Run this with the node (metrics, flow snapshots for an admin port).
+    Inspect(Box<dyn FnOnce(&Node) + Send>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Config(_) => f.write_str("Request::Config"),
+            Request::Inspect(_) => f.write_str("Request::Inspect"),
+        }
+    }
+}
+
 /// Runs `config`'s node on `R`'s runtime (call it from inside that
-/// runtime) until `shutdown` completes. Each config from `configs` replaces the node's (policy,
-/// exports, certificates; listeners stay). `notify` hears of bound
+/// runtime) until `shutdown` completes. `requests` (polled like a stream)
+/// brings new configurations and inspections. `notify` hears of bound
 /// listeners and every node event.
 /// Returns an error if a listener cannot be bound or the adapter misused
 /// the node (a bug).
 pub async fn run<R, F, C, N>(
     config: NodeConfig,
     shutdown: F,
-    mut configs: C,
+    mut requests: C,
     notify: N,
 ) -> io::Result<()>
 where
     R: Reactor,
     F: Future<Output = ()>,
-    C: FnMut(&mut Context<'_>) -> Poll<Option<NodeConfig>>,
+    C: FnMut(&mut Context<'_>) -> Poll<Option<Request>>,
     N: FnMut(Notice),
 {
     let clock = Clock {
@@ -123,21 +141,22 @@ where
     }
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
-    let mut configs_open = true;
+    let mut requests_open = true;
     let mut timer = R::timer();
     poll_fn(|cx| {
         if shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
-        // Once every sender is gone the config source is done, not the node.
-        while configs_open {
-            match configs(cx) {
-                Poll::Ready(Some(config)) => {
-                    if let Err(e) = driver.core.step(Input::Config(Box::new(config))) {
+        // Once every sender is gone the request source is done, not the node.
+        while requests_open {
+            match requests(cx) {
+                Poll::Ready(Some(Request::Config(config))) => {
+                    if let Err(e) = driver.core.step(Input::Config(config)) {
                         return Poll::Ready(Err(e));
                     }
                 }
-                Poll::Ready(None) => configs_open = false,
+                Poll::Ready(Some(Request::Inspect(look))) => look(&driver.core.node),
+                Poll::Ready(None) => requests_open = false,
                 Poll::Pending => break,
             }
         }

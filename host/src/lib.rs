@@ -28,7 +28,7 @@ use std::time::Instant;
 use warren_proto::node::{ListenerId, NodeEvent};
 
 pub use control::{spawn, Handle};
-pub use driver::run;
+pub use driver::{run, Request};
 
 /// A connect in progress.
 pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;

@@ -19,7 +19,7 @@ use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::node::{
     CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeError, MeshIdentity, NodeConfig,
-    NodeEvent,
+    NodeEvent, SockId,
 };
 use warren_proto::policy::{
     Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
@@ -65,6 +65,10 @@ macro_rules! suite_tests {
         #[test]
         fn half_close_lets_the_reply_through() {
             $crate::suite::half_close::<$rt>();
+        }
+        #[test]
+        fn stalled_target_keeps_the_client_node_bounded() {
+            $crate::suite::stalled_target::<$rt>();
         }
         #[test]
         fn new_policy_denies_new_flows() {
@@ -142,6 +146,8 @@ enum Server {
     Echo,
     /// Reads to EOF, then answers "pong" and closes.
     PongAfterEof,
+    /// Accepts and never reads.
+    Stalled,
 }
 
 /// The target server: counts connections, hands each one's input to the test.
@@ -163,6 +169,12 @@ fn target_server(kind: Server) -> TargetServer {
             count.fetch_add(1, Ordering::SeqCst);
             let tx = tx.clone();
             std::thread::spawn(move || {
+                if let Server::Stalled = kind {
+                    // Holds the connection open, unread, for the rest of the process.
+                    loop {
+                        std::thread::park();
+                    }
+                }
                 conn.set_read_timeout(Some(HANG)).unwrap();
                 conn.set_write_timeout(Some(HANG)).unwrap();
                 let mut got = Vec::new();
@@ -349,6 +361,48 @@ pub fn concurrent<R: Reactor>(flows: usize, size: usize) {
             assert_eq!((sent, received), (size as u64, size as u64), "node {n}");
         }
     }
+}
+
+/// Bytes node A holds: read but not passed on, or produced but not yet
+/// taken by a socket. Ids are small integers shared by every kind of
+/// object, so a scan of the first thousand finds every socket of a test.
+fn held_by(node: &Handle) -> usize {
+    node.inspect(|n| (1..1000).map(|i| n.buffered(SockId(i))).sum())
+        .unwrap()
+}
+
+/// A target that never reads: node A must pause its client socket (the
+/// adapter must then stop reading it) instead of holding what the client
+/// keeps writing. The client offers 64 MiB; A may hold about one read per
+/// socket plus one TLS buffer, whenever it is sampled.
+pub fn stalled_target<R: Reactor>() {
+    let mesh = mesh::<R>(Server::Stalled, AuthzPolicy::default());
+    let conn = TcpStream::connect(mesh.tunnel).unwrap();
+    conn.set_write_timeout(Some(HANG)).unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut writer = conn.try_clone().unwrap();
+    let count = Arc::clone(&written);
+    let writing = std::thread::spawn(move || {
+        let chunk = pattern(64 * 1024);
+        for _ in 0..1024 {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+            count.fetch_add(chunk.len(), Ordering::SeqCst);
+        }
+    });
+    let mut most = 0;
+    for _ in 0..100 {
+        most = most.max(held_by(&mesh.nodes[0]));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = conn.shutdown(Shutdown::Both);
+    writing.join().unwrap();
+    assert!(
+        written.load(Ordering::SeqCst) < 64 << 20,
+        "a target that never reads took all 64 MiB"
+    );
+    assert!(most <= 256 * 1024, "node A held {most} B");
 }
 
 /// A new policy handed to the running server applies to the next flow.
