@@ -214,6 +214,8 @@ pub struct Node {
     idle_sweep_at: Option<Instant>,
     /// Round-robin position per directory service.
     next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
+    /// HBONE addresses skipped until the instant (failed connect/handshake).
+    ejected: BTreeMap<SocketAddr, Instant>,
 }
 
 impl Node {
@@ -234,6 +236,7 @@ impl Node {
             metrics: Metrics::new(),
             idle_sweep_at: None,
             next_endpoint: BTreeMap::new(),
+            ejected: BTreeMap::new(),
         };
         node.listen_all();
         node

@@ -570,7 +570,11 @@ impl Node {
         };
         let peer = conn.peer_addr;
         let handshaking = conn.tls.is_handshaking();
+        let client = conn.pool_key.is_some();
         conn.flush_alert();
+        if handshaking && client {
+            self.eject(peer);
+        }
         if handshaking {
             self.emit(NodeEvent::HandshakeFailed {
                 peer,
@@ -586,6 +590,9 @@ impl Node {
             return;
         };
         let (peer, sock) = (conn.peer_addr, conn.sock);
+        if error.is_some() && conn.pool_key.is_some() {
+            self.eject(peer);
+        }
         if let Some(error) = error {
             self.emit(NodeEvent::HandshakeFailed { peer, error });
         }
