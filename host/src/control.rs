@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
-use warren_proto::node::{Node, NodeConfig, NodeEvent};
+use warren_proto::node::{Node, NodeConfig};
 
 use crate::{run, Notice, Reactor, Request};
 
@@ -79,12 +79,12 @@ impl std::fmt::Debug for Control {
 }
 
 /// Starts a node on a new thread with runtime `R` and returns once its
-/// listeners are bound. `on_event` runs on the node's thread for every
-/// event.
-pub fn spawn<R, E>(config: NodeConfig, mut on_event: E) -> io::Result<Handle>
+/// listeners are bound. `on_notice` runs on the node's thread for every
+/// event and every later listener change.
+pub fn spawn<R, E>(config: NodeConfig, mut on_notice: E) -> io::Result<Handle>
 where
     R: Reactor,
-    E: FnMut(NodeEvent) + Send + 'static,
+    E: FnMut(Notice) + Send + 'static,
 {
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let control = Control::default();
@@ -92,12 +92,18 @@ where
     let thread = std::thread::Builder::new()
         .name("warren-node".into())
         .spawn(move || {
-            // The receiver leaves after `Started`; later listeners (a new
-            // config) have nobody to tell.
+            // The binder waits for the initial listeners up to `Started`;
+            // everything after goes to `on_notice`.
+            let mut starting = true;
             let notify = move |notice| match notice {
-                Notice::Listening { addr, .. } => drop(bound_tx.send(Some(addr))),
-                Notice::Started => drop(bound_tx.send(None)),
-                Notice::Event(e) => on_event(e),
+                Notice::Listening { addr, .. } if starting => {
+                    let _ = bound_tx.send(Some(addr));
+                }
+                Notice::Started => {
+                    starting = false;
+                    let _ = bound_tx.send(None);
+                }
+                notice => on_notice(notice),
             };
             let stop = poll_fn(|cx| owner_side.poll_stop(cx));
             let requests = |cx: &mut Context<'_>| owner_side.poll_request(cx);

@@ -128,6 +128,7 @@ where
                 queue: Arc::new(ReadyQueue::default()),
                 notify,
                 fatal: None,
+                started: false,
             },
             clock,
             deadline: None,
@@ -139,6 +140,7 @@ where
     if let Some(e) = driver.core.io.fatal.take() {
         return Err(e);
     }
+    driver.core.io.started = true;
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
     let mut requests_open = true;

@@ -7,6 +7,10 @@
 //! says how its runtime reads, writes, accepts, connects and sleeps: the
 //! [`Reactor`] trait. No protocol logic lives here either.
 //!
+//! [`spawn`] runs a node on its own thread and returns a [`Handle`] to
+//! reconfigure, inspect (metrics, flows) and stop it; [`run`] is the owner
+//! task itself, for a caller that has its own runtime thread.
+//!
 //! Each socket and listener has a waker that only marks its id in a ready
 //! queue ([`ready`]); the owner drains the queue, reads into one reused
 //! 64 KiB buffer and steps the node.
@@ -87,6 +91,16 @@ pub enum Notice {
         listener: ListenerId,
         /// The bound address.
         addr: SocketAddr,
+    },
+    /// A listener a new configuration asked for could not be bound; the
+    /// node runs on without it (the node has no input for this yet).
+    ListenFailed {
+        /// The node's listener.
+        listener: ListenerId,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        error: io::Error,
     },
     /// The node's first outputs are carried out: every listener of the
     /// initial configuration is bound.

@@ -48,8 +48,12 @@ pub(crate) struct Sockets<R: Reactor, N> {
     pub(crate) listeners: BTreeMap<ListenerId, Listener<R>>,
     pub(crate) queue: Arc<ReadyQueue>,
     pub(crate) notify: N,
-    /// A listener could not be bound: the run ends with this.
+    /// A listener of the initial configuration could not be bound: the
+    /// run ends with this.
     pub(crate) fatal: Option<io::Error>,
+    /// The initial listeners are up; a later bind failure (a new config)
+    /// is reported, not fatal.
+    pub(crate) started: bool,
 }
 
 impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
@@ -85,9 +89,17 @@ impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
 
 impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
-        if let Err(e) = self.bind(listener, addr) {
-            let e = io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
-            self.fatal.get_or_insert(e);
+        if let Err(error) = self.bind(listener, addr) {
+            if self.started {
+                (self.notify)(Notice::ListenFailed {
+                    listener,
+                    addr,
+                    error,
+                });
+            } else {
+                let e = io::Error::new(error.kind(), format!("listen on {addr}: {error}"));
+                self.fatal.get_or_insert(e);
+            }
         }
     }
 

@@ -27,7 +27,7 @@ use warren_proto::policy::{
 };
 use warren_sim::certs::{SimCa, Validity};
 
-use crate::{Handle, Reactor};
+use crate::{Handle, Notice, Reactor};
 
 /// How long a test waits for a byte or an event before it calls the run
 /// hung. A guard against hanging forever, not a performance assertion.
@@ -95,7 +95,11 @@ fn start<R: Reactor>(
     config: NodeConfig,
     events: Sender<NodeEvent>,
 ) -> std::io::Result<(Vec<SocketAddr>, Handle)> {
-    let handle = crate::spawn::<R, _>(config, move |e| drop(events.send(e)))?;
+    let handle = crate::spawn::<R, _>(config, move |notice| {
+        if let Notice::Event(e) = notice {
+            let _ = events.send(e);
+        }
+    })?;
     Ok((handle.local_addrs().to_vec(), handle))
 }
 

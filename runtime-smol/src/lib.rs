@@ -17,7 +17,7 @@ use std::time::Duration;
 use smol::{Async, Timer};
 use socket2::SockRef;
 use warren_host::{Connecting, Reactor};
-use warren_proto::node::{NodeConfig, NodeEvent};
+use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
 
@@ -112,13 +112,13 @@ impl Reactor for Smol {
 }
 
 /// Starts a node on a new thread under `smol::block_on` and returns once
-/// its listeners are bound. `on_event` runs on the node's thread for every
-/// event.
-pub fn spawn<E>(config: NodeConfig, on_event: E) -> io::Result<Handle>
+/// its listeners are bound. `on_notice` runs on the node's thread for
+/// every event and every later listener change.
+pub fn spawn<E>(config: NodeConfig, on_notice: E) -> io::Result<Handle>
 where
-    E: FnMut(NodeEvent) + Send + 'static,
+    E: FnMut(Notice) + Send + 'static,
 {
-    warren_host::spawn::<Smol, E>(config, on_event)
+    warren_host::spawn::<Smol, E>(config, on_notice)
 }
 
 /// Runs `config`'s node on smol's reactor (one task) until `shutdown`

@@ -18,7 +18,7 @@ use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use warren_host::{Connecting, Reactor};
-use warren_proto::node::{NodeConfig, NodeEvent};
+use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
 
@@ -107,13 +107,13 @@ impl Reactor for Tokio {
 }
 
 /// Starts a node on a new thread with a single-threaded tokio runtime and
-/// returns once its listeners are bound. `on_event` runs on the node's
-/// thread for every event.
-pub fn spawn<E>(config: NodeConfig, on_event: E) -> io::Result<Handle>
+/// returns once its listeners are bound. `on_notice` runs on the node's
+/// thread for every event and every later listener change.
+pub fn spawn<E>(config: NodeConfig, on_notice: E) -> io::Result<Handle>
 where
-    E: FnMut(NodeEvent) + Send + 'static,
+    E: FnMut(Notice) + Send + 'static,
 {
-    warren_host::spawn::<Tokio, E>(config, on_event)
+    warren_host::spawn::<Tokio, E>(config, on_notice)
 }
 
 /// Runs `config`'s node on the current tokio runtime (one task) until
