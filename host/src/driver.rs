@@ -102,8 +102,8 @@ impl std::fmt::Debug for Request {
 /// runtime) until `shutdown` completes. `requests` (polled like a stream)
 /// brings new configurations and inspections. `notify` hears of bound
 /// listeners and every node event.
-/// Returns an error if a listener cannot be bound or the adapter misused
-/// the node (a bug).
+/// Returns an error if a listener of `config` cannot be bound or the
+/// adapter misused the node (a bug).
 pub async fn run<R, F, C, N>(
     config: NodeConfig,
     shutdown: F,
@@ -171,9 +171,6 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     fn poll(&mut self, cx: &mut Context<'_>, timer: &mut R::Timer) -> Poll<io::Result<()>> {
         self.core.io.queue.set_owner(cx.waker());
         for _ in 0..ROUNDS_PER_POLL {
-            if let Some(e) = self.core.io.fatal.take() {
-                return Poll::Ready(Err(e));
-            }
             let mut fired = false;
             if let Some(deadline) = self.core.deadline {
                 if self.armed != Some(deadline) {
