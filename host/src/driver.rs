@@ -1,0 +1,332 @@
+//! The task that owns the node: drains the ready queue, reads, steps the
+//! node through [`drive`], and sleeps until the next readiness or deadline.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use warren_proto::drive;
+use warren_proto::node::{ConnectError, HostError, Input, ListenerId, Node, NodeConfig, SockId};
+use warren_proto::time::Instant;
+
+use crate::ready::ReadyQueue;
+use crate::sockets::{Conn, Sockets};
+use crate::{Notice, Reactor};
+
+/// One socket read: large enough that bulk transfers cost few syscalls.
+const READ_BUF: usize = 64 * 1024;
+/// Reads per socket per look, so one busy socket cannot starve the rest.
+const READS_PER_LOOK: usize = 16;
+/// Connections accepted per listener per look.
+const ACCEPTS_PER_LOOK: usize = 64;
+/// Queue drains per wake-up before yielding to the runtime.
+const ROUNDS_PER_POLL: usize = 64;
+
+/// The read buffer, 64-byte aligned: copies out of it stay on the fast
+/// path of glibc's memcpy (see notes/rust-anchors.md).
+#[repr(C, align(64))]
+struct ReadBuf([u8; READ_BUF]);
+
+/// The adapter's monotonic clock as the node's [`Instant`]: nanoseconds
+/// since the run started.
+struct Clock {
+    start: std::time::Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Instant {
+        let nanos = self.start.elapsed().as_nanos();
+        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn to_std(&self, at: Instant) -> std::time::Instant {
+        let far = Duration::from_secs(86_400 * 365);
+        self.start
+            .checked_add(Duration::from_nanos(at.as_nanos()))
+            .unwrap_or_else(|| std::time::Instant::now() + far)
+    }
+}
+
+/// Everything but the read buffer, so a step can borrow the buffer's bytes.
+struct Core<R: Reactor, N> {
+    node: Node,
+    io: Sockets<R, N>,
+    clock: Clock,
+    deadline: Option<Instant>,
+}
+
+impl<R: Reactor, N: FnMut(Notice)> Core<R, N> {
+    fn step(&mut self, input: Input<'_>) -> io::Result<()> {
+        let now = self.clock.now();
+        self.deadline =
+            drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
+        Ok(())
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        let now = self.clock.now();
+        self.deadline = drive::drain(&mut self.node, &mut self.io, now).map_err(host_error)?;
+        Ok(())
+    }
+}
+
+struct Driver<R: Reactor, N> {
+    core: Core<R, N>,
+    buf: Box<ReadBuf>,
+    /// The deadline the timer is set to.
+    armed: Option<Instant>,
+}
+
+/// Something asked of a running node from outside its task.
+pub enum Request {
+    /// Replace the configuration (policy, exports, directory, certificates,
+    /// listeners).
+    Config(Box<NodeConfig>),
+    /// Run this with the node (metrics, flow snapshots for an admin port).
+    Inspect(Box<dyn FnOnce(&Node) + Send>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Config(_) => f.write_str("Request::Config"),
+            Request::Inspect(_) => f.write_str("Request::Inspect"),
+        }
+    }
+}
+
+/// Runs `config`'s node on `R`'s runtime (call it from inside that
+/// runtime) until `shutdown` completes. `requests` (polled like a stream)
+/// brings new configurations and inspections. `notify` hears of bound
+/// listeners and every node event.
+/// Returns an error if a listener of `config` cannot be bound or the
+/// adapter misused the node (a bug).
+pub async fn run<R, F, C, N>(
+    config: NodeConfig,
+    shutdown: F,
+    mut requests: C,
+    notify: N,
+) -> io::Result<()>
+where
+    R: Reactor,
+    F: Future<Output = ()>,
+    C: FnMut(&mut Context<'_>) -> Poll<Option<Request>>,
+    N: FnMut(Notice),
+{
+    let clock = Clock {
+        start: std::time::Instant::now(),
+    };
+    let mut driver = Driver::<R, N> {
+        core: Core {
+            node: Node::new(config, clock.now()),
+            io: Sockets {
+                socks: Default::default(),
+                listeners: Default::default(),
+                queue: Arc::new(ReadyQueue::default()),
+                notify,
+                fatal: None,
+                started: false,
+            },
+            clock,
+            deadline: None,
+        },
+        buf: Box::new(ReadBuf([0; READ_BUF])),
+        armed: None,
+    };
+    driver.core.drain()?;
+    if let Some(e) = driver.core.io.fatal.take() {
+        return Err(e);
+    }
+    driver.core.io.started = true;
+    (driver.core.io.notify)(Notice::Started);
+    let mut shutdown = pin!(shutdown);
+    let mut requests_open = true;
+    let mut timer = R::timer();
+    poll_fn(|cx| {
+        if shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        // Once every sender is gone the request source is done, not the node.
+        while requests_open {
+            match requests(cx) {
+                Poll::Ready(Some(Request::Config(config))) => {
+                    if let Err(e) = driver.core.step(Input::Config(config)) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Poll::Ready(Some(Request::Inspect(look))) => look(&driver.core.node),
+                Poll::Ready(None) => requests_open = false,
+                Poll::Pending => break,
+            }
+        }
+        driver.poll(cx, &mut timer)
+    })
+    .await
+}
+
+impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
+    fn poll(&mut self, cx: &mut Context<'_>, timer: &mut R::Timer) -> Poll<io::Result<()>> {
+        self.core.io.queue.set_owner(cx.waker());
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut fired = false;
+            if let Some(deadline) = self.core.deadline {
+                if self.armed != Some(deadline) {
+                    R::set_timer(timer, self.core.clock.to_std(deadline));
+                    self.armed = Some(deadline);
+                }
+                if R::poll_timer(timer, cx).is_ready() {
+                    self.armed = None;
+                    fired = true;
+                    self.core.step(Input::Timeout)?;
+                }
+            }
+            let ids = self.core.io.queue.take();
+            if ids.is_empty() && !fired {
+                return Poll::Pending;
+            }
+            for id in ids {
+                self.look(id)?;
+            }
+        }
+        // Still busy: let the runtime run other tasks, then come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Makes what progress `id` allows without blocking.
+    fn look(&mut self, id: u64) -> io::Result<()> {
+        if self.core.io.listeners.contains_key(&ListenerId(id)) {
+            return self.accept(ListenerId(id));
+        }
+        let sock = SockId(id);
+        self.connect(sock)?;
+        self.write(sock)?;
+        self.read(sock)
+    }
+
+    fn accept(&mut self, listener: ListenerId) -> io::Result<()> {
+        for _ in 0..ACCEPTS_PER_LOOK {
+            let Some(l) = self.core.io.listeners.get(&listener) else {
+                return Ok(());
+            };
+            let waker = l.waker.clone();
+            match R::poll_accept(&l.listener, &mut Context::from_waker(&waker)) {
+                Poll::Pending => return Ok(()),
+                // Aborted handshakes and fd exhaustion: try again later.
+                Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok((stream, peer))) => {
+                    R::set_nodelay(&stream);
+                    let now = self.core.clock.now();
+                    let sock = self
+                        .core
+                        .node
+                        .accept(now, listener, peer)
+                        .map_err(host_error)?;
+                    self.core.io.insert(sock, Conn::Open(stream));
+                    self.core.drain()?;
+                }
+            }
+        }
+        self.core.io.queue.kick(listener.0);
+        Ok(())
+    }
+
+    fn connect(&mut self, sock: SockId) -> io::Result<()> {
+        let Some(s) = self.core.io.socks.get_mut(&sock) else {
+            return Ok(());
+        };
+        let Conn::Connecting(connecting) = &mut s.conn else {
+            return Ok(());
+        };
+        let waker = s.waker.clone();
+        let result = match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => return Ok(()),
+            Poll::Ready(Ok(stream)) => {
+                R::set_nodelay(&stream);
+                s.conn = Conn::Open(stream);
+                self.core.io.queue.kick(sock.0);
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => {
+                self.core.io.socks.remove(&sock);
+                Err(connect_error(&e))
+            }
+        };
+        self.core.step(Input::Connected { sock, result })
+    }
+
+    fn write(&mut self, sock: SockId) -> io::Result<()> {
+        let Some(s) = self.core.io.socks.get_mut(&sock) else {
+            return Ok(());
+        };
+        if s.failed {
+            self.core.io.socks.remove(&sock);
+            return self.core.step(Input::Reset { sock });
+        }
+        let Conn::Open(stream) = &s.conn else {
+            return Ok(());
+        };
+        if !s.want_write {
+            return Ok(());
+        }
+        let waker = s.waker.clone();
+        if R::poll_writable(stream, &mut Context::from_waker(&waker)).is_pending() {
+            return Ok(());
+        }
+        s.want_write = false;
+        self.core.step(Input::Writable { sock })
+    }
+
+    fn read(&mut self, sock: SockId) -> io::Result<()> {
+        for _ in 0..READS_PER_LOOK {
+            let Some(s) = self.core.io.socks.get_mut(&sock) else {
+                return Ok(());
+            };
+            let Conn::Open(stream) = &s.conn else {
+                return Ok(());
+            };
+            if s.paused || s.read_closed || s.failed {
+                return Ok(());
+            }
+            let waker = s.waker.clone();
+            let read = R::poll_read(stream, &mut Context::from_waker(&waker), &mut self.buf.0);
+            match read {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(0)) => {
+                    s.read_closed = true;
+                    return self.core.step(Input::ReadClosed { sock });
+                }
+                Poll::Ready(Ok(n)) => {
+                    let data = &self.buf.0[..n];
+                    self.core.step(Input::Received { sock, data })?;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(_)) => {
+                    self.core.io.socks.remove(&sock);
+                    return self.core.step(Input::Reset { sock });
+                }
+            }
+        }
+        // More may be waiting: look again after the others had their turn.
+        self.core.io.queue.kick(sock.0);
+        Ok(())
+    }
+}
+
+fn connect_error(e: &io::Error) -> ConnectError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        io::ErrorKind::TimedOut => ConnectError::TimedOut,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            ConnectError::Unreachable
+        }
+        _ => ConnectError::Other,
+    }
+}
+
+fn host_error(e: HostError) -> io::Error {
+    io::Error::other(e)
+}

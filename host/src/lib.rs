@@ -1,0 +1,110 @@
+//! # warren-host
+//!
+//! The runtime-independent half of warren's runtime adapters
+//! (`warren-tokio`, `warren-smol`): one task owns a
+//! [`warren_proto::node::Node`], turns socket readiness into `Input`s and
+//! carries out `Output`s through [`warren_proto::drive`]. An adapter only
+//! says how its runtime reads, writes, accepts, connects and sleeps: the
+//! [`Reactor`] trait. No protocol logic lives here either.
+//!
+//! [`spawn`] runs a node on its own thread and returns a [`Handle`] to
+//! reconfigure, inspect (metrics, flows) and stop it; [`run`] is the owner
+//! task itself, for a caller that has its own runtime thread.
+//!
+//! Each socket and listener has a waker that only marks its id in a ready
+//! queue ([`ready`]); the owner drains the queue, reads into one reused
+//! 64 KiB buffer and steps the node.
+
+mod control;
+mod driver;
+mod ready;
+mod sockets;
+#[cfg(feature = "suite")]
+pub mod suite;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use warren_proto::node::{ListenerId, NodeEvent};
+
+pub use control::{spawn, Handle};
+pub use driver::{run, Request};
+
+/// A connect in progress.
+pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;
+
+/// How one async runtime does non-blocking socket work and timing. Every
+/// `poll_*` registers `cx`'s waker when it returns `Pending`.
+pub trait Reactor {
+    /// A connected TCP socket.
+    type Stream;
+    /// A bound TCP listener.
+    type Listener;
+    /// A resettable one-shot timer.
+    type Timer;
+
+    /// Runs `future` to completion on this thread.
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output>;
+    /// Binds a listener (from inside the runtime); returns it and its address.
+    fn bind(addr: SocketAddr) -> io::Result<(Self::Listener, SocketAddr)>;
+    /// The next connection on `listener`.
+    fn poll_accept(
+        listener: &Self::Listener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
+    /// Starts a connect.
+    fn connect(addr: SocketAddr) -> Connecting<Self::Stream>;
+    /// Reads into `buf`; `Ok(0)` is EOF.
+    fn poll_read(
+        stream: &Self::Stream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
+    /// Writes what the socket takes now, without waiting (`WouldBlock` when full).
+    fn try_write(stream: &Self::Stream, data: &[u8]) -> io::Result<usize>;
+    /// Ready once the socket can take more (or has failed).
+    fn poll_writable(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<()>;
+    /// Low-latency mode (no Nagle): the node writes whole frames.
+    fn set_nodelay(stream: &Self::Stream);
+    /// Sends FIN.
+    fn shutdown_write(stream: &Self::Stream);
+    /// Makes the coming close an RST (SO_LINGER 0).
+    fn set_reset_on_close(stream: &Self::Stream);
+    /// A timer that never fires until set.
+    fn timer() -> Self::Timer;
+    /// Fires `timer` at `at`.
+    fn set_timer(timer: &mut Self::Timer, at: Instant);
+    /// Ready when `timer` has fired.
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// What the adapter tells its owner.
+#[derive(Debug)]
+pub enum Notice {
+    /// A listener the node asked for is bound (port 0 resolved).
+    Listening {
+        /// The node's listener.
+        listener: ListenerId,
+        /// The bound address.
+        addr: SocketAddr,
+    },
+    /// A listener a new configuration asked for could not be bound; the
+    /// node runs on without it (the node has no input for this yet).
+    ListenFailed {
+        /// The node's listener.
+        listener: ListenerId,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        error: io::Error,
+    },
+    /// The node's first outputs are carried out: every listener of the
+    /// initial configuration is bound.
+    Started,
+    /// Something the node reported: log it, count it.
+    Event(NodeEvent),
+}

@@ -1,0 +1,184 @@
+//! The node's sockets: the [`Host`] half of the adapter. Every
+//! method returns at once; whatever has to wait (a connect, writability,
+//! readability) is left to the ready queue.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Waker;
+
+use warren_proto::drive::Host;
+use warren_proto::node::{ListenerId, NodeEvent, SockId};
+
+use crate::ready::ReadyQueue;
+use crate::{Connecting, Notice, Reactor};
+
+/// Where a socket is in its life.
+pub(crate) enum Conn<R: Reactor> {
+    /// `Output::Connect` in progress.
+    Connecting(Connecting<R::Stream>),
+    /// Connected or accepted.
+    Open(R::Stream),
+}
+
+/// One socket the node knows.
+pub(crate) struct Sock<R: Reactor> {
+    pub(crate) conn: Conn<R>,
+    pub(crate) waker: Waker,
+    /// The node asked `PauseRead`: leave the bytes in the kernel.
+    pub(crate) paused: bool,
+    /// EOF was reported; nothing more to read.
+    pub(crate) read_closed: bool,
+    /// A write came up short: report `Writable` when it can take more.
+    pub(crate) want_write: bool,
+    /// A write failed: report `Reset` at the next look.
+    pub(crate) failed: bool,
+}
+
+/// One listener the node asked for.
+pub(crate) struct Listener<R: Reactor> {
+    pub(crate) listener: R::Listener,
+    pub(crate) waker: Waker,
+}
+
+/// Every socket and listener, and where the node's requests go.
+pub(crate) struct Sockets<R: Reactor, N> {
+    pub(crate) socks: BTreeMap<SockId, Sock<R>>,
+    pub(crate) listeners: BTreeMap<ListenerId, Listener<R>>,
+    pub(crate) queue: Arc<ReadyQueue>,
+    pub(crate) notify: N,
+    /// A listener of the initial configuration could not be bound: the
+    /// run ends with this.
+    pub(crate) fatal: Option<io::Error>,
+    /// The initial listeners are up; a later bind failure (a new config)
+    /// is reported, not fatal.
+    pub(crate) started: bool,
+}
+
+impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
+    /// Registers a socket and schedules its first look.
+    pub(crate) fn insert(&mut self, sock: SockId, conn: Conn<R>) {
+        let sock_state = Sock {
+            conn,
+            waker: self.queue.waker(sock.0),
+            paused: false,
+            read_closed: false,
+            want_write: false,
+            failed: false,
+        };
+        self.socks.insert(sock, sock_state);
+        self.queue.kick(sock.0);
+    }
+
+    fn bind(&mut self, listener: ListenerId, addr: SocketAddr) -> io::Result<()> {
+        let (bound_listener, bound) = R::bind(addr)?;
+        let listener_state = Listener {
+            listener: bound_listener,
+            waker: self.queue.waker(listener.0),
+        };
+        self.listeners.insert(listener, listener_state);
+        self.queue.kick(listener.0);
+        (self.notify)(Notice::Listening {
+            listener,
+            addr: bound,
+        });
+        Ok(())
+    }
+}
+
+impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
+    fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
+        if let Err(error) = self.bind(listener, addr) {
+            if self.started {
+                (self.notify)(Notice::ListenFailed {
+                    listener,
+                    addr,
+                    error,
+                });
+            } else {
+                let e = io::Error::new(error.kind(), format!("listen on {addr}: {error}"));
+                self.fatal.get_or_insert(e);
+            }
+        }
+    }
+
+    fn connect(&mut self, sock: SockId, addr: SocketAddr) {
+        self.insert(sock, Conn::Connecting(R::connect(addr)));
+    }
+
+    fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
+        let Some(s) = self.socks.get_mut(&sock) else {
+            return 0;
+        };
+        let Conn::Open(stream) = &s.conn else {
+            // Still connecting: take nothing now, say `Writable` once open.
+            s.want_write = true;
+            return 0;
+        };
+        let mut written = 0;
+        while written < data.len() {
+            match R::try_write(stream, &data[written..]) {
+                // A socket that takes nothing of a non-empty write is broken.
+                Ok(0) => {
+                    s.failed = true;
+                    self.queue.kick(sock.0);
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        s.want_write = true;
+                    } else {
+                        s.failed = true;
+                    }
+                    self.queue.kick(sock.0);
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    fn pause_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = true;
+        }
+    }
+
+    fn resume_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = false;
+            self.queue.kick(sock.0);
+        }
+    }
+
+    fn shutdown_write(&mut self, sock: SockId) {
+        if let Some(Sock {
+            conn: Conn::Open(stream),
+            ..
+        }) = self.socks.get(&sock)
+        {
+            // Fails only when the peer is already gone, which a read reports.
+            R::shutdown_write(stream);
+        }
+    }
+
+    fn close(&mut self, sock: SockId, reset: bool) {
+        if let Some(Sock {
+            conn: Conn::Open(stream),
+            ..
+        }) = self.socks.remove(&sock)
+        {
+            if reset {
+                // The close sends RST and discards unsent data.
+                R::set_reset_on_close(&stream);
+            }
+        }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        (self.notify)(Notice::Event(event));
+    }
+}

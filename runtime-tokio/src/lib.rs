@@ -1,0 +1,129 @@
+//! # warren-tokio
+//!
+//! Runs a warren mesh node ([`warren_proto::node::Node`]) on tokio with real
+//! listeners, sockets and timers. This crate only says how tokio reads,
+//! writes, accepts, connects and sleeps ([`Tokio`], a
+//! [`warren_host::Reactor`]); the owner task, the ready queue and the
+//! handle are warren-host's, shared with warren-smol. No protocol logic:
+//! the node decides everything through [`warren_proto::drive`].
+
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+use warren_host::{Connecting, Reactor};
+use warren_proto::node::NodeConfig;
+
+pub use warren_host::{Handle, Notice};
+
+/// tokio as a [`Reactor`]: `try_read`/`try_write` with readiness polls.
+#[derive(Debug)]
+pub enum Tokio {}
+
+impl Reactor for Tokio {
+    type Stream = TcpStream;
+    type Listener = TcpListener;
+    type Timer = Pin<Box<Sleep>>;
+
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(future))
+    }
+
+    fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        Ok((TcpListener::from_std(listener)?, bound))
+    }
+
+    fn poll_accept(
+        listener: &TcpListener,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        listener.poll_accept(cx)
+    }
+
+    fn connect(addr: SocketAddr) -> Connecting<TcpStream> {
+        Box::pin(TcpStream::connect(addr))
+    }
+
+    fn poll_read(
+        stream: &TcpStream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match stream.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(stream.poll_read_ready(cx))?;
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn try_write(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+        stream.try_write(data)
+    }
+
+    fn poll_writable(stream: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
+        stream.poll_write_ready(cx).map(|_| ())
+    }
+
+    fn set_nodelay(stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+    }
+
+    fn shutdown_write(stream: &TcpStream) {
+        // Fails only when the peer is already gone, which a read reports.
+        let _ = SockRef::from(stream).shutdown(Shutdown::Write);
+    }
+
+    fn set_reset_on_close(stream: &TcpStream) {
+        let _ = stream.set_zero_linger();
+    }
+
+    fn timer() -> Self::Timer {
+        // Never polled before the first `set_timer`.
+        Box::pin(tokio::time::sleep(Duration::from_secs(86_400)))
+    }
+
+    fn set_timer(timer: &mut Self::Timer, at: std::time::Instant) {
+        timer.as_mut().reset(tokio::time::Instant::from_std(at));
+    }
+
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
+        timer.as_mut().poll(cx)
+    }
+}
+
+/// Starts a node on a new thread with a single-threaded tokio runtime and
+/// returns once its listeners are bound. `on_notice` runs on the node's
+/// thread for every event and every later listener change.
+pub fn spawn<E>(config: NodeConfig, on_notice: E) -> io::Result<Handle>
+where
+    E: FnMut(Notice) + Send + 'static,
+{
+    warren_host::spawn::<Tokio, E>(config, on_notice)
+}
+
+/// Runs `config`'s node on the current tokio runtime (one task) until
+/// `shutdown` completes; `notify` hears of bound listeners and events. For
+/// run-time reconfiguration use `warren_host::run::<Tokio, ..>` or
+/// [`spawn`].
+pub async fn run<F, N>(config: NodeConfig, shutdown: F, notify: N) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+    N: FnMut(Notice),
+{
+    warren_host::run::<Tokio, F, _, N>(config, shutdown, |_| Poll::Ready(None), notify).await
+}
