@@ -1,9 +1,18 @@
 //! The HTTP/2 frame layer (RFC 9113 §4 and §6): every frame type, parsed
 //! from arbitrary chunk boundaries and encoded into caller buffers.
 //!
-//! CONTRACT NOTE (remove when implemented): the public signatures below are
-//! what `connection` is written against. Bodies are `todo!()` until the
-//! frame codec lands.
+//! Rooms:
+//! - this file: the frame vocabulary (header, [`Frame`], errors);
+//! - `rules`: [`parse`], every per-type rule of RFC 9113 §6;
+//! - `decoder`: [`FrameDecoder`], which finds frames in a byte stream;
+//! - [`encode`]: one function per frame the connection sends.
+
+mod decoder;
+pub mod encode;
+mod rules;
+
+pub use decoder::FrameDecoder;
+pub use rules::parse;
 
 use super::{ErrorCode, StreamId};
 
@@ -90,13 +99,35 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// Parses the 9 header bytes. Never fails: every bit pattern is a header;
     /// whether it is acceptable is decided by [`parse`] and the decoder.
+    #[inline]
     pub fn parse(bytes: &[u8; HEADER_LEN]) -> FrameHeader {
-        todo!("frame codec")
+        let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = *bytes;
+        FrameHeader {
+            length: u32::from_be_bytes([0, l0, l1, l2]),
+            kind,
+            flags,
+            stream_id: StreamId::new(u32::from_be_bytes([s0, s1, s2, s3])),
+        }
     }
 
-    /// Appends the 9 header bytes to `out`.
+    /// Appends the 9 header bytes to `out`. Only the low 24 bits of
+    /// `length` fit on the wire; callers keep lengths within
+    /// [`MAX_MAX_FRAME_SIZE`].
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        todo!("frame codec")
+        debug_assert!(
+            self.length <= MAX_MAX_FRAME_SIZE,
+            "frame length over 24 bits"
+        );
+        let [_, l0, l1, l2] = self.length.to_be_bytes();
+        let [s0, s1, s2, s3] = self.stream_id.get().to_be_bytes();
+        out.extend_from_slice(&[l0, l1, l2, self.kind, self.flags, s0, s1, s2, s3]);
+    }
+
+    /// True when `flag` (see [`flag`]) is set.
+    #[inline]
+    pub fn has_flag(&self, flag: u8) -> bool {
+        self.flags & flag != 0
     }
 }
 
@@ -313,105 +344,25 @@ impl FrameError {
     }
 }
 
-/// Parses one complete frame (not DATA-streaming: a DATA frame comes back as
-/// one piece with `first` and `last` set). `payload.len()` must equal
-/// `header.length`. Checks every per-frame rule of RFC 9113 §6 except the
-/// max-frame-size limit, which is the decoder's.
-pub fn parse(header: FrameHeader, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
-    todo!("frame codec")
-}
-
-/// Reassembles frames from arbitrary chunks of input.
-///
-/// Complete frames in the input are parsed in place (no copy). A frame split
-/// across chunks is copied once into an internal buffer, bounded by the max
-/// frame size plus the header, except DATA, whose payload is handed out in
-/// pieces as it arrives and is never buffered here.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    _todo: (),
-}
-
-impl FrameDecoder {
-    /// A decoder that accepts frames up to `max_frame_size` payload bytes.
-    pub fn new(max_frame_size: u32) -> FrameDecoder {
-        todo!("frame codec")
+impl FrameError {
+    /// A connection error (GOAWAY with `code`).
+    fn connection(rule: FrameRule, code: ErrorCode, frame_kind: u8) -> FrameError {
+        FrameError {
+            rule,
+            code,
+            stream_id: StreamId::CONNECTION,
+            frame_kind,
+        }
     }
 
-    /// Changes the limit (when our SETTINGS_MAX_FRAME_SIZE is acknowledged).
-    pub fn set_max_frame_size(&mut self, max_frame_size: u32) {
-        todo!("frame codec")
-    }
-
-    /// Decodes the next frame or DATA piece from `input`, advancing `input`
-    /// past what it consumed. `Ok(None)` means every byte of `input` has been
-    /// consumed (buffered) and more are needed.
-    ///
-    /// After a connection error, the decoder stays failed and returns the same
-    /// error again. After a stream error, the offending frame was consumed and
-    /// decoding may go on.
-    pub fn decode<'a>(&'a mut self, input: &mut &'a [u8]) -> Result<Option<Frame<'a>>, FrameError> {
-        todo!("frame codec")
-    }
-
-    /// Bytes currently held in the partial-frame buffer.
-    pub fn buffered(&self) -> usize {
-        todo!("frame codec")
-    }
-}
-
-/// Frame encoders. Each appends one complete frame to `out`.
-pub mod encode {
-    use super::*;
-
-    /// A DATA frame header for `len` payload bytes; the caller appends the
-    /// payload itself (so it is copied once, straight into the output).
-    pub fn data_header(out: &mut Vec<u8>, stream_id: StreamId, len: u32, end_stream: bool) {
-        todo!("frame codec")
-    }
-
-    /// A field block as HEADERS followed by as many CONTINUATION frames as
-    /// `max_frame_size` requires.
-    pub fn headers(
-        out: &mut Vec<u8>,
-        stream_id: StreamId,
-        block: &[u8],
-        end_stream: bool,
-        max_frame_size: u32,
-    ) {
-        todo!("frame codec")
-    }
-
-    /// RST_STREAM.
-    pub fn rst_stream(out: &mut Vec<u8>, stream_id: StreamId, code: ErrorCode) {
-        todo!("frame codec")
-    }
-
-    /// SETTINGS with the given parameters, or an ACK when `ack` (then
-    /// `settings` must be empty).
-    pub fn settings(out: &mut Vec<u8>, ack: bool, settings: &[Setting]) {
-        todo!("frame codec")
-    }
-
-    /// PING.
-    pub fn ping(out: &mut Vec<u8>, ack: bool, payload: [u8; 8]) {
-        todo!("frame codec")
-    }
-
-    /// GOAWAY.
-    pub fn goaway(out: &mut Vec<u8>, last_stream_id: StreamId, code: ErrorCode, debug: &[u8]) {
-        todo!("frame codec")
-    }
-
-    /// WINDOW_UPDATE.
-    pub fn window_update(out: &mut Vec<u8>, stream_id: StreamId, increment: u32) {
-        todo!("frame codec")
-    }
-
-    /// Any frame, including padding where the type allows it, for tests and
-    /// fuzzing (the connection uses the specific encoders above). A
-    /// [`Frame::Data`] piece is encoded as a whole DATA frame.
-    pub fn frame(out: &mut Vec<u8>, frame: &Frame<'_>, padding: Option<u8>) {
-        todo!("frame codec")
+    /// A stream error on `stream_id` (RST_STREAM with `code`); on stream 0
+    /// this is a connection error, since there is no stream to reset.
+    fn stream(rule: FrameRule, code: ErrorCode, frame_kind: u8, stream_id: StreamId) -> FrameError {
+        FrameError {
+            rule,
+            code,
+            stream_id,
+            frame_kind,
+        }
     }
 }

@@ -1,0 +1,226 @@
+//! The header block encoder (RFC 7541 §6, §4.2).
+
+use super::dynamic_table::{entry_size, DynamicTable, Entry};
+use super::field_index::{FieldIndex, Found};
+use super::{integer, static_table, string, HuffmanMode, Representation, DEFAULT_TABLE_SIZE};
+use crate::h2::Header;
+use bytes::{Bytes, BytesMut};
+
+/// The most table the encoder uses, whatever the peer allows: a bigger
+/// table costs memory for little gain (nghttp2 makes the same choice).
+pub const ENCODER_TABLE_LIMIT: usize = DEFAULT_TABLE_SIZE;
+
+/// Encodes header blocks for one peer, keeping the dynamic table between
+/// blocks.
+#[derive(Debug)]
+pub struct Encoder {
+    table: DynamicTable,
+    index: FieldIndex,
+    huffman: HuffmanMode,
+    /// The capacity the peer's decoder last heard of.
+    signaled: usize,
+    /// The smallest capacity used since then: if below `signaled`, the
+    /// peer must hear of it too, or its table keeps entries ours evicted.
+    lowest: usize,
+}
+
+/// Where a field's name or whole field sits, as an HPACK index.
+#[derive(Clone, Copy)]
+enum Lookup {
+    Field(usize),
+    Name(usize),
+    Nothing,
+}
+
+impl Encoder {
+    /// An encoder with the default 4096-octet table, Huffman when shorter.
+    pub fn new() -> Encoder {
+        Encoder {
+            table: DynamicTable::new(DEFAULT_TABLE_SIZE),
+            index: FieldIndex::default(),
+            huffman: HuffmanMode::WhenShorter,
+            signaled: DEFAULT_TABLE_SIZE,
+            lowest: DEFAULT_TABLE_SIZE,
+        }
+    }
+
+    /// Sets how strings are coded.
+    pub fn set_huffman(&mut self, mode: HuffmanMode) {
+        self.huffman = mode;
+    }
+
+    /// The peer's SETTINGS_HEADER_TABLE_SIZE changed: the encoder will use at
+    /// most `max` (it may choose less; it never uses more than
+    /// [`ENCODER_TABLE_LIMIT`]) and emits the size update(s) at the start of
+    /// the next block (RFC 7541 §4.2).
+    pub fn set_max_table_size(&mut self, max: usize) {
+        let capacity = max.min(ENCODER_TABLE_LIMIT);
+        self.resize(capacity);
+        self.lowest = self.lowest.min(capacity);
+    }
+
+    /// Sets the table capacity without emitting a size update; for tests that
+    /// start from a state the RFC assumes (Appendix C.5/C.6).
+    pub fn set_capacity_silently(&mut self, capacity: usize) {
+        self.resize(capacity);
+        self.signaled = capacity;
+        self.lowest = capacity;
+    }
+
+    /// Encodes a whole header block, appending to `out`.
+    pub fn encode<'h>(&mut self, headers: impl IntoIterator<Item = &'h Header>, out: &mut Vec<u8>) {
+        self.emit_size_updates(out);
+        for header in headers {
+            self.encode_one(header, Representation::Auto, out);
+        }
+    }
+
+    /// Encodes one field with an explicit representation (pending size
+    /// updates are emitted first). Blocks built this way are complete when
+    /// the caller says so; the encoder keeps no per-block state beyond that.
+    pub fn encode_field(&mut self, header: &Header, repr: Representation, out: &mut Vec<u8>) {
+        self.emit_size_updates(out);
+        self.encode_one(header, repr, out);
+    }
+
+    /// Current dynamic table size in RFC 7541 §4.1 terms.
+    pub fn table_size(&self) -> usize {
+        self.table.size()
+    }
+
+    /// The dynamic table's entries as `(name, value)`, newest (HPACK index
+    /// 62) first; for tests and diagnostics.
+    pub fn table_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.table.iter().map(|e| (&e.name[..], &e.value[..]))
+    }
+
+    fn resize(&mut self, capacity: usize) {
+        let index = &mut self.index;
+        self.table
+            .set_capacity(capacity, |e, seq| index.remove(&e.name, &e.value, seq));
+    }
+
+    /// Emits the updates owed to the peer: the lowest capacity since the last
+    /// signal if the table dipped below it, then the current one.
+    fn emit_size_updates(&mut self, out: &mut Vec<u8>) {
+        let capacity = self.table.capacity();
+        let dipped = self.lowest < self.signaled;
+        if dipped && self.lowest < capacity {
+            integer::encode(out, 0x20, 5, self.lowest);
+        }
+        if dipped || capacity != self.signaled {
+            integer::encode(out, 0x20, 5, capacity);
+        }
+        self.signaled = capacity;
+        self.lowest = capacity;
+    }
+
+    fn encode_one(&mut self, header: &Header, repr: Representation, out: &mut Vec<u8>) {
+        let repr = if header.sensitive {
+            Representation::NeverIndexed
+        } else {
+            repr
+        };
+        let lookup = self.lookup(&header.name, &header.value);
+        let name_index = match lookup {
+            Lookup::Field(i) | Lookup::Name(i) => i,
+            Lookup::Nothing => 0,
+        };
+        match repr {
+            Representation::Auto => {
+                if let Lookup::Field(index) = lookup {
+                    integer::encode(out, 0x80, 7, index);
+                } else if entry_size(&header.name, &header.value) <= self.table.capacity() {
+                    self.literal(0x40, 6, name_index, header, out);
+                    self.insert(header, name_index);
+                } else {
+                    // It would only empty the table.
+                    self.literal(0x00, 4, name_index, header, out);
+                }
+            }
+            Representation::WithoutIndexing => self.literal(0x00, 4, name_index, header, out),
+            Representation::NeverIndexed => self.literal(0x10, 4, name_index, header, out),
+        }
+    }
+
+    /// Finds the field: a whole match in the static, then the dynamic table;
+    /// else the name, preferring the static table (as RFC 7541 Appendix C
+    /// does) and otherwise the newest dynamic entry.
+    fn lookup(&self, name: &[u8], value: &[u8]) -> Lookup {
+        let in_static = static_table::find(name, value);
+        if let Some(static_table::Match::Field(i)) = in_static {
+            return Lookup::Field(i);
+        }
+        let in_dynamic = self.index.find(name, value).and_then(|found| {
+            let (seq, whole) = match found {
+                Found::Field(seq) => (seq, true),
+                Found::Name(seq) => (seq, false),
+            };
+            let index = static_table::LEN + 1 + self.table.position_of(seq)?;
+            Some((index, whole))
+        });
+        match (in_static, in_dynamic) {
+            (_, Some((index, true))) => Lookup::Field(index),
+            (Some(static_table::Match::Name(i)), _) => Lookup::Name(i),
+            (_, Some((index, false))) => Lookup::Name(index),
+            _ => Lookup::Nothing,
+        }
+    }
+
+    fn literal(
+        &self,
+        flags: u8,
+        prefix_bits: u32,
+        name_index: usize,
+        header: &Header,
+        out: &mut Vec<u8>,
+    ) {
+        integer::encode(out, flags, prefix_bits, name_index);
+        if name_index == 0 {
+            string::encode(out, &header.name, self.huffman);
+        }
+        string::encode(out, &header.value, self.huffman);
+    }
+
+    /// Adds the field to the table. Its bytes are copied into storage of its
+    /// own (the name shared with a table entry where there is one), so the
+    /// table never keeps a caller's larger buffer alive.
+    fn insert(&mut self, header: &Header, name_index: usize) {
+        let shared_name = match static_table::get(name_index) {
+            Some((name, _)) => Some(Bytes::from_static(name)),
+            None => self.index.name(&header.name).cloned(),
+        };
+        let entry = match shared_name {
+            Some(name) => Entry {
+                name,
+                value: Bytes::copy_from_slice(&header.value),
+            },
+            None => {
+                let mut buf = BytesMut::with_capacity(header.name.len() + header.value.len());
+                buf.extend_from_slice(&header.name);
+                let name = buf.split().freeze();
+                buf.extend_from_slice(&header.value);
+                Entry {
+                    name,
+                    value: buf.freeze(),
+                }
+            }
+        };
+        let (name, value) = (entry.name.clone(), entry.value.clone());
+        let index = &mut self.index;
+        // Callers check the entry fits, so it is always added; were it not,
+        // the eviction callback would already have emptied the index.
+        if let Some(seq) = self
+            .table
+            .insert(entry, |e, seq| index.remove(&e.name, &e.value, seq))
+        {
+            self.index.insert(&name, &value, seq);
+        }
+    }
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder::new()
+    }
+}
