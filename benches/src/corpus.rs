@@ -200,3 +200,55 @@ fn same_fields(want: &[Header], got: &[Header]) -> bool {
             .zip(got)
             .all(|(w, g)| w.name == g.name && w.value == g.value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_corpus_is_the_anchors_corpus() {
+        let stories = decode_corpus();
+        assert_eq!(stories.len(), 31 + 32);
+        assert_eq!(block_count(&stories), 6651);
+        let wire: usize = stories
+            .iter()
+            .flat_map(|s| &s.cases)
+            .map(|c| c.wire.len())
+            .sum();
+        assert_eq!(wire, 709_715);
+        let fields: usize = stories
+            .iter()
+            .flat_map(|s| &s.cases)
+            .map(|c| c.headers.len())
+            .sum();
+        assert_eq!(fields, 77_396);
+    }
+
+    #[test]
+    fn table_size_is_given_where_it_changes() {
+        let stories = load_folder("nghttp2-16384-4096");
+        assert_eq!(stories[0].cases[0].table_size, Some(16384));
+        assert_eq!(stories[0].cases[0].wire[..3], [0x3f, 0xe1, 0x1f]);
+        assert_eq!(stories[0].cases[1].table_size, None);
+    }
+
+    #[test]
+    fn encode_corpus_keeps_order_and_duplicates() {
+        let stories = encode_corpus();
+        assert_eq!(stories.len(), 32);
+        assert_eq!(block_count(&stories), 3384);
+        let first = &stories[0].cases[0].headers;
+        let names: Vec<&[u8]> = first.iter().map(|h| &h.name[..]).collect();
+        assert_eq!(
+            names,
+            [&b":method"[..], b":scheme", b":authority", b":path"]
+        );
+        assert!(stories[0].cases.iter().all(|c| c.wire.is_empty()));
+    }
+
+    #[test]
+    fn hex_decodes_both_cases() {
+        assert_eq!(hex("00ff7Fa0"), [0x00, 0xff, 0x7f, 0xa0]);
+        assert_eq!(hex(""), Vec::<u8>::new());
+    }
+}

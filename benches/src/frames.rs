@@ -1,6 +1,6 @@
 //! A buffer of mixed frames for the frame decoder benchmark.
 
-use warren_proto::h2::frame::{encode, setting, FrameDecoder, Setting};
+use warren_proto::h2::frame::{encode, setting, Frame, FrameDecoder, Setting};
 use warren_proto::h2::{ErrorCode, StreamId};
 
 /// The decoder's limit: warren's default SETTINGS_MAX_FRAME_SIZE.
@@ -56,23 +56,13 @@ pub fn count(decoder: &mut FrameDecoder, input: &[u8]) -> usize {
     let mut rest = input;
     let mut frames = 0;
     loop {
-        // `decode` ties the input's lifetime to the decoder's borrow, so
-        // each call gets its own shorter-lived view of the rest.
-        let mut view: &[u8] = rest;
-        let before = view.len();
-        match decoder.decode(&mut view) {
+        match decoder.decode(&mut rest) {
             Ok(Some(frame)) => {
-                let whole = !matches!(
-                    frame,
-                    warren_proto::h2::frame::Frame::Data { last: false, .. }
-                );
+                let whole = !matches!(frame, Frame::Data { last: false, .. });
                 frames += usize::from(whole);
             }
-            Ok(None) => break,
+            Ok(None) => return frames,
             Err(e) => panic!("frame decoder rejected a valid frame: {e:?}"),
         }
-        let consumed = before - view.len();
-        rest = &rest[consumed..];
     }
-    frames
 }

@@ -240,3 +240,22 @@ async fn echo(mut body: RecvStream, mut send: SendStream<Bytes>) {
     }
     send.send_data(echoed.freeze(), true).expect("echo");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h2_churn_echoes_every_stream() {
+        assert_eq!(churn(20), 20 * ECHO_LEN);
+    }
+
+    #[test]
+    fn h2_bulk_delivers_every_byte_across_window_refills() {
+        let mut bulk = H2Bulk::new();
+        // More than the 16 MiB connection window, so releases must refill it.
+        bulk.transfer(20 * MIB as u64 + 3);
+        bulk.transfer(MIB as u64);
+        assert_eq!(bulk.received.load(Ordering::Relaxed), 21 * MIB as u64 + 3);
+    }
+}

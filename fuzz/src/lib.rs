@@ -104,12 +104,10 @@ pub fn decode_chunks<'c>(
     'chunks: for chunk in chunks {
         let mut rest = chunk;
         loop {
-            let mut view: &[u8] = rest;
-            let before = view.len();
-            match decoder.decode(&mut view) {
+            match decoder.decode(&mut rest) {
                 Ok(Some(frame)) => record(&mut out, &frame),
                 Ok(None) => {
-                    assert!(view.is_empty(), "Ok(None) left input unconsumed");
+                    assert!(rest.is_empty(), "Ok(None) left input unconsumed");
                     break;
                 }
                 Err(e) => {
@@ -120,8 +118,6 @@ pub fn decode_chunks<'c>(
                     }
                 }
             }
-            let consumed = before - view.len();
-            rest = &rest[consumed..];
             assert!(
                 decoder.buffered() <= max_frame_size as usize + 9,
                 "decoder buffers {} bytes, above the frame limit",
