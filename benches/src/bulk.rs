@@ -132,3 +132,18 @@ pub fn open_connect_stream(pair: &mut Pair) -> StreamId {
     assert!(answered, "client did not get the 200");
     stream
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_delivers_every_byte_across_window_refills() {
+        let mut bulk = WarrenBulk::new();
+        // More than the 16 MiB connection window, so releases must refill it.
+        bulk.transfer(20 * MIB as u64 + 3);
+        assert_eq!(bulk.received(), 20 * MIB as u64 + 3);
+        bulk.transfer(1);
+        assert_eq!(bulk.received(), 20 * MIB as u64 + 4);
+    }
+}

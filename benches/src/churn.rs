@@ -96,3 +96,20 @@ fn serve(pair: &mut Pair, ev: Event, ok: &Response, echo: &mut Vec<u8>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn churn_echoes_every_stream() {
+        assert_eq!(run(20), 20 * ECHO_LEN);
+    }
+
+    #[test]
+    fn churn_outlives_the_concurrency_limit() {
+        // More streams than max_concurrent_streams: each must really close.
+        let limit = Config::default().max_concurrent_streams as usize;
+        assert_eq!(run(limit + 5), (limit + 5) * ECHO_LEN);
+    }
+}

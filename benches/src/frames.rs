@@ -66,3 +66,18 @@ pub fn count(decoder: &mut FrameDecoder, input: &[u8]) -> usize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_buffer_decodes_to_its_frame_count_in_any_chunking() {
+        let input = mixed(7);
+        let mut decoder = FrameDecoder::new(MAX_FRAME_SIZE);
+        assert_eq!(count(&mut decoder, &input), 7 * FRAMES_PER_ROUND);
+        let mut decoder = FrameDecoder::new(MAX_FRAME_SIZE);
+        let pieces: usize = input.chunks(1000).map(|c| count(&mut decoder, c)).sum();
+        assert_eq!(pieces, 7 * FRAMES_PER_ROUND);
+    }
+}

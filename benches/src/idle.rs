@@ -65,3 +65,18 @@ pub fn open(pair: &mut Pair, n: usize) -> Vec<StreamId> {
     assert_eq!(answered, n, "not every idle stream got its 200");
     ids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_streams_stay_open_on_both_ends() {
+        let n = 1200;
+        let mut pair = Pair::new(config(n));
+        let ids = open(&mut pair, n);
+        assert_eq!(ids.len(), n);
+        assert_eq!(pair.client(|c| c.open_streams()), n);
+        assert_eq!(pair.server(|s| s.open_streams()), n);
+    }
+}
