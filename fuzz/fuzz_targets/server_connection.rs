@@ -111,6 +111,7 @@ fuzz_target!(|bytes: &[u8]| {
             break;
         }
         let op = choices.u8();
+        trace(format_args!("op {}", op % 10));
         let pick = |choices: &mut Choices<'_>| -> Option<StreamId> {
             let i = choices.u8() as usize;
             streams.get(i % streams.len().max(1)).copied()
@@ -157,8 +158,9 @@ fuzz_target!(|bytes: &[u8]| {
                 if let Some(s) = pick(&mut choices) {
                     if choices.u8() & 1 == 0 {
                         let _ = conn.finish(s);
-                    } else {
-                        let _ = conn.reset(s, ErrorCode::CANCEL);
+                    } else if conn.reset(s, ErrorCode::CANCEL).is_ok() {
+                        // Our own reset ends the stream without an event.
+                        live.remove(&s);
                     }
                 }
             }
@@ -186,6 +188,7 @@ fn drain(
     config: &Config,
 ) {
     while let Some(ev) = conn.poll_event() {
+        trace(format_args!("event {ev:?}"));
         assert!(!*closed, "event after Closed: {ev:?}");
         match ev {
             Event::Request { stream, .. } => {
@@ -212,5 +215,14 @@ fn drain(
             held <= config.initial_stream_window as usize,
             "stream {s} holds {held} bytes, above its window"
         );
+    }
+}
+
+/// With `WARREN_FUZZ_TRACE` set, prints operations and events (for reading
+/// a crash: `WARREN_FUZZ_TRACE=1 cargo fuzz run server_connection CRASH`).
+fn trace(what: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("WARREN_FUZZ_TRACE").is_some()) {
+        eprintln!("{what}");
     }
 }
