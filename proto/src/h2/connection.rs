@@ -42,19 +42,18 @@
 //!
 //! Streams the peer opened are refused (RST_STREAM) without an event: the
 //! application never saw them. Closed streams are remembered in a bounded
-//! ring ([`stream::ClosedStreams`](super::stream)), so frames the peer had in
+//! ring (`stream::ClosedStreams`), so frames the peer had in
 //! flight after our RST_STREAM are ignored while frames on long-gone or
 //! never-opened lower ids are a connection error.
 
 use bytes::Bytes;
-use core::ops::Bound;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::config::Config;
-use super::flow::{grow, RecvWindow};
-use super::frame::{encode, flag, kind, Frame, FrameDecoder, FrameError, FrameRule, SettingsList};
-use super::headers::{self, Malformed};
+use super::flow::RecvWindow;
+use super::frame::{encode, flag, kind, Frame, FrameDecoder, FrameRule};
+use super::headers;
 use super::hpack::{self, DecodeError};
 use super::rate::RateCounter;
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
@@ -215,7 +214,9 @@ pub enum Event {
         stream: StreamId,
     },
     /// The stream was reset, by the peer (`remote`) or by us because of
-    /// `violation`. The stream is gone.
+    /// `violation`. Nothing more can be sent; payload of a peer that had
+    /// already finished (PeerFinished/Trailers seen) stays readable with
+    /// `recv_data`, anything else is gone.
     Reset {
         /// The stream.
         stream: StreamId,
@@ -295,66 +296,66 @@ pub struct Connection {
 
 /// Everything but the frame decoder.
 #[derive(Debug)]
-struct Core {
-    role: Role,
-    config: Config,
+pub(super) struct Core {
+    pub(super) role: Role,
+    pub(super) config: Config,
     /// Encoded frames not yet taken by `poll_transmit`.
-    out: Vec<u8>,
+    pub(super) out: Vec<u8>,
     /// Bumped by every `poll_transmit`: a [`DataMark`] of an older epoch
     /// points at bytes already handed out.
-    out_epoch: u64,
+    pub(super) out_epoch: u64,
     /// Control frames in `out` that the peer caused.
-    control_queued: u32,
-    events: VecDeque<Event>,
+    pub(super) control_queued: u32,
+    pub(super) events: VecDeque<Event>,
     /// Server: bytes of the client preface still to match.
-    preface_left: usize,
-    peer_settings_seen: bool,
-    peer: PeerSettings,
+    pub(super) preface_left: usize,
+    pub(super) peer_settings_seen: bool,
+    pub(super) peer: PeerSettings,
     /// When our SETTINGS must have been acknowledged; `None` once they are.
-    settings_deadline: Option<Instant>,
+    pub(super) settings_deadline: Option<Instant>,
     /// The receive window new streams start with: our configured one, or
     /// the protocol default while a smaller configured one is unacknowledged.
-    recv_initial_window: u32,
-    hpack_decoder: hpack::Decoder,
-    hpack_encoder: hpack::Encoder,
+    pub(super) recv_initial_window: u32,
+    pub(super) hpack_decoder: hpack::Decoder,
+    pub(super) hpack_encoder: hpack::Encoder,
     /// Reused buffer for encoding header blocks.
-    encode_scratch: Vec<u8>,
+    pub(super) encode_scratch: Vec<u8>,
     /// What we may still send on the connection.
-    send_window: i64,
-    recv_window: RecvWindow,
-    streams: BTreeMap<StreamId, Stream>,
-    closed: ClosedStreams,
-    next_local_id: u32,
-    highest_peer_id: u32,
+    pub(super) send_window: i64,
+    pub(super) recv_window: RecvWindow,
+    pub(super) streams: BTreeMap<StreamId, Stream>,
+    pub(super) closed: ClosedStreams,
+    pub(super) next_local_id: u32,
+    pub(super) highest_peer_id: u32,
     /// Open or half-closed streams we opened / the peer opened.
-    local_active: u32,
-    remote_active: u32,
+    pub(super) local_active: u32,
+    pub(super) remote_active: u32,
     /// Server: peer streams the application has not answered.
-    pending_answer: u32,
+    pub(super) pending_answer: u32,
     /// A field block waiting for CONTINUATION frames.
-    block: Option<FieldBlock>,
+    pub(super) block: Option<FieldBlock>,
     /// The DATA frame whose pieces are arriving.
-    data_in: Option<DataInFlight>,
+    pub(super) data_in: Option<DataInFlight>,
     /// PINGs sent by `ping()`, oldest first.
-    pings: VecDeque<([u8; 8], Instant)>,
-    keepalive_ping: Option<([u8; 8], Instant)>,
-    ping_seq: u64,
-    last_input: Instant,
-    shutdown: Shutdown,
+    pub(super) pings: VecDeque<([u8; 8], Instant)>,
+    pub(super) keepalive_ping: Option<([u8; 8], Instant)>,
+    pub(super) ping_seq: u64,
+    pub(super) last_input: Instant,
+    pub(super) shutdown: Shutdown,
     /// Last-stream-id of the latest GOAWAY we sent.
-    goaway_sent: Option<StreamId>,
+    pub(super) goaway_sent: Option<StreamId>,
     /// When the second GOAWAY of a graceful shutdown is due.
-    grace_deadline: Option<Instant>,
-    final_goaway_sent: bool,
-    goaway_received: Option<StreamId>,
-    closed_emitted: bool,
+    pub(super) grace_deadline: Option<Instant>,
+    pub(super) final_goaway_sent: bool,
+    pub(super) goaway_received: Option<StreamId>,
+    pub(super) closed_emitted: bool,
     /// Streams whose `send_data` was short-changed, waiting for `Writable`.
-    writable_waiters: BTreeSet<StreamId>,
-    limits: Limits,
+    pub(super) writable_waiters: BTreeSet<StreamId>,
+    pub(super) limits: Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shutdown {
+pub(super) enum Shutdown {
     Running,
     /// A GOAWAY was sent or received: no new streams of ours, the rest finish.
     Draining,
@@ -363,41 +364,41 @@ enum Shutdown {
 }
 
 #[derive(Debug)]
-struct FieldBlock {
-    stream: StreamId,
-    end_stream: bool,
-    buf: Vec<u8>,
-    continuations: u32,
+pub(super) struct FieldBlock {
+    pub(super) stream: StreamId,
+    pub(super) end_stream: bool,
+    pub(super) buf: Vec<u8>,
+    pub(super) continuations: u32,
 }
 
 #[derive(Debug)]
-struct DataInFlight {
+pub(super) struct DataInFlight {
     /// False when the frame's payload is dropped (stream closed or reset).
-    keep: bool,
+    pub(super) keep: bool,
     /// Payload bytes of the frame so far (padding excluded).
-    payload: usize,
+    pub(super) payload: usize,
 }
 
 #[derive(Debug)]
-struct Limits {
-    remote_reset: RateCounter,
-    local_reset: RateCounter,
-    ping: RateCounter,
-    settings: RateCounter,
-    empty_frame: RateCounter,
-    window_update: RateCounter,
+pub(super) struct Limits {
+    pub(super) remote_reset: RateCounter,
+    pub(super) local_reset: RateCounter,
+    pub(super) ping: RateCounter,
+    pub(super) settings: RateCounter,
+    pub(super) empty_frame: RateCounter,
+    pub(super) window_update: RateCounter,
 }
 
 /// A connection error: what goes into GOAWAY and `Event::ConnectionError`.
 #[derive(Clone, Copy, Debug)]
-struct ConnError {
-    code: ErrorCode,
-    violation: Violation,
-    frame_kind: Option<u8>,
+pub(super) struct ConnError {
+    pub(super) code: ErrorCode,
+    pub(super) violation: Violation,
+    pub(super) frame_kind: Option<u8>,
 }
 
 impl ConnError {
-    fn new(code: ErrorCode, violation: Violation, frame_kind: u8) -> ConnError {
+    pub(super) fn new(code: ErrorCode, violation: Violation, frame_kind: u8) -> ConnError {
         ConnError {
             code,
             violation,
@@ -405,7 +406,7 @@ impl ConnError {
         }
     }
 
-    fn calm(limit: Limit, frame_kind: u8) -> ConnError {
+    pub(super) fn calm(limit: Limit, frame_kind: u8) -> ConnError {
         ConnError::new(
             ErrorCode::ENHANCE_YOUR_CALM,
             Violation::Limit(limit),
@@ -413,21 +414,21 @@ impl ConnError {
         )
     }
 
-    fn protocol(violation: Violation, frame_kind: u8) -> ConnError {
+    pub(super) fn protocol(violation: Violation, frame_kind: u8) -> ConnError {
         ConnError::new(ErrorCode::PROTOCOL_ERROR, violation, frame_kind)
     }
 }
 
-type Handled = Result<(), ConnError>;
+pub(super) type Handled = Result<(), ConnError>;
 
 /// One piece of a DATA frame, as the decoder hands it out.
-struct DataPiece<'a> {
-    stream: StreamId,
-    data: &'a [u8],
-    flow_len: u32,
-    first: bool,
-    last: bool,
-    end_stream: bool,
+pub(super) struct DataPiece<'a> {
+    pub(super) stream: StreamId,
+    pub(super) data: &'a [u8],
+    pub(super) flow_len: u32,
+    pub(super) first: bool,
+    pub(super) last: bool,
+    pub(super) end_stream: bool,
 }
 
 /// Memory of closed streams: enough to cover the frames a peer can have in
@@ -436,7 +437,7 @@ const CLOSED_STREAMS_REMEMBERED: usize = 1024;
 /// `ping()` PINGs remembered for matching their ACKs.
 const PINGS_REMEMBERED: usize = 16;
 
-fn kind_of(frame: &Frame<'_>) -> u8 {
+pub(super) fn kind_of(frame: &Frame<'_>) -> u8 {
     match frame {
         Frame::Data { .. } => kind::DATA,
         Frame::Headers { .. } => kind::HEADERS,
@@ -452,7 +453,16 @@ fn kind_of(frame: &Frame<'_>) -> u8 {
     }
 }
 
-fn window_of(n: u32) -> i64 {
+/// The largest field block we assemble. A block encodes each field in at
+/// most about its RFC 9113 size, so twice the header list limit plus room
+/// for table size updates is generous for honest peers.
+pub(super) fn max_block_size(config: &Config) -> usize {
+    (config.max_header_list_size as usize)
+        .saturating_mul(2)
+        .saturating_add(4096)
+}
+
+pub(super) fn window_of(n: u32) -> i64 {
     i64::from(n)
 }
 
@@ -479,7 +489,11 @@ impl Connection {
         let default_table = hpack::DEFAULT_TABLE_SIZE as u32;
         let mut hpack_decoder =
             hpack::Decoder::new(config.header_table_size.max(default_table) as usize);
-        hpack_decoder.set_max_string_len(config.max_header_list_size as usize);
+        // Strings are bounded by the field block (see `max_block_size`), so an
+        // oversized header fails on the list limit (a stream error, 431) rather
+        // than on the string limit (which breaks the connection). Huffman
+        // decodes to at most 8/5 of its input.
+        hpack_decoder.set_max_string_len(max_block_size(&config).saturating_mul(2));
         let mut hpack_encoder = hpack::Encoder::new();
         if config.max_encoder_table_size < default_table {
             hpack_encoder.set_max_table_size(config.max_encoder_table_size as usize);
@@ -563,15 +577,13 @@ impl Connection {
         // keeps doing so has a bug, and must not spin us forever.
         let mut stalled = 0;
         while !rest.is_empty() && self.core.shutdown != Shutdown::Done {
-            let mut cursor: &[u8] = rest;
-            let before = cursor.len();
-            let (result, more) = match self.decoder.decode(&mut cursor) {
+            let before = rest.len();
+            let (result, more) = match self.decoder.decode(&mut rest) {
                 Ok(Some(frame)) => (self.core.on_frame(now, frame), true),
                 Ok(None) => (Ok(()), false),
                 Err(e) => (self.core.on_frame_error(now, e), true),
             };
-            let used = before - cursor.len();
-            rest = rest.get(used..).unwrap_or_default();
+            let used = before - rest.len();
             if let Err(e) = result {
                 self.core.fail(e);
             }
@@ -601,6 +613,7 @@ impl Connection {
         core.reset_all(ErrorCode::CANCEL, true, None);
         // Nobody is left to read what we had queued.
         core.out.clear();
+        core.out_epoch += 1;
         core.enter_done();
     }
 
@@ -941,134 +954,9 @@ impl Connection {
 }
 
 impl Core {
-    // ----- input: preface and frame dispatch -----
-
-    fn match_preface(&mut self, input: &mut &[u8]) -> Handled {
-        let preface = super::frame::PREFACE;
-        let offset = preface.len() - self.preface_left;
-        let expected = preface.get(offset..).unwrap_or_default();
-        let n = expected.len().min(input.len());
-        let (head, tail) = input.split_at(n);
-        if expected.get(..n) != Some(head) {
-            return Err(ConnError {
-                code: ErrorCode::PROTOCOL_ERROR,
-                violation: Violation::BadPreface,
-                frame_kind: None,
-            });
-        }
-        self.preface_left -= n;
-        *input = tail;
-        Ok(())
-    }
-
-    fn on_frame(&mut self, now: Instant, frame: Frame<'_>) -> Handled {
-        let frame_kind = kind_of(&frame);
-        if !self.peer_settings_seen && !matches!(frame, Frame::Settings { ack: false, .. }) {
-            return Err(ConnError::protocol(Violation::SettingsExpected, frame_kind));
-        }
-        if self.block.is_some() && frame_kind != kind::CONTINUATION {
-            return Err(ConnError::protocol(
-                Violation::ExpectedContinuation,
-                frame_kind,
-            ));
-        }
-        match frame {
-            Frame::Data {
-                stream_id,
-                data,
-                flow_len,
-                first,
-                last,
-                end_stream,
-            } => self.on_data(
-                now,
-                DataPiece {
-                    stream: stream_id,
-                    data,
-                    flow_len,
-                    first,
-                    last,
-                    end_stream,
-                },
-            ),
-            Frame::Headers {
-                stream_id,
-                end_stream,
-                end_headers,
-                fragment,
-                ..
-            } => self.on_headers(now, stream_id, end_stream, end_headers, fragment),
-            Frame::Continuation {
-                stream_id,
-                end_headers,
-                fragment,
-            } => self.on_continuation(now, stream_id, end_headers, fragment),
-            // PRIORITY is deprecated (RFC 9113 §5.3.2) and may name any
-            // stream; unknown frame types must be ignored (§5.5).
-            Frame::Priority { .. } | Frame::Unknown { .. } => Ok(()),
-            Frame::RstStream {
-                stream_id,
-                error_code,
-            } => self.on_rst_stream(now, stream_id, error_code),
-            Frame::Settings { ack: true, .. } => {
-                self.on_settings_ack();
-                Ok(())
-            }
-            Frame::Settings {
-                ack: false,
-                settings,
-            } => self.on_settings(now, settings),
-            Frame::PushPromise { .. } => Err(ConnError::protocol(
-                Violation::PushNotAllowed,
-                kind::PUSH_PROMISE,
-            )),
-            Frame::Ping { ack, payload } => self.on_ping(now, ack, payload),
-            Frame::GoAway {
-                last_stream_id,
-                error_code,
-                debug_data,
-            } => {
-                self.on_goaway(last_stream_id, error_code, debug_data);
-                Ok(())
-            }
-            Frame::WindowUpdate {
-                stream_id,
-                increment,
-            } => self.on_window_update(now, stream_id, increment),
-        }
-    }
-
-    fn on_frame_error(&mut self, now: Instant, e: FrameError) -> Handled {
-        let violation = Violation::Frame(e.rule);
-        if e.is_connection_error() {
-            return Err(ConnError::new(e.code, violation, e.frame_kind));
-        }
-        if !self.peer_settings_seen {
-            return Err(ConnError::protocol(
-                Violation::SettingsExpected,
-                e.frame_kind,
-            ));
-        }
-        if self.block.is_some() && e.frame_kind != kind::CONTINUATION {
-            return Err(ConnError::protocol(
-                Violation::ExpectedContinuation,
-                e.frame_kind,
-            ));
-        }
-        let id = e.stream_id;
-        if e.frame_kind == kind::HEADERS
-            && self.is_peer_initiated(id)
-            && id.get() > self.highest_peer_id
-        {
-            // The stream went from idle to closed.
-            self.highest_peer_id = id.get();
-        }
-        self.stream_error(now, id, e.code, violation, e.frame_kind)
-    }
-
     // ----- stream identity -----
 
-    fn is_peer_initiated(&self, id: StreamId) -> bool {
+    pub(super) fn is_peer_initiated(&self, id: StreamId) -> bool {
         match self.role {
             Role::Server => id.is_client_initiated(),
             Role::Client => id.is_server_initiated(),
@@ -1076,7 +964,7 @@ impl Core {
     }
 
     /// Idle: never opened (RFC 9113 §5.1.1: ids only go up).
-    fn is_idle(&self, id: StreamId) -> bool {
+    pub(super) fn is_idle(&self, id: StreamId) -> bool {
         if self.is_peer_initiated(id) {
             id.get() > self.highest_peer_id
         } else {
@@ -1084,171 +972,15 @@ impl Core {
         }
     }
 
-    fn new_recv_window(&self) -> RecvWindow {
+    pub(super) fn new_recv_window(&self) -> RecvWindow {
         let initial = window_of(self.recv_initial_window);
         RecvWindow::new(initial, initial)
     }
 
-    // ----- DATA -----
-
-    fn on_data(&mut self, now: Instant, piece: DataPiece<'_>) -> Handled {
-        if piece.first {
-            let keep = self.accept_data(now, piece.stream)?;
-            self.data_in = Some(DataInFlight { keep, payload: 0 });
-        }
-        // Every DATA byte counts against the connection window, whatever
-        // becomes of the stream.
-        if !self.recv_window.consume(piece.flow_len) {
-            return Err(ConnError::new(
-                ErrorCode::FLOW_CONTROL_ERROR,
-                Violation::FlowControlOverrun,
-                kind::DATA,
-            ));
-        }
-        let mut keep = false;
-        if let Some(d) = self.data_in.as_mut() {
-            d.payload = d.payload.saturating_add(piece.data.len());
-            keep = d.keep;
-        }
-        if keep {
-            keep = self.buffer_data(now, &piece)?;
-            if let Some(d) = self.data_in.as_mut() {
-                d.keep = keep;
-            }
-        } else {
-            self.credit_connection(piece.flow_len as usize);
-        }
-        if piece.last {
-            let payload = self.data_in.take().map_or(0, |d| d.payload);
-            if payload == 0 && !piece.end_stream {
-                self.count_empty_frame(now, kind::DATA)?;
-            }
-            if keep && piece.end_stream {
-                self.end_remote(now, piece.stream, kind::DATA)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Decides, on a DATA frame's first piece, whether its payload goes to
-    /// the stream (`true`) or is dropped.
-    fn accept_data(&mut self, now: Instant, id: StreamId) -> Result<bool, ConnError> {
-        let state_error = Violation::StreamState {
-            frame_kind: kind::DATA,
-        };
-        if let Some(stream) = self.streams.get(&id) {
-            return match stream.recv {
-                RecvPhase::Body => Ok(true),
-                RecvPhase::Head => {
-                    // A response must start with HEADERS.
-                    self.stream_error(now, id, ErrorCode::PROTOCOL_ERROR, state_error, kind::DATA)?;
-                    Ok(false)
-                }
-                RecvPhase::Done if stream.is_active() => {
-                    self.stream_error(now, id, ErrorCode::STREAM_CLOSED, state_error, kind::DATA)?;
-                    Ok(false)
-                }
-                RecvPhase::Done => Err(ConnError::new(
-                    ErrorCode::STREAM_CLOSED,
-                    state_error,
-                    kind::DATA,
-                )),
-            };
-        }
-        if self.is_idle(id) {
-            return Err(ConnError::protocol(state_error, kind::DATA));
-        }
-        match self.closed.get(id.get()) {
-            Some(ClosedHow::ResetByPeer) => {
-                self.stream_error(now, id, ErrorCode::STREAM_CLOSED, state_error, kind::DATA)?;
-                Ok(false)
-            }
-            Some(ClosedHow::Finished) => Err(ConnError::new(
-                ErrorCode::STREAM_CLOSED,
-                state_error,
-                kind::DATA,
-            )),
-            // Ours to ignore: frames the peer sent before it saw our reset.
-            Some(ClosedHow::ResetByUs) | None => Ok(false),
-        }
-    }
-
-    /// Copies a DATA piece into its stream. `false` when the stream had to
-    /// be reset instead.
-    fn buffer_data(&mut self, now: Instant, piece: &DataPiece<'_>) -> Result<bool, ConnError> {
-        let id = piece.stream;
-        let Some(stream) = self.streams.get_mut(&id) else {
-            self.credit_connection(piece.flow_len as usize);
-            return Ok(false);
-        };
-        let violation = if !stream.recv_window.consume(piece.flow_len) {
-            Some((ErrorCode::FLOW_CONTROL_ERROR, Violation::FlowControlOverrun))
-        } else {
-            stream.received = stream.received.saturating_add(piece.data.len() as u64);
-            stream
-                .content_length
-                .is_some_and(|length| stream.received > length)
-                .then_some((ErrorCode::PROTOCOL_ERROR, Violation::MalformedMessage))
-        };
-        if let Some((code, violation)) = violation {
-            self.credit_connection(piece.flow_len as usize);
-            self.stream_error(now, id, code, violation, kind::DATA)?;
-            return Ok(false);
-        }
-        stream.buf.push(piece.data);
-        debug_assert!(stream.recv_window.available() <= super::flow::MAX_WINDOW);
-        debug_assert!(
-            stream.buf.len() <= self.config.initial_stream_window.max(DEFAULT_WINDOW) as usize
-        );
-        if !piece.data.is_empty() && !stream.data_event_queued {
-            stream.data_event_queued = true;
-            self.events.push_back(Event::Data { stream: id });
-        }
-        // Padding is never read by anyone: credit it back at once.
-        let padding = (piece.flow_len as usize).saturating_sub(piece.data.len());
-        if padding > 0 {
-            if let Some(increment) = stream.recv_window.release(padding) {
-                encode::window_update(&mut self.out, id, increment);
-            }
-            self.credit_connection(padding);
-        }
-        Ok(true)
-    }
-
-    /// The peer's END_STREAM arrived on a stream in the map (DATA).
-    fn end_remote(&mut self, now: Instant, id: StreamId, frame_kind: u8) -> Handled {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return Ok(());
-        };
-        if stream
-            .content_length
-            .is_some_and(|length| length != stream.received)
-        {
-            return self.stream_error(
-                now,
-                id,
-                ErrorCode::PROTOCOL_ERROR,
-                Violation::MalformedMessage,
-                frame_kind,
-            );
-        }
-        stream.recv = RecvPhase::Done;
-        self.events.push_back(Event::PeerFinished { stream: id });
-        self.close_if_finished(id);
-        Ok(())
-    }
-
-    fn count_empty_frame(&mut self, now: Instant, frame_kind: u8) -> Handled {
-        if self.limits.empty_frame.record(now) {
-            Ok(())
-        } else {
-            Err(ConnError::calm(Limit::EmptyFrameRate, frame_kind))
-        }
-    }
-
+    // ----- stream lifecycle -----
     /// Gives `n` bytes back to the connection window (WINDOW_UPDATE once
     /// enough accumulated).
-    fn credit_connection(&mut self, n: usize) {
+    pub(super) fn credit_connection(&mut self, n: usize) {
         if n == 0 || self.shutdown == Shutdown::Done {
             return;
         }
@@ -1257,530 +989,8 @@ impl Core {
         }
     }
 
-    // ----- HEADERS and CONTINUATION -----
-
-    /// The largest field block we assemble. A block encodes each field in
-    /// at most about its RFC 9113 size, so twice the header list limit plus
-    /// room for table size updates is generous for honest peers.
-    fn max_block_size(&self) -> usize {
-        (self.config.max_header_list_size as usize)
-            .saturating_mul(2)
-            .saturating_add(4096)
-    }
-
-    fn on_headers(
-        &mut self,
-        now: Instant,
-        id: StreamId,
-        end_stream: bool,
-        end_headers: bool,
-        fragment: &[u8],
-    ) -> Handled {
-        if end_headers {
-            return self.on_field_block(now, id, end_stream, fragment);
-        }
-        if fragment.is_empty() {
-            self.count_empty_frame(now, kind::HEADERS)?;
-        }
-        if fragment.len() > self.max_block_size() {
-            return Err(ConnError::calm(Limit::HeaderListSize, kind::HEADERS));
-        }
-        self.block = Some(FieldBlock {
-            stream: id,
-            end_stream,
-            buf: fragment.to_vec(),
-            continuations: 0,
-        });
-        Ok(())
-    }
-
-    fn on_continuation(
-        &mut self,
-        now: Instant,
-        id: StreamId,
-        end_headers: bool,
-        fragment: &[u8],
-    ) -> Handled {
-        let max_size = self.max_block_size();
-        let max_frames = self.config.max_continuation_frames;
-        let Some(block) = self.block.as_mut() else {
-            return Err(ConnError::protocol(
-                Violation::StreamState {
-                    frame_kind: kind::CONTINUATION,
-                },
-                kind::CONTINUATION,
-            ));
-        };
-        if block.stream != id {
-            return Err(ConnError::protocol(
-                Violation::ExpectedContinuation,
-                kind::CONTINUATION,
-            ));
-        }
-        block.continuations += 1;
-        if block.continuations > max_frames {
-            return Err(ConnError::calm(
-                Limit::ContinuationFrames,
-                kind::CONTINUATION,
-            ));
-        }
-        if block.buf.len().saturating_add(fragment.len()) > max_size {
-            return Err(ConnError::calm(Limit::HeaderListSize, kind::CONTINUATION));
-        }
-        block.buf.extend_from_slice(fragment);
-        if !end_headers {
-            if fragment.is_empty() {
-                self.count_empty_frame(now, kind::CONTINUATION)?;
-            }
-            return Ok(());
-        }
-        match self.block.take() {
-            Some(block) => self.on_field_block(now, block.stream, block.end_stream, &block.buf),
-            None => Ok(()),
-        }
-    }
-
-    /// A complete field block: decode it (always, to keep the HPACK context
-    /// in sync), then apply it to its stream.
-    fn on_field_block(
-        &mut self,
-        now: Instant,
-        id: StreamId,
-        end_stream: bool,
-        block: &[u8],
-    ) -> Handled {
-        let mut fields = Vec::new();
-        let max_list = self.config.max_header_list_size as usize;
-        let too_large = match self.hpack_decoder.decode(block, max_list, &mut fields) {
-            Ok(()) => false,
-            Err(DecodeError::HeaderListTooLarge { .. }) => true,
-            Err(e) => {
-                return Err(ConnError::new(
-                    ErrorCode::COMPRESSION_ERROR,
-                    Violation::Hpack(e),
-                    kind::HEADERS,
-                ))
-            }
-        };
-        let state_error = Violation::StreamState {
-            frame_kind: kind::HEADERS,
-        };
-        if self.streams.contains_key(&id) {
-            return self.on_stream_headers(now, id, end_stream, fields, too_large);
-        }
-        if self.is_idle(id) {
-            if self.role == Role::Server && self.is_peer_initiated(id) {
-                return self.open_peer_stream(now, id, end_stream, fields, too_large);
-            }
-            // A client-opened stream with an even id, a server opening a
-            // stream (push is off), or one of our ids we never used.
-            return Err(ConnError::protocol(state_error, kind::HEADERS));
-        }
-        match self.closed.get(id.get()) {
-            Some(ClosedHow::ResetByUs) => Ok(()),
-            Some(ClosedHow::ResetByPeer) => self.stream_error(
-                now,
-                id,
-                ErrorCode::STREAM_CLOSED,
-                state_error,
-                kind::HEADERS,
-            ),
-            Some(ClosedHow::Finished) => Err(ConnError::new(
-                ErrorCode::STREAM_CLOSED,
-                state_error,
-                kind::HEADERS,
-            )),
-            None if self.is_peer_initiated(id) => {
-                Err(ConnError::protocol(Violation::StreamIdOrder, kind::HEADERS))
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Server: HEADERS opening a new peer stream.
-    fn open_peer_stream(
-        &mut self,
-        now: Instant,
-        id: StreamId,
-        end_stream: bool,
-        fields: Vec<Header>,
-        too_large: bool,
-    ) -> Handled {
-        self.highest_peer_id = id.get();
-        if self.goaway_sent.is_some_and(|last| id > last) {
-            // After our final GOAWAY: not processed, ignored (RFC 9113 §6.8).
-            return Ok(());
-        }
-        if too_large {
-            return self.answer_too_large(now, id, end_stream);
-        }
-        let Ok(parsed) = headers::parse_request(fields) else {
-            return self.stream_error(
-                now,
-                id,
-                ErrorCode::PROTOCOL_ERROR,
-                Violation::MalformedMessage,
-                kind::HEADERS,
-            );
-        };
-        let refuse = |limit| Some((ErrorCode::REFUSED_STREAM, Violation::Limit(limit)));
-        let problem = if self.remote_active >= self.config.max_concurrent_streams {
-            refuse(Limit::ConcurrentStreams)
-        } else if self.pending_answer >= self.config.max_pending_accept {
-            refuse(Limit::PendingAccept)
-        } else if end_stream && parsed.content_length.is_some_and(|l| l != 0) {
-            Some((ErrorCode::PROTOCOL_ERROR, Violation::MalformedMessage))
-        } else {
-            None
-        };
-        if let Some((code, violation)) = problem {
-            return self.stream_error(now, id, code, violation, kind::HEADERS);
-        }
-        let connect = &parsed.request.method[..] == b"CONNECT";
-        let mut stream = Stream::new(
-            SendPhase::Head,
-            if end_stream {
-                RecvPhase::Done
-            } else {
-                RecvPhase::Body
-            },
-            window_of(self.peer.initial_window_size),
-            self.new_recv_window(),
-        );
-        stream.body_unchecked = connect;
-        stream.content_length = parsed.content_length.filter(|_| !connect);
-        stream.awaiting_answer = true;
-        self.streams.insert(id, stream);
-        self.remote_active += 1;
-        self.pending_answer += 1;
-        self.events.push_back(Event::Request {
-            stream: id,
-            request: parsed.request,
-            end_stream,
-        });
-        Ok(())
-    }
-
-    /// Server: a request whose header list exceeds our limit gets 431 and,
-    /// if the client is still sending, RST_STREAM(NO_ERROR) (RFC 9113 §8.1).
-    fn answer_too_large(&mut self, now: Instant, id: StreamId, end_stream: bool) -> Handled {
-        self.write_headers(id, &[headers::status_field(431)], &[], true);
-        if !end_stream {
-            encode::rst_stream(&mut self.out, id, ErrorCode::NO_ERROR);
-        }
-        self.closed.insert(id.get(), ClosedHow::ResetByUs);
-        self.note_control_frame(kind::HEADERS)?;
-        self.count_local_reset(now, kind::HEADERS)
-    }
-
-    /// HEADERS on a stream in the map: a response, or trailers.
-    fn on_stream_headers(
-        &mut self,
-        now: Instant,
-        id: StreamId,
-        end_stream: bool,
-        fields: Vec<Header>,
-        too_large: bool,
-    ) -> Handled {
-        let Some(stream) = self.streams.get(&id) else {
-            return Ok(());
-        };
-        let malformed = (ErrorCode::PROTOCOL_ERROR, Violation::MalformedMessage);
-        let too_large_error = (
-            ErrorCode::PROTOCOL_ERROR,
-            Violation::Limit(Limit::HeaderListSize),
-        );
-        let outcome = match stream.recv {
-            RecvPhase::Done => {
-                let closed = Violation::StreamState {
-                    frame_kind: kind::HEADERS,
-                };
-                if !stream.is_active() {
-                    return Err(ConnError::new(
-                        ErrorCode::STREAM_CLOSED,
-                        closed,
-                        kind::HEADERS,
-                    ));
-                }
-                Err((ErrorCode::STREAM_CLOSED, closed))
-            }
-            RecvPhase::Head if too_large => Err(too_large_error),
-            RecvPhase::Head => match headers::parse_response(fields) {
-                Err(Malformed) => Err(malformed),
-                Ok(p) if p.response.status < 200 => {
-                    if end_stream || p.response.status == 101 {
-                        Err(malformed)
-                    } else {
-                        // Interim responses are skipped.
-                        return Ok(());
-                    }
-                }
-                Ok(p) => {
-                    let status = p.response.status;
-                    let unchecked = stream.body_unchecked || status == 204 || status == 304;
-                    let length = p.content_length.filter(|_| !unchecked);
-                    if end_stream && length.is_some_and(|l| l != 0) {
-                        Err(malformed)
-                    } else {
-                        Ok(Event::Response {
-                            stream: id,
-                            response: p.response,
-                            end_stream,
-                        })
-                        .map(|event| (event, length))
-                    }
-                }
-            },
-            RecvPhase::Body if !end_stream => Err(malformed),
-            RecvPhase::Body if too_large => Err(too_large_error),
-            RecvPhase::Body => {
-                if headers::check_trailers(&fields).is_err()
-                    || stream
-                        .content_length
-                        .is_some_and(|length| length != stream.received)
-                {
-                    Err(malformed)
-                } else {
-                    Ok((
-                        Event::Trailers {
-                            stream: id,
-                            headers: fields,
-                        },
-                        stream.content_length,
-                    ))
-                }
-            }
-        };
-        match outcome {
-            Err((code, violation)) => self.stream_error(now, id, code, violation, kind::HEADERS),
-            Ok((event, length)) => {
-                if let Some(stream) = self.streams.get_mut(&id) {
-                    stream.content_length = length;
-                    stream.recv = if end_stream {
-                        RecvPhase::Done
-                    } else {
-                        RecvPhase::Body
-                    };
-                }
-                self.events.push_back(event);
-                if end_stream {
-                    self.close_if_finished(id);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    // ----- RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE -----
-
-    fn on_rst_stream(&mut self, now: Instant, id: StreamId, code: ErrorCode) -> Handled {
-        if let Some(stream) = self.streams.get(&id) {
-            if stream.is_active() {
-                if !self.limits.remote_reset.record(now) {
-                    return Err(ConnError::calm(Limit::RemoteResetRate, kind::RST_STREAM));
-                }
-                self.remove_stream(id);
-                self.closed.insert(id.get(), ClosedHow::ResetByPeer);
-                self.events.push_back(Event::Reset {
-                    stream: id,
-                    code,
-                    remote: true,
-                    violation: None,
-                });
-            }
-            return Ok(());
-        }
-        if self.is_idle(id) {
-            return Err(ConnError::protocol(
-                Violation::StreamState {
-                    frame_kind: kind::RST_STREAM,
-                },
-                kind::RST_STREAM,
-            ));
-        }
-        Ok(())
-    }
-
-    fn on_settings(&mut self, now: Instant, list: SettingsList<'_>) -> Handled {
-        use super::frame::setting;
-        if !self.limits.settings.record(now) {
-            return Err(ConnError::calm(Limit::SettingsRate, kind::SETTINGS));
-        }
-        for s in list.iter() {
-            match s.id {
-                setting::HEADER_TABLE_SIZE => {
-                    let size = s.value.min(self.config.max_encoder_table_size);
-                    self.hpack_encoder.set_max_table_size(size as usize);
-                }
-                setting::ENABLE_PUSH if self.role == Role::Client && s.value != 0 => {
-                    return Err(ConnError::protocol(
-                        Violation::Frame(FrameRule::InvalidSetting {
-                            id: s.id,
-                            value: s.value,
-                        }),
-                        kind::SETTINGS,
-                    ));
-                }
-                setting::MAX_CONCURRENT_STREAMS => self.peer.max_concurrent_streams = s.value,
-                setting::INITIAL_WINDOW_SIZE => self.set_peer_initial_window(s.value)?,
-                setting::MAX_FRAME_SIZE => {
-                    self.peer.max_frame_size = s.value.clamp(
-                        super::frame::DEFAULT_MAX_FRAME_SIZE,
-                        super::frame::MAX_MAX_FRAME_SIZE,
-                    );
-                }
-                _ => {}
-            }
-        }
-        encode::settings(&mut self.out, true, &[]);
-        self.note_control_frame(kind::SETTINGS)?;
-        if !self.peer_settings_seen {
-            self.peer_settings_seen = true;
-            self.events.push_back(Event::Ready);
-        }
-        self.wake_writable();
-        Ok(())
-    }
-
-    /// RFC 9113 §6.9.2: a new initial window shifts every stream's send
-    /// window by the difference, possibly below zero.
-    fn set_peer_initial_window(&mut self, value: u32) -> Handled {
-        let delta = window_of(value) - window_of(self.peer.initial_window_size);
-        self.peer.initial_window_size = value;
-        for stream in self.streams.values_mut() {
-            stream.send_window = grow(stream.send_window, delta).ok_or(ConnError::new(
-                ErrorCode::FLOW_CONTROL_ERROR,
-                Violation::WindowOverflow,
-                kind::SETTINGS,
-            ))?;
-        }
-        Ok(())
-    }
-
-    /// Our SETTINGS took effect at the peer: smaller limits now apply.
-    fn on_settings_ack(&mut self) {
-        if self.settings_deadline.take().is_none() {
-            return; // nothing outstanding; ignore
-        }
-        if (self.config.header_table_size as usize) < hpack::DEFAULT_TABLE_SIZE {
-            self.hpack_decoder
-                .set_max_table_size(self.config.header_table_size as usize);
-        }
-        let target = self.config.initial_stream_window;
-        if target < self.recv_initial_window {
-            self.recv_initial_window = target;
-            for stream in self.streams.values_mut() {
-                stream.recv_window.retarget(window_of(target));
-            }
-        }
-    }
-
-    fn on_ping(&mut self, now: Instant, ack: bool, payload: [u8; 8]) -> Handled {
-        if ack {
-            let sent = if self.keepalive_ping.is_some_and(|(p, _)| p == payload) {
-                self.keepalive_ping.take().map(|(_, at)| at)
-            } else {
-                let position = self.pings.iter().position(|(p, _)| *p == payload);
-                position
-                    .and_then(|i| self.pings.remove(i))
-                    .map(|(_, at)| at)
-            };
-            if let Some(at) = sent {
-                self.events.push_back(Event::PingAck {
-                    rtt: now.saturating_duration_since(at),
-                });
-            }
-            return Ok(());
-        }
-        if !self.limits.ping.record(now) {
-            return Err(ConnError::calm(Limit::PingRate, kind::PING));
-        }
-        encode::ping(&mut self.out, true, payload);
-        self.note_control_frame(kind::PING)
-    }
-
-    fn on_goaway(&mut self, last: StreamId, code: ErrorCode, debug: &[u8]) {
-        // A later GOAWAY may lower the last id, never raise it.
-        let last = self
-            .goaway_received
-            .map_or(last, |previous| previous.min(last));
-        self.goaway_received = Some(last);
-        if self.shutdown == Shutdown::Running {
-            self.shutdown = Shutdown::Draining;
-        }
-        let refused: Vec<StreamId> = self
-            .streams
-            .range((Bound::Excluded(last), Bound::Unbounded))
-            .filter(|(id, s)| !self.is_peer_initiated(**id) && s.is_active())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in refused {
-            self.remove_stream(id);
-            self.closed.insert(id.get(), ClosedHow::ResetByUs);
-            self.events.push_back(Event::Reset {
-                stream: id,
-                code: ErrorCode::REFUSED_STREAM,
-                remote: true,
-                violation: None,
-            });
-        }
-        self.events.push_back(Event::GoAway {
-            last_stream_id: last,
-            code,
-            debug_data: Bytes::copy_from_slice(debug),
-        });
-    }
-
-    fn on_window_update(&mut self, now: Instant, id: StreamId, increment: u32) -> Handled {
-        if !self.limits.window_update.record(now) {
-            return Err(ConnError::calm(
-                Limit::WindowUpdateRate,
-                kind::WINDOW_UPDATE,
-            ));
-        }
-        let increment = window_of(increment);
-        if id.is_connection() {
-            self.send_window = grow(self.send_window, increment).ok_or(ConnError::new(
-                ErrorCode::FLOW_CONTROL_ERROR,
-                Violation::WindowOverflow,
-                kind::WINDOW_UPDATE,
-            ))?;
-            self.wake_writable();
-            return Ok(());
-        }
-        if let Some(stream) = self.streams.get_mut(&id) {
-            match grow(stream.send_window, increment) {
-                Some(window) => stream.send_window = window,
-                None => {
-                    return self.stream_error(
-                        now,
-                        id,
-                        ErrorCode::FLOW_CONTROL_ERROR,
-                        Violation::WindowOverflow,
-                        kind::WINDOW_UPDATE,
-                    )
-                }
-            }
-            if self.writable_waiters.contains(&id) {
-                self.wake_writable();
-            }
-            return Ok(());
-        }
-        if self.is_idle(id) {
-            return Err(ConnError::protocol(
-                Violation::StreamState {
-                    frame_kind: kind::WINDOW_UPDATE,
-                },
-                kind::WINDOW_UPDATE,
-            ));
-        }
-        Ok(())
-    }
-
-    // ----- stream lifecycle -----
-
     /// A stream error because of the peer: RST_STREAM, the stream is gone.
-    fn stream_error(
+    pub(super) fn stream_error(
         &mut self,
         now: Instant,
         id: StreamId,
@@ -1789,7 +999,9 @@ impl Core {
         frame_kind: u8,
     ) -> Handled {
         encode::rst_stream(&mut self.out, id, code);
-        if self.remove_stream(id).is_some() {
+        // A closed stream keeps its unread payload: only open ones go.
+        let open = self.streams.get(&id).is_some_and(Stream::is_active);
+        if open && self.remove_stream(id).is_some() {
             self.events.push_back(Event::Reset {
                 stream: id,
                 code,
@@ -1803,7 +1015,7 @@ impl Core {
     }
 
     /// MadeYouReset (CVE-2025-8671): the peer makes us reset streams.
-    fn count_local_reset(&mut self, now: Instant, frame_kind: u8) -> Handled {
+    pub(super) fn count_local_reset(&mut self, now: Instant, frame_kind: u8) -> Handled {
         if self.limits.local_reset.record(now) {
             Ok(())
         } else {
@@ -1811,7 +1023,7 @@ impl Core {
         }
     }
 
-    fn note_control_frame(&mut self, frame_kind: u8) -> Handled {
+    pub(super) fn note_control_frame(&mut self, frame_kind: u8) -> Handled {
         self.control_queued = self.control_queued.saturating_add(1);
         if self.control_queued > self.config.max_pending_control_frames {
             return Err(ConnError::calm(Limit::PendingControlFrames, frame_kind));
@@ -1821,7 +1033,7 @@ impl Core {
 
     /// Removes a stream for good (reset), fixing the counters and giving
     /// its unread bytes back to the connection window.
-    fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
+    pub(super) fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
         if stream.is_active() {
             if self.is_peer_initiated(id) {
@@ -1838,8 +1050,39 @@ impl Core {
         Some(stream)
     }
 
+    /// Ends a stream that the peer reset or that dies with the connection.
+    /// Payload of a peer that had already finished stays readable (RFC 9113
+    /// §8.1: a complete response must not be discarded because of a later
+    /// RST_STREAM); anything else goes.
+    pub(super) fn end_stream_abruptly(&mut self, id: StreamId) {
+        let keep = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.recv == RecvPhase::Done && s.buf.len() > 0);
+        if !keep {
+            self.remove_stream(id);
+            return;
+        }
+        let peer_initiated = self.is_peer_initiated(id);
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if stream.is_active() {
+                if peer_initiated {
+                    self.remote_active -= 1;
+                } else {
+                    self.local_active -= 1;
+                }
+            }
+            if stream.awaiting_answer {
+                stream.awaiting_answer = false;
+                self.pending_answer -= 1;
+            }
+            stream.send = SendPhase::Done;
+        }
+        self.writable_waiters.remove(&id);
+    }
+
     /// Our END_STREAM was queued on `id`.
-    fn end_local(&mut self, id: StreamId) {
+    pub(super) fn end_local(&mut self, id: StreamId) {
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.send = SendPhase::Done;
             stream.last_data = None;
@@ -1850,7 +1093,7 @@ impl Core {
 
     /// If both halves of `id` are done: `StreamClosed`, remembered as
     /// finished; the entry stays while unread payload remains.
-    fn close_if_finished(&mut self, id: StreamId) {
+    pub(super) fn close_if_finished(&mut self, id: StreamId) {
         let Some(stream) = self.streams.get(&id) else {
             return;
         };
@@ -1872,7 +1115,12 @@ impl Core {
     }
 
     /// Resets every open stream (connection error, abort or EOF).
-    fn reset_all(&mut self, code: ErrorCode, remote: bool, violation: Option<Violation>) {
+    pub(super) fn reset_all(
+        &mut self,
+        code: ErrorCode,
+        remote: bool,
+        violation: Option<Violation>,
+    ) {
         let open: Vec<StreamId> = self
             .streams
             .iter()
@@ -1880,7 +1128,7 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for id in open {
-            self.remove_stream(id);
+            self.end_stream_abruptly(id);
             self.events.push_back(Event::Reset {
                 stream: id,
                 code,
@@ -1892,7 +1140,7 @@ impl Core {
 
     // ----- sending -----
 
-    fn write_headers(
+    pub(super) fn write_headers(
         &mut self,
         id: StreamId,
         pseudo: &[Header],
@@ -1912,24 +1160,26 @@ impl Core {
     }
 
     /// A stream the application may act on.
-    fn usable_stream(&self, id: StreamId) -> Result<&Stream, UsageError> {
+    pub(super) fn usable_stream(&self, id: StreamId) -> Result<&Stream, UsageError> {
         if self.shutdown == Shutdown::Done {
             return Err(UsageError::Closed);
         }
         self.streams.get(&id).ok_or(UsageError::UnknownStream(id))
     }
 
-    fn capacity_of(&self, id: StreamId) -> Result<usize, UsageError> {
+    pub(super) fn capacity_of(&self, id: StreamId) -> Result<usize, UsageError> {
         let stream = self.usable_stream(id)?;
         if stream.send != SendPhase::Body {
             return Err(UsageError::InvalidState(id));
         }
+        debug_assert!(stream.send_window <= super::flow::MAX_WINDOW);
+        debug_assert!(self.send_window <= super::flow::MAX_WINDOW);
         let window = stream.send_window.min(self.send_window).max(0);
         let room = (self.config.max_send_buffer as usize).saturating_sub(self.out.len());
         Ok(usize::try_from(window).unwrap_or(0).min(room))
     }
 
-    fn can_open_stream(&self) -> bool {
+    pub(super) fn can_open_stream(&self) -> bool {
         self.role == Role::Client
             && self.shutdown == Shutdown::Running
             && self.next_local_id <= StreamId::MAX.get()
@@ -1937,7 +1187,7 @@ impl Core {
     }
 
     /// `Writable` for every waiting stream that can send again.
-    fn wake_writable(&mut self) {
+    pub(super) fn wake_writable(&mut self) {
         if self.writable_waiters.is_empty()
             || self.send_window <= 0
             || self.out.len() >= self.config.max_send_buffer as usize
@@ -1960,14 +1210,14 @@ impl Core {
         }
     }
 
-    fn next_ping_payload(&mut self) -> [u8; 8] {
+    pub(super) fn next_ping_payload(&mut self) -> [u8; 8] {
         self.ping_seq = self.ping_seq.wrapping_add(1);
         self.ping_seq.to_be_bytes()
     }
 
     // ----- timers and shutdown -----
 
-    fn keepalive_deadline(&self) -> Option<Instant> {
+    pub(super) fn keepalive_deadline(&self) -> Option<Instant> {
         let interval = self.config.keepalive_interval?;
         Some(match self.keepalive_ping {
             Some((_, sent)) => sent + self.config.keepalive_timeout,
@@ -1975,7 +1225,7 @@ impl Core {
         })
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         if self.shutdown == Shutdown::Done {
             return;
         }
@@ -2013,7 +1263,7 @@ impl Core {
 
     /// A draining connection with no open stream left says its final
     /// GOAWAY and is done.
-    fn check_drained(&mut self) {
+    pub(super) fn check_drained(&mut self) {
         if self.shutdown != Shutdown::Draining
             || self.grace_deadline.is_some()
             || self.local_active + self.remote_active > 0
@@ -2029,7 +1279,7 @@ impl Core {
         self.enter_done();
     }
 
-    fn enter_done(&mut self) {
+    pub(super) fn enter_done(&mut self) {
         self.shutdown = Shutdown::Done;
         self.block = None;
         self.data_in = None;
@@ -2040,7 +1290,7 @@ impl Core {
     }
 
     /// `Closed` once done and every final byte was handed out.
-    fn maybe_closed(&mut self) {
+    pub(super) fn maybe_closed(&mut self) {
         if self.shutdown == Shutdown::Done && self.out.is_empty() && !self.closed_emitted {
             self.closed_emitted = true;
             self.events.push_back(Event::Closed);
@@ -2048,7 +1298,7 @@ impl Core {
     }
 
     /// A connection error: GOAWAY, the event, every stream reset.
-    fn fail(&mut self, e: ConnError) {
+    pub(super) fn fail(&mut self, e: ConnError) {
         if self.shutdown == Shutdown::Done {
             return;
         }

@@ -103,7 +103,8 @@ impl FrameHeader {
     pub fn parse(bytes: &[u8; HEADER_LEN]) -> FrameHeader {
         let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = *bytes;
         FrameHeader {
-            length: u32::from_be_bytes([0, l0, l1, l2]),
+            // One 4-byte load for length and type.
+            length: u32::from_be_bytes([l0, l1, l2, kind]) >> 8,
             kind,
             flags,
             stream_id: StreamId::new(u32::from_be_bytes([s0, s1, s2, s3])),

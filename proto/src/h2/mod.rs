@@ -14,6 +14,7 @@ pub mod frame;
 mod headers;
 pub mod hpack;
 mod rate;
+mod recv;
 mod settings;
 mod stream;
 

@@ -42,6 +42,10 @@ pub(super) struct DataMark {
     pub(super) offset: usize,
 }
 
+/// Capacity a drained receive buffer keeps, so a fast reader does not
+/// reallocate for every socket read.
+const RETAINED_CAPACITY: usize = 64 << 10;
+
 /// Received payload not yet released by the application: one contiguous
 /// region `buf[start..]`, so `recv_data` can hand out a single slice.
 #[derive(Debug, Default)]
@@ -78,6 +82,9 @@ impl RecvBuf {
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+            // Windows bound what is buffered, not what was allocated once:
+            // a drained buffer gives back all but a socket read's worth.
+            self.buf.shrink_to(RETAINED_CAPACITY);
         }
     }
 }

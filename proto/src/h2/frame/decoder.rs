@@ -1,7 +1,8 @@
 //! [`FrameDecoder`]: finds frames in a byte stream cut at arbitrary points.
 //!
 //! Three paths, cheapest first:
-//! - a whole frame in the input is parsed in place (no copy, no allocation);
+//! - a whole frame in the input (DATA included) is parsed in place (no
+//!   copy, no allocation);
 //! - a non-DATA frame split across inputs is copied once into a buffer of
 //!   at most `max_frame_size + 9` bytes, allocated on first need and reused;
 //! - a DATA frame is streamed: once its header (and pad-length byte) are
@@ -18,7 +19,6 @@ use crate::h2::{ErrorCode, StreamId};
 /// across chunks is copied once into an internal buffer, bounded by the max
 /// frame size plus the header, except DATA, whose payload is handed out in
 /// pieces as it arrives and is never buffered here.
-#[derive(Debug)]
 pub struct FrameDecoder {
     /// Largest payload accepted; checked on each header before anything of
     /// the frame is buffered.
@@ -27,6 +27,17 @@ pub struct FrameDecoder {
     /// frame is first split across inputs.
     buf: Vec<u8>,
     state: State,
+}
+
+impl core::fmt::Debug for FrameDecoder {
+    /// The buffer's size, not its bytes (up to a whole frame of them).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("max_frame_size", &self.max_frame_size)
+            .field("buffered", &self.buffered())
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// Where the decoder stands in the byte stream.
@@ -191,6 +202,30 @@ impl FrameDecoder {
         &'a mut self,
         input: &mut &'i [u8],
     ) -> Result<Option<Frame<'a>>, FrameError> {
+        // Fast path: at a frame boundary with nothing buffered, and a whole
+        // acceptable frame at the start of the input.
+        if let (State::Header, true) = (self.state, self.buf.is_empty()) {
+            let bytes: &'i [u8] = input;
+            if let Some((head, rest)) = bytes.split_first_chunk::<HEADER_LEN>() {
+                let header = FrameHeader::parse(head);
+                if header.length <= self.max_frame_size {
+                    if let Some((payload, after)) = rest.split_at_checked(header.length as usize) {
+                        *input = after;
+                        return self.settle(parse(header, payload));
+                    }
+                }
+            }
+        }
+        self.decode_slow(input)
+    }
+
+    /// Every case but the fast one: a failed decoder, a DATA frame in
+    /// progress, a frame to gather across inputs, an oversized header.
+    #[inline(never)]
+    fn decode_slow<'a, 'i: 'a>(
+        &'a mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<Frame<'a>>, FrameError> {
         match self.state {
             State::Failed(e) => {
                 // A frame that failed while in `buf` could not free it then.
@@ -209,18 +244,15 @@ impl FrameDecoder {
             // frame's only piece comes with its header).
             return Ok(None);
         }
-        if self.buf.is_empty() {
-            // Fast path: a header at the start of the input.
+        if let (State::Header, true) = (self.state, self.buf.is_empty()) {
             let bytes: &'i [u8] = input;
             if let Some((head, rest)) = bytes.split_first_chunk::<HEADER_LEN>() {
+                // A whole header, but not its whole frame: check it before
+                // taking anything; DATA streams, other types are gathered.
                 let header = self.accept_header(FrameHeader::parse(head))?;
                 if header.kind == kind::DATA {
                     *input = rest;
                     return self.start_data(header, input);
-                }
-                if let Some((payload, after)) = rest.split_at_checked(header.length as usize) {
-                    *input = after;
-                    return self.settle(parse(header, payload));
                 }
             }
         }
@@ -326,6 +358,7 @@ impl FrameDecoder {
     }
 
     /// Records a connection error for good and returns it.
+    #[cold]
     fn fail(&mut self, e: FrameError) -> FrameError {
         self.state = State::Failed(e);
         // Nothing more will be decoded: give the memory back.

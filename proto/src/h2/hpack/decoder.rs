@@ -2,16 +2,12 @@
 
 use super::dynamic_table::{DynamicTable, Entry, ENTRY_OVERHEAD};
 use super::string::Literal;
-use super::{integer, static_table, DecodeError};
+use super::{chunk, integer, static_table, DecodeError};
 use crate::h2::Header;
 use bytes::{Bytes, BytesMut};
 
 /// The default limit on one string literal after Huffman decoding.
 pub const DEFAULT_MAX_STRING_LEN: usize = 64 * 1024;
-
-/// Smallest buffer taken for the strings of fields that are not indexed;
-/// several such fields then share one allocation.
-const SCRATCH_CHUNK: usize = 4096;
 
 /// Decodes header blocks from one peer, keeping the dynamic table between
 /// blocks.
@@ -24,6 +20,13 @@ pub struct Decoder {
     /// block must start with a size update to at most this (RFC 7541 §4.2).
     required_update: Option<usize>,
     max_string_len: usize,
+    /// Where table entries' strings are decoded and split off (see
+    /// [`chunk`]).
+    entry_chunk: BytesMut,
+    /// Where unindexed fields' strings are decoded and split off. Kept
+    /// apart from `entry_chunk` so that a long-lived entry never keeps a
+    /// large unindexed string alive.
+    field_chunk: BytesMut,
 }
 
 /// Running total of the decoded list against the caller's limit.
@@ -54,6 +57,8 @@ impl Decoder {
             max_table_size,
             required_update: None,
             max_string_len: DEFAULT_MAX_STRING_LEN,
+            entry_chunk: BytesMut::new(),
+            field_chunk: BytesMut::new(),
         }
     }
 
@@ -81,7 +86,14 @@ impl Decoder {
     /// Decodes one complete header block, appending fields to `out` in wire
     /// order. Stops storing (but not decoding) once the list size exceeds
     /// `max_list_size`, then returns [`DecodeError::HeaderListTooLarge`].
-    /// Memory held is bounded by the table size plus `max_list_size`.
+    /// Memory held is bounded by the table size plus `max_list_size`: the
+    /// decoder keeps its table and two buffers of at most 4 KiB that
+    /// strings are split from; `out` gets fields up to the limit (the
+    /// field that crosses it is decoded, then dropped).
+    ///
+    /// The returned strings share storage with the decoder's table and
+    /// with each other; holding one keeps at most a 4 KiB buffer, or the
+    /// string's own, alive.
     pub fn decode(
         &mut self,
         block: &[u8],
@@ -102,12 +114,37 @@ impl Decoder {
         max_list_size: usize,
         mut emit: impl FnMut(Header),
     ) -> Result<(), DecodeError> {
-        let mut pos = self.decode_size_updates(block)?;
+        let pos = self.decode_size_updates(block)?;
         let mut list = ListSize {
             size: 0,
             max: max_list_size,
         };
-        let mut scratch = BytesMut::new();
+        let result = self.decode_fields(block, pos, &mut list, &mut emit);
+        if result.is_err() {
+            // Drop whatever a failed string left half-written.
+            self.entry_chunk.clear();
+            self.field_chunk.clear();
+        }
+        chunk::trim(&mut self.entry_chunk);
+        chunk::trim(&mut self.field_chunk);
+        result?;
+        if list.over() {
+            return Err(DecodeError::HeaderListTooLarge {
+                size: list.size,
+                max: list.max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes the fields after the opening size updates.
+    fn decode_fields(
+        &mut self,
+        block: &[u8],
+        mut pos: usize,
+        list: &mut ListSize,
+        emit: &mut impl FnMut(Header),
+    ) -> Result<(), DecodeError> {
         while let Some(&first) = block.get(pos) {
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
@@ -140,7 +177,7 @@ impl Decoder {
                 // Literal without indexing (§6.2.2) or never indexed (§6.2.3).
                 let sensitive = first & 0x10 != 0;
                 let index = integer::decode(block, &mut pos, 4)?;
-                match self.literal_unindexed(block, &mut pos, index, &mut scratch, &list)? {
+                match self.literal_unindexed(block, &mut pos, index, list)? {
                     Unindexed::Field(name, value) => {
                         if list.admit(name.len() + value.len() + ENTRY_OVERHEAD) {
                             emit(Header {
@@ -155,12 +192,6 @@ impl Decoder {
                     }
                 }
             }
-        }
-        if list.over() {
-            return Err(DecodeError::HeaderListTooLarge {
-                size: list.size,
-                max: list.max,
-            });
         }
         Ok(())
     }
@@ -232,46 +263,41 @@ impl Decoder {
     }
 
     /// Reads the name (literal when `index` is 0) and value of a field that
-    /// goes into the table. Its strings get their own allocation, sized to
-    /// the field, so a table entry never pins a larger buffer.
+    /// goes into the table; its strings are split off `entry_chunk`.
     fn literal_entry(
-        &self,
+        &mut self,
         block: &[u8],
         pos: &mut usize,
         index: usize,
     ) -> Result<Entry, DecodeError> {
         let max = self.max_string_len;
-        if index != 0 {
-            let name = self.name_at(index)?;
-            let value = Literal::read(block, pos)?;
-            let mut buf = BytesMut::with_capacity(value.decoded_bound(max));
-            value.decode_into(&mut buf, max)?;
-            return Ok(Entry {
-                name,
-                value: buf.freeze(),
-            });
-        }
-        let name = Literal::read(block, pos)?;
+        let name = if index == 0 {
+            FieldName::Literal(Literal::read(block, pos)?)
+        } else {
+            FieldName::Indexed(self.name_at(index)?)
+        };
         let value = Literal::read(block, pos)?;
-        let mut buf = BytesMut::with_capacity(name.decoded_bound(max) + value.decoded_bound(max));
-        name.decode_into(&mut buf, max)?;
-        let name = buf.split().freeze();
-        value.decode_into(&mut buf, max)?;
+        let chunk = chunk::room(
+            &mut self.entry_chunk,
+            name.bound(max) + value.decoded_bound(max),
+            0,
+        );
+        let name = name.decode(chunk, max)?;
+        value.decode_into(chunk, max)?;
         Ok(Entry {
             name,
-            value: buf.freeze(),
+            value: chunk.split().freeze(),
         })
     }
 
-    /// Reads a field that is not indexed. Its strings go into `scratch`,
-    /// shared by the block's unindexed fields. Once the list is over its
-    /// limit the strings are only validated.
+    /// Reads a field that is not indexed; its strings are split off
+    /// `field_chunk`. Once the list is over its limit the strings are only
+    /// validated.
     fn literal_unindexed(
-        &self,
+        &mut self,
         block: &[u8],
         pos: &mut usize,
         index: usize,
-        scratch: &mut BytesMut,
         list: &ListSize,
     ) -> Result<Unindexed, DecodeError> {
         let max = self.max_string_len;
@@ -289,25 +315,17 @@ impl Decoder {
             let value_len = value.check(max)?;
             return Ok(Unindexed::Skipped(name_len + value_len + ENTRY_OVERHEAD));
         }
-        let name_bound = match name {
-            FieldName::Literal(literal) => literal.decoded_bound(max),
-            FieldName::Indexed(_) => 0,
-        };
-        let needed = name_bound + value.decoded_bound(max);
-        if scratch.capacity() - scratch.len() < needed {
-            // Every remaining string fits in 8/5 of the remaining octets.
-            let rest = block.len().saturating_sub(*pos).saturating_mul(8) / 5;
-            *scratch = BytesMut::with_capacity(needed + rest.min(SCRATCH_CHUNK));
-        }
-        let name = match name {
-            FieldName::Literal(literal) => {
-                literal.decode_into(scratch, max)?;
-                scratch.split().freeze()
-            }
-            FieldName::Indexed(name) => name,
-        };
-        value.decode_into(scratch, max)?;
-        Ok(Unindexed::Field(name, scratch.split().freeze()))
+        // Size a new chunk for the rest of the block if that is small:
+        // every remaining string fits in 8/5 of the remaining octets.
+        let rest = block.len().saturating_sub(*pos).saturating_mul(8) / 5;
+        let chunk = chunk::room(
+            &mut self.field_chunk,
+            name.bound(max) + value.decoded_bound(max),
+            rest,
+        );
+        let name = name.decode(chunk, max)?;
+        value.decode_into(chunk, max)?;
+        Ok(Unindexed::Field(name, chunk.split().freeze()))
     }
 }
 
@@ -315,6 +333,27 @@ impl Decoder {
 enum FieldName<'a> {
     Literal(Literal<'a>),
     Indexed(Bytes),
+}
+
+impl FieldName<'_> {
+    /// Room the name needs in a chunk.
+    fn bound(&self, max_len: usize) -> usize {
+        match self {
+            FieldName::Literal(literal) => literal.decoded_bound(max_len),
+            FieldName::Indexed(_) => 0,
+        }
+    }
+
+    /// The name, decoding a literal into `chunk`.
+    fn decode(self, chunk: &mut BytesMut, max_len: usize) -> Result<Bytes, DecodeError> {
+        match self {
+            FieldName::Literal(literal) => {
+                literal.decode_into(chunk, max_len)?;
+                Ok(chunk.split().freeze())
+            }
+            FieldName::Indexed(name) => Ok(name),
+        }
+    }
 }
 
 /// What [`Decoder::literal_unindexed`] made of a field.

@@ -7,6 +7,9 @@ use std::collections::VecDeque;
 /// Overhead RFC 7541 §4.1 adds to each entry's name and value lengths.
 pub(super) const ENTRY_OVERHEAD: usize = 32;
 
+/// Entries reserved on the first insertion.
+const INITIAL_ENTRIES: usize = 128;
+
 /// One field in the table. Cloning the halves is a reference-count bump.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
@@ -98,9 +101,11 @@ impl DynamicTable {
             return None;
         }
         self.evict_to(self.capacity - size, &mut evicted);
-        if self.entries.is_empty() {
-            // Room for every entry that can fit, so pushes never reallocate.
-            self.entries.reserve(self.capacity / ENTRY_OVERHEAD);
+        if self.entries.capacity() == 0 {
+            // Room for a typical table's entries at once (4096 / 32 is the
+            // most a default table holds); a larger one grows by doubling.
+            self.entries
+                .reserve((self.capacity / ENTRY_OVERHEAD).min(INITIAL_ENTRIES));
         }
         self.entries.push_front(entry);
         self.size += size;

@@ -2,7 +2,9 @@
 
 use super::dynamic_table::{entry_size, DynamicTable, Entry};
 use super::field_index::{FieldIndex, Found};
-use super::{integer, static_table, string, HuffmanMode, Representation, DEFAULT_TABLE_SIZE};
+use super::{
+    chunk, integer, static_table, string, HuffmanMode, Representation, DEFAULT_TABLE_SIZE,
+};
 use crate::h2::Header;
 use bytes::{Bytes, BytesMut};
 
@@ -22,10 +24,12 @@ pub struct Encoder {
     /// The smallest capacity used since then: if below `signaled`, the
     /// peer must hear of it too, or its table keeps entries ours evicted.
     lowest: usize,
+    /// Where copies of table entries' strings are split off (see [`chunk`]).
+    entry_chunk: BytesMut,
 }
 
 /// Where a field's name or whole field sits, as an HPACK index.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lookup {
     Field(usize),
     Name(usize),
@@ -41,6 +45,7 @@ impl Encoder {
             huffman: HuffmanMode::WhenShorter,
             signaled: DEFAULT_TABLE_SIZE,
             lowest: DEFAULT_TABLE_SIZE,
+            entry_chunk: BytesMut::new(),
         }
     }
 
@@ -182,31 +187,27 @@ impl Encoder {
         string::encode(out, &header.value, self.huffman);
     }
 
-    /// Adds the field to the table. Its bytes are copied into storage of its
-    /// own (the name shared with a table entry where there is one), so the
-    /// table never keeps a caller's larger buffer alive.
+    /// Adds the field to the table. Its bytes are copied into a chunk of
+    /// table strings (the name shared with a table entry where there is
+    /// one), so the table never keeps a caller's larger buffer alive.
     fn insert(&mut self, header: &Header, name_index: usize) {
         let shared_name = match static_table::get(name_index) {
             Some((name, _)) => Some(Bytes::from_static(name)),
             None => self.index.name(&header.name).cloned(),
         };
-        let entry = match shared_name {
-            Some(name) => Entry {
-                name,
-                value: Bytes::copy_from_slice(&header.value),
-            },
-            None => {
-                let mut buf = BytesMut::with_capacity(header.name.len() + header.value.len());
-                buf.extend_from_slice(&header.name);
-                let name = buf.split().freeze();
-                buf.extend_from_slice(&header.value);
-                Entry {
-                    name,
-                    value: buf.freeze(),
-                }
-            }
+        let needed = header.value.len() + shared_name.as_ref().map_or(header.name.len(), |_| 0);
+        let chunk = chunk::room(&mut self.entry_chunk, needed, 0);
+        let name = shared_name.unwrap_or_else(|| {
+            chunk.extend_from_slice(&header.name);
+            chunk.split().freeze()
+        });
+        chunk.extend_from_slice(&header.value);
+        let value = chunk.split().freeze();
+        chunk::trim(&mut self.entry_chunk);
+        let entry = Entry {
+            name: name.clone(),
+            value: value.clone(),
         };
-        let (name, value) = (entry.name.clone(), entry.value.clone());
         let index = &mut self.index;
         // Callers check the entry fits, so it is always added; were it not,
         // the eviction callback would already have emptied the index.
@@ -222,5 +223,115 @@ impl Encoder {
 impl Default for Encoder {
     fn default() -> Self {
         Encoder::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn updates(encoder: &mut Encoder) -> Vec<u8> {
+        let mut out = Vec::new();
+        encoder.encode(std::iter::empty(), &mut out);
+        out
+    }
+
+    fn update(size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        integer::encode(&mut out, 0x20, 5, size);
+        out
+    }
+
+    #[test]
+    fn size_updates_signal_the_minimum_then_the_final_size() {
+        let mut encoder = Encoder::new();
+        assert_eq!(updates(&mut encoder), []);
+        encoder.set_max_table_size(100);
+        encoder.set_max_table_size(DEFAULT_TABLE_SIZE);
+        assert_eq!(updates(&mut encoder), [update(100), update(4096)].concat());
+        // Signalled once only.
+        assert_eq!(updates(&mut encoder), []);
+        // Down twice: only the final (smallest) size.
+        encoder.set_max_table_size(2000);
+        encoder.set_max_table_size(1000);
+        assert_eq!(updates(&mut encoder), update(1000));
+        // Up, beyond the encoder's own limit: it stops at the limit.
+        encoder.set_max_table_size(1 << 20);
+        assert_eq!(updates(&mut encoder), update(ENCODER_TABLE_LIMIT));
+        encoder.set_max_table_size(1 << 20);
+        assert_eq!(updates(&mut encoder), []);
+        // Down and back to where it was: the dip must still be heard.
+        encoder.set_max_table_size(0);
+        encoder.set_max_table_size(ENCODER_TABLE_LIMIT);
+        assert_eq!(updates(&mut encoder), [update(0), update(4096)].concat());
+        // Up then down to below the start: the minimum alone.
+        encoder.set_max_table_size(3000);
+        encoder.set_max_table_size(3500);
+        encoder.set_max_table_size(50);
+        assert_eq!(updates(&mut encoder), update(50));
+    }
+
+    #[test]
+    fn updates_lead_encode_field_once() {
+        let mut encoder = Encoder::new();
+        encoder.set_max_table_size(0);
+        let header = Header::new(&b":method"[..], &b"GET"[..]);
+        let mut out = Vec::new();
+        encoder.encode_field(&header, Representation::Auto, &mut out);
+        encoder.encode_field(&header, Representation::Auto, &mut out);
+        assert_eq!(out, [0x20, 0x82, 0x82]);
+    }
+
+    #[test]
+    fn index_tracks_the_table_and_stays_bounded() {
+        let mut encoder = Encoder::new();
+        encoder.set_huffman(HuffmanMode::Never);
+        for i in 0..5000u32 {
+            // Five names stay in the table while their values come and
+            // go; the others leave it again.
+            let (name, value) = if i % 2 == 0 {
+                (format!("x-{}", i % 5), format!("{}", i % 300))
+            } else {
+                (format!("y-{i}"), String::new())
+            };
+            let mut out = Vec::new();
+            encoder.encode([&Header::new(name, value)], &mut out);
+            let names: BTreeSet<&[u8]> = encoder.table_entries().map(|(n, _)| n).collect();
+            let pairs: BTreeSet<(&[u8], &[u8])> = encoder.table_entries().collect();
+            assert_eq!(
+                encoder.index.counts(),
+                (names.len(), pairs.len()),
+                "after {i}"
+            );
+        }
+        // Every entry is found where it is.
+        for (position, entry) in encoder.table.iter().enumerate() {
+            let newest = encoder
+                .table
+                .iter()
+                .position(|e| e.name == entry.name && e.value == entry.value);
+            if newest == Some(position) {
+                assert_eq!(
+                    encoder.lookup(&entry.name, &entry.value),
+                    Lookup::Field(static_table::LEN + 1 + position)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_fields_are_not_indexed() {
+        let mut encoder = Encoder::new();
+        encoder.set_huffman(HuffmanMode::Never);
+        let mut out = Vec::new();
+        encoder.encode([&Header::new(&b"a"[..], &b"b"[..])], &mut out);
+        assert_eq!(encoder.table_size(), 34);
+        let big = Header::new(&b"x"[..], vec![b'v'; 5000]);
+        let mut out = Vec::new();
+        encoder.encode([&big], &mut out);
+        // Literal without indexing, new name; the table is untouched.
+        assert_eq!(out[0], 0x00);
+        assert_eq!(encoder.table_size(), 34);
     }
 }

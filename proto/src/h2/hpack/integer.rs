@@ -12,6 +12,7 @@ const MAX_CONTINUATION_SHIFT: u32 = 28;
 
 /// Appends `value` with an `prefix_bits`-bit prefix; `flags` fills the high
 /// bits of the first octet.
+#[inline]
 pub(super) fn encode(dst: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usize) {
     let max_prefix = (1usize << prefix_bits) - 1;
     if value < max_prefix {

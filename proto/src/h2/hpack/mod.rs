@@ -1,11 +1,26 @@
 //! HPACK header compression (RFC 7541), sans-IO.
 //!
+//! One [`Decoder`] per connection for the peer's header blocks and one
+//! [`Encoder`] for ours. SETTINGS_HEADER_TABLE_SIZE reaches them so:
+//! - ours (what the peer's encoder may use): raise it in the decoder with
+//!   [`Decoder::set_max_table_size`] when our SETTINGS frame is sent, and
+//!   lower it when the peer acknowledges it; the peer's first block after a
+//!   decrease must start with a size update, or decoding fails.
+//! - the peer's: pass it to [`Encoder::set_max_table_size`] when it
+//!   arrives; the next block starts with the size update(s) it requires.
+//!
+//! Every [`DecodeError`] except [`DecodeError::HeaderListTooLarge`] leaves
+//! the decoder out of step with the peer: end the connection with
+//! COMPRESSION_ERROR and drop the decoder.
+//!
 //! Rooms:
 //! - [`Decoder`] and [`Encoder`]: one direction's header blocks each.
 //! - `static_table`, `dynamic_table`: the two halves of the index space;
 //!   `field_index`: the encoder's lookup over its dynamic table.
-//! - `huffman`, `integer`, `string`: the wire primitives.
+//! - `huffman`, `integer`, `string`: the wire primitives; `chunk`: the
+//!   shared buffers decoded strings are split from.
 
+mod chunk;
 mod decoder;
 mod dynamic_table;
 mod encoder;

@@ -9,24 +9,19 @@
 
 use super::code::{CODES, EOS};
 use crate::h2::hpack::DecodeError;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 /// Number of internal nodes in the code tree, hence of decoder states.
 const STATES: usize = 256;
 /// Marks a tree link as a leaf; the low bits are the symbol.
 const LEAF: u16 = 0x8000;
-/// `Step::flags`: `sym` completes here.
-const EMIT: u8 = 1;
-/// `Step::flags`: the bits spell EOS, which a string must not contain.
-const FAIL: u8 = 2;
-
-/// One transition of the decoder.
-#[derive(Clone, Copy)]
-struct Step {
-    next: u8,
-    sym: u8,
-    flags: u8,
-}
+/// One transition of the decoder, packed in a `u32` so that one load
+/// fetches it: bits 0-7 the next state, 8-15 the symbol, 16-17 the flags.
+type Step = u32;
+/// Step flag: the symbol completes here.
+const EMIT: u32 = 1 << 16;
+/// Step flag: the bits spell EOS, which a string must not contain.
+const FAIL: u32 = 2 << 16;
 
 /// The code tree: `[node][bit]` is a child node id, or `LEAF | symbol`.
 /// Node 0 is the root; 0 never appears as a child, so it marks "empty".
@@ -61,18 +56,13 @@ const fn build_tree() -> [[u16; 2]; STATES] {
 const TREE: [[u16; 2]; STATES] = build_tree();
 
 const fn build_steps() -> [[Step; 16]; STATES] {
-    let empty = Step {
-        next: 0,
-        sym: 0,
-        flags: 0,
-    };
-    let mut steps = [[empty; 16]; STATES];
+    let mut steps = [[0; 16]; STATES];
     let mut state = 0;
     while state < STATES {
         let mut nibble = 0;
         while nibble < 16 {
             let mut node = state;
-            let mut step = empty;
+            let mut step: Step = 0;
             let mut b = 4;
             while b > 0 {
                 b -= 1;
@@ -80,18 +70,16 @@ const fn build_steps() -> [[Step; 16]; STATES] {
                 if link & LEAF != 0 {
                     let sym = (link & !LEAF) as usize;
                     if sym == EOS {
-                        step.flags |= FAIL;
+                        step |= FAIL;
                     } else {
-                        step.flags |= EMIT;
-                        step.sym = sym as u8;
+                        step |= EMIT | ((sym as u32) << 8);
                     }
                     node = 0;
                 } else {
                     node = link as usize;
                 }
             }
-            step.next = node as u8;
-            steps[state][nibble] = step;
+            steps[state][nibble] = step | node as u32;
             nibble += 1;
         }
         state += 1;
@@ -119,23 +107,33 @@ const fn build_accepting() -> [bool; STATES] {
 
 static ACCEPTING: [bool; STATES] = build_accepting();
 
+/// Feeds one nibble to the state machine.
+#[inline(always)]
+fn advance(
+    state: &mut u8,
+    nibble: u8,
+    emit: &mut impl FnMut(u8) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let step = STEPS[usize::from(*state)][usize::from(nibble & 0x0f)];
+    if step >= EMIT {
+        if step & FAIL != 0 {
+            return Err(DecodeError::InvalidHuffman);
+        }
+        emit((step >> 8) as u8)?;
+    }
+    *state = step as u8;
+    Ok(())
+}
+
 /// Runs the state machine over `src`, handing each decoded octet to `emit`.
 #[inline(always)]
 fn run(src: &[u8], mut emit: impl FnMut(u8) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
-    let mut state = 0usize;
+    let mut state = 0u8;
     for &byte in src {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            let step = STEPS[state][usize::from(nibble)];
-            if step.flags != 0 {
-                if step.flags & FAIL != 0 {
-                    return Err(DecodeError::InvalidHuffman);
-                }
-                emit(step.sym)?;
-            }
-            state = usize::from(step.next);
-        }
+        advance(&mut state, byte >> 4, &mut emit)?;
+        advance(&mut state, byte, &mut emit)?;
     }
-    if ACCEPTING[state] {
+    if ACCEPTING[usize::from(state)] {
         Ok(())
     } else {
         Err(DecodeError::InvalidHuffman)
@@ -143,20 +141,25 @@ fn run(src: &[u8], mut emit: impl FnMut(u8) -> Result<(), DecodeError>) -> Resul
 }
 
 /// Decodes `src` onto the end of `dst`. Fails with
-/// [`DecodeError::StringTooLong`] as soon as more than `max_len` octets
-/// come out, so `dst` never grows past that.
+/// [`DecodeError::StringTooLong`] if more than `max_len` octets would come
+/// out; `dst` never grows past that.
 pub(crate) fn decode(src: &[u8], dst: &mut BytesMut, max_len: usize) -> Result<(), DecodeError> {
-    // Every code is at least 5 bits long, so 8/5 octets per input octet is
-    // an upper bound on the output.
-    dst.reserve((src.len().saturating_mul(8) / 5).min(max_len));
-    let limit = dst.len().saturating_add(max_len);
-    run(src, |sym| {
-        if dst.len() >= limit {
-            return Err(DecodeError::StringTooLong);
-        }
-        dst.put_u8(sym);
+    // Every code is at least 5 bits long, so 8/5 octets per input octet
+    // bound the output: running out of room means exceeding `max_len`.
+    let bound = (src.len().saturating_mul(8) / 5).min(max_len);
+    let start = dst.len();
+    dst.resize(start + bound, 0);
+    // `start` is at most the new length: this slice is in bounds.
+    let out = &mut dst[start..];
+    let mut written = 0;
+    let result = run(src, |sym| {
+        let slot = out.get_mut(written).ok_or(DecodeError::StringTooLong)?;
+        *slot = sym;
+        written += 1;
         Ok(())
-    })
+    });
+    dst.truncate(start + written);
+    result
 }
 
 /// Checks `src` like [`decode`] but keeps nothing; returns the decoded length.
