@@ -4,9 +4,19 @@
 //! direction: `poll_transmit` swaps its queue into the (empty) buffer, the
 //! peer's `handle_input` reads it, the buffer is cleared. So the transport
 //! adds no copy of its own; every copy counted is the engine's.
+//!
+//! Time is simulated: each client-to-server transfer advances the clock by
+//! [`TICK`] and runs the timers that fell due, as a host would. (A frozen
+//! clock is not an option: rate limits such as `window_update_rate` count
+//! per time window, and a long benchmark would trip them in "zero" time.)
 
 use warren_proto::h2::{Config, Connection, Event, Role};
+use core::time::Duration;
+
 use warren_proto::time::Instant;
+
+/// Simulated time per round trip.
+pub const TICK: Duration = Duration::from_millis(1);
 
 /// Which end a piece of work runs on; see [`Pair::set_end_hook`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,9 +99,19 @@ impl Pair {
         r
     }
 
-    /// Moves the client's queued output into the server; returns the bytes moved.
+    /// Advances the clock by [`TICK`], runs due timers, then moves the
+    /// client's queued output into the server; returns the bytes moved.
     pub fn client_to_server(&mut self) -> usize {
+        self.now = self.now + TICK;
         let now = self.now;
+        (self.end_hook)(End::Client);
+        if self.client.poll_timeout().is_some_and(|t| t <= now) {
+            self.client.handle_timeout(now);
+        }
+        (self.end_hook)(End::Server);
+        if self.server.poll_timeout().is_some_and(|t| t <= now) {
+            self.server.handle_timeout(now);
+        }
         (self.end_hook)(End::Client);
         let n = self.client.poll_transmit(now, &mut self.to_server);
         (self.end_hook)(End::Server);
@@ -123,7 +143,7 @@ impl Pair {
         self.client_to_server() + self.server_to_client()
     }
 
-    /// The time every call is made at (the workloads run no timers).
+    /// The simulated time.
     pub fn now(&self) -> Instant {
         self.now
     }
