@@ -10,8 +10,8 @@
 //! clock is not an option: rate limits such as `window_update_rate` count
 //! per time window, and a long benchmark would trip them in "zero" time.)
 
-use warren_proto::h2::{Config, Connection, Event, Role};
 use core::time::Duration;
+use warren_proto::h2::{Config, Connection, Event, Role};
 
 use warren_proto::time::Instant;
 
