@@ -6,8 +6,8 @@
 # regressions and are not times (see shared/notes/rust-anchors.md, caveats).
 #
 # usage: benches/callgrind.sh [workload ...]
-#   default: hpack-decode churn-1000 bulk-256MiB h2-churn-1000 h2-bulk-256MiB
-#   and h2-mem idle-streams-10000 (native, no valgrind).
+#   default: hpack-decode hpack-encode churn-1000 bulk-256MiB h2-churn-1000 h2-bulk-256MiB
+#   and h2-mem idle-streams-10000 h2-idle-streams-10000 (native, no valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,14 +52,14 @@ report() {
 
 workloads=("$@")
 if [ ${#workloads[@]} -eq 0 ]; then
-  workloads=(hpack-decode churn-1000 bulk-256MiB h2-churn-1000 h2-bulk-256MiB idle-streams-10000)
+  workloads=(hpack-decode hpack-encode churn-1000 bulk-256MiB h2-churn-1000 h2-bulk-256MiB idle-streams-10000 h2-idle-streams-10000)
 fi
 for w in "${workloads[@]}"; do
   case "$w" in
     hpack-*) report "$w" block ;;
+    h2-idle-streams-*|idle-streams-*) "$bin/h2-mem" "$w" ;;
     *churn-*) report "$w" stream ;;
     *bulk-*) report "$w" byte ;;
-    idle-streams-*) "$bin/h2-mem" "$w" ;;
     *) echo "unknown workload $w" >&2; exit 2 ;;
   esac
 done

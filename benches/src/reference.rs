@@ -241,9 +241,65 @@ async fn echo(mut body: RecvStream, mut send: SendStream<Bytes>) {
     send.send_data(echoed.freeze(), true).expect("echo");
 }
 
+/// Opens `n` idle CONNECT streams on a fresh h2 pair (64 KiB duplex, one
+/// warm-up stream first), each answered with 200 and kept open on both ends,
+/// as in the anchors' memory measurement. `snapshot` is called just before
+/// the `n` streams are opened and just after; the handle vectors are
+/// allocated beforehand so they are not part of the difference.
+pub fn idle(n: usize, mut snapshot: impl FnMut()) {
+    type Held = Vec<(RecvStream, SendStream<Bytes>)>;
+    let server_held: Arc<std::sync::Mutex<Held>> =
+        Arc::new(std::sync::Mutex::new(Vec::with_capacity(n + 1)));
+    let mut client_held: Held = Vec::with_capacity(n + 1);
+    runtime().block_on(async {
+        let (client_io, server_io) = tokio::io::duplex(64 << 10);
+        let held = server_held.clone();
+        let limit = u32::try_from(n + 1).expect("stream count fits u32");
+        tokio::spawn(async move {
+            let mut connection = tuned_server()
+                .max_concurrent_streams(limit)
+                .handshake(server_io)
+                .await
+                .expect("h2 server handshake");
+            while let Some(Ok((request, mut respond))) = connection.accept().await {
+                let send = respond
+                    .send_response(ok_response(), false)
+                    .expect("send 200");
+                held.lock()
+                    .expect("server handles")
+                    .push((request.into_body(), send));
+            }
+        });
+        let mut send_request = connect(client_io).await;
+        for i in 0..=n {
+            if i == 1 {
+                snapshot();
+            }
+            send_request = send_request.ready().await.expect("h2 client ready");
+            let (response, send) = send_request
+                .send_request(connect_request(), false)
+                .expect("send CONNECT");
+            let response = response.await.expect("CONNECT response");
+            assert_eq!(response.status(), StatusCode::OK);
+            client_held.push((response.into_body(), send));
+        }
+        // Let the server task file the last stream's handles.
+        tokio::task::yield_now().await;
+        snapshot();
+    });
+    assert_eq!(client_held.len(), n + 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn h2_idle_snapshots_around_the_streams() {
+        let mut snapshots = 0;
+        idle(5, || snapshots += 1);
+        assert_eq!(snapshots, 2);
+    }
 
     #[test]
     fn h2_churn_echoes_every_stream() {

@@ -1,4 +1,5 @@
-//! Bytes per idle open stream, per end: `h2-mem idle-streams-N`.
+//! Bytes per idle open stream, per end: `h2-mem idle-streams-N` (warren),
+//! `h2-mem h2-idle-streams-N` (the h2 crate, both ends together).
 //!
 //! A counting global allocator attributes every live byte to the end that
 //! allocated it (client connection, server connection, or the host code
@@ -129,12 +130,24 @@ unsafe impl GlobalAlloc for CountingAlloc {
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn main() -> ExitCode {
-    let Some(n) = std::env::args()
-        .nth(1)
-        .and_then(|a| a.strip_prefix("idle-streams-")?.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-    else {
-        eprintln!("usage: h2-mem idle-streams-N   (N > 0)");
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    let count = |prefix: &str| {
+        arg.strip_prefix(prefix)?
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+    };
+    if let Some(n) = count("h2-idle-streams-") {
+        // h2 runs both ends in one runtime: only the sum is attributable.
+        let mut snapshots = Vec::new();
+        warren_benches::reference::idle(n, || snapshots.push(live()));
+        let total = |s: &[isize; 3]| s.iter().sum::<isize>();
+        let per = (total(&snapshots[1]) - total(&snapshots[0])) as f64 / n as f64;
+        println!("h2-idle-streams-{n}: both ends {per:.0} B/stream (h2 crate)");
+        return ExitCode::SUCCESS;
+    }
+    let Some(n) = count("idle-streams-") else {
+        eprintln!("usage: h2-mem idle-streams-N | h2-idle-streams-N   (N > 0)");
         return ExitCode::from(2);
     };
     let mut pair = Pair::with_end_hook(idle::config(n), enter);
