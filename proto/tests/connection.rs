@@ -935,6 +935,21 @@ fn attack_empty_data_frames() {
 }
 
 #[test]
+fn attack_empty_continuation_frames() {
+    let cfg = Config {
+        max_continuation_frames: 1_000_000,
+        ..Config::default()
+    };
+    let mut raw = RawClient::new(cfg);
+    let mut bytes = open_block(1, b"");
+    for _ in 0..5000 {
+        bytes.extend(continuation(1, b"", false));
+    }
+    raw.send(&bytes);
+    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::EmptyFrameRate));
+}
+
+#[test]
 fn attack_window_update_flood() {
     let mut raw = RawClient::new(Config::default());
     let mut bytes = Vec::new();
@@ -2153,4 +2168,92 @@ fn arbitrary_frame_sequences_never_panic_and_stay_bounded() {
     QuickCheck::new()
         .tests(3000)
         .quickcheck(prop as fn(Vec<Move>) -> TestResult);
+}
+
+/// Liveness of the `Writable` contract: a sender that only retries after
+/// `Writable` still gets every byte across, whatever the windows, the send
+/// buffer limit, the chunking and the reader's pace.
+#[test]
+fn writable_driven_senders_never_stall() {
+    fn prop(seed: u64, window: u16, send_buffer: u16, reads: Vec<u16>) -> TestResult {
+        let cfg = Config {
+            initial_stream_window: 1000 + u32::from(window),
+            initial_connection_window: 70_000 + u32::from(window) * 3,
+            max_send_buffer: 100 + u32::from(send_buffer),
+            ..Config::default()
+        };
+        let mut p = Pair::ready(cfg.clone(), cfg);
+        p.chunks = Some(Rng(seed | 1));
+        let ids: Vec<StreamId> = (0..4).map(|_| p.open_tunnel()).collect();
+        let total = 60_000u64;
+        let mut sent = [0u64; 4];
+        let mut received = [0u64; 4];
+        let mut wants = [true; 4];
+        for step in 0..200_000usize {
+            for (i, id) in ids.iter().enumerate() {
+                if wants[i] && sent[i] < total {
+                    let data = pattern(sent[i], (total - sent[i]).min(50_000) as usize);
+                    let n = p.client.send_data(*id, &data).unwrap();
+                    sent[i] += n as u64;
+                    // Short-changed: wait for Writable, never poll.
+                    wants[i] = n == data.len();
+                    if sent[i] == total {
+                        p.client.finish(*id).unwrap();
+                    }
+                }
+            }
+            p.step();
+            for e in p.client_events.drain(..) {
+                if let Event::Writable { stream } = e {
+                    if let Some(i) = ids.iter().position(|id| *id == stream) {
+                        wants[i] = true;
+                    }
+                }
+            }
+            let pace = reads
+                .get(step % reads.len().max(1))
+                .map_or(usize::MAX, |r| 200 + usize::from(*r));
+            for (i, id) in ids.iter().enumerate() {
+                let data = p.server.recv_data(*id);
+                let n = data.len().min(pace);
+                if data[..n] != pattern(received[i], n)[..] {
+                    return TestResult::error("bytes out of order");
+                }
+                p.server.release_capacity(*id, n).unwrap();
+                received[i] += n as u64;
+            }
+            if received.iter().all(|r| *r == total) {
+                return TestResult::passed();
+            }
+        }
+        TestResult::error(format!("stalled: sent {sent:?} received {received:?}"))
+    }
+    QuickCheck::new()
+        .tests(40)
+        .quickcheck(prop as fn(u64, u16, u16, Vec<u16>) -> TestResult);
+}
+
+#[test]
+fn a_smaller_header_table_applies_once_acknowledged() {
+    let cfg = Config {
+        header_table_size: 0,
+        ..Config::default()
+    };
+    // RawClient acknowledges the server's SETTINGS at once, so the peer's
+    // next block must start with a table size update (RFC 7541 §4.2); an
+    // encoder that ignores our SETTINGS breaks the HPACK context.
+    let mut raw = RawClient::new(cfg.clone());
+    let bytes = raw.connect(1);
+    raw.send(&bytes);
+    assert!(matches!(
+        raw.connection_error(),
+        Some((ErrorCode::COMPRESSION_ERROR, Violation::Hpack(_)))
+    ));
+    // An encoder that honours it is fine.
+    let mut raw = RawClient::new(cfg);
+    raw.encoder.set_max_table_size(0);
+    let bytes = raw.connect(1);
+    raw.send(&bytes);
+    assert_eq!(raw.connection_error(), None);
+    assert!(matches!(&raw.events[..], [Event::Request { .. }]));
 }

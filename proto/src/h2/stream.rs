@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::flow::RecvWindow;
+use super::StreamId;
 
 /// Our sending half.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,10 +43,6 @@ pub(super) struct DataMark {
     pub(super) offset: usize,
 }
 
-/// Capacity a drained receive buffer keeps, so a fast reader does not
-/// reallocate for every socket read.
-const RETAINED_CAPACITY: usize = 64 << 10;
-
 /// Received payload not yet released by the application: one contiguous
 /// region `buf[start..]`, so `recv_data` can hand out a single slice.
 #[derive(Debug, Default)]
@@ -76,16 +73,69 @@ impl RecvBuf {
         self.buf.extend_from_slice(data);
     }
 
+    /// Bytes allocated.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives back all but [`RETAINED_CAPACITY`] of an empty buffer.
+    pub(super) fn shrink(&mut self) {
+        if self.len() == 0 {
+            self.buf = Vec::new();
+            self.buf.reserve_exact(RETAINED_CAPACITY);
+            self.start = 0;
+        }
+    }
+
     /// Drops the first `n` unreleased bytes (`n <= len()`).
     pub(super) fn release(&mut self, n: usize) {
         self.start = (self.start + n).min(self.buf.len());
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
-            // Windows bound what is buffered, not what was allocated once:
-            // a drained buffer gives back all but a socket read's worth.
-            self.buf.shrink_to(RETAINED_CAPACITY);
         }
+    }
+}
+
+/// Capacity a drained receive buffer may keep when memory is reclaimed.
+pub(super) const RETAINED_CAPACITY: usize = 64 << 10;
+
+/// Drained receive buffers that still hold more than
+/// [`RETAINED_CAPACITY`]. Freeing a buffer every time it drains would make a
+/// bulk transfer reallocate (and page-fault) on every read, so drained
+/// buffers keep their allocation until, summed over the connection, they
+/// exceed a budget; then all of them are shrunk. Windows bound what is
+/// buffered; this bounds what stays allocated for nothing.
+#[derive(Debug, Default)]
+pub(super) struct IdleBuffers {
+    by_stream: BTreeMap<StreamId, usize>,
+    total: usize,
+}
+
+impl IdleBuffers {
+    /// `id`'s buffer drained with `capacity` allocated.
+    pub(super) fn drained(&mut self, id: StreamId, capacity: usize) {
+        if capacity <= RETAINED_CAPACITY {
+            return;
+        }
+        let previous = self.by_stream.insert(id, capacity).unwrap_or(0);
+        self.total = self.total - previous + capacity;
+    }
+
+    /// `id`'s buffer is in use again, or gone.
+    pub(super) fn forget(&mut self, id: StreamId) {
+        if let Some(capacity) = self.by_stream.remove(&id) {
+            self.total -= capacity;
+        }
+    }
+
+    /// When more than `budget` is held: the streams whose buffers to shrink.
+    pub(super) fn reclaim(&mut self, budget: usize) -> Vec<StreamId> {
+        if self.total <= budget {
+            return Vec::new();
+        }
+        self.total = 0;
+        core::mem::take(&mut self.by_stream).into_keys().collect()
     }
 }
 
@@ -213,6 +263,21 @@ mod tests {
         b.release(9);
         assert_eq!(b.len(), 0);
         assert_eq!(b.as_slice(), b"");
+    }
+
+    #[test]
+    fn idle_buffers_reclaim_only_over_budget() {
+        let mut idle = IdleBuffers::default();
+        let (a, b) = (StreamId::new(1), StreamId::new(3));
+        idle.drained(a, 1 << 20);
+        idle.drained(b, 100);
+        assert!(idle.reclaim(1 << 20).is_empty());
+        idle.drained(b, 1 << 20);
+        idle.forget(a);
+        assert!(idle.reclaim(1 << 20).is_empty());
+        idle.drained(a, 1 << 20);
+        assert_eq!(idle.reclaim(1 << 20), [a, b]);
+        assert!(idle.reclaim(0).is_empty());
     }
 
     #[test]

@@ -72,12 +72,15 @@ pub(super) fn encode(dst: &mut Vec<u8>, s: &[u8], mode: HuffmanMode) {
         HuffmanMode::Always => Some(huffman::encoded_len(s)),
         HuffmanMode::WhenShorter => Some(huffman::encoded_len(s)).filter(|&n| n < s.len()),
     };
+    // Room for the string and its length prefix (a few octets).
     match huffman_len {
         Some(len) => {
+            dst.reserve(len + 5);
             integer::encode(dst, 0x80, 7, len);
             huffman::encode(s, dst);
         }
         None => {
+            dst.reserve(s.len() + 5);
             integer::encode(dst, 0, 7, s.len());
             dst.extend_from_slice(s);
         }

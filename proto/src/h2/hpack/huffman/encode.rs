@@ -12,9 +12,9 @@ pub(crate) fn encoded_len(src: &[u8]) -> usize {
 }
 
 /// Appends the Huffman coding of `src` to `dst`, padded with the most
-/// significant bits of EOS (all ones) to an octet boundary.
+/// significant bits of EOS (all ones) to an octet boundary. Callers know
+/// the length from [`encoded_len`] and reserve it.
 pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
-    dst.reserve(encoded_len(src));
     // `acc` holds `bits` pending bits in its low end. Codes are at most 30
     // bits and we flush whenever 32 are pending, so `bits` stays below 62.
     let mut acc: u64 = 0;
