@@ -1,0 +1,29 @@
+//! Workloads for measuring warren's HTTP/2 engine, shared by the criterion
+//! benches (`benches/h2.rs`) and the single-workload binaries used under
+//! callgrind (`h2-ir`) and with a counting allocator (`h2-mem`).
+//!
+//! Each workload exists twice where a comparison makes sense: once on two
+//! in-memory warren [`Connection`](warren_proto::h2::Connection)s, once on the
+//! `h2` crate over `tokio::io::duplex` (the yardstick of
+//! `shared/notes/rust-anchors.md`), set up the same way.
+//!
+//! Rooms:
+//! - [`corpus`]: the HPACK story corpus, parsed and verified.
+//! - [`frames`]: a buffer of mixed frames for the frame decoder.
+//! - [`pair`]: two warren connections wired back to back.
+//! - [`bulk`], [`churn`], [`idle`]: the warren workloads.
+//! - [`reference`]: the same bulk and churn workloads on the `h2` crate.
+
+pub mod bulk;
+pub mod churn;
+pub mod corpus;
+pub mod frames;
+pub mod idle;
+pub mod pair;
+pub mod reference;
+
+/// One mebibyte, the application write size and frame size of the bulk runs.
+pub const MIB: usize = 1 << 20;
+
+/// The CONNECT target every workload asks for (the same as the anchors').
+pub const AUTHORITY: &str = "backend.example:8080";
