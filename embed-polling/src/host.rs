@@ -1,0 +1,383 @@
+//! [`PollingHost`]: the node's sockets as std non-blocking sockets
+//! registered with a `polling::Poller` in level-triggered mode.
+//!
+//! The poller interest of each socket is the whole story of what the loop
+//! waits for: readable unless paused (or at EOF), writable while a connect
+//! is in progress or after a short write. Poller keys are the node's ids
+//! (sockets and listeners share one counter, so keys never collide).
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use polling::{Event, PollMode, Poller};
+use socket2::{Domain, SockRef, Socket, Type};
+use warren_proto::drive::Host;
+use warren_proto::node::{ConnectError, Input, ListenerId, NodeEvent, SockId};
+
+/// One TCP socket the node knows.
+struct Sock {
+    stream: TcpStream,
+    /// `Output::Connect` not yet reported with `Input::Connected`.
+    connecting: bool,
+    /// A connect that failed before it started (e.g. no route).
+    connect_error: Option<io::Error>,
+    /// The node asked `PauseRead`.
+    paused: bool,
+    /// EOF was reported: level-triggered readability would repeat it.
+    read_closed: bool,
+    /// A write came up short: report `Writable` when it can take more.
+    want_write: bool,
+    /// A write failed: report `Reset` at the next writable event.
+    failed: bool,
+}
+
+impl Sock {
+    fn interest(&self, key: usize) -> Event {
+        let readable = !self.connecting && !self.paused && !self.read_closed;
+        let writable = self.connecting || self.want_write || self.failed;
+        Event::new(key, readable, writable)
+    }
+}
+
+/// Ends a running loop from another thread.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    poller: Arc<Poller>,
+}
+
+impl Stopper {
+    /// Asks the loop to return after its current iteration, waking it.
+    pub fn stop(&self) -> io::Result<()> {
+        self.flag.store(true, Ordering::SeqCst);
+        self.poller.notify()
+    }
+}
+
+/// The node's sockets and listeners; implements [`Host`].
+pub struct PollingHost {
+    poller: Arc<Poller>,
+    socks: BTreeMap<SockId, Sock>,
+    listeners: BTreeMap<ListenerId, TcpListener>,
+    /// Listeners bound before the node asked for them (ephemeral ports,
+    /// socket activation), by the address the configuration names.
+    prebound: BTreeMap<SocketAddr, TcpListener>,
+    stop: Arc<AtomicBool>,
+    /// A listener could not be bound: the loop ends with this.
+    fatal: Option<io::Error>,
+    on_event: Box<dyn FnMut(NodeEvent) + Send>,
+}
+
+fn key(id: u64) -> usize {
+    // Ids count up from 1; a 64-bit target never wraps.
+    id as usize
+}
+
+impl PollingHost {
+    /// A host reporting the node's events (access log etc.) to `on_event`.
+    pub fn new(on_event: impl FnMut(NodeEvent) + Send + 'static) -> io::Result<PollingHost> {
+        Ok(PollingHost {
+            poller: Arc::new(Poller::new()?),
+            socks: BTreeMap::new(),
+            listeners: BTreeMap::new(),
+            prebound: BTreeMap::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            fatal: None,
+            on_event: Box::new(on_event),
+        })
+    }
+
+    /// Uses `listener` when the node asks to listen on its local address.
+    pub fn prebind(&mut self, listener: TcpListener) -> io::Result<()> {
+        self.prebound.insert(listener.local_addr()?, listener);
+        Ok(())
+    }
+
+    /// A handle that stops the loop.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            flag: self.stop.clone(),
+            poller: self.poller.clone(),
+        }
+    }
+
+    /// The poller the loop waits on.
+    pub fn poller(&self) -> &Poller {
+        &self.poller
+    }
+
+    /// True once stopped; an error if a listener could not be bound.
+    pub fn should_stop(&mut self) -> io::Result<bool> {
+        match self.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(self.stop.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// The listener behind a poller key, if it is one.
+    pub fn listener(&self, key: usize) -> Option<ListenerId> {
+        let id = ListenerId(key as u64);
+        self.listeners.contains_key(&id).then_some(id)
+    }
+
+    /// Accepts one pending connection of `listener`, if any.
+    pub fn accept(&mut self, listener: ListenerId) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+        let Some(l) = self.listeners.get(&listener) else {
+            return Ok(None);
+        };
+        match l.accept() {
+            Ok(pair) => Ok(Some(pair)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            // A connection that died in the backlog, or out of descriptors:
+            // skip this readiness; level-triggering brings the rest back.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Registers an accepted stream under the socket id the node gave it.
+    pub fn adopt(&mut self, sock: SockId, stream: TcpStream) -> io::Result<()> {
+        self.insert(sock, stream, false, None)
+    }
+
+    fn insert(
+        &mut self,
+        sock: SockId,
+        stream: TcpStream,
+        connecting: bool,
+        connect_error: Option<io::Error>,
+    ) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let s = Sock {
+            stream,
+            connecting,
+            connect_error,
+            paused: false,
+            read_closed: false,
+            want_write: false,
+            failed: false,
+        };
+        // SAFETY: the stream is deleted from the poller before it is dropped
+        // (see `forget`).
+        unsafe {
+            self.poller
+                .add_with_mode(&s.stream, s.interest(key(sock.0)), PollMode::Level)?
+        };
+        self.socks.insert(sock, s);
+        Ok(())
+    }
+
+    /// Deregisters and drops a socket (closing it).
+    fn forget(&mut self, sock: SockId) -> Option<TcpStream> {
+        let s = self.socks.remove(&sock)?;
+        let _ = self.poller.delete(&s.stream);
+        Some(s.stream)
+    }
+
+    /// Recomputes the poller interest of `sock` after a state change.
+    fn rearm(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get(&sock) {
+            // Fails only for a socket not registered, which cannot be here.
+            let _ =
+                self.poller
+                    .modify_with_mode(&s.stream, s.interest(key(sock.0)), PollMode::Level);
+        }
+    }
+
+    /// `sock` is writable: a connect finished, a full socket drained, or a
+    /// failed write is ready to be reported.
+    pub fn on_writable(&mut self, sock: SockId) -> Option<Input<'static>> {
+        let s = self.socks.get_mut(&sock)?;
+        if s.failed {
+            self.forget(sock);
+            return Some(Input::Reset { sock });
+        }
+        if s.connecting {
+            s.connecting = false;
+            let error = match s.connect_error.take() {
+                Some(e) => Some(e),
+                None => s.stream.take_error().ok().flatten(),
+            };
+            // No error yet no peer means the connect did not happen either.
+            let error = error.or_else(|| s.stream.peer_addr().err());
+            return Some(match error {
+                Some(e) => {
+                    self.forget(sock);
+                    Input::Connected {
+                        sock,
+                        result: Err(connect_error(&e)),
+                    }
+                }
+                None => {
+                    self.rearm(sock);
+                    Input::Connected {
+                        sock,
+                        result: Ok(()),
+                    }
+                }
+            });
+        }
+        if s.want_write {
+            s.want_write = false;
+            self.rearm(sock);
+            return Some(Input::Writable { sock });
+        }
+        None
+    }
+
+    /// `sock` is readable: one read into `buf` becomes one input.
+    pub fn on_readable<'b>(&mut self, sock: SockId, buf: &'b mut [u8]) -> Option<Input<'b>> {
+        let s = self.socks.get_mut(&sock)?;
+        if s.connecting || s.paused || s.read_closed {
+            return None; // interest already changed; a stale event of this batch
+        }
+        match s.stream.read(buf) {
+            Ok(0) => {
+                s.read_closed = true;
+                self.rearm(sock);
+                Some(Input::ReadClosed { sock })
+            }
+            Ok(n) => Some(Input::Received {
+                sock,
+                data: buf.get(..n)?,
+            }),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                None
+            }
+            Err(_) => {
+                self.forget(sock);
+                Some(Input::Reset { sock })
+            }
+        }
+    }
+}
+
+fn connect_error(e: &io::Error) -> ConnectError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        io::ErrorKind::TimedOut => ConnectError::TimedOut,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            ConnectError::Unreachable
+        }
+        _ => ConnectError::Other,
+    }
+}
+
+/// Starts a non-blocking connect; `Ok` while it is in progress.
+fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, Option<io::Error>)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    let pending = match socket.connect(&addr.into()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
+        // Reported as the connect's result at the first writable event (an
+        // unconnected socket polls writable at once).
+        Err(e) => Some(e),
+    };
+    Ok((socket.into(), pending))
+}
+
+impl Host for PollingHost {
+    fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
+        let bound = match self.prebound.remove(&addr) {
+            Some(l) => Ok(l),
+            None => TcpListener::bind(addr),
+        };
+        let registered = bound.and_then(|l| {
+            l.set_nonblocking(true)?;
+            // SAFETY: listeners live as long as the host and are never removed.
+            unsafe {
+                self.poller
+                    .add_with_mode(&l, Event::readable(key(listener.0)), PollMode::Level)?
+            };
+            self.listeners.insert(listener, l);
+            Ok(())
+        });
+        if let Err(e) = registered {
+            let e = io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn connect(&mut self, sock: SockId, addr: SocketAddr) {
+        // Without a socket at all (out of descriptors) there is nothing to
+        // poll: the node's own connect deadline ends the attempt.
+        let _ =
+            start_connect(addr).and_then(|(stream, error)| self.insert(sock, stream, true, error));
+    }
+
+    fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
+        let Some(s) = self.socks.get_mut(&sock) else {
+            return data.len(); // already gone: the bytes have nowhere to go
+        };
+        if s.connecting {
+            s.want_write = true; // `Writable` follows `Connected`
+            return 0;
+        }
+        let mut written = 0;
+        while written < data.len() {
+            match s.stream.write(&data[written..]) {
+                Ok(0) => {
+                    s.failed = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.want_write = true;
+                    break;
+                }
+                Err(_) => {
+                    s.failed = true;
+                    break;
+                }
+            }
+        }
+        self.rearm(sock);
+        written
+    }
+
+    fn pause_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = true;
+            self.rearm(sock);
+        }
+    }
+
+    fn resume_read(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.paused = false;
+            self.rearm(sock);
+        }
+    }
+
+    fn shutdown_write(&mut self, sock: SockId) {
+        if let Some(s) = self.socks.get(&sock) {
+            // Fails only when the peer is already gone, which a read reports.
+            let _ = s.stream.shutdown(Shutdown::Write);
+        }
+    }
+
+    fn close(&mut self, sock: SockId, reset: bool) {
+        if let Some(stream) = self.forget(sock) {
+            if reset {
+                // SO_LINGER 0: the close sends RST and discards unsent data.
+                let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        (self.on_event)(event);
+    }
+}
