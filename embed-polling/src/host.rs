@@ -70,6 +70,7 @@ pub struct PollingHost {
     /// A listener could not be bound: the loop ends with this.
     fatal: Option<io::Error>,
     on_event: Box<dyn FnMut(NodeEvent) + Send>,
+    on_listen: Box<dyn FnMut(SocketAddr) + Send>,
 }
 
 fn key(id: u64) -> usize {
@@ -88,6 +89,7 @@ impl PollingHost {
             stop: Arc::new(AtomicBool::new(false)),
             fatal: None,
             on_event: Box::new(on_event),
+            on_listen: Box::new(|_| {}),
         })
     }
 
@@ -95,6 +97,12 @@ impl PollingHost {
     pub fn prebind(&mut self, listener: TcpListener) -> io::Result<()> {
         self.prebound.insert(listener.local_addr()?, listener);
         Ok(())
+    }
+
+    /// Calls `on_listen` with each listener's bound address (where port 0
+    /// became a real port).
+    pub fn on_listen(&mut self, on_listen: impl FnMut(SocketAddr) + Send + 'static) {
+        self.on_listen = Box::new(on_listen);
     }
 
     /// A handle that stops the loop.
@@ -300,6 +308,7 @@ impl Host for PollingHost {
                 self.poller
                     .add_with_mode(&l, Event::readable(key(listener.0)), PollMode::Level)?
             };
+            (self.on_listen)(l.local_addr()?);
             self.listeners.insert(listener, l);
             Ok(())
         });

@@ -1,10 +1,12 @@
-//! Two nodes on the example's loop, each in its own thread, on 127.0.0.1
-//! ephemeral ports: a client writes 1 MiB into node A's tunnel, node B
-//! exports a TCP echo server, and the same bytes must come back. Every
-//! blocking call has a timeout, so a broken loop fails instead of hanging.
+//! Two nodes on the example's loop on 127.0.0.1 ephemeral ports (in
+//! threads, or node B as the example binary): a client writes into node
+//! A's tunnel, node B exports a TCP echo server, and the same bytes must
+//! come back. Every blocking call has a timeout, so a broken loop fails
+//! instead of hanging.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -115,13 +117,45 @@ fn assert_done(event: NodeEvent, direction: Direction, size: u64) {
     );
 }
 
-#[test]
-fn one_mib_echoes_through_the_tunnel() {
-    const SIZE: usize = 1 << 20;
-    let (echo, echo_thread) = echo_server();
-    let (hbone, front) = (ephemeral(), ephemeral());
-    let (hbone_addr, front_addr) = (hbone.local_addr().unwrap(), front.local_addr().unwrap());
-    let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+/// Writes `data` into the tunnel at `front` (from a second thread, as the
+/// echo comes back meanwhile), half-closes, and returns what came back.
+fn through_tunnel(front: SocketAddr, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut client = TcpStream::connect_timeout(&front, LIMIT)?;
+    client.set_read_timeout(Some(LIMIT))?;
+    client.set_write_timeout(Some(LIMIT))?;
+    let mut writer = client.try_clone()?;
+    let sent = data.to_vec();
+    let writing = thread::spawn(move || {
+        // A refused flow may reset the connection mid-write; the reader sees it.
+        let _ = writer.write_all(&sent);
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let mut echoed = Vec::new();
+    let read = client.read_to_end(&mut echoed);
+    writing.join().expect("writer panicked");
+    read.map(|_| echoed)
+}
+
+fn args(s: &[&str]) -> Vec<String> {
+    s.iter().map(|a| a.to_string()).collect()
+}
+
+/// Node A: `shop/cart` with a tunnel at `front` to echo.shop:80 on the
+/// node at `hbone`.
+fn start_client_node(front: TcpListener, hbone: SocketAddr) -> (Running, SocketAddr) {
+    let front_addr = front.local_addr().unwrap();
+    let tunnel = format!("{front_addr}=echo.shop:80@{hbone}/shop/echo");
+    let a = start(
+        &args(&["--id", "shop/cart", "--tunnel", &tunnel]),
+        vec![front],
+    );
+    (a, front_addr)
+}
+
+/// Node B: `shop/echo` exporting echo.shop:80 → `target`.
+fn start_server_node(hbone: TcpListener, target: SocketAddr) -> (Running, SocketAddr) {
+    let hbone_addr = hbone.local_addr().unwrap();
+    let export = format!("echo.shop:80={target}");
     let b = start(
         &args(&[
             "--id",
@@ -129,36 +163,22 @@ fn one_mib_echoes_through_the_tunnel() {
             "--hbone",
             &hbone_addr.to_string(),
             "--export",
-            &format!("echo.shop:80={echo}"),
+            &export,
         ]),
         vec![hbone],
     );
-    let a = start(
-        &args(&[
-            "--id",
-            "shop/cart",
-            "--tunnel",
-            &format!("{front_addr}=echo.shop:80@{hbone_addr}/shop/echo"),
-        ]),
-        vec![front],
-    );
+    (b, hbone_addr)
+}
 
-    let mut client = TcpStream::connect_timeout(&front_addr, LIMIT).unwrap();
-    client.set_read_timeout(Some(LIMIT)).unwrap();
-    client.set_write_timeout(Some(LIMIT)).unwrap();
+#[test]
+fn one_mib_echoes_through_the_tunnel() {
+    const SIZE: usize = 1 << 20;
+    let (echo, echo_thread) = echo_server();
+    let (b, hbone) = start_server_node(ephemeral(), echo);
+    let (a, front) = start_client_node(ephemeral(), hbone);
+
     let data = pattern(SIZE);
-    // Write from a second thread: the echo comes back while we still write.
-    let mut writer = client.try_clone().unwrap();
-    let sent = data.clone();
-    let writing = thread::spawn(move || {
-        writer.write_all(&sent).unwrap();
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut echoed = Vec::with_capacity(SIZE);
-    client
-        .read_to_end(&mut echoed)
-        .expect("echo did not end in time");
-    writing.join().unwrap();
+    let echoed = through_tunnel(front, &data).expect("echo did not end in time");
     assert_eq!(echoed.len(), SIZE);
     assert!(echoed == data, "echoed bytes differ");
     assert_eq!(echo_thread.join().unwrap(), SIZE);
@@ -167,4 +187,102 @@ fn one_mib_echoes_through_the_tunnel() {
     assert_done(b.flow_closed(), Direction::Inbound, SIZE as u64);
     a.stop();
     b.stop();
+}
+
+#[test]
+fn a_refused_target_ends_the_flow_with_connect_failed() {
+    // A port that was free a moment ago: connecting to it is refused.
+    let refused = ephemeral().local_addr().unwrap();
+    let (b, hbone) = start_server_node(ephemeral(), refused);
+    let (a, front) = start_client_node(ephemeral(), hbone);
+
+    // Reset or plain EOF, but nothing echoed and no hang.
+    if let Ok(echoed) = through_tunnel(front, b"hello") {
+        assert_eq!(echoed, b"");
+    }
+    let NodeEvent::FlowClosed { reason, .. } = b.flow_closed() else {
+        unreachable!("flow_closed returns FlowClosed only");
+    };
+    assert_eq!(reason, CloseReason::ConnectFailed);
+    let NodeEvent::FlowClosed { reason, .. } = a.flow_closed() else {
+        unreachable!("flow_closed returns FlowClosed only");
+    };
+    assert_ne!(reason, CloseReason::Done);
+    a.stop();
+    b.stop();
+}
+
+/// The example binary, killed when dropped (also when a test fails).
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of `from`, through a channel so that reads can time out.
+fn lines(from: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn the_example_binary_serves_an_export() {
+    const SIZE: usize = 256 * 1024;
+    let (echo, echo_thread) = echo_server();
+    let export = format!("echo.shop:80={echo}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren-embed-polling"))
+        .args([
+            "--id",
+            "shop/echo",
+            "--hbone",
+            "127.0.0.1:0",
+            "--export",
+            &export,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("example binary starts");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let process = Process(child);
+    let (stdout, stderr) = (lines(stdout), lines(stderr));
+    let listening = stdout.recv_timeout(LIMIT).expect("no listening line");
+    let hbone: SocketAddr = listening
+        .strip_prefix("listening ")
+        .expect("listening ADDR")
+        .parse()
+        .unwrap();
+
+    let (a, front) = start_client_node(ephemeral(), hbone);
+    let data = pattern(SIZE);
+    let echoed = through_tunnel(front, &data).expect("echo did not end in time");
+    assert!(echoed == data, "echoed bytes differ");
+    assert_eq!(echo_thread.join().unwrap(), SIZE);
+    assert_done(a.flow_closed(), Direction::Outbound, SIZE as u64);
+    // The binary's access log names the flow and its byte counts.
+    let closed = loop {
+        let line = stderr.recv_timeout(LIMIT).expect("no access-log line");
+        if line.starts_with("flow closed") {
+            break line;
+        }
+    };
+    assert!(
+        closed.contains(&format!("sent={SIZE} received={SIZE}"))
+            && closed.contains("reason=\"done\""),
+        "{closed}"
+    );
+    a.stop();
+    drop(process);
 }
