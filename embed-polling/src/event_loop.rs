@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use polling::Events;
 use warren_proto::drive;
-use warren_proto::node::{Input, Node, SockId};
+use warren_proto::node::{Input, Node};
 use warren_proto::time::Instant;
 
 use crate::host::PollingHost;
@@ -56,18 +56,15 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
                 }
                 continue;
             }
-            let sock = SockId(ev.key as u64);
-            if let Some(input) = ev.writable.then(|| host.on_writable(sock)).flatten() {
+            // Level-triggered: one read per wake-up; more waiting wakes us again.
+            if let Some(input) = host.on_writable(&ev) {
                 deadline = drive::step(node, host, now, input)?;
             }
-            if let Some(input) = ev
-                .readable
-                .then(|| host.on_readable(sock, &mut buf))
-                .flatten()
-            {
+            if let Some(input) = host.on_readable(&ev, &mut buf) {
                 deadline = drive::step(node, host, now, input)?;
             }
         }
+        // The node's timers (handshakes, idle flows, HTTP/2 pings) are due.
         if deadline.is_some_and(|d| d <= clock.now()) {
             deadline = drive::step(node, host, clock.now(), Input::Timeout)?;
         }

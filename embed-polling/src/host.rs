@@ -196,10 +196,11 @@ impl PollingHost {
         }
     }
 
-    /// `sock` is writable: a connect finished, a full socket drained, or a
-    /// failed write is ready to be reported.
-    pub fn on_writable(&mut self, sock: SockId) -> Option<Input<'static>> {
-        let s = self.socks.get_mut(&sock)?;
+    /// What a writable socket means to the node: a connect finished, a
+    /// full socket drained, or a failed write is ready to be reported.
+    pub fn on_writable(&mut self, ev: &Event) -> Option<Input<'static>> {
+        let sock = SockId(ev.key as u64);
+        let s = self.socks.get_mut(&sock).filter(|_| ev.writable)?;
         if s.failed {
             self.forget(sock);
             return Some(Input::Reset { sock });
@@ -237,9 +238,11 @@ impl PollingHost {
         None
     }
 
-    /// `sock` is readable: one read into `buf` becomes one input.
-    pub fn on_readable<'b>(&mut self, sock: SockId, buf: &'b mut [u8]) -> Option<Input<'b>> {
-        let s = self.socks.get_mut(&sock)?;
+    /// What a readable socket means to the node: one read into `buf`
+    /// becomes one input.
+    pub fn on_readable<'b>(&mut self, ev: &Event, buf: &'b mut [u8]) -> Option<Input<'b>> {
+        let sock = SockId(ev.key as u64);
+        let s = self.socks.get_mut(&sock).filter(|_| ev.readable)?;
         if s.connecting || s.paused || s.read_closed {
             return None; // interest already changed; a stale event of this batch
         }
