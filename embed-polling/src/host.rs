@@ -393,3 +393,86 @@ impl Host for PollingHost {
         (self.on_event)(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Option<Duration> = Some(Duration::from_secs(10));
+    const SOCK: SockId = SockId(7);
+
+    /// A host holding the accepted end of a loopback connection as `SOCK`,
+    /// and the client end.
+    fn pair() -> (PollingHost, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(LIMIT).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut host = PollingHost::new(|_| {}).unwrap();
+        host.adopt(SOCK, server).unwrap();
+        (host, client)
+    }
+
+    /// Readiness of `SOCK` as (readable, writable), waiting at most `timeout`.
+    fn readiness(host: &PollingHost, timeout: Option<Duration>) -> (bool, bool) {
+        let mut events = polling::Events::new();
+        host.poller().wait(&mut events, timeout).unwrap();
+        let ev = events.iter().find(|e| e.key == key(SOCK.0));
+        ev.map_or((false, false), |e| (e.readable, e.writable))
+    }
+
+    #[test]
+    fn pause_read_removes_read_interest_and_resume_restores_it() {
+        let (mut host, mut client) = pair();
+        client.write_all(b"ping").unwrap();
+        assert_eq!(readiness(&host, LIMIT), (true, false));
+        host.pause_read(SOCK);
+        // Level-triggered and unread, yet no event while paused.
+        assert_eq!(readiness(&host, Some(Duration::ZERO)), (false, false));
+        host.resume_read(SOCK);
+        assert_eq!(readiness(&host, LIMIT), (true, false));
+        let mut buf = [0u8; 16];
+        let ev = Event::readable(key(SOCK.0));
+        match host.on_readable(&ev, &mut buf) {
+            Some(Input::Received { sock, data }) => assert_eq!((sock, data), (SOCK, &b"ping"[..])),
+            other => panic!("expected Received, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_short_write_reports_writable_once_the_peer_reads() {
+        let (mut host, mut client) = pair();
+        let big = vec![0u8; 64 << 20];
+        let taken = host.write(SOCK, &big);
+        assert!(taken < big.len(), "a 64 MiB write must come up short");
+        assert!(!readiness(&host, Some(Duration::ZERO)).1);
+        // Drain what was taken; the socket takes more again.
+        let mut sink = vec![0u8; taken];
+        client.read_exact(&mut sink).unwrap();
+        assert!(readiness(&host, LIMIT).1);
+        let ev = Event::writable(key(SOCK.0));
+        assert!(matches!(
+            host.on_writable(&ev),
+            Some(Input::Writable { sock: SOCK })
+        ));
+        // Reported once: the write interest is gone until the next short write.
+        assert!(!readiness(&host, Some(Duration::ZERO)).1);
+    }
+
+    #[test]
+    fn shutdown_write_is_eof() {
+        let (mut host, mut client) = pair();
+        host.shutdown_write(SOCK);
+        let mut buf = [0u8; 4];
+        assert_eq!(client.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn close_with_reset_is_rst() {
+        let (mut host, mut client) = pair();
+        host.close(SOCK, true);
+        // Blocks (at most LIMIT) until the RST arrives; a FIN would read 0.
+        let err = client.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+}
