@@ -140,8 +140,9 @@ impl PollingHost {
         match l.accept() {
             Ok(pair) => Ok(Some(pair)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            // A connection that died in the backlog, or out of descriptors:
-            // skip this readiness; level-triggering brings the rest back.
+            // A connection that died in the backlog: skip it; the rest come
+            // back level-triggered. (Out of descriptors spins here until one
+            // frees: a production host would pause the listener a while.)
             Err(_) => Ok(None),
         }
     }
