@@ -1,0 +1,13 @@
+//! # warren
+//!
+//! The `warren` command: a zero-trust service mesh for TCP. This library
+//! holds what the binary is made of, so tests and other front ends can use
+//! it without a process:
+//! - [`ca`]: `warren ca init | issue | ticket`, a file-based CA.
+//! - [`config`]: the agent's TOML configuration, parsed into warren-proto's
+//!   policy and front-end types with errors that point at the line.
+//! - [`args`]: the command line.
+
+pub mod args;
+pub mod ca;
+pub mod config;
