@@ -178,6 +178,29 @@ fn hex(serial: &SerialNumber) -> String {
         .collect()
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian; the
+/// civil-from-days conversion of Howard Hinnant's date algorithms).
+fn utc(secs: u64) -> String {
+    let days = secs / SECS_PER_DAY;
+    let rem = secs % SECS_PER_DAY;
+    // Shift the epoch to 0000-03-01 so leap days end each 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// What a command wrote, for the operator. Never holds a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issued {
@@ -198,8 +221,9 @@ impl fmt::Display for Issued {
         writeln!(f, "serial:    {}", self.serial)?;
         writeln!(
             f,
-            "valid:     unix {} to {}",
-            self.validity.not_before, self.validity.not_after
+            "valid:     {} to {}",
+            utc(self.validity.not_before),
+            utc(self.validity.not_after)
         )?;
         for file in &self.files {
             writeln!(f, "wrote:     {}", file.display())?;

@@ -285,3 +285,12 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
         Err(TicketError::Version(2))
     ));
 }
+
+#[test]
+fn validity_is_shown_as_utc_dates() {
+    assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+    assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    assert_eq!(utc(1_800_000_000), "2027-01-15 08:00:00 UTC");
+    assert_eq!(utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+    assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+}
