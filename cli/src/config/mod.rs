@@ -25,7 +25,7 @@ pub use error::ConfigError;
 pub use summary::Summary;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use warren_proto::front::{self, HttpConnectConfig};
@@ -34,9 +34,10 @@ use warren_proto::identity::SpiffeId;
 use warren_proto::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 
 /// The default HBONE listener: every interface, ztunnel's port.
-pub const DEFAULT_HBONE_LISTEN: &str = "0.0.0.0:15008";
+pub const DEFAULT_HBONE_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 15008));
 /// The default admin listener (metrics, config dump): loopback only.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:15000";
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15000));
 
 /// Everything an agent is configured with.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,6 @@
 //! that span several values (duplicates, listeners on one address), limits
 //! in range, and paths relative to the file.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,7 +40,7 @@ fn unwrap<T>(list: Vec<Parsed<T>>) -> Vec<T> {
 
 /// Listen addresses seen so far, so two listeners never share one.
 struct Listeners<'a> {
-    seen: BTreeMap<SocketAddr, &'static str>,
+    seen: Vec<(SocketAddr, &'static str)>,
     locator: &'a Locator<'a>,
 }
 
@@ -52,38 +51,35 @@ impl Listeners<'_> {
         addr: &Spanned<Parsed<SocketAddr>>,
     ) -> Result<SocketAddr, ConfigError> {
         let value = addr.get_ref().0;
-        match self.seen.entry(value) {
-            Entry::Occupied(first) => Err(self.locator.error(
+        if let Some((first, first_what)) = self.seen.iter().find(|(seen, _)| overlap(*seen, value))
+        {
+            return Err(self.locator.error(
                 Some(addr.span()),
                 format!(
-                    "{value} is already the {} address; expected a different address for the {what}",
-                    first.get()
+                    "{value} overlaps the {first_what} address {first}; expected another port or address for the {what}"
                 ),
-            )),
-            Entry::Vacant(slot) => {
-                slot.insert(what);
-                Ok(value)
-            }
+            ));
         }
+        self.seen.push((value, what));
+        Ok(value)
     }
+}
+
+/// Whether two listeners could not both bind: the same port on the same
+/// address, or on any address when one of them is a wildcard (`0.0.0.0`
+/// or `[::]`, which on Linux also takes IPv4).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && (a.ip().to_canonical() == b.ip().to_canonical()
+            || a.ip().is_unspecified()
+            || b.ip().is_unspecified())
 }
 
 fn default_addr(
     given: Option<Spanned<Parsed<SocketAddr>>>,
-    default: &str,
+    default: SocketAddr,
 ) -> Spanned<Parsed<SocketAddr>> {
-    // The defaults are constants that parse; span 0..0 marks "not in the
-    // file", which the locator reports at line 1 with no key.
-    given.unwrap_or_else(|| {
-        Spanned::new(
-            0..0,
-            Parsed(
-                default
-                    .parse()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            ),
-        )
-    })
+    given.unwrap_or_else(|| Spanned::new(0..0, Parsed(default)))
 }
 
 /// Refuses a second rule with the same name: decisions are logged by rule
@@ -109,7 +105,7 @@ pub fn resolve(
     locator: &Locator<'_>,
 ) -> Result<AgentConfig, ConfigError> {
     let mut listeners = Listeners {
-        seen: BTreeMap::new(),
+        seen: Vec::new(),
         locator,
     };
     let hbone_listen = listeners.claim(

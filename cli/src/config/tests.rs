@@ -1,4 +1,5 @@
 use super::*;
+use quickcheck::{QuickCheck, TestResult};
 use std::time::Duration;
 use warren_proto::policy::{Action, Cidr, PortRange, Scope, Target};
 
@@ -89,8 +90,8 @@ fn the_documented_example_parses_into_the_policy_it_describes() {
 #[test]
 fn a_minimal_file_gets_the_defaults() {
     let cfg = parse_str(BASE).unwrap();
-    assert_eq!(cfg.hbone_listen, DEFAULT_HBONE_LISTEN.parse().unwrap());
-    assert_eq!(cfg.admin, DEFAULT_ADMIN.parse().unwrap());
+    assert_eq!(cfg.hbone_listen, "0.0.0.0:15008".parse().unwrap());
+    assert_eq!(cfg.admin, "127.0.0.1:15000".parse().unwrap());
     assert_eq!(cfg.identity.key, Path::new("conf/k.pem"));
     assert!(cfg.exports.is_empty());
     assert!(cfg.authz.rules.is_empty());
@@ -244,7 +245,13 @@ const CASES: &[Case] = &[
         text: "[socks5]\nlisten = \"127.0.0.1:15000\"\n",
         line: 3,
         key: "socks5.listen",
-        says: &["127.0.0.1:15000 is already the admin address"],
+        says: &["127.0.0.1:15000 overlaps the admin address 127.0.0.1:15000"],
+    },
+    Case {
+        text: "[[tunnel]]\nlisten = \"127.0.0.1:15008\"\nto = \"echo.demo:1\"\n",
+        line: 3,
+        key: "tunnel[0].listen",
+        says: &["overlaps the hbone_listen address 0.0.0.0:15008"],
     },
     Case {
         text: "[http_proxy]\nlisten = \"127.0.0.1:3128\"\nmax_headers = 0\n",
@@ -349,4 +356,47 @@ fn an_unreadable_file_names_the_file() {
             .starts_with("/nonexistent/warren/agent.toml: cannot read:"),
         "{err}"
     );
+}
+
+/// Up to four one-byte edits (replace or insert) of the example, at any
+/// place, with bytes that matter to TOML.
+fn edit_example(edits: &[(u16, u8)]) -> Option<String> {
+    const BYTES: &[u8] = b" \n=\"'[]{},.#abc0123456789-_*:/";
+    let mut bytes = EXAMPLE.as_bytes().to_vec();
+    for &(pos, pick) in edits.iter().take(4) {
+        let at = usize::from(pos) % (bytes.len() + 1);
+        let byte = BYTES[usize::from(pick) % BYTES.len()];
+        if pick & 0x80 == 0 && at < bytes.len() {
+            bytes[at] = byte;
+        } else {
+            bytes.insert(at, byte);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[test]
+fn any_small_edit_of_the_example_parses_or_is_reported_inside_the_file() {
+    fn prop(edits: Vec<(u16, u8)>) -> TestResult {
+        let Some(text) = edit_example(&edits) else {
+            return TestResult::discard();
+        };
+        match parse(&text, Path::new("a.toml")) {
+            Ok(_) => TestResult::passed(),
+            Err(e) => {
+                let lines = text.split('\n').count();
+                let line = text.split('\n').nth(e.line.saturating_sub(1)).unwrap_or("");
+                let top_key = e.key.split(['.', '[']).next().unwrap_or("");
+                TestResult::from_bool(
+                    (1..=lines).contains(&e.line)
+                        && (1..=line.chars().count() + 1).contains(&e.column)
+                        && !e.message.is_empty()
+                        && text.contains(top_key),
+                )
+            }
+        }
+    }
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(prop as fn(Vec<(u16, u8)>) -> TestResult);
 }

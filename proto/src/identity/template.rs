@@ -23,6 +23,7 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 
 use super::san::uri_sans;
+use super::verify::MAX_QUOTED_URI;
 use super::{IdentityError, SpiffeId, SpiffeIdError, TrustDomain};
 
 /// When a certificate is valid, unix seconds, both ends inclusive.
@@ -154,7 +155,7 @@ pub fn ca_trust_domain(cert: &CertificateDer<'_>) -> Result<TrustDomain, Identit
     };
     let text = String::from_utf8_lossy(uri);
     let not_spiffe = |reason| IdentityError::NotSpiffe {
-        uri: text.chars().take(256).collect(),
+        uri: text.chars().take(MAX_QUOTED_URI).collect(),
         reason,
     };
     let td = text
