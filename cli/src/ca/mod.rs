@@ -121,7 +121,7 @@ impl fmt::Display for CaError {
             CaError::Random => f.write_str("the system random generator failed"),
             CaError::SelfCheck(e) => write!(
                 f,
-                "the issued certificate does not verify against the CA ({e}); does the CA key belong to the CA certificate?"
+                "the issued certificate does not verify against the CA ({e}); was the CA made by `warren ca init`, and does ca-key.pem belong to ca.pem?"
             ),
             CaError::BadHub(e) => write!(f, "--hub {e}; expected host:port"),
             CaError::Ticket(e) => write!(f, "cannot encode the ticket: {e}"),

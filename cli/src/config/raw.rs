@@ -41,16 +41,16 @@ pub struct RawAgent {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
-    pub cert: String,
-    pub key: String,
-    pub ca: String,
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    pub ca: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExport {
     pub service: Parsed<ServiceName>,
-    pub port: u16,
+    pub port: Spanned<u16>,
     pub target: Parsed<Target>,
 }
 

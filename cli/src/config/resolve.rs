@@ -114,10 +114,19 @@ pub fn resolve(
     )?;
     let admin = listeners.claim("admin", &default_addr(raw.admin, DEFAULT_ADMIN))?;
 
+    let file = |name: &Spanned<String>| {
+        if name.get_ref().is_empty() {
+            return Err(locator.error(
+                Some(name.span()),
+                "empty file name; expected the path of a PEM file",
+            ));
+        }
+        Ok(base.join(name.get_ref()))
+    };
     let identity = IdentityFiles {
-        cert: base.join(&raw.identity.cert),
-        key: base.join(&raw.identity.key),
-        ca: base.join(&raw.identity.ca),
+        cert: file(&raw.identity.cert)?,
+        key: file(&raw.identity.key)?,
+        ca: file(&raw.identity.ca)?,
     };
 
     // Adding the exports one at a time finds the first that clashes with
@@ -127,9 +136,15 @@ pub fn resolve(
     for export in raw.export {
         let span = export.span();
         let e = export.into_inner();
+        if *e.port.get_ref() == 0 {
+            return Err(locator.error(
+                Some(e.port.span()),
+                "port 0 cannot be named by clients; expected 1 to 65535",
+            ));
+        }
         list.push(Export {
             service: e.service.0,
-            port: e.port,
+            port: e.port.into_inner(),
             target: e.target.0,
         });
         exports = Exports::new(list.clone()).map_err(|err| {

@@ -150,6 +150,12 @@ const CASES: &[Case] = &[
         says: &["70000", "u16"],
     },
     Case {
+        text: "[[export]]\nservice = \"echo.demo\"\nport = 0\ntarget = \"127.0.0.1:9000\"\n",
+        line: 4,
+        key: "export[0].port",
+        says: &["expected 1 to 65535"],
+    },
+    Case {
         text: "[[export]]\nservice = \"Echo\"\nport = 1\ntarget = \"127.0.0.1:9000\"\n",
         line: 3,
         key: "export[0].service",
@@ -399,4 +405,22 @@ fn any_small_edit_of_the_example_parses_or_is_reported_inside_the_file() {
     QuickCheck::new()
         .tests(300)
         .quickcheck(prop as fn(Vec<(u16, u8)>) -> TestResult);
+}
+
+#[test]
+fn identity_paths_resolve_against_the_files_folder_unless_absolute() {
+    let cfg = parse(
+        "identity = { cert = \"/etc/warren/cert.pem\", key = \"k.pem\", ca = \"../ca.pem\" }\n",
+        Path::new("/srv/agent/agent.toml"),
+    )
+    .unwrap();
+    assert_eq!(cfg.identity.cert, Path::new("/etc/warren/cert.pem"));
+    assert_eq!(cfg.identity.key, Path::new("/srv/agent/k.pem"));
+    assert_eq!(cfg.identity.ca, Path::new("/srv/agent/../ca.pem"));
+    // A bare file name sits beside the working directory's files.
+    let cfg = parse(BASE, Path::new("agent.toml")).unwrap();
+    assert_eq!(cfg.identity.cert, Path::new("c.pem"));
+    let err = parse_str("[identity]\ncert = \"c\"\nkey = \"\"\nca = \"a\"\n").unwrap_err();
+    assert_eq!((err.line, err.key.as_str()), (3, "identity.key"), "{err}");
+    assert!(err.message.contains("empty file name"), "{err}");
 }
