@@ -6,8 +6,11 @@
 //! - [`ca`]: `warren ca init | issue | ticket`, a file-based CA.
 //! - [`config`]: the agent's TOML configuration, parsed into warren-proto's
 //!   policy and front-end types with errors that point at the line.
+//! - [`identity`]: the agent's PEM files or join ticket, loaded for
+//!   warren-proto's `MeshTlsParams`.
 //! - [`args`]: the command line.
 
 pub mod args;
 pub mod ca;
 pub mod config;
+pub mod identity;
