@@ -67,14 +67,18 @@ impl Listeners<'_> {
 
 /// Whether two listeners could not both bind: the same port on the same
 /// address, or on any address when one of them is a wildcard (`0.0.0.0`
-/// or `[::]`, which on Linux also takes IPv4).
+/// or `[::]`, which on Linux also takes IPv4). Port 0 asks the system for
+/// a free port, so it never clashes.
 fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port()
+        && a.port() != 0
         && (a.ip().to_canonical() == b.ip().to_canonical()
             || a.ip().is_unspecified()
             || b.ip().is_unspecified())
 }
 
+/// A listener the file may leave out. The span 0..0 marks "not in the
+/// file": the locator reports it at line 1 with no key.
 fn default_addr(
     given: Option<Spanned<Parsed<SocketAddr>>>,
     default: SocketAddr,

@@ -102,6 +102,17 @@ fn a_minimal_file_gets_the_defaults() {
 }
 
 #[test]
+fn listeners_on_port_zero_never_clash() {
+    let cfg = parse_str(&format!(
+        "{BASE}hbone_listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [socks5]\nlisten = \"0.0.0.0:0\"\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.admin.port(), 0);
+    assert_eq!(cfg.socks5.map(|s| s.listen.port()), Some(0));
+}
+
+#[test]
 fn limits_map_onto_the_h2_config() {
     let cfg = parse_str(&format!(
         "{BASE}[limits]\nstream_window = 65536\nconnection_window = 1048576\n\
