@@ -154,7 +154,8 @@ pub enum ConfigCommand {
     #[command(
         long_about = "Parse an agent configuration file (TOML) and print what it \
         configures: listeners, exports, rules, front ends and services. Nothing is \
-        started and no file it names is opened.\n\n\
+        started; with --identity the identity files are read and checked too (the \
+        certificate names one SPIFFE id, the key is its key, the CA file holds roots).\n\n\
         Errors name the file, line and column and the key, and say what was expected. \
         cli/examples/agent.toml in the source tree documents every key."
     )]
@@ -167,6 +168,9 @@ pub struct ConfigCheck {
     /// The agent configuration file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Also read the [identity] files and check that they form a mesh identity.
+    #[arg(long)]
+    pub identity: bool,
 }
 
 fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {

@@ -1,18 +1,22 @@
 //! The agent's identity as proto takes it: PEM files named by the
 //! configuration's `[identity]`, or a join ticket, read into a certificate
 //! chain, a private key and the trust bundle, ready for
-//! `warren_proto::identity::MeshTlsParams::new`.
+//! `warren_proto::identity::MeshTlsParams` ([`LoadedIdentity::into_params`]).
 //!
 //! The trust domain is the one the agent's own certificate names: an
 //! agent trusts peers of its own mesh only.
 
 use core::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
+use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::time_provider::DefaultTimeProvider;
 use warren_proto::identity::{
-    spiffe_id_of, IdentityError, MeshTrust, SpiffeId, TrustDomain, TrustError,
+    spiffe_id_of, ConfigError, IdentityError, MeshTlsParams, MeshTrust, SpiffeId, TrustDomain,
+    TrustError,
 };
 
 use crate::ca::Ticket;
@@ -141,6 +145,21 @@ fn assemble(
     })
 }
 
+impl LoadedIdentity {
+    /// The mesh TLS parameters of a real (not simulated) node: ring's
+    /// crypto and the system clock. Fails when the key is not the
+    /// certificate's.
+    pub fn into_params(self) -> Result<MeshTlsParams, ConfigError> {
+        MeshTlsParams::new(
+            Arc::new(default_provider()),
+            Arc::new(DefaultTimeProvider),
+            Arc::new(self.trust),
+            self.chain,
+            self.key,
+        )
+    }
+}
+
 impl IdentityFiles {
     /// Reads the three PEM files.
     pub fn load(&self) -> Result<LoadedIdentity, LoadError> {
@@ -175,11 +194,6 @@ impl Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    use rustls::crypto::ring::default_provider;
-    use rustls::time_provider::DefaultTimeProvider;
-    use warren_proto::identity::MeshTlsParams;
 
     use crate::ca;
 
@@ -191,14 +205,7 @@ mod tests {
     }
 
     fn params(loaded: LoadedIdentity) -> MeshTlsParams {
-        MeshTlsParams::new(
-            Arc::new(default_provider()),
-            Arc::new(DefaultTimeProvider),
-            Arc::new(loaded.trust),
-            loaded.chain,
-            loaded.key,
-        )
-        .unwrap()
+        loaded.into_params().unwrap()
     }
 
     #[test]
@@ -240,9 +247,16 @@ mod tests {
         );
         let missing = IdentityFiles {
             ca: dir.join("nope.pem"),
-            ..files
+            ..files.clone()
         };
         assert!(missing.load().unwrap_err().to_string().contains("nope.pem"));
+        // A key that is not the certificate's is caught building the params.
+        ca::issue(&dir.join("ca"), &id, &dir.join("other"), 1, now(), false).unwrap();
+        let mismatched = IdentityFiles {
+            key: dir.join("other").join(ca::KEY_FILE),
+            ..files
+        };
+        assert!(mismatched.load().unwrap().into_params().is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,6 +47,19 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
             print!("{}", config::Summary(&cfg));
+            if a.identity {
+                let params = cfg
+                    .identity
+                    .load()
+                    .map_err(|e| e.to_string())?
+                    .into_params()
+                    .map_err(|e| format!("identity: {e}"))?;
+                println!(
+                    "identity ok: {} (trust domain {})",
+                    params.identity(),
+                    params.trust().trust_domain()
+                );
+            }
         }
     }
     Ok(())

@@ -101,6 +101,21 @@ fn ca_init_issue_and_ticket_from_the_command_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not in the CA's trust domain example.org"));
 
+    // The issued files check out as an agent's identity.
+    let config = dir.join("agent.toml");
+    fs::write(
+        &config,
+        "[identity]\ncert = \"echo/cert.pem\"\nkey = \"echo/key.pem\"\nca = \"echo/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = warren(&["config", "check", "--identity", &config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("identity ok: {id} (trust domain example.org)")),
+        "{}",
+        text(&out.stdout)
+    );
+
     let ticket = dir.join("t.toml");
     let out = warren(&[
         "ca",
