@@ -1,11 +1,24 @@
 //! # warren-sim
 //!
-//! warren's deterministic simulator. For now it holds the deterministic
-//! crypto a simulated run needs:
+//! warren's deterministic simulator: one thread, virtual time that jumps to
+//! the next event, and a seed behind every choice.
+//! - [`rng`]: the seeded PRNG, with independent streams per purpose.
+//! - [`net`]: the TCP model between simulated hosts (latency, bandwidth,
+//!   segment split/merge, bounded windows, FIN/RST, partitions, clogs,
+//!   black holes, crashes, frozen hosts, clock skew).
+//! - [`world`]: hosts running applications on the net, stepped in time.
+//! - [`app`]: seeded byte-stream clients and echo/sink servers that verify
+//!   every byte without storing it.
+//! - [`trace`]: the ordered record of a run and its `trace-hash`.
 //! - [`crypto`]: a seeded rustls `CryptoProvider` (randomness, X25519,
 //!   Ed25519), so a run's TLS bytes repeat for the same seed.
 //! - [`certs`]: a CA and workload certificates derived from a seed, and the
 //!   virtual clock rustls checks them against.
 
+pub mod app;
 pub mod certs;
 pub mod crypto;
+pub mod net;
+pub mod rng;
+pub mod trace;
+pub mod world;

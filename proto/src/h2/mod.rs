@@ -9,8 +9,14 @@
 
 mod config;
 mod connection;
+mod flow;
 pub mod frame;
+mod headers;
 pub mod hpack;
+mod rate;
+mod recv;
+mod settings;
+mod stream;
 
 pub use config::{Config, RateLimit};
 pub use connection::{Connection, Event, Limit, Request, Response, Role, UsageError, Violation};

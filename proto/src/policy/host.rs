@@ -31,6 +31,8 @@ pub enum DomainError {
     /// The last label reads as a number, so the name could be taken for
     /// an IPv4 address.
     NumericTld,
+    /// A label that starts or ends with `-` (RFC 952/1123 LDH rule).
+    HyphenAtLabelEdge,
     /// A `*` anywhere but as the whole first label of a pattern with at
     /// least one more label (`*.example.com`).
     MisplacedWildcard,
@@ -47,6 +49,7 @@ impl fmt::Display for DomainError {
             DomainError::NumericTld => {
                 "domain's last label is numeric (looks like an IPv4 address)"
             }
+            DomainError::HyphenAtLabelEdge => "a label starts or ends with '-'",
             DomainError::MisplacedWildcard => {
                 "wildcard must be the whole first label: *.example.com"
             }
@@ -74,6 +77,9 @@ fn validate_name(name: &str) -> Result<(), DomainError> {
         }
         if label.contains('*') {
             return Err(DomainError::MisplacedWildcard);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(DomainError::HyphenAtLabelEdge);
         }
         if !label
             .bytes()

@@ -262,7 +262,7 @@ fn bad_targets_get_400() {
             HttpConnectError::InvalidTarget(TargetError::Ipv6WithoutBrackets),
         ),
         (
-            b"CONNECT bad_host:443 HTTP/1.1\r\n\r\n",
+            b"CONNECT bad!host:443 HTTP/1.1\r\n\r\n",
             HttpConnectError::InvalidTarget(TargetError::InvalidLabel),
         ),
         (

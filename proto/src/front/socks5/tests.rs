@@ -223,7 +223,7 @@ fn zero_length_domain() {
 #[test]
 fn invalid_domains() {
     let cases: [(&[u8], TargetError); 4] = [
-        (b"bad_name.com", TargetError::InvalidLabel),
+        (b"bad!name.com", TargetError::InvalidLabel),
         (b"a..b", TargetError::InvalidLabel),
         (b"\xff\xfe", TargetError::InvalidLabel),
         (b"127.1", TargetError::NumericName),

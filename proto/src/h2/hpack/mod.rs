@@ -1,11 +1,37 @@
 //! HPACK header compression (RFC 7541), sans-IO.
 //!
-//! CONTRACT NOTE (remove when implemented): the public signatures below are
-//! what `connection` is written against. Bodies are `todo!()` until HPACK
-//! lands. Submodules (static table, dynamic table, huffman, integer and
-//! string primitives) are the implementer's to lay out.
+//! One [`Decoder`] per connection for the peer's header blocks and one
+//! [`Encoder`] for ours. SETTINGS_HEADER_TABLE_SIZE reaches them so:
+//! - ours (what the peer's encoder may use): raise it in the decoder with
+//!   [`Decoder::set_max_table_size`] when our SETTINGS frame is sent, and
+//!   lower it when the peer acknowledges it; the peer's first block after a
+//!   decrease must start with a size update, or decoding fails.
+//! - the peer's: pass it to [`Encoder::set_max_table_size`] when it
+//!   arrives; the next block starts with the size update(s) it requires.
+//!
+//! Every [`DecodeError`] except [`DecodeError::HeaderListTooLarge`] leaves
+//! the decoder out of step with the peer: end the connection with
+//! COMPRESSION_ERROR and drop the decoder.
+//!
+//! Rooms:
+//! - [`Decoder`] and [`Encoder`]: one direction's header blocks each.
+//! - `static_table`, `dynamic_table`: the two halves of the index space;
+//!   `field_index`: the encoder's lookup over its dynamic table.
+//! - `huffman`, `integer`, `string`: the wire primitives; `chunk`: the
+//!   shared buffers decoded strings are split from.
 
-use super::Header;
+mod chunk;
+mod decoder;
+mod dynamic_table;
+mod encoder;
+mod field_index;
+mod huffman;
+mod integer;
+mod static_table;
+mod string;
+
+pub use decoder::{Decoder, DEFAULT_MAX_STRING_LEN};
+pub use encoder::{Encoder, ENCODER_TABLE_LIMIT};
 
 /// The default SETTINGS_HEADER_TABLE_SIZE, 4096 octets.
 pub const DEFAULT_TABLE_SIZE: usize = 4096;
@@ -54,51 +80,6 @@ impl DecodeError {
     }
 }
 
-/// Decodes header blocks from one peer, keeping the dynamic table between
-/// blocks.
-#[derive(Debug)]
-pub struct Decoder {
-    _todo: (),
-}
-
-impl Decoder {
-    /// A decoder whose table starts at, and is limited to, `max_table_size`
-    /// (our SETTINGS_HEADER_TABLE_SIZE).
-    pub fn new(max_table_size: usize) -> Decoder {
-        todo!("hpack")
-    }
-
-    /// Sets the maximum table size the peer may use (call when our new
-    /// SETTINGS_HEADER_TABLE_SIZE is acknowledged). If it shrank below the
-    /// current size, the next block must begin with a size update.
-    pub fn set_max_table_size(&mut self, max: usize) {
-        todo!("hpack")
-    }
-
-    /// Limits string literals (after Huffman decoding) to `max` octets.
-    pub fn set_max_string_len(&mut self, max: usize) {
-        todo!("hpack")
-    }
-
-    /// Decodes one complete header block, appending fields to `out` in wire
-    /// order. Stops storing (but not decoding) once the list size exceeds
-    /// `max_list_size`, then returns [`DecodeError::HeaderListTooLarge`].
-    /// Memory held is bounded by the table size plus `max_list_size`.
-    pub fn decode(
-        &mut self,
-        block: &[u8],
-        max_list_size: usize,
-        out: &mut Vec<Header>,
-    ) -> Result<(), DecodeError> {
-        todo!("hpack")
-    }
-
-    /// Current dynamic table size in RFC 7541 §4.1 terms.
-    pub fn table_size(&self) -> usize {
-        todo!("hpack")
-    }
-}
-
 /// How the encoder codes string literals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HuffmanMode {
@@ -121,59 +102,4 @@ pub enum Representation {
     WithoutIndexing,
     /// Literal never indexed.
     NeverIndexed,
-}
-
-/// Encodes header blocks for one peer, keeping the dynamic table between
-/// blocks.
-#[derive(Debug)]
-pub struct Encoder {
-    _todo: (),
-}
-
-impl Encoder {
-    /// An encoder with the default 4096-octet table, Huffman when shorter.
-    pub fn new() -> Encoder {
-        todo!("hpack")
-    }
-
-    /// Sets how strings are coded.
-    pub fn set_huffman(&mut self, mode: HuffmanMode) {
-        todo!("hpack")
-    }
-
-    /// The peer's SETTINGS_HEADER_TABLE_SIZE changed: the encoder will use at
-    /// most `max` (it may choose less) and emits the size update(s) at the
-    /// start of the next block (RFC 7541 §4.2).
-    pub fn set_max_table_size(&mut self, max: usize) {
-        todo!("hpack")
-    }
-
-    /// Sets the table capacity without emitting a size update; for tests that
-    /// start from a state the RFC assumes (Appendix C.5/C.6).
-    pub fn set_capacity_silently(&mut self, capacity: usize) {
-        todo!("hpack")
-    }
-
-    /// Encodes a whole header block, appending to `out`.
-    pub fn encode<'h>(&mut self, headers: impl IntoIterator<Item = &'h Header>, out: &mut Vec<u8>) {
-        todo!("hpack")
-    }
-
-    /// Encodes one field with an explicit representation (pending size
-    /// updates are emitted first). Blocks built this way are complete when
-    /// the caller says so; the encoder keeps no per-block state beyond that.
-    pub fn encode_field(&mut self, header: &Header, repr: Representation, out: &mut Vec<u8>) {
-        todo!("hpack")
-    }
-
-    /// Current dynamic table size in RFC 7541 §4.1 terms.
-    pub fn table_size(&self) -> usize {
-        todo!("hpack")
-    }
-}
-
-impl Default for Encoder {
-    fn default() -> Self {
-        Encoder::new()
-    }
 }
