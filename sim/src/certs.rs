@@ -4,8 +4,9 @@
 //! Everything is a function of the seed and the arguments: Ed25519 keys
 //! come from the seed (rcgen's `generate` would draw from the OS), serial
 //! numbers and validity times are given explicitly, and rcgen's other
-//! choices (key identifiers) are hashes of those. A leaf carries exactly
-//! one URI SAN, its SPIFFE id, and both TLS key usages, like ztunnel's.
+//! choices (key identifiers) are hashes of those. What the certificates
+//! contain is the mesh's one template, `warren_proto::identity::{ca_params,
+//! leaf_params}`: only the keys are the simulator's own.
 //!
 //! Certificate time is virtual: [`CertClock`] is a shared count of unix
 //! seconds that the simulator moves, handed to rustls as its
@@ -15,13 +16,13 @@ use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::time_provider::TimeProvider;
-use warren_proto::identity::SpiffeId;
+/// When a certificate is valid (the mesh-wide type, re-exported here for
+/// scenarios).
+pub use warren_proto::identity::Validity;
+use warren_proto::identity::{ca_params, leaf_params, SpiffeId, TemplateError};
 
 use crate::crypto::Seed;
 
@@ -96,6 +97,8 @@ impl TimeProvider for SkewedCertClock {
 pub enum CertError {
     /// A validity time beyond what X.509 can say.
     TimeOutOfRange(u64),
+    /// The template refused the arguments.
+    Template(TemplateError),
     /// rcgen refused.
     Rcgen(rcgen::Error),
 }
@@ -104,6 +107,7 @@ impl fmt::Display for CertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CertError::TimeOutOfRange(t) => write!(f, "unix time {t} out of range"),
+            CertError::Template(e) => write!(f, "certificate template: {e}"),
             CertError::Rcgen(e) => write!(f, "rcgen: {e}"),
         }
     }
@@ -111,34 +115,19 @@ impl fmt::Display for CertError {
 
 impl std::error::Error for CertError {}
 
+impl From<TemplateError> for CertError {
+    fn from(e: TemplateError) -> CertError {
+        match e {
+            TemplateError::TimeOutOfRange(t) => CertError::TimeOutOfRange(t),
+            other => CertError::Template(other),
+        }
+    }
+}
+
 impl From<rcgen::Error> for CertError {
     fn from(e: rcgen::Error) -> CertError {
         CertError::Rcgen(e)
     }
-}
-
-/// When a certificate is valid, unix seconds, both ends inclusive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Validity {
-    /// notBefore.
-    pub not_before: u64,
-    /// notAfter.
-    pub not_after: u64,
-}
-
-impl Validity {
-    fn apply(self, params: &mut CertificateParams) -> Result<(), CertError> {
-        params.not_before = at(self.not_before)?;
-        params.not_after = at(self.not_after)?;
-        Ok(())
-    }
-}
-
-fn at(secs: u64) -> Result<time::OffsetDateTime, CertError> {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .ok_or(CertError::TimeOutOfRange(secs))
 }
 
 /// The PKCS#8 v1 document (RFC 8410) of the Ed25519 key whose private
@@ -195,13 +184,7 @@ impl SimCa {
         serial: u64,
         validity: Validity,
     ) -> Result<SimCa, CertError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.serial_number = Some(serial.into());
-        validity.apply(&mut params)?;
+        let params = ca_params(name, None, serial.into(), validity)?;
         let key = key_pair(&child_seed(&seed, "ca"))?;
         let cert = params.self_signed(&key)?.der().clone();
         Ok(SimCa {
@@ -224,18 +207,7 @@ impl SimCa {
         serial: u64,
         validity: Validity,
     ) -> Result<SimLeaf, CertError> {
-        let uri = id.as_str().to_owned().try_into()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![SanType::URI(uri)];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.serial_number = Some(serial.into());
-        params.use_authority_key_identifier_extension = true;
-        validity.apply(&mut params)?;
+        let params = leaf_params(id, serial.into(), validity)?;
         let key_seed = child_seed(&self.seed, &format!("leaf/{serial}/{id}"));
         let key = key_pair(&key_seed)?;
         let cert = params.signed_by(&key, &self.issuer)?.der().clone();

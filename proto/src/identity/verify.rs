@@ -25,7 +25,7 @@ use super::{SpiffeId, SpiffeIdError, TrustDomain};
 
 /// Longest URI quoted back in an error: enough to recognise it in a log,
 /// short enough that a peer cannot make our events large.
-const MAX_QUOTED_URI: usize = 256;
+pub(super) const MAX_QUOTED_URI: usize = 256;
 
 /// Why a peer's certificate is not a mesh identity.
 #[derive(Clone, Debug, PartialEq, Eq)]

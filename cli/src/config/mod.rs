@@ -1,0 +1,134 @@
+//! The agent's configuration file (TOML), parsed into warren-proto's
+//! policy and front-end types.
+//!
+//! `cli/examples/agent.toml` documents every key with comments. The file
+//! is strict: an unknown key is an error (with a suggestion when a known
+//! key is close), and every error names the file, line, column and key and
+//! says what was expected, e.g.
+//!
+//! ```text
+//! agent.toml:12:13: `authz.rule[0].ip_blocks[1]`: "10.0.0.0/33": prefix length ...; expected an address or network such as "10.0.0.0/8" or "::1"
+//! ```
+//!
+//! The result is a plain [`AgentConfig`]: the mesh node's configuration is
+//! built from it by the agent command. Relative file names in
+//! `[identity]` are taken relative to the configuration file's folder,
+//! so a config and its certificates can move together.
+
+mod error;
+mod raw;
+mod resolve;
+mod summary;
+mod value;
+
+pub use error::ConfigError;
+pub use summary::Summary;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use warren_proto::front::{self, HttpConnectConfig};
+use warren_proto::h2;
+use warren_proto::identity::SpiffeId;
+use warren_proto::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
+
+/// The default HBONE listener: every interface, ztunnel's port.
+pub const DEFAULT_HBONE_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 15008));
+/// The default admin listener (metrics, config dump): loopback only.
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15000));
+
+/// Everything an agent is configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentConfig {
+    /// The agent's certificate, key and trust anchor.
+    pub identity: IdentityFiles,
+    /// Where the agent accepts HBONE (mesh) connections.
+    pub hbone_listen: SocketAddr,
+    /// Where the admin endpoint (metrics, `/config_dump`) listens.
+    pub admin: SocketAddr,
+    /// The services this agent serves to the mesh.
+    pub exports: Exports,
+    /// Who may reach the exported services.
+    pub authz: AuthzPolicy,
+    /// Where local clients may go through the SOCKS5 and HTTP proxies.
+    pub egress: EgressPolicy,
+    /// Local ports that each forward to one fixed destination.
+    pub tunnels: Vec<TunnelListener>,
+    /// The SOCKS5 proxy, if enabled.
+    pub socks5: Option<Socks5Listener>,
+    /// The HTTP CONNECT proxy, if enabled.
+    pub http_proxy: Option<HttpProxyListener>,
+    /// Mesh services this agent knows statically: where their endpoints
+    /// are and which identity each must prove.
+    pub services: BTreeMap<ServiceName, Vec<Endpoint>>,
+    /// HTTP/2 settings and limits of every mesh connection.
+    pub h2: h2::Config,
+}
+
+/// The identity files, absolute or relative to the working directory
+/// (relative names in the file are resolved against its folder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityFiles {
+    /// The agent's certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// The agent's private key, PKCS#8 PEM.
+    pub key: PathBuf,
+    /// The CA certificates the agent trusts, PEM.
+    pub ca: PathBuf,
+}
+
+/// A plain tunnel: connections to `listen` go to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelListener {
+    /// The local address to accept on.
+    pub listen: SocketAddr,
+    /// Where every connection goes (a mesh service `name.namespace:port`
+    /// or an address).
+    pub to: front::Target,
+}
+
+/// The SOCKS5 proxy front end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Socks5Listener {
+    /// The local address to accept on.
+    pub listen: SocketAddr,
+}
+
+/// The HTTP CONNECT proxy front end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpProxyListener {
+    /// The local address to accept on.
+    pub listen: SocketAddr,
+    /// Request head limits.
+    pub limits: HttpConnectConfig,
+}
+
+/// One endpoint of a statically known service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The node's HBONE address.
+    pub addr: SocketAddr,
+    /// The identity the node must present.
+    pub identity: SpiffeId,
+}
+
+/// Parses an agent configuration from `text`, read from `file` (used in
+/// errors and to resolve relative paths).
+pub fn parse(text: &str, file: &Path) -> Result<AgentConfig, ConfigError> {
+    let locator = error::Locator::new(file, text);
+    let raw: raw::RawAgent = toml::from_str(text).map_err(|e| locator.toml_error(&e))?;
+    let base = file.parent().unwrap_or(Path::new(""));
+    resolve::resolve(raw, base, &locator)
+}
+
+/// Reads and parses the agent configuration file at `file`.
+pub fn load(file: &Path) -> Result<AgentConfig, ConfigError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
+    parse(&text, file)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! The agent file exactly as written: serde shapes with every table closed
+//! to unknown keys. Values that warren-proto can parse alone are parsed
+//! here ([`Parsed`]); whatever needs a second look afterwards (duplicates,
+//! ranges, relative paths) keeps its span.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+use warren_proto::front;
+use warren_proto::identity::SpiffeId;
+use warren_proto::policy::{
+    Cidr, Destination, Glob, PrincipalPattern, RuleName, ServiceName, Target,
+};
+
+use super::value::{Parsed, Ports};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub identity: RawIdentity,
+    pub hbone_listen: Option<Spanned<Parsed<SocketAddr>>>,
+    pub admin: Option<Spanned<Parsed<SocketAddr>>>,
+    #[serde(default)]
+    pub export: Vec<Spanned<RawExport>>,
+    #[serde(default)]
+    pub authz: RawAuthz,
+    #[serde(default)]
+    pub egress: RawEgress,
+    #[serde(default)]
+    pub tunnel: Vec<RawTunnel>,
+    pub socks5: Option<RawSocks5>,
+    pub http_proxy: Option<RawHttpProxy>,
+    #[serde(default)]
+    pub service: Vec<RawService>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    pub ca: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExport {
+    pub service: Parsed<ServiceName>,
+    pub port: Spanned<u16>,
+    pub target: Parsed<Target>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthz {
+    #[serde(default)]
+    pub rule: Vec<RawAuthzRule>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAction {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthzRule {
+    pub name: Spanned<Parsed<RuleName>>,
+    pub action: RawAction,
+    pub service: Option<Parsed<ServiceName>>,
+    #[serde(default)]
+    pub principals: Vec<Parsed<PrincipalPattern>>,
+    #[serde(default)]
+    pub not_principals: Vec<Parsed<PrincipalPattern>>,
+    #[serde(default)]
+    pub namespaces: Vec<Parsed<Glob>>,
+    #[serde(default)]
+    pub not_namespaces: Vec<Parsed<Glob>>,
+    #[serde(default)]
+    pub ip_blocks: Vec<Parsed<Cidr>>,
+    #[serde(default)]
+    pub not_ip_blocks: Vec<Parsed<Cidr>>,
+    #[serde(default)]
+    pub ports: Vec<Ports>,
+    #[serde(default)]
+    pub not_ports: Vec<Ports>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEgress {
+    #[serde(default)]
+    pub rule: Vec<RawEgressRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEgressRule {
+    pub name: Spanned<Parsed<RuleName>>,
+    pub action: RawAction,
+    #[serde(default)]
+    pub sources: Vec<Parsed<PrincipalPattern>>,
+    #[serde(default)]
+    pub destinations: Vec<Parsed<Destination>>,
+    #[serde(default)]
+    pub ports: Vec<Ports>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTunnel {
+    pub listen: Spanned<Parsed<SocketAddr>>,
+    pub to: Parsed<front::Target>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocks5 {
+    pub listen: Spanned<Parsed<SocketAddr>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpProxy {
+    pub listen: Spanned<Parsed<SocketAddr>>,
+    pub max_head_bytes: Option<Spanned<usize>>,
+    pub max_headers: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: Spanned<Parsed<ServiceName>>,
+    pub endpoints: Spanned<Vec<RawEndpoint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub addr: Parsed<SocketAddr>,
+    pub identity: Parsed<SpiffeId>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub stream_window: Option<Spanned<u32>>,
+    pub connection_window: Option<Spanned<u32>>,
+    pub max_frame_size: Option<Spanned<u32>>,
+    pub max_header_list_size: Option<Spanned<u32>>,
+    pub max_concurrent_streams: Option<Spanned<u32>>,
+    pub max_send_buffer: Option<Spanned<u32>>,
+    pub keepalive_interval_secs: Option<u64>,
+    pub keepalive_timeout_secs: Option<Spanned<u64>>,
+}

@@ -1,0 +1,360 @@
+//! From the file as written to an [`AgentConfig`]: defaults, the checks
+//! that span several values (duplicates, listeners on one address), limits
+//! in range, and paths relative to the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+use warren_proto::front::HttpConnectConfig;
+use warren_proto::h2::{self, frame};
+use warren_proto::policy::{
+    Action, AuthzPolicy, AuthzRule, Conditions, EgressPolicy, EgressRule, Export, Exports,
+    RuleName, Scope,
+};
+
+use super::error::Locator;
+use super::raw::{RawAction, RawAgent, RawLimits};
+use super::value::Parsed;
+use super::{
+    AgentConfig, ConfigError, Endpoint, HttpProxyListener, IdentityFiles, Socks5Listener,
+    TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN,
+};
+
+/// The smallest connection window: RFC 9113 fixes the initial one at
+/// 65535 and a receiver can only widen it.
+const MIN_CONNECTION_WINDOW: u32 = 65_535;
+
+fn action(raw: RawAction) -> Action {
+    match raw {
+        RawAction::Allow => Action::Allow,
+        RawAction::Deny => Action::Deny,
+    }
+}
+
+fn unwrap<T>(list: Vec<Parsed<T>>) -> Vec<T> {
+    list.into_iter().map(|p| p.0).collect()
+}
+
+/// Listen addresses seen so far, so two listeners never share one.
+struct Listeners<'a> {
+    seen: Vec<(SocketAddr, &'static str)>,
+    locator: &'a Locator<'a>,
+}
+
+impl Listeners<'_> {
+    fn claim(
+        &mut self,
+        what: &'static str,
+        addr: &Spanned<Parsed<SocketAddr>>,
+    ) -> Result<SocketAddr, ConfigError> {
+        let value = addr.get_ref().0;
+        if let Some((first, first_what)) = self.seen.iter().find(|(seen, _)| overlap(*seen, value))
+        {
+            return Err(self.locator.error(
+                Some(addr.span()),
+                format!(
+                    "{value} overlaps the {first_what} address {first}; expected another port or address for the {what}"
+                ),
+            ));
+        }
+        self.seen.push((value, what));
+        Ok(value)
+    }
+}
+
+/// Whether two listeners could not both bind: the same port on the same
+/// address, or on any address when one of them is a wildcard (`0.0.0.0`
+/// or `[::]`, which on Linux also takes IPv4). Port 0 asks the system for
+/// a free port, so it never clashes.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip().to_canonical() == b.ip().to_canonical()
+            || a.ip().is_unspecified()
+            || b.ip().is_unspecified())
+}
+
+/// A listener the file may leave out. The span 0..0 marks "not in the
+/// file": the locator reports it at line 1 with no key.
+fn default_addr(
+    given: Option<Spanned<Parsed<SocketAddr>>>,
+    default: SocketAddr,
+) -> Spanned<Parsed<SocketAddr>> {
+    given.unwrap_or_else(|| Spanned::new(0..0, Parsed(default)))
+}
+
+/// Refuses a second rule with the same name: decisions are logged by rule
+/// name, so a name must say which rule it was.
+fn unique_name(
+    names: &mut BTreeSet<RuleName>,
+    name: &Spanned<Parsed<RuleName>>,
+    locator: &Locator<'_>,
+) -> Result<RuleName, ConfigError> {
+    let value = name.get_ref().0.clone();
+    if !names.insert(value.clone()) {
+        return Err(locator.error(
+            Some(name.span()),
+            format!("a rule named \"{value}\" already exists; expected a unique rule name"),
+        ));
+    }
+    Ok(value)
+}
+
+pub fn resolve(
+    raw: RawAgent,
+    base: &Path,
+    locator: &Locator<'_>,
+) -> Result<AgentConfig, ConfigError> {
+    let mut listeners = Listeners {
+        seen: Vec::new(),
+        locator,
+    };
+    let hbone_listen = listeners.claim(
+        "hbone_listen",
+        &default_addr(raw.hbone_listen, DEFAULT_HBONE_LISTEN),
+    )?;
+    let admin = listeners.claim("admin", &default_addr(raw.admin, DEFAULT_ADMIN))?;
+
+    let file = |name: &Spanned<String>| {
+        if name.get_ref().is_empty() {
+            return Err(locator.error(
+                Some(name.span()),
+                "empty file name; expected the path of a PEM file",
+            ));
+        }
+        Ok(base.join(name.get_ref()))
+    };
+    let identity = IdentityFiles {
+        cert: file(&raw.identity.cert)?,
+        key: file(&raw.identity.key)?,
+        ca: file(&raw.identity.ca)?,
+    };
+
+    // Adding the exports one at a time finds the first that clashes with
+    // an earlier one, which is the one to point at.
+    let mut exports = Exports::default();
+    let mut list = Vec::new();
+    for export in raw.export {
+        let span = export.span();
+        let e = export.into_inner();
+        if *e.port.get_ref() == 0 {
+            return Err(locator.error(
+                Some(e.port.span()),
+                "port 0 cannot be named by clients; expected 1 to 65535",
+            ));
+        }
+        list.push(Export {
+            service: e.service.0,
+            port: e.port.into_inner(),
+            target: e.target.0,
+        });
+        exports = Exports::new(list.clone()).map_err(|err| {
+            locator.error(
+                Some(span),
+                format!("{err}; expected each service port and each target once"),
+            )
+        })?;
+    }
+
+    let mut names = BTreeSet::new();
+    let mut authz_rules = Vec::new();
+    for rule in raw.authz.rule {
+        let name = unique_name(&mut names, &rule.name, locator)?;
+        authz_rules.push(AuthzRule {
+            name,
+            action: action(rule.action),
+            scope: rule
+                .service
+                .map_or(Scope::AllServices, |s| Scope::Service(s.0)),
+            when: Conditions {
+                principals: unwrap(rule.principals),
+                not_principals: unwrap(rule.not_principals),
+                namespaces: unwrap(rule.namespaces),
+                not_namespaces: unwrap(rule.not_namespaces),
+                ip_blocks: unwrap(rule.ip_blocks),
+                not_ip_blocks: unwrap(rule.not_ip_blocks),
+                ports: rule.ports.into_iter().map(|p| p.0).collect(),
+                not_ports: rule.not_ports.into_iter().map(|p| p.0).collect(),
+            },
+        });
+    }
+
+    let mut names = BTreeSet::new();
+    let mut egress_rules = Vec::new();
+    for rule in raw.egress.rule {
+        let name = unique_name(&mut names, &rule.name, locator)?;
+        egress_rules.push(EgressRule {
+            name,
+            action: action(rule.action),
+            sources: unwrap(rule.sources),
+            destinations: unwrap(rule.destinations),
+            ports: rule.ports.into_iter().map(|p| p.0).collect(),
+        });
+    }
+
+    let mut tunnels = Vec::new();
+    for tunnel in raw.tunnel {
+        tunnels.push(TunnelListener {
+            listen: listeners.claim("tunnel", &tunnel.listen)?,
+            to: tunnel.to.0,
+        });
+    }
+    let socks5 = match raw.socks5 {
+        Some(s) => Some(Socks5Listener {
+            listen: listeners.claim("socks5", &s.listen)?,
+        }),
+        None => None,
+    };
+    let http_proxy = match raw.http_proxy {
+        Some(h) => {
+            let mut limits = HttpConnectConfig::default();
+            if let Some(n) = h.max_head_bytes {
+                limits.max_head_bytes = at_least(n, 64, locator)?;
+            }
+            if let Some(n) = h.max_headers {
+                limits.max_headers = at_least(n, 1, locator)?;
+            }
+            Some(HttpProxyListener {
+                listen: listeners.claim("http_proxy", &h.listen)?,
+                limits,
+            })
+        }
+        None => None,
+    };
+
+    let mut services = BTreeMap::new();
+    for service in raw.service {
+        let name = service.name.get_ref().0.clone();
+        if services.contains_key(&name) {
+            return Err(locator.error(
+                Some(service.name.span()),
+                format!("service {name} is already listed; expected each service once, with all its endpoints"),
+            ));
+        }
+        if service.endpoints.get_ref().is_empty() {
+            return Err(locator.error(
+                Some(service.endpoints.span()),
+                "no endpoints; expected at least one { addr = \"ip:port\", identity = \"spiffe://...\" }",
+            ));
+        }
+        let endpoints = service
+            .endpoints
+            .into_inner()
+            .into_iter()
+            .map(|e| Endpoint {
+                addr: e.addr.0,
+                identity: e.identity.0,
+            })
+            .collect();
+        services.insert(name, endpoints);
+    }
+
+    Ok(AgentConfig {
+        identity,
+        hbone_listen,
+        admin,
+        exports,
+        authz: AuthzPolicy::new(authz_rules),
+        egress: EgressPolicy::new(egress_rules),
+        tunnels,
+        socks5,
+        http_proxy,
+        services,
+        h2: limits(raw.limits, locator)?,
+    })
+}
+
+fn at_least(n: Spanned<usize>, min: usize, locator: &Locator<'_>) -> Result<usize, ConfigError> {
+    let value = *n.get_ref();
+    if value < min {
+        return Err(locator.error(
+            Some(n.span()),
+            format!("{value} is too small; expected at least {min}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn in_range(
+    n: Option<Spanned<u32>>,
+    range: core::ops::RangeInclusive<u32>,
+    default: u32,
+    locator: &Locator<'_>,
+) -> Result<u32, ConfigError> {
+    let Some(n) = n else {
+        return Ok(default);
+    };
+    let value = *n.get_ref();
+    if !range.contains(&value) {
+        return Err(locator.error(
+            Some(n.span()),
+            format!(
+                "{value} is out of range; expected {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+fn limits(raw: RawLimits, locator: &Locator<'_>) -> Result<h2::Config, ConfigError> {
+    let d = h2::Config::default();
+    let keepalive_timeout =
+        match raw.keepalive_timeout_secs {
+            None => d.keepalive_timeout,
+            Some(secs) if *secs.get_ref() == 0 => return Err(locator.error(
+                Some(secs.span()),
+                "0 would close every connection at its first keepalive; expected at least 1 second",
+            )),
+            Some(secs) => Duration::from_secs(*secs.get_ref()),
+        };
+    Ok(h2::Config {
+        initial_stream_window: in_range(
+            raw.stream_window,
+            1..=frame::MAX_WINDOW,
+            d.initial_stream_window,
+            locator,
+        )?,
+        initial_connection_window: in_range(
+            raw.connection_window,
+            MIN_CONNECTION_WINDOW..=frame::MAX_WINDOW,
+            d.initial_connection_window,
+            locator,
+        )?,
+        max_frame_size: in_range(
+            raw.max_frame_size,
+            frame::DEFAULT_MAX_FRAME_SIZE..=frame::MAX_MAX_FRAME_SIZE,
+            d.max_frame_size,
+            locator,
+        )?,
+        max_header_list_size: in_range(
+            raw.max_header_list_size,
+            1..=u32::MAX,
+            d.max_header_list_size,
+            locator,
+        )?,
+        max_concurrent_streams: in_range(
+            raw.max_concurrent_streams,
+            1..=u32::MAX,
+            d.max_concurrent_streams,
+            locator,
+        )?,
+        max_send_buffer: in_range(
+            raw.max_send_buffer,
+            1..=u32::MAX,
+            d.max_send_buffer,
+            locator,
+        )?,
+        keepalive_interval: match raw.keepalive_interval_secs {
+            None => d.keepalive_interval,
+            Some(0) => None,
+            Some(secs) => Some(Duration::from_secs(secs)),
+        },
+        keepalive_timeout,
+        ..d
+    })
+}

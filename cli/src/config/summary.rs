@@ -1,0 +1,58 @@
+//! A short human-readable account of an [`AgentConfig`], for `warren
+//! config check`: what would listen where, and which rules apply.
+
+use core::fmt;
+
+use warren_proto::policy::Scope;
+
+use super::AgentConfig;
+
+/// Displays a configuration as a few lines per section.
+pub struct Summary<'a>(pub &'a AgentConfig);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        writeln!(f, "identity:     cert {}", c.identity.cert.display())?;
+        writeln!(f, "              key  {}", c.identity.key.display())?;
+        writeln!(f, "              ca   {}", c.identity.ca.display())?;
+        writeln!(f, "hbone_listen: {}", c.hbone_listen)?;
+        writeln!(f, "admin:        {}", c.admin)?;
+        writeln!(f, "exports:      {}", c.exports.len())?;
+        for e in c.exports.iter() {
+            writeln!(f, "  {}:{} -> {}", e.service, e.port, e.target)?;
+        }
+        writeln!(f, "authz rules:  {}", c.authz.rules.len())?;
+        for r in &c.authz.rules {
+            let scope = match &r.scope {
+                Scope::AllServices => "all services".to_owned(),
+                Scope::Service(s) => s.to_string(),
+            };
+            writeln!(f, "  {} {} ({scope})", r.action, r.name)?;
+        }
+        writeln!(f, "egress rules: {}", c.egress.rules.len())?;
+        for r in &c.egress.rules {
+            writeln!(f, "  {} {}", r.action, r.name)?;
+        }
+        for t in &c.tunnels {
+            writeln!(
+                f,
+                "tunnel:       {} -> {}:{}",
+                t.listen, t.to.host, t.to.port
+            )?;
+        }
+        if let Some(s) = &c.socks5 {
+            writeln!(f, "socks5:       {}", s.listen)?;
+        }
+        if let Some(h) = &c.http_proxy {
+            writeln!(f, "http_proxy:   {}", h.listen)?;
+        }
+        writeln!(f, "services:     {}", c.services.len())?;
+        for (name, endpoints) in &c.services {
+            for e in endpoints {
+                writeln!(f, "  {name} at {} as {}", e.addr, e.identity)?;
+            }
+        }
+        Ok(())
+    }
+}
