@@ -24,5 +24,6 @@ pub mod hbone;
 pub mod identity;
 pub mod policy;
 pub mod pool;
+pub mod registry;
 pub mod time;
 pub mod tls;
