@@ -17,6 +17,7 @@
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`front`]: local front ends (plain tunnel, SOCKS5, HTTP CONNECT) as byte parsers.
 
+pub mod balance;
 pub mod control;
 pub mod front;
 pub mod h2;
