@@ -26,5 +26,6 @@ pub mod identity;
 pub mod policy;
 pub mod pool;
 pub mod registry;
+pub mod revocation;
 pub mod time;
 pub mod tls;
