@@ -21,6 +21,7 @@
 use crate::identity::SpiffeId;
 use crate::time::Instant;
 use core::hash::{Hash, Hasher};
+use core::ops::Bound::{Excluded, Included, Unbounded};
 use core::time::Duration;
 use std::collections::BTreeMap;
 
@@ -160,11 +161,17 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
 
     /// The endpoints in turn order: those after the cursor, then the rest.
     fn ring(&self) -> impl Iterator<Item = (&K, &Health)> {
-        let (after, upto): (Vec<_>, Vec<_>) = self
-            .endpoints
-            .iter()
-            .partition(|(k, _)| self.cursor.as_ref().is_some_and(|c| *k > c));
-        after.into_iter().chain(upto)
+        let after = match &self.cursor {
+            Some(c) => self.endpoints.range((Excluded(c), Unbounded)),
+            None => self.endpoints.range::<K, _>(..),
+        };
+        let upto = self
+            .cursor
+            .as_ref()
+            .map(|c| self.endpoints.range((Unbounded, Included(c))))
+            .into_iter()
+            .flatten();
+        after.chain(upto)
     }
 
     /// A flow on `endpoint` opened.
