@@ -15,8 +15,9 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// Bytes in a frame header: version and length.
 pub const HEADER_LEN: usize = 5;
 
-/// The default limit on a frame's payload: a registry of roughly a
-/// thousand endpoints fits; larger meshes raise it on both sides.
+/// The default limit on a frame's payload: a registry snapshot of about
+/// 700 rows with realistic names (~90 bytes each) fits; larger meshes
+/// raise it on both sides (snapshot paging is not built yet).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 
 /// Why a message could not be framed.

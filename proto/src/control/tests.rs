@@ -458,3 +458,40 @@ fn snapshot_apply_detects_gaps_and_disagreement() {
     assert_eq!(snap.apply(&readd), Err(DeltaError::Inconsistent));
     assert_eq!(snap.epoch, 1, "failed apply leaves the snapshot alone");
 }
+
+/// The default frame limit holds a registry of several hundred rows with
+/// realistic names (the figure the design note quotes); past that the
+/// encoder refuses rather than sending what the peer would refuse.
+#[test]
+fn default_limit_holds_hundreds_of_rows() {
+    let rows = |n: u64| RegistrySnapshot {
+        epoch: n,
+        entries: (0..n)
+            .map(|i| RegistryEntry {
+                service: sp("checkout-api.payments", 8443),
+                endpoint: Endpoint {
+                    identity: id(&format!(
+                        "spiffe://prod.example.org/ns/payments/sa/checkout-{i}"
+                    )),
+                    instance: i,
+                    hbone: Some(SocketAddr::from(([10, 1, 2, 3], 15008))),
+                },
+            })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    assert!(encode(
+        &Message::Registry(rows(500)),
+        DEFAULT_MAX_FRAME_LEN,
+        &mut out
+    )
+    .is_ok());
+    assert!(matches!(
+        encode(
+            &Message::Registry(rows(2000)),
+            DEFAULT_MAX_FRAME_LEN,
+            &mut out
+        ),
+        Err(EncodeError::TooLong { .. })
+    ));
+}
