@@ -200,9 +200,9 @@ impl FrameDecoder {
             return Ok(None);
         };
         // Checked against max_len (a usize) above, so this fits.
-        let payload_len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
-        self.take(input, HEADER_LEN + payload_len);
-        if self.buf.len() < HEADER_LEN + payload_len {
+        let frame_len = HEADER_LEN.saturating_add(u32::from_be_bytes([l0, l1, l2, l3]) as usize);
+        self.take(input, frame_len);
+        if self.buf.len() < frame_len {
             return Ok(None);
         }
         let frame = core::mem::take(&mut self.buf);
