@@ -19,6 +19,8 @@
 //! - [`node`]: the mesh node state machine; [`drive`]: the host loop step.
 
 pub mod drive;
+pub mod balance;
+pub mod control;
 pub mod front;
 pub mod h2;
 pub mod hbone;
@@ -26,5 +28,7 @@ pub mod identity;
 pub mod node;
 pub mod policy;
 pub mod pool;
+pub mod registry;
+pub mod revocation;
 pub mod time;
 pub mod tls;
