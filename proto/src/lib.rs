@@ -17,10 +17,14 @@
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`front`]: local front ends (plain tunnel, SOCKS5, HTTP CONNECT) as byte parsers.
 //! - [`node`]: the mesh node state machine; [`drive`]: the host loop step.
+//! - [`control`]: hub/agent control messages (postcard, versioned, framed).
+//! - [`registry`]: the service registry a hub keeps from announcements.
+//! - [`balance`]: load balancing and outlier ejection across endpoints.
+//! - [`revocation`]: the revocation list that refuses revoked identities.
 
-pub mod drive;
 pub mod balance;
 pub mod control;
+pub mod drive;
 pub mod front;
 pub mod h2;
 pub mod hbone;
