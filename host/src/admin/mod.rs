@@ -210,3 +210,59 @@ fn respond(request: &http::Request, source: &impl ViewSource) -> http::Response 
         Page::Certs => http::Response::json(&json::certs(&view)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A source whose node has stopped.
+    struct Stopped;
+
+    impl ViewSource for Stopped {
+        fn view(&self) -> io::Result<View> {
+            Err(io::Error::other("the node has stopped"))
+        }
+    }
+
+    fn exchange(addr: SocketAddr, request: &str) -> String {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn a_stopped_node_is_unhealthy_and_routing_still_answers() {
+        let server = AdminServer::start("127.0.0.1:0".parse().unwrap(), Stopped).unwrap();
+        let addr = server.local_addr();
+        let status = |request: &str| {
+            let reply = exchange(addr, request);
+            reply.get(9..12).unwrap_or_default().to_owned()
+        };
+        assert_eq!(status("GET /healthz HTTP/1.1\r\n\r\n"), "503");
+        assert_eq!(status("GET /metrics HTTP/1.1\r\n\r\n"), "503");
+        assert_eq!(status("GET /other HTTP/1.1\r\n\r\n"), "404");
+        assert_eq!(status("DELETE /flows HTTP/1.1\r\n\r\n"), "405");
+        let reply = exchange(addr, "GET /healthz HTTP/1.0\r\n\r\n");
+        assert!(
+            reply.ends_with("node unavailable: the node has stopped\n"),
+            "{reply}"
+        );
+        drop(server);
+        // Stopping closed the listener.
+        assert!(TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_bind_is_woken_through_loopback() {
+        let v4: SocketAddr = "0.0.0.0:15000".parse().unwrap();
+        assert_eq!(wake_addr(v4), "127.0.0.1:15000".parse().unwrap());
+        let v6: SocketAddr = "[::]:15000".parse().unwrap();
+        assert_eq!(wake_addr(v6), "[::1]:15000".parse().unwrap());
+        let set: SocketAddr = "10.1.2.3:15000".parse().unwrap();
+        assert_eq!(wake_addr(set), set);
+    }
+}

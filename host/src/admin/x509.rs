@@ -112,12 +112,51 @@ mod tests {
         assert_eq!(time(UTC_TIME, b"26112319210xZ"), None);
     }
 
+    /// A certificate skeleton: the validity after a version, serial,
+    /// signature algorithm and issuer.
+    fn skeleton() -> Vec<u8> {
+        let mut tbs = vec![VERSION, 3, 0x02, 0x01, 0x02];
+        tbs.extend([0x02, 0x01, 0x07]);
+        tbs.extend([SEQUENCE, 0x00]);
+        tbs.extend([SEQUENCE, 0x00]);
+        tbs.extend([SEQUENCE, 32, UTC_TIME, 13]);
+        tbs.extend(b"261123192109Z");
+        tbs.extend([GENERALIZED_TIME, 15]);
+        tbs.extend(b"20261124192109Z");
+        let mut cert = vec![SEQUENCE, tbs.len() as u8 + 2, SEQUENCE, tbs.len() as u8];
+        cert.extend(tbs);
+        cert
+    }
+
     #[test]
-    fn truncated_or_garbage_der_has_no_validity() {
-        for n in 0..40 {
-            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            assert_eq!(validity(&bytes), None);
+    fn the_validity_of_a_skeleton_is_found() {
+        let want = Validity {
+            not_before: "2026-11-23T19:21:09Z".into(),
+            not_after: "2026-11-24T19:21:09Z".into(),
+        };
+        assert_eq!(validity(&skeleton()), Some(want));
+    }
+
+    #[test]
+    fn truncated_der_has_no_validity() {
+        let cert = skeleton();
+        for n in 0..cert.len() {
+            assert_eq!(validity(&cert[..n]), None, "{n} bytes");
         }
         assert_eq!(validity(&[SEQUENCE, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn any_bytes_are_read_without_panic() {
+        fn prop(bytes: Vec<u8>, flip: usize) -> bool {
+            let _ = validity(&bytes);
+            // Corrupting one byte of a real layout must not panic either.
+            let mut cert = skeleton();
+            let at = flip % cert.len();
+            cert[at] ^= bytes.first().copied().unwrap_or(0xff);
+            let _ = validity(&cert);
+            true
+        }
+        quickcheck::quickcheck(prop as fn(Vec<u8>, usize) -> bool);
     }
 }
