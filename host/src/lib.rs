@@ -15,6 +15,7 @@
 //! queue ([`ready`]); the owner drains the queue, reads into one reused
 //! 64 KiB buffer and steps the node.
 
+pub mod admin;
 mod control;
 mod driver;
 mod ready;

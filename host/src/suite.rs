@@ -29,6 +29,9 @@ use warren_sim::certs::{SimCa, Validity};
 
 use crate::{Handle, Notice, Reactor};
 
+mod admin;
+pub use admin::admin_endpoints;
+
 /// How long a test waits for a byte or an event before it calls the run
 /// hung. A guard against hanging forever, not a performance assertion.
 const HANG: Duration = Duration::from_secs(120);
@@ -85,6 +88,10 @@ macro_rules! suite_tests {
         #[test]
         fn refused_peer_closes_the_flow() {
             $crate::suite::refused_peer::<$rt>();
+        }
+        #[test]
+        fn admin_endpoints_show_the_flow() {
+            $crate::suite::admin_endpoints::<$rt>();
         }
     };
 }

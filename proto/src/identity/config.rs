@@ -130,6 +130,11 @@ impl MeshTlsParams {
         &self.id
     }
 
+    /// Our certificate chain, leaf first (for reporting its validity).
+    pub fn certificate_chain(&self) -> &[CertificateDer<'static>] {
+        &self.certified.cert
+    }
+
     /// What this node trusts.
     pub fn trust(&self) -> &Arc<MeshTrust> {
         &self.trust

@@ -65,6 +65,29 @@ pub enum CloseReason {
     Idle,
 }
 
+impl CloseReason {
+    /// A short fixed name for metric labels (`done`, `denied`, ...): the
+    /// display form carries rule names and codes, which would make label
+    /// sets unbounded.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::Done => "done",
+            CloseReason::Denied(_) => "denied",
+            CloseReason::Refused { .. } => "refused",
+            CloseReason::BadRequest => "bad_request",
+            CloseReason::Unreachable => "unreachable",
+            CloseReason::ConnectFailed => "connect_failed",
+            CloseReason::Timeout => "timeout",
+            CloseReason::LocalReset => "local_reset",
+            CloseReason::StreamReset(_) => "stream_reset",
+            CloseReason::ConnectionLost => "connection_lost",
+            CloseReason::FrontEnd(_) => "front_end",
+            CloseReason::Reconfigured(_) => "reconfigured",
+            CloseReason::Idle => "idle",
+        }
+    }
+}
+
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -300,3 +323,19 @@ pub struct FlowCounters {
 
 /// Every counter set, ordered by labels.
 pub type Metrics = BTreeMap<MetricKey, FlowCounters>;
+
+/// Flows closed per label set and [`CloseReason::label`].
+pub type CloseCounts = BTreeMap<(MetricKey, &'static str), u64>;
+
+/// One mesh connection, for the admin port's `/certs` and gauges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnSnapshot {
+    /// The peer's address.
+    pub peer_addr: core::net::SocketAddr,
+    /// The verified peer identity, once the handshake is done.
+    pub peer: Option<SpiffeId>,
+    /// A client connection of the outbound pool (else accepted).
+    pub pooled: bool,
+    /// HTTP/2 streams carrying flows now.
+    pub streams: usize,
+}

@@ -139,6 +139,10 @@ impl Node {
     /// The access-log line of a flow refused before it had a socket.
     pub(super) fn log_unopened(&mut self, f: FlowId, flow: Flow, reason: CloseReason) {
         self.metrics.entry(metric_key(&flow)).or_default().closed += 1;
+        *self
+            .closes
+            .entry((metric_key(&flow), reason.label()))
+            .or_default() += 1;
         self.emit(NodeEvent::FlowClosed {
             flow: f,
             direction: flow.direction,

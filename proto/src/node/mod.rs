@@ -30,8 +30,8 @@ use crate::time::Instant;
 
 pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseReason, Direction, FlowCounters, FlowSnapshot, HandshakeError, MetricKey, Metrics,
-    NodeEvent,
+    CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowSnapshot, HandshakeError,
+    MetricKey, Metrics, NodeEvent,
 };
 
 use flow::{Flow, Owner, Sock};
@@ -209,6 +209,8 @@ pub struct Node {
     /// Sockets whose output may have changed.
     dirty: BTreeSet<SockId>,
     metrics: Metrics,
+    /// Flows closed per label set and reason.
+    closes: CloseCounts,
     /// When to look for idle flows next (a sweep, so that `poll_timeout`
     /// does not scan every flow after every input).
     idle_sweep_at: Option<Instant>,
@@ -234,6 +236,7 @@ impl Node {
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
+            closes: CloseCounts::new(),
             idle_sweep_at: None,
             next_endpoint: BTreeMap::new(),
             ejected: BTreeMap::new(),
@@ -277,6 +280,26 @@ impl Node {
     /// Counters per (source, destination, service, direction).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Flows closed per label set and reason.
+    pub fn close_counts(&self) -> &CloseCounts {
+        &self.closes
+    }
+
+    /// The time of the latest input (flow ages are measured against it).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Every mesh connection, by id.
+    pub fn connections(&self) -> impl Iterator<Item = ConnSnapshot> + '_ {
+        self.conns.values().map(|c| ConnSnapshot {
+            peer_addr: c.peer_addr,
+            peer: c.peer.clone(),
+            pooled: c.pool_key.is_some(),
+            streams: c.streams.len(),
+        })
     }
 
     /// Flows alive now.

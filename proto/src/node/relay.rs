@@ -313,7 +313,8 @@ impl Node {
             self.pool.release(c, self.now);
         }
         let key = metric_key(&flow);
-        self.metrics.entry(key).or_default().closed += 1;
+        self.metrics.entry(key.clone()).or_default().closed += 1;
+        *self.closes.entry((key, reason.label())).or_default() += 1;
         let duration = self.now.saturating_duration_since(flow.started);
         self.emit(NodeEvent::FlowClosed {
             flow: f,
