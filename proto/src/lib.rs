@@ -16,11 +16,14 @@
 //! - [`pool`]: which outbound HBONE connection carries a new flow.
 //! - [`policy`]: authorization, exports and egress, as pure functions.
 //! - [`front`]: local front ends (plain tunnel, SOCKS5, HTTP CONNECT) as byte parsers.
+//! - [`node`]: the mesh node state machine; [`drive`]: the host loop step.
 
+pub mod drive;
 pub mod front;
 pub mod h2;
 pub mod hbone;
 pub mod identity;
+pub mod node;
 pub mod policy;
 pub mod pool;
 pub mod time;

@@ -1,0 +1,89 @@
+//! The one event-loop step every host shares (tokio, smol, the simulator,
+//! a user's own loop): apply an input, carry out every output, return the
+//! next deadline. No runtime re-implements any of this.
+
+use core::net::SocketAddr;
+
+use crate::node::{HostError, Input, ListenerId, Node, NodeEvent, Output, SockId};
+use crate::time::Instant;
+
+/// What a host does for the node. Every method must return at once.
+pub trait Host {
+    /// Start listening on `addr`; report connections with [`accept`].
+    fn listen(&mut self, listener: ListenerId, addr: SocketAddr);
+    /// Start a TCP connect; report the result with `Input::Connected`.
+    fn connect(&mut self, sock: SockId, addr: SocketAddr);
+    /// Write as much of `data` as the socket takes now, without blocking;
+    /// return how much. Less than `data.len()` means full: report
+    /// `Input::Writable` once it can take more.
+    fn write(&mut self, sock: SockId, data: &[u8]) -> usize;
+    /// Stop reading `sock` until `resume_read`.
+    fn pause_read(&mut self, sock: SockId);
+    /// Read `sock` again.
+    fn resume_read(&mut self, sock: SockId);
+    /// Half-close `sock` (FIN); everything for it was written.
+    fn shutdown_write(&mut self, sock: SockId);
+    /// Close `sock`, with RST when `reset`.
+    fn close(&mut self, sock: SockId, reset: bool);
+    /// Log / count / export an event.
+    fn event(&mut self, event: NodeEvent);
+}
+
+/// Applies `input` at `now`, carries out every output, and returns when
+/// to deliver `Input::Timeout` next.
+pub fn step<H: Host + ?Sized>(
+    node: &mut Node,
+    host: &mut H,
+    now: Instant,
+    input: Input<'_>,
+) -> Result<Option<Instant>, HostError> {
+    node.handle_input(now, input)?;
+    drain(node, host, now)
+}
+
+/// A connection arrived on `listener`: registers it and carries out what
+/// follows. Returns the new socket and the next deadline.
+pub fn accept<H: Host + ?Sized>(
+    node: &mut Node,
+    host: &mut H,
+    now: Instant,
+    listener: ListenerId,
+    peer: SocketAddr,
+) -> Result<(SockId, Option<Instant>), HostError> {
+    let sock = node.accept(now, listener, peer)?;
+    let deadline = drain(node, host, now)?;
+    Ok((sock, deadline))
+}
+
+/// Carries out every pending output (e.g. the listeners of a new node)
+/// and returns the next deadline.
+pub fn drain<H: Host + ?Sized>(
+    node: &mut Node,
+    host: &mut H,
+    now: Instant,
+) -> Result<Option<Instant>, HostError> {
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Listen { listener, addr } => host.listen(listener, addr),
+            Output::Connect { sock, addr } => host.connect(sock, addr),
+            Output::Transmit { sock } => loop {
+                let chunk = node.transmit_chunk(sock);
+                if chunk.is_empty() {
+                    break;
+                }
+                let offered = chunk.len();
+                let taken = host.write(sock, chunk).min(offered);
+                node.transmit_done(now, sock, taken)?;
+                if taken < offered {
+                    break;
+                }
+            },
+            Output::PauseRead { sock } => host.pause_read(sock),
+            Output::ResumeRead { sock } => host.resume_read(sock),
+            Output::ShutdownWrite { sock } => host.shutdown_write(sock),
+            Output::Close { sock, reset } => host.close(sock, reset),
+            Output::Event(event) => host.event(event),
+        }
+    }
+    Ok(node.poll_timeout())
+}

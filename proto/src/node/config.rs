@@ -1,0 +1,160 @@
+//! What a node is told to be: its identity, listeners, policy, directory
+//! and limits. Swapped whole at run time with `Input::Config`.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use crate::front::{HttpConnectConfig, Target};
+use crate::h2;
+use crate::identity::{ConfigError, MeshTlsParams, SpiffeId};
+use crate::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
+use crate::pool::PoolConfig;
+use crate::tls::DEFAULT_BUFFER_LIMIT;
+
+/// The node's mesh identity: the parameters every TLS config is built
+/// from, and the server config built once from them.
+#[derive(Debug, Clone)]
+pub struct MeshIdentity {
+    params: Arc<MeshTlsParams>,
+    server: Arc<ServerConfig>,
+}
+
+impl MeshIdentity {
+    /// Builds the server config now, so a bad key or certificate is a
+    /// configuration error here rather than a failure on the first flow.
+    pub fn new(params: MeshTlsParams) -> Result<MeshIdentity, ConfigError> {
+        let server = params.server_config()?;
+        Ok(MeshIdentity {
+            params: Arc::new(params),
+            server,
+        })
+    }
+
+    /// Our SPIFFE id.
+    pub fn id(&self) -> &SpiffeId {
+        self.params.identity()
+    }
+
+    /// The parameters client configs are built from (one per expected
+    /// server identity).
+    pub fn params(&self) -> &MeshTlsParams {
+        &self.params
+    }
+
+    /// The server config for inbound HBONE connections.
+    pub fn server_config(&self) -> &Arc<ServerConfig> {
+        &self.server
+    }
+}
+
+/// One node serving a mesh service: where its HBONE port is and which
+/// identity it must prove.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The node's HBONE address.
+    pub hbone: SocketAddr,
+    /// The identity its certificate must carry.
+    pub identity: SpiffeId,
+}
+
+/// What a local front-end listener speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrontKind {
+    /// Every connection goes to one fixed target (usually a mesh service
+    /// `name.namespace:port`).
+    Tunnel {
+        /// The target.
+        to: Target,
+    },
+    /// A SOCKS5 proxy.
+    Socks5,
+    /// An HTTP CONNECT proxy.
+    HttpConnect(HttpConnectConfig),
+}
+
+/// One local front-end listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// What it speaks.
+    pub kind: FrontKind,
+}
+
+/// Deadlines the node enforces itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect plus TLS handshake of a mesh connection (default 10 s).
+    pub tls_handshake: Duration,
+    /// TCP connect to a local target or an egress destination (default 10 s).
+    pub target_connect: Duration,
+    /// A SOCKS5 or HTTP CONNECT client's complete request (default 10 s).
+    pub front_request: Duration,
+    /// A flow that moved no byte for this long is reset (default 1 h;
+    /// `None` keeps idle flows forever).
+    pub idle_flow: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tls_handshake: Duration::from_secs(10),
+            target_connect: Duration::from_secs(10),
+            front_request: Duration::from_secs(10),
+            idle_flow: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Everything a node is configured with.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Who we are.
+    pub identity: MeshIdentity,
+    /// Where to accept HBONE connections; `None` for a node that only dials
+    /// out.
+    pub hbone_listen: Option<SocketAddr>,
+    /// Services this node serves over HBONE.
+    pub exports: Exports,
+    /// Who may reach them.
+    pub authz: AuthzPolicy,
+    /// What may leave through the front ends to non-mesh destinations.
+    pub egress: EgressPolicy,
+    /// Local front-end listeners.
+    pub fronts: Vec<FrontConfig>,
+    /// Where mesh services live: `name.namespace` → endpoints (the first
+    /// one is used).
+    pub directory: BTreeMap<ServiceName, Vec<Endpoint>>,
+    /// HTTP/2 settings of every mesh connection.
+    pub h2: h2::Config,
+    /// Outbound connection pool settings.
+    pub pool: PoolConfig,
+    /// Bound on each TLS session's outgoing buffers.
+    pub tls_buffer_limit: usize,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+}
+
+impl NodeConfig {
+    /// A node with this identity and nothing else: no listeners, no
+    /// exports, no rules (egress denied), default limits.
+    pub fn new(identity: MeshIdentity) -> NodeConfig {
+        NodeConfig {
+            identity,
+            hbone_listen: None,
+            exports: Exports::default(),
+            authz: AuthzPolicy::default(),
+            egress: EgressPolicy::default(),
+            fronts: Vec::new(),
+            directory: BTreeMap::new(),
+            h2: h2::Config::default(),
+            pool: PoolConfig::default(),
+            tls_buffer_limit: DEFAULT_BUFFER_LIMIT,
+            timeouts: Timeouts::default(),
+        }
+    }
+}

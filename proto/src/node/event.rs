@@ -1,0 +1,279 @@
+//! What a node reports: one access-log event per flow, policy decisions,
+//! failures, and counters for runtimes to export.
+
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::BTreeMap;
+
+use crate::h2::{ErrorCode, Violation};
+use crate::identity::SpiffeId;
+use crate::policy::Decision;
+use crate::tls::TlsError;
+
+use super::FlowId;
+
+/// Which way a flow crosses this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// A local client's flow leaving through a front end.
+    Outbound,
+    /// A mesh peer's flow arriving over HBONE.
+    Inbound,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        })
+    }
+}
+
+/// Why a flow ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides finished normally.
+    Done,
+    /// Policy refused it.
+    Denied(Decision),
+    /// The remote node answered the CONNECT with this status.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The inbound CONNECT was malformed (answered 400).
+    BadRequest,
+    /// Nothing to connect to (unknown service, no route, unresolvable).
+    Unreachable,
+    /// The local target or egress destination refused or failed.
+    ConnectFailed,
+    /// A connect or handshake took too long.
+    Timeout,
+    /// The local socket was reset.
+    LocalReset,
+    /// The HTTP/2 stream was reset by the peer or because of it.
+    StreamReset(ErrorCode),
+    /// The mesh connection carrying it failed.
+    ConnectionLost,
+    /// The client's front-end request was malformed.
+    FrontEnd(String),
+    /// A new configuration no longer allows it.
+    Reconfigured(Decision),
+    /// No byte moved for the idle timeout.
+    Idle,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Done => f.write_str("done"),
+            CloseReason::Denied(d) => write!(f, "{d}"),
+            CloseReason::Refused { status } => write!(f, "refused status={status}"),
+            CloseReason::BadRequest => f.write_str("bad request"),
+            CloseReason::Unreachable => f.write_str("unreachable"),
+            CloseReason::ConnectFailed => f.write_str("connect failed"),
+            CloseReason::Timeout => f.write_str("timeout"),
+            CloseReason::LocalReset => f.write_str("local reset"),
+            CloseReason::StreamReset(code) => write!(f, "stream reset code={code}"),
+            CloseReason::ConnectionLost => f.write_str("connection lost"),
+            CloseReason::FrontEnd(e) => write!(f, "front end: {e}"),
+            CloseReason::Reconfigured(d) => write!(f, "reconfigured: {d}"),
+            CloseReason::Idle => f.write_str("idle"),
+        }
+    }
+}
+
+/// Something a node reports to its host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeEvent {
+    /// A flow is established (tunnel answered 200 / target connected).
+    FlowOpened {
+        /// The flow.
+        flow: FlowId,
+        /// Which way.
+        direction: Direction,
+        /// The source identity, when known.
+        source: Option<SpiffeId>,
+        /// The destination identity, when known.
+        destination: Option<SpiffeId>,
+        /// The service or target.
+        service: String,
+    },
+    /// A flow ended: the access-log line.
+    FlowClosed {
+        /// The flow.
+        flow: FlowId,
+        /// Which way.
+        direction: Direction,
+        /// The source identity, when known.
+        source: Option<SpiffeId>,
+        /// The destination identity, when known.
+        destination: Option<SpiffeId>,
+        /// The service or target.
+        service: String,
+        /// Bytes read from the local socket and passed on.
+        bytes_sent: u64,
+        /// Bytes written to the local socket.
+        bytes_received: u64,
+        /// From the flow's start to its end.
+        duration: Duration,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// Policy refused a flow (`policy denied ... rule=NAME`).
+    PolicyDenied {
+        /// The decision, naming the rule.
+        decision: Decision,
+        /// Who asked.
+        source: Option<SpiffeId>,
+        /// What was asked for.
+        destination: String,
+    },
+    /// A mesh TLS handshake failed.
+    HandshakeFailed {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why.
+        error: HandshakeError,
+    },
+    /// A mesh connection failed at the HTTP/2 level.
+    H2Error {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The code sent or received.
+        code: ErrorCode,
+        /// The rule the peer broke, when we ended it.
+        violation: Option<Violation>,
+    },
+    /// A new configuration is in effect.
+    ConfigApplied {
+        /// Flows it closed.
+        closed_flows: usize,
+    },
+}
+
+/// An identity for a log line, `-` when unknown.
+struct Who<'a>(&'a Option<SpiffeId>);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// One log line per event; `FlowClosed` is the access log
+/// (`flow closed direction src dst service bytes duration reason`),
+/// `PolicyDenied` reads `policy denied reason=... rule=NAME ...`.
+impl fmt::Display for NodeEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeEvent::FlowOpened {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+            } => write!(
+                f,
+                "flow opened {flow} direction={direction} src={} dst={} service={service}",
+                Who(source),
+                Who(destination)
+            ),
+            NodeEvent::FlowClosed {
+                flow,
+                direction,
+                source,
+                destination,
+                service,
+                bytes_sent,
+                bytes_received,
+                duration,
+                reason,
+            } => write!(
+                f,
+                "flow closed {flow} direction={direction} src={} dst={} service={service} \
+                 sent={bytes_sent} received={bytes_received} duration_ms={} reason=\"{reason}\"",
+                Who(source),
+                Who(destination),
+                duration.as_millis()
+            ),
+            NodeEvent::PolicyDenied {
+                decision,
+                source,
+                destination,
+            } => write!(f, "{decision} src={} dst={destination}", Who(source)),
+            NodeEvent::HandshakeFailed { peer, error } => {
+                write!(f, "handshake failed peer={peer} error=\"{error}\"")
+            }
+            NodeEvent::H2Error {
+                peer,
+                code,
+                violation,
+            } => {
+                write!(f, "h2 error peer={peer} code={code}")?;
+                match violation {
+                    Some(v) => write!(f, " violation={v:?}"),
+                    None => Ok(()),
+                }
+            }
+            NodeEvent::ConfigApplied { closed_flows } => {
+                write!(f, "config applied closed_flows={closed_flows}")
+            }
+        }
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HandshakeError {
+    /// TLS said so.
+    Tls(TlsError),
+    /// It did not finish in time.
+    Timeout,
+    /// The TCP connection failed or ended first.
+    Transport,
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Tls(e) => write!(f, "{e}"),
+            HandshakeError::Timeout => f.write_str("timeout"),
+            HandshakeError::Transport => f.write_str("transport failed"),
+        }
+    }
+}
+
+/// The labels of one counter set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetricKey {
+    /// Source identity (empty when unknown).
+    pub source: Option<SpiffeId>,
+    /// Destination identity (empty when unknown).
+    pub destination: Option<SpiffeId>,
+    /// Service or target.
+    pub service: String,
+    /// Which way.
+    pub direction: Direction,
+}
+
+/// Counters of one label set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    /// Flows established.
+    pub opened: u64,
+    /// Flows ended (established or not).
+    pub closed: u64,
+    /// Bytes read from local sockets and passed on.
+    pub bytes_sent: u64,
+    /// Bytes written to local sockets.
+    pub bytes_received: u64,
+}
+
+/// Every counter set, ordered by labels.
+pub type Metrics = BTreeMap<MetricKey, FlowCounters>;

@@ -1,0 +1,145 @@
+//! The node's per-socket and per-flow records.
+
+use core::net::SocketAddr;
+
+use crate::front::FrontEnd;
+use crate::h2::StreamId;
+use crate::identity::SpiffeId;
+use crate::policy::ServiceName;
+use crate::pool::ConnId;
+use crate::time::Instant;
+
+use super::config::Endpoint;
+use super::event::Direction;
+use super::FlowId;
+
+/// Who a socket belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Owner {
+    /// The transport of a mesh connection.
+    Mesh(ConnId),
+    /// A flow's local socket (the client's or the target's).
+    Flow(FlowId),
+}
+
+/// One socket the host holds for the node.
+#[derive(Debug)]
+pub(super) struct Sock {
+    pub owner: Owner,
+    pub peer_addr: SocketAddr,
+    /// Bytes for the socket before any relayed byte (front-end replies).
+    pub prefix: Vec<u8>,
+    /// Bytes read from the socket not passed on yet: at most one read.
+    pub held: Vec<u8>,
+    pub read_paused: bool,
+    /// The host took less than offered; wait for `Writable`.
+    pub blocked: bool,
+    pub read_eof: bool,
+    pub write_shut: bool,
+    /// Close once nothing is left to write (`Some(reset)`).
+    pub closing: Option<bool>,
+    /// Outbound connect still under way, until this deadline.
+    pub connect_deadline: Option<Instant>,
+    /// A front end's request must be complete by then.
+    pub request_deadline: Option<Instant>,
+}
+
+impl Sock {
+    pub fn new(owner: Owner, peer_addr: SocketAddr) -> Sock {
+        Sock {
+            owner,
+            peer_addr,
+            prefix: Vec::new(),
+            held: Vec::new(),
+            read_paused: false,
+            blocked: false,
+            read_eof: false,
+            write_shut: false,
+            closing: None,
+            connect_deadline: None,
+            request_deadline: None,
+        }
+    }
+}
+
+/// The far side of a flow, seen from its local socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Far {
+    /// Not decided yet (front end still parsing).
+    None,
+    /// An HTTP/2 stream on a mesh connection (stream `None` while the
+    /// connection is not ready).
+    Stream {
+        conn: ConnId,
+        stream: Option<StreamId>,
+    },
+    /// A direct TCP socket (egress).
+    Tcp(super::SockId),
+}
+
+/// Where a flow stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// The front end is reading the client's request.
+    Front,
+    /// Waiting for the tunnel (200) or the TCP connect.
+    Opening,
+    /// Bytes flow both ways.
+    Relay,
+}
+
+/// One flow.
+#[derive(Debug)]
+pub(super) struct Flow {
+    pub direction: Direction,
+    pub local: super::SockId,
+    pub far: Far,
+    pub phase: Phase,
+    pub front: Option<FrontEnd>,
+    pub source: Option<SpiffeId>,
+    pub destination: Option<SpiffeId>,
+    pub service: String,
+    /// Inbound: the export's port (for re-authorization on config swap).
+    pub port: u16,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub started: Instant,
+    /// When a byte last moved (for the idle timeout).
+    pub last_active: Instant,
+    /// END_STREAM sent (stream far side).
+    pub finished: bool,
+    /// The peer sent END_STREAM (stream far side).
+    pub peer_finished: bool,
+    /// The stream is gone from the connection's point of view.
+    pub stream_closed: bool,
+    /// Outbound mesh flows: the pool slot held.
+    pub pooled: Option<ConnId>,
+    /// Outbound mesh flows: the service, port and endpoint, kept to retry
+    /// on another connection.
+    pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
+}
+
+impl Flow {
+    pub fn new(direction: Direction, local: super::SockId, now: Instant) -> Flow {
+        Flow {
+            direction,
+            local,
+            far: Far::None,
+            phase: Phase::Front,
+            front: None,
+            source: None,
+            destination: None,
+            service: String::new(),
+            port: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            started: now,
+            last_active: now,
+            finished: false,
+            peer_finished: false,
+            stream_closed: false,
+            pooled: None,
+            mesh_target: None,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The inbound path: HBONE accept → TLS server → HTTP/2 server → CONNECT
+//! checked (400) → export resolved (503) → authorized with the peer's
+//! verified identity (401) → connect to the export's target → 200 on
+//! success, 503 on failure.
+
+use core::net::SocketAddr;
+
+use crate::h2::{self, Request, Role, StreamId};
+use crate::hbone::{parse_connect, ConnectStatus};
+use crate::policy::{AuthzRequest, Decision, Target};
+use crate::pool::ConnId;
+use crate::tls::TlsSession;
+
+use super::event::{CloseReason, Direction, NodeEvent};
+use super::flow::{Far, Flow, Owner, Phase, Sock};
+use super::mesh::MeshConn;
+use super::relay::{after, metric_key};
+use super::{FlowId, Node, Output, SockId};
+
+impl Node {
+    pub(super) fn accept_hbone(&mut self, sock: SockId, peer: SocketAddr) {
+        let c = ConnId(self.alloc());
+        let mut s = Sock::new(Owner::Mesh(c), peer);
+        let deadline = after(self.now, self.config.timeouts.tls_handshake);
+        let server = self.config.identity.server_config().clone();
+        match TlsSession::server(server, self.config.tls_buffer_limit) {
+            Ok(tls) => {
+                let h2 = h2::Connection::new(Role::Server, self.config.h2.clone(), self.now);
+                self.conns
+                    .insert(c, MeshConn::new(sock, peer, tls, h2, None, deadline));
+                self.socks.insert(sock, s);
+                self.dirty.insert(sock);
+            }
+            Err(error) => {
+                // Only a broken server config gets here; refuse the socket.
+                s.closing = Some(true);
+                self.emit(NodeEvent::HandshakeFailed {
+                    peer,
+                    error: super::HandshakeError::Tls(error),
+                });
+                self.outputs.push_back(Output::Close { sock, reset: true });
+            }
+        }
+    }
+
+    /// Answers a stream that gets no flow, with END_STREAM.
+    fn answer(&mut self, c: ConnId, stream: StreamId, status: ConnectStatus) {
+        if let Some(m) = self.conns.get_mut(&c) {
+            let _ = m.h2.send_response(stream, &status.response(), true);
+            self.dirty.insert(m.sock);
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        c: ConnId,
+        stream: StreamId,
+        request: &Request,
+        end_stream: bool,
+    ) {
+        let Some(conn) = self.conns.get(&c) else {
+            return;
+        };
+        let source = conn.peer.clone();
+        let source_ip = conn.peer_addr.ip();
+        let f = FlowId(self.alloc());
+        let mut flow = Flow::new(Direction::Inbound, SockId(0), self.now);
+        flow.source = source.clone();
+        flow.destination = Some(self.config.identity.id().clone());
+        let authority = match parse_connect(request) {
+            Ok(a) => a,
+            Err(_) => {
+                flow.service = String::from_utf8_lossy(request.authority.as_deref().unwrap_or(b""))
+                    .into_owned();
+                self.answer(c, stream, ConnectStatus::BadRequest);
+                return self.log_unopened(f, flow, CloseReason::BadRequest);
+            }
+        };
+        flow.service = authority.to_string();
+        let export = match self.config.exports.resolve(&authority) {
+            Ok(e) => e.clone(),
+            Err(decision) => {
+                self.answer(c, stream, ConnectStatus::Unavailable);
+                self.deny_event(&decision, &flow);
+                return self.log_unopened(f, flow, CloseReason::Denied(decision));
+            }
+        };
+        flow.service = export.service.as_str().to_string();
+        flow.port = export.port;
+        let Some(source) = source else {
+            // No verified identity: never reaches authorization.
+            self.answer(c, stream, ConnectStatus::Denied);
+            return self.log_unopened(f, flow, CloseReason::Unreachable);
+        };
+        let decision = self.config.authz.evaluate(&AuthzRequest {
+            source: &source,
+            source_addr: Some(source_ip),
+            service: export.service.as_str(),
+            port: export.port,
+        });
+        if !decision.allowed {
+            self.answer(c, stream, ConnectStatus::for_refusal(&decision));
+            self.deny_event(&decision, &flow);
+            return self.log_unopened(f, flow, CloseReason::Denied(decision));
+        }
+        let Target::Addr(addr) = export.target else {
+            // Host targets need name resolution, which the host does not
+            // offer the node yet.
+            self.answer(c, stream, ConnectStatus::Unavailable);
+            return self.log_unopened(f, flow, CloseReason::Unreachable);
+        };
+        let sock = SockId(self.alloc());
+        let mut s = Sock::new(Owner::Flow(f), addr);
+        s.connect_deadline = Some(after(self.now, self.config.timeouts.target_connect));
+        self.socks.insert(sock, s);
+        flow.local = sock;
+        flow.far = Far::Stream {
+            conn: c,
+            stream: Some(stream),
+        };
+        flow.phase = Phase::Opening;
+        flow.peer_finished = end_stream;
+        self.flows.insert(f, flow);
+        self.arm_idle_sweep();
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.insert(stream, f);
+        }
+        self.outputs.push_back(Output::Connect { sock, addr });
+    }
+
+    pub(super) fn deny_event(&mut self, decision: &Decision, flow: &Flow) {
+        self.emit(NodeEvent::PolicyDenied {
+            decision: decision.clone(),
+            source: flow.source.clone(),
+            destination: flow.service.clone(),
+        });
+    }
+
+    /// The access-log line of a flow refused before it had a socket.
+    pub(super) fn log_unopened(&mut self, f: FlowId, flow: Flow, reason: CloseReason) {
+        self.metrics.entry(metric_key(&flow)).or_default().closed += 1;
+        self.emit(NodeEvent::FlowClosed {
+            flow: f,
+            direction: flow.direction,
+            source: flow.source,
+            destination: flow.destination,
+            service: flow.service,
+            bytes_sent: 0,
+            bytes_received: 0,
+            duration: core::time::Duration::ZERO,
+            reason,
+        });
+    }
+
+    /// The local target (inbound) or egress destination (outbound) is
+    /// connected.
+    pub(super) fn target_connected(&mut self, f: FlowId) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        match (flow.direction, flow.far) {
+            (
+                Direction::Inbound,
+                Far::Stream {
+                    conn,
+                    stream: Some(st),
+                },
+            ) => {
+                if let Some(m) = self.conns.get_mut(&conn) {
+                    let _ =
+                        m.h2.send_response(st, &ConnectStatus::Established.response(), false);
+                    self.dirty.insert(m.sock);
+                }
+                self.flow_established(f, None);
+            }
+            (Direction::Outbound, Far::Tcp(_)) => self.flow_established(f, None),
+            _ => {}
+        }
+    }
+
+    /// The connect to the target failed or timed out.
+    pub(super) fn target_failed(&mut self, f: FlowId, reason: CloseReason) {
+        let Some(flow) = self.flows.get(&f) else {
+            return;
+        };
+        match (flow.direction, flow.far) {
+            (
+                Direction::Inbound,
+                Far::Stream {
+                    conn,
+                    stream: Some(st),
+                },
+            ) => {
+                if let Some(m) = self.conns.get_mut(&conn) {
+                    let _ =
+                        m.h2.send_response(st, &ConnectStatus::Unavailable.response(), true);
+                }
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    // Answered and ended: nothing to reset.
+                    flow.stream_closed = true;
+                }
+                self.close_flow(f, reason, false);
+            }
+            _ => {
+                let refusal = match reason {
+                    CloseReason::Timeout => crate::front::Refusal::Timeout,
+                    _ => crate::front::Refusal::Refused,
+                };
+                self.refuse(f, refusal, reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! One mesh connection: TLS session and HTTP/2 connection stacked on one
+//! socket, with the ciphertext chunk waiting for the socket.
+
+use core::net::SocketAddr;
+use std::collections::BTreeMap;
+
+use crate::h2::{self, StreamId};
+use crate::identity::SpiffeId;
+use crate::pool::PoolKey;
+use crate::time::Instant;
+use crate::tls::{TlsError, TlsSession};
+
+use super::{FlowId, SockId};
+
+/// Ciphertext produced ahead of the socket at most (one fill); the next is
+/// produced only when this one drained.
+const FILL_TARGET: usize = 256 * 1024;
+
+/// A mesh connection's state.
+#[derive(Debug)]
+pub(super) struct MeshConn {
+    pub sock: SockId,
+    pub peer_addr: SocketAddr,
+    pub tls: TlsSession,
+    pub h2: h2::Connection,
+    /// Client connections: the pool key they serve.
+    pub pool_key: Option<PoolKey>,
+    /// The verified peer identity, once the handshake is done.
+    pub peer: Option<SpiffeId>,
+    /// TCP connected (always true for accepted connections).
+    pub connected: bool,
+    /// The peer's SETTINGS arrived: streams may be opened.
+    pub ready: bool,
+    /// Handshake deadline, cleared once TLS is up.
+    pub deadline: Option<Instant>,
+    /// Client flows waiting for `ready`.
+    pub waiting: Vec<FlowId>,
+    /// Streams carrying flows.
+    pub streams: BTreeMap<StreamId, FlowId>,
+    /// HTTP/2 output not yet accepted by TLS.
+    plain: Vec<u8>,
+    plain_pos: usize,
+    /// Ciphertext for the socket, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// The connection is finished; close the socket once `out` drained.
+    pub closing: bool,
+}
+
+impl MeshConn {
+    pub fn new(
+        sock: SockId,
+        peer_addr: SocketAddr,
+        tls: TlsSession,
+        h2: h2::Connection,
+        pool_key: Option<PoolKey>,
+        deadline: Instant,
+    ) -> MeshConn {
+        MeshConn {
+            sock,
+            peer_addr,
+            tls,
+            h2,
+            connected: pool_key.is_none(),
+            pool_key,
+            peer: None,
+            ready: false,
+            deadline: Some(deadline),
+            waiting: Vec::new(),
+            streams: BTreeMap::new(),
+            plain: Vec::new(),
+            plain_pos: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            closing: false,
+        }
+    }
+
+    /// The ciphertext waiting for the socket.
+    pub fn chunk(&self) -> &[u8] {
+        self.out.get(self.out_pos..).unwrap_or(&[])
+    }
+
+    /// The socket took `n` bytes of the chunk.
+    pub fn consume(&mut self, n: usize) {
+        self.out_pos = self.out_pos.saturating_add(n).min(self.out.len());
+    }
+
+    /// Feeds ciphertext through TLS into HTTP/2. Returns how many bytes
+    /// TLS took (fewer only while its plaintext buffer is full, which
+    /// cannot last since HTTP/2 takes all plaintext at once).
+    pub fn receive(&mut self, now: Instant, data: &[u8]) -> Result<usize, TlsError> {
+        let mut taken = 0;
+        loop {
+            let rest = data.get(taken..).unwrap_or(&[]);
+            let n = self.tls.read_tls(rest)?;
+            taken += n;
+            let moved = self.plaintext_to_h2(now);
+            self.note_handshake();
+            if taken >= data.len() || (n == 0 && moved == 0) {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// The transport ended.
+    pub fn receive_eof(&mut self, now: Instant) -> Result<(), TlsError> {
+        let result = self.tls.read_eof();
+        self.plaintext_to_h2(now);
+        self.h2.handle_eof(now);
+        result
+    }
+
+    fn plaintext_to_h2(&mut self, now: Instant) -> usize {
+        let mut moved = 0;
+        loop {
+            let chunk = self.tls.plaintext();
+            if chunk.is_empty() {
+                return moved;
+            }
+            let n = chunk.len();
+            self.h2.handle_input(now, chunk);
+            self.tls.consume_plaintext(n);
+            moved += n;
+        }
+    }
+
+    fn note_handshake(&mut self) {
+        if self.peer.is_none() && !self.tls.is_handshaking() {
+            self.peer = self.tls.peer_identity().cloned();
+            self.deadline = None;
+        }
+    }
+
+    /// Refills the chunk once the previous one drained: HTTP/2 output into
+    /// TLS, TLS records out. Before the TCP connect completes nothing is
+    /// produced (the bytes would have nowhere to go).
+    pub fn fill(&mut self, now: Instant) -> Result<(), TlsError> {
+        if !self.connected || self.out_pos < self.out.len() {
+            return Ok(());
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        loop {
+            if self.plain_pos >= self.plain.len() {
+                self.plain.clear();
+                self.plain_pos = 0;
+                self.h2.poll_transmit(now, &mut self.plain);
+            }
+            let pending = self.plain.get(self.plain_pos..).unwrap_or(&[]);
+            let accepted = if pending.is_empty() {
+                0
+            } else {
+                self.tls.write_plaintext(pending)?
+            };
+            self.plain_pos += accepted;
+            let produced = self.tls.write_tls(&mut self.out);
+            if (accepted == 0 && produced == 0) || self.out.len() >= FILL_TARGET {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends close_notify after what is queued.
+    pub fn close_tls(&mut self) {
+        self.tls.close();
+    }
+}
+
+impl MeshConn {
+    /// After a TLS failure: the alert rustls queued goes out with the chunk.
+    pub fn flush_alert(&mut self) {
+        if self.out_pos >= self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        self.tls.write_tls(&mut self.out);
+    }
+}

@@ -1,0 +1,412 @@
+//! The mesh node: owns the state of every socket, flow, mesh connection and
+//! the pool, and turns what the host reports into what the host must do.
+//!
+//! Rooms:
+//! - [`config`]: what a node is told to be.
+//! - [`event`]: what it reports (access log, decisions, counters).
+//! - `mesh`: one TLS + HTTP/2 connection on a socket.
+//! - `flow`: socket and flow records.
+//! - `inbound`: HBONE requests → policy → local target.
+//! - `outbound`: front ends → mesh service or egress.
+//! - `relay`: moving bytes, half-closes, resets, closing flows.
+//!
+//! The host contract is in [`crate::drive`]: feed one [`Input`], drain
+//! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
+
+pub mod config;
+pub mod event;
+mod flow;
+mod inbound;
+mod mesh;
+mod outbound;
+mod relay;
+
+use core::fmt;
+use core::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::pool::{ConnId, Pool};
+use crate::time::Instant;
+
+pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
+pub use event::{
+    CloseReason, Direction, FlowCounters, HandshakeError, MetricKey, Metrics, NodeEvent,
+};
+
+use flow::{Flow, Owner, Sock};
+use mesh::MeshConn;
+
+/// A socket the node asked for or accepted; allocated by the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SockId(pub u64);
+
+/// A listener the node asked for; allocated by the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerId(pub u64);
+
+/// A flow; allocated by the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowId(pub u64);
+
+impl fmt::Display for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flow-{}", self.0)
+    }
+}
+
+/// Why a TCP connect failed, as the host saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The far side refused (RST).
+    Refused,
+    /// No answer in the host's own time.
+    TimedOut,
+    /// No route.
+    Unreachable,
+    /// Anything else.
+    Other,
+}
+
+/// Something that happened to the node's sockets or time.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// An `Output::Connect` finished.
+    Connected {
+        /// The socket.
+        sock: SockId,
+        /// How.
+        result: Result<(), ConnectError>,
+    },
+    /// Bytes arrived. The node takes all of them; what it cannot pass on
+    /// yet it holds (at most one read per socket) and asks `PauseRead`.
+    Received {
+        /// The socket.
+        sock: SockId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The socket can take more after a short write.
+    Writable {
+        /// The socket.
+        sock: SockId,
+    },
+    /// The peer closed its sending side (EOF).
+    ReadClosed {
+        /// The socket.
+        sock: SockId,
+    },
+    /// The connection was reset or failed; the socket is gone.
+    Reset {
+        /// The socket.
+        sock: SockId,
+    },
+    /// `poll_timeout`'s deadline passed.
+    Timeout,
+    /// A new configuration (policy, exports, directory, certificates).
+    Config(Box<NodeConfig>),
+}
+
+/// Something the host must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Listen on `addr`; report connections with [`Node::accept`].
+    Listen {
+        /// The listener.
+        listener: ListenerId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Open a TCP connection; report with `Input::Connected`.
+    Connect {
+        /// The new socket.
+        sock: SockId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Data is ready for `sock`: write [`Node::transmit_chunk`] and report
+    /// with [`Node::transmit_done`] until the socket takes less.
+    Transmit {
+        /// The socket.
+        sock: SockId,
+    },
+    /// Stop reading `sock`.
+    PauseRead {
+        /// The socket.
+        sock: SockId,
+    },
+    /// Read `sock` again.
+    ResumeRead {
+        /// The socket.
+        sock: SockId,
+    },
+    /// Half-close `sock` (everything for it was already transmitted).
+    ShutdownWrite {
+        /// The socket.
+        sock: SockId,
+    },
+    /// Close `sock` (with RST when `reset`); the id is dead afterwards.
+    Close {
+        /// The socket.
+        sock: SockId,
+        /// Abort instead of a graceful close.
+        reset: bool,
+    },
+    /// Report this.
+    Event(NodeEvent),
+}
+
+/// Misuse of the node's API by the host; never caused by network bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// No such socket (never allocated, or closed).
+    UnknownSock(SockId),
+    /// No such listener.
+    UnknownListener(ListenerId),
+    /// `Connected` for a socket that was not connecting.
+    NotConnecting(SockId),
+    /// `transmit_done` for more bytes than the chunk held.
+    TransmitOverrun(SockId),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::UnknownSock(s) => write!(f, "unknown socket {}", s.0),
+            HostError::UnknownListener(l) => write!(f, "unknown listener {}", l.0),
+            HostError::NotConnecting(s) => write!(f, "socket {} was not connecting", s.0),
+            HostError::TransmitOverrun(s) => {
+                write!(f, "transmit_done beyond the chunk of socket {}", s.0)
+            }
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// What a listener serves. Fronts are found by address in the current
+/// configuration, so a swap that changes or drops one takes effect on the
+/// next accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListenerKind {
+    Hbone,
+    Front(SocketAddr),
+}
+
+/// The mesh node. See the module docs.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    now: Instant,
+    next_id: u64,
+    listeners: BTreeMap<ListenerId, ListenerKind>,
+    socks: BTreeMap<SockId, Sock>,
+    conns: BTreeMap<ConnId, MeshConn>,
+    flows: BTreeMap<FlowId, Flow>,
+    pool: Pool,
+    client_tls: BTreeMap<crate::identity::SpiffeId, std::sync::Arc<rustls::ClientConfig>>,
+    outputs: VecDeque<Output>,
+    /// Sockets whose output may have changed.
+    dirty: BTreeSet<SockId>,
+    metrics: Metrics,
+    /// When to look for idle flows next (a sweep, so that `poll_timeout`
+    /// does not scan every flow after every input).
+    idle_sweep_at: Option<Instant>,
+}
+
+impl Node {
+    /// A node; its listeners come out of [`Node::poll_output`] first.
+    pub fn new(config: NodeConfig, now: Instant) -> Node {
+        let mut node = Node {
+            pool: Pool::new(config.pool),
+            config,
+            now,
+            next_id: 0,
+            listeners: BTreeMap::new(),
+            socks: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            flows: BTreeMap::new(),
+            client_tls: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            metrics: Metrics::new(),
+            idle_sweep_at: None,
+        };
+        node.listen_all();
+        node
+    }
+
+    /// Asks for every listener of the configuration not yet asked for.
+    /// (Listeners a new configuration drops stay open at the host; their
+    /// connections are closed at accept.)
+    fn listen_all(&mut self) {
+        let mut wanted: Vec<(ListenerKind, SocketAddr)> = Vec::new();
+        if let Some(addr) = self.config.hbone_listen {
+            wanted.push((ListenerKind::Hbone, addr));
+        }
+        for front in &self.config.fronts {
+            wanted.push((ListenerKind::Front(front.listen), front.listen));
+        }
+        for (kind, addr) in wanted {
+            if !self.listeners.values().any(|k| *k == kind) {
+                let listener = ListenerId(self.alloc());
+                self.listeners.insert(listener, kind);
+                self.outputs.push_back(Output::Listen { listener, addr });
+            }
+        }
+    }
+
+    /// One id counter for sockets, listeners, flows and connections: ids
+    /// are unique across kinds, which makes traces easier to read.
+    fn alloc(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Counters per (source, destination, service, direction).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Flows alive now.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Sockets alive now (listeners excluded).
+    pub fn sock_count(&self) -> usize {
+        self.socks.len()
+    }
+
+    /// Mesh connections alive now.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Bytes the node holds for `sock`: read but not passed on, plus
+    /// output produced but not taken by the socket (excluding HTTP/2
+    /// receive buffers, which the window bounds).
+    pub fn buffered(&self, sock: SockId) -> usize {
+        let Some(s) = self.socks.get(&sock) else {
+            return 0;
+        };
+        let own = s.held.len() + s.prefix.len();
+        match s.owner {
+            Owner::Mesh(c) => own + self.conns.get(&c).map_or(0, |m| m.chunk().len()),
+            Owner::Flow(_) => own,
+        }
+    }
+
+    /// A connection arrived on `listener` from `peer`; returns its socket.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        peer: SocketAddr,
+    ) -> Result<SockId, HostError> {
+        self.now = now;
+        let kind = *self
+            .listeners
+            .get(&listener)
+            .ok_or(HostError::UnknownListener(listener))?;
+        let sock = SockId(self.alloc());
+        let front = match kind {
+            ListenerKind::Front(addr) => self.config.fronts.iter().find(|f| f.listen == addr),
+            ListenerKind::Hbone => None,
+        };
+        match (kind, front.map(|f| f.kind.clone())) {
+            (ListenerKind::Hbone, _) if self.config.hbone_listen.is_some() => {
+                self.accept_hbone(sock, peer)
+            }
+            (ListenerKind::Front(_), Some(front)) => self.accept_front(sock, peer, &front),
+            // The configuration no longer has this listener.
+            _ => self.outputs.push_back(Output::Close { sock, reset: true }),
+        }
+        Ok(sock)
+    }
+
+    /// Applies one input. Network bytes never make this fail.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), HostError> {
+        self.now = now;
+        match input {
+            Input::Connected { sock, result } => self.on_connected(sock, result),
+            Input::Received { sock, data } => self.on_received(sock, data),
+            Input::Writable { sock } => {
+                let s = self.sock_mut(sock)?;
+                s.blocked = false;
+                self.dirty.insert(sock);
+                Ok(())
+            }
+            Input::ReadClosed { sock } => self.on_read_closed(sock),
+            Input::Reset { sock } => self.on_reset(sock),
+            Input::Timeout => {
+                self.on_timeout();
+                Ok(())
+            }
+            Input::Config(config) => {
+                self.on_config(*config);
+                Ok(())
+            }
+        }
+    }
+
+    fn sock_mut(&mut self, sock: SockId) -> Result<&mut Sock, HostError> {
+        self.socks
+            .get_mut(&sock)
+            .ok_or(HostError::UnknownSock(sock))
+    }
+
+    fn owner(&self, sock: SockId) -> Result<Owner, HostError> {
+        self.socks
+            .get(&sock)
+            .map(|s| s.owner)
+            .ok_or(HostError::UnknownSock(sock))
+    }
+
+    /// The next thing the host must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            let sock = self.dirty.pop_first()?;
+            self.refresh(sock);
+        }
+    }
+
+    /// When to deliver `Input::Timeout` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let socks = self
+            .socks
+            .values()
+            .flat_map(|s| [s.connect_deadline, s.request_deadline])
+            .flatten();
+        let conns = self
+            .conns
+            .values()
+            .flat_map(|c| [c.deadline, c.h2.poll_timeout()])
+            .flatten();
+        socks
+            .chain(conns)
+            .chain(self.pool.poll_timeout())
+            .chain(self.idle_sweep_at)
+            .min()
+    }
+
+    /// The bytes waiting for `sock` (empty if none or unknown).
+    pub fn transmit_chunk(&self, sock: SockId) -> &[u8] {
+        self.chunk(sock)
+    }
+
+    /// The host wrote `n` bytes of [`Node::transmit_chunk`] to `sock`.
+    /// Fewer than offered means the socket is full: the node waits for
+    /// `Input::Writable`.
+    pub fn transmit_done(&mut self, now: Instant, sock: SockId, n: usize) -> Result<(), HostError> {
+        self.now = now;
+        self.on_transmitted(sock, n)
+    }
+}

@@ -1,0 +1,433 @@
+//! The outbound path: front-end accept → request parsed → a mesh service
+//! from the directory (pooled TLS + HTTP/2 connection, CONNECT, 200) or an
+//! outside destination the egress policy allows (direct TCP) → the front
+//! end's reply → relay. Also what a new configuration does to live flows.
+
+use core::net::SocketAddr;
+
+use crate::front::{self, FrontEnd, Outcome, Progress, Refusal};
+use crate::h2::{self, ErrorCode, Role, StreamId};
+use crate::hbone::{connect_request, ConnectStatus};
+use crate::policy::{self, Authority, AuthzRequest, Decision, EgressRequest, Reason, ServiceName};
+use crate::pool::{Checkout, ConnId, PoolKey};
+use crate::tls::TlsSession;
+
+use super::config::{Endpoint, FrontKind};
+use super::event::{CloseReason, Direction, NodeEvent};
+use super::flow::{Far, Flow, Owner, Phase, Sock};
+use super::mesh::MeshConn;
+use super::relay::{after, metric_key};
+use super::{FlowId, Node, Output, SockId};
+
+impl Node {
+    pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: &FrontKind) {
+        let f = FlowId(self.alloc());
+        let mut flow = Flow::new(Direction::Outbound, sock, self.now);
+        flow.source = Some(self.config.identity.id().clone());
+        flow.front = Some(match front {
+            FrontKind::Tunnel { to } => FrontEnd::tunnel(to.clone()),
+            FrontKind::Socks5 => FrontEnd::socks5(),
+            FrontKind::HttpConnect(cfg) => FrontEnd::http_connect(*cfg),
+        });
+        let mut s = Sock::new(Owner::Flow(f), peer);
+        s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
+        self.socks.insert(sock, s);
+        self.flows.insert(f, flow);
+        self.arm_idle_sweep();
+        // A tunnel knows its target before any byte.
+        self.front_data(f, &[]);
+    }
+
+    /// Client bytes while the front end is still reading its request.
+    pub(super) fn front_data(&mut self, f: FlowId, data: &[u8]) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        let local = flow.local;
+        let Some(front) = flow.front.as_mut() else {
+            return;
+        };
+        let step = match front.feed(data) {
+            Ok(step) => step,
+            Err(_) => return,
+        };
+        if let Some(s) = self.socks.get_mut(&local) {
+            s.prefix.extend_from_slice(&step.send);
+            if !step.send.is_empty() {
+                self.dirty.insert(local);
+            }
+        }
+        match step.progress {
+            Progress::NeedMore => {}
+            Progress::Rejected(e) => {
+                self.close_flow(f, CloseReason::FrontEnd(e.to_string()), false);
+            }
+            Progress::Ready { target, leftover } => {
+                if let Some(s) = self.socks.get_mut(&local) {
+                    s.request_deadline = None;
+                    s.held.extend_from_slice(leftover);
+                    if !s.held.is_empty() && !s.read_paused {
+                        s.read_paused = true;
+                        self.outputs.push_back(Output::PauseRead { sock: local });
+                    }
+                }
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    flow.phase = Phase::Opening;
+                    flow.service = target.to_string();
+                }
+                self.route(f, &target);
+            }
+        }
+    }
+
+    /// Picks the way to `target`: a mesh service, or egress.
+    fn route(&mut self, f: FlowId, target: &front::Target) {
+        if let front::Host::Domain(name) = &target.host {
+            if let Ok(service) = ServiceName::parse(name.as_str()) {
+                let endpoint = self
+                    .config
+                    .directory
+                    .get(&service)
+                    .and_then(|eps| eps.first())
+                    .cloned();
+                if let Some(endpoint) = endpoint {
+                    return self.route_mesh(f, &service, target.port, endpoint);
+                }
+            }
+        }
+        self.route_egress(f, target);
+    }
+
+    fn route_mesh(&mut self, f: FlowId, service: &ServiceName, port: u16, ep: Endpoint) {
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.destination = Some(ep.identity.clone());
+            flow.service = format!("{}:{port}", service.as_str());
+            flow.mesh_target = Some((service.clone(), port, ep.clone()));
+        }
+        let key = PoolKey {
+            source: self.config.identity.id().clone(),
+            node: ep.hbone.to_string(),
+            destination: ep.identity.clone(),
+        };
+        let c = match self.pool.checkout(&key) {
+            Checkout::Ready(c) | Checkout::Pending(c) => c,
+            Checkout::NeedConnection => match self.dial(&key, &ep) {
+                Some(c) => c,
+                None => return self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+            },
+        };
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.pooled = Some(c);
+            flow.far = Far::Stream {
+                conn: c,
+                stream: None,
+            };
+        }
+        let ready = self.conns.get(&c).is_some_and(|m| m.ready);
+        if ready {
+            self.open_stream(f, c);
+        } else if let Some(m) = self.conns.get_mut(&c) {
+            m.waiting.push(f);
+        }
+    }
+
+    /// Opens a new mesh connection for `key`, registered in the pool with
+    /// one claimed slot.
+    fn dial(&mut self, key: &PoolKey, ep: &Endpoint) -> Option<ConnId> {
+        let client = match self.client_tls.get(&ep.identity) {
+            Some(cfg) => cfg.clone(),
+            None => {
+                let cfg = self
+                    .config
+                    .identity
+                    .params()
+                    .client_config([ep.identity.clone()])
+                    .ok()?;
+                self.client_tls.insert(ep.identity.clone(), cfg.clone());
+                cfg
+            }
+        };
+        let tls = TlsSession::client(client, self.config.tls_buffer_limit).ok()?;
+        let c = ConnId(self.alloc());
+        let sock = SockId(self.alloc());
+        let h2 = h2::Connection::new(Role::Client, self.config.h2.clone(), self.now);
+        let deadline = after(self.now, self.config.timeouts.tls_handshake);
+        let mut conn = MeshConn::new(sock, ep.hbone, tls, h2, Some(key.clone()), deadline);
+        conn.connected = false;
+        self.conns.insert(c, conn);
+        let mut s = Sock::new(Owner::Mesh(c), ep.hbone);
+        s.connect_deadline = Some(deadline);
+        self.socks.insert(sock, s);
+        self.pool.insert(c, key.clone());
+        self.outputs.push_back(Output::Connect {
+            sock,
+            addr: ep.hbone,
+        });
+        Some(c)
+    }
+
+    /// The peer's SETTINGS arrived: waiting flows open their streams.
+    pub(super) fn conn_ready(&mut self, c: ConnId) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        conn.ready = true;
+        let waiting = core::mem::take(&mut conn.waiting);
+        if conn.pool_key.is_some() {
+            // Peers are configured alike; a later SETTINGS may differ, and
+            // the stream open then fails cleanly instead.
+            self.pool.ready(c, self.config.h2.max_concurrent_streams);
+        }
+        for f in waiting {
+            self.open_stream(f, c);
+        }
+    }
+
+    fn open_stream(&mut self, f: FlowId, c: ConnId) {
+        let Some(flow) = self.flows.get(&f) else {
+            return;
+        };
+        let client = self.socks.get(&flow.local).map(|s| s.peer_addr.to_string());
+        let authority_text = flow.service.clone();
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let opened = match Authority::parse(&authority_text) {
+            Ok(authority) => conn
+                .h2
+                .send_request(&connect_request(&authority, client.as_deref()), false),
+            Err(_) => Err(h2::UsageError::InvalidState(StreamId::CONNECTION)),
+        };
+        let sock = conn.sock;
+        let open_now = conn.h2.open_streams();
+        match opened {
+            Err(h2::UsageError::CannotOpenStream) if open_now > 0 => {
+                // The peer allows fewer streams than we assumed: the pool
+                // learns the real limit and the flow goes elsewhere.
+                let limit = u32::try_from(open_now).unwrap_or(u32::MAX);
+                self.pool.set_max_streams(c, limit);
+                self.pool.release(c, self.now);
+                let retry = self.flows.get_mut(&f).and_then(|flow| {
+                    flow.pooled = None;
+                    flow.far = Far::None;
+                    flow.mesh_target.clone()
+                });
+                match retry {
+                    Some((service, port, ep)) => self.route_mesh(f, &service, port, ep),
+                    None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+                }
+            }
+            Ok(st) => {
+                conn.streams.insert(st, f);
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    flow.far = Far::Stream {
+                        conn: c,
+                        stream: Some(st),
+                    };
+                }
+                self.dirty.insert(sock);
+            }
+            Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+        }
+    }
+
+    pub(super) fn on_response(&mut self, c: ConnId, stream: StreamId, status: u16, end: bool) {
+        let Some(f) = self
+            .conns
+            .get(&c)
+            .and_then(|m| m.streams.get(&stream).copied())
+        else {
+            return;
+        };
+        match ConnectStatus::from_code(status) {
+            Ok(ConnectStatus::Established) => {
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    flow.peer_finished |= end;
+                }
+                self.flow_established(f, None);
+            }
+            other => {
+                let refusal = match other {
+                    Ok(ConnectStatus::Denied) => Refusal::Denied {
+                        rule: "remote policy".into(),
+                    },
+                    Ok(ConnectStatus::Unavailable) => Refusal::Unreachable,
+                    _ => Refusal::GeneralFailure,
+                };
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    flow.stream_closed = end;
+                }
+                self.refuse(f, refusal, CloseReason::Refused { status });
+            }
+        }
+    }
+
+    /// The tunnel or direct connection is up: reply to the front end,
+    /// start relaying.
+    pub(super) fn flow_established(&mut self, f: FlowId, bound: Option<SocketAddr>) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        flow.phase = Phase::Relay;
+        let reply = flow
+            .front
+            .as_mut()
+            .and_then(|fe| fe.reply(&Outcome::Connected { bound }).ok())
+            .unwrap_or_default();
+        let local = flow.local;
+        let event = NodeEvent::FlowOpened {
+            flow: f,
+            direction: flow.direction,
+            source: flow.source.clone(),
+            destination: flow.destination.clone(),
+            service: flow.service.clone(),
+        };
+        self.metrics.entry(metric_key(flow)).or_default().opened += 1;
+        if let Some(s) = self.socks.get_mut(&local) {
+            s.prefix.extend_from_slice(&reply);
+        }
+        self.dirty.insert(local);
+        self.emit(event);
+        self.settle_flow(f);
+    }
+
+    /// The flow will not open: the front end's answer, then close.
+    pub(super) fn refuse(&mut self, f: FlowId, refusal: Refusal, reason: CloseReason) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        let reply = flow
+            .front
+            .as_mut()
+            .and_then(|fe| fe.reply(&Outcome::Refused(refusal)).ok())
+            .unwrap_or_default();
+        let local = flow.local;
+        if let Some(s) = self.socks.get_mut(&local) {
+            s.prefix.extend_from_slice(&reply);
+        }
+        self.close_flow(f, reason, false);
+    }
+
+    fn route_egress(&mut self, f: FlowId, target: &front::Target) {
+        let me = self.config.identity.id().clone();
+        let host = match &target.host {
+            front::Host::Ip(ip) => Some(policy::Host::Ip(*ip)),
+            front::Host::Domain(d) => policy::Domain::parse(d.as_str())
+                .ok()
+                .map(policy::Host::Domain),
+        };
+        let Some(host) = host else {
+            return self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable);
+        };
+        let decision = self.config.egress.evaluate(&EgressRequest {
+            source: &me,
+            host,
+            port: target.port,
+        });
+        if !decision.allowed {
+            if let Some(flow) = self.flows.get(&f) {
+                let flow_view = Flow {
+                    source: flow.source.clone(),
+                    service: flow.service.clone(),
+                    ..Flow::new(Direction::Outbound, flow.local, self.now)
+                };
+                self.deny_event(&decision, &flow_view);
+            }
+            let rule = decision
+                .rule
+                .as_ref()
+                .map_or_else(|| decision.reason.code().to_string(), |r| r.to_string());
+            return self.refuse(f, Refusal::Denied { rule }, CloseReason::Denied(decision));
+        }
+        let front::Host::Ip(ip) = target.host else {
+            // Allowed, but the node cannot resolve names.
+            return self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable);
+        };
+        let addr = SocketAddr::new(ip, target.port);
+        let sock = SockId(self.alloc());
+        let mut s = Sock::new(Owner::Flow(f), addr);
+        s.connect_deadline = Some(after(self.now, self.config.timeouts.target_connect));
+        self.socks.insert(sock, s);
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.far = Far::Tcp(sock);
+        }
+        self.outputs.push_back(Output::Connect { sock, addr });
+    }
+
+    /// The stream of `f` was reset: before 200 the front end hears why.
+    pub(super) fn stream_refused_or_reset(&mut self, f: FlowId, code: ErrorCode) {
+        let opening = self
+            .flows
+            .get(&f)
+            .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
+        if opening {
+            self.refuse(f, Refusal::Unreachable, CloseReason::StreamReset(code));
+        } else {
+            self.close_flow(f, CloseReason::StreamReset(code), true);
+        }
+    }
+
+    /// The mesh connection under `f` is gone.
+    pub(super) fn flow_lost(&mut self, f: FlowId) {
+        let opening = self
+            .flows
+            .get(&f)
+            .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
+        if opening {
+            self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost);
+        } else {
+            self.close_flow(f, CloseReason::ConnectionLost, true);
+        }
+    }
+
+    /// After a configuration swap: flows the new policy denies are closed
+    /// with the deciding rule. Returns how many.
+    pub(super) fn reauthorize(&mut self) -> usize {
+        let mut denied = Vec::new();
+        for (f, flow) in &self.flows {
+            let decision = match flow.direction {
+                Direction::Inbound => {
+                    let Some(source) = &flow.source else { continue };
+                    let exported = self
+                        .config
+                        .exports
+                        .iter()
+                        .any(|e| e.port == flow.port && e.service.as_str() == flow.service);
+                    if !exported {
+                        denied.push((*f, Decision::new(Reason::NotExported, None)));
+                        continue;
+                    }
+                    let addr = match flow.far {
+                        Far::Stream { conn, .. } => self.conns.get(&conn).map(|m| m.peer_addr.ip()),
+                        _ => None,
+                    };
+                    self.config.authz.evaluate(&AuthzRequest {
+                        source,
+                        source_addr: addr,
+                        service: &flow.service,
+                        port: flow.port,
+                    })
+                }
+                Direction::Outbound => {
+                    let Far::Tcp(t) = flow.far else { continue };
+                    let Some(addr) = self.socks.get(&t).map(|s| s.peer_addr) else {
+                        continue;
+                    };
+                    self.config.egress.evaluate(&EgressRequest {
+                        source: self.config.identity.id(),
+                        host: policy::Host::Ip(addr.ip()),
+                        port: addr.port(),
+                    })
+                }
+            };
+            if !decision.allowed {
+                denied.push((*f, decision));
+            }
+        }
+        let n = denied.len();
+        for (f, decision) in denied {
+            self.close_flow(f, CloseReason::Reconfigured(decision), true);
+        }
+        n
+    }
+}

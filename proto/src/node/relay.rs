@@ -1,0 +1,796 @@
+//! Moving bytes: socket chunks, HTTP/2 events, half-closes, resets, and
+//! the end of flows and connections. Level-triggered: `settle_flow`
+//! looks at a flow's whole state and does whatever is due, so every event
+//! handler only records what happened and calls it.
+
+use crate::h2::{ErrorCode, Event as H2Event, StreamId};
+use crate::pool::ConnId;
+use crate::time::Instant;
+use crate::tls::TlsError;
+
+use super::event::{CloseReason, HandshakeError, MetricKey, NodeEvent};
+use super::flow::{Far, Owner, Phase};
+use super::{ConnectError, FlowId, HostError, Node, NodeConfig, Output, SockId};
+
+impl Node {
+    pub(super) fn emit(&mut self, event: NodeEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// What `sock` should be written next.
+    pub(super) fn chunk(&self, sock: SockId) -> &[u8] {
+        let Some(s) = self.socks.get(&sock) else {
+            return &[];
+        };
+        if !s.prefix.is_empty() {
+            return &s.prefix;
+        }
+        match s.owner {
+            Owner::Mesh(c) => self.conns.get(&c).map_or(&[], |m| m.chunk()),
+            Owner::Flow(f) => {
+                let Some(flow) = self.flows.get(&f) else {
+                    return &[];
+                };
+                if flow.phase != Phase::Relay {
+                    return &[];
+                }
+                let held_of = |other: SockId| self.socks.get(&other).map_or(&[][..], |o| &o.held);
+                match flow.far {
+                    _ if sock != flow.local => held_of(flow.local),
+                    Far::Stream {
+                        conn,
+                        stream: Some(st),
+                    } => self.conns.get(&conn).map_or(&[], |m| m.h2.recv_data(st)),
+                    Far::Tcp(t) => held_of(t),
+                    _ => &[],
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_transmitted(&mut self, sock: SockId, n: usize) -> Result<(), HostError> {
+        self.consume_chunk(sock, n)?;
+        if self.chunk(sock).is_empty() {
+            // Drained: whatever waited for that (a close, a half-close) is due.
+            self.dirty.insert(sock);
+        }
+        Ok(())
+    }
+
+    fn consume_chunk(&mut self, sock: SockId, n: usize) -> Result<(), HostError> {
+        let len = self.chunk(sock).len();
+        if n > len {
+            return Err(HostError::TransmitOverrun(sock));
+        }
+        let s = self.sock_mut(sock)?;
+        s.blocked = n < len;
+        if !s.prefix.is_empty() {
+            s.prefix.drain(..n);
+            let owner = s.owner;
+            if let Owner::Flow(f) = owner {
+                self.settle_flow(f);
+            }
+            return Ok(());
+        }
+        match s.owner {
+            Owner::Mesh(c) => {
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    conn.consume(n);
+                }
+                self.fill_conn(c);
+            }
+            Owner::Flow(f) => {
+                let Some(flow) = self.flows.get_mut(&f) else {
+                    return Ok(());
+                };
+                flow.last_active = self.now;
+                let key = metric_key(flow);
+                let towards_local = sock == flow.local;
+                let n64 = n as u64;
+                if towards_local {
+                    flow.bytes_received += n64;
+                } else {
+                    flow.bytes_sent += n64;
+                }
+                match (towards_local, flow.far) {
+                    (
+                        true,
+                        Far::Stream {
+                            conn,
+                            stream: Some(st),
+                        },
+                    ) => {
+                        if let Some(m) = self.conns.get_mut(&conn) {
+                            // The target took the bytes: now the peer may send more.
+                            let _ = m.h2.release_capacity(st, n);
+                            self.dirty.insert(m.sock);
+                        }
+                    }
+                    (true, Far::Tcp(t)) => {
+                        if let Some(o) = self.socks.get_mut(&t) {
+                            o.held.drain(..n);
+                        }
+                    }
+                    (false, _) => {
+                        let local = flow.local;
+                        if let Some(o) = self.socks.get_mut(&local) {
+                            o.held.drain(..n);
+                        }
+                    }
+                    _ => {}
+                }
+                let counters = self.metrics.entry(key).or_default();
+                if towards_local {
+                    counters.bytes_received += n64;
+                } else {
+                    counters.bytes_sent += n64;
+                }
+                self.settle_flow(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-examines a socket: announce its chunk, or close it once drained.
+    pub(super) fn refresh(&mut self, sock: SockId) {
+        let Some(owner) = self.socks.get(&sock).map(|s| s.owner) else {
+            return;
+        };
+        if let Owner::Mesh(c) = owner {
+            self.fill_conn(c);
+        }
+        let pending = !self.chunk(sock).is_empty();
+        let Some(s) = self.socks.get(&sock) else {
+            return;
+        };
+        if pending {
+            if !s.blocked {
+                self.outputs.push_back(Output::Transmit { sock });
+            }
+            return;
+        }
+        if let Some(reset) = s.closing {
+            self.socks.remove(&sock);
+            self.outputs.push_back(Output::Close { sock, reset });
+            if let Owner::Mesh(c) = owner {
+                self.conns.remove(&c);
+            }
+            return;
+        }
+        if let Owner::Flow(f) = owner {
+            self.settle_flow(f);
+        }
+    }
+
+    /// Does whatever is due on a relaying flow (see the module docs).
+    pub(super) fn settle_flow(&mut self, f: FlowId) {
+        let Some(flow) = self.flows.get(&f) else {
+            return;
+        };
+        if flow.phase != Phase::Relay {
+            return;
+        }
+        let local = flow.local;
+        let done = match flow.far {
+            Far::Stream {
+                conn,
+                stream: Some(st),
+            } => self.settle_stream(f, local, conn, st),
+            Far::Tcp(t) => {
+                self.settle_tcp_direction(local, t);
+                self.settle_tcp_direction(t, local);
+                let shut = |s: SockId| self.socks.get(&s).is_none_or(|s| s.write_shut);
+                shut(local) && shut(t)
+            }
+            _ => false,
+        };
+        if done {
+            self.close_flow(f, CloseReason::Done, false);
+        }
+    }
+
+    /// Returns whether both directions are finished.
+    fn settle_stream(&mut self, f: FlowId, local: SockId, c: ConnId, st: StreamId) -> bool {
+        let (Some(flow), Some(conn), Some(s)) = (
+            self.flows.get_mut(&f),
+            self.conns.get_mut(&c),
+            self.socks.get_mut(&local),
+        ) else {
+            return false;
+        };
+        // Local socket → stream.
+        if !flow.finished && !flow.stream_closed {
+            if !s.held.is_empty() {
+                let n = conn.h2.send_data(st, &s.held).unwrap_or(0);
+                s.held.drain(..n);
+                flow.bytes_sent += n as u64;
+                let key = metric_key(flow);
+                self.metrics.entry(key).or_default().bytes_sent += n as u64;
+                self.dirty.insert(conn.sock);
+            }
+            if s.held.is_empty() {
+                if s.read_paused && !s.read_eof {
+                    s.read_paused = false;
+                    self.outputs.push_back(Output::ResumeRead { sock: local });
+                }
+                if s.read_eof {
+                    let _ = conn.h2.finish(st);
+                    flow.finished = true;
+                    self.dirty.insert(conn.sock);
+                }
+            } else if !s.read_paused {
+                s.read_paused = true;
+                self.outputs.push_back(Output::PauseRead { sock: local });
+            }
+        }
+        // Stream → local socket.
+        let unread = conn.h2.recv_data(st).len();
+        if unread > 0 || !s.prefix.is_empty() {
+            if !s.blocked {
+                self.dirty.insert(local);
+            }
+        } else if (flow.peer_finished || flow.stream_closed) && !s.write_shut {
+            s.write_shut = true;
+            self.outputs
+                .push_back(Output::ShutdownWrite { sock: local });
+        }
+        (flow.finished || flow.stream_closed) && s.write_shut
+    }
+
+    /// Bytes read from `from` wait in its `held` until `to` took them.
+    fn settle_tcp_direction(&mut self, from: SockId, to: SockId) {
+        let Some(src) = self.socks.get(&from) else {
+            return;
+        };
+        let (held, paused, eof) = (!src.held.is_empty(), src.read_paused, src.read_eof);
+        if held {
+            if !paused {
+                self.outputs.push_back(Output::PauseRead { sock: from });
+            }
+            if let Some(s) = self.socks.get_mut(&from) {
+                s.read_paused = true;
+            }
+            if self.socks.get(&to).is_some_and(|d| !d.blocked) {
+                self.dirty.insert(to);
+            }
+            return;
+        }
+        if paused && !eof {
+            self.outputs.push_back(Output::ResumeRead { sock: from });
+            if let Some(s) = self.socks.get_mut(&from) {
+                s.read_paused = false;
+            }
+        }
+        if let Some(dst) = self.socks.get_mut(&to) {
+            if eof && !dst.write_shut && dst.prefix.is_empty() {
+                dst.write_shut = true;
+                self.outputs.push_back(Output::ShutdownWrite { sock: to });
+            }
+        }
+    }
+
+    /// Ends a flow: its sockets close (after their pending bytes, unless
+    /// `reset`), its stream is reset if still open, and the access-log
+    /// event goes out.
+    pub(super) fn close_flow(&mut self, f: FlowId, reason: CloseReason, reset: bool) {
+        let Some(flow) = self.flows.remove(&f) else {
+            return;
+        };
+        if self.flows.is_empty() {
+            // Nothing can go idle: no timer for the host to keep.
+            self.idle_sweep_at = None;
+        }
+        self.release_sock(flow.local, reset);
+        match flow.far {
+            Far::Stream { conn, stream } => {
+                if let Some(m) = self.conns.get_mut(&conn) {
+                    m.waiting.retain(|w| *w != f);
+                    if let Some(st) = stream {
+                        m.streams.remove(&st);
+                        if reason != CloseReason::Done && !flow.stream_closed {
+                            let code = match reason {
+                                CloseReason::LocalReset => ErrorCode::CONNECT_ERROR,
+                                _ => ErrorCode::CANCEL,
+                            };
+                            let _ = m.h2.reset(st, code);
+                        }
+                    }
+                    self.dirty.insert(m.sock);
+                }
+            }
+            Far::Tcp(t) => self.release_sock(t, reset),
+            Far::None => {}
+        }
+        if let Some(c) = flow.pooled {
+            self.pool.release(c, self.now);
+        }
+        let key = metric_key(&flow);
+        self.metrics.entry(key).or_default().closed += 1;
+        let duration = self.now.saturating_duration_since(flow.started);
+        self.emit(NodeEvent::FlowClosed {
+            flow: f,
+            direction: flow.direction,
+            source: flow.source,
+            destination: flow.destination,
+            service: flow.service,
+            bytes_sent: flow.bytes_sent,
+            bytes_received: flow.bytes_received,
+            duration,
+            reason,
+        });
+    }
+
+    /// Closes a socket of a closed flow: at once with `reset`, else after
+    /// its pending bytes (a front end's refusal).
+    fn release_sock(&mut self, sock: SockId, reset: bool) {
+        // A socket still connecting has nothing to flush: abort it, so no
+        // `Connected` can arrive for a socket the node forgot.
+        let connecting = self
+            .socks
+            .get(&sock)
+            .is_some_and(|s| s.connect_deadline.is_some());
+        if reset || connecting {
+            if self.socks.remove(&sock).is_some() {
+                self.outputs.push_back(Output::Close { sock, reset: true });
+            }
+        } else if let Some(s) = self.socks.get_mut(&sock) {
+            s.closing = Some(false);
+            s.held.clear();
+            s.request_deadline = None;
+            self.dirty.insert(sock);
+        }
+    }
+
+    pub(super) fn on_received(&mut self, sock: SockId, data: &[u8]) -> Result<(), HostError> {
+        match self.owner(sock)? {
+            Owner::Mesh(c) => {
+                self.conn_receive(c, sock, data);
+                Ok(())
+            }
+            Owner::Flow(f) => {
+                let now = self.now;
+                let phase = self.flows.get_mut(&f).map(|fl| {
+                    fl.last_active = now;
+                    fl.phase
+                });
+                let s = self.sock_mut(sock)?;
+                if s.closing.is_some() {
+                    return Ok(()); // the flow is over; nobody wants these bytes
+                }
+                match phase {
+                    None => Ok(()),
+                    Some(Phase::Front) => {
+                        self.front_data(f, data);
+                        Ok(())
+                    }
+                    Some(Phase::Opening) => {
+                        s.held.extend_from_slice(data);
+                        if !s.read_paused {
+                            s.read_paused = true;
+                            self.outputs.push_back(Output::PauseRead { sock });
+                        }
+                        Ok(())
+                    }
+                    Some(Phase::Relay) => {
+                        s.held.extend_from_slice(data);
+                        self.settle_flow(f);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn conn_receive(&mut self, c: ConnId, sock: SockId, data: &[u8]) {
+        let now = self.now;
+        let (Some(conn), Some(s)) = (self.conns.get_mut(&c), self.socks.get_mut(&sock)) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        let result = if s.held.is_empty() {
+            conn.receive(now, data).map(|n| {
+                s.held.extend_from_slice(data.get(n..).unwrap_or(&[]));
+            })
+        } else {
+            s.held.extend_from_slice(data);
+            conn.receive(now, &s.held).map(|n| {
+                s.held.drain(..n);
+            })
+        };
+        let want_pause = !s.held.is_empty();
+        if want_pause != s.read_paused {
+            s.read_paused = want_pause;
+            self.outputs.push_back(if want_pause {
+                Output::PauseRead { sock }
+            } else {
+                Output::ResumeRead { sock }
+            });
+        }
+        if let Err(e) = result {
+            self.conn_failed(c, e);
+            return;
+        }
+        self.dispatch_h2(c);
+        self.dirty.insert(sock);
+    }
+
+    /// Produces the connection's next ciphertext chunk (if the last one
+    /// drained) and handles the events that releasing output causes.
+    pub(super) fn fill_conn(&mut self, c: ConnId) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if let Err(e) = conn.fill(now) {
+            self.conn_failed(c, e);
+            return;
+        }
+        self.dispatch_h2(c);
+    }
+
+    pub(super) fn dispatch_h2(&mut self, c: ConnId) {
+        while let Some(event) = self.conns.get_mut(&c).and_then(|m| m.h2.poll_event()) {
+            self.on_h2_event(c, event);
+        }
+    }
+
+    fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
+        self.conns.get(&c)?.streams.get(&st).copied()
+    }
+
+    fn on_h2_event(&mut self, c: ConnId, event: H2Event) {
+        match event {
+            H2Event::Ready => self.conn_ready(c),
+            H2Event::Request {
+                stream,
+                request,
+                end_stream,
+            } => self.on_request(c, stream, &request, end_stream),
+            H2Event::Response {
+                stream,
+                response,
+                end_stream,
+            } => self.on_response(c, stream, response.status, end_stream),
+            H2Event::Data { stream } => {
+                if let Some(f) = self.stream_flow(c, stream) {
+                    self.settle_flow(f);
+                }
+            }
+            H2Event::Trailers { stream, .. } | H2Event::PeerFinished { stream } => {
+                if let Some(f) = self.stream_flow(c, stream) {
+                    if let Some(flow) = self.flows.get_mut(&f) {
+                        flow.peer_finished = true;
+                    }
+                    self.settle_flow(f);
+                }
+            }
+            H2Event::StreamClosed { stream } => {
+                if let Some(f) = self.stream_flow(c, stream) {
+                    if let Some(flow) = self.flows.get_mut(&f) {
+                        flow.stream_closed = true;
+                        flow.peer_finished = true;
+                    }
+                    self.settle_flow(f);
+                }
+            }
+            H2Event::Writable { stream } => {
+                if let Some(f) = self.stream_flow(c, stream) {
+                    self.settle_flow(f);
+                }
+            }
+            H2Event::Reset { stream, code, .. } => {
+                if let Some(f) = self.stream_flow(c, stream) {
+                    if let Some(flow) = self.flows.get_mut(&f) {
+                        flow.stream_closed = true;
+                    }
+                    self.stream_refused_or_reset(f, code);
+                }
+            }
+            H2Event::GoAway { code, .. } => {
+                if self.conns.get(&c).is_some_and(|m| m.pool_key.is_some()) {
+                    self.pool.going_away(c);
+                }
+                if code != ErrorCode::NO_ERROR {
+                    self.h2_error(c, code, None);
+                }
+            }
+            H2Event::ConnectionError {
+                code, violation, ..
+            } => self.h2_error(c, code, Some(violation)),
+            H2Event::PingAck { .. } => {}
+            H2Event::Closed => self.conn_finish(c),
+        }
+    }
+
+    fn h2_error(&mut self, c: ConnId, code: ErrorCode, violation: Option<crate::h2::Violation>) {
+        if let Some(peer) = self.conns.get(&c).map(|m| m.peer_addr) {
+            self.emit(NodeEvent::H2Error {
+                peer,
+                code,
+                violation,
+            });
+        }
+    }
+
+    /// The connection is done: its flows end, it leaves the pool, and its
+    /// socket closes once the final bytes are out.
+    pub(super) fn conn_finish(&mut self, c: ConnId) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        conn.closing = true;
+        conn.close_tls();
+        let sock = conn.sock;
+        let flows: Vec<FlowId> = conn
+            .streams
+            .values()
+            .chain(conn.waiting.iter())
+            .copied()
+            .collect();
+        let pooled = conn.pool_key.is_some();
+        conn.streams.clear();
+        conn.waiting.clear();
+        if pooled {
+            self.pool.remove(c);
+        }
+        for f in flows {
+            if let Some(flow) = self.flows.get_mut(&f) {
+                flow.stream_closed = true;
+                flow.pooled = None;
+            }
+            self.flow_lost(f);
+        }
+        if let Some(s) = self.socks.get_mut(&sock) {
+            s.closing = Some(false);
+        }
+        self.dirty.insert(sock);
+    }
+
+    /// A TLS failure: report it, send the alert, close.
+    pub(super) fn conn_failed(&mut self, c: ConnId, error: TlsError) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let peer = conn.peer_addr;
+        let handshaking = conn.tls.is_handshaking();
+        conn.flush_alert();
+        if handshaking {
+            self.emit(NodeEvent::HandshakeFailed {
+                peer,
+                error: HandshakeError::Tls(error),
+            });
+        }
+        self.conn_finish(c);
+    }
+
+    /// The transport is gone (reset, connect failure, timeout).
+    pub(super) fn conn_lost(&mut self, c: ConnId, error: Option<HandshakeError>) {
+        let Some(conn) = self.conns.get(&c) else {
+            return;
+        };
+        let (peer, sock) = (conn.peer_addr, conn.sock);
+        if let Some(error) = error {
+            self.emit(NodeEvent::HandshakeFailed { peer, error });
+        }
+        self.conn_finish(c);
+        self.conns.remove(&c);
+        if self.socks.remove(&sock).is_some() {
+            self.outputs.push_back(Output::Close { sock, reset: true });
+        }
+    }
+
+    pub(super) fn on_read_closed(&mut self, sock: SockId) -> Result<(), HostError> {
+        let owner = self.owner(sock)?;
+        self.sock_mut(sock)?.read_eof = true;
+        match owner {
+            Owner::Mesh(c) => {
+                let now = self.now;
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    // A TLS error here only says the peer did not close cleanly.
+                    let _ = conn.receive_eof(now);
+                }
+                self.dispatch_h2(c);
+                self.conn_finish(c);
+            }
+            Owner::Flow(f) => match self.flows.get(&f).map(|fl| fl.phase) {
+                Some(Phase::Front) => self.close_flow(
+                    f,
+                    CloseReason::FrontEnd("client closed before its request".into()),
+                    false,
+                ),
+                Some(Phase::Relay) => self.settle_flow(f),
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_reset(&mut self, sock: SockId) -> Result<(), HostError> {
+        let owner = self.owner(sock)?;
+        // The host's socket is gone: no Close for it.
+        self.socks.remove(&sock);
+        match owner {
+            Owner::Mesh(c) => self.conn_lost(
+                c,
+                Some(HandshakeError::Transport)
+                    .filter(|_| self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking())),
+            ),
+            Owner::Flow(f) => self.close_flow(f, CloseReason::LocalReset, true),
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_connected(
+        &mut self,
+        sock: SockId,
+        result: Result<(), ConnectError>,
+    ) -> Result<(), HostError> {
+        let s = self.sock_mut(sock)?;
+        if s.connect_deadline.take().is_none() {
+            return Err(HostError::NotConnecting(sock));
+        }
+        match s.owner {
+            Owner::Mesh(c) => match result {
+                Ok(()) => {
+                    if let Some(conn) = self.conns.get_mut(&c) {
+                        conn.connected = true;
+                    }
+                    self.dirty.insert(sock);
+                }
+                Err(_) => {
+                    self.socks.remove(&sock);
+                    self.conn_lost(c, Some(HandshakeError::Transport));
+                }
+            },
+            Owner::Flow(f) => match result {
+                Ok(()) => self.target_connected(f),
+                Err(_) => {
+                    self.socks.remove(&sock);
+                    self.target_failed(f, CloseReason::ConnectFailed);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_timeout(&mut self) {
+        let now = self.now;
+        let late_socks: Vec<(SockId, Owner)> = self
+            .socks
+            .iter()
+            .filter(|(_, s)| s.connect_deadline.is_some_and(|d| d <= now))
+            .map(|(id, s)| (*id, s.owner))
+            .collect();
+        for (sock, owner) in late_socks {
+            if self.socks.remove(&sock).is_some() {
+                self.outputs.push_back(Output::Close { sock, reset: true });
+            }
+            match owner {
+                Owner::Mesh(c) => self.conn_lost(c, Some(HandshakeError::Timeout)),
+                Owner::Flow(f) => self.target_failed(f, CloseReason::Timeout),
+            }
+        }
+        let slow_clients: Vec<FlowId> = self
+            .socks
+            .values()
+            .filter(|s| s.request_deadline.is_some_and(|d| d <= now))
+            .filter_map(|s| match s.owner {
+                Owner::Flow(f) => Some(f),
+                Owner::Mesh(_) => None,
+            })
+            .collect();
+        for f in slow_clients {
+            self.close_flow(
+                f,
+                CloseReason::FrontEnd("request not complete in time".into()),
+                false,
+            );
+        }
+        if self.idle_sweep_at.is_some_and(|at| at <= now) {
+            self.sweep_idle();
+        }
+        let late_conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, m)| m.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for c in late_conns {
+            self.conn_lost(c, Some(HandshakeError::Timeout));
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in ids {
+            let due = self
+                .conns
+                .get(&c)
+                .and_then(|m| m.h2.poll_timeout())
+                .is_some_and(|d| d <= now);
+            if due {
+                if let Some(m) = self.conns.get_mut(&c) {
+                    m.h2.handle_timeout(now);
+                    let sock = m.sock;
+                    self.dirty.insert(sock);
+                }
+                self.dispatch_h2(c);
+            }
+        }
+        for c in self.pool.idle_expired(now) {
+            self.pool.remove(c);
+            if let Some(m) = self.conns.get_mut(&c) {
+                m.pool_key = None;
+                m.h2.go_away(now);
+                let sock = m.sock;
+                self.dirty.insert(sock);
+            }
+            self.dispatch_h2(c);
+        }
+    }
+
+    pub(super) fn on_config(&mut self, config: NodeConfig) {
+        self.config = config;
+        self.client_tls.clear();
+        // The idle timeout may have changed: reschedule from now.
+        self.idle_sweep_at = None;
+        if !self.flows.is_empty() {
+            self.arm_idle_sweep();
+        }
+        self.listen_all();
+        let closed = self.reauthorize();
+        self.emit(NodeEvent::ConfigApplied {
+            closed_flows: closed,
+        });
+    }
+}
+
+impl Node {
+    /// Makes sure a sweep is scheduled while flows exist.
+    pub(super) fn arm_idle_sweep(&mut self) {
+        if let (None, Some(idle)) = (self.idle_sweep_at, self.config.timeouts.idle_flow) {
+            self.idle_sweep_at = Some(after(self.now, idle));
+        }
+    }
+
+    /// Resets flows idle for the timeout; schedules the next sweep at the
+    /// earliest moment another flow could be idle long enough.
+    fn sweep_idle(&mut self) {
+        let now = self.now;
+        self.idle_sweep_at = None;
+        let Some(idle) = self.config.timeouts.idle_flow else {
+            return;
+        };
+        let idle_flows: Vec<FlowId> = self
+            .flows
+            .iter()
+            .filter(|(_, fl)| after(fl.last_active, idle) <= now)
+            .map(|(f, _)| *f)
+            .collect();
+        for f in idle_flows {
+            self.close_flow(f, CloseReason::Idle, true);
+        }
+        self.idle_sweep_at = self
+            .flows
+            .values()
+            .map(|fl| after(fl.last_active, idle))
+            .min();
+    }
+}
+
+/// The counter labels of a flow.
+pub(super) fn metric_key(flow: &super::flow::Flow) -> MetricKey {
+    MetricKey {
+        source: flow.source.clone(),
+        destination: flow.destination.clone(),
+        service: flow.service.clone(),
+        direction: flow.direction,
+    }
+}
+
+/// Deadline `d` after `now`.
+pub(super) fn after(now: Instant, d: core::time::Duration) -> Instant {
+    now.saturating_add(d)
+}

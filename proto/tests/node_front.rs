@@ -1,0 +1,268 @@
+//! SOCKS5 and HTTP CONNECT front ends: to a mesh service through HBONE, to
+//! an outside host the egress policy allows (direct TCP), and refusals.
+
+mod node_harness;
+
+use std::net::SocketAddr;
+
+use node_harness::certs::{spiffe, Ca};
+use node_harness::World;
+use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::policy::{
+    Action, Cidr, Destination, EgressPolicy, EgressRule, Export, Exports, PortRange, Reason,
+    RuleName, ServiceName, Target,
+};
+
+const SOCKS: &str = "127.0.0.1:1080";
+const HTTP: &str = "127.0.0.1:3128";
+const HBONE_B: &str = "10.0.0.2:15008";
+const ECHO: &str = "127.0.0.2:8080";
+const OUTSIDE: &str = "198.51.100.7:7";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn lab_rule() -> EgressRule {
+    let mut rule = EgressRule::new(RuleName::new("lab").unwrap(), Action::Allow);
+    rule.destinations = vec![Destination::Cidr(Cidr::parse("198.51.100.0/24").unwrap())];
+    rule.ports = vec![PortRange::new(7, 7).unwrap()];
+    rule
+}
+
+fn world() -> World {
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![
+        FrontConfig {
+            listen: addr(SOCKS),
+            kind: FrontKind::Socks5,
+        },
+        FrontConfig {
+            listen: addr(HTTP),
+            kind: FrontKind::HttpConnect(Default::default()),
+        },
+    ];
+    a.directory.insert(
+        ServiceName::parse("echo.shop").unwrap(),
+        vec![Endpoint {
+            hbone: addr(HBONE_B),
+            identity: spiffe("shop", "echo"),
+        }],
+    );
+    a.egress = EgressPolicy::new(vec![lab_rule()]);
+    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
+    b.hbone_listen = Some(addr(HBONE_B));
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr(ECHO)),
+    }])
+    .unwrap();
+    world.add_node(a);
+    world.add_node(b);
+    world.add_echo_server(addr(ECHO));
+    world.add_echo_server(addr(OUTSIDE));
+    world
+}
+
+fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
+    let mut r = vec![5, 1, 0, 5, 1, 0, 3, host.len() as u8];
+    r.extend_from_slice(host.as_bytes());
+    r.extend_from_slice(&port.to_be_bytes());
+    r
+}
+
+fn socks_request_v4(ip: [u8; 4], port: u16) -> Vec<u8> {
+    let mut r = vec![5, 1, 0, 5, 1, 0, 1];
+    r.extend_from_slice(&ip);
+    r.extend_from_slice(&port.to_be_bytes());
+    r
+}
+
+const SOCKS_OK: [u8; 12] = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+
+fn closed(world: &World, n: usize) -> Vec<CloseReason> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn socks5_to_a_mesh_service_with_pipelined_data() {
+    let mut world = world();
+    let app = world.connect_app(addr(SOCKS));
+    let mut bytes = socks_request_domain("echo.shop", 80);
+    bytes.extend_from_slice(b"early bytes");
+    world.app_write(app, &bytes);
+    world.app_shutdown(app);
+    world.run();
+    let mut want = SOCKS_OK.to_vec();
+    want.extend_from_slice(b"early bytes");
+    assert_eq!(world.net.apps[app].received, want);
+    assert!(world.net.apps[app].eof);
+    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
+    assert_eq!(closed(&world, 1), vec![CloseReason::Done]);
+}
+
+#[test]
+fn socks5_egress_allowed_connects_directly() {
+    let mut world = world();
+    let app = world.connect_app(addr(SOCKS));
+    let mut bytes = socks_request_v4([198, 51, 100, 7], 7);
+    bytes.extend_from_slice(&[9u8; 100_000]);
+    world.app_write(app, &bytes);
+    world.app_shutdown(app);
+    world.run();
+    let got = &world.net.apps[app].received;
+    assert_eq!(got[..12], SOCKS_OK);
+    assert!(got[12..] == [9u8; 100_000][..]);
+    assert!(world.net.apps[app].eof);
+    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
+    assert!(world.events_of(1).is_empty(), "no mesh traffic for egress");
+}
+
+#[test]
+fn socks5_egress_denied_answers_not_allowed() {
+    let mut world = world();
+    let app = world.connect_app(addr(SOCKS));
+    world.app_write(app, &socks_request_v4([203, 0, 113, 5], 22));
+    world.run();
+    let got = &world.net.apps[app].received;
+    assert_eq!(got[..4], [5, 0, 5, 2], "greeting ok, then 0x02 not allowed");
+    assert!(world.net.apps[app].eof);
+    let denied = world.events_of(0).into_iter().find_map(|e| match e {
+        NodeEvent::PolicyDenied { decision, .. } => Some(decision.reason),
+        _ => None,
+    });
+    assert_eq!(denied, Some(Reason::EgressNotAllowed));
+}
+
+#[test]
+fn http_connect_to_a_mesh_service() {
+    let mut world = world();
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(
+        app,
+        b"CONNECT echo.shop:80 HTTP/1.1\r\nHost: echo.shop:80\r\n\r\nhi",
+    );
+    world.app_shutdown(app);
+    world.run();
+    let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
+    assert_eq!(got, "HTTP/1.1 200 Connection established\r\n\r\nhi");
+    assert!(world.net.apps[app].eof);
+}
+
+#[test]
+fn http_connect_egress_denied_is_403_with_the_rule() {
+    let mut world = world();
+    let mut deny = EgressRule::new(RuleName::new("no-ssh").unwrap(), Action::Deny);
+    deny.ports = vec![PortRange::new(22, 22).unwrap()];
+    let mut config = world.nodes[0].config().clone();
+    config.egress = EgressPolicy::new(vec![deny, lab_rule()]);
+    world.nodes[0] = warren_proto::node::Node::new(config, world.now);
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(app, b"CONNECT 198.51.100.7:22 HTTP/1.1\r\n\r\n");
+    world.run();
+    let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+    assert!(got.contains("no-ssh"), "{got}");
+    assert!(world.net.apps[app].eof);
+}
+
+#[test]
+fn http_connect_egress_target_refused_is_502() {
+    let mut world = world();
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(app, b"CONNECT 198.51.100.8:7 HTTP/1.1\r\n\r\n");
+    world.run();
+    let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
+    assert!(got.starts_with("HTTP/1.1 502"), "{got}");
+    assert_eq!(closed(&world, 0), vec![CloseReason::ConnectFailed]);
+}
+
+#[test]
+fn malformed_socks_is_rejected_and_logged() {
+    let mut world = world();
+    let app = world.connect_app(addr(SOCKS));
+    world.app_write(app, &[4, 1, 0, 80]);
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert_eq!(world.nodes[0].sock_count(), 0);
+}
+
+#[test]
+fn a_silent_proxy_client_is_closed_at_its_deadline() {
+    let mut world = world();
+    let app = world.connect_app(addr(HTTP));
+    world.app_write(app, b"CONNECT echo.shop:80 HTTP/1.1\r\n");
+    world.run();
+    assert!(!world.net.apps[app].eof, "still waiting for the head");
+    let deadline = world.nodes[0].poll_timeout().expect("a request deadline");
+    world.advance_to(deadline);
+    world.run();
+    assert!(world.net.apps[app].eof);
+    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert_eq!(world.nodes[0].sock_count(), 0);
+    assert_eq!(world.nodes[0].poll_timeout(), None, "no timer left behind");
+}
+
+/// Arbitrary bytes, in arbitrary pieces, at the HBONE port or a proxy
+/// port: no panic, no host error, and after EOF every socket is gone.
+#[test]
+fn garbage_never_panics_and_leaves_nothing_behind() {
+    fn prop(chunks: Vec<Vec<u8>>, port: u8) -> bool {
+        let mut world = world();
+        let target = match port % 3 {
+            0 => HBONE_B,
+            1 => SOCKS,
+            _ => HTTP,
+        };
+        let app = world.connect_app(addr(target));
+        for chunk in chunks.iter().take(20) {
+            world.app_write(app, chunk);
+            world.run();
+        }
+        world.app_shutdown(app);
+        world.run();
+        // The peer's handshake/request never completed: nothing may remain,
+        // except a mesh connection the garbage could not have opened.
+        world.net.apps[app].eof
+            && world.nodes.iter().all(|n| n.flow_count() == 0)
+            && world.nodes.iter().all(|n| n.sock_count() == 0)
+    }
+    quickcheck::QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(Vec<Vec<u8>>, u8) -> bool);
+}
+
+#[test]
+fn config_swap_adds_and_drops_front_ends() {
+    let mut world = world();
+    let mut config = world.nodes[0].config().clone();
+    // Drop SOCKS, add a tunnel.
+    config.fronts.remove(0);
+    config.fronts.push(FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: warren_proto::front::Target::parse("echo.shop:80").unwrap(),
+        },
+    });
+    world.apply_config(0, config);
+    world.run();
+    let socks = world.connect_app(addr(SOCKS));
+    world.run();
+    assert!(world.net.apps[socks].reset, "dropped front end refuses");
+    let tunnel = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(tunnel, b"new");
+    world.app_shutdown(tunnel);
+    world.run();
+    assert_eq!(world.net.apps[tunnel].received, b"new");
+}

@@ -1,0 +1,560 @@
+//! An in-memory world for node tests: nodes, application endpoints and TCP
+//! pipes between them, with bounded pipe buffers (so backpressure is real),
+//! driven only through `warren_proto::drive`. No sockets, no clocks.
+
+#![allow(dead_code)]
+
+pub mod certs;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use warren_proto::drive::{self, Host};
+use warren_proto::node::{ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, SockId};
+use warren_proto::time::Instant;
+
+/// One end of a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum End {
+    Node(usize, SockId),
+    App(usize),
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug)]
+struct Pipe {
+    to: End,
+    buf: VecDeque<u8>,
+    fin: bool,
+    fin_delivered: bool,
+    sender_blocked: bool,
+}
+
+/// How a target server behaves.
+#[derive(Clone, Debug)]
+pub enum Server {
+    /// Writes back what it reads; half-closes after EOF.
+    Echo,
+    /// Writes these bytes and half-closes at once; reads whatever comes.
+    SpeakFirst(Vec<u8>),
+    /// Only reads.
+    Sink,
+}
+
+/// An application endpoint (a test client or a target server).
+#[derive(Debug, Default)]
+pub struct App {
+    pub received: Vec<u8>,
+    pub eof: bool,
+    pub reset: bool,
+    /// Bytes the app still wants to write.
+    pub outbox: VecDeque<u8>,
+    pub shutdown_after_outbox: bool,
+    pub shut: bool,
+    /// Echo servers write back what they read, and close after EOF.
+    pub echo: bool,
+    /// A slow reader takes at most this many bytes per round.
+    pub read_per_round: Option<usize>,
+    /// Stop reading entirely.
+    pub stalled: bool,
+    pub connected: Option<bool>,
+}
+
+#[derive(Debug)]
+enum Action {
+    Connect {
+        node: usize,
+        sock: SockId,
+        addr: SocketAddr,
+    },
+    Reset {
+        to: End,
+    },
+    Writable {
+        node: usize,
+        sock: SockId,
+    },
+}
+
+/// Everything but the nodes (so a node and the network borrow apart).
+#[derive(Debug, Default)]
+pub struct Net {
+    pipes: BTreeMap<End, Pipe>,
+    paused: BTreeSet<End>,
+    listeners: BTreeMap<SocketAddr, (usize, ListenerId)>,
+    /// Addresses where servers listen, and how they behave.
+    pub servers: BTreeMap<SocketAddr, Server>,
+    /// Server apps created from now on read at most this much per round.
+    pub slow_servers: Option<usize>,
+    /// Addresses whose connects never complete.
+    pub blackhole: BTreeSet<SocketAddr>,
+    /// Apps created by connections to servers, in order.
+    pub server_apps: Vec<usize>,
+    pub apps: Vec<App>,
+    actions: VecDeque<Action>,
+    pub events: Vec<(usize, NodeEvent)>,
+    /// Bytes a pipe direction holds at most.
+    pub cap: usize,
+    /// Every output, for determinism checks.
+    pub transcript: Vec<String>,
+}
+
+struct NodeHost<'a> {
+    n: usize,
+    net: &'a mut Net,
+}
+
+impl Host for NodeHost<'_> {
+    fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
+        self.net
+            .transcript
+            .push(format!("{} listen {addr}", self.n));
+        self.net.listeners.insert(addr, (self.n, listener));
+    }
+    fn connect(&mut self, sock: SockId, addr: SocketAddr) {
+        self.net
+            .transcript
+            .push(format!("{} connect {} {addr}", self.n, sock.0));
+        self.net.actions.push_back(Action::Connect {
+            node: self.n,
+            sock,
+            addr,
+        });
+    }
+    fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
+        let n = self.net.write(End::Node(self.n, sock), data);
+        self.net
+            .transcript
+            .push(format!("{} write {} {}/{}", self.n, sock.0, n, data.len()));
+        n
+    }
+    fn pause_read(&mut self, sock: SockId) {
+        self.net
+            .transcript
+            .push(format!("{} pause {}", self.n, sock.0));
+        self.net.paused.insert(End::Node(self.n, sock));
+    }
+    fn resume_read(&mut self, sock: SockId) {
+        self.net
+            .transcript
+            .push(format!("{} resume {}", self.n, sock.0));
+        self.net.paused.remove(&End::Node(self.n, sock));
+    }
+    fn shutdown_write(&mut self, sock: SockId) {
+        self.net
+            .transcript
+            .push(format!("{} shutdown {}", self.n, sock.0));
+        if let Some(p) = self.net.pipes.get_mut(&End::Node(self.n, sock)) {
+            p.fin = true;
+        }
+    }
+    fn close(&mut self, sock: SockId, reset: bool) {
+        self.net
+            .transcript
+            .push(format!("{} close {} reset={reset}", self.n, sock.0));
+        let me = End::Node(self.n, sock);
+        self.net.paused.remove(&me);
+        if reset {
+            if let Some(p) = self.net.pipes.remove(&me) {
+                self.net.pipes.remove(&p.to);
+                self.net.actions.push_back(Action::Reset { to: p.to });
+            }
+        } else {
+            if let Some(p) = self.net.pipes.get_mut(&me) {
+                p.fin = true;
+            }
+            // Nobody reads this socket any more: data towards it is dropped.
+            let towards: Vec<End> = self
+                .net
+                .pipes
+                .iter()
+                .filter(|(_, p)| p.to == me)
+                .map(|(from, _)| *from)
+                .collect();
+            for from in towards {
+                self.net.pipes.remove(&from);
+            }
+        }
+    }
+    fn event(&mut self, event: NodeEvent) {
+        self.net
+            .transcript
+            .push(format!("{} event {event:?}", self.n));
+        self.net.events.push((self.n, event));
+    }
+}
+
+impl Net {
+    fn write(&mut self, from: End, data: &[u8]) -> usize {
+        let cap = self.cap;
+        let Some(p) = self.pipes.get_mut(&from) else {
+            return data.len(); // the peer is gone; the bytes vanish
+        };
+        let room = cap.saturating_sub(p.buf.len());
+        let n = room.min(data.len());
+        p.buf.extend(&data[..n]);
+        if n < data.len() {
+            p.sender_blocked = true;
+        }
+        n
+    }
+
+    fn connect_pipes(&mut self, a: End, b: End) {
+        for (from, to) in [(a, b), (b, a)] {
+            self.pipes.insert(
+                from,
+                Pipe {
+                    to,
+                    buf: VecDeque::new(),
+                    fin: false,
+                    fin_delivered: false,
+                    sender_blocked: false,
+                },
+            );
+        }
+    }
+}
+
+/// An invariant checked after every round.
+pub type Check = Box<dyn FnMut(&World)>;
+
+/// Nodes plus the network.
+pub struct World {
+    pub nodes: Vec<Node>,
+    pub net: Net,
+    pub now: Instant,
+    /// Bytes delivered to a node per `Received`.
+    pub read_size: usize,
+    /// Called after every delivery step, to check invariants.
+    pub check: Option<Check>,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            nodes: Vec::new(),
+            net: Net {
+                cap: 64 * 1024,
+                ..Net::default()
+            },
+            now: Instant::ZERO,
+            read_size: 16 * 1024,
+            check: None,
+        }
+    }
+
+    pub fn add_node(&mut self, config: NodeConfig) -> usize {
+        let n = self.nodes.len();
+        self.nodes.push(Node::new(config, self.now));
+        let now = self.now;
+        drive::drain(
+            &mut self.nodes[n],
+            &mut NodeHost {
+                n,
+                net: &mut self.net,
+            },
+            now,
+        )
+        .unwrap();
+        n
+    }
+
+    pub fn add_echo_server(&mut self, addr: SocketAddr) {
+        self.net.servers.insert(addr, Server::Echo);
+    }
+
+    pub fn add_server(&mut self, addr: SocketAddr, server: Server) {
+        self.net.servers.insert(addr, server);
+    }
+
+    fn step(&mut self, n: usize, input: Input<'_>) {
+        let now = self.now;
+        drive::step(
+            &mut self.nodes[n],
+            &mut NodeHost {
+                n,
+                net: &mut self.net,
+            },
+            now,
+            input,
+        )
+        .unwrap();
+    }
+
+    fn accept(&mut self, n: usize, listener: ListenerId, peer: SocketAddr) -> SockId {
+        let now = self.now;
+        drive::accept(
+            &mut self.nodes[n],
+            &mut NodeHost {
+                n,
+                net: &mut self.net,
+            },
+            now,
+            listener,
+            peer,
+        )
+        .unwrap()
+        .0
+    }
+
+    /// Swaps node `n`'s configuration.
+    pub fn apply_config(&mut self, n: usize, config: NodeConfig) {
+        self.step(n, Input::Config(Box::new(config)));
+    }
+
+    /// Advances virtual time to `at` and delivers the node's timeout.
+    pub fn advance_to(&mut self, at: Instant) {
+        self.now = at;
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].poll_timeout().is_some_and(|d| d <= at) {
+                self.step(n, Input::Timeout);
+            }
+        }
+    }
+
+    fn new_app(&mut self) -> usize {
+        self.net.apps.push(App::default());
+        self.net.apps.len() - 1
+    }
+
+    /// A client application connects to a node's listener at `addr`.
+    pub fn connect_app(&mut self, addr: SocketAddr) -> usize {
+        let app = self.new_app();
+        let (n, listener) = self.net.listeners[&addr];
+        let peer: SocketAddr = format!("192.0.2.1:{}", 10000 + app).parse().unwrap();
+        // Pipes must exist before the node writes (a SOCKS5 reply, say).
+        let sock = self.nodes[n].accept(self.now, listener, peer).unwrap();
+        self.net.connect_pipes(End::App(app), End::Node(n, sock));
+        let now = self.now;
+        drive::drain(
+            &mut self.nodes[n],
+            &mut NodeHost {
+                n,
+                net: &mut self.net,
+            },
+            now,
+        )
+        .unwrap();
+        self.net.apps[app].connected = Some(true);
+        app
+    }
+
+    pub fn app_write(&mut self, app: usize, data: &[u8]) {
+        self.net.apps[app].outbox.extend(data);
+    }
+
+    pub fn app_shutdown(&mut self, app: usize) {
+        self.net.apps[app].shutdown_after_outbox = true;
+    }
+
+    pub fn app_reset(&mut self, app: usize) {
+        if let Some(p) = self.net.pipes.remove(&End::App(app)) {
+            self.net.pipes.remove(&p.to);
+            self.net.actions.push_back(Action::Reset { to: p.to });
+        }
+    }
+
+    fn do_action(&mut self, action: Action) {
+        match action {
+            Action::Connect { node, sock, addr } => {
+                let from = End::Node(node, sock);
+                if self.net.blackhole.contains(&addr) {
+                    return;
+                }
+                if let Some(&(m, listener)) = self.net.listeners.get(&addr) {
+                    let peer: SocketAddr =
+                        format!("10.9.{node}.1:{}", 20000 + sock.0).parse().unwrap();
+                    // The accepting node may write at once: pipes first.
+                    let accepted = self.nodes[m].accept(self.now, listener, peer).unwrap();
+                    self.net.connect_pipes(from, End::Node(m, accepted));
+                    let now = self.now;
+                    drive::drain(
+                        &mut self.nodes[m],
+                        &mut NodeHost {
+                            n: m,
+                            net: &mut self.net,
+                        },
+                        now,
+                    )
+                    .unwrap();
+                    self.step(
+                        node,
+                        Input::Connected {
+                            sock,
+                            result: Ok(()),
+                        },
+                    );
+                } else if let Some(server) = self.net.servers.get(&addr).cloned() {
+                    let app = self.new_app();
+                    self.net.server_apps.push(app);
+                    let slow = self.net.slow_servers;
+                    let a = &mut self.net.apps[app];
+                    a.read_per_round = slow;
+                    match server {
+                        Server::Echo => a.echo = true,
+                        Server::SpeakFirst(data) => {
+                            a.outbox.extend(data);
+                            a.shutdown_after_outbox = true;
+                        }
+                        Server::Sink => {}
+                    }
+                    self.net.connect_pipes(from, End::App(app));
+                    self.step(
+                        node,
+                        Input::Connected {
+                            sock,
+                            result: Ok(()),
+                        },
+                    );
+                } else {
+                    self.step(
+                        node,
+                        Input::Connected {
+                            sock,
+                            result: Err(ConnectError::Refused),
+                        },
+                    );
+                }
+            }
+            Action::Reset { to } => match to {
+                End::Node(n, sock) => {
+                    self.net.paused.remove(&to);
+                    self.step(n, Input::Reset { sock });
+                }
+                End::App(a) => self.net.apps[a].reset = true,
+            },
+            Action::Writable { node, sock } => self.step(node, Input::Writable { sock }),
+        }
+    }
+
+    /// Moves bytes until nothing changes. Returns the number of rounds.
+    pub fn run(&mut self) -> usize {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 1_000_000, "no quiescence");
+            let mut progress = false;
+            while let Some(action) = self.net.actions.pop_front() {
+                progress = true;
+                self.do_action(action);
+            }
+            // Applications write what they have.
+            for a in 0..self.net.apps.len() {
+                progress |= self.app_pump(a);
+            }
+            let froms: Vec<End> = self.net.pipes.keys().copied().collect();
+            for from in froms {
+                progress |= self.deliver(from);
+            }
+            if let Some(mut check) = self.check.take() {
+                check(self);
+                self.check = Some(check);
+            }
+            if !progress {
+                return rounds;
+            }
+        }
+    }
+
+    fn app_pump(&mut self, a: usize) -> bool {
+        let mut progress = false;
+        let app = &mut self.net.apps[a];
+        if app.echo && !app.received.is_empty() {
+            let data = std::mem::take(&mut app.received);
+            app.outbox.extend(data);
+        }
+        if app.echo && app.eof && !app.shutdown_after_outbox {
+            app.shutdown_after_outbox = true;
+        }
+        if !app.outbox.is_empty() {
+            let (front, _) = app.outbox.as_slices();
+            let chunk = front.to_vec();
+            let n = self.net.write(End::App(a), &chunk);
+            self.net.apps[a].outbox.drain(..n);
+            progress |= n > 0;
+        }
+        let app = &mut self.net.apps[a];
+        if app.outbox.is_empty() && app.shutdown_after_outbox && !app.shut {
+            app.shut = true;
+            if let Some(p) = self.net.pipes.get_mut(&End::App(a)) {
+                p.fin = true;
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    fn deliver(&mut self, from: End) -> bool {
+        let Some(p) = self.net.pipes.get(&from) else {
+            return false;
+        };
+        let to = p.to;
+        if self.net.paused.contains(&to) {
+            return false;
+        }
+        let mut progress = false;
+        let limit = match to {
+            End::Node(..) => self.read_size,
+            End::App(a) => {
+                let app = &self.net.apps[a];
+                if app.stalled {
+                    0
+                } else {
+                    app.read_per_round.unwrap_or(usize::MAX)
+                }
+            }
+        };
+        let p = self.net.pipes.get_mut(&from).unwrap();
+        let n = p.buf.len().min(limit);
+        if n > 0 {
+            let data: Vec<u8> = p.buf.drain(..n).collect();
+            let was_blocked = std::mem::take(&mut p.sender_blocked);
+            progress = true;
+            match to {
+                End::Node(m, sock) => self.step(m, Input::Received { sock, data: &data }),
+                End::App(a) => self.net.apps[a].received.extend_from_slice(&data),
+            }
+            if was_blocked {
+                if let End::Node(n, sock) = from {
+                    self.net
+                        .actions
+                        .push_back(Action::Writable { node: n, sock });
+                }
+            }
+        }
+        let Some(p) = self.net.pipes.get_mut(&from) else {
+            return progress;
+        };
+        if p.buf.is_empty() && p.fin && !p.fin_delivered {
+            p.fin_delivered = true;
+            progress = true;
+            match to {
+                End::Node(m, sock) => self.step(m, Input::ReadClosed { sock }),
+                End::App(a) => self.net.apps[a].eof = true,
+            }
+        }
+        progress
+    }
+
+    /// Node `n`'s sockets the network knows about.
+    pub fn node_socks(&self, n: usize) -> Vec<SockId> {
+        self.net
+            .pipes
+            .keys()
+            .filter_map(|e| match e {
+                End::Node(m, sock) if *m == n => Some(*sock),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Events of node `n`.
+    pub fn events_of(&self, n: usize) -> Vec<&NodeEvent> {
+        self.net
+            .events
+            .iter()
+            .filter(|(m, _)| *m == n)
+            .map(|(_, e)| e)
+            .collect()
+    }
+}
