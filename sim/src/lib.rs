@@ -14,11 +14,15 @@
 //!   Ed25519), so a run's TLS bytes repeat for the same seed.
 //! - [`certs`]: a CA and workload certificates derived from a seed, and the
 //!   virtual clock rustls checks them against.
+//! - [`pki`]: one run's CA, workload identities and certificate clock.
+//! - [`node_host`]: a real `proto::node::Node` hosted on the net.
 
 pub mod app;
 pub mod certs;
 pub mod crypto;
 pub mod net;
+pub mod node_host;
+pub mod pki;
 pub mod rng;
 pub mod trace;
 pub mod world;
