@@ -147,6 +147,8 @@ pub struct NodeHost {
     maps: IdMaps,
     /// The node's next deadline, in network time.
     deadline: Option<Instant>,
+    /// A configuration to apply at a network time.
+    pending_config: Option<(Instant, NodeConfig)>,
     /// The latest `now` handed to the node.
     last_now: Instant,
     /// What the node reported.
@@ -163,6 +165,7 @@ impl NodeHost {
             node: Node::new(config, Instant::ZERO),
             maps: IdMaps::default(),
             deadline: None,
+            pending_config: None,
             last_now: Instant::ZERO,
             log: NodeLog {
                 keep: keep_log,
@@ -181,6 +184,21 @@ impl NodeHost {
     /// and this one agree once the world is quiet).
     pub fn mapped_sockets(&self) -> usize {
         self.maps.socks.len()
+    }
+
+    /// The net sockets the node holds (for resets injected by a fault).
+    pub fn net_sockets(&self) -> Vec<SocketId> {
+        self.maps.socks.values().copied().collect()
+    }
+
+    /// The most bytes the node holds for any one of its sockets.
+    pub fn max_buffered(&self) -> usize {
+        self.maps
+            .socks
+            .keys()
+            .map(|s| self.node.buffered(*s))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Host calls the net refused.
@@ -224,9 +242,11 @@ impl NodeHost {
         }
     }
 
-    /// Applies a new configuration (policy change, certificate rotation).
-    pub fn reconfigure(&mut self, net: &mut Net, host: HostId, config: NodeConfig) {
-        self.feed(net, host, Some(Input::Config(Box::new(config))));
+    /// Applies a new configuration (policy change, certificate rotation)
+    /// at network time `at`, through the world's timer (the world owns the
+    /// net, so the node cannot be fed from outside a world step).
+    pub fn schedule_config(&mut self, config: NodeConfig, at: Instant) {
+        self.pending_config = Some((at, config));
     }
 
     fn accept(&mut self, net: &mut Net, host: HostId, listener: ListenerId, sock: SocketId) {
@@ -299,11 +319,26 @@ impl Application for NodeHost {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        let config = self.pending_config.as_ref().map(|(at, _)| *at);
+        match (self.deadline, config) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_timeout(&mut self, net: &mut Net, host: HostId) {
-        self.feed(net, host, Some(Input::Timeout));
+        if self
+            .pending_config
+            .as_ref()
+            .is_some_and(|(at, _)| *at <= net.now())
+        {
+            if let Some((_, config)) = self.pending_config.take() {
+                self.feed(net, host, Some(Input::Config(Box::new(config))));
+            }
+        }
+        if self.deadline.is_some_and(|d| d <= net.now()) {
+            self.feed(net, host, Some(Input::Timeout));
+        }
     }
 }
 
