@@ -191,17 +191,24 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
             continue;
         };
-        let name = format!(
-            "client seed={seed:#x} node={} port={} start={}ms",
-            meta.node, meta.port, meta.start_ms
-        );
-        let success = client.connected == Some(Ok(())) && client.read_closed && !client.reset;
-        let finished =
-            client.read_closed || client.reset || matches!(client.connected, Some(Err(_)));
         let (target, _, _, echo) = route(o.scenario, meta);
         let (any_allow, _, last_allow) = decisions(o, meta, target);
         let got = received.get(seed);
         let server_bytes = got.map_or(0, |r| r.bytes);
+        let name = format!(
+            "client seed={seed:#x} node={} port={} start={}ms",
+            meta.node, meta.port, meta.start_ms
+        );
+        // A refused plain-tunnel flow ends with FIN, not RST (the node
+        // closes gracefully so SOCKS/HTTP replies flush): a clean end that
+        // delivered nothing either way is a refusal, not a success.
+        let nothing_moved = server_bytes == 0 && client.echo.verified() == 0;
+        let success = client.connected == Some(Ok(()))
+            && client.read_closed
+            && !client.reset
+            && !nothing_moved;
+        let finished =
+            client.read_closed || client.reset || matches!(client.connected, Some(Err(_)));
         if let Some(at) = client.echo.mismatch() {
             violations.push(format!("integrity: {name}: wrong echo byte at offset {at}"));
         }

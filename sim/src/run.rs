@@ -710,20 +710,39 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
     }
 }
 
-/// Runs every seed in `seeds` on `jobs` threads; returns the failing seeds
-/// with their first violation, in seed order.
-pub fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, jobs: usize) -> Vec<(u64, String)> {
+/// One seed's outcome in a sweep.
+#[derive(Clone, Debug)]
+pub struct SeedOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// Its trace hash.
+    pub trace_hash: TraceHash,
+    /// Its violations.
+    pub violations: Vec<String>,
+}
+
+/// Runs every seed in `seeds` on `jobs` threads; every outcome, in seed
+/// order.
+pub fn sweep_all(
+    scenario: &Scenario,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Vec<SeedOutcome> {
     let jobs = jobs.max(1) as u64;
-    let mut failing: Vec<(u64, String)> = std::thread::scope(|s| {
+    let mut all: Vec<SeedOutcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..jobs)
             .map(|j| {
                 let seeds = seeds.clone();
                 s.spawn(move || {
                     seeds
                         .filter(|seed| seed % jobs == j)
-                        .filter_map(|seed| {
+                        .map(|seed| {
                             let report = run(scenario, seed);
-                            report.violations.first().map(|v| (seed, v.clone()))
+                            SeedOutcome {
+                                seed,
+                                trace_hash: report.trace_hash,
+                                violations: report.violations,
+                            }
                         })
                         .collect::<Vec<_>>()
                 })
@@ -734,8 +753,17 @@ pub fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, jobs: usize) -> V
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    failing.sort();
-    failing
+    all.sort_by_key(|o| o.seed);
+    all
+}
+
+/// Runs every seed in `seeds` on `jobs` threads; returns the failing seeds
+/// with their first violation, in seed order.
+pub fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, jobs: usize) -> Vec<(u64, String)> {
+    sweep_all(scenario, seeds, jobs)
+        .into_iter()
+        .filter_map(|o| o.violations.first().map(|v| (o.seed, v.clone())))
+        .collect()
 }
 
 /// The kind of a violation (the text before its first `:`).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warren_sim::run::{minimize, replay, run, sweep, RunReport};
+use warren_sim::run::{minimize, replay, run, sweep_all, RunReport};
 use warren_sim::scenario::Scenario;
 
 /// The deterministic simulator of warren.
@@ -35,6 +35,9 @@ enum Command {
         /// Threads.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+        /// Print `seed trace-hash` for every seed.
+        #[arg(long)]
+        hashes: bool,
     },
     /// Runs one seed and prints the readable event log.
     Replay {
@@ -87,21 +90,28 @@ fn main() -> ExitCode {
             scenario,
             seeds,
             jobs,
+            hashes,
         } => load(scenario).and_then(|s| {
             let range = parse_range(seeds).ok_or(format!("--seeds {seeds:?}: expected A..B"))?;
             let n = range.end.saturating_sub(range.start);
             let started = std::time::Instant::now();
-            let failing = sweep(&s, range, *jobs);
+            let all = sweep_all(&s, range, *jobs);
             let secs = started.elapsed().as_secs_f64();
-            for (seed, v) in &failing {
-                println!("failing seed {seed}: {v}");
+            let mut failing = 0;
+            for o in &all {
+                if *hashes {
+                    println!("seed {} {}", o.seed, o.trace_hash);
+                }
+                if let Some(v) = o.violations.first() {
+                    failing += 1;
+                    println!("failing seed {}: {v}", o.seed);
+                }
             }
             println!(
-                "{} of {n} seeds failed; {:.1} seeds/s",
-                failing.len(),
+                "{failing} of {n} seeds failed; {:.1} seeds/s",
                 n as f64 / secs.max(1e-9)
             );
-            Ok(failing.is_empty())
+            Ok(failing == 0)
         }),
         Command::Replay {
             scenario,
