@@ -26,4 +26,9 @@ for regression in sim/regressions/*.toml; do
   out=$("$BIN" sweep "$regression" --seeds 0..20 --jobs "$JOBS") || { echo "$out" >&2; fail=1; }
   echo "$regression: $(tail -1 <<<"$out")"
 done
+# Open bugs (sim/regressions/open/): reported, not a gate, until fixed.
+for open_bug in sim/regressions/open/*.toml; do
+  [ -e "$open_bug" ] || continue
+  echo "$open_bug (open): $("$BIN" sweep "$open_bug" --seeds 0..20 --jobs "$JOBS" | tail -1)"
+done
 exit $fail

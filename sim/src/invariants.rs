@@ -165,12 +165,14 @@ fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (boo
 
 /// The end-of-run checks; returns how many client flows succeeded.
 pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
-    let mut endpoints: Vec<&Endpoint> = o.archive.iter().collect();
+    // (endpoint, died with its host): a crashed client cannot finish.
+    let mut endpoints: Vec<(&Endpoint, bool)> = o.archive.iter().map(|e| (e, true)).collect();
     for h in o.hosts {
-        endpoints.extend(o.world.apps(*h).iter().filter_map(SimApp::endpoint));
+        let live = o.world.apps(*h).iter().filter_map(SimApp::endpoint);
+        endpoints.extend(live.map(|e| (e, false)));
     }
     let mut received: BTreeMap<u64, Received> = BTreeMap::new();
-    for server in endpoints.iter().filter_map(|e| e.server()) {
+    for server in endpoints.iter().filter_map(|(e, _)| e.server()) {
         for flow in server.flows.values() {
             if let Some(at) = flow.verifier.mismatch() {
                 violations.push(format!(
@@ -187,7 +189,10 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
     let mut ok = 0;
     let mut hung = 0;
     let end_ms = o.world.now().as_nanos() / 1_000_000;
-    for client in endpoints.iter().filter_map(|e| e.client()) {
+    for (client, crashed) in endpoints
+        .iter()
+        .filter_map(|(e, crashed)| Some((e.client()?, *crashed)))
+    {
         let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
             continue;
         };
@@ -251,7 +256,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 client.connected, client.read_closed, client.reset, client.echo.verified()
             ));
         }
-        if !finished {
+        if !finished && !crashed {
             hung += 1;
             if meta.probe || meta.start_ms + 60_000 < end_ms {
                 violations.push(format!("hung: {name}: never finished"));
