@@ -233,6 +233,12 @@ fn client_reset_reaches_the_server() {
     world.run();
     let server = world.net.server_apps[0];
     assert_eq!(world.net.apps[server].received, b"hello");
+    let live: Vec<_> = world.nodes[1].flows().collect();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].established);
+    assert_eq!(live[0].service, "echo.shop");
+    assert_eq!(live[0].source, Some(spiffe("shop", "cart")));
+    assert_eq!(live[0].bytes_received, 5, "written to the target");
     world.app_reset(app);
     world.run();
     assert!(
@@ -398,4 +404,25 @@ fn idle_pooled_connection_closes_gracefully_on_both_sides() {
         e,
         NodeEvent::H2Error { .. } | NodeEvent::HandshakeFailed { .. }
     )));
+}
+
+#[test]
+fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let first = world.connect_app(addr(TUNNEL));
+    world.app_write(first, b"before");
+    world.run();
+    world.reset_links(0, 1);
+    world.run();
+    assert!(world.net.apps[first].reset);
+    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::ConnectionLost]);
+    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectionLost]);
+    for n in 0..2 {
+        assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
+    }
+    let second = world.connect_app(addr(TUNNEL));
+    world.app_write(second, b"after");
+    world.app_shutdown(second);
+    world.run();
+    assert_eq!(world.net.apps[second].received, b"after");
 }

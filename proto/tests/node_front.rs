@@ -266,3 +266,47 @@ fn config_swap_adds_and_drops_front_ends() {
     world.run();
     assert_eq!(world.net.apps[tunnel].received, b"new");
 }
+
+fn deny_cart(world: &mut World) {
+    use warren_proto::policy::{AuthzPolicy, AuthzRule, Conditions, PrincipalPattern};
+    let mut rule = AuthzRule::new(RuleName::new("no-cart").unwrap(), Action::Deny);
+    rule.when = Conditions {
+        principals: vec![PrincipalPattern::new("spiffe://mesh.test/ns/shop/sa/*").unwrap()],
+        ..Conditions::default()
+    };
+    let mut b = world.nodes[1].config().clone();
+    b.authz = AuthzPolicy::new(vec![rule]);
+    world.apply_config(1, b);
+}
+
+#[test]
+fn remote_401_is_socks_not_allowed_and_http_403() {
+    let mut world = world();
+    deny_cart(&mut world);
+    let socks = world.connect_app(addr(SOCKS));
+    world.app_write(socks, &socks_request_domain("echo.shop", 80));
+    let http = world.connect_app(addr(HTTP));
+    world.app_write(http, b"CONNECT echo.shop:80 HTTP/1.1\r\n\r\n");
+    world.run();
+    assert_eq!(world.net.apps[socks].received[..4], [5, 0, 5, 2]);
+    let got = String::from_utf8(world.net.apps[http].received.clone()).unwrap();
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+    assert!(world.net.apps[socks].eof && world.net.apps[http].eof);
+}
+
+#[test]
+fn remote_503_is_socks_host_unreachable_and_http_502() {
+    let mut world = world();
+    let socks = world.connect_app(addr(SOCKS));
+    world.app_write(socks, &socks_request_domain("echo.shop", 81));
+    let http = world.connect_app(addr(HTTP));
+    world.app_write(http, b"CONNECT echo.shop:81 HTTP/1.1\r\n\r\n");
+    world.run();
+    assert_eq!(world.net.apps[socks].received[..4], [5, 0, 5, 4]);
+    let got = String::from_utf8(world.net.apps[http].received.clone()).unwrap();
+    assert!(got.starts_with("HTTP/1.1 502"), "{got}");
+    assert_eq!(
+        closed(&world, 0),
+        vec![CloseReason::Refused { status: 503 }; 2]
+    );
+}

@@ -416,3 +416,71 @@ fn withdrawing_an_export_cuts_its_flows() {
         [CloseReason::Reconfigured(ref d)] if d.reason == warren_proto::policy::Reason::NotExported
     ));
 }
+
+#[test]
+fn flows_take_turns_across_a_services_endpoints() {
+    // echo.shop is served by node 1 and node 2 (both export it).
+    let (mut world, [mut a, _, mut c]) = three_nodes(h2::Config::default());
+    c.exports = Exports::new(vec![
+        export("db.shop", "127.0.0.3:5432"),
+        export("echo.shop", "127.0.0.3:8080"),
+    ])
+    .unwrap();
+    world.apply_config(2, c);
+    world.add_echo_server(addr("127.0.0.3:8080"));
+    let mut eps = endpoint("10.0.0.2:15008", "echo");
+    eps.extend(endpoint("10.0.0.3:15008", "db"));
+    a.directory
+        .insert(ServiceName::parse("echo.shop").unwrap(), eps);
+    world.apply_config(0, a);
+    let mut apps = Vec::new();
+    for i in 0..4 {
+        let app = world.connect_app(addr("127.0.0.1:9000"));
+        world.app_write(app, &pattern(100, i));
+        world.app_shutdown(app);
+        apps.push(app);
+    }
+    world.run();
+    for (i, app) in apps.iter().enumerate() {
+        assert!(world.net.apps[*app].received == pattern(100, i));
+    }
+    assert_eq!(closed(&world, 1).len(), 2, "half went to node 1");
+    assert_eq!(closed(&world, 2).len(), 2, "half went to node 2");
+}
+
+#[test]
+fn a_dead_endpoint_is_ejected_and_its_flows_retry_elsewhere() {
+    let (mut world, [mut a, _, mut c]) = three_nodes(h2::Config::default());
+    c.exports = Exports::new(vec![
+        export("db.shop", "127.0.0.3:5432"),
+        export("echo.shop", "127.0.0.3:8080"),
+    ])
+    .unwrap();
+    world.apply_config(2, c);
+    world.add_echo_server(addr("127.0.0.3:8080"));
+    // Node 1's HBONE port refuses connections.
+    let mut eps = endpoint("10.0.0.9:15008", "echo");
+    eps.extend(endpoint("10.0.0.3:15008", "db"));
+    a.directory
+        .insert(ServiceName::parse("echo.shop").unwrap(), eps);
+    world.apply_config(0, a);
+    let mut apps = Vec::new();
+    for i in 0..4 {
+        let app = world.connect_app(addr("127.0.0.1:9000"));
+        world.app_write(app, &pattern(100, i));
+        world.app_shutdown(app);
+        apps.push(app);
+        world.run();
+    }
+    for (i, app) in apps.iter().enumerate() {
+        assert!(world.net.apps[*app].received == pattern(100, i), "flow {i}");
+    }
+    assert_eq!(closed(&world, 2).len(), 4, "every flow ended up on node 2");
+    let refused_connects = world
+        .net
+        .transcript
+        .iter()
+        .filter(|l| l.starts_with("0 connect") && l.ends_with("10.0.0.9:15008"))
+        .count();
+    assert_eq!(refused_connects, 1, "the dead endpoint was tried once");
+}

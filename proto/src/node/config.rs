@@ -97,6 +97,9 @@ pub struct Timeouts {
     /// A flow that moved no byte for this long is reset (default 1 h;
     /// `None` keeps idle flows forever).
     pub idle_flow: Option<Duration>,
+    /// An endpoint whose connect or handshake failed is skipped for this
+    /// long while a service has others (default 10 s).
+    pub endpoint_backoff: Duration,
 }
 
 impl Default for Timeouts {
@@ -106,6 +109,7 @@ impl Default for Timeouts {
             target_connect: Duration::from_secs(10),
             front_request: Duration::from_secs(10),
             idle_flow: Some(Duration::from_secs(3600)),
+            endpoint_backoff: Duration::from_secs(10),
         }
     }
 }
@@ -126,8 +130,8 @@ pub struct NodeConfig {
     pub egress: EgressPolicy,
     /// Local front-end listeners.
     pub fronts: Vec<FrontConfig>,
-    /// Where mesh services live: `name.namespace` → endpoints (the first
-    /// one is used).
+    /// Where mesh services live: `name.namespace` → endpoints, used in
+    /// turn (round-robin per service).
     pub directory: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings of every mesh connection.
     pub h2: h2::Config,

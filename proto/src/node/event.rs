@@ -228,6 +228,29 @@ impl fmt::Display for NodeEvent {
     }
 }
 
+/// One live flow, for the admin port's `/flows`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowSnapshot {
+    /// The flow.
+    pub flow: FlowId,
+    /// Which way.
+    pub direction: Direction,
+    /// The source identity, when known.
+    pub source: Option<SpiffeId>,
+    /// The destination identity, when known.
+    pub destination: Option<SpiffeId>,
+    /// The service or target.
+    pub service: String,
+    /// True once the tunnel or connection is up.
+    pub established: bool,
+    /// Bytes read from the local socket and passed on.
+    pub bytes_sent: u64,
+    /// Bytes written to the local socket.
+    pub bytes_received: u64,
+    /// When the flow started.
+    pub started: crate::time::Instant,
+}
+
 /// Why a handshake failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HandshakeError {

@@ -117,6 +117,8 @@ pub(super) struct Flow {
     /// Outbound mesh flows: the service, port and endpoint, kept to retry
     /// on another connection.
     pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
+    /// The flow already moved to another endpoint once.
+    pub retried: bool,
 }
 
 impl Flow {
@@ -140,6 +142,7 @@ impl Flow {
             stream_closed: false,
             pooled: None,
             mesh_target: None,
+            retried: false,
         }
     }
 }

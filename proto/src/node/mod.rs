@@ -30,7 +30,8 @@ use crate::time::Instant;
 
 pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseReason, Direction, FlowCounters, HandshakeError, MetricKey, Metrics, NodeEvent,
+    CloseReason, Direction, FlowCounters, FlowSnapshot, HandshakeError, MetricKey, Metrics,
+    NodeEvent,
 };
 
 use flow::{Flow, Owner, Sock};
@@ -211,6 +212,10 @@ pub struct Node {
     /// When to look for idle flows next (a sweep, so that `poll_timeout`
     /// does not scan every flow after every input).
     idle_sweep_at: Option<Instant>,
+    /// Round-robin position per directory service.
+    next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
+    /// HBONE addresses skipped until the instant (failed connect/handshake).
+    ejected: BTreeMap<SocketAddr, Instant>,
 }
 
 impl Node {
@@ -230,6 +235,8 @@ impl Node {
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
             idle_sweep_at: None,
+            next_endpoint: BTreeMap::new(),
+            ejected: BTreeMap::new(),
         };
         node.listen_all();
         node
@@ -275,6 +282,21 @@ impl Node {
     /// Flows alive now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Every live flow, oldest id first.
+    pub fn flows(&self) -> impl Iterator<Item = FlowSnapshot> + '_ {
+        self.flows.iter().map(|(id, f)| FlowSnapshot {
+            flow: *id,
+            direction: f.direction,
+            source: f.source.clone(),
+            destination: f.destination.clone(),
+            service: f.service.clone(),
+            established: f.phase == flow::Phase::Relay,
+            bytes_sent: f.bytes_sent,
+            bytes_received: f.bytes_received,
+            started: f.started,
+        })
     }
 
     /// Sockets alive now (listeners excluded).

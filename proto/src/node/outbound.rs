@@ -84,18 +84,36 @@ impl Node {
     fn route(&mut self, f: FlowId, target: &front::Target) {
         if let front::Host::Domain(name) = &target.host {
             if let Ok(service) = ServiceName::parse(name.as_str()) {
-                let endpoint = self
-                    .config
-                    .directory
-                    .get(&service)
-                    .and_then(|eps| eps.first())
-                    .cloned();
-                if let Some(endpoint) = endpoint {
+                if let Some(endpoint) = self.pick_endpoint(&service, true) {
                     return self.route_mesh(f, &service, target.port, endpoint);
                 }
             }
         }
         self.route_egress(f, target);
+    }
+
+    /// The service's next endpoint in turn, skipping ejected ones; when
+    /// every endpoint is ejected, the next in turn if `or_ejected`.
+    fn pick_endpoint(&mut self, service: &ServiceName, or_ejected: bool) -> Option<Endpoint> {
+        let now = self.now;
+        self.ejected.retain(|_, until| *until > now);
+        let eps = self.config.directory.get(service)?;
+        let turn = self.next_endpoint.entry(service.clone()).or_default();
+        let start = *turn;
+        *turn = turn.wrapping_add(1);
+        let n = eps.len();
+        let nth = |k: usize| eps.get(start.wrapping_add(k) % n.max(1));
+        (0..n)
+            .filter_map(nth)
+            .find(|ep| !self.ejected.contains_key(&ep.hbone))
+            .or_else(|| nth(0).filter(|_| or_ejected))
+            .cloned()
+    }
+
+    /// A connect or handshake to `addr` failed: skip it for a while.
+    pub(super) fn eject(&mut self, addr: SocketAddr) {
+        let until = after(self.now, self.config.timeouts.endpoint_backoff);
+        self.ejected.insert(addr, until);
     }
 
     fn route_mesh(&mut self, f: FlowId, service: &ServiceName, port: u16, ep: Endpoint) {
@@ -373,10 +391,26 @@ impl Node {
             .flows
             .get(&f)
             .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
-        if opening {
-            self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost);
-        } else {
-            self.close_flow(f, CloseReason::ConnectionLost, true);
+        if !opening {
+            return self.close_flow(f, CloseReason::ConnectionLost, true);
+        }
+        // No byte went anywhere yet (bytes move only after 200): the flow
+        // may try another endpoint, once.
+        let retry = self.flows.get_mut(&f).and_then(|flow| {
+            if flow.retried {
+                return None;
+            }
+            flow.retried = true;
+            flow.far = Far::None;
+            flow.pooled = None;
+            flow.stream_closed = false;
+            flow.mesh_target.clone()
+        });
+        match retry.and_then(|(service, port, _)| {
+            Some((self.pick_endpoint(&service, false)?, service, port))
+        }) {
+            Some((ep, service, port)) => self.route_mesh(f, &service, port, ep),
+            None => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
         }
     }
 

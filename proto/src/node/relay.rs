@@ -137,6 +137,11 @@ impl Node {
             return;
         };
         if let Owner::Mesh(c) = owner {
+            // Ciphertext TLS refused earlier (its plaintext was full) gets
+            // another try now that HTTP/2 may have taken plaintext.
+            if self.socks.get(&sock).is_some_and(|s| !s.held.is_empty()) {
+                self.conn_receive(c, sock, &[]);
+            }
             self.fill_conn(c);
         }
         let pending = !self.chunk(sock).is_empty();
@@ -200,8 +205,11 @@ impl Node {
         };
         // Local socket → stream.
         if !flow.finished && !flow.stream_closed {
-            if !s.held.is_empty() {
-                let n = conn.h2.send_data(st, &s.held).unwrap_or(0);
+            let n = match s.held.is_empty() {
+                true => 0,
+                false => conn.h2.send_data(st, &s.held).unwrap_or(0),
+            };
+            if n > 0 {
                 s.held.drain(..n);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
@@ -390,12 +398,12 @@ impl Node {
             return;
         }
         let result = if s.held.is_empty() {
-            conn.receive(now, data).map(|n| {
+            conn.receive(now, data).inspect(|&n| {
                 s.held.extend_from_slice(data.get(n..).unwrap_or(&[]));
             })
         } else {
             s.held.extend_from_slice(data);
-            conn.receive(now, &s.held).map(|n| {
+            conn.receive(now, &s.held).inspect(|&n| {
                 s.held.drain(..n);
             })
         };
@@ -408,12 +416,16 @@ impl Node {
                 Output::ResumeRead { sock }
             });
         }
-        if let Err(e) = result {
-            self.conn_failed(c, e);
-            return;
-        }
+        let taken = match result {
+            Ok(n) => n,
+            Err(e) => return self.conn_failed(c, e),
+        };
         self.dispatch_h2(c);
-        self.dirty.insert(sock);
+        // Only progress re-examines the socket: a retry of held bytes that
+        // TLS still refuses must not spin.
+        if taken > 0 || !data.is_empty() {
+            self.dirty.insert(sock);
+        }
     }
 
     /// Produces the connection's next ciphertext chunk (if the last one
@@ -558,7 +570,11 @@ impl Node {
         };
         let peer = conn.peer_addr;
         let handshaking = conn.tls.is_handshaking();
+        let client = conn.pool_key.is_some();
         conn.flush_alert();
+        if handshaking && client {
+            self.eject(peer);
+        }
         if handshaking {
             self.emit(NodeEvent::HandshakeFailed {
                 peer,
@@ -574,6 +590,9 @@ impl Node {
             return;
         };
         let (peer, sock) = (conn.peer_addr, conn.sock);
+        if error.is_some() && conn.pool_key.is_some() {
+            self.eject(peer);
+        }
         if let Some(error) = error {
             self.emit(NodeEvent::HandshakeFailed { peer, error });
         }
@@ -615,11 +634,13 @@ impl Node {
         // The host's socket is gone: no Close for it.
         self.socks.remove(&sock);
         match owner {
-            Owner::Mesh(c) => self.conn_lost(
-                c,
-                Some(HandshakeError::Transport)
-                    .filter(|_| self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking())),
-            ),
+            Owner::Mesh(c) => {
+                // A reset mid-handshake is a failed handshake; later it is
+                // only a lost connection (its flows say so).
+                let handshaking = self.conns.get(&c).is_some_and(|m| m.tls.is_handshaking());
+                let error = handshaking.then_some(HandshakeError::Transport);
+                self.conn_lost(c, error);
+            }
             Owner::Flow(f) => self.close_flow(f, CloseReason::LocalReset, true),
         }
         Ok(())

@@ -536,6 +536,26 @@ impl World {
         progress
     }
 
+    /// Resets every TCP connection between nodes `a` and `b` (both ends
+    /// hear a reset).
+    pub fn reset_links(&mut self, a: usize, b: usize) {
+        let links: Vec<(End, End)> = self
+            .net
+            .pipes
+            .iter()
+            .filter(|(from, p)| {
+                matches!((from, p.to), (End::Node(x, _), End::Node(y, _)) if *x == a && y == b)
+            })
+            .map(|(from, p)| (*from, p.to))
+            .collect();
+        for (x, y) in links {
+            self.net.pipes.remove(&x);
+            self.net.pipes.remove(&y);
+            self.net.actions.push_back(Action::Reset { to: x });
+            self.net.actions.push_back(Action::Reset { to: y });
+        }
+    }
+
     /// Node `n`'s sockets the network knows about.
     pub fn node_socks(&self, n: usize) -> Vec<SockId> {
         self.net
