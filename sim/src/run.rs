@@ -826,3 +826,81 @@ pub fn minimize(scenario: &Scenario, seed: u64) -> Option<Scenario> {
     }
     Some(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario whose node cannot be configured: every seed fails with a
+    /// `setup` violation, whatever the faults and clients.
+    fn broken() -> Scenario {
+        Scenario::from_toml(
+            r#"
+name = "broken"
+duration_ms = 1000
+heal_ms = 100
+[[node]]
+name = "a"
+identity = "ns/a"
+tunnels = ["9000=not a target"]
+[[node]]
+name = "b"
+identity = "ns/b"
+hbone = true
+[[client]]
+node = "a"
+port = 9000
+bytes = 1000
+count = 4
+[[client]]
+node = "a"
+port = 9000
+bytes = 10
+[[fault]]
+at_ms = 10
+kind = "reset"
+nodes = ["a"]
+[[fault]]
+at_ms = 20
+kind = "partition"
+nodes = ["b"]
+for_ms = 30
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sweep_lists_failing_seeds_and_minimize_shrinks_while_the_violation_stays() {
+        let s = broken();
+        let failing = sweep(&s, 0..4, 2);
+        assert_eq!(
+            failing.iter().map(|f| f.0).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        assert!(failing[0].1.starts_with("setup:"), "{failing:?}");
+        let small = minimize(&s, 1).expect("seed 1 fails");
+        assert!(small.faults.is_empty(), "{:?}", small.faults);
+        assert_eq!(small.clients.len(), 1);
+        assert_eq!(small.clients[0].count, 1);
+        assert!(run(&small, 1).violations[0].starts_with("setup:"));
+        // The written scenario reads back the same.
+        assert_eq!(Scenario::from_toml(&small.to_toml()).unwrap(), small);
+    }
+
+    #[test]
+    fn random_faults_follow_the_seed() {
+        let mut s = broken();
+        s.random_faults = Some(crate::scenario::RandomFaults {
+            per_second: 2.0,
+            kinds: vec![FaultKind::Partition, FaultKind::Crash],
+            until_ms: 5000,
+            max_for_ms: 500,
+        });
+        let a = fault_schedule(&s, 1);
+        assert_eq!(a, fault_schedule(&s, 1));
+        assert_ne!(a, fault_schedule(&s, 2));
+        assert!(a.len() > s.faults.len());
+        assert!(a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    }
+}
