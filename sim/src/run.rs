@@ -88,6 +88,8 @@ struct Sim<'a> {
     hosts: Vec<HostId>,
     rogue: HostId,
     generation: Vec<u32>,
+    /// Each node's certificate-clock skew, seconds.
+    cert_skew: Vec<i64>,
     /// Rules in force per node, with the history of changes (ms, node, rules).
     rules: Vec<Vec<RuleSpec>>,
     policy_history: Vec<(u64, usize, Vec<RuleSpec>)>,
@@ -183,6 +185,7 @@ impl<'a> Sim<'a> {
             hosts,
             rogue,
             generation: vec![0; scenario.nodes.len()],
+            cert_skew: vec![0; scenario.nodes.len()],
             rules: Vec::new(),
             policy_history: Vec::new(),
             clients: BTreeMap::new(),
@@ -224,7 +227,10 @@ impl<'a> Sim<'a> {
             "node/{}/{}/{}",
             spec.name, self.generation[i], self.stats.faults
         );
-        let identity = self.pki.identity(&self.spiffe(i)?, &label, cert_secs, 0)?;
+        let skew = self.cert_skew[i];
+        let identity = self
+            .pki
+            .identity(&self.spiffe(i)?, &label, cert_secs, skew)?;
         let mut c = NodeConfig::new(identity);
         if spec.hbone {
             c.hbone_listen = Some(SocketAddr::new(node_ip(i), HBONE_PORT));
@@ -378,9 +384,13 @@ impl<'a> Sim<'a> {
                 }
             }
             FaultKind::Skew => {
-                for h in &a {
+                for i in &mine {
                     let ns = f.skew_ms.saturating_mul(1_000_000);
-                    self.world.net_mut().set_clock_offset(*h, ns);
+                    let h = self.hosts[*i];
+                    self.world.net_mut().set_clock_offset(h, ns);
+                    // The certificate clock is skewed too (rustls reads it).
+                    self.cert_skew[*i] = f.skew_ms / 1000;
+                    self.reconfigure(*i, self.scenario.nodes[*i].cert_secs)?;
                 }
             }
             FaultKind::Policy => {
@@ -459,6 +469,8 @@ impl<'a> Sim<'a> {
                 for i in &mine {
                     let h = self.hosts[*i];
                     self.world.net_mut().set_clock_offset(h, 0);
+                    self.cert_skew[*i] = 0;
+                    self.reconfigure(*i, self.scenario.nodes[*i].cert_secs)?;
                 }
             }
             FaultKind::Reset | FaultKind::Policy | FaultKind::Rotate | FaultKind::Garbage => {}
