@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every scenario for N seeds twice and compares the trace hashes seed by
 # seed, then every regression; exits non-zero on any violation or mismatch.
-# Usage: sim/ci.sh [N]   (default 1000: about 2 minutes on 2 cores)
+# Usage: sim/ci.sh [N]   (default 500: about 2 minutes on 2 idle cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-1000}"
+N="${1:-500}"
 JOBS="${JOBS:-2}"
 cargo build --release -p warren-sim --bin warren-sim -j"$JOBS" >/dev/null
 BIN=target/release/warren-sim
