@@ -14,11 +14,23 @@
 //!   Ed25519), so a run's TLS bytes repeat for the same seed.
 //! - [`certs`]: a CA and workload certificates derived from a seed, and the
 //!   virtual clock rustls checks them against.
+//! - [`pki`]: one run's CA, workload identities and certificate clock.
+//! - [`node_host`]: a real `proto::node::Node` hosted on the net.
+//! - [`scenario`]: scenarios as TOML (nodes, applications, network, faults).
+//! - [`oracle`]: a naive policy oracle, independent of proto's evaluator.
+//! - [`invariants`]: integrity, policy, liveness and leak checks.
+//! - [`run`]: run / sweep / replay / minimize a scenario.
 
 pub mod app;
 pub mod certs;
 pub mod crypto;
+pub mod invariants;
 pub mod net;
+pub mod node_host;
+pub mod oracle;
+pub mod pki;
 pub mod rng;
+pub mod run;
+pub mod scenario;
 pub mod trace;
 pub mod world;

@@ -1,0 +1,296 @@
+//! What must hold after (and, cheaply, during) every run.
+//!
+//! - integrity: every byte any receiver checked matched its stream (seeded
+//!   content, verified without storing); a flow the client saw succeed
+//!   (connected, orderly EOF, no reset) delivered all its bytes exactly
+//!   once to the server, and all of the echo back;
+//! - policy: a flow the oracle ([`crate::oracle`]) denies under every
+//!   policy in force during its life carried no byte either way;
+//! - liveness: every probe flow (started after the faults stopped and a
+//!   heal period passed) that the oracle allows succeeds;
+//! - no leaks: at the end no node holds flows (unless a client still
+//!   waits), its sockets are exactly the adapter's, and only mesh
+//!   connections hold sockets; no host error; per-socket buffers stay
+//!   under a bound throughout.
+//!
+//! Each violation reads `kind: details`.
+
+use std::collections::BTreeMap;
+
+use crate::app::Endpoint;
+use crate::net::{HostId, SocketId};
+use crate::node_host::SimApp;
+use crate::oracle;
+use crate::scenario::{Mode, RuleSpec, Scenario};
+use crate::world::World;
+
+/// Bytes a node may hold for one socket (one read plus one TLS record
+/// batch, with room): more is unbounded buffering.
+pub const MAX_BUFFERED_PER_SOCKET: usize = 4 << 20;
+
+/// A client flow as the run started it.
+#[derive(Clone, Debug)]
+pub struct ClientMeta {
+    /// The node whose tunnel it dials.
+    pub node: usize,
+    /// The tunnel port.
+    pub port: u16,
+    /// Bytes it sends.
+    pub bytes: u64,
+    /// When it started, ms.
+    pub start_ms: u64,
+    /// A liveness probe.
+    pub probe: bool,
+}
+
+/// Everything the end-of-run checks read.
+pub struct Observed<'a> {
+    /// The world.
+    pub world: &'a World<SimApp>,
+    /// Node hosts, by node index.
+    pub hosts: &'a [HostId],
+    /// Applications of crashed hosts.
+    pub archive: &'a [Endpoint],
+    /// Client flows by client socket.
+    pub clients: &'a BTreeMap<SocketId, (u64, ClientMeta)>,
+    /// (ms, node, rules) in order.
+    pub policy_history: &'a [(u64, usize, Vec<RuleSpec>)],
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// When probes started, ms.
+    pub probe_at: u64,
+}
+
+/// The cheap check during a run: per-socket buffering.
+pub fn check_bounded(violations: &mut Vec<String>, world: &World<SimApp>, hosts: &[HostId]) {
+    for (i, h) in hosts.iter().enumerate() {
+        if let Some(n) = world.app(*h).and_then(SimApp::node) {
+            let held = n.max_buffered();
+            if held > MAX_BUFFERED_PER_SOCKET {
+                violations.push(format!(
+                    "memory: node {i} holds {held} bytes for one socket"
+                ));
+            }
+        }
+    }
+}
+
+/// What servers received, by stream seed: (bytes verified, flows).
+#[derive(Default)]
+struct Received {
+    bytes: u64,
+    flows: u32,
+}
+
+/// Where a client's tunnel leads: (target node, service, exported there,
+/// echo server behind it).
+fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool) {
+    let to = s.nodes[meta.node]
+        .tunnels
+        .iter()
+        .filter_map(|t| t.split_once('='))
+        .find(|(p, _)| p.parse() == Ok(meta.port))
+        .map(|(_, to)| to.to_string())
+        .unwrap_or_default();
+    let (service, port) = to.rsplit_once(':').unwrap_or((&to, ""));
+    for (j, n) in s.nodes.iter().enumerate() {
+        if j == meta.node || !n.hbone {
+            continue;
+        }
+        for e in &n.exports {
+            let Some((svc, target)) = e.split_once('=') else {
+                continue;
+            };
+            let Some((name, eport)) = svc.rsplit_once(':') else {
+                continue;
+            };
+            if name == service {
+                let exported = eport == port;
+                let echo = s.servers.iter().any(|sv| {
+                    sv.node == n.name && sv.mode == Mode::Echo && target.parse() == Ok(sv.port)
+                });
+                return (Some(j), service.to_string(), exported, echo);
+            }
+        }
+    }
+    (None, service.to_string(), false, false)
+}
+
+/// The oracle's answers under each policy of `target` in force from
+/// `from_ms` on: (any allowed, any denied, allowed by the last).
+fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (bool, bool, bool) {
+    let s = o.scenario;
+    let (ns, sa) = s.nodes[meta.node]
+        .identity
+        .split_once('/')
+        .unwrap_or(("", ""));
+    let source = format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain);
+    let (_, service, exported, _) = route(s, meta);
+    let Some(j) = target else {
+        return (false, true, false);
+    };
+    let versions: Vec<&Vec<RuleSpec>> = o
+        .policy_history
+        .iter()
+        .filter(|(_, n, _)| *n == j)
+        .map(|(_, _, r)| r)
+        .collect();
+    // The version in force at the start, and every later one.
+    let start = o
+        .policy_history
+        .iter()
+        .enumerate()
+        .rfind(|(_, (t, n, _))| *n == j && *t <= meta.start_ms)
+        .map(|(k, _)| k);
+    let live: Vec<&Vec<RuleSpec>> = o
+        .policy_history
+        .iter()
+        .enumerate()
+        .filter(|(k, (_, n, _))| *n == j && Some(*k) >= start)
+        .map(|(_, (_, _, r))| r)
+        .collect();
+    let answers: Vec<bool> = live
+        .iter()
+        .map(|r| oracle::allowed(r, exported, &source, &service))
+        .collect();
+    let last = versions
+        .last()
+        .is_some_and(|r| oracle::allowed(r, exported, &source, &service));
+    (
+        answers.iter().any(|a| *a),
+        answers.iter().any(|a| !*a),
+        last,
+    )
+}
+
+/// The end-of-run checks; returns how many client flows succeeded.
+pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
+    // (endpoint, died with its host): a crashed client cannot finish.
+    let mut endpoints: Vec<(&Endpoint, bool)> = o.archive.iter().map(|e| (e, true)).collect();
+    for h in o.hosts {
+        let live = o.world.apps(*h).iter().filter_map(SimApp::endpoint);
+        endpoints.extend(live.map(|e| (e, false)));
+    }
+    let mut received: BTreeMap<u64, Received> = BTreeMap::new();
+    for server in endpoints.iter().filter_map(|(e, _)| e.server()) {
+        for flow in server.flows.values() {
+            if let Some(at) = flow.verifier.mismatch() {
+                violations.push(format!(
+                    "integrity: a server got a wrong byte at offset {at}"
+                ));
+            }
+            if let Some(seed) = flow.verifier.seed() {
+                let r = received.entry(seed).or_default();
+                r.bytes += flow.verifier.verified();
+                r.flows += 1;
+            }
+        }
+    }
+    let mut ok = 0;
+    let mut hung = 0;
+    let end_ms = o.world.now().as_nanos() / 1_000_000;
+    for (client, crashed) in endpoints
+        .iter()
+        .filter_map(|(e, crashed)| Some((e.client()?, *crashed)))
+    {
+        let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
+            continue;
+        };
+        let (target, _, _, echo) = route(o.scenario, meta);
+        let (any_allow, _, last_allow) = decisions(o, meta, target);
+        let got = received.get(seed);
+        let server_bytes = got.map_or(0, |r| r.bytes);
+        let name = format!(
+            "client seed={seed:#x} node={} port={} start={}ms",
+            meta.node, meta.port, meta.start_ms
+        );
+        // A refused plain-tunnel flow ends with FIN, not RST (the node
+        // closes gracefully so SOCKS/HTTP replies flush): a clean end that
+        // delivered nothing either way is a refusal, not a success.
+        let nothing_moved = server_bytes == 0 && client.echo.verified() == 0;
+        let success = client.connected == Some(Ok(()))
+            && client.read_closed
+            && !client.reset
+            && !nothing_moved;
+        let finished =
+            client.read_closed || client.reset || matches!(client.connected, Some(Err(_)));
+        if let Some(at) = client.echo.mismatch() {
+            violations.push(format!("integrity: {name}: wrong echo byte at offset {at}"));
+        }
+        if got.is_some_and(|r| r.flows > 1) {
+            violations.push(format!(
+                "integrity: {name}: delivered on {} server flows",
+                got.map_or(0, |r| r.flows)
+            ));
+        }
+        if server_bytes > meta.bytes {
+            violations.push(format!(
+                "integrity: {name}: server got {server_bytes} of {} bytes",
+                meta.bytes
+            ));
+        }
+        if !any_allow && (server_bytes > 0 || client.echo.verified() > 0) {
+            violations.push(format!(
+                "policy: {name}: denied flow carried bytes (server {server_bytes}, echo {})",
+                client.echo.verified()
+            ));
+        }
+        if success {
+            ok += 1;
+            if server_bytes != meta.bytes {
+                violations.push(format!(
+                    "integrity: {name}: succeeded but the server got {server_bytes} of {} bytes",
+                    meta.bytes
+                ));
+            } else if echo && client.echo.verified() != meta.bytes {
+                violations.push(format!(
+                    "integrity: {name}: succeeded but {} of {} echo bytes came back",
+                    client.echo.verified(),
+                    meta.bytes
+                ));
+            }
+        }
+        if meta.probe && last_allow && !success {
+            violations.push(format!(
+                "liveness: {name}: allowed probe did not succeed (connected={:?} read_closed={} reset={} echo={})",
+                client.connected, client.read_closed, client.reset, client.echo.verified()
+            ));
+        }
+        if !finished && !crashed {
+            hung += 1;
+            if meta.probe || meta.start_ms + 60_000 < end_ms {
+                violations.push(format!("hung: {name}: never finished"));
+            }
+        }
+    }
+    for (i, h) in o.hosts.iter().enumerate() {
+        let Some(n) = o.world.app(*h).and_then(SimApp::node) else {
+            continue;
+        };
+        let node = n.node();
+        if hung == 0 && node.flow_count() > 0 {
+            violations.push(format!(
+                "leak: node {i} holds {} flows at the end",
+                node.flow_count()
+            ));
+        }
+        if node.sock_count() != n.mapped_sockets() {
+            violations.push(format!(
+                "leak: node {i} has {} sockets, the net {}",
+                node.sock_count(),
+                n.mapped_sockets()
+            ));
+        }
+        if hung == 0 && node.sock_count() > node.connection_count() {
+            violations.push(format!(
+                "leak: node {i} has {} sockets for {} mesh connections and no flow",
+                node.sock_count(),
+                node.connection_count()
+            ));
+        }
+        for e in n.host_errors.iter().chain(n.misuse()) {
+            violations.push(format!("host-error: node {i}: {e}"));
+        }
+    }
+    ok
+}

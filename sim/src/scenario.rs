@@ -1,0 +1,452 @@
+//! Scenarios as TOML: the nodes, applications, network and faults of a
+//! run. A seed picks every random choice inside the bounds a scenario
+//! sets.
+//!
+//! ```toml
+//! name = "two-node-echo"
+//! duration_ms = 20000          # virtual time of the workload
+//! heal_ms = 15000              # quiet time after the last fault before liveness probes
+//!
+//! [network]                    # all optional
+//! latency_us = 500
+//! jitter_us = 100
+//! bandwidth = 0                # bytes/s, 0 = unlimited
+//! min_segment = 1
+//! max_segment = 65536
+//!
+//! [[node]]
+//! name = "a"                   # host 10.0.0.<index+1>
+//! identity = "shop/cart"       # namespace/service-account
+//! hbone = true                 # serve HBONE on :15008
+//! tunnels = ["9000=echo.shop:80"]        # loopback port = mesh service
+//! exports = ["echo.shop:80=8080"]        # service:port = loopback target port
+//! rules = ["deny secret.shop from */sa/cart", "allow * ns shop"]
+//!
+//! [[server]]
+//! node = "b"
+//! port = 8080
+//! mode = "echo"                # or "sink"
+//!
+//! [[client]]
+//! node = "a"
+//! port = 9000                  # a tunnel port of that node
+//! bytes = 100000
+//! count = 3                    # flows, started every `every_ms` from `start_ms`
+//!
+//! [[fault]]
+//! at_ms = 1000
+//! kind = "partition"           # see FaultKind
+//! nodes = ["a"]                # first side (or the node acted on)
+//! others = ["b"]               # second side (default: every other node)
+//! for_ms = 2000                # then healed / restarted / thawed
+//!
+//! [random_faults]              # optional: drawn from the seed
+//! per_second = 0.5
+//! kinds = ["partition", "reset"]
+//! until_ms = 10000
+//! ```
+//!
+//! Rules read `allow|deny SERVICE|* [from PRINCIPAL] [ns NAMESPACE]`, with
+//! `*` globs; a principal may omit `spiffe://`.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Its name, for reports.
+    pub name: String,
+    /// Virtual time of the workload, milliseconds.
+    pub duration_ms: u64,
+    /// Quiet time after the last fault before the liveness probes start.
+    #[serde(default = "default_heal_ms")]
+    pub heal_ms: u64,
+    /// The trust domain.
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// Link behaviour.
+    #[serde(default)]
+    pub network: Network,
+    /// Mesh nodes, one per host.
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<NodeSpec>,
+    /// Servers on nodes' hosts.
+    #[serde(rename = "server", default)]
+    pub servers: Vec<ServerSpec>,
+    /// Clients on nodes' hosts.
+    #[serde(rename = "client", default)]
+    pub clients: Vec<ClientSpec>,
+    /// The explicit fault schedule.
+    #[serde(rename = "fault", default)]
+    pub faults: Vec<FaultSpec>,
+    /// Faults drawn from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_faults: Option<RandomFaults>,
+}
+
+fn default_heal_ms() -> u64 {
+    15_000
+}
+
+fn default_trust_domain() -> String {
+    "mesh.test".to_string()
+}
+
+/// Link behaviour shared by every pair of hosts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// One-way latency, microseconds.
+    pub latency_us: u64,
+    /// Extra random delay up to this, microseconds.
+    pub jitter_us: u64,
+    /// Bytes per second, 0 for unlimited.
+    pub bandwidth: u64,
+    /// Smallest segment.
+    pub min_segment: usize,
+    /// Largest segment.
+    pub max_segment: usize,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_us: 500,
+            jitter_us: 100,
+            bandwidth: 0,
+            min_segment: 1,
+            max_segment: 64 * 1024,
+        }
+    }
+}
+
+/// One mesh node.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Its name (faults and applications refer to it).
+    pub name: String,
+    /// `namespace/service-account`.
+    pub identity: String,
+    /// Serve HBONE on port 15008.
+    #[serde(default)]
+    pub hbone: bool,
+    /// `PORT=service.namespace:port`: loopback tunnel fronts.
+    #[serde(default)]
+    pub tunnels: Vec<String>,
+    /// `service.namespace:port=TARGET_PORT`: exported services.
+    #[serde(default)]
+    pub exports: Vec<String>,
+    /// Compact authorization rules (see the module docs).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Certificate lifetime, seconds.
+    #[serde(default = "default_cert_secs")]
+    pub cert_secs: u64,
+}
+
+fn default_cert_secs() -> u64 {
+    86_400
+}
+
+/// What a server does with what it gets.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Echo every byte back.
+    Echo,
+    /// Check and drop.
+    Sink,
+}
+
+/// A server on a node's loopback.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// The node whose host runs it.
+    pub node: String,
+    /// Its loopback port.
+    pub port: u16,
+    /// Echo or sink.
+    pub mode: Mode,
+}
+
+/// Clients opening flows through a node's tunnel.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// The node whose host runs them.
+    pub node: String,
+    /// The tunnel port they dial.
+    pub port: u16,
+    /// Bytes each sends (at least 8).
+    pub bytes: u64,
+    /// How many flows.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// When the first starts, ms.
+    #[serde(default)]
+    pub start_ms: u64,
+    /// Gap between starts, ms.
+    #[serde(default = "default_every")]
+    pub every_ms: u64,
+    /// Largest single write.
+    #[serde(default = "default_max_write")]
+    pub max_write: usize,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_every() -> u64 {
+    100
+}
+
+fn default_max_write() -> usize {
+    16 * 1024
+}
+
+/// The kinds of fault.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Packets between `nodes` and `others` are dropped both ways.
+    Partition,
+    /// Packets from `nodes` to `others` are dropped.
+    OneWay,
+    /// Links from `nodes` to `others` hold packets until unclogged.
+    Clog,
+    /// Every connection of `nodes` is reset.
+    Reset,
+    /// `nodes` crash (every socket gone) and restart after `for_ms`.
+    Crash,
+    /// `nodes` are frozen for `for_ms`.
+    Pause,
+    /// `nodes`' clocks jump by `skew_ms` (certificate clocks too).
+    Skew,
+    /// `nodes` take `rules` as their new policy.
+    Policy,
+    /// `nodes` get certificates that expire after `for_ms`, and are not
+    /// renewed until 2×`for_ms`.
+    CertExpiry,
+    /// `nodes` get fresh certificates (new keys).
+    Rotate,
+    /// A rogue host sends random bytes to `nodes`' HBONE ports.
+    Garbage,
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// When, ms.
+    pub at_ms: u64,
+    /// What.
+    pub kind: FaultKind,
+    /// The nodes acted on (first side of a partition).
+    pub nodes: Vec<String>,
+    /// The other side (default: every other node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<String>,
+    /// How long until it is undone, ms.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub for_ms: u64,
+    /// Clock jump for `skew`, ms (signed).
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    pub skew_ms: i64,
+    /// New rules for `policy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i(v: &i64) -> bool {
+    *v == 0
+}
+
+/// Faults drawn from the seed.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFaults {
+    /// Mean faults per virtual second.
+    pub per_second: f64,
+    /// Which kinds to draw from (only node-level kinds without extra
+    /// arguments: partition, one-way, clog, reset, crash, pause, rotate,
+    /// garbage).
+    pub kinds: Vec<FaultKind>,
+    /// Draw faults starting before this time, ms.
+    pub until_ms: u64,
+    /// Longest fault, ms.
+    #[serde(default = "default_max_fault")]
+    pub max_for_ms: u64,
+}
+
+fn default_max_fault() -> u64 {
+    3_000
+}
+
+/// A compact rule, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// Allow (true) or deny.
+    pub allow: bool,
+    /// `service.namespace`, or `None` for every service.
+    pub service: Option<String>,
+    /// Principal glob, `spiffe://` included.
+    pub principal: Option<String>,
+    /// Namespace glob.
+    pub namespace: Option<String>,
+}
+
+impl RuleSpec {
+    /// Parses `allow|deny SERVICE|* [from PRINCIPAL] [ns NAMESPACE]`.
+    pub fn parse(s: &str) -> Result<RuleSpec, String> {
+        let mut words = s.split_whitespace();
+        let allow = match words.next() {
+            Some("allow") => true,
+            Some("deny") => false,
+            other => return Err(format!("rule {s:?}: expected allow|deny, got {other:?}")),
+        };
+        let service = match words.next() {
+            Some("*") => None,
+            Some(svc) => Some(svc.to_string()),
+            None => return Err(format!("rule {s:?}: missing service")),
+        };
+        let mut rule = RuleSpec {
+            allow,
+            service,
+            principal: None,
+            namespace: None,
+        };
+        while let Some(word) = words.next() {
+            let value = words
+                .next()
+                .ok_or_else(|| format!("rule {s:?}: {word} needs a value"))?;
+            match word {
+                "from" if value.starts_with("spiffe://") => rule.principal = Some(value.into()),
+                "from" => rule.principal = Some(format!("spiffe://{value}")),
+                "ns" => rule.namespace = Some(value.into()),
+                _ => return Err(format!("rule {s:?}: unknown word {word:?}")),
+            }
+        }
+        Ok(rule)
+    }
+}
+
+/// Why a scenario is unusable.
+#[derive(Debug)]
+pub struct ScenarioError(pub String);
+
+impl core::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Parses TOML; errors name the line, column and key.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError(format!("{}: {e}", path.display())))?;
+        Scenario::from_toml(&text).map_err(|e| ScenarioError(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the scenario as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Index of a node by name.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Cross-references that serde cannot check.
+    fn check(&self) -> Result<(), ScenarioError> {
+        let err = |m: String| Err(ScenarioError(m));
+        if self.nodes.is_empty() || self.nodes.len() > 250 {
+            return err("a scenario needs 1..=250 nodes".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if self.nodes[..i].iter().any(|m| m.name == n.name) {
+                return err(format!("node[{i}]: duplicate name {:?}", n.name));
+            }
+            if n.identity.split('/').count() != 2 {
+                return err(format!("node {:?}: identity must be ns/sa", n.name));
+            }
+            for r in &n.rules {
+                RuleSpec::parse(r).map_err(|e| ScenarioError(format!("node {:?}: {e}", n.name)))?;
+            }
+        }
+        let known = |what: &str, name: &str| -> Result<(), ScenarioError> {
+            match self.node_index(name) {
+                Some(_) => Ok(()),
+                None => Err(ScenarioError(format!("{what}: unknown node {name:?}"))),
+            }
+        };
+        for (i, s) in self.servers.iter().enumerate() {
+            known(&format!("server[{i}]"), &s.node)?;
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            known(&format!("client[{i}]"), &c.node)?;
+            if c.bytes < 8 {
+                return err(format!("client[{i}]: bytes must be at least 8"));
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            for n in f.nodes.iter().chain(&f.others) {
+                known(&format!("fault[{i}]"), n)?;
+            }
+            for r in &f.rules {
+                RuleSpec::parse(r).map_err(|e| ScenarioError(format!("fault[{i}]: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let text = "name = \"x\"\nduration_ms = 10\n[[node]]\nname = \"a\"\nidentity = \"a/b\"\nbogus = 1\n";
+        let e = Scenario::from_toml(text).unwrap_err().0;
+        assert!(e.contains("line 6") && e.contains("bogus"), "{e}");
+        let bad_node = "name = \"x\"\nduration_ms = 10\n[[node]]\nname = \"a\"\nidentity = \"a/b\"\n[[client]]\nnode = \"zz\"\nport = 1\nbytes = 9\n";
+        let e = Scenario::from_toml(bad_node).unwrap_err().0;
+        assert!(e.contains("client[0]") && e.contains("zz"), "{e}");
+    }
+
+    #[test]
+    fn rules_parse_and_round_trip() {
+        let r = RuleSpec::parse("deny secret.shop from mesh.test/ns/*/sa/cart ns shop").unwrap();
+        assert!(!r.allow);
+        assert_eq!(r.service.as_deref(), Some("secret.shop"));
+        assert_eq!(
+            r.principal.as_deref(),
+            Some("spiffe://mesh.test/ns/*/sa/cart")
+        );
+        assert_eq!(r.namespace.as_deref(), Some("shop"));
+        assert!(RuleSpec::parse("permit x").is_err());
+        assert!(RuleSpec::parse("allow x from").is_err());
+        let text = "name = \"x\"\nduration_ms = 10\n[[node]]\nname = \"a\"\nidentity = \"a/b\"\n[[fault]]\nat_ms = 5\nkind = \"one-way\"\nnodes = [\"a\"]\n";
+        let s = Scenario::from_toml(text).unwrap();
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+    }
+}
