@@ -34,4 +34,7 @@ cargo test --workspace
 say "HTTP/2 conformance: httpwg and nghttp against h2c-server"
 bash interop/conformance.sh
 
+say "simulator: every scenario over many seeds, twice, trace hashes compared; regressions"
+bash sim/ci.sh
+
 say "all tests passed"
