@@ -1,5 +1,6 @@
 //! `warren-sim`: run, sweep, replay and minimize simulator scenarios.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -120,8 +121,13 @@ fn main() -> ExitCode {
         } => load(scenario).map(|s| {
             let report = replay(&s, *seed);
             if *trace {
+                // The log can be long and is often piped into `head`: stop
+                // quietly when the reader goes away instead of panicking.
+                let mut out = std::io::stdout().lock();
                 for line in &report.log {
-                    println!("{line}");
+                    if writeln!(out, "{line}").is_err() {
+                        return report.violations.is_empty();
+                    }
                 }
             }
             print(&report);
