@@ -74,8 +74,7 @@ fn certificates(dir: &Path, now: u64) -> Result<(), String> {
     ca::init(&td, &dir.join("ca"), 1, now, true).map_err(|e| e.to_string())?;
     for (id, sub) in [(CLIENT_ID, "a"), (SERVER_ID, "b")] {
         let id = SpiffeId::parse(id).map_err(|e| e.to_string())?;
-        ca::issue(&dir.join("ca"), &id, &dir.join(sub), 1, now, true)
-            .map_err(|e| e.to_string())?;
+        ca::issue(&dir.join("ca"), &id, &dir.join(sub), 1, now, true).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -152,9 +151,9 @@ target = "127.0.0.1:{secret}"
 
 [[authz.rule]]
 name = "{rule}"
-action = "allow"
+action = "deny"
 service = "secret.demo"
-namespaces = ["ops"]
+not_namespaces = ["ops"]
 "#,
         b_hbone = port(base, B_HBONE)?,
         b_admin = port(base, B_ADMIN)?,
@@ -216,8 +215,10 @@ fn instructions(base: u16, dir: &Path) -> Result<String, String> {
          \x20 curl http://127.0.0.1:{tunnel}/\n\
          \n\
          This one is denied by agent B's rule \"{SECRET_RULE}\" (secret.demo is for namespace ops,\n\
-         A is in namespace web); curl reports a SOCKS5 connect failure and B logs the rule:\n\
+         A is in namespace web); curl reports SOCKS5 error 2 (not allowed), or the proxy's 403,\n\
+         and B logs the rule:\n\
          \x20 curl --socks5-hostname 127.0.0.1:{socks} http://secret.demo:8080/\n\
+         \x20 curl --proxytunnel -x http://127.0.0.1:{http} http://secret.demo:8080/\n\
          \n\
          ready: press Ctrl-C to stop\n",
         dir = dir.display(),

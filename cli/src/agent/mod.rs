@@ -57,7 +57,10 @@ pub fn drain(handle: Handle, deadline: Duration) {
     match done_rx.recv_timeout(deadline) {
         Ok(Ok(())) => info!("stopped"),
         Ok(Err(e)) => warn!(error = %e, "stopped with an error"),
-        Err(_) => warn!(deadline_secs = deadline.as_secs(), "drain deadline passed; exiting"),
+        Err(_) => warn!(
+            deadline_secs = deadline.as_secs(),
+            "drain deadline passed; exiting"
+        ),
     }
 }
 
@@ -80,8 +83,8 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let id = node.identity.id().to_string();
-    let handle = start(runtime, "agent", node)
-        .map_err(|e| format!("cannot start the agent: {e}"))?;
+    let handle =
+        start(runtime, "agent", node).map_err(|e| format!("cannot start the agent: {e}"))?;
     info!(
         config = %file.display(),
         %id,
@@ -119,6 +122,8 @@ fn reload(file: &Path, handle: &Handle, why: &str) {
             Ok(()) => info!(reason = why, "configuration reloaded"),
             Err(e) => error!(error = %e, "reload failed"),
         },
-        Err(e) => error!(reason = why, error = %e, "reload refused; keeping the running configuration"),
+        Err(e) => {
+            error!(reason = why, error = %e, "reload refused; keeping the running configuration")
+        }
     }
 }
