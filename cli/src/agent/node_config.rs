@@ -37,7 +37,7 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
         }))
         .chain(cfg.http_proxy.iter().map(|h| FrontConfig {
             listen: h.listen,
-            kind: FrontKind::HttpConnect(h.limits.clone()),
+            kind: FrontKind::HttpConnect(h.limits),
         }))
         .collect();
     node.directory = cfg
