@@ -56,3 +56,76 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
         .collect();
     Ok(node)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca;
+    use crate::config;
+    use warren_proto::identity::{SpiffeId, TrustDomain};
+
+    const CONFIG: &str = r#"
+hbone_listen = "127.0.0.1:7001"
+admin = "127.0.0.1:7002"
+[identity]
+cert = "me/cert.pem"
+key = "me/key.pem"
+ca = "me/ca.pem"
+[[tunnel]]
+listen = "127.0.0.1:7003"
+to = "echo.demo:8080"
+[http_proxy]
+listen = "127.0.0.1:7005"
+max_head_bytes = 4096
+[socks5]
+listen = "127.0.0.1:7004"
+[[service]]
+name = "echo.demo"
+endpoints = [{ addr = "127.0.0.1:7010", identity = "spiffe://t.org/ns/demo/sa/echo" }]
+"#;
+
+    #[test]
+    fn node_config_carries_identity_fronts_and_directory() {
+        let dir = std::env::temp_dir().join(format!("warren-node-config-{}", std::process::id()));
+        let td = TrustDomain::new("t.org").unwrap();
+        let id = SpiffeId::parse("spiffe://t.org/ns/web/sa/me").unwrap();
+        ca::init(&td, &dir.join("ca"), 1, 1_800_000_000, true).unwrap();
+        ca::issue(
+            &dir.join("ca"),
+            &id,
+            &dir.join("me"),
+            1,
+            1_800_000_000,
+            true,
+        )
+        .unwrap();
+        let cfg = config::parse(CONFIG, &dir.join("agent.toml")).unwrap();
+        let node = node_config(&cfg);
+        let _ = std::fs::remove_dir_all(&dir);
+        let node = node.unwrap();
+        assert_eq!(node.identity.id(), &id);
+        assert_eq!(node.hbone_listen, Some("127.0.0.1:7001".parse().unwrap()));
+        let listens: Vec<String> = node.fronts.iter().map(|f| f.listen.to_string()).collect();
+        assert_eq!(
+            listens,
+            ["127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005"]
+        );
+        assert!(matches!(node.fronts[0].kind, FrontKind::Tunnel { .. }));
+        assert_eq!(node.fronts[1].kind, FrontKind::Socks5);
+        let FrontKind::HttpConnect(limits) = &node.fronts[2].kind else {
+            panic!("third front is not the HTTP proxy")
+        };
+        assert_eq!(limits, &cfg.http_proxy.as_ref().unwrap().limits);
+        let endpoints: Vec<_> = node.directory.values().flatten().collect();
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].hbone, "127.0.0.1:7010".parse().unwrap());
+    }
+
+    #[test]
+    fn missing_identity_files_are_named() {
+        let dir = std::env::temp_dir().join("warren-node-config-missing");
+        let cfg = config::parse(CONFIG, &dir.join("agent.toml")).unwrap();
+        let err = node_config(&cfg).unwrap_err();
+        assert!(err.contains("me/cert.pem"), "{err}");
+    }
+}
