@@ -140,9 +140,22 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
     a.wait_stderr("access flow closed");
     b.wait_stderr("service=echo.test");
 
-    // SIGHUP reloads; the agent says so and keeps running.
+    // SIGHUP reloads; a flow open across the reload keeps going.
+    let mut open = TcpStream::connect(("127.0.0.1", tunnel)).unwrap();
+    open.set_read_timeout(Some(WAIT)).unwrap();
+    let mut first = [0u8; 6];
+    open.write_all(b"before").unwrap();
+    open.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"before");
     signal(&a, "HUP");
     a.wait_stderr("configuration reloaded");
+    signal(&b, "HUP");
+    b.wait_stderr("configuration reloaded");
+    open.write_all(b"after").unwrap();
+    open.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"after");
     signal(&a, "TERM");
     a.wait_stderr("draining");
     drop(b);
