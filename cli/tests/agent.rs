@@ -158,7 +158,27 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
     assert_eq!(rest, b"after");
     signal(&a, "TERM");
     a.wait_stderr("draining");
+    let mut a = a;
+    assert!(a.wait_exit().success(), "{}", a.stderr());
     drop(b);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = TempDir::new("bad-config");
+    let file = dir.path().join("bad.toml");
+    write(
+        &file,
+        "hbone_listen = \"127.0.0.1:1\"\n[socks5]\nlisten = \"nowhere\"\n",
+    );
+    let out = warren()
+        .args(["agent", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("socks5.listen"), "{err}");
 }
 
 fn signal(agent: &Running, name: &str) {

@@ -98,6 +98,22 @@ impl Running {
         }
     }
 
+    /// Waits for the child to exit on its own.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for warren") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warren did not exit:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
