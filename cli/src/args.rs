@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::agent::log::LogFormat;
+use crate::agent::Runtime;
 use warren_proto::identity::{SpiffeId, TrustDomain};
 
 /// The whole command line.
@@ -43,6 +46,32 @@ pub enum Command {
             written to files with mode 0600 and never printed."
     )]
     Ca(CaCommand),
+    /// Run a mesh agent from a configuration file.
+    #[command(
+        long_about = "Run a mesh agent from a configuration file (see `warren config check`).\n\n\
+            Logs one access line per flow when it closes (direction, source and destination \
+            identity, service, bytes each way, duration, reason) and one line per denial \
+            with the rule's name, on stderr.\n\n\
+            SIGHUP, or a change of the file, reloads policy, exports, services and \
+            certificates without dropping allowed flows (a broken file is logged and the \
+            running configuration kept; listeners stay as they are). SIGTERM or SIGINT \
+            drains: the agent stops and waits up to 10 seconds for its flows.\n\n\
+            Example: warren agent --config agent.toml --runtime tokio --log-format json"
+    )]
+    Agent(AgentArgs),
+    /// Run two agents in one process with a demo CA: try the mesh with curl.
+    #[command(
+        long_about = "Run two agents on 127.0.0.1 in one process, with a CA and certificates \
+            made in a temporary folder, and print the curl commands to try.\n\n\
+            Agent A (spiffe://demo.warren/ns/web/sa/client) offers SOCKS5 on PORT_BASE+1, \
+            HTTP CONNECT on PORT_BASE+2 and a tunnel to echo.demo:8080 on PORT_BASE+3. \
+            Agent B (spiffe://demo.warren/ns/demo/sa/server, HBONE on PORT_BASE+5) exports \
+            echo.demo:8080 (a small HTTP server answering with the method and path) and \
+            secret.demo:8080, which rule only-ops-may-use-secret keeps for namespace ops: \
+            A's requests to it are denied.\n\n\
+            Runs until Ctrl-C, logging access lines and denials."
+    )]
+    Demo(DemoArgs),
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -145,6 +174,34 @@ pub struct CaTicket {
     /// Replace an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `warren agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The async runtime that carries the node's sockets and timers.
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    pub runtime: Runtime,
+    /// How log lines on stderr are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `warren demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The async runtime that carries the nodes' sockets and timers.
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    pub runtime: Runtime,
+    /// How log lines on stderr are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The first of the ten ports the demo uses (PORT_BASE to PORT_BASE+9).
+    #[arg(long, value_name = "N", default_value_t = crate::demo::DEFAULT_PORT_BASE)]
+    pub port_base: u16,
 }
 
 /// `warren config ...`.

@@ -8,9 +8,13 @@
 //!   policy and front-end types with errors that point at the line.
 //! - [`identity`]: the agent's PEM files or join ticket, loaded for
 //!   warren-proto's `MeshTlsParams`.
+//! - [`agent`]: `warren agent`, a mesh node on tokio or smol.
+//! - [`demo`]: `warren demo`, two agents and a CA in one process.
 //! - [`args`]: the command line.
 
+pub mod agent;
 pub mod args;
 pub mod ca;
 pub mod config;
+pub mod demo;
 pub mod identity;

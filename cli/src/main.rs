@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use warren::args::{CaCommand, Cli, Command, ConfigCommand};
-use warren::{ca, config};
+use warren::{agent, ca, config, demo};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +43,14 @@ fn run(cli: Cli) -> Result<(), String> {
             let issued = ca::ticket(&a.ca, &a.id, &a.out, &a.hubs, a.days, now()?, a.force)
                 .map_err(|e| e.to_string())?;
             print!("wrote join ticket (it holds a private key: keep it secret)\n{issued}");
+        }
+        Command::Agent(a) => {
+            agent::log::init(a.log_format);
+            agent::run(a.config, a.runtime)?;
+        }
+        Command::Demo(a) => {
+            agent::log::init(a.log_format);
+            demo::run(a.runtime, a.port_base, now()?)?;
         }
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load(&a.file).map_err(|e| e.to_string())?;

@@ -1,0 +1,129 @@
+//! `warren agent`: one mesh node from a configuration file, on tokio or
+//! smol, logging access lines and denials, reloading on SIGHUP (or when
+//! the file changes) and draining on SIGTERM/SIGINT.
+//!
+//! The admin endpoint (metrics, `/config_dump`) belongs to warren-host;
+//! [`AgentConfig::admin`] is the address it is to be started on.
+
+pub mod log;
+mod node_config;
+
+pub use node_config::node_config;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{error, info, warn};
+use warren_host::Handle;
+use warren_proto::node::NodeConfig;
+
+use crate::config::{self, AgentConfig};
+
+/// How long a stopping agent waits for its flows to finish.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often the configuration file's modification time is looked at.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Which async runtime carries the node's sockets and timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// tokio, single-threaded.
+    Tokio,
+    /// smol (async-io).
+    Smol,
+}
+
+/// Starts `config`'s node on `runtime` on its own thread; `agent` names it
+/// in log lines. Returns once every listener is bound.
+pub fn start(runtime: Runtime, agent: &'static str, config: NodeConfig) -> io::Result<Handle> {
+    let on_notice = move |n| log::notice(agent, n);
+    match runtime {
+        Runtime::Tokio => warren_tokio::spawn(config, on_notice),
+        Runtime::Smol => warren_smol::spawn(config, on_notice),
+    }
+}
+
+/// Stops `handle`, waiting at most `deadline` for the node's thread.
+pub fn drain(handle: Handle, deadline: Duration) {
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(handle.shutdown());
+    });
+    match done_rx.recv_timeout(deadline) {
+        Ok(Ok(())) => info!("stopped"),
+        Ok(Err(e)) => warn!(error = %e, "stopped with an error"),
+        Err(_) => warn!(
+            deadline_secs = deadline.as_secs(),
+            "drain deadline passed; exiting"
+        ),
+    }
+}
+
+/// Reads the configuration file and builds the node's configuration.
+fn load(file: &Path) -> Result<(AgentConfig, NodeConfig), String> {
+    let cfg = config::load(file).map_err(|e| e.to_string())?;
+    let node = node_config(&cfg).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((cfg, node))
+}
+
+/// The file's modification time, if it can be read.
+fn modified(file: &Path) -> Option<SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+}
+
+/// `warren agent`: runs until SIGTERM or SIGINT.
+pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
+    let (cfg, node) = load(&file)?;
+    // Registered before the node starts, so an early signal is not lost.
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    let id = node.identity.id().to_string();
+    let handle =
+        start(runtime, "agent", node).map_err(|e| format!("cannot start the agent: {e}"))?;
+    info!(
+        config = %file.display(),
+        %id,
+        runtime = ?runtime,
+        admin = %cfg.admin,
+        listeners = ?handle.local_addrs(),
+        "ready"
+    );
+    let mut seen = modified(&file);
+    loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => reload(&file, &handle, "SIGHUP"),
+                _ => {
+                    info!(signal, "draining");
+                    drain(handle, DRAIN_DEADLINE);
+                    return Ok(());
+                }
+            }
+        }
+        let now = modified(&file);
+        if now != seen {
+            seen = now;
+            reload(&file, &handle, "the file changed");
+        }
+        std::thread::sleep(WATCH_INTERVAL);
+    }
+}
+
+/// Reloads policy, exports, services and certificates; a broken file is
+/// logged and the running configuration kept.
+fn reload(file: &Path, handle: &Handle, why: &str) {
+    match load(file) {
+        Ok((_, node)) => match handle.reconfigure(node) {
+            Ok(()) => info!(reason = why, "configuration reloaded"),
+            Err(e) => error!(error = %e, "reload failed"),
+        },
+        Err(e) => {
+            error!(reason = why, error = %e, "reload refused; keeping the running configuration")
+        }
+    }
+}

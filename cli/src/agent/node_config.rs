@@ -1,0 +1,131 @@
+//! From the parsed file ([`AgentConfig`]) to what the node runs
+//! ([`NodeConfig`]): the identity files are read here, everything else is
+//! carried over as it is.
+
+use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
+
+use crate::config::AgentConfig;
+
+/// Builds the node's configuration, reading the identity files. The error
+/// names the file or the reason the certificate and key do not fit.
+pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
+    let params = cfg
+        .identity
+        .load()
+        .map_err(|e| format!("identity: {e}"))?
+        .into_params()
+        .map_err(|e| format!("identity: {e}"))?;
+    let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
+    let mut node = NodeConfig::new(identity);
+    node.hbone_listen = Some(cfg.hbone_listen);
+    node.exports = cfg.exports.clone();
+    node.authz = cfg.authz.clone();
+    node.egress = cfg.egress.clone();
+    node.h2 = cfg.h2.clone();
+    // Fronts in file order: tunnels, then SOCKS5, then the HTTP proxy, so
+    // the bound addresses the handle reports follow the same order.
+    node.fronts = cfg
+        .tunnels
+        .iter()
+        .map(|t| FrontConfig {
+            listen: t.listen,
+            kind: FrontKind::Tunnel { to: t.to.clone() },
+        })
+        .chain(cfg.socks5.iter().map(|s| FrontConfig {
+            listen: s.listen,
+            kind: FrontKind::Socks5,
+        }))
+        .chain(cfg.http_proxy.iter().map(|h| FrontConfig {
+            listen: h.listen,
+            kind: FrontKind::HttpConnect(h.limits),
+        }))
+        .collect();
+    node.directory = cfg
+        .services
+        .iter()
+        .map(|(name, endpoints)| {
+            let endpoints = endpoints
+                .iter()
+                .map(|e| Endpoint {
+                    hbone: e.addr,
+                    identity: e.identity.clone(),
+                })
+                .collect();
+            (name.clone(), endpoints)
+        })
+        .collect();
+    Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca;
+    use crate::config;
+    use warren_proto::identity::{SpiffeId, TrustDomain};
+
+    const CONFIG: &str = r#"
+hbone_listen = "127.0.0.1:7001"
+admin = "127.0.0.1:7002"
+[identity]
+cert = "me/cert.pem"
+key = "me/key.pem"
+ca = "me/ca.pem"
+[[tunnel]]
+listen = "127.0.0.1:7003"
+to = "echo.demo:8080"
+[http_proxy]
+listen = "127.0.0.1:7005"
+max_head_bytes = 4096
+[socks5]
+listen = "127.0.0.1:7004"
+[[service]]
+name = "echo.demo"
+endpoints = [{ addr = "127.0.0.1:7010", identity = "spiffe://t.org/ns/demo/sa/echo" }]
+"#;
+
+    #[test]
+    fn node_config_carries_identity_fronts_and_directory() {
+        let dir = std::env::temp_dir().join(format!("warren-node-config-{}", std::process::id()));
+        let td = TrustDomain::new("t.org").unwrap();
+        let id = SpiffeId::parse("spiffe://t.org/ns/web/sa/me").unwrap();
+        ca::init(&td, &dir.join("ca"), 1, 1_800_000_000, true).unwrap();
+        ca::issue(
+            &dir.join("ca"),
+            &id,
+            &dir.join("me"),
+            1,
+            1_800_000_000,
+            true,
+        )
+        .unwrap();
+        let cfg = config::parse(CONFIG, &dir.join("agent.toml")).unwrap();
+        let node = node_config(&cfg);
+        let _ = std::fs::remove_dir_all(&dir);
+        let node = node.unwrap();
+        assert_eq!(node.identity.id(), &id);
+        assert_eq!(node.hbone_listen, Some("127.0.0.1:7001".parse().unwrap()));
+        let listens: Vec<String> = node.fronts.iter().map(|f| f.listen.to_string()).collect();
+        assert_eq!(
+            listens,
+            ["127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005"]
+        );
+        assert!(matches!(node.fronts[0].kind, FrontKind::Tunnel { .. }));
+        assert_eq!(node.fronts[1].kind, FrontKind::Socks5);
+        let FrontKind::HttpConnect(limits) = &node.fronts[2].kind else {
+            panic!("third front is not the HTTP proxy")
+        };
+        assert_eq!(limits, &cfg.http_proxy.as_ref().unwrap().limits);
+        let endpoints: Vec<_> = node.directory.values().flatten().collect();
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].hbone, "127.0.0.1:7010".parse().unwrap());
+    }
+
+    #[test]
+    fn missing_identity_files_are_named() {
+        let dir = std::env::temp_dir().join("warren-node-config-missing");
+        let cfg = config::parse(CONFIG, &dir.join("agent.toml")).unwrap();
+        let err = node_config(&cfg).unwrap_err();
+        assert!(err.contains("me/cert.pem"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Two `warren agent` processes with certificates from `warren ca`: a
+//! client through A's tunnel reaches a std echo server behind B, byte for
+//! byte, on tokio and on smol; SIGTERM drains and exits.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+
+use support::{free_port, warren, Running, TempDir, WAIT};
+
+/// Runs `warren` to completion and checks it succeeded.
+fn ok(args: &[&str]) {
+    let out = warren().args(args).output().unwrap();
+    assert!(out.status.success(), "warren {args:?}: {out:?}");
+}
+
+/// An echo server on a std thread: every connection gets its bytes back.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut copy = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut stream, &mut copy);
+                let _ = copy.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn agents_tunnel_bytes_exactly(runtime: &str) {
+    let dir = TempDir::new(&format!("agents-{runtime}"));
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
+    ok(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        "test.warren",
+        "--out",
+        &d("ca"),
+    ]);
+    let client = "spiffe://test.warren/ns/web/sa/client";
+    let server = "spiffe://test.warren/ns/app/sa/server";
+    ok(&[
+        "ca",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--id",
+        client,
+        "--out",
+        &d("a"),
+    ]);
+    ok(&[
+        "ca",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--id",
+        server,
+        "--out",
+        &d("b"),
+    ]);
+
+    let echo = echo_server();
+    let (a_hbone, a_admin, tunnel) = (free_port(), free_port(), free_port());
+    let (b_hbone, b_admin) = (free_port(), free_port());
+    write(
+        &dir.path().join("b.toml"),
+        &format!(
+            r#"hbone_listen = "127.0.0.1:{b_hbone}"
+admin = "127.0.0.1:{b_admin}"
+[identity]
+cert = "b/cert.pem"
+key = "b/key.pem"
+ca = "b/ca.pem"
+[[export]]
+service = "echo.test"
+port = 7
+target = "127.0.0.1:{echo}"
+[[authz.rule]]
+name = "web-may-echo"
+action = "allow"
+service = "echo.test"
+principals = ["{client}"]
+"#
+        ),
+    );
+    write(
+        &dir.path().join("a.toml"),
+        &format!(
+            r#"hbone_listen = "127.0.0.1:{a_hbone}"
+admin = "127.0.0.1:{a_admin}"
+[identity]
+cert = "a/cert.pem"
+key = "a/key.pem"
+ca = "a/ca.pem"
+[[tunnel]]
+listen = "127.0.0.1:{tunnel}"
+to = "echo.test:7"
+[[service]]
+name = "echo.test"
+endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
+"#
+        ),
+    );
+    let start = |file: &str| {
+        let mut cmd = warren();
+        cmd.args(["agent", "--config", &d(file), "--runtime", runtime]);
+        let agent = Running::start(cmd);
+        agent.wait_stderr("ready");
+        agent
+    };
+    let b = start("b.toml");
+    let a = start("a.toml");
+
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut conn = TcpStream::connect(("127.0.0.1", tunnel)).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let sent = payload.clone();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    sender.join().unwrap();
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "echoed bytes differ");
+    a.wait_stderr("access flow closed");
+    b.wait_stderr("service=echo.test");
+
+    // SIGHUP reloads; a flow open across the reload keeps going.
+    let mut open = TcpStream::connect(("127.0.0.1", tunnel)).unwrap();
+    open.set_read_timeout(Some(WAIT)).unwrap();
+    let mut first = [0u8; 6];
+    open.write_all(b"before").unwrap();
+    open.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"before");
+    signal(&a, "HUP");
+    a.wait_stderr("configuration reloaded");
+    signal(&b, "HUP");
+    b.wait_stderr("configuration reloaded");
+    open.write_all(b"after").unwrap();
+    open.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"after");
+    signal(&a, "TERM");
+    a.wait_stderr("draining");
+    let mut a = a;
+    assert!(a.wait_exit().success(), "{}", a.stderr());
+    drop(b);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = TempDir::new("bad-config");
+    let file = dir.path().join("bad.toml");
+    write(
+        &file,
+        "hbone_listen = \"127.0.0.1:1\"\n[socks5]\nlisten = \"nowhere\"\n",
+    );
+    let out = warren()
+        .args(["agent", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("socks5.listen"), "{err}");
+}
+
+fn signal(agent: &Running, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn agents_on_tokio_tunnel_bytes_exactly() {
+    agents_tunnel_bytes_exactly("tokio");
+}
+
+#[test]
+fn agents_on_smol_tunnel_bytes_exactly() {
+    agents_tunnel_bytes_exactly("smol");
+}
