@@ -140,6 +140,20 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
     a.wait_stderr("access flow closed");
     b.wait_stderr("service=echo.test");
 
+    // The admin endpoint counts the flow that just closed.
+    let metrics = admin_get(a_admin, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("warren_tcp_sent_bytes_total{")
+            && metrics.contains("direction=\"outbound\"} 300000"),
+        "{metrics}"
+    );
+    let health = admin_get(b_admin, "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.trim_end().ends_with("ok"),
+        "{health}"
+    );
+
     // SIGHUP reloads; a flow open across the reload keeps going.
     let mut open = TcpStream::connect(("127.0.0.1", tunnel)).unwrap();
     open.set_read_timeout(Some(WAIT)).unwrap();
@@ -197,4 +211,14 @@ fn agents_on_tokio_tunnel_bytes_exactly() {
 #[test]
 fn agents_on_smol_tunnel_bytes_exactly() {
     agents_tunnel_bytes_exactly("smol");
+}
+
+/// GETs `path` from the admin endpoint on `port`; returns the whole answer.
+fn admin_get(port: u16, path: &str) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
 }

@@ -2,8 +2,8 @@
 //! smol, logging access lines and denials, reloading on SIGHUP (or when
 //! the file changes) and draining on SIGTERM/SIGINT.
 //!
-//! The admin endpoint (metrics, `/config_dump`) belongs to warren-host;
-//! [`AgentConfig::admin`] is the address it is to be started on.
+//! The admin endpoint (`/metrics`, `/flows`, `/certs`, `/config_dump`,
+//! `/healthz`) runs on [`AgentConfig::admin`].
 
 pub mod log;
 mod node_config;
@@ -12,12 +12,13 @@ pub use node_config::node_config;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
+use warren_host::admin::AdminServer;
 use warren_host::Handle;
 use warren_proto::node::NodeConfig;
 
@@ -83,8 +84,18 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let id = node.identity.id().to_string();
-    let handle =
-        start(runtime, "agent", node).map_err(|e| format!("cannot start the agent: {e}"))?;
+    let handle = Arc::new(
+        start(runtime, "agent", node).map_err(|e| format!("cannot start the agent: {e}"))?,
+    );
+    // The agent keeps carrying traffic without its admin endpoint, but says
+    // loudly why there are no metrics.
+    let admin = match AdminServer::start(cfg.admin, Arc::clone(&handle)) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            error!(admin = %cfg.admin, error = %e, "admin endpoint not started");
+            None
+        }
+    };
     info!(
         config = %file.display(),
         %id,
@@ -100,7 +111,12 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
                 SIGHUP => reload(&file, &handle, "SIGHUP"),
                 _ => {
                     info!(signal, "draining");
-                    drain(handle, DRAIN_DEADLINE);
+                    // Stopping the admin server drops its clone of the handle.
+                    drop(admin);
+                    match Arc::try_unwrap(handle) {
+                        Ok(handle) => drain(handle, DRAIN_DEADLINE),
+                        Err(_) => warn!("the node is still shared; exiting without draining"),
+                    }
                     return Ok(());
                 }
             }
