@@ -21,7 +21,7 @@ use warren_proto::tls::{PlaintextRead, TlsError, TlsSession, DEFAULT_BUFFER_LIMI
 
 mod common;
 
-use common::{at, ed25519_pkcs8, key, FixedTime, DAY, NOW, TD};
+use common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY, NOW, TD};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -33,20 +33,8 @@ struct Ca {
 }
 
 fn ca(name: &str, seed: u8) -> Ca {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = at(NOW - 365 * DAY);
-    params.not_after = at(NOW + 365 * DAY);
-    params.serial_number = Some(1u64.into());
-    let key = key(seed);
-    let cert = params.self_signed(&key).unwrap().der().clone();
-    Ca {
-        issuer: Issuer::new(params, key),
-        cert,
-    }
+    let (issuer, cert) = self_signed_ca(name, seed);
+    Ca { issuer, cert }
 }
 
 struct Leaf {

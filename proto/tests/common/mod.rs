@@ -2,8 +2,8 @@
 //! trust domain, and Ed25519 keys from fixed seeds, so every run makes the
 //! same certificates. Included by `identity.rs` and by `node_harness`.
 
-use rcgen::KeyPair;
-use rustls::pki_types::{PrivatePkcs8KeyDer, UnixTime};
+use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::time_provider::TimeProvider;
 
 /// "Now" for every test certificate unless a test says otherwise: 2027-01-15.
@@ -48,4 +48,20 @@ pub fn key(seed: u8) -> KeyPair {
 /// `secs` since the unix epoch as rcgen wants it.
 pub fn at(secs: u64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap()
+}
+
+/// A self-signed CA named `name` with the key of `seed`, valid a year either
+/// side of [`NOW`]: the issuer that signs leaves, and its certificate.
+pub fn self_signed_ca(name: &str, seed: u8) -> (Issuer<'static, KeyPair>, CertificateDer<'static>) {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = at(NOW - 365 * DAY);
+    params.not_after = at(NOW + 365 * DAY);
+    params.serial_number = Some(1u64.into());
+    let key = key(seed);
+    let cert = params.self_signed(&key).unwrap().der().clone();
+    (Issuer::new(params, key), cert)
 }

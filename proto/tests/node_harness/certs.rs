@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::node::MeshIdentity;
 
-use super::common::{at, ed25519_pkcs8, key, FixedTime, DAY};
+use super::common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY};
 pub use super::common::{NOW, TD};
 
 /// A trust domain's CA.
@@ -23,22 +22,8 @@ pub struct Ca {
 
 impl Ca {
     pub fn new(seed: u8) -> Ca {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "mesh ca");
-        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = at(NOW - 365 * DAY);
-        params.not_after = at(NOW + 365 * DAY);
-        params.serial_number = Some(1u64.into());
-        let key = key(seed);
-        let cert = params.self_signed(&key).unwrap().der().clone();
-        Ca {
-            issuer: Issuer::new(params, key),
-            cert,
-        }
+        let (issuer, cert) = self_signed_ca("mesh ca", seed);
+        Ca { issuer, cert }
     }
 
     /// A node identity `spiffe://mesh.test/ns/<ns>/sa/<sa>` with a key from `seed`.
