@@ -1882,6 +1882,36 @@ fn writable_follows_a_window_update() {
     assert_eq!(p.client.send_capacity(id), 41_000);
 }
 
+/// `send_capacity` is a query: a 0 from it alone never arms `Writable`;
+/// the `send_data` that is short-changed afterwards does.
+#[test]
+fn send_capacity_alone_does_not_arm_writable() {
+    let cfg = Config {
+        initial_stream_window: 65_535,
+        ..Config::default()
+    };
+    let mut p = Pair::ready(Config::default(), cfg);
+    let id = p.open_tunnel();
+    let big = vec![1u8; 65_535];
+    assert_eq!(p.client.send_data(id, &big).unwrap(), 65_535);
+    assert_eq!(p.client.send_capacity(id), 0);
+    p.drive();
+    read_some(&mut p.server, id, 40_000);
+    p.drive();
+    assert!(p.client.send_capacity(id) > 0);
+    assert!(!p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Writable { .. })));
+    // Use up the credit, then offer more than fits: that arms it.
+    let credit = p.client.send_capacity(id);
+    assert_eq!(p.client.send_data(id, &big).unwrap(), credit);
+    p.drive();
+    read_some(&mut p.server, id, 65_535);
+    p.drive();
+    assert!(has(&p.client_events, &Event::Writable { stream: id }));
+}
+
 fn read_some(conn: &mut Connection, stream: StreamId, n: usize) {
     let n = n.min(conn.recv_data(stream).len());
     conn.release_capacity(stream, n).unwrap();

@@ -11,8 +11,7 @@ use rcgen::{
     SanType,
 };
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::time_provider::TimeProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::AlertDescription;
 use warren_proto::identity::{
     ConfigError, IdentityError, MeshServerVerifier, MeshTlsParams, MeshTrust, SpiffeId,
@@ -20,47 +19,12 @@ use warren_proto::identity::{
 };
 use warren_proto::tls::{PlaintextRead, TlsError, TlsSession, DEFAULT_BUFFER_LIMIT};
 
-/// "Now" for every test unless it says otherwise: 2027-01-15.
-const NOW: u64 = 1_800_000_000;
-const DAY: u64 = 86_400;
-const TD: &str = "mesh.test";
+mod common;
 
-#[derive(Debug)]
-struct FixedTime(u64);
-
-impl TimeProvider for FixedTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-            self.0,
-        )))
-    }
-}
+use common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY, NOW, TD};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// An Ed25519 PKCS#8 v1 document for a fixed seed, so test keys are the
-/// same on every run.
-fn ed25519_pkcs8(seed: u8) -> Vec<u8> {
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    der.extend_from_slice(&[seed; 32]);
-    der
-}
-
-fn key(seed: u8) -> KeyPair {
-    KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(ed25519_pkcs8(seed)),
-        &rcgen::PKCS_ED25519,
-    )
-    .unwrap()
-}
-
-fn at(secs: u64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap()
 }
 
 struct Ca {
@@ -69,20 +33,8 @@ struct Ca {
 }
 
 fn ca(name: &str, seed: u8) -> Ca {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = at(NOW - 365 * DAY);
-    params.not_after = at(NOW + 365 * DAY);
-    params.serial_number = Some(1u64.into());
-    let key = key(seed);
-    let cert = params.self_signed(&key).unwrap().der().clone();
-    Ca {
-        issuer: Issuer::new(params, key),
-        cert,
-    }
+    let (issuer, cert) = self_signed_ca(name, seed);
+    Ca { issuer, cert }
 }
 
 struct Leaf {

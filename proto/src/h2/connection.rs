@@ -821,6 +821,12 @@ impl Connection {
     }
 
     /// How many bytes `send_data` would accept now.
+    ///
+    /// A query only: a 0 here does not arm `Writable`. Only a `send_data`
+    /// call that accepts less than it was offered registers the stream for
+    /// `Writable`, so a sender that finds no capacity should still offer its
+    /// data to `send_data` (which then returns 0 and arms the event) rather
+    /// than wait on this value.
     pub fn send_capacity(&self, stream: StreamId) -> usize {
         self.core.capacity_of(stream).unwrap_or(0)
     }

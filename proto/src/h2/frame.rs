@@ -164,6 +164,8 @@ impl<'a> SettingsList<'a> {
     /// Iterates the parameters in wire order.
     pub fn iter(&self) -> impl Iterator<Item = Setting> + 'a {
         let raw = self.raw;
+        // `chunks_exact(6)` only yields six-byte chunks, so the indexing
+        // below cannot go out of bounds whatever the peer sent.
         raw.chunks_exact(6).map(|c| Setting {
             id: u16::from_be_bytes([c[0], c[1]]),
             value: u32::from_be_bytes([c[2], c[3], c[4], c[5]]),

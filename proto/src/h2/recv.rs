@@ -627,6 +627,19 @@ impl Core {
 
     // ----- RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE -----
 
+    /// For a frame naming a stream we do not track: one already closed may
+    /// cross our reset and is ignored, but one never opened (idle, RFC 9113
+    /// §5.1) makes the frame a connection error.
+    fn refuse_if_idle(&self, id: StreamId, frame_kind: u8) -> Handled {
+        if self.is_idle(id) {
+            return Err(ConnError::protocol(
+                Violation::StreamState { frame_kind },
+                frame_kind,
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn on_rst_stream(&mut self, now: Instant, id: StreamId, code: ErrorCode) -> Handled {
         if let Some(stream) = self.streams.get(&id) {
             if stream.is_active() {
@@ -644,15 +657,7 @@ impl Core {
             }
             return Ok(());
         }
-        if self.is_idle(id) {
-            return Err(ConnError::protocol(
-                Violation::StreamState {
-                    frame_kind: kind::RST_STREAM,
-                },
-                kind::RST_STREAM,
-            ));
-        }
-        Ok(())
+        self.refuse_if_idle(id, kind::RST_STREAM)
     }
 
     pub(super) fn on_settings(&mut self, now: Instant, list: SettingsList<'_>) -> Handled {
@@ -837,14 +842,6 @@ impl Core {
             }
             return Ok(());
         }
-        if self.is_idle(id) {
-            return Err(ConnError::protocol(
-                Violation::StreamState {
-                    frame_kind: kind::WINDOW_UPDATE,
-                },
-                kind::WINDOW_UPDATE,
-            ));
-        }
-        Ok(())
+        self.refuse_if_idle(id, kind::WINDOW_UPDATE)
     }
 }

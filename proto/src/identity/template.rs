@@ -22,8 +22,7 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 
-use super::san::uri_sans;
-use super::verify::MAX_QUOTED_URI;
+use super::verify::{not_spiffe, single_uri_san};
 use super::{IdentityError, SpiffeId, SpiffeIdError, TrustDomain};
 
 /// When a certificate is valid, unix seconds, both ends inclusive.
@@ -147,17 +146,8 @@ pub fn leaf_params(
 /// one URI SAN (`spiffe://<trust-domain>`, nothing after it). The chain is
 /// not checked: this reads a CA certificate the operator gave us.
 pub fn ca_trust_domain(cert: &CertificateDer<'_>) -> Result<TrustDomain, IdentityError> {
-    let uris = uri_sans(cert).map_err(|_| IdentityError::BadEncoding)?;
-    let uri = match uris.as_slice() {
-        [] => return Err(IdentityError::NoUriSan),
-        [uri] => *uri,
-        more => return Err(IdentityError::MultipleUriSans { count: more.len() }),
-    };
-    let text = String::from_utf8_lossy(uri);
-    let not_spiffe = |reason| IdentityError::NotSpiffe {
-        uri: text.chars().take(MAX_QUOTED_URI).collect(),
-        reason,
-    };
+    let text = single_uri_san(cert)?;
+    let not_spiffe = |reason| not_spiffe(&text, reason);
     let td = text
         .strip_prefix("spiffe://")
         .ok_or(not_spiffe(SpiffeIdError::MissingScheme))?;

@@ -8,6 +8,7 @@
 //! for the destination instead.
 
 use core::fmt;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -334,17 +335,31 @@ impl MeshTrust {
 /// chain or the trust domain. Used on certificates that are already
 /// verified (the peer's after a handshake) or our own.
 pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Result<SpiffeId, IdentityError> {
+    let text = single_uri_san(cert)?;
+    SpiffeId::parse(&text).map_err(|reason| not_spiffe(&text, reason))
+}
+
+/// The text of a certificate's one URI SAN; none or several is an error,
+/// since a mesh certificate names exactly one identity.
+pub(super) fn single_uri_san<'c>(
+    cert: &'c CertificateDer<'_>,
+) -> Result<Cow<'c, str>, IdentityError> {
     let uris = uri_sans(cert).map_err(|_| IdentityError::BadEncoding)?;
-    let uri = match uris.as_slice() {
-        [] => return Err(IdentityError::NoUriSan),
-        [uri] => *uri,
-        more => return Err(IdentityError::MultipleUriSans { count: more.len() }),
-    };
-    let text = String::from_utf8_lossy(uri);
-    SpiffeId::parse(&text).map_err(|reason| IdentityError::NotSpiffe {
+    match uris.as_slice() {
+        [] => Err(IdentityError::NoUriSan),
+        [uri] => Ok(String::from_utf8_lossy(uri)),
+        more => Err(IdentityError::MultipleUriSans { count: more.len() }),
+    }
+}
+
+/// The error for a URI SAN `text` that is not the SPIFFE name wanted. The
+/// peer chose the text, so only its first `MAX_QUOTED_URI` characters are
+/// kept.
+pub(super) fn not_spiffe(text: &str, reason: SpiffeIdError) -> IdentityError {
+    IdentityError::NotSpiffe {
         uri: text.chars().take(MAX_QUOTED_URI).collect(),
         reason,
-    })
+    }
 }
 
 /// The client's check of a mesh server: chain, SPIFFE id, and that the id

@@ -45,8 +45,16 @@ impl Node {
 
     /// Answers a stream that gets no flow, with END_STREAM.
     fn answer(&mut self, c: ConnId, stream: StreamId, status: ConnectStatus) {
+        self.respond(c, stream, status, true);
+    }
+
+    /// Sends the CONNECT response `status` on `stream`; `end_stream` when no
+    /// tunnel follows it.
+    fn respond(&mut self, c: ConnId, stream: StreamId, status: ConnectStatus, end_stream: bool) {
         if let Some(m) = self.conns.get_mut(&c) {
-            let _ = m.h2.send_response(stream, &status.response(), true);
+            // The stream may have been reset meanwhile; then there is no one
+            // to answer and the error says nothing new.
+            let _ = m.h2.send_response(stream, &status.response(), end_stream);
             self.dirty.insert(m.sock);
         }
     }
@@ -159,7 +167,7 @@ impl Node {
     /// The local target (inbound) or egress destination (outbound) is
     /// connected.
     pub(super) fn target_connected(&mut self, f: FlowId) {
-        let Some(flow) = self.flows.get_mut(&f) else {
+        let Some(flow) = self.flows.get(&f) else {
             return;
         };
         match (flow.direction, flow.far) {
@@ -170,11 +178,7 @@ impl Node {
                     stream: Some(st),
                 },
             ) => {
-                if let Some(m) = self.conns.get_mut(&conn) {
-                    let _ =
-                        m.h2.send_response(st, &ConnectStatus::Established.response(), false);
-                    self.dirty.insert(m.sock);
-                }
+                self.respond(conn, st, ConnectStatus::Established, false);
                 self.flow_established(f, None);
             }
             (Direction::Outbound, Far::Tcp(_)) => self.flow_established(f, None),
@@ -195,10 +199,7 @@ impl Node {
                     stream: Some(st),
                 },
             ) => {
-                if let Some(m) = self.conns.get_mut(&conn) {
-                    let _ =
-                        m.h2.send_response(st, &ConnectStatus::Unavailable.response(), true);
-                }
+                self.respond(conn, st, ConnectStatus::Unavailable, true);
                 if let Some(flow) = self.flows.get_mut(&f) {
                     // Answered and ended: nothing to reset.
                     flow.stream_closed = true;

@@ -6,6 +6,9 @@
 
 pub mod certs;
 
+#[path = "../common/mod.rs"]
+pub mod common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 

@@ -129,6 +129,9 @@ impl DataProgress {
         // `data.len() <= data_left`, a u32.
         let taken = data.len() as u32;
         self.data_left -= taken;
+        // `unreported`, `taken` and the pad skipped below are all bytes of one
+        // frame's payload, whose length field is 24 bits: the sums stay far
+        // below `u32::MAX`.
         let mut flow_len = self.unreported + taken;
         if self.data_left == 0 {
             let skipped = input.len().min(self.pad_left as usize);
