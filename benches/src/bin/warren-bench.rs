@@ -46,6 +46,10 @@ struct Plan {
     warmup: Duration,
     window: Duration,
     setups: usize,
+    /// Upper bound on one path's setup-latency phase (a slow peer gets fewer samples).
+    setup_budget: Duration,
+    /// Idle flows held open for the memory figure.
+    idle_flows: usize,
 }
 
 impl Plan {
@@ -55,12 +59,16 @@ impl Plan {
                 warmup: Duration::from_millis(300),
                 window: Duration::from_millis(1000),
                 setups: 200,
+                setup_budget: Duration::from_secs(1),
+                idle_flows: 1000,
             }
         } else {
             Plan {
                 warmup: Duration::from_secs(1),
                 window: Duration::from_secs(5),
                 setups: 2000,
+                setup_budget: Duration::from_secs(5),
+                idle_flows: 1000,
             }
         }
     }
@@ -224,20 +232,26 @@ fn process_table() -> Vec<(u32, u32, u64)> {
     out
 }
 
-/// CPU ticks used so far by `roots` and all their descendants.
-fn tree_ticks(roots: &[u32]) -> u64 {
-    let table = process_table();
+/// `roots` and all their descendants, from a snapshot of the process table.
+fn tree_members(table: &[(u32, u32, u64)], roots: &[u32]) -> Vec<u32> {
     let mut members: Vec<u32> = roots.to_vec();
     let mut grew = true;
     while grew {
         grew = false;
-        for &(pid, ppid, _) in &table {
+        for &(pid, ppid, _) in table {
             if members.contains(&ppid) && !members.contains(&pid) {
                 members.push(pid);
                 grew = true;
             }
         }
     }
+    members
+}
+
+/// CPU ticks used so far by `roots` and all their descendants.
+fn tree_ticks(roots: &[u32]) -> u64 {
+    let table = process_table();
+    let members = tree_members(&table, roots);
     table
         .iter()
         .filter(|(pid, _, _)| members.contains(pid))
@@ -625,7 +639,7 @@ fn throughput(
 }
 
 /// p50 and p99 (µs) of connect → first echoed byte, after one warm-up flow.
-fn setup_latency(path: &Relay, n: usize) -> io::Result<(f64, f64)> {
+fn setup_latency(path: &Relay, n: usize, budget: Duration) -> io::Result<(f64, f64)> {
     let one = || -> io::Result<Duration> {
         let t = Instant::now();
         let mut conn = TcpStream::connect(path.entry)?;
@@ -640,7 +654,8 @@ fn setup_latency(path: &Relay, n: usize) -> io::Result<(f64, f64)> {
     };
     one()?;
     let mut v: Vec<f64> = Vec::with_capacity(n);
-    for _ in 0..n {
+    let t0 = Instant::now();
+    while v.len() < n && t0.elapsed() < budget {
         v.push(one()?.as_secs_f64() * 1e6);
     }
     v.sort_by(f64::total_cmp);
@@ -652,10 +667,46 @@ fn setup_latency(path: &Relay, n: usize) -> io::Result<(f64, f64)> {
     Ok((pick(0.5), pick(0.99)))
 }
 
+/// Resident memory (bytes) of `roots` and their descendants.
+fn tree_rss(roots: &[u32]) -> u64 {
+    tree_members(&process_table(), roots)
+        .iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 4096
+}
+
+/// RSS growth of the relay per idle flow: `n` flows each echo one byte, then sit.
+fn idle_memory(path: &Relay, name: &str, n: usize) -> Result<f64, String> {
+    let roots: Vec<u32> = path.daemons.iter().map(|d| d.child.id()).collect();
+    if roots.is_empty() {
+        return Err("no relay".into());
+    }
+    if name.starts_with("nghttpx") {
+        // Its exit hop forks bash + socat per flow: 1k flows = 2k processes on a shared box.
+        return Err("not measured (exit hop forks per flow)".into());
+    }
+    let before = tree_rss(&roots);
+    let mut flows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut conn = TcpStream::connect(path.entry).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        conn.write_all(&[MODE_ECHO]).map_err(|e| e.to_string())?;
+        let mut b = [0u8; 1];
+        conn.read_exact(&mut b).map_err(|e| e.to_string())?;
+        flows.push(conn);
+    }
+    thread::sleep(Duration::from_millis(200));
+    let after = tree_rss(&roots);
+    drop(flows);
+    Ok((after.saturating_sub(before)) as f64 / n as f64 / 1024.0)
+}
+
 // ------------------------------------------------------------ the run
 
 /// Every figure of one path; None where it could not be measured.
-#[derive(Default)]
 struct Row {
     missing: Option<String>,
     one: Option<f64>,
@@ -663,6 +714,22 @@ struct Row {
     cpu: Option<f64>,
     p50: Option<f64>,
     p99: Option<f64>,
+    /// RSS growth per idle flow (KiB) of the whole relay, or why not measured.
+    idle_kib: Result<f64, String>,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            missing: None,
+            one: None,
+            eight: None,
+            cpu: None,
+            p50: None,
+            p99: None,
+            idle_kib: Err("not measured".into()),
+        }
+    }
 }
 
 fn machine_info() -> BTreeMap<&'static str, String> {
@@ -740,7 +807,8 @@ fn run_bench(quick: bool) -> io::Result<()> {
             Ok(path) => {
                 let one = throughput(&path, 1, &target, &plan, hz);
                 let eight = throughput(&path, 8, &target, &plan, hz);
-                let lat = setup_latency(&path, plan.setups);
+                let lat = setup_latency(&path, plan.setups, plan.setup_budget);
+                row.idle_kib = idle_memory(&path, name, plan.idle_flows);
                 match (one, eight, lat) {
                     (Ok(one), Ok(eight), Ok((p50, p99))) => {
                         row.one = Some(one.gbps);
@@ -785,13 +853,17 @@ fn run_bench(quick: bool) -> io::Result<()> {
         match &r.missing {
             Some(why) => println!("{{\"path\":{},\"missing\":{}}}", json_str(name), json_str(why)),
             None => println!(
-                "{{\"path\":{},\"gbps_1flow\":{},\"gbps_8flows\":{},\"relay_core_pct_per_gbps\":{},\"setup_p50_us\":{},\"setup_p99_us\":{}}}",
+                "{{\"path\":{},\"gbps_1flow\":{},\"gbps_8flows\":{},\"relay_core_pct_per_gbps\":{},\"setup_p50_us\":{},\"setup_p99_us\":{},\"idle_flows\":{},\"rss_kib_per_idle_flow\":{}}}",
                 json_str(name),
                 num(r.one),
                 num(r.eight),
                 num(r.cpu),
                 num(r.p50),
-                num(r.p99)
+                num(r.p99),
+                plan.idle_flows,
+                r.idle_kib
+                    .as_ref()
+                    .map_or_else(|why| json_str(why), |k| format!("{k:.3}"))
             ),
         }
     }
@@ -809,8 +881,8 @@ fn run_bench(quick: bool) -> io::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!();
-    println!("| path | 1 flow Gbit/s | ×direct | 8 flows Gbit/s | ×direct | relay %core per Gbit/s | setup p50 µs | p99 µs | p50 ×direct |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| path | 1 flow Gbit/s | ×direct | 8 flows Gbit/s | ×direct | relay %core per Gbit/s | setup p50 µs | p99 µs | p50 ×direct | RSS KiB per idle flow ({} flows) |", plan.idle_flows);
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let direct = &rows[0].1;
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -819,11 +891,11 @@ fn run_bench(quick: bool) -> io::Result<()> {
     let cell = |v: Option<f64>, prec: usize| v.map_or("–".into(), |x| format!("{x:.prec$}"));
     for (name, r) in &rows {
         if let Some(why) = &r.missing {
-            println!("| {name} | missing: {why} | | | | | | | |");
+            println!("| {name} | missing: {why} | | | | | | | | |");
             continue;
         }
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(r.one, 2),
             ratio(r.one, direct.one),
             cell(r.eight, 2),
@@ -832,6 +904,9 @@ fn run_bench(quick: bool) -> io::Result<()> {
             cell(r.p50, 0),
             cell(r.p99, 0),
             ratio(r.p50, direct.p50),
+            r.idle_kib
+                .as_ref()
+                .map_or_else(|w| w.clone(), |k| format!("{k:.2}")),
         );
     }
     println!();
