@@ -38,6 +38,10 @@ const MODE_SINK: u8 = b'S';
 const MODE_ECHO: u8 = b'E';
 /// Size of each client write and server read.
 const CHUNK: usize = 256 * 1024;
+/// Rows that measure only flow setup, each flow on a new mTLS connection.
+const COLD_TOKIO: &str = "warren tokio, cold (new mTLS per flow)";
+/// See [`COLD_TOKIO`].
+const COLD_SMOL: &str = "warren smol, cold (new mTLS per flow)";
 /// Trust domain of the bench mesh.
 const TD: &str = "bench.test";
 
@@ -57,9 +61,9 @@ impl Plan {
         if quick {
             Plan {
                 warmup: Duration::from_millis(300),
-                window: Duration::from_millis(1000),
+                window: Duration::from_millis(800),
                 setups: 200,
-                setup_budget: Duration::from_secs(1),
+                setup_budget: Duration::from_millis(700),
                 idle_flows: 1000,
             }
         } else {
@@ -458,12 +462,18 @@ fn path_nghttpx(target: SocketAddr, dir: &Path, certs: &Path) -> Result<Relay, M
     })
 }
 
-fn path_warren(runtime: &str, target: SocketAddr, dir: &Path) -> Result<Relay, Missing> {
+fn path_warren(
+    runtime: &str,
+    cold: bool,
+    target: SocketAddr,
+    dir: &Path,
+) -> Result<Relay, Missing> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log =
         fs::File::create(dir.join(format!("warren-{runtime}.log"))).map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .args(["agent", runtime, &target.to_string()])
+        .args(cold.then_some("cold"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -510,8 +520,10 @@ fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<Mes
 /// Agent B exports `sink.bench:80` → `target`; agent A fronts it on a tunnel
 /// port, printed on stdout. Both run until stdin closes.
 fn run_agents(args: &[String]) -> Result<(), String> {
-    let [runtime, target] = args else {
-        return Err("usage: warren-bench agent <tokio|smol> <target addr>".into());
+    let (runtime, target, cold) = match args {
+        [runtime, target] => (runtime, target, false),
+        [runtime, target, c] if c == "cold" => (runtime, target, true),
+        _ => return Err("usage: warren-bench agent <tokio|smol> <target addr> [cold]".into()),
     };
     let target: SocketAddr = target.parse().map_err(|_| "bad target address")?;
     let now = SystemTime::now()
@@ -538,6 +550,11 @@ fn run_agents(args: &[String]) -> Result<(), String> {
     let hbone = *node_b.first().ok_or("agent B bound nothing")?;
 
     let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+    if cold {
+        // A pool that drops a connection 1 ms after its last stream: with the
+        // bench's pause between flows, every flow pays a new mTLS handshake.
+        a.pool.idle_timeout = Duration::from_millis(1);
+    }
     a.fronts.push(FrontConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         kind: FrontKind::Tunnel {
@@ -639,7 +656,13 @@ fn throughput(
 }
 
 /// p50 and p99 (µs) of connect → first echoed byte, after one warm-up flow.
-fn setup_latency(path: &Relay, n: usize, budget: Duration) -> io::Result<(f64, f64)> {
+/// With `pause`, waits that long between flows (not timed), so a pool can drop its connection.
+fn setup_latency(
+    path: &Relay,
+    n: usize,
+    budget: Duration,
+    pause: Option<Duration>,
+) -> io::Result<(f64, f64)> {
     let one = || -> io::Result<Duration> {
         let t = Instant::now();
         let mut conn = TcpStream::connect(path.entry)?;
@@ -656,6 +679,9 @@ fn setup_latency(path: &Relay, n: usize, budget: Duration) -> io::Result<(f64, f
     let mut v: Vec<f64> = Vec::with_capacity(n);
     let t0 = Instant::now();
     while v.len() < n && t0.elapsed() < budget {
+        if let Some(p) = pause {
+            thread::sleep(p);
+        }
         v.push(one()?.as_secs_f64() * 1e6);
     }
     v.sort_by(f64::total_cmp);
@@ -794,8 +820,19 @@ fn run_bench(quick: bool) -> io::Result<()> {
             "nghttpx h2 CONNECT chain (defaults)",
             with_certs(path_nghttpx),
         ),
-        ("warren tokio", Box::new(move || path_warren("tokio", t, d))),
-        ("warren smol", Box::new(move || path_warren("smol", t, d))),
+        (
+            "warren tokio",
+            Box::new(move || path_warren("tokio", false, t, d)),
+        ),
+        (
+            "warren smol",
+            Box::new(move || path_warren("smol", false, t, d)),
+        ),
+        (
+            COLD_TOKIO,
+            Box::new(move || path_warren("tokio", true, t, d)),
+        ),
+        (COLD_SMOL, Box::new(move || path_warren("smol", true, t, d))),
     ];
 
     let mut rows: Vec<(String, Row)> = Vec::new();
@@ -804,10 +841,26 @@ fn run_bench(quick: bool) -> io::Result<()> {
         let mut row = Row::default();
         match start() {
             Err(why) => row.missing = Some(why),
+            Ok(path) if name == COLD_TOKIO || name == COLD_SMOL => {
+                match setup_latency(
+                    &path,
+                    plan.setups / 4,
+                    plan.setup_budget,
+                    Some(Duration::from_millis(20)),
+                ) {
+                    Ok((p50, p99)) => {
+                        row.p50 = Some(p50);
+                        row.p99 = Some(p99);
+                        row.idle_kib = Err("see warm row".into());
+                    }
+                    Err(e) => row.missing = Some(format!("failed: {e}")),
+                }
+                drop(path);
+            }
             Ok(path) => {
                 let one = throughput(&path, 1, &target, &plan, hz);
                 let eight = throughput(&path, 8, &target, &plan, hz);
-                let lat = setup_latency(&path, plan.setups, plan.setup_budget);
+                let lat = setup_latency(&path, plan.setups, plan.setup_budget, None);
                 row.idle_kib = idle_memory(&path, name, plan.idle_flows);
                 match (one, eight, lat) {
                     (Ok(one), Ok(eight), Ok((p50, p99))) => {
@@ -868,6 +921,10 @@ fn run_bench(quick: bool) -> io::Result<()> {
         }
     }
 
+    let not_done = "\"missing\":\"not implemented in this cut\"";
+    println!("{{\"figure\":\"rss_per_idle_flow_10k\",{not_done}}}");
+    println!("{{\"figure\":\"rss_per_busy_flow\",{not_done}}}");
+
     // Markdown.
     println!();
     println!(
@@ -909,6 +966,8 @@ fn run_bench(quick: bool) -> io::Result<()> {
                 .map_or_else(|w| w.clone(), |k| format!("{k:.2}")),
         );
     }
+    println!();
+    println!("Missing: RSS at 10k flows and per busy flow (not implemented in this cut). warren's RSS figure is both agents together (one process).");
     println!();
     println!("warren against each peer, same run (throughput: warren/peer, higher is better; CPU and setup: warren/peer, lower is better):");
     println!();
