@@ -61,9 +61,9 @@ impl Plan {
         if quick {
             Plan {
                 warmup: Duration::from_millis(300),
-                window: Duration::from_millis(800),
+                window: Duration::from_millis(600),
                 setups: 200,
-                setup_budget: Duration::from_millis(700),
+                setup_budget: Duration::from_millis(500),
                 idle_flows: 1000,
             }
         } else {
