@@ -937,6 +937,19 @@ fn run_bench(quick: bool) -> io::Result<()> {
         if quick { "--quick" } else { "default" },
         started.elapsed().as_secs_f64()
     );
+    let busy = |l: &str| {
+        let first: f64 = l
+            .split(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let cores: f64 = info["nproc"].parse().unwrap_or(1.0);
+        first > cores
+    };
+    if busy(&load_start) || busy(&load_end) {
+        println!();
+        println!("WARNING: load average above nproc: other work shared the cores; absolute figures and p99s are unreliable, compare ratios only.");
+    }
     println!();
     println!("| path | 1 flow Gbit/s | ×direct | 8 flows Gbit/s | ×direct | relay %core per Gbit/s | setup p50 µs | p99 µs | p50 ×direct | RSS KiB per idle flow ({} flows) |", plan.idle_flows);
     println!("|---|---|---|---|---|---|---|---|---|---|");
