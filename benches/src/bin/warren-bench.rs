@@ -714,6 +714,10 @@ fn idle_memory(path: &Relay, name: &str, n: usize) -> Result<f64, String> {
         // Its exit hop forks bash + socat per flow: 1k flows = 2k processes on a shared box.
         return Err("not measured (exit hop forks per flow)".into());
     }
+    // One flow first, so warren's pooled HBONE connection is not counted per flow.
+    let mut warm = TcpStream::connect(path.entry).map_err(|e| e.to_string())?;
+    warm.write_all(&[MODE_ECHO]).map_err(|e| e.to_string())?;
+    warm.read_exact(&mut [0u8; 1]).map_err(|e| e.to_string())?;
     let before = tree_rss(&roots);
     let mut flows = Vec::with_capacity(n);
     for _ in 0..n {
@@ -859,10 +863,12 @@ fn run_bench(quick: bool) -> io::Result<()> {
                 drop(path);
             }
             Ok(path) => {
+                // First, on a fresh relay: after the bulk runs its allocator would
+                // hand idle flows memory freed by them, and the growth would read ~0.
+                row.idle_kib = idle_memory(&path, name, plan.idle_flows);
                 let one = throughput(&path, 1, &target, &plan, hz);
                 let eight = throughput(&path, 8, &target, &plan, hz);
                 let lat = setup_latency(&path, plan.setups, plan.setup_budget, None);
-                row.idle_kib = idle_memory(&path, name, plan.idle_flows);
                 match (one, eight, lat) {
                     (Ok(one), Ok(eight), Ok((p50, p99))) => {
                         row.one = Some(one.gbps);
