@@ -16,7 +16,7 @@ use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 use warren_proto::identity::{SpiffeId, TrustDomain};
 
-use crate::agent::{self, Runtime, DRAIN_DEADLINE};
+use crate::agent::{self, RunningAgent, Runtime, DRAIN_DEADLINE};
 use crate::{ca, config};
 
 /// The default first port: the demo uses this one to nine above it.
@@ -36,9 +36,9 @@ pub const B_HBONE: u16 = 5;
 const ECHO: u16 = 6;
 /// The secret service behind agent B.
 const SECRET: u16 = 7;
-/// Agent A's admin address (reserved for the admin endpoint).
+/// Agent A's admin endpoint.
 const A_ADMIN: u16 = 8;
-/// Agent B's admin address (reserved for the admin endpoint).
+/// Agent B's admin endpoint.
 const B_ADMIN: u16 = 9;
 
 /// The demo's trust domain.
@@ -220,9 +220,15 @@ fn instructions(base: u16, dir: &Path) -> Result<String, String> {
          \x20 curl --socks5-hostname 127.0.0.1:{socks} http://secret.demo:8080/\n\
          \x20 curl --proxytunnel -x http://127.0.0.1:{http} http://secret.demo:8080/\n\
          \n\
+         What each agent counts (also /flows, /certs, /config_dump, /healthz):\n\
+         \x20 curl http://127.0.0.1:{a_admin}/metrics\n\
+         \x20 curl http://127.0.0.1:{b_admin}/metrics\n\
+         \n\
          ready: press Ctrl-C to stop\n",
         dir = dir.display(),
         b = port(base, B_HBONE)?,
+        a_admin = port(base, A_ADMIN)?,
+        b_admin = port(base, B_ADMIN)?,
     ))
 }
 
@@ -237,11 +243,11 @@ pub fn run(runtime: Runtime, base: u16, now: u64) -> Result<(), String> {
         Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot handle signals: {e}"))?;
     serve_http(port(base, ECHO)?, "echo")?;
     serve_http(port(base, SECRET)?, "secret")?;
-    let node_b = agent::start(runtime, "b", agent::node_config(&b)?)
+    let node_b = RunningAgent::start(runtime, "b", agent::node_config(&b)?, b.admin)
         .map_err(|e| format!("cannot start agent B: {e}"))?;
-    let node_a = agent::start(runtime, "a", agent::node_config(&a)?)
+    let node_a = RunningAgent::start(runtime, "a", agent::node_config(&a)?, a.admin)
         .map_err(|e| format!("cannot start agent A: {e}"))?;
-    let listeners: Vec<SocketAddr> = node_a.local_addrs().to_vec();
+    let listeners: Vec<SocketAddr> = node_a.handle().local_addrs().to_vec();
     info!(runtime = ?runtime, ?listeners, "demo agents started");
     print!("{}", instructions(base, &dir.0)?);
     if let Some(signal) = signals.forever().next() {
@@ -249,7 +255,7 @@ pub fn run(runtime: Runtime, base: u16, now: u64) -> Result<(), String> {
     } else {
         warn!("signal handling ended; stopping");
     }
-    agent::drain(node_a, DRAIN_DEADLINE);
-    agent::drain(node_b, DRAIN_DEADLINE);
+    node_a.drain(DRAIN_DEADLINE);
+    node_b.drain(DRAIN_DEADLINE);
     Ok(())
 }

@@ -66,6 +66,17 @@ fn demo_answers_curl(runtime: &str, base: u16) {
     );
     demo.wait_stderr("only-ops-may-use-secret");
     assert!(!demo.stderr().contains("secret: GET"), "{}", demo.stderr());
+
+    // Agent A's admin endpoint counts the three flows that reached echo.demo.
+    let metrics = curl(&[&format!("http://127.0.0.1:{}/metrics", base + 8)]);
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warren_tcp_connections_opened_total{")
+                && l.contains("destination_service=\"echo.demo:8080\"")
+                && l.ends_with(" 3")),
+        "{text}"
+    );
 }
 
 #[test]

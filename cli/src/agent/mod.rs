@@ -11,6 +11,7 @@ mod node_config;
 pub use node_config::node_config;
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime};
@@ -41,7 +42,7 @@ pub enum Runtime {
 
 /// Starts `config`'s node on `runtime` on its own thread; `agent` names it
 /// in log lines. Returns once every listener is bound.
-pub fn start(runtime: Runtime, agent: &'static str, config: NodeConfig) -> io::Result<Handle> {
+fn start(runtime: Runtime, agent: &'static str, config: NodeConfig) -> io::Result<Handle> {
     let on_notice = move |n| log::notice(agent, n);
     match runtime {
         Runtime::Tokio => warren_tokio::spawn(config, on_notice),
@@ -50,7 +51,7 @@ pub fn start(runtime: Runtime, agent: &'static str, config: NodeConfig) -> io::R
 }
 
 /// Stops `handle`, waiting at most `deadline` for the node's thread.
-pub fn drain(handle: Handle, deadline: Duration) {
+fn drain(handle: Handle, deadline: Duration) {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done_tx.send(handle.shutdown());
@@ -62,6 +63,49 @@ pub fn drain(handle: Handle, deadline: Duration) {
             deadline_secs = deadline.as_secs(),
             "drain deadline passed; exiting"
         ),
+    }
+}
+
+/// A started node and the admin endpoint that shows it.
+pub struct RunningAgent {
+    handle: Arc<Handle>,
+    admin: Option<AdminServer>,
+}
+
+impl RunningAgent {
+    /// Starts `config`'s node on `runtime` (see [`start`]) and its admin
+    /// endpoint on `admin`. The agent keeps carrying traffic if the admin
+    /// address cannot be bound, but logs why there are no metrics.
+    pub fn start(
+        runtime: Runtime,
+        agent: &'static str,
+        config: NodeConfig,
+        admin: SocketAddr,
+    ) -> io::Result<RunningAgent> {
+        let handle = Arc::new(start(runtime, agent, config)?);
+        let admin = match AdminServer::start(admin, Arc::clone(&handle)) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                error!(%agent, %admin, error = %e, "admin endpoint not started");
+                None
+            }
+        };
+        Ok(RunningAgent { handle, admin })
+    }
+
+    /// The running node.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Stops the admin endpoint, then the node, waiting at most `deadline`.
+    pub fn drain(self, deadline: Duration) {
+        // Stopping the admin server drops its clone of the handle.
+        drop(self.admin);
+        match Arc::try_unwrap(self.handle) {
+            Ok(handle) => drain(handle, deadline),
+            Err(_) => warn!("the node is still shared; exiting without draining"),
+        }
     }
 }
 
@@ -84,39 +128,24 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let id = node.identity.id().to_string();
-    let handle = Arc::new(
-        start(runtime, "agent", node).map_err(|e| format!("cannot start the agent: {e}"))?,
-    );
-    // The agent keeps carrying traffic without its admin endpoint, but says
-    // loudly why there are no metrics.
-    let admin = match AdminServer::start(cfg.admin, Arc::clone(&handle)) {
-        Ok(server) => Some(server),
-        Err(e) => {
-            error!(admin = %cfg.admin, error = %e, "admin endpoint not started");
-            None
-        }
-    };
+    let agent = RunningAgent::start(runtime, "agent", node, cfg.admin)
+        .map_err(|e| format!("cannot start the agent: {e}"))?;
     info!(
         config = %file.display(),
         %id,
         runtime = ?runtime,
         admin = %cfg.admin,
-        listeners = ?handle.local_addrs(),
+        listeners = ?agent.handle().local_addrs(),
         "ready"
     );
     let mut seen = modified(&file);
     loop {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => reload(&file, &handle, "SIGHUP"),
+                SIGHUP => reload(&file, agent.handle(), "SIGHUP"),
                 _ => {
                     info!(signal, "draining");
-                    // Stopping the admin server drops its clone of the handle.
-                    drop(admin);
-                    match Arc::try_unwrap(handle) {
-                        Ok(handle) => drain(handle, DRAIN_DEADLINE),
-                        Err(_) => warn!("the node is still shared; exiting without draining"),
-                    }
+                    agent.drain(DRAIN_DEADLINE);
                     return Ok(());
                 }
             }
@@ -124,7 +153,7 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
         let now = modified(&file);
         if now != seen {
             seen = now;
-            reload(&file, &handle, "the file changed");
+            reload(&file, agent.handle(), "the file changed");
         }
         std::thread::sleep(WATCH_INTERVAL);
     }
