@@ -417,9 +417,9 @@ fn withdrawing_an_export_cuts_its_flows() {
     ));
 }
 
-#[test]
-fn flows_take_turns_across_a_services_endpoints() {
-    // echo.shop is served by node 1 and node 2 (both export it).
+/// Three nodes where node 2 also exports echo.shop, and node 0's directory
+/// lists echo.shop at `first` (as node 1's identity) and at node 2.
+fn echo_on_two_endpoints(first: &str) -> World {
     let (mut world, [mut a, _, mut c]) = three_nodes(h2::Config::default());
     c.exports = Exports::new(vec![
         export("db.shop", "127.0.0.3:5432"),
@@ -428,11 +428,18 @@ fn flows_take_turns_across_a_services_endpoints() {
     .unwrap();
     world.apply_config(2, c);
     world.add_echo_server(addr("127.0.0.3:8080"));
-    let mut eps = endpoint("10.0.0.2:15008", "echo");
+    let mut eps = endpoint(first, "echo");
     eps.extend(endpoint("10.0.0.3:15008", "db"));
     a.directory
         .insert(ServiceName::parse("echo.shop").unwrap(), eps);
     world.apply_config(0, a);
+    world
+}
+
+#[test]
+fn flows_take_turns_across_a_services_endpoints() {
+    // echo.shop is served by node 1 and node 2 (both export it).
+    let mut world = echo_on_two_endpoints("10.0.0.2:15008");
     let mut apps = Vec::new();
     for i in 0..4 {
         let app = world.connect_app(addr("127.0.0.1:9000"));
@@ -450,20 +457,8 @@ fn flows_take_turns_across_a_services_endpoints() {
 
 #[test]
 fn a_dead_endpoint_is_ejected_and_its_flows_retry_elsewhere() {
-    let (mut world, [mut a, _, mut c]) = three_nodes(h2::Config::default());
-    c.exports = Exports::new(vec![
-        export("db.shop", "127.0.0.3:5432"),
-        export("echo.shop", "127.0.0.3:8080"),
-    ])
-    .unwrap();
-    world.apply_config(2, c);
-    world.add_echo_server(addr("127.0.0.3:8080"));
     // Node 1's HBONE port refuses connections.
-    let mut eps = endpoint("10.0.0.9:15008", "echo");
-    eps.extend(endpoint("10.0.0.3:15008", "db"));
-    a.directory
-        .insert(ServiceName::parse("echo.shop").unwrap(), eps);
-    world.apply_config(0, a);
+    let mut world = echo_on_two_endpoints("10.0.0.9:15008");
     let mut apps = Vec::new();
     for i in 0..4 {
         let app = world.connect_app(addr("127.0.0.1:9000"));
