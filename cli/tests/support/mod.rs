@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod prometheus;
+pub mod two_agents;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
