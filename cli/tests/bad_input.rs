@@ -143,9 +143,8 @@ fn an_address_not_on_this_machine_stops_the_start() {
 
 /// Targets that cannot be reached while the agents run: the flow gets the
 /// documented answer, one log line says why, and the agents keep serving.
-#[test]
-fn unreachable_targets_are_answered_and_logged() {
-    let pair = TwoAgents::new("unreachable", "tokio");
+fn unreachable_targets_are_answered_and_logged(runtime: &str) {
+    let pair = TwoAgents::new("unreachable", runtime);
     // echo.test's target port closes; web.test stays.
     let gone = free_port();
     let text = std::fs::read_to_string(pair.file("b.toml")).unwrap();
@@ -197,4 +196,14 @@ fn unreachable_targets_are_answered_and_logged() {
     let got = curl(&["--proxytunnel", "-x", &proxy, "http://web.test:80/still"]);
     assert_eq!(got.stdout, b"web: GET /still\n", "{got:?}");
     drop((a, b));
+}
+
+#[test]
+fn unreachable_targets_are_answered_and_logged_on_tokio() {
+    unreachable_targets_are_answered_and_logged("tokio");
+}
+
+#[test]
+fn unreachable_targets_are_answered_and_logged_on_smol() {
+    unreachable_targets_are_answered_and_logged("smol");
 }

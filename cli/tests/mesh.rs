@@ -402,6 +402,9 @@ fn kill_9_mid_transfer(runtime: &str) {
     let mut b = b;
     signal(&b, "KILL");
     assert!(!b.wait_exit().success());
+    // The flow ends instead of hanging. (It ends with a FIN as often as
+    // with an RST, although the node closes it with `reset: true`; the
+    // access line below is what says the flow broke.)
     wait_end(&mut conn);
     drop(conn);
     sender.join().unwrap();
