@@ -138,7 +138,8 @@ fn agent(pki: &Pki, runtime: &str, config: &str) -> Running {
         runtime,
     ]);
     let agent = Running::start(cmd);
-    agent.wait_stderr("ready");
+    // " ready ": "Address already in use" contains "ready".
+    agent.wait_stderr(" ready ");
     agent
 }
 

@@ -318,8 +318,16 @@ fn wait_end(conn: &mut TcpStream) -> bool {
     }
 }
 
-fn reload_closes_denied_flows_only(runtime: &str) {
-    let pair = TwoAgents::new("reload", runtime);
+/// Reloads B's policy by SIGHUP or by just changing its file.
+fn reload_closes_denied_flows_only(runtime: &str, by_signal: bool) {
+    let pair = TwoAgents::new(
+        if by_signal {
+            "reload-hup"
+        } else {
+            "reload-file"
+        },
+        runtime,
+    );
     let (a, b) = pair.start_both();
     let mut doomed = open(pair.echo_tunnel);
     let mut spared = open(pair.echo2_tunnel);
@@ -329,7 +337,12 @@ fn reload_closes_denied_flows_only(runtime: &str) {
     pair.write_b(&format!(
         "[[authz.rule]]\nname = \"echo-closed\"\naction = \"deny\"\nservice = \"echo.test\"\nprincipals = [\"{CLIENT}\"]\n"
     ));
-    signal(&b, "HUP");
+    if by_signal {
+        signal(&b, "HUP");
+        b.wait_stderr("reason=\"SIGHUP\"");
+    } else {
+        b.wait_stderr("reason=\"the file changed\"");
+    }
     b.wait_stderr("closed_flows=1");
     wait_end(&mut doomed);
     ping(&mut spared, b"after the reload").unwrap();
@@ -378,6 +391,14 @@ fn reload_closes_denied_flows_only(runtime: &str) {
     // A new flow is denied at once.
     assert!(exchange(pair.echo_tunnel, b"again").is_empty());
     drop((a, b));
+}
+
+fn reload_on_sighup_closes_denied_flows_only(runtime: &str) {
+    reload_closes_denied_flows_only(runtime, true);
+}
+
+fn reload_on_file_change_closes_denied_flows_only(runtime: &str) {
+    reload_closes_denied_flows_only(runtime, false);
 }
 
 fn kill_9_mid_transfer(runtime: &str) {
@@ -468,7 +489,8 @@ on_both_runtimes!(
     curl_through_socks5_proxy_and_tunnel,
     metrics_count_the_bytes,
     iperf3_through_a_tunnel,
-    reload_closes_denied_flows_only,
+    reload_on_sighup_closes_denied_flows_only,
+    reload_on_file_change_closes_denied_flows_only,
     kill_9_mid_transfer,
 );
 #[test]

@@ -296,7 +296,8 @@ endpoints = {endpoints}
             &self.runtime,
         ]);
         let agent = Running::start(cmd);
-        agent.wait_stderr("ready");
+        // " ready ": "Address already in use" contains "ready".
+        agent.wait_stderr(" ready ");
         agent
     }
 
