@@ -109,13 +109,21 @@ fn curl_through_socks5_proxy_and_tunnel(runtime: &str) {
         "{out:?}"
     );
     assert!(!out.stdout.starts_with(b"secret"), "{out:?}");
+    // One denial line per refused flow; B's stderr reaches us a moment
+    // after curl's answer.
     let denial = format!("rule={SECRET_RULE}");
-    b.wait_stderr(&denial);
+    let denials = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("denied policy denied") && l.contains(&denial))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + WAIT;
+    while denials(&b.stderr()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = b.stderr();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("denied policy denied") && l.contains(&denial))
-        .collect();
+    let lines = denials(&log);
     assert_eq!(lines.len(), 2, "one denial line per refused flow:\n{log}");
     assert!(
         lines.iter().all(|l| l.contains(&format!("src={CLIENT}"))),
