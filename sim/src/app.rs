@@ -479,4 +479,18 @@ mod tests {
         fill_stream(78, 0, &mut other);
         assert_ne!(&other[8..], &whole[8..100], "seeds name different streams");
     }
+
+    #[test]
+    fn streams_shorter_than_the_header_are_checked_against_the_seed() {
+        let mut v = StreamVerifier::new();
+        assert!(
+            v.is_start_of(77),
+            "nothing received is the start of any stream"
+        );
+        v.feed(&77u64.to_le_bytes()[..1]);
+        assert!(v.is_start_of(77));
+        assert!(!v.is_start_of(78));
+        v.feed(&77u64.to_le_bytes()[1..]);
+        assert!(v.is_start_of(77) && !v.is_start_of(78));
+    }
 }
