@@ -165,6 +165,30 @@ impl Drop for TempDir {
     }
 }
 
+/// An echo server on a std thread: every connection gets its bytes back;
+/// returns its port.
+pub fn echo_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut copy = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut stream, &mut copy);
+                let _ = copy.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Runs `warren` to completion and checks it succeeded.
+pub fn ok(args: &[&str]) {
+    let out = warren().args(args).output().unwrap();
+    assert!(out.status.success(), "warren {args:?}: {out:?}");
+}
+
 /// A free loopback port (bound and released: good enough for tests that
 /// run one agent pair at a time per port).
 pub fn free_port() -> u16 {
