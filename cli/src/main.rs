@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use warren::args::{CaCommand, Cli, Command, ConfigCommand};
-use warren::{agent, ca, config, demo};
+use warren::{agent, ca, config, demo, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -46,27 +46,29 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Agent(a) => {
             agent::log::init(a.log_format);
-            agent::run(a.config, a.runtime)?;
+            agent::run(a.config, a.ticket, a.runtime)?;
         }
         Command::Demo(a) => {
             agent::log::init(a.log_format);
             demo::run(a.runtime, a.port_base, now()?)?;
         }
+        Command::Status(a) => print!("{}", status::summary(a.admin)?),
         Command::Config(ConfigCommand::Check(a)) => {
-            let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
+            let cfg = config::load_with_ticket(&a.file, a.ticket.as_deref())
+                .map_err(|e| e.to_string())?;
             print!("{}", config::Summary(&cfg));
             if a.identity {
-                let params = cfg
-                    .identity
-                    .load()
-                    .map_err(|e| e.to_string())?
-                    .into_params()
-                    .map_err(|e| format!("identity: {e}"))?;
+                let loaded = cfg.identity.load().map_err(|e| e.to_string())?;
+                let hubs = loaded.hubs.clone();
+                let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
                 println!(
                     "identity ok: {} (trust domain {})",
                     params.identity(),
                     params.trust().trust_domain()
                 );
+                for hub in hubs {
+                    println!("hub:          {hub}");
+                }
             }
         }
     }

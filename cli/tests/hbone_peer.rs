@@ -13,11 +13,11 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 
 use bytes::Bytes;
-use support::{free_port, warren, Running, TempDir, WAIT};
+use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
 use tokio::runtime::Runtime;
 use warren_interop::hbone_peer::{
     Answer, PeerClient, PeerError, PeerIdentity, PeerServer, PeerTunnel, Seen,
@@ -26,29 +26,6 @@ use warren_interop::hbone_peer::{
 const AGENT: &str = "spiffe://test.warren/ns/app/sa/agent";
 const PEER: &str = "spiffe://test.warren/ns/web/sa/peer";
 const STRANGER: &str = "spiffe://test.warren/ns/web/sa/stranger";
-
-/// Runs `warren` to completion and checks it succeeded.
-fn ok(args: &[&str]) {
-    let out = warren().args(args).output().unwrap();
-    assert!(out.status.success(), "warren {args:?}: {out:?}");
-}
-
-/// An echo server on std threads: every connection gets its bytes back.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut copy = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut stream, &mut copy);
-                let _ = copy.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
 
 /// Seeded pseudo-random bytes, so a shifted or repeated chunk shows.
 fn pattern(len: usize) -> Vec<u8> {
@@ -206,7 +183,7 @@ principals = ["{STRANGER}"]
         .find(|l| l.contains("access flow closed") && l.contains("=1048576"))
         .unwrap_or_else(|| panic!("no access line for the 1 MiB flow:\n{log}"));
     assert!(
-        line.contains(&format!("src={PEER}")) && line.contains("service=echo.test"),
+        line.contains(&format!("source={PEER}")) && line.contains("service=echo.test"),
         "{line}"
     );
     assert_eq!(

@@ -169,6 +169,30 @@ impl Drop for TempDir {
     }
 }
 
+/// An echo server on a std thread: every connection gets its bytes back;
+/// returns its port.
+pub fn echo_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut copy = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut stream, &mut copy);
+                let _ = copy.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Runs `warren` to completion and checks it succeeded.
+pub fn ok(args: &[&str]) {
+    let out = warren().args(args).output().unwrap();
+    assert!(out.status.success(), "warren {args:?}: {out:?}");
+}
+
 /// A free loopback port for a configuration file, below Linux's ephemeral
 /// range (32768 and up): a port the kernel hands out could be taken by any
 /// outgoing connection between this check and the agent's bind. Each test

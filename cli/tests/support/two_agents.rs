@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 
+pub use super::{echo_server, ok};
 use super::{free_port, warren, Running, TempDir, WAIT};
 
 /// Agent A's identity.
@@ -15,12 +16,6 @@ pub const CLIENT: &str = "spiffe://test.warren/ns/web/sa/client";
 pub const SERVER: &str = "spiffe://test.warren/ns/app/sa/server";
 /// The rule of B that denies A the secret service.
 pub const SECRET_RULE: &str = "only-ops-may-use-secret";
-
-/// Runs `warren` to completion and checks it succeeded.
-pub fn ok(args: &[&str]) {
-    let out = warren().args(args).output().unwrap();
-    assert!(out.status.success(), "warren {args:?}: {out:?}");
-}
 
 /// Seeded pseudo-random bytes, so a shifted or repeated chunk shows.
 pub fn pattern(len: usize) -> Vec<u8> {
@@ -33,23 +28,6 @@ pub fn pattern(len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-/// An echo server on std threads: every connection gets its bytes back.
-pub fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut copy = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut stream, &mut copy);
-                let _ = copy.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
 }
 
 /// The body `http_server` sends for `GET /bytes/N`: N bytes of [`pattern`].
