@@ -10,7 +10,7 @@ use warren::{agent, ca, config, demo};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("warren: {message}");
             ExitCode::FAILURE
@@ -27,7 +27,7 @@ fn now() -> Result<u64, String> {
         .map_err(|_| "the system clock is before 1970".to_owned())
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Ca(CaCommand::Init(a)) => {
             let issued = ca::init(&a.trust_domain, &a.out, a.days, now()?, a.force)
@@ -52,6 +52,8 @@ fn run(cli: Cli) -> Result<(), String> {
             agent::log::init(a.log_format);
             demo::run(a.runtime, a.port_base, now()?)?;
         }
+        // Its own exit codes: 1 for a violated invariant, 2 for a bad run.
+        Command::Sim(command) => return Ok(warren_sim::cli::execute(&command)),
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
             print!("{}", config::Summary(&cfg));
@@ -70,5 +72,5 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
