@@ -86,6 +86,21 @@ pub enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the deterministic simulator: scenarios, seeds, invariants.
+    #[command(
+        subcommand,
+        long_about = "Run the deterministic simulator: real warren nodes wired through a \
+            model network in virtual time, with the workload and faults (partitions, \
+            resets, crashes, pauses, clock skew, certificate expiry, policy changes, \
+            garbage) of a scenario file, each random choice taken from the seed. Every run \
+            checks the invariants (every byte of a successful flow arrived exactly once and \
+            in order, no denied flow carried a byte, allowed flows work again after the \
+            faults heal, nothing leaks, memory stays bounded) and prints a trace hash: the \
+            same scenario and seed always give the same hash.\n\n\
+            A failing seed is replayed with `replay --trace`, shrunk with `minimize`, and \
+            committed under sim/regressions/. Scenarios live in sim/scenarios/."
+    )]
+    Sim(warren_sim::cli::SimCommand),
 }
 
 /// `warren ca ...`.

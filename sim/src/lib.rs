@@ -22,10 +22,12 @@
 //! - [`oracle`]: a naive policy oracle, independent of proto's evaluator.
 //! - [`invariants`]: integrity, policy, liveness and leak checks.
 //! - [`run`]: run / sweep / replay / minimize a scenario.
+//! - [`cli`]: the command line of all four (`warren sim`, `warren-sim`).
 
 pub mod agents;
 pub mod app;
 pub mod certs;
+pub mod cli;
 pub mod crypto;
 pub mod invariants;
 pub mod net;

@@ -355,6 +355,9 @@ pub(super) struct Core {
     /// Streams whose `send_data` was short-changed, waiting for `Writable`.
     pub(super) writable_waiters: BTreeSet<StreamId>,
     pub(super) limits: Limits,
+    /// The bug the simulator injected, if any.
+    #[cfg(feature = "sim-bugs")]
+    pub(super) bug: Option<crate::sim_bugs::Bug>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -555,11 +558,19 @@ impl Connection {
             writable_waiters: BTreeSet::new(),
             limits,
             config,
+            #[cfg(feature = "sim-bugs")]
+            bug: None,
         };
         Connection {
             decoder: FrameDecoder::new(core.config.max_frame_size),
             core,
         }
+    }
+
+    /// Injects `bug` (or none) into this connection.
+    #[cfg(feature = "sim-bugs")]
+    pub fn inject_bug(&mut self, bug: Option<crate::sim_bugs::Bug>) {
+        self.core.bug = bug;
     }
 
     /// Feeds bytes read from the transport. Every byte is consumed; errors
@@ -897,7 +908,15 @@ impl Connection {
         // A finished peer sends nothing more on the stream: no stream credit.
         if s.recv != RecvPhase::Done && !done {
             if let Some(increment) = s.recv_window.release(n) {
-                encode::window_update(&mut core.out, stream, increment);
+                // Injected bug: the update of a release that empties the buffer is lost.
+                #[cfg(feature = "sim-bugs")]
+                let lost =
+                    core.bug == Some(crate::sim_bugs::Bug::LostWindowUpdate) && s.buf.len() == 0;
+                #[cfg(not(feature = "sim-bugs"))]
+                let lost = false;
+                if !lost {
+                    encode::window_update(&mut core.out, stream, increment);
+                }
             }
         }
         if s.buf.len() == 0 {

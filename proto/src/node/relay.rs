@@ -210,7 +210,15 @@ impl Node {
                 false => conn.h2.send_data(st, &s.held).unwrap_or(0),
             };
             if n > 0 {
-                s.held.drain(..n);
+                // Injected bug: a partial send drops one byte too few.
+                #[cfg(feature = "sim-bugs")]
+                let n_dropped = match self.bug {
+                    Some(crate::sim_bugs::Bug::RelayOffByOne) if n < s.held.len() => n - 1,
+                    _ => n,
+                };
+                #[cfg(not(feature = "sim-bugs"))]
+                let n_dropped = n;
+                s.held.drain(..n_dropped);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
                 self.metrics.entry(key).or_default().bytes_sent += n as u64;
@@ -476,6 +484,10 @@ impl Node {
                     if let Some(flow) = self.flows.get_mut(&f) {
                         flow.peer_finished = true;
                     }
+                    #[cfg(feature = "sim-bugs")]
+                    if self.injected(crate::sim_bugs::Bug::HalfCloseAsFullClose) {
+                        self.finish_both_ways(f, c, stream);
+                    }
                     self.settle_flow(f);
                 }
             }
@@ -502,7 +514,11 @@ impl Node {
                 }
             }
             H2Event::GoAway { code, .. } => {
-                if self.conns.get(&c).is_some_and(|m| m.pool_key.is_some()) {
+                #[cfg(feature = "sim-bugs")]
+                let reuse = self.injected(crate::sim_bugs::Bug::PoolReuseAfterGoaway);
+                #[cfg(not(feature = "sim-bugs"))]
+                let reuse = false;
+                if !reuse && self.conns.get(&c).is_some_and(|m| m.pool_key.is_some()) {
                     self.pool.going_away(c);
                 }
                 if code != ErrorCode::NO_ERROR {
@@ -514,6 +530,20 @@ impl Node {
             } => self.h2_error(c, code, Some(violation)),
             H2Event::PingAck { .. } => {}
             H2Event::Closed => self.conn_finish(c),
+        }
+    }
+
+    /// Injected bug: the peer's half-close ends our direction too, cutting
+    /// off whatever the local side has not sent yet.
+    #[cfg(feature = "sim-bugs")]
+    fn finish_both_ways(&mut self, f: FlowId, c: ConnId, st: StreamId) {
+        let (Some(flow), Some(conn)) = (self.flows.get_mut(&f), self.conns.get_mut(&c)) else {
+            return;
+        };
+        if !flow.finished && !flow.stream_closed {
+            let _ = conn.h2.finish(st);
+            flow.finished = true;
+            self.dirty.insert(conn.sock);
         }
     }
 
@@ -742,6 +772,18 @@ impl Node {
             }
         }
         for c in self.pool.idle_expired(now) {
+            #[cfg(feature = "sim-bugs")]
+            if self.injected(crate::sim_bugs::Bug::PoolReuseAfterGoaway) {
+                // Injected bug: GOAWAY goes out, but the connection stays
+                // in the pool (looking fresh) until it closes.
+                self.pool.forget_idle(c);
+                if let Some(m) = self.conns.get_mut(&c) {
+                    m.h2.go_away(now);
+                    self.dirty.insert(m.sock);
+                }
+                self.dispatch_h2(c);
+                continue;
+            }
             self.pool.remove(c);
             if let Some(m) = self.conns.get_mut(&c) {
                 m.pool_key = None;
@@ -762,7 +804,12 @@ impl Node {
             self.arm_idle_sweep();
         }
         self.listen_all();
-        let closed = self.reauthorize();
+        // Injected bug: live flows are not checked against the new policy.
+        #[cfg(feature = "sim-bugs")]
+        let skip = self.injected(crate::sim_bugs::Bug::PolicySkippedAfterReload);
+        #[cfg(not(feature = "sim-bugs"))]
+        let skip = false;
+        let closed = if skip { 0 } else { self.reauthorize() };
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
         });
