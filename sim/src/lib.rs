@@ -17,6 +17,7 @@
 //! - [`pki`]: one run's CA, workload identities and certificate clock.
 //! - [`node_host`]: a real `proto::node::Node` hosted on the net.
 //! - [`scenario`]: scenarios as TOML (nodes, applications, network, faults).
+//! - [`mesh`]: a generated ztunnel-style mesh, the `[mesh]` section.
 //! - [`oracle`]: a naive policy oracle, independent of proto's evaluator.
 //! - [`invariants`]: integrity, policy, liveness and leak checks.
 //! - [`run`]: run / sweep / replay / minimize a scenario.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod certs;
 pub mod crypto;
 pub mod invariants;
+pub mod mesh;
 pub mod net;
 pub mod node_host;
 pub mod oracle;

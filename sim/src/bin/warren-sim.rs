@@ -73,6 +73,47 @@ fn print(report: &RunReport) {
     }
 }
 
+/// Simulated time against wall time, events and their rate, and the
+/// process's peak memory and CPU time (Linux only; left out elsewhere).
+/// CPU time is there because wall time on a shared, loaded machine says
+/// more about the neighbours than about the simulator.
+fn print_speed(report: &RunReport, wall: std::time::Duration) {
+    let s = &report.stats;
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    let virtual_s = s.virtual_ms as f64 / 1000.0;
+    println!(
+        "speed: {virtual_s:.1} virtual s in {wall_s:.3} wall s = {:.0}x real time; {} events, {:.0} events/s",
+        virtual_s / wall_s,
+        s.steps,
+        s.steps as f64 / wall_s,
+    );
+    if let Some(cpu_s) = cpu_seconds().filter(|c| *c > 0.0) {
+        println!(
+            "cpu: {cpu_s:.3} s = {:.0}x real time, {:.0} events/s",
+            virtual_s / cpu_s,
+            s.steps as f64 / cpu_s
+        );
+    }
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak-rss: {} MiB", kib / 1024);
+    }
+}
+
+/// CPU time of this (single-threaded) process so far, from
+/// `/proc/self/schedstat` (nanoseconds on CPU).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// `VmHWM` from `/proc/self/status`, KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn parse_range(s: &str) -> Option<std::ops::Range<u64>> {
     let (a, b) = s.split_once("..")?;
     Some(a.parse().ok()?..b.parse().ok()?)
@@ -83,8 +124,10 @@ fn main() -> ExitCode {
     let load = |p: &PathBuf| Scenario::load(p).map_err(|e| e.to_string());
     let result: Result<bool, String> = match &cli.command {
         Command::Run { scenario, seed } => load(scenario).map(|s| {
+            let started = std::time::Instant::now();
             let report = run(&s, *seed);
             print(&report);
+            print_speed(&report, started.elapsed());
             report.violations.is_empty()
         }),
         Command::Sweep {
