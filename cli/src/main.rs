@@ -52,6 +52,17 @@ fn run(cli: Cli) -> Result<(), String> {
             agent::log::init(a.log_format);
             demo::run(a.runtime, a.port_base, now()?)?;
         }
+        Command::Bench(a) => {
+            let args = match a.agent {
+                Some(rest) => warren_benches::mesh::Args::Agent(rest),
+                None => warren_benches::mesh::Args::Bench { quick: a.quick },
+            };
+            let me = warren_benches::mesh::agents::SelfExec {
+                exe: std::env::current_exe().map_err(|e| e.to_string())?,
+                prefix: vec!["bench".into()],
+            };
+            warren_benches::mesh::main(args, &me)?;
+        }
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
             print!("{}", config::Summary(&cfg));
