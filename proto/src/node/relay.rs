@@ -108,13 +108,13 @@ impl Node {
                     }
                     (true, Far::Tcp(t)) => {
                         if let Some(o) = self.socks.get_mut(&t) {
-                            o.held.drain(..n);
+                            o.take_held(n);
                         }
                     }
                     (false, _) => {
                         let local = flow.local;
                         if let Some(o) = self.socks.get_mut(&local) {
-                            o.held.drain(..n);
+                            o.take_held(n);
                         }
                     }
                     _ => {}
@@ -210,7 +210,7 @@ impl Node {
                 false => conn.h2.send_data(st, &s.held).unwrap_or(0),
             };
             if n > 0 {
-                s.held.drain(..n);
+                s.take_held(n);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
                 self.metrics.entry(key).or_default().bytes_sent += n as u64;
@@ -381,13 +381,49 @@ impl Node {
                         Ok(())
                     }
                     Some(Phase::Relay) => {
-                        s.held.extend_from_slice(data);
+                        // Nothing waits before these bytes: straight into the
+                        // stream, one copy fewer; only what it refuses is held.
+                        let taken = match s.held.is_empty() {
+                            true => self.send_direct(f, data),
+                            false => 0,
+                        };
+                        let rest = data.get(taken..).unwrap_or(&[]);
+                        self.sock_mut(sock)?.held.extend_from_slice(rest);
                         self.settle_flow(f);
                         Ok(())
                     }
                 }
             }
         }
+    }
+
+    /// Passes bytes read from flow `f`'s local socket to its stream, if it
+    /// has one that still sends; returns how many the stream took.
+    fn send_direct(&mut self, f: FlowId, data: &[u8]) -> usize {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return 0;
+        };
+        let Far::Stream {
+            conn,
+            stream: Some(st),
+        } = flow.far
+        else {
+            return 0;
+        };
+        let Some(m) = self.conns.get_mut(&conn) else {
+            return 0;
+        };
+        if flow.finished || flow.stream_closed {
+            return 0;
+        }
+        let n = m.h2.send_data(st, data).unwrap_or(0);
+        if n > 0 {
+            flow.bytes_sent += n as u64;
+            let key = metric_key(flow);
+            self.metrics.entry(key).or_default().bytes_sent += n as u64;
+            self.dirty.insert(m.sock);
+        }
+        n
     }
 
     fn conn_receive(&mut self, c: ConnId, sock: SockId, data: &[u8]) {
@@ -405,7 +441,7 @@ impl Node {
         } else {
             s.held.extend_from_slice(data);
             conn.receive(now, &s.held).inspect(|&n| {
-                s.held.drain(..n);
+                s.take_held(n);
             })
         };
         let want_pause = !s.held.is_empty();
