@@ -95,8 +95,9 @@ pub struct BenchArgs {
     /// Shorter windows and 1k flows only: at most 30 seconds.
     #[arg(long)]
     pub quick: bool,
-    /// Internal: run as the bench's warren agents (RUNTIME TARGET [cold]).
-    #[arg(long, hide = true, num_args = 2..=3, value_name = "ARG")]
+    /// Internal: run as one of the bench's warren agents
+    /// (RUNTIME UNIX-TIME export TARGET | RUNTIME UNIX-TIME front HBONE [cold]).
+    #[arg(long, hide = true, num_args = 4..=5, value_name = "ARG")]
     pub agent: Option<Vec<String>>,
 }
 

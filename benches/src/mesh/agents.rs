@@ -1,8 +1,8 @@
 //! The warren path: agent A (tunnel front) → mTLS HBONE → agent B (export
-//! to the target), both nodes in one child process, each on its own
-//! thread with its own runtime. The child is this executable re-run with
-//! `--agent` (see [`SelfExec`]), so its CPU and memory are read from /proc
-//! like every peer's.
+//! to the target), each agent a child process as deployed (one node on one
+//! thread). A child is this executable re-run with `--agent` (see
+//! [`SelfExec`]), so its CPU and memory are read from /proc like every
+//! peer's.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -34,8 +34,9 @@ pub struct SelfExec {
     pub prefix: Vec<String>,
 }
 
-/// Starts both agents on `runtime` in a child process; with `cold`, agent
-/// A's pool drops a connection 1 ms after its last stream.
+/// Starts agent B (export to `target`) and agent A (tunnel front to it)
+/// on `runtime`, each in its own child process as they would be deployed;
+/// with `cold`, agent A's pool drops a connection 1 ms after its last stream.
 pub fn path_warren(
     me: &SelfExec,
     runtime: &str,
@@ -43,12 +44,42 @@ pub fn path_warren(
     target: SocketAddr,
     dir: &Path,
 ) -> Result<Relay, Missing> {
-    let log =
-        fs::File::create(dir.join(format!("warren-{runtime}.log"))).map_err(|e| e.to_string())?;
+    // Both agents derive the same CA from this time (the certificates' validity).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs()
+        .to_string();
+    let (b, hbone) = agent_child(me, runtime, &[&now, "export", &target.to_string()], dir)?;
+    let mut front_args = vec![now.as_str(), "front"];
+    let hbone = hbone.to_string();
+    front_args.push(&hbone);
+    if cold {
+        front_args.push("cold");
+    }
+    let (a, entry) = agent_child(me, runtime, &front_args, dir)?;
+    Ok(Relay {
+        entry,
+        daemons: vec![a, b],
+    })
+}
+
+/// Starts one agent child; returns it and the address it printed.
+fn agent_child(
+    me: &SelfExec,
+    runtime: &str,
+    args: &[&str],
+    dir: &Path,
+) -> Result<(Daemon, SocketAddr), Missing> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("warren-{runtime}.log")))
+        .map_err(|e| e.to_string())?;
     let mut child = Command::new(&me.exe)
         .args(&me.prefix)
-        .args(["--agent", runtime, &target.to_string()])
-        .args(cold.then_some("cold"))
+        .args(["--agent", runtime])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -59,14 +90,12 @@ pub fn path_warren(
     BufReader::new(stdout)
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
-    let entry: SocketAddr = line
+    let daemon = Daemon { child };
+    let addr: SocketAddr = line
         .trim()
         .parse()
-        .map_err(|_| format!("agent {runtime} did not start: {line:?}"))?;
-    Ok(Relay {
-        entry,
-        daemons: vec![Daemon { child }],
-    })
+        .map_err(|_| format!("agent {runtime} {args:?} did not start: {line:?}"))?;
+    Ok((daemon, addr))
 }
 
 fn spiffe(sa: &str) -> Result<SpiffeId, String> {
@@ -90,61 +119,66 @@ fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<Mes
     MeshIdentity::new(params).map_err(|e| format!("{e:?}"))
 }
 
-/// Agent B exports `sink.bench:80` → `target`; agent A fronts it on a tunnel
-/// port, printed on stdout. Both run until stdin closes.
-/// `args` are what follows `--agent`: `<tokio|smol> <target addr> [cold]`.
+/// `args` are what follows `--agent`: `<tokio|smol> <unix time> export
+/// <target>` runs agent B, which exports `sink.bench:80` → target and prints
+/// its HBONE address; `<tokio|smol> <unix time> front <hbone> [cold]` runs
+/// agent A, a tunnel front to that service at `hbone`, and prints the
+/// front's address. Either runs until stdin closes.
 pub fn run_agents(args: &[String]) -> Result<(), String> {
-    let (runtime, target, cold) = match args {
-        [runtime, target] => (runtime, target, false),
-        [runtime, target, c] if c == "cold" => (runtime, target, true),
-        _ => return Err("usage: --agent <tokio|smol> <target addr> [cold]".into()),
+    let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold])";
+    let [runtime, now, role, addr, rest @ ..] = args else {
+        return Err(usage.into());
     };
-    let target: SocketAddr = target.parse().map_err(|_| "bad target address")?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
+    let addr: SocketAddr = addr.parse().map_err(|_| "bad address")?;
+    let now: u64 = now.parse().map_err(|_| "bad time")?;
     let validity = Validity {
-        not_before: now - 3600,
+        not_before: now.saturating_sub(3600),
         not_after: now + 86_400,
     };
     let ca = SimCa::new([9; 32], "bench CA", 1, validity).map_err(|e| format!("{e:?}"))?;
     let service = ServiceName::parse("sink.bench").map_err(|e| format!("{e:?}"))?;
-
-    let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
-    b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
-    b.exports = Exports::new(vec![Export {
-        service: service.clone(),
-        port: 80,
-        target: Target::Addr(target),
-    }])
-    .map_err(|e| format!("{e:?}"))?;
-    b.authz = AuthzPolicy::default();
-    let node_b = spawn(runtime, b)?;
-    let hbone = *node_b.first().ok_or("agent B bound nothing")?;
-
-    let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
-    if cold {
-        // A pool that drops a connection 1 ms after its last stream: with the
-        // bench's pause between flows, every flow pays a new mTLS handshake.
-        a.pool.idle_timeout = Duration::from_millis(1);
-    }
-    a.fronts.push(FrontConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("sink.bench:80").map_err(|e| format!("{e:?}"))?,
-        },
-    });
-    a.directory.insert(
-        service,
-        vec![Endpoint {
-            hbone,
-            identity: spiffe("sink")?,
-        }],
-    );
-    let node_a = spawn(runtime, a)?;
-    let front = *node_a.first().ok_or("agent A bound nothing")?;
-    println!("{front}");
+    let config = match (role.as_str(), rest) {
+        ("export", []) => {
+            let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
+            b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
+            b.exports = Exports::new(vec![Export {
+                service,
+                port: 80,
+                target: Target::Addr(addr),
+            }])
+            .map_err(|e| format!("{e:?}"))?;
+            b.authz = AuthzPolicy::default();
+            b
+        }
+        ("front", cold) => {
+            let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+            match cold {
+                [] => {}
+                // A pool that drops a connection 1 ms after its last stream: with
+                // the bench's pause between flows, every flow pays a new handshake.
+                [c] if c == "cold" => a.pool.idle_timeout = Duration::from_millis(1),
+                _ => return Err(usage.into()),
+            }
+            a.fronts.push(FrontConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                kind: FrontKind::Tunnel {
+                    to: FrontTarget::parse("sink.bench:80").map_err(|e| format!("{e:?}"))?,
+                },
+            });
+            a.directory.insert(
+                service,
+                vec![Endpoint {
+                    hbone: addr,
+                    identity: spiffe("sink")?,
+                }],
+            );
+            a
+        }
+        _ => return Err(usage.into()),
+    };
+    let bound = spawn(runtime, config)?;
+    let first = *bound.first().ok_or("the agent bound nothing")?;
+    println!("{first}");
     io::stdout().flush().map_err(|e| e.to_string())?;
     // Runs until the bench closes our stdin (or dies).
     let mut sink = Vec::new();
