@@ -55,6 +55,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status(a) => print!("{}", status::summary(a.admin)?),
         // Its own exit codes: 1 for a violated invariant, 2 for a bad run.
         Command::Sim(command) => return Ok(warren_sim::cli::execute(&command)),
+        Command::Bench(a) => {
+            let args = match a.agent {
+                Some(rest) => warren_benches::mesh::Args::Agent(rest),
+                None => warren_benches::mesh::Args::Bench { quick: a.quick },
+            };
+            let me = warren_benches::mesh::agents::SelfExec {
+                exe: std::env::current_exe().map_err(|e| e.to_string())?,
+                prefix: vec!["bench".into()],
+            };
+            warren_benches::mesh::main(args, &me)?;
+        }
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load_with_ticket(&a.file, a.ticket.as_deref())
                 .map_err(|e| e.to_string())?;
