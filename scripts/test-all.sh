@@ -35,7 +35,7 @@ cargo test --workspace
 say "HTTP/2 conformance: httpwg and nghttp against h2c-server"
 bash interop/conformance.sh
 
-say "simulator: every scenario over many seeds, twice, trace hashes compared; regressions"
+say "simulator: every scenario over 200 seeds, twice, trace hashes compared; regressions; bug injection (--features sim-bugs)"
 bash sim/ci.sh
 
 say "all tests passed"

@@ -17,6 +17,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 
 use bytes::Bytes;
+use support::two_agents::pattern;
 use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
 use tokio::runtime::Runtime;
 use warren_interop::hbone_peer::{
@@ -26,19 +27,6 @@ use warren_interop::hbone_peer::{
 const AGENT: &str = "spiffe://test.warren/ns/app/sa/agent";
 const PEER: &str = "spiffe://test.warren/ns/web/sa/peer";
 const STRANGER: &str = "spiffe://test.warren/ns/web/sa/stranger";
-
-/// Seeded pseudo-random bytes, so a shifted or repeated chunk shows.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_u32;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 /// The certificates: one mesh CA with the agent, the peer and a stranger;
 /// a second CA (same trust domain name) that issued another "peer".

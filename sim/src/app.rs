@@ -230,6 +230,10 @@ impl StreamClient {
         }
         if !self.shut_down {
             self.shut_down = true;
+            // A finished client lives on until the end-of-run checks: keep
+            // its last write buffer from living on with it.
+            self.chunk = Vec::new();
+            self.chunk_taken = 0;
             let _ = net.shutdown_write(sock);
         }
     }
@@ -312,6 +316,9 @@ impl StreamServer {
         if flow.pending.is_empty() {
             if flow.read_closed {
                 net.close(sock);
+                // The report lives on until the end-of-run checks; the
+                // buffer need not.
+                flow.pending = Vec::new();
             } else {
                 let _ = net.resume_read(sock);
             }
