@@ -141,11 +141,11 @@ pub struct MemoryAt {
     /// KiB per flow, every flow idle after echoing one byte.
     pub idle_kib: f64,
     /// KiB per flow with every flow echoing [`BUSY_BYTES`] at once, sampled
-    /// after the writes, with the echoes in flight.
-    pub busy_kib: f64,
+    /// after the writes, with the echoes in flight (the last count only).
+    pub busy_kib: Option<f64>,
     /// KiB per flow once every echo was read back and the flows sit idle
-    /// again: what a flow keeps after traffic.
-    pub after_kib: f64,
+    /// again: what a flow keeps after traffic (the last count only).
+    pub after_kib: Option<f64>,
 }
 
 /// What [`memory`] found.
@@ -161,9 +161,11 @@ pub struct Memory {
 pub const BUSY_BYTES: usize = 64 * 1024;
 
 /// Opens flows through `path` up to each of `counts` (ascending, at most
-/// `max_flows`, within `budget`); at each, measures the relay tree's RSS
-/// growth per flow idle, with every flow moving [`BUSY_BYTES`] each way,
-/// and idle again after that.
+/// `max_flows`, within `budget`) and measures the relay tree's RSS growth
+/// per idle flow at each; then, with the most flows, while every flow moves
+/// [`BUSY_BYTES`] each way and idle again after that. (Busy rounds come
+/// last: memory a flow keeps after traffic would count as idle growth of
+/// the next count.)
 /// Run on a fresh relay: after bulk runs the allocator would hand new
 /// flows memory freed by them and the growth would read ~0.
 pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration) -> Memory {
@@ -213,23 +215,24 @@ pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration
             break;
         }
         thread::sleep(Duration::from_millis(200));
-        let idle = tree_rss(&roots);
-        let (busy, after) = match busy_round(&mut flows, &roots) {
-            Ok(samples) => samples,
-            Err(e) => {
-                out.cut = Some(format!("busy round failed: {e}"));
-                break;
-            }
-        };
         out.points.push(MemoryAt {
             asked,
             flows: flows.len(),
-            idle_kib: per_flow(idle, flows.len()),
-            busy_kib: per_flow(busy, flows.len()),
-            after_kib: per_flow(after, flows.len()),
+            idle_kib: per_flow(tree_rss(&roots), flows.len()),
+            busy_kib: None,
+            after_kib: None,
         });
         if out.cut.is_some() {
             break;
+        }
+    }
+    if let Some(last) = out.points.last_mut() {
+        match busy_round(&mut flows, &roots) {
+            Ok((busy, after)) => {
+                last.busy_kib = Some(per_flow(busy, flows.len()));
+                last.after_kib = Some(per_flow(after, flows.len()));
+            }
+            Err(e) => out.cut = Some(format!("busy round failed: {e}")),
         }
     }
     drop(warm);

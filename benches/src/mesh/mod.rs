@@ -62,12 +62,13 @@ impl Plan {
     fn new(quick: bool) -> Plan {
         if quick {
             Plan {
-                warmup: Duration::from_millis(300),
-                window: Duration::from_millis(600),
+                // Sized to stay under 30 s with the box at load average ~18.
+                warmup: Duration::from_millis(200),
+                window: Duration::from_millis(500),
                 setups: 200,
                 setup_budget: Duration::from_millis(500),
                 memory_counts: &[1000],
-                memory_budget: Duration::from_secs(3),
+                memory_budget: Duration::from_secs(2),
             }
         } else {
             Plan {
@@ -76,7 +77,7 @@ impl Plan {
                 setups: 2000,
                 setup_budget: Duration::from_secs(4),
                 memory_counts: &[1000, 10_000],
-                memory_budget: Duration::from_secs(25),
+                memory_budget: Duration::from_secs(15),
             }
         }
     }
