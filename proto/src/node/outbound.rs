@@ -243,7 +243,6 @@ impl Node {
                         stream: Some(st),
                     };
                 }
-                self.send_early(f);
                 self.dirty.insert(sock);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),

@@ -381,15 +381,8 @@ impl Node {
                         Ok(())
                     }
                     Some(Phase::Opening) => {
-                        // A stream already open takes the bytes ahead of
-                        // the 200 (see `send_early`); the rest waits.
-                        let taken = match s.held.is_empty() {
-                            true => self.send_direct(f, data),
-                            false => 0,
-                        };
-                        let s = self.sock_mut(sock)?;
-                        s.held.extend_from_slice(data.get(taken..).unwrap_or(&[]));
-                        if !s.held.is_empty() && !s.read_paused {
+                        s.held.extend_from_slice(data);
+                        if !s.read_paused {
                             s.read_paused = true;
                             self.outputs.push_back(Output::PauseRead { sock });
                         }
@@ -409,33 +402,6 @@ impl Node {
                     }
                 }
             }
-        }
-    }
-
-    /// Sends what the client wrote while its stream was opening as DATA
-    /// right behind the CONNECT, without waiting for the 200: the server
-    /// buffers it (within the stream window) until its target is connected,
-    /// which saves a mesh round trip per flow. Nothing reaches a target the
-    /// server's policy denies: it answers on the HEADERS, before any DATA
-    /// is forwarded.
-    pub(super) fn send_early(&mut self, f: FlowId) {
-        let Some(local) = self.flows.get(&f).map(|fl| fl.local) else {
-            return;
-        };
-        let Some(held) = self
-            .socks
-            .get_mut(&local)
-            .map(|s| core::mem::take(&mut s.held))
-        else {
-            return;
-        };
-        let n = match held.is_empty() {
-            true => 0,
-            false => self.send_direct(f, &held),
-        };
-        if let Some(s) = self.socks.get_mut(&local) {
-            s.held = held;
-            s.take_held(n);
         }
     }
 
