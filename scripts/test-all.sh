@@ -10,6 +10,7 @@ say() { printf '\n==> %s\n' "$*"; }
 need_apt=()
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]} (Debian packages)"
   sudo_cmd=""

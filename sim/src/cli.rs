@@ -180,16 +180,47 @@ fn print(out: &mut impl Write, report: &RunReport, wall: Option<f64>) -> std::io
     )?;
     if let Some(wall) = wall {
         let simulated = s.virtual_ms as f64 / 1000.0;
+        let wall = wall.max(1e-9);
         writeln!(
             out,
-            "speed: {simulated:.1} s simulated in {wall:.2} s wall = {:.0}x real time",
-            simulated / wall.max(1e-9)
+            "speed: {simulated:.1} s simulated in {wall:.2} s wall = {:.0}x real time; {} events, {:.0} events/s",
+            simulated / wall,
+            s.steps,
+            s.steps as f64 / wall,
         )?;
+        // CPU time as well: wall time on a shared, loaded machine says
+        // more about the neighbours than about the simulator.
+        if let Some(cpu) = cpu_seconds().filter(|c| *c > 0.0) {
+            writeln!(
+                out,
+                "cpu: {cpu:.3} s = {:.0}x real time, {:.0} events/s",
+                simulated / cpu,
+                s.steps as f64 / cpu
+            )?;
+        }
+        if let Some(kib) = peak_rss_kib() {
+            writeln!(out, "peak-rss: {} MiB", kib / 1024)?;
+        }
     }
     for v in &report.violations {
         writeln!(out, "violation: {v}")?;
     }
     Ok(())
+}
+
+/// CPU time of this thread so far, from `/proc/thread-self/schedstat`
+/// (nanoseconds on CPU); `None` off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// The process's peak resident memory (`VmHWM`), KiB; `None` off Linux.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Carries out `command`, printing to stdout. Exit codes: 0 clean, 1 an

@@ -102,6 +102,10 @@ struct Sim<'a> {
     next_client: u64,
     /// Applications taken off crashed hosts.
     archive: Vec<Endpoint>,
+    /// Every HBONE node exporting each service, in node order: built once,
+    /// so a node's directory costs O(its tunnels), not a walk over the
+    /// whole mesh per node.
+    exporters: BTreeMap<ServiceName, Vec<(usize, MeshEndpoint)>>,
     keep_log: bool,
     log: Vec<String>,
     violations: Vec<String>,
@@ -109,7 +113,8 @@ struct Sim<'a> {
 }
 
 fn node_ip(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, (i + 1) as u8))
+    // 10.0.0.1 upwards, carrying into the third octet past 254 nodes.
+    IpAddr::V4(Ipv4Addr::from(0x0A00_0001 + i as u32))
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -197,6 +202,7 @@ impl<'a> Sim<'a> {
             clients: BTreeMap::new(),
             next_client: 0,
             archive: Vec::new(),
+            exporters: BTreeMap::new(),
             keep_log,
             log: Vec::new(),
             violations: Vec::new(),
@@ -210,6 +216,20 @@ impl<'a> Sim<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             sim.policy_history.push((0, i, rules.clone()));
             sim.rules.push(rules);
+        }
+        for (j, node) in scenario.nodes.iter().enumerate() {
+            if !node.hbone {
+                continue;
+            }
+            for e in &node.exports {
+                let (name, _, _) = parse_export(e)?;
+                let name = ServiceName::parse(&name).map_err(|e| format!("{name}: {e:?}"))?;
+                let endpoint = MeshEndpoint {
+                    hbone: SocketAddr::new(node_ip(j), HBONE_PORT),
+                    identity: sim.spiffe(j)?,
+                };
+                sim.exporters.entry(name).or_default().push((j, endpoint));
+            }
         }
         for i in 0..scenario.nodes.len() {
             sim.start_host(i)?;
@@ -249,6 +269,19 @@ impl<'a> Sim<'a> {
         }
         for t in &spec.tunnels {
             let (port, to) = parse_tunnel(t)?;
+            // The directory needs only the services this node's tunnels
+            // name (the one front kind here): the first other node that
+            // exports each.
+            let service = to.rsplit_once(':').map_or(to.as_str(), |(s, _)| s);
+            if let Ok(name) = ServiceName::parse(service) {
+                let first = self
+                    .exporters
+                    .get(&name)
+                    .and_then(|all| all.iter().find(|(j, _)| *j != i));
+                if let Some((_, endpoint)) = first {
+                    c.directory.insert(name, vec![endpoint.clone()]);
+                }
+            }
             let to = FrontTarget::parse(&to).map_err(|e| format!("tunnel {t:?}: {e:?}"))?;
             c.fronts.push(FrontConfig {
                 listen: loopback(port),
@@ -271,20 +304,6 @@ impl<'a> Sim<'a> {
             .map(|(k, r)| authz_rule(k, r))
             .collect::<Result<Vec<_>, _>>()?;
         c.authz = AuthzPolicy::new(rules);
-        for (j, other) in self.scenario.nodes.iter().enumerate() {
-            if j == i || !other.hbone {
-                continue;
-            }
-            for e in &other.exports {
-                let (name, _, _) = parse_export(e)?;
-                let name = ServiceName::parse(&name).map_err(|e| format!("{name}: {e:?}"))?;
-                let endpoint = MeshEndpoint {
-                    hbone: SocketAddr::new(node_ip(j), HBONE_PORT),
-                    identity: self.spiffe(j)?,
-                };
-                c.directory.entry(name).or_insert_with(|| vec![endpoint]);
-            }
-        }
         Ok(c)
     }
 
@@ -668,15 +687,16 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
     };
     let faults = fault_schedule(scenario, seed);
     let (plan, probe_at, end) = sim.timeline(&faults);
-    // Undo actions join the plan as time goes.
-    let mut pending: Vec<(u64, Planned)> = plan;
-    while let Some(pos) = pending
-        .iter()
-        .enumerate()
-        .min_by_key(|(i, (t, _))| (*t, *i))
-        .map(|(i, _)| i)
-    {
-        let (at, action) = pending.remove(pos);
+    // Undo actions join the plan as time goes. Actions run by time, ties
+    // in the order they joined: keyed (time, joining order), so picking the
+    // next costs O(log n), not a scan of the whole plan.
+    let mut joined = 0u64;
+    let mut pending: BTreeMap<(u64, u64), Planned> = BTreeMap::new();
+    for (at, action) in plan {
+        pending.insert((at, joined), action);
+        joined += 1;
+    }
+    while let Some(((at, _), action)) = pending.pop_first() {
         sim.run_to(at);
         let done = match action {
             Planned::StartClient {
@@ -691,14 +711,16 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
             }
             Planned::Fault(f) => sim.apply(&f).map(|ids| {
                 if f.kind == FaultKind::Policy {
-                    pending.push((at + REVOKE_GRACE_MS, Planned::RevocationBaseline));
+                    pending.insert((at + REVOKE_GRACE_MS, joined), Planned::RevocationBaseline);
+                    joined += 1;
                 }
                 if f.for_ms > 0 || f.kind == FaultKind::Crash {
                     let lasts = match f.kind {
                         FaultKind::CertExpiry => 2 * f.for_ms,
                         _ => f.for_ms,
                     };
-                    pending.push((at + lasts, Planned::Undo(f, ids)));
+                    pending.insert((at + lasts, joined), Planned::Undo(f, ids));
+                    joined += 1;
                 }
             }),
             Planned::Undo(f, ids) => sim.undo(&f, &ids),

@@ -53,6 +53,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Most nodes in one scenario (node addresses count up from 10.0.0.1 and
+/// must stay clear of the rogue host's 10.0.9.9).
+pub const MAX_NODES: usize = 2000;
+
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +94,9 @@ pub struct Scenario {
     #[cfg(feature = "sim-bugs")]
     #[serde(skip)]
     pub inject: Option<warren_proto::sim_bugs::Bug>,
+    /// A generated mesh, expanded into nodes, servers and clients on load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<crate::mesh::MeshSpec>,
 }
 
 fn default_heal_ms() -> u64 {
@@ -367,7 +374,13 @@ impl std::error::Error for ScenarioError {}
 impl Scenario {
     /// Parses TOML; errors name the line, column and key.
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        let mut s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        if let Some(mesh) = s.mesh.take() {
+            let more = mesh.expand(s.duration_ms);
+            s.nodes.extend(more.nodes);
+            s.servers.extend(more.servers);
+            s.clients.extend(more.clients);
+        }
         s.check()?;
         Ok(s)
     }
@@ -392,8 +405,8 @@ impl Scenario {
     /// Cross-references that serde cannot check.
     fn check(&self) -> Result<(), ScenarioError> {
         let err = |m: String| Err(ScenarioError(m));
-        if self.nodes.is_empty() || self.nodes.len() > 250 {
-            return err("a scenario needs 1..=250 nodes".into());
+        if self.nodes.is_empty() || self.nodes.len() > MAX_NODES {
+            return err(format!("a scenario needs 1..={MAX_NODES} nodes"));
         }
         for (i, n) in self.nodes.iter().enumerate() {
             if self.nodes[..i].iter().any(|m| m.name == n.name) {

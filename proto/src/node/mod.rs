@@ -374,6 +374,21 @@ impl Node {
         }
     }
 
+    /// Every byte of flow data the node holds, over all sockets and mesh
+    /// connections: socket input not yet passed on, HTTP/2 output not yet
+    /// encrypted or written, ciphertext not yet taken by the socket, and
+    /// HTTP/2 receive buffers. With one flow, backpressure keeps this
+    /// under the flow's window plus one socket read (and framing).
+    pub fn held_bytes(&self) -> usize {
+        let socks: usize = self.socks.keys().map(|s| self.buffered(*s)).sum();
+        let conns: usize = self
+            .conns
+            .values()
+            .map(|c| c.h2.pending_transmit() + c.h2.buffered_bytes() + c.unencrypted())
+            .sum();
+        socks + conns
+    }
+
     /// A connection arrived on `listener` from `peer`; returns its socket.
     pub fn accept(
         &mut self,

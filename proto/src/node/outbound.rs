@@ -243,6 +243,7 @@ impl Node {
                         stream: Some(st),
                     };
                 }
+                self.send_early(f);
                 self.dirty.insert(sock);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
