@@ -11,7 +11,7 @@ N="${1:-200}"
 JOBS="${JOBS:-2}"
 # Seeds the bug-exposing scenarios must pass without bugs.
 CLEAN_SEEDS=1000
-BUG_SCENARIOS=(sim/scenarios/small-windows.toml sim/scenarios/policy-revoke.toml)
+BUG_SCENARIOS=(sim/scenarios/small-windows.toml sim/scenarios/policy-revoke.toml sim/scenarios/stalled-upload.toml)
 all_start=$(date +%s)
 cargo build --release -p warren-sim --bin warren-sim -j"$JOBS" >/dev/null
 BIN=target/release/warren-sim

@@ -28,16 +28,20 @@ pub enum Bug {
     /// After a partial send of a socket's bytes into a stream, one byte
     /// fewer is dropped from the buffer than was sent: a byte is repeated.
     RelayOffByOne,
+    /// A local socket whose bytes the stream cannot take yet is not paused:
+    /// the node buffers whatever the application sends.
+    MissingPauseRead,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::LostWindowUpdate,
         Bug::HalfCloseAsFullClose,
         Bug::PolicySkippedAfterReload,
         Bug::PoolReuseAfterGoaway,
         Bug::RelayOffByOne,
+        Bug::MissingPauseRead,
     ];
 
     /// The bug's command-line name.
@@ -48,6 +52,7 @@ impl Bug {
             Bug::PolicySkippedAfterReload => "policy-skipped-after-reload",
             Bug::PoolReuseAfterGoaway => "pool-reuse-after-goaway",
             Bug::RelayOffByOne => "relay-off-by-one",
+            Bug::MissingPauseRead => "missing-pause-read",
         }
     }
 }

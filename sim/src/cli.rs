@@ -169,8 +169,14 @@ fn print(out: &mut impl Write, report: &RunReport, wall: Option<f64>) -> std::io
     let s = &report.stats;
     writeln!(
         out,
-        "steps: {} virtual-ms: {} flows: {} ok: {} faults: {} net-bytes: {}",
-        s.steps, s.virtual_ms, s.flows, s.flows_ok, s.faults, s.net.bytes_delivered
+        "steps: {} virtual-ms: {} flows: {} ok: {} faults: {} net-bytes: {} peak-socket-bytes: {}",
+        s.steps,
+        s.virtual_ms,
+        s.flows,
+        s.flows_ok,
+        s.faults,
+        s.net.bytes_delivered,
+        s.peak_buffered
     )?;
     if let Some(wall) = wall {
         let simulated = s.virtual_ms as f64 / 1000.0;

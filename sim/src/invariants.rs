@@ -29,9 +29,10 @@ use crate::oracle;
 use crate::scenario::{Mode, RuleSpec, Scenario};
 use crate::world::World;
 
-/// Bytes a node may hold for one socket (one read plus one TLS record
-/// batch, with room): more is unbounded buffering.
-pub const MAX_BUFFERED_PER_SOCKET: usize = 4 << 20;
+/// Bytes a node may hold for one socket: one read (at most the net's
+/// 256 KiB window) or one ciphertext batch (256 KiB plus TLS's buffer),
+/// with room. More is unbounded buffering.
+pub const MAX_BUFFERED_PER_SOCKET: usize = 1 << 20;
 
 /// A client flow as the run started it.
 #[derive(Clone, Debug)]

@@ -581,6 +581,10 @@ mod tests {
             assert_eq!(n.node().flow_count(), 0);
             assert!(n.host_errors.is_empty(), "{:?}", n.host_errors);
             assert!(n.misuse().is_empty(), "{:?}", n.misuse());
+            // Measured after every input: the relay held bytes, within the bound.
+            let peak = n.peak_buffered().bytes;
+            assert!(peak > 0, "host {host:?}: nothing measured");
+            assert!(peak <= crate::invariants::MAX_BUFFERED_PER_SOCKET, "{peak}");
         }
     }
 

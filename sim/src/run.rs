@@ -55,6 +55,8 @@ pub struct RunStats {
     pub steps: u64,
     /// Virtual time at the end, ms.
     pub virtual_ms: u64,
+    /// The most bytes any node held for one socket (live nodes at the end).
+    pub peak_buffered: usize,
     /// Client flows started (probes included).
     pub flows: u64,
     /// Flows the client saw succeed.
@@ -749,6 +751,13 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
     sim.revocations.check_end(&observed, &mut violations);
     sim.stats.flows_ok = ok;
     sim.stats.virtual_ms = sim.now_ms();
+    sim.stats.peak_buffered = sim
+        .hosts
+        .iter()
+        .filter_map(|h| sim.world.app(*h).and_then(SimApp::node))
+        .map(|n| n.peak_buffered().bytes)
+        .max()
+        .unwrap_or(0);
     sim.stats.net = sim.world.net().stats();
     let mut log = std::mem::take(&mut sim.log);
     if keep_log {

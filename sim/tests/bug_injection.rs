@@ -40,6 +40,8 @@ fn case(bug: Bug) -> (&'static str, &'static str) {
         Bug::PoolReuseAfterGoaway => ("small-windows", "liveness"),
         // A repeated byte breaks the seeded stream.
         Bug::RelayOffByOne => ("small-windows", "integrity"),
+        // The node buffers a whole upload the stream cannot take yet.
+        Bug::MissingPauseRead => ("stalled-upload", "memory"),
     }
 }
 
@@ -84,7 +86,7 @@ fn every_injected_bug_is_caught_within_1000_seeds() {
 
 #[test]
 fn without_an_injected_bug_the_same_scenarios_run_clean() {
-    for name in ["small-windows", "policy-revoke"] {
+    for name in ["small-windows", "policy-revoke", "stalled-upload"] {
         let s = scenario(name);
         assert_eq!(s.inject, None);
         for o in sweep_all(&s, 0..8, 2) {

@@ -235,8 +235,15 @@ impl Node {
                     self.dirty.insert(conn.sock);
                 }
             } else if !s.read_paused {
-                s.read_paused = true;
-                self.outputs.push_back(Output::PauseRead { sock: local });
+                // Injected bug: the socket is not paused.
+                #[cfg(feature = "sim-bugs")]
+                let pause = self.bug != Some(crate::sim_bugs::Bug::MissingPauseRead);
+                #[cfg(not(feature = "sim-bugs"))]
+                let pause = true;
+                if pause {
+                    s.read_paused = true;
+                    self.outputs.push_back(Output::PauseRead { sock: local });
+                }
             }
         }
         // Stream → local socket.
