@@ -88,7 +88,11 @@ impl StreamVerifier {
         for chunk in data.chunks(expected.len()) {
             let want = &mut expected[..chunk.len()];
             fill_stream(seed, self.offset, want);
-            if let Some(i) = chunk.iter().zip(want.iter()).position(|(a, b)| a != b) {
+            // One slice comparison (memcmp) for the usual all-equal case;
+            // the byte-by-byte search only runs to name a wrong byte.
+            let differs = chunk != &want[..];
+            let wrong = || chunk.iter().zip(want.iter()).position(|(a, b)| a != b);
+            if let Some(i) = differs.then(wrong).flatten() {
                 self.mismatch = Some(self.offset + i as u64);
                 self.offset += i as u64;
                 return false;
