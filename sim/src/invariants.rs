@@ -82,9 +82,12 @@ struct Received {
     flows: u32,
 }
 
+/// (target node, service, exported there, echo server behind it).
+type Route = (Option<usize>, String, bool, bool);
+
 /// Where a client's tunnel leads: (target node, service, exported there,
 /// echo server behind it).
-fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool) {
+fn route(s: &Scenario, meta: &ClientMeta) -> Route {
     let to = s.nodes[meta.node]
         .tunnels
         .iter()
@@ -193,7 +196,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
     let mut hung = 0;
     // A route walks every node's exports: once per (node, port), not once
     // per client, or the end check of a 1000-node mesh costs O(flows × nodes).
-    let mut routes: BTreeMap<(usize, u16), (Option<usize>, String, bool, bool)> = BTreeMap::new();
+    let mut routes: BTreeMap<(usize, u16), Route> = BTreeMap::new();
     let end_ms = o.world.now().as_nanos() / 1_000_000;
     for (client, crashed) in endpoints
         .iter()
