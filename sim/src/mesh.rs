@@ -116,6 +116,8 @@ impl MeshSpec {
                 exports: vec![format!("s{i}.mesh:80={SERVER_PORT}")],
                 rules: Vec::new(),
                 cert_secs: 86_400,
+                stream_window: None,
+                pool_idle_ms: None,
             });
             out.servers.push(ServerSpec {
                 node: Self::node_name(i),

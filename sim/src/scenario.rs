@@ -21,6 +21,8 @@
 //! tunnels = ["9000=echo.shop:80"]        # loopback port = mesh service
 //! exports = ["echo.shop:80=8080"]        # service:port = loopback target port
 //! rules = ["deny secret.shop from */sa/cart", "allow * ns shop"]
+//! stream_window = 65535        # optional HTTP/2 stream window, bytes
+//! pool_idle_ms = 1000          # optional pool idle timeout
 //!
 //! [[server]]
 //! node = "b"
@@ -87,6 +89,11 @@ pub struct Scenario {
     /// Faults drawn from the seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_faults: Option<RandomFaults>,
+    /// The proto bug every node of the run carries: chosen on the command
+    /// line or by a test, never read from or written to a file.
+    #[cfg(feature = "sim-bugs")]
+    #[serde(skip)]
+    pub inject: Option<warren_proto::sim_bugs::Bug>,
     /// A generated mesh, expanded into nodes, servers and clients on load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<crate::mesh::MeshSpec>,
@@ -151,6 +158,13 @@ pub struct NodeSpec {
     /// Certificate lifetime, seconds.
     #[serde(default = "default_cert_secs")]
     pub cert_secs: u64,
+    /// HTTP/2 stream receive window, bytes (default 4 MiB; at least
+    /// 65535): small windows make flow control work on every flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<u32>,
+    /// Close pooled connections idle this long, ms (default 60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_idle_ms: Option<u64>,
 }
 
 fn default_cert_secs() -> u64 {

@@ -2,19 +2,33 @@
 //! ([`NodeConfig`]): the identity files are read here, everything else is
 //! carried over as it is.
 
+use warren_proto::front::Target;
 use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 
 use crate::config::AgentConfig;
 
+/// What an agent runs with once its identity is read.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The node's configuration.
+    pub node: NodeConfig,
+    /// The hubs the join ticket names, in its order (none with PEM files);
+    /// the hub client dials them.
+    pub hubs: Vec<Target>,
+}
+
 /// Builds the node's configuration, reading the identity files. The error
 /// names the file or the reason the certificate and key do not fit.
 pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
-    let params = cfg
-        .identity
-        .load()
-        .map_err(|e| format!("identity: {e}"))?
-        .into_params()
-        .map_err(|e| format!("identity: {e}"))?;
+    resolve(cfg).map(|r| r.node)
+}
+
+/// Reads the identity (files or ticket) and builds everything the agent
+/// runs with.
+pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
+    let loaded = cfg.identity.load().map_err(|e| format!("identity: {e}"))?;
+    let hubs = loaded.hubs.clone();
+    let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
     node.hbone_listen = Some(cfg.hbone_listen);
@@ -54,7 +68,7 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
             (name.clone(), endpoints)
         })
         .collect();
-    Ok(node)
+    Ok(Resolved { node, hubs })
 }
 
 #[cfg(test)]
