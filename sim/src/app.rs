@@ -46,12 +46,18 @@ pub fn fill_stream(seed: u64, offset: u64, buf: &mut [u8]) {
         buf[i] = stream_byte(seed, at);
         i += 1;
     }
-    // Then whole blocks: one SplitMix64 round per 8 bytes.
+    // Then whole blocks, one SplitMix64 round per 8 bytes, as fixed-size
+    // copies (one store each, where a variable-length copy would call
+    // memmove for 8 bytes).
     let mut block = offset.wrapping_add(i as u64).wrapping_sub(HEADER) / 8;
-    for chunk in buf[i..].chunks_mut(8) {
-        chunk.copy_from_slice(&body_block(seed, block)[..chunk.len()]);
+    let mut whole = buf[i..].chunks_exact_mut(8);
+    for chunk in &mut whole {
+        chunk.copy_from_slice(&body_block(seed, block));
         block = block.wrapping_add(1);
     }
+    let tail = whole.into_remainder();
+    let n = tail.len();
+    tail.copy_from_slice(&body_block(seed, block)[..n]);
 }
 
 /// Checks an incoming stream byte by byte against its seed.
@@ -91,7 +97,11 @@ impl StreamVerifier {
         for chunk in data.chunks(expected.len()) {
             let want = &mut expected[..chunk.len()];
             fill_stream(seed, self.offset, want);
-            if let Some(i) = chunk.iter().zip(want.iter()).position(|(a, b)| a != b) {
+            // One slice comparison (memcmp) for the usual all-equal case;
+            // the byte-by-byte search only runs to name a wrong byte.
+            let differs = chunk != &want[..];
+            let wrong = || chunk.iter().zip(want.iter()).position(|(a, b)| a != b);
+            if let Some(i) = differs.then(wrong).flatten() {
                 self.mismatch = Some(self.offset + i as u64);
                 self.offset += i as u64;
                 return false;

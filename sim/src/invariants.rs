@@ -90,6 +90,9 @@ struct Received {
     flows: u32,
 }
 
+/// (target node, service, exported there, echo server behind it).
+type Route = (Option<usize>, String, bool, bool);
+
 /// Every server on the nodes' hosts (and those archived from crashed
 /// hosts): what they received, by stream seed.
 fn received_by_seed(
@@ -241,7 +244,7 @@ fn source_of(s: &Scenario, meta: &ClientMeta) -> String {
 
 /// Where a client's tunnel leads: (target node, service, exported there,
 /// echo server behind it).
-fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool) {
+fn route(s: &Scenario, meta: &ClientMeta) -> Route {
     let to = s.nodes[meta.node]
         .tunnels
         .iter()
@@ -275,10 +278,13 @@ fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool)
 
 /// The oracle's answers under each policy of `target` in force from
 /// `from_ms` on: (any allowed, any denied, allowed by the last).
-fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (bool, bool, bool) {
+fn decisions(
+    o: &Observed<'_>,
+    meta: &ClientMeta,
+    (target, service, exported): (Option<usize>, &str, bool),
+) -> (bool, bool, bool) {
     let s = o.scenario;
     let source = source_of(s, meta);
-    let (_, service, exported, _) = route(s, meta);
     let Some(j) = target else {
         return (false, true, false);
     };
@@ -304,11 +310,11 @@ fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (boo
         .collect();
     let answers: Vec<bool> = live
         .iter()
-        .map(|r| oracle::allowed(r, exported, &source, &service))
+        .map(|r| oracle::allowed(r, exported, &source, service))
         .collect();
     let last = versions
         .last()
-        .is_some_and(|r| oracle::allowed(r, exported, &source, &service));
+        .is_some_and(|r| oracle::allowed(r, exported, &source, service));
     (
         answers.iter().any(|a| *a),
         answers.iter().any(|a| !*a),
@@ -336,6 +342,9 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
     let received = received_by_seed(o.world, o.hosts, o.archive);
     let mut ok = 0;
     let mut hung = 0;
+    // A route walks every node's exports: once per (node, port), not once
+    // per client, or the end check of a 1000-node mesh costs O(flows × nodes).
+    let mut routes: BTreeMap<(usize, u16), Route> = BTreeMap::new();
     let end_ms = o.world.now().as_nanos() / 1_000_000;
     for (client, crashed) in endpoints
         .iter()
@@ -344,8 +353,11 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
             continue;
         };
-        let (target, _, _, echo) = route(o.scenario, meta);
-        let (any_allow, _, last_allow) = decisions(o, meta, target);
+        let (target, service, exported, echo) = routes
+            .entry((meta.node, meta.port))
+            .or_insert_with(|| route(o.scenario, meta))
+            .clone();
+        let (any_allow, _, last_allow) = decisions(o, meta, (target, &service, exported));
         let got = received.get(seed);
         let server_bytes = got.map_or(0, |r| r.bytes);
         let name = format!(
