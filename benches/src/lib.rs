@@ -13,12 +13,16 @@
 //! - [`pair`]: two warren connections wired back to back.
 //! - [`bulk`], [`churn`], [`idle`]: the warren workloads.
 //! - [`reference`]: the same bulk and churn workloads on the `h2` crate.
+//! - [`mtls`]: mutual TLS alone, and HTTP/2 over it without a node.
+//! - [`node`]: two real mesh nodes wired in memory (the node bench).
 
 pub mod bulk;
 pub mod churn;
 pub mod corpus;
 pub mod frames;
 pub mod idle;
+pub mod mtls;
+pub mod node;
 pub mod pair;
 pub mod reference;
 
