@@ -91,7 +91,7 @@ fn tunnel_bulk(c: &mut Criterion) {
     let gbps = |d: Duration| BULK_BYTES as f64 / d.as_secs_f64() / 1e9;
     println!(
         "tunnel-bulk (GB/s, medians, load {}): h2 {:.2} | tls {:.2} | tls+h2 {:.2} | node {:.2}; \
-         node over tls+h2 = +{:.0} % time (target < 15 %)",
+         node over tls+h2 = {:+.0} % time (target < 15 %)",
         load_average(),
         gbps(h2_only),
         gbps(tls_only),
