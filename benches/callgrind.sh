@@ -8,6 +8,8 @@
 # usage: benches/callgrind.sh [workload ...]
 #   default: hpack-decode hpack-encode churn-1000 bulk-256MiB h2-churn-1000 h2-bulk-256MiB
 #   and h2-mem idle-streams-10000 h2-idle-streams-10000 (native, no valgrind).
+#   The node's layers: tls-bulk-256MiB tls-h2-bulk-256MiB node-bulk-256MiB node-churn-1000
+#   (mutual TLS alone, HTTP/2 over TLS, two mesh nodes; not in the default set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

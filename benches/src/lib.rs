@@ -13,8 +13,11 @@
 //! - [`pair`]: two warren connections wired back to back.
 //! - [`bulk`], [`churn`], [`idle`]: the warren workloads.
 //! - [`reference`]: the same bulk and churn workloads on the `h2` crate.
-//! - [`mesh`]: `warren bench`, the whole mesh against real peers (the only
-//!   room without feature `yardstick`, which brings the `h2` crate).
+//! - [`mesh`]: `warren bench`, the whole mesh against real peers (with
+//!   `pair`, the only rooms without feature `yardstick`, which brings the
+//!   `h2` crate).
+//! - [`mtls`]: mutual TLS alone, and HTTP/2 over it without a node.
+//! - [`node`]: two real mesh nodes wired in memory (the node bench).
 
 #[cfg(feature = "yardstick")]
 pub mod bulk;
@@ -28,6 +31,9 @@ pub mod frames;
 pub mod idle;
 pub mod mesh;
 #[cfg(feature = "yardstick")]
+pub mod mtls;
+#[cfg(feature = "yardstick")]
+pub mod node;
 pub mod pair;
 #[cfg(feature = "yardstick")]
 pub mod reference;

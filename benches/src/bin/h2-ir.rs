@@ -3,7 +3,9 @@
 //!
 //! Workloads: `hpack-decode`, `hpack-encode`, `churn-N`, `bulk-NMiB`,
 //! `idle-streams-N` on warren, and `h2-churn-N`, `h2-bulk-NMiB` on the h2
-//! crate. `compare-bulk-NMiB` is the odd one out: a wall-clock comparison
+//! crate; `tls-bulk-NMiB` (mutual TLS alone), `tls-h2-bulk-NMiB` (HTTP/2
+//! over it), `node-bulk-NMiB` and `node-churn-N` (two mesh nodes in memory).
+//! `compare-bulk-NMiB` is the odd one out: a wall-clock comparison
 //! of warren and h2 bulk runs, interleaved (not for callgrind). With `--setup-only` a workload does everything but the measured
 //! part, so that the difference of two runs is the work itself
 //! (`benches/callgrind.sh` does this subtraction).
@@ -11,6 +13,8 @@
 use std::process::ExitCode;
 
 use warren_benches::bulk::WarrenBulk;
+use warren_benches::mtls::{TlsH2Bulk, TlsPair};
+use warren_benches::node::{self, NodePair, TargetMode};
 use warren_benches::pair::Pair;
 use warren_benches::reference::{self, H2Bulk};
 use warren_benches::{churn, corpus, idle, MIB};
@@ -38,7 +42,8 @@ fn main() -> ExitCode {
 }
 
 const WORKLOADS: &str = "workloads: hpack-decode, hpack-encode, churn-N, bulk-NMiB, \
-                         idle-streams-N, h2-churn-N, h2-bulk-NMiB, compare-bulk-NMiB";
+                         idle-streams-N, h2-churn-N, h2-bulk-NMiB, compare-bulk-NMiB, \
+                         tls-bulk-NMiB, tls-h2-bulk-NMiB, node-bulk-NMiB, node-churn-N";
 
 /// Runs `workload`; returns what it did (units the script divides by).
 fn run(workload: &str, setup_only: bool) -> Option<String> {
@@ -87,6 +92,38 @@ fn run(workload: &str, setup_only: bool) -> Option<String> {
             (mib * MIB) as u64,
             if setup_only { 0 } else { 11 },
         ));
+    }
+    if let Some(mib) = count(workload, "node-bulk-", "MiB") {
+        let mut pair = NodePair::new(TargetMode::Sink);
+        let app = pair.open_bulk_flow();
+        pair.bulk(app, MIB as u64);
+        if !setup_only {
+            pair.bulk(app, (mib * MIB) as u64);
+        }
+        return Some(format!("{} bytes", mib * MIB));
+    }
+    if let Some(mib) = count(workload, "tls-h2-bulk-", "MiB") {
+        let mut bulk = TlsH2Bulk::new();
+        bulk.transfer(MIB as u64);
+        if !setup_only {
+            bulk.transfer((mib * MIB) as u64);
+        }
+        return Some(format!("{} bytes", mib * MIB));
+    }
+    if let Some(mib) = count(workload, "tls-bulk-", "MiB") {
+        let mut tls = TlsPair::new();
+        let chunk = vec![0x5a; MIB];
+        tls.transfer(&chunk, MIB as u64);
+        if !setup_only {
+            tls.transfer(&chunk, (mib * MIB) as u64);
+        }
+        return Some(format!("{} bytes", mib * MIB));
+    }
+    if let Some(n) = count(workload, "node-churn-", "") {
+        let mut pair = NodePair::new(TargetMode::Echo);
+        pair.echo_flow(&churn::PAYLOAD);
+        node::churn(&mut pair, if setup_only { 0 } else { n }, &churn::PAYLOAD);
+        return Some(format!("{n} streams"));
     }
     if let Some(n) = count(workload, "idle-streams-", "") {
         let mut pair = Pair::new(idle::config(n));
