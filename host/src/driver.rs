@@ -178,7 +178,15 @@ where
                         return Poll::Ready(Err(e));
                     }
                 }
-                Poll::Ready(Some(Request::Inspect(look))) => look(&driver.core.node),
+                Poll::Ready(Some(Request::Inspect(look))) => {
+                    // Brings the node's clock up to now (a timeout input
+                    // only lets it look at its deadlines), so that ages in
+                    // the view are measured to now, not to the last input.
+                    if let Err(e) = driver.core.step(Input::Timeout) {
+                        return Poll::Ready(Err(e));
+                    }
+                    look(&driver.core.node)
+                }
                 Poll::Ready(None) => requests_open = false,
                 Poll::Pending => break,
             }

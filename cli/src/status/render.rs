@@ -136,13 +136,14 @@ impl fmt::Display for Summary<'_> {
                 "accepted"
             };
             let conns = number(&p["connections"]);
+            let streams = number(&p["streams"]);
             writeln!(
                 f,
-                "  {role:<9} {:<21} {}  {conns} connection{}, {} streams",
+                "  {role:<9} {:<21} {}  {conns} connection{}, {streams} stream{}",
                 text(&p["address"]),
                 p["identity"].as_str().unwrap_or("(handshaking)"),
                 if conns == 1 { "" } else { "s" },
-                number(&p["streams"]),
+                if streams == 1 { "" } else { "s" },
             )?;
         }
 
