@@ -26,8 +26,10 @@ impl Node {
         match TlsSession::server(server, self.config.tls_buffer_limit) {
             Ok(tls) => {
                 let h2 = h2::Connection::new(Role::Server, self.config.h2.clone(), self.now);
-                self.conns
-                    .insert(c, MeshConn::new(sock, peer, tls, h2, None, deadline));
+                self.conns.insert(
+                    c,
+                    MeshConn::new(sock, peer, tls, h2, None, self.now, deadline),
+                );
                 self.socks.insert(sock, s);
                 self.dirty.insert(sock);
             }
