@@ -86,6 +86,45 @@ pub enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the deterministic simulator: scenarios, seeds, invariants.
+    #[command(
+        subcommand,
+        long_about = "Run the deterministic simulator: real warren nodes wired through a \
+            model network in virtual time, with the workload and faults (partitions, \
+            resets, crashes, pauses, clock skew, certificate expiry, policy changes, \
+            garbage) of a scenario file, each random choice taken from the seed. Every run \
+            checks the invariants (every byte of a successful flow arrived exactly once and \
+            in order, no denied flow carried a byte, allowed flows work again after the \
+            faults heal, nothing leaks, memory stays bounded) and prints a trace hash: the \
+            same scenario and seed always give the same hash.\n\n\
+            A failing seed is replayed with `replay --trace`, shrunk with `minimize`, and \
+            committed under sim/regressions/. Scenarios live in sim/scenarios/."
+    )]
+    Sim(warren_sim::cli::SimCommand),
+    /// Measure warren against direct TCP and the peers a user would pick instead.
+    #[command(
+        long_about = "Measure warren on 127.0.0.1 against direct TCP, a socat relay, an \
+            stunnel mTLS pair and an nghttpx HTTP/2 CONNECT chain, all in one run: \
+            throughput (1 and 8 flows), relay CPU per Gbit/s, flow setup (warm and cold), \
+            serial flows/s, and relay memory per idle and busy flow at 1k and 10k flows.\n\n\
+            Peers are started from PATH (apt-get install socat stunnel4 nghttp2-proxy \
+            openssl); one that is not installed is reported as missing. Prints JSON lines, \
+            then markdown tables with ratios to direct TCP and to each peer. Takes at most \
+            3 minutes, or 30 seconds with --quick. Compare figures only within one run."
+    )]
+    Bench(BenchArgs),
+}
+
+/// `warren bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Shorter windows and 1k flows only: at most 30 seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Internal: run as one of the bench's warren agents
+    /// (RUNTIME UNIX-TIME export TARGET | RUNTIME UNIX-TIME front HBONE [cold]).
+    #[arg(long, hide = true, num_args = 4..=5, value_name = "ARG")]
+    pub agent: Option<Vec<String>>,
 }
 
 /// `warren ca ...`.

@@ -10,7 +10,7 @@ use warren::{agent, ca, config, demo, status};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("warren: {message}");
             ExitCode::FAILURE
@@ -27,7 +27,7 @@ fn now() -> Result<u64, String> {
         .map_err(|_| "the system clock is before 1970".to_owned())
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Ca(CaCommand::Init(a)) => {
             let issued = ca::init(&a.trust_domain, &a.out, a.days, now()?, a.force)
@@ -53,6 +53,19 @@ fn run(cli: Cli) -> Result<(), String> {
             demo::run(a.runtime, a.port_base, now()?)?;
         }
         Command::Status(a) => print!("{}", status::summary(a.admin)?),
+        // Its own exit codes: 1 for a violated invariant, 2 for a bad run.
+        Command::Sim(command) => return Ok(warren_sim::cli::execute(&command)),
+        Command::Bench(a) => {
+            let args = match a.agent {
+                Some(rest) => warren_benches::mesh::Args::Agent(rest),
+                None => warren_benches::mesh::Args::Bench { quick: a.quick },
+            };
+            let me = warren_benches::mesh::agents::SelfExec {
+                exe: std::env::current_exe().map_err(|e| e.to_string())?,
+                prefix: vec!["bench".into()],
+            };
+            warren_benches::mesh::main(args, &me)?;
+        }
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load_with_ticket(&a.file, a.ticket.as_deref())
                 .map_err(|e| e.to_string())?;
@@ -72,5 +85,5 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

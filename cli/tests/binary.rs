@@ -160,3 +160,23 @@ fn config_check_accepts_the_example_and_points_at_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sim_runs_a_scenario_and_says_how_fast() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sim/scenarios/two-node-echo.toml"
+    );
+    let out = warren(&["sim", "run", scenario, "--seed", "4"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("trace-hash: "), "{stdout}");
+    assert!(stdout.contains("x real time"), "{stdout}");
+    // The same seed, the same hash.
+    let again = warren(&["sim", "run", scenario, "--seed", "4"]);
+    assert_eq!(stdout.lines().next(), text(&again.stdout).lines().next());
+    // A file that cannot be read: exit code 2, not a violation's 1.
+    let out = warren(&["sim", "run", "/nonexistent/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/scenario.toml"));
+}

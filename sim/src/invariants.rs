@@ -5,13 +5,18 @@
 //!   (connected, orderly EOF, no reset) delivered all its bytes exactly
 //!   once to the server, and all of the echo back;
 //! - policy: a flow the oracle ([`crate::oracle`]) denies under every
-//!   policy in force during its life carried no byte either way;
+//!   policy in force during its life carried no byte either way; a flow
+//!   that a policy change denies gets no byte to its server once the
+//!   change took hold ([`Revocations`]);
 //! - liveness: every probe flow (started after the faults stopped and a
-//!   heal period passed) that the oracle allows succeeds;
+//!   heal period passed) that the oracle allows succeeds; in a run without
+//!   faults every allowed flow succeeds;
 //! - no leaks: at the end no node holds flows (unless a client still
 //!   waits), its sockets are exactly the adapter's, and only mesh
-//!   connections hold sockets; no host error; per-socket buffers stay
-//!   under a bound throughout.
+//!   connections hold sockets; no host error;
+//! - memory: no node ever held more than a bound for one socket, measured
+//!   after every input the node handled (see
+//!   [`NodeHost::peak_buffered`](crate::node_host::NodeHost::peak_buffered)).
 //!
 //! Each violation reads `kind: details`.
 
@@ -24,9 +29,10 @@ use crate::oracle;
 use crate::scenario::{Mode, RuleSpec, Scenario};
 use crate::world::World;
 
-/// Bytes a node may hold for one socket (one read plus one TLS record
-/// batch, with room): more is unbounded buffering.
-pub const MAX_BUFFERED_PER_SOCKET: usize = 4 << 20;
+/// Bytes a node may hold for one socket: one read (at most the net's
+/// 256 KiB window) or one ciphertext batch (256 KiB plus TLS's buffer),
+/// with room. More is unbounded buffering.
+pub const MAX_BUFFERED_PER_SOCKET: usize = 1 << 20;
 
 /// A client flow as the run started it.
 #[derive(Clone, Debug)]
@@ -59,19 +65,21 @@ pub struct Observed<'a> {
     pub scenario: &'a Scenario,
     /// When probes started, ms.
     pub probe_at: u64,
+    /// No fault was scheduled in the whole run.
+    pub fault_free: bool,
 }
 
-/// The cheap check during a run: per-socket buffering.
-pub fn check_bounded(violations: &mut Vec<String>, world: &World<SimApp>, hosts: &[HostId]) {
-    for (i, h) in hosts.iter().enumerate() {
-        if let Some(n) = world.app(*h).and_then(SimApp::node) {
-            let held = n.max_buffered();
-            if held > MAX_BUFFERED_PER_SOCKET {
-                violations.push(format!(
-                    "memory: node {i} holds {held} bytes for one socket"
-                ));
-            }
-        }
+/// A node's per-socket high-water mark against the bound (the node
+/// measures it after every input it handles). Also called when a node
+/// leaves the world (crash), so no peak goes unchecked.
+pub fn check_bounded(violations: &mut Vec<String>, node: usize, host: &crate::node_host::NodeHost) {
+    let peak = host.peak_buffered();
+    if peak.bytes > MAX_BUFFERED_PER_SOCKET {
+        violations.push(format!(
+            "memory: node {node} held {} bytes for one socket at {} ms",
+            peak.bytes,
+            peak.at.as_nanos() / 1_000_000
+        ));
     }
 }
 
@@ -82,9 +90,161 @@ struct Received {
     flows: u32,
 }
 
+/// (target node, service, exported there, echo server behind it).
+type Route = (Option<usize>, String, bool, bool);
+
+/// Every server on the nodes' hosts (and those archived from crashed
+/// hosts): what they received, by stream seed.
+fn received_by_seed(
+    world: &World<SimApp>,
+    hosts: &[HostId],
+    archive: &[Endpoint],
+) -> BTreeMap<u64, Received> {
+    let live = hosts
+        .iter()
+        .flat_map(|h| world.apps(*h).iter().filter_map(SimApp::endpoint));
+    let mut received: BTreeMap<u64, Received> = BTreeMap::new();
+    for server in archive.iter().chain(live).filter_map(Endpoint::server) {
+        for flow in server.flows.values() {
+            if let Some(seed) = flow.verifier.seed() {
+                let r = received.entry(seed).or_default();
+                r.bytes += flow.verifier.verified();
+                r.flows += 1;
+            }
+        }
+    }
+    received
+}
+
+/// How long after a policy change a flow it denies may still deliver bytes
+/// to its server (the node applies the change at once; this covers bytes
+/// already on the loopback wire), ms.
+pub const REVOKE_GRACE_MS: u64 = 1000;
+
+/// Client flows that a policy change denied while they lived: the node
+/// must close them, so once the change took hold their server gets no
+/// more bytes, until a later change allows them again.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    watches: Vec<Revoked>,
+}
+
+#[derive(Debug)]
+struct Revoked {
+    seed: u64,
+    name: String,
+    node: usize,
+    meta: ClientMeta,
+    at_ms: u64,
+    /// Server bytes once the change took hold.
+    baseline: Option<u64>,
+}
+
+impl Revocations {
+    /// Node `node` took `rules` at `now_ms`. Watches every client flow to
+    /// it that they deny; ends the watch (checking it) of every flow they
+    /// allow again.
+    #[allow(clippy::too_many_arguments)] // the run's parts, borrowed apart
+    pub fn policy_changed(
+        &mut self,
+        world: &World<SimApp>,
+        hosts: &[HostId],
+        archive: &[Endpoint],
+        scenario: &Scenario,
+        clients: &BTreeMap<SocketId, (u64, ClientMeta)>,
+        node: usize,
+        rules: &[RuleSpec],
+        now_ms: u64,
+        violations: &mut Vec<String>,
+    ) {
+        let allows = |meta: &ClientMeta| {
+            let (_, service, exported, _) = route(scenario, meta);
+            oracle::allowed(rules, exported, &source_of(scenario, meta), &service)
+        };
+        let (ended, kept): (Vec<Revoked>, Vec<Revoked>) = std::mem::take(&mut self.watches)
+            .into_iter()
+            .partition(|w| w.node == node && allows(&w.meta));
+        self.watches = kept;
+        if !ended.is_empty() {
+            let received = received_by_seed(world, hosts, archive);
+            for w in &ended {
+                w.check(&received, violations);
+            }
+        }
+        for (seed, meta) in clients.values() {
+            if route(scenario, meta).0 == Some(node) && !allows(meta) {
+                self.watches.push(Revoked {
+                    seed: *seed,
+                    name: format!(
+                        "client seed={seed:#x} node={} port={} start={}ms",
+                        meta.node, meta.port, meta.start_ms
+                    ),
+                    node,
+                    meta: meta.clone(),
+                    at_ms: now_ms,
+                    baseline: None,
+                });
+            }
+        }
+    }
+
+    /// Notes what the servers got so far for every watch whose change has
+    /// taken hold by `now_ms`.
+    pub fn take_baselines(
+        &mut self,
+        world: &World<SimApp>,
+        hosts: &[HostId],
+        archive: &[Endpoint],
+        now_ms: u64,
+    ) {
+        let due = |w: &Revoked| w.baseline.is_none() && w.at_ms + REVOKE_GRACE_MS <= now_ms;
+        if !self.watches.iter().any(due) {
+            return;
+        }
+        let received = received_by_seed(world, hosts, archive);
+        for w in self.watches.iter_mut().filter(|w| due(w)) {
+            w.baseline = Some(received.get(&w.seed).map_or(0, |r| r.bytes));
+        }
+    }
+
+    /// The end of the run: every watch still open is checked.
+    pub fn check_end(&self, o: &Observed<'_>, violations: &mut Vec<String>) {
+        let received = received_by_seed(o.world, o.hosts, o.archive);
+        for w in &self.watches {
+            w.check(&received, violations);
+        }
+    }
+}
+
+impl Revoked {
+    fn check(&self, received: &BTreeMap<u64, Received>, violations: &mut Vec<String>) {
+        let Some(baseline) = self.baseline else {
+            return;
+        };
+        let now = received.get(&self.seed).map_or(0, |r| r.bytes);
+        if now > baseline {
+            violations.push(format!(
+                "policy: {}: {} bytes reached the server after a policy change at {} ms denied the flow",
+                self.name,
+                now - baseline,
+                self.at_ms
+            ));
+        }
+    }
+}
+
+/// The SPIFFE id of a client's node.
+fn source_of(s: &Scenario, meta: &ClientMeta) -> String {
+    let (ns, sa) = s.nodes[meta.node]
+        .identity
+        .split_once('/')
+        .unwrap_or(("", ""));
+    format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain)
+}
+
 /// Where a client's tunnel leads: (target node, service, exported there,
 /// echo server behind it).
-fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool) {
+fn route(s: &Scenario, meta: &ClientMeta) -> Route {
     let to = s.nodes[meta.node]
         .tunnels
         .iter()
@@ -118,14 +278,13 @@ fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool)
 
 /// The oracle's answers under each policy of `target` in force from
 /// `from_ms` on: (any allowed, any denied, allowed by the last).
-fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (bool, bool, bool) {
+fn decisions(
+    o: &Observed<'_>,
+    meta: &ClientMeta,
+    (target, service, exported): (Option<usize>, &str, bool),
+) -> (bool, bool, bool) {
     let s = o.scenario;
-    let (ns, sa) = s.nodes[meta.node]
-        .identity
-        .split_once('/')
-        .unwrap_or(("", ""));
-    let source = format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain);
-    let (_, service, exported, _) = route(s, meta);
+    let source = source_of(s, meta);
     let Some(j) = target else {
         return (false, true, false);
     };
@@ -151,11 +310,11 @@ fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (boo
         .collect();
     let answers: Vec<bool> = live
         .iter()
-        .map(|r| oracle::allowed(r, exported, &source, &service))
+        .map(|r| oracle::allowed(r, exported, &source, service))
         .collect();
     let last = versions
         .last()
-        .is_some_and(|r| oracle::allowed(r, exported, &source, &service));
+        .is_some_and(|r| oracle::allowed(r, exported, &source, service));
     (
         answers.iter().any(|a| *a),
         answers.iter().any(|a| !*a),
@@ -171,7 +330,6 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let live = o.world.apps(*h).iter().filter_map(SimApp::endpoint);
         endpoints.extend(live.map(|e| (e, false)));
     }
-    let mut received: BTreeMap<u64, Received> = BTreeMap::new();
     for server in endpoints.iter().filter_map(|(e, _)| e.server()) {
         for flow in server.flows.values() {
             if let Some(at) = flow.verifier.mismatch() {
@@ -179,15 +337,14 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                     "integrity: a server got a wrong byte at offset {at}"
                 ));
             }
-            if let Some(seed) = flow.verifier.seed() {
-                let r = received.entry(seed).or_default();
-                r.bytes += flow.verifier.verified();
-                r.flows += 1;
-            }
         }
     }
+    let received = received_by_seed(o.world, o.hosts, o.archive);
     let mut ok = 0;
     let mut hung = 0;
+    // A route walks every node's exports: once per (node, port), not once
+    // per client, or the end check of a 1000-node mesh costs O(flows × nodes).
+    let mut routes: BTreeMap<(usize, u16), Route> = BTreeMap::new();
     let end_ms = o.world.now().as_nanos() / 1_000_000;
     for (client, crashed) in endpoints
         .iter()
@@ -196,8 +353,11 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
             continue;
         };
-        let (target, _, _, echo) = route(o.scenario, meta);
-        let (any_allow, _, last_allow) = decisions(o, meta, target);
+        let (target, service, exported, echo) = routes
+            .entry((meta.node, meta.port))
+            .or_insert_with(|| route(o.scenario, meta))
+            .clone();
+        let (any_allow, _, last_allow) = decisions(o, meta, (target, &service, exported));
         let got = received.get(seed);
         let server_bytes = got.map_or(0, |r| r.bytes);
         let name = format!(
@@ -250,7 +410,12 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 ));
             }
         }
-        if meta.probe && last_allow && !success {
+        if o.fault_free && last_allow && !success && !crashed {
+            violations.push(format!(
+                "liveness: {name}: allowed flow failed in a run without faults (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",
+                client.connected, client.read_closed, client.reset, client.echo.verified()
+            ));
+        } else if meta.probe && last_allow && !success {
             violations.push(format!(
                 "liveness: {name}: allowed probe did not succeed (connected={:?} read_closed={} reset={} echo={})",
                 client.connected, client.read_closed, client.reset, client.echo.verified()
@@ -267,6 +432,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some(n) = o.world.app(*h).and_then(SimApp::node) else {
             continue;
         };
+        check_bounded(violations, i, n);
         let node = n.node();
         if hung == 0 && node.flow_count() > 0 {
             violations.push(format!(

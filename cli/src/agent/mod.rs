@@ -79,13 +79,14 @@ fn drain(handle: Handle, deadline: Duration) {
 /// A started node and the admin endpoint that shows it.
 pub struct RunningAgent {
     handle: Arc<Handle>,
-    admin: Option<AdminServer>,
+    admin: AdminServer,
 }
 
 impl RunningAgent {
     /// Starts `config`'s node on `runtime` (see [`start`]) and its admin
-    /// endpoint on `admin`. The agent keeps carrying traffic if the admin
-    /// address cannot be bound, but logs why there are no metrics.
+    /// endpoint on `admin`. An admin address that cannot be bound fails the
+    /// start like any other listener (issue 6: a port in use is a clear
+    /// error, nothing half-started): the node is stopped again.
     pub fn start(
         runtime: Runtime,
         agent: &'static str,
@@ -98,14 +99,22 @@ impl RunningAgent {
             handle: Arc::clone(&handle),
             record,
         };
-        let admin = match AdminServer::start(admin, source) {
-            Ok(server) => Some(server),
+        match AdminServer::start(admin, source) {
+            Ok(server) => Ok(RunningAgent {
+                handle,
+                admin: server,
+            }),
             Err(e) => {
-                error!(%agent, %admin, error = %e, "admin endpoint not started");
-                None
+                // The failed server dropped its clone: this is the only one.
+                if let Ok(handle) = Arc::try_unwrap(handle) {
+                    let _ = handle.shutdown();
+                }
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("admin endpoint on {admin}: {e}"),
+                ))
             }
-        };
-        Ok(RunningAgent { handle, admin })
+        }
     }
 
     /// The running node.
