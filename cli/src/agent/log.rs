@@ -106,8 +106,7 @@ pub fn notice(agent: &str, notice: Notice) {
             bytes_sent,
             bytes_received,
             duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-            // Quoted in text lines: a close reason may hold spaces.
-            reason = reason.to_string().as_str(),
+            reason = %reason,
             rule = %rule_of(decision_of(&reason)),
             "access flow closed"
         ),
