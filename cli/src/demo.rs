@@ -223,6 +223,9 @@ fn instructions(base: u16, dir: &Path) -> Result<String, String> {
          What each agent counts (also /flows, /certs, /config_dump, /healthz):\n\
          \x20 curl http://127.0.0.1:{a_admin}/metrics\n\
          \x20 curl http://127.0.0.1:{b_admin}/metrics\n\
+         Each agent's identity, peers, flows and recent denials:\n\
+         \x20 warren status --admin 127.0.0.1:{a_admin}\n\
+         \x20 warren status --admin 127.0.0.1:{b_admin}\n\
          \n\
          ready: press Ctrl-C to stop\n",
         dir = dir.display(),

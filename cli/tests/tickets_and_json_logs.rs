@@ -198,7 +198,7 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{SERVER}" }}]
         ", expires in ".to_owned(),
         format!("  tunnel        127.0.0.1:{tunnel} -> echo.test:7"),
         format!("  dialled   127.0.0.1:{b_hbone}"),
-        format!("{SERVER}  1 connection, 1 streams"),
+        format!("{SERVER}  1 connection, 1 stream, up "),
         "1 open (0 inbound, 1 outbound); since start 2 opened, 10.0 kB sent".to_owned(),
         "sent 4 B, received 4 B".to_owned(),
         "recent denials\n  none".to_owned(),

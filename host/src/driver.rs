@@ -1,6 +1,7 @@
 //! The task that owns the node: drains the ready queue, reads, steps the
 //! node through [`drive`], and sleeps until the next readiness or deadline.
 
+use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::pin;
@@ -24,6 +25,10 @@ const READS_PER_LOOK: usize = 16;
 const ACCEPTS_PER_LOOK: usize = 64;
 /// Queue drains per wake-up before yielding to the runtime.
 const ROUNDS_PER_POLL: usize = 64;
+/// The first pause after a failed accept; it doubles per failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause between accepts on a failing listener.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The read buffer, 64-byte aligned: copies out of it stay on the fast
 /// path of glibc's memcpy (see notes/rust-anchors.md).
@@ -73,11 +78,24 @@ impl<R: Reactor, N: FnMut(Notice)> Core<R, N> {
     }
 }
 
+/// A listener whose accept failed: left alone until `until`.
+struct AcceptBackoff {
+    /// The current pause; the next failure doubles it.
+    delay: Duration,
+    until: std::time::Instant,
+}
+
 struct Driver<R: Reactor, N> {
     core: Core<R, N>,
     buf: Box<ReadBuf>,
     /// The deadline the timer is set to.
     armed: Option<Instant>,
+    /// Listeners backing off after accept errors (EMFILE and the like).
+    backoff: BTreeMap<ListenerId, AcceptBackoff>,
+    /// Fires when the earliest back-off ends.
+    accept_timer: R::Timer,
+    /// The time `accept_timer` is set to.
+    accept_armed: Option<std::time::Instant>,
 }
 
 /// Something asked of a running node from outside its task.
@@ -135,6 +153,9 @@ where
         },
         buf: Box::new(ReadBuf([0; READ_BUF])),
         armed: None,
+        backoff: BTreeMap::new(),
+        accept_timer: R::timer(),
+        accept_armed: None,
     };
     driver.core.drain()?;
     if let Some(e) = driver.core.io.fatal.take() {
@@ -157,7 +178,15 @@ where
                         return Poll::Ready(Err(e));
                     }
                 }
-                Poll::Ready(Some(Request::Inspect(look))) => look(&driver.core.node),
+                Poll::Ready(Some(Request::Inspect(look))) => {
+                    // Brings the node's clock up to now (a timeout input
+                    // only lets it look at its deadlines), so that ages in
+                    // the view are measured to now, not to the last input.
+                    if let Err(e) = driver.core.step(Input::Timeout) {
+                        return Poll::Ready(Err(e));
+                    }
+                    look(&driver.core.node)
+                }
                 Poll::Ready(None) => requests_open = false,
                 Poll::Pending => break,
             }
@@ -182,6 +211,10 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     fired = true;
                     self.core.step(Input::Timeout)?;
                 }
+            }
+            if self.accept_armed.is_some() && R::poll_timer(&mut self.accept_timer, cx).is_ready() {
+                self.accept_armed = None;
+                self.retry_accepts();
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
@@ -208,6 +241,14 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     }
 
     fn accept(&mut self, listener: ListenerId) -> io::Result<()> {
+        if self
+            .backoff
+            .get(&listener)
+            .is_some_and(|b| std::time::Instant::now() < b.until)
+        {
+            // The back-off timer looks again.
+            return Ok(());
+        }
         for _ in 0..ACCEPTS_PER_LOOK {
             let Some(l) = self.core.io.listeners.get(&listener) else {
                 return Ok(());
@@ -215,9 +256,16 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             let waker = l.waker.clone();
             match R::poll_accept(&l.listener, &mut Context::from_waker(&waker)) {
                 Poll::Pending => return Ok(()),
-                // Aborted handshakes and fd exhaustion: try again later.
-                Poll::Ready(Err(_)) => break,
+                // A client that left before its accept: only it is lost.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                // Out of descriptors or memory: retrying at once would
+                // fail again at full speed, so back off.
+                Poll::Ready(Err(error)) => {
+                    self.back_off(listener, error);
+                    return Ok(());
+                }
                 Poll::Ready(Ok((stream, peer))) => {
+                    self.backoff.remove(&listener);
                     R::set_nodelay(&stream);
                     let now = self.core.clock.now();
                     let sock = self
@@ -232,6 +280,51 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
         }
         self.core.io.queue.kick(listener.0);
         Ok(())
+    }
+
+    /// Pauses accepting on `listener` after `error`, doubling the pause
+    /// of the failure before, and says so once for this pause.
+    fn back_off(&mut self, listener: ListenerId, error: io::Error) {
+        let delay = self.backoff.get(&listener).map_or(ACCEPT_BACKOFF_MIN, |b| {
+            (b.delay * 2).min(ACCEPT_BACKOFF_MAX)
+        });
+        let until = std::time::Instant::now() + delay;
+        self.backoff
+            .insert(listener, AcceptBackoff { delay, until });
+        self.arm_accept_timer();
+        (self.core.io.notify)(Notice::AcceptFailed {
+            listener,
+            error,
+            retry_in: delay,
+        });
+    }
+
+    /// Looks again at the listeners whose pause is over.
+    fn retry_accepts(&mut self) {
+        let now = std::time::Instant::now();
+        for (listener, backoff) in &self.backoff {
+            if backoff.until <= now {
+                self.core.io.queue.kick(listener.0);
+            }
+        }
+        self.arm_accept_timer();
+    }
+
+    /// Sets the back-off timer to the earliest pause still running.
+    fn arm_accept_timer(&mut self) {
+        let now = std::time::Instant::now();
+        let next = self
+            .backoff
+            .values()
+            .map(|b| b.until)
+            .filter(|&u| u > now)
+            .min();
+        if let Some(at) = next {
+            if self.accept_armed != Some(at) {
+                R::set_timer(&mut self.accept_timer, at);
+                self.accept_armed = Some(at);
+            }
+        }
     }
 
     fn connect(&mut self, sock: SockId) -> io::Result<()> {

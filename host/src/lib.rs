@@ -103,6 +103,18 @@ pub enum Notice {
         /// Why.
         error: io::Error,
     },
+    /// Accepting on a listener failed (e.g. `EMFILE`: out of file
+    /// descriptors). The listener is left alone for `retry_in` (10 ms,
+    /// doubling per failure up to 1 s, back to 10 ms after a success), so
+    /// a persistent error costs one notice per back-off period, not a spin.
+    AcceptFailed {
+        /// The node's listener.
+        listener: ListenerId,
+        /// Why.
+        error: io::Error,
+        /// How long until the next try.
+        retry_in: std::time::Duration,
+    },
     /// The node's first outputs are carried out: every listener of the
     /// initial configuration is bound.
     Started,

@@ -29,8 +29,10 @@ use warren_sim::certs::{SimCa, Validity};
 
 use crate::{Handle, Notice, Reactor};
 
+mod accept;
 mod admin;
 mod stop;
+pub use accept::{accept_errors_back_off, FailingAccept};
 pub use admin::admin_endpoints;
 pub use stop::inspect_while_stopping;
 
@@ -94,6 +96,10 @@ macro_rules! suite_tests {
         #[test]
         fn admin_endpoints_show_the_flow() {
             $crate::suite::admin_endpoints::<$rt>();
+        }
+        #[test]
+        fn accept_errors_back_off() {
+            $crate::suite::accept_errors_back_off::<$rt>();
         }
         #[test]
         fn inspect_returns_while_the_node_stops() {

@@ -76,6 +76,14 @@ pub fn notice(agent: &str, notice: Notice) {
         Notice::ListenFailed { addr, error, .. } => {
             warn!(agent, %addr, %error, "could not listen")
         }
+        Notice::AcceptFailed {
+            error, retry_in, ..
+        } => warn!(
+            agent,
+            %error,
+            retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            "accept failed; pausing this listener"
+        ),
         Notice::Started => info!(agent, "started"),
         Notice::Event(event @ NodeEvent::FlowOpened { .. }) => debug!(agent, "{event}"),
         Notice::Event(NodeEvent::FlowClosed {

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
-use warren_host::admin::{AdminServer, NodeWithDenials, RecentDenials};
+use warren_host::admin::{AdminServer, NoticeRecord, RecordedNode};
 use warren_host::{Handle, Notice};
 use warren_proto::node::NodeConfig;
 
@@ -41,18 +41,17 @@ pub enum Runtime {
 }
 
 /// Starts `config`'s node on `runtime` on its own thread; `agent` names it
-/// in log lines, `denials` keeps its latest denials. Returns once every
+/// in log lines, `record` keeps what the admin endpoint shows of its
+/// notices (denials, failed accepts). Returns once every
 /// listener is bound.
 fn start(
     runtime: Runtime,
     agent: &'static str,
     config: NodeConfig,
-    denials: RecentDenials,
+    record: NoticeRecord,
 ) -> io::Result<Handle> {
     let on_notice = move |n: Notice| {
-        if let Notice::Event(event) = &n {
-            denials.record(event);
-        }
+        record.record(&n);
         log::notice(agent, n);
     };
     match runtime {
@@ -94,11 +93,11 @@ impl RunningAgent {
         config: NodeConfig,
         admin: SocketAddr,
     ) -> io::Result<RunningAgent> {
-        let denials = RecentDenials::default();
-        let handle = Arc::new(start(runtime, agent, config, denials.clone())?);
-        let source = NodeWithDenials {
+        let record = NoticeRecord::default();
+        let handle = Arc::new(start(runtime, agent, config, record.clone())?);
+        let source = RecordedNode {
             handle: Arc::clone(&handle),
-            denials,
+            record,
         };
         match AdminServer::start(admin, source) {
             Ok(server) => Ok(RunningAgent {

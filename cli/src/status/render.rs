@@ -136,13 +136,15 @@ impl fmt::Display for Summary<'_> {
                 "accepted"
             };
             let conns = number(&p["connections"]);
+            let streams = number(&p["streams"]);
             writeln!(
                 f,
-                "  {role:<9} {:<21} {}  {conns} connection{}, {} streams",
+                "  {role:<9} {:<21} {}  {conns} connection{}, {streams} stream{}, up {}",
                 text(&p["address"]),
                 p["identity"].as_str().unwrap_or("(handshaking)"),
                 if conns == 1 { "" } else { "s" },
-                number(&p["streams"]),
+                if streams == 1 { "" } else { "s" },
+                age(number(&p["age_ms"])),
             )?;
         }
 
@@ -290,7 +292,8 @@ mod tests {
                 { "kind": "tunnel", "addr": "127.0.0.1:7000", "to": "echo.demo:80" },
             ],
             "connections": [{ "role": "client", "address": "10.0.0.2:15008",
-                "identity": "spiffe://t.org/ns/demo/sa/b", "connections": 1, "streams": 2 }],
+                "identity": "spiffe://t.org/ns/demo/sa/b", "connections": 1, "streams": 2,
+                "age_ms": 125_000 }],
             "flows": { "open": 2, "inbound": 0, "outbound": 2, "opened_total": 7,
                 "bytes_sent_total": 2_000_000, "bytes_received_total": 10,
                 "by_service": [{ "direction": "outbound", "service": "echo.demo:80", "open": 2 }],
@@ -316,7 +319,7 @@ mod tests {
             "agent      spiffe://t.org/ns/web/sa/a (trust domain t.org)",
             "expires in 12 d",
             "  tunnel        127.0.0.1:7000 -> echo.demo:80",
-            "  dialled   10.0.0.2:15008        spiffe://t.org/ns/demo/sa/b  1 connection, 2 streams",
+            "  dialled   10.0.0.2:15008        spiffe://t.org/ns/demo/sa/b  1 connection, 2 streams, up 2 min",
             "2 open (0 inbound, 2 outbound); since start 7 opened, 2.0 MB sent, 10 B received",
             "  outbound  echo.demo:80                   2 open",
             "flow-4     outbound  echo.demo:80  spiffe://t.org/ns/web/sa/a -> -  sent 1.5 MB, received 0 B, age 4.0 s",

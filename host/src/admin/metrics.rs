@@ -60,6 +60,9 @@ pub fn render(view: &View) -> String {
     let pooled = Gauge::<i64>::default();
     pooled.set(gauge(view.connections.iter().filter(|c| c.pooled).count()));
 
+    let accept_errors = Counter::<u64>::default();
+    accept_errors.inc_by(view.accept_errors);
+
     let mut registry = Registry::default();
     registry.register(OPENED, "Flows established", opened);
     registry.register(CLOSED, "Flows ended, by reason", closed);
@@ -80,6 +83,11 @@ pub fn render(view: &View) -> String {
         "warren_h2_streams_open",
         "HTTP/2 streams carrying flows over all mesh connections",
         streams_open,
+    );
+    registry.register(
+        "warren_accept_errors",
+        "Failed accepts on the node's listeners (each starts a back-off)",
+        accept_errors,
     );
     let mut out = String::new();
     // Writing into a String cannot fail.

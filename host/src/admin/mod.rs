@@ -22,7 +22,7 @@ mod x509;
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,6 +65,8 @@ pub struct View {
     pub listeners: Vec<SocketAddr>,
     /// The latest policy denials, oldest first, when the source keeps them.
     pub denials: Vec<Denial>,
+    /// Failed accepts on the node's listeners, when the source counts them.
+    pub accept_errors: u64,
 }
 
 impl View {
@@ -79,6 +81,7 @@ impl View {
             connections: node.connections().collect(),
             listeners: Vec::new(),
             denials: Vec::new(),
+            accept_errors: 0,
         }
     }
 }
@@ -98,20 +101,50 @@ impl ViewSource for Arc<Handle> {
     }
 }
 
-/// A running node and the denials its events reported: the source of an
-/// agent's admin endpoint.
-#[derive(Debug)]
-pub struct NodeWithDenials {
-    /// The node.
-    pub handle: Arc<Handle>,
-    /// Filled by the node's notice callback ([`RecentDenials::record`]).
+/// What the admin endpoint keeps from the node's notices, which the node
+/// itself does not: the latest denials and the count of failed accepts.
+/// Clones share it; the notice callback [`records`](NoticeRecord::record)
+/// into one clone, the admin server reads another.
+#[derive(Clone, Debug, Default)]
+pub struct NoticeRecord {
+    /// The latest policy denials.
     pub denials: RecentDenials,
+    accept_errors: Arc<AtomicU64>,
 }
 
-impl ViewSource for NodeWithDenials {
+impl NoticeRecord {
+    /// Keeps what `notice` says that the endpoints show.
+    pub fn record(&self, notice: &crate::Notice) {
+        match notice {
+            crate::Notice::Event(event) => self.denials.record(event),
+            crate::Notice::AcceptFailed { .. } => {
+                self.accept_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Failed accepts so far.
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// A running node and what its notices reported: the source of an
+/// agent's admin endpoint.
+#[derive(Debug)]
+pub struct RecordedNode {
+    /// The node.
+    pub handle: Arc<Handle>,
+    /// Filled by the node's notice callback.
+    pub record: NoticeRecord,
+}
+
+impl ViewSource for RecordedNode {
     fn view(&self) -> io::Result<View> {
         let mut view = self.handle.view()?;
-        view.denials = self.denials.snapshot();
+        view.denials = self.record.denials.snapshot();
+        view.accept_errors = self.record.accept_errors();
         Ok(view)
     }
 }
@@ -283,6 +316,32 @@ mod tests {
         drop(server);
         // Stopping closed the listener.
         assert!(TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn the_record_counts_failed_accepts_and_keeps_denials() {
+        use warren_proto::node::{ListenerId, NodeEvent};
+        use warren_proto::policy::{Decision, Reason};
+
+        let record = NoticeRecord::default();
+        let reader = record.clone();
+        for _ in 0..3 {
+            record.record(&crate::Notice::AcceptFailed {
+                listener: ListenerId(1),
+                error: io::Error::from_raw_os_error(24),
+                retry_in: Duration::from_millis(10),
+            });
+        }
+        record.record(&crate::Notice::Event(NodeEvent::PolicyDenied {
+            decision: Decision::new(Reason::NoAllowRuleMatched, None),
+            source: None,
+            destination: "db.prod:5432".into(),
+        }));
+        record.record(&crate::Notice::Started);
+        assert_eq!(reader.accept_errors(), 3);
+        let denials = reader.denials.snapshot();
+        assert_eq!(denials.len(), 1);
+        assert_eq!(denials[0].destination, "db.prod:5432");
     }
 
     #[test]

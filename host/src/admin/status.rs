@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use serde_json::{json, Value};
 use warren_proto::identity::SpiffeId;
 use warren_proto::node::{Direction, FlowSnapshot, FrontKind};
+use warren_proto::time::Instant;
 
-use super::json::{flow_list, identity};
+use super::json::{flow_list, identity, millis};
 use super::{x509, View};
 
 /// How many of the busiest flows `/status` lists.
@@ -64,25 +65,36 @@ fn listeners(view: &View) -> Vec<Value> {
 }
 
 /// Mesh connections grouped by peer (address and identity), pooled
-/// (dialled by us) and accepted apart.
+/// (dialled by us) and accepted apart; a group's age is its oldest
+/// connection's.
 fn connections(view: &View) -> Vec<Value> {
-    let mut by_peer: BTreeMap<(bool, SocketAddr, Option<&SpiffeId>), (usize, usize)> =
-        BTreeMap::new();
+    struct Group {
+        connections: usize,
+        streams: usize,
+        oldest: Instant,
+    }
+    let mut by_peer: BTreeMap<(bool, SocketAddr, Option<&SpiffeId>), Group> = BTreeMap::new();
     for c in &view.connections {
         let key = (c.pooled, c.peer_addr, c.peer.as_ref());
-        let entry = by_peer.entry(key).or_default();
-        entry.0 += 1;
-        entry.1 += c.streams;
+        let group = by_peer.entry(key).or_insert(Group {
+            connections: 0,
+            streams: 0,
+            oldest: c.opened,
+        });
+        group.connections += 1;
+        group.streams += c.streams;
+        group.oldest = group.oldest.min(c.opened);
     }
     by_peer
         .into_iter()
-        .map(|((pooled, addr, peer), (connections, streams))| {
+        .map(|((pooled, addr, peer), group)| {
             json!({
                 "role": if pooled { "client" } else { "server" },
                 "address": addr.to_string(),
                 "identity": identity(peer),
-                "connections": connections,
-                "streams": streams,
+                "connections": group.connections,
+                "streams": group.streams,
+                "age_ms": millis(view.now.saturating_duration_since(group.oldest)),
             })
         })
         .collect()

@@ -338,4 +338,6 @@ pub struct ConnSnapshot {
     pub pooled: bool,
     /// HTTP/2 streams carrying flows now.
     pub streams: usize,
+    /// When it was dialled or accepted.
+    pub opened: crate::time::Instant,
 }

@@ -26,8 +26,10 @@ impl Node {
         match TlsSession::server(server, self.config.tls_buffer_limit) {
             Ok(tls) => {
                 let h2 = self.new_h2(Role::Server);
-                self.conns
-                    .insert(c, MeshConn::new(sock, peer, tls, h2, None, deadline));
+                self.conns.insert(
+                    c,
+                    MeshConn::new(sock, peer, tls, h2, None, self.now, deadline),
+                );
                 self.socks.insert(sock, s);
                 self.dirty.insert(sock);
             }

@@ -33,6 +33,8 @@ pub(super) struct MeshConn {
     pub ready: bool,
     /// Handshake deadline, cleared once TLS is up.
     pub deadline: Option<Instant>,
+    /// When the connection was dialled or accepted (for its age).
+    pub opened: Instant,
     /// Client flows waiting for `ready`.
     pub waiting: Vec<FlowId>,
     /// Streams carrying flows.
@@ -54,6 +56,7 @@ impl MeshConn {
         tls: TlsSession,
         h2: h2::Connection,
         pool_key: Option<PoolKey>,
+        opened: Instant,
         deadline: Instant,
     ) -> MeshConn {
         MeshConn {
@@ -66,6 +69,7 @@ impl MeshConn {
             peer: None,
             ready: false,
             deadline: Some(deadline),
+            opened,
             waiting: Vec::new(),
             streams: BTreeMap::new(),
             plain: Vec::new(),

@@ -327,6 +327,7 @@ impl Node {
             peer: c.peer.clone(),
             pooled: c.pool_key.is_some(),
             streams: c.streams.len(),
+            opened: c.opened,
         })
     }
 

@@ -170,7 +170,15 @@ impl Node {
         let sock = SockId(self.alloc());
         let h2 = self.new_h2(Role::Client);
         let deadline = after(self.now, self.config.timeouts.tls_handshake);
-        let mut conn = MeshConn::new(sock, ep.hbone, tls, h2, Some(key.clone()), deadline);
+        let mut conn = MeshConn::new(
+            sock,
+            ep.hbone,
+            tls,
+            h2,
+            Some(key.clone()),
+            self.now,
+            deadline,
+        );
         conn.connected = false;
         self.conns.insert(c, conn);
         let mut s = Sock::new(Owner::Mesh(c), ep.hbone);
