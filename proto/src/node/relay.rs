@@ -449,13 +449,20 @@ impl Node {
         }
     }
 
-    fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
+    pub(super) fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
         self.conns.get(&c)?.streams.get(&st).copied()
     }
 
     fn on_h2_event(&mut self, c: ConnId, event: H2Event) {
+        if self.hub_h2_event(c, &event) {
+            return;
+        }
         match event {
-            H2Event::Ready => self.conn_ready(c),
+            H2Event::Ready => {
+                self.conn_ready(c);
+                self.hub_conn_ready(c);
+                self.link_conn_ready(c);
+            }
             H2Event::Request {
                 stream,
                 request,
@@ -562,6 +569,8 @@ impl Node {
             s.closing = Some(false);
         }
         self.dirty.insert(sock);
+        self.hub_conn_finished(c);
+        self.link_conn_finished(c);
     }
 
     /// A TLS failure: report it, send the alert, close.
