@@ -59,6 +59,17 @@ pub enum Command {
             Example: warren agent --config agent.toml --runtime tokio --log-format json"
     )]
     Agent(AgentArgs),
+    /// Run a hub: agents with no open ports reach each other through it.
+    #[command(
+        long_about = "Run a hub from a configuration file: the agent file format plus a \
+            [hub] table (which identities may announce which services). The hub listens \
+            on hbone_listen (default 0.0.0.0:15009); agents with `hubs = [\"ip:port\"]` \
+            and `hub_identities` dial it twice (forward and reverse), announce their \
+            exports and reach every announced service through it, authorized by the \
+            hub's [[authz.rule]]s and again by the serving agent.\n\n\
+            Example: warren hub --config hub.toml"
+    )]
+    Hub(AgentArgs),
     /// Run two agents in one process with a demo CA: try the mesh with curl.
     #[command(
         long_about = "Run two agents on 127.0.0.1 in one process, with a CA and certificates \

@@ -48,6 +48,10 @@ fn run(cli: Cli) -> Result<(), String> {
             agent::log::init(a.log_format);
             agent::run(a.config, a.runtime)?;
         }
+        Command::Hub(a) => {
+            agent::log::init(a.log_format);
+            agent::run_hub(a.config, a.runtime)?;
+        }
         Command::Demo(a) => {
             agent::log::init(a.log_format);
             demo::run(a.runtime, a.port_base, now()?)?;

@@ -308,3 +308,162 @@ fn slow_reader_keeps_hub_buffers_bounded() {
     assert!(world.net.apps[sink].received == data);
     assert!(world.net.apps[sink].eof, "A's half-close crossed the hub");
 }
+
+/// Two hubs (nodes 0 and 1), A (node 2) and B (node 3) connected to both.
+fn two_hubs() -> World {
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    let hub_addrs = [addr("10.0.0.9:15009"), addr("10.0.0.10:15009")];
+    for (i, listen) in hub_addrs.iter().enumerate() {
+        let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
+        hub.hbone_listen = Some(*listen);
+        hub.hub = Some(HubRole {
+            announce: AnnouncePolicy::new(vec![ExportRule {
+                principals: vec![PrincipalPattern::new("*").unwrap()],
+                services: vec![ServiceAllowance::OwnNamespace],
+            }]),
+            ..HubRole::default()
+        });
+        world.add_node(hub);
+    }
+    let both = HubLinks {
+        hubs: hub_addrs.to_vec(),
+        ..links()
+    };
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a.hub_links = both.clone();
+    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr("127.0.0.2:8080")),
+    }])
+    .unwrap();
+    b.hub_links = both;
+    world.add_node(a);
+    world.add_node(b);
+    world.add_echo_server(addr("127.0.0.2:8080"));
+    world.run();
+    world
+}
+
+fn link_ups(world: &World, n: usize) -> usize {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::Hub(HubEvent::LinkUp { .. })))
+        .count()
+}
+
+#[test]
+fn losing_one_hub_keeps_flows_on_the_other_and_new_flows_work() {
+    let mut world = two_hubs();
+    assert_eq!(link_ups(&world, 2), 4);
+    assert_eq!(link_ups(&world, 3), 4);
+    for h in [0, 1] {
+        assert_eq!(world.nodes[h].hub_registry().len(), 1, "hub {h}");
+    }
+    // Two flows: one on each hub.
+    let flows: Vec<usize> = (0..2)
+        .map(|i| {
+            let app = world.connect_app(addr("127.0.0.1:9000"));
+            world.app_write(app, &pattern(10_000, i));
+            app
+        })
+        .collect();
+    world.run();
+    assert_eq!(world.nodes[0].relay_count(), 1);
+    assert_eq!(world.nodes[1].relay_count(), 1);
+    // Hub 0 dies: its connections reset, its address stops answering.
+    world.net.blackhole.insert(addr("10.0.0.9:15009"));
+    world.reset_links(0, 2);
+    world.reset_links(0, 3);
+    world.run();
+    let survivor: Vec<usize> = flows
+        .iter()
+        .copied()
+        .filter(|app| !world.net.apps[*app].reset && !world.net.apps[*app].eof)
+        .collect();
+    assert_eq!(survivor.len(), 1, "exactly the flow on hub 1 survives");
+    let app = survivor[0];
+    let salt = flows.iter().position(|f| *f == app).unwrap();
+    world.app_write(app, &pattern(5_000, 9));
+    world.app_shutdown(app);
+    world.run();
+    let mut expected = pattern(10_000, salt);
+    expected.extend(pattern(5_000, 9));
+    assert!(world.net.apps[app].received == expected);
+    assert!(world.net.apps[app].eof);
+    // A new flow goes through hub 1.
+    let fresh = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(fresh, b"still here");
+    world.app_shutdown(fresh);
+    world.run();
+    assert_eq!(world.net.apps[fresh].received, b"still here");
+    // Hub 0 comes back: the agents redial after their back-off.
+    world.net.blackhole.remove(&addr("10.0.0.9:15009"));
+    let mut now = world.now;
+    for _ in 0..200 {
+        now = now + core::time::Duration::from_millis(500);
+        world.advance_to(now);
+        world.run();
+    }
+    assert_eq!(link_ups(&world, 2), 6, "A is back on hub 0");
+    assert_eq!(link_ups(&world, 3), 6, "B is back on hub 0");
+    assert_eq!(world.nodes[0].hub_registry().len(), 1);
+}
+
+#[test]
+fn an_announcement_outside_the_identity_is_rejected_and_others_unaffected() {
+    let Setup {
+        mut world, configs, ..
+    } = setup(h2::Config::default());
+    // B now also claims a service of another namespace.
+    let mut b = configs[B].clone();
+    b.exports = Exports::new(vec![
+        Export {
+            service: ServiceName::parse("echo.shop").unwrap(),
+            port: 80,
+            target: Target::Addr(addr("127.0.0.2:8080")),
+        },
+        Export {
+            service: ServiceName::parse("payments.bank").unwrap(),
+            port: 443,
+            target: Target::Addr(addr("127.0.0.2:8443")),
+        },
+    ])
+    .unwrap();
+    world.apply_config(B, b);
+    world.run();
+    let rejected = |n: usize| {
+        world
+            .events_of(n)
+            .into_iter()
+            .filter_map(|e| match e {
+                NodeEvent::Hub(HubEvent::AnnounceRejected { agent, rejection }) => {
+                    Some((agent.clone(), rejection.to_string()))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![(
+        spiffe("shop", "echo"),
+        "identity may not export payments.bank:443".to_string(),
+    )];
+    assert_eq!(rejected(HUB), expected);
+    assert_eq!(rejected(B), expected, "B hears why on its control stream");
+    // All or nothing: B's earlier announcement stands, and A still gets through.
+    assert_eq!(world.nodes[HUB].hub_registry().len(), 1);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"ping");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"ping");
+}

@@ -159,6 +159,19 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
     }
 }
 
+/// `warren hub`: an agent file with a `[hub]` table, run until SIGTERM
+/// or SIGINT.
+pub fn run_hub(file: PathBuf, runtime: Runtime) -> Result<(), String> {
+    let cfg = config::load(&file).map_err(|e| e.to_string())?;
+    if cfg.hub.is_none() {
+        return Err(format!(
+            "{}: no [hub] table; expected one with [[hub.announce]] rules",
+            file.display()
+        ));
+    }
+    run(file, runtime)
+}
+
 /// Reloads policy, exports, services and certificates; a broken file is
 /// logged and the running configuration kept.
 fn reload(file: &Path, handle: &Handle, why: &str) {

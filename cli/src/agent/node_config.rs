@@ -17,7 +17,19 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
         .map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
-    node.hbone_listen = Some(cfg.hbone_listen);
+    node.hbone_listen = cfg.hbone_listen;
+    node.hub_links = cfg.hub_links.clone();
+    // Redial jitter differs per identity, so agents restarted together
+    // spread out, yet one agent's schedule is repeatable.
+    node.hub_links.seed = node
+        .identity
+        .id()
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    node.hub = cfg.hub.clone();
     node.exports = cfg.exports.clone();
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();

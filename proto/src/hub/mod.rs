@@ -83,7 +83,7 @@ pub const DEFAULT_CONTROL_OUTBOX: usize = 1024 * 1024;
 
 /// What a node serving as a hub is configured with (its authorization
 /// policy is the node's own [`crate::node::NodeConfig::authz`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HubRole {
     /// Which identities may announce which services.
     pub announce: AnnouncePolicy,
@@ -127,7 +127,7 @@ pub enum Route {
 }
 
 /// An agent's hubs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HubLinks {
     /// Every hub, dialled twice (forward and reverse).
     pub hubs: Vec<SocketAddr>,

@@ -72,6 +72,9 @@ pub(super) struct Links {
     tls: Option<(Arc<ClientConfig>, Arc<ClientConfig>)>,
     /// Which link a control stream's flow id belongs to.
     controls: BTreeMap<FlowId, usize>,
+    /// Flows are spread over ready hubs in turn, so losing one hub loses
+    /// only its share.
+    turn: usize,
 }
 
 /// One hub connection's state, for status pages.
@@ -593,8 +596,8 @@ impl Node {
         }
     }
 
-    /// Routes flow `f` to `service:port` through a hub: on a ready forward
-    /// connection if one exists, else waiting on one still coming up.
+    /// Routes flow `f` to `service:port` through a hub: on the next ready
+    /// forward connection in turn, else waiting on one still coming up.
     /// Returns false when no hub connection exists at all.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
         let forwards: Vec<ConnId> = self
@@ -604,10 +607,13 @@ impl Node {
             .filter_map(|l| l.forward.conn)
             .filter(|c| self.conns.get(c).is_some_and(|m| !m.closing))
             .collect();
-        let ready = forwards
+        let ready: Vec<ConnId> = forwards
             .iter()
             .copied()
-            .find(|c| self.conns.get(c).is_some_and(|m| m.ready));
+            .filter(|c| self.conns.get(c).is_some_and(|m| m.ready))
+            .collect();
+        self.links.turn = self.links.turn.wrapping_add(1);
+        let ready = ready.get(self.links.turn % ready.len().max(1)).copied();
         let Some(c) = ready.or_else(|| forwards.first().copied()) else {
             return false;
         };
