@@ -204,6 +204,10 @@ pub struct AgentArgs {
 /// `warren demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Add a hub: neither agent listens for HBONE, both dial the hub, and
+    /// A reaches B's services through it.
+    #[arg(long)]
+    pub hub: bool,
     /// The async runtime that carries the nodes' sockets and timers.
     #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,

@@ -54,7 +54,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo(a) => {
             agent::log::init(a.log_format);
-            demo::run(a.runtime, a.port_base, now()?)?;
+            demo::run(a.runtime, a.port_base, now()?, a.hub)?;
         }
         Command::Config(ConfigCommand::Check(a)) => {
             let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
