@@ -125,6 +125,30 @@ pub enum CaCommand {
         --hub hub1.example.org:15008 --hub hub2.example.org:15008 --out laptop.ticket"
     )]
     Ticket(CaTicket),
+    /// Revoke an identity: add it to a revocation list file.
+    #[command(
+        long_about = "Add a SPIFFE id to a revocation list file (created if missing). \
+        Agents and hubs whose configuration names the file (`revocation = \"FILE\"`) \
+        reload it when it changes or on SIGHUP, close every connection of a revoked \
+        identity at once with a logged reason, and refuse new ones.\n\n\
+        Example: warren ca revoke --list revoked.txt --id spiffe://example.org/ns/edge/sa/laptop \
+        --reason \"stolen laptop\""
+    )]
+    Revoke(CaRevoke),
+}
+
+/// `warren ca revoke`.
+#[derive(Debug, Args)]
+pub struct CaRevoke {
+    /// The revocation list file to update.
+    #[arg(long, value_name = "FILE")]
+    pub list: PathBuf,
+    /// The SPIFFE id to revoke.
+    #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_spiffe_id)]
+    pub id: SpiffeId,
+    /// Why, recorded in the list and logged when a connection is closed.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
 }
 
 /// `warren ca init`.

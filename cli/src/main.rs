@@ -44,6 +44,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             print!("wrote join ticket (it holds a private key: keep it secret)\n{issued}");
         }
+        Command::Ca(CaCommand::Revoke(a)) => {
+            print!("{}", ca::revoke(&a.list, &a.id, &a.reason)?);
+        }
         Command::Agent(a) => {
             agent::log::init(a.log_format);
             agent::run(a.config, a.runtime)?;

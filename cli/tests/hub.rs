@@ -139,6 +139,7 @@ fn agent_b_with_no_port_serves_through_the_hub(runtime: &str) {
             &d(out),
         ]);
     }
+    write(&dir.path().join("revoked.txt"), "# nobody yet\n");
     let service = http_service();
     let (hub_port, hub_admin) = (free_port(), free_port());
     let (a_admin, socks) = (free_port(), free_port());
@@ -148,6 +149,7 @@ fn agent_b_with_no_port_serves_through_the_hub(runtime: &str) {
         &format!(
             r#"hbone_listen = "127.0.0.1:{hub_port}"
 admin = "127.0.0.1:{hub_admin}"
+revocation = "revoked.txt"
 [identity]
 cert = "h/cert.pem"
 key = "h/key.pem"
@@ -225,6 +227,33 @@ listen = "127.0.0.1:{socks}"
         .unwrap();
     assert!(!out.status.success());
     hub.wait_stderr("service=nope.demo:8080");
+
+    // Revoking A: the hub notices the list changed, closes A's connections
+    // with the reason, and refuses A's redials; A's flows stop working.
+    ok(&[
+        "ca",
+        "revoke",
+        "--list",
+        &d("revoked.txt"),
+        "--id",
+        client,
+        "--reason",
+        "laptop stolen",
+    ]);
+    hub.wait_stderr("revoked peer=spiffe://test.warren/ns/web/sa/client");
+    hub.wait_stderr("laptop stolen");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--socks5-hostname",
+            &format!("127.0.0.1:{socks}"),
+            "http://echo.demo:8080/after",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a revoked agent got through");
     drop(a);
 }
 

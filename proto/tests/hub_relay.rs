@@ -17,6 +17,7 @@ use warren_proto::policy::{
     Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
     ServiceName, Target,
 };
+use warren_proto::revocation::RevocationList;
 
 const HUB: usize = 0;
 const A: usize = 1;
@@ -466,4 +467,59 @@ fn an_announcement_outside_the_identity_is_rejected_and_others_unaffected() {
     world.app_shutdown(app);
     world.run();
     assert_eq!(world.net.apps[app].received, b"ping");
+}
+
+#[test]
+fn revoking_an_agent_at_the_hub_closes_its_connections_and_refuses_it() {
+    let Setup {
+        mut world, configs, ..
+    } = setup(h2::Config::default());
+    // A flow through B is open when B is revoked.
+    let open = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(open, b"before");
+    world.run();
+    assert_eq!(world.net.apps[open].received, b"before");
+    let mut hub = configs[HUB].clone();
+    hub.revocation =
+        RevocationList::parse("id spiffe://mesh.test/ns/shop/sa/echo key leaked\n").unwrap();
+    world.apply_config(HUB, hub);
+    world.run();
+    let revoked: Vec<String> = world
+        .events_of(HUB)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Revoked { peer, reason, .. }) => {
+                Some(format!("{peer} {reason}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(revoked.len(), 2, "forward and reverse: {revoked:?}");
+    assert!(revoked
+        .iter()
+        .all(|r| r.contains("sa/echo") && r.contains("key leaked")));
+    assert!(world.net.apps[open].reset || world.net.apps[open].eof);
+    assert!(world.nodes[HUB].hub_registry().is_empty());
+    // B redials and is refused again; A's new flows find nobody: 503.
+    let mut now = world.now;
+    for _ in 0..20 {
+        now = now + core::time::Duration::from_millis(500);
+        world.advance_to(now);
+        world.run();
+    }
+    let again = world
+        .events_of(HUB)
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::Hub(HubEvent::Revoked { .. })))
+        .count();
+    assert!(again > 2, "redials are refused too");
+    assert!(world.nodes[HUB].hub_registry().is_empty());
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hello");
+    world.run();
+    assert!(world.net.apps[app].received.is_empty());
+    assert_eq!(
+        closed(&world, A).last(),
+        Some(&(Direction::Outbound, CloseReason::Refused { status: 503 }))
+    );
 }

@@ -138,7 +138,15 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
         listeners = ?agent.handle().local_addrs(),
         "ready"
     );
-    let mut seen = modified(&file);
+    // The revocation list is watched with the file: a revoked identity
+    // must lose its connections without anyone sending SIGHUP.
+    let watched = |cfg: &AgentConfig| {
+        (
+            modified(&file),
+            cfg.revocation.as_deref().and_then(modified),
+        )
+    };
+    let mut seen = watched(&cfg);
     loop {
         for signal in signals.pending() {
             match signal {
@@ -150,7 +158,10 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
                 }
             }
         }
-        let now = modified(&file);
+        let now = match config::load(&file) {
+            Ok(cfg) => watched(&cfg),
+            Err(_) => (modified(&file), seen.1),
+        };
         if now != seen {
             seen = now;
             reload(&file, agent.handle(), "the file changed");

@@ -30,6 +30,12 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
     node.hub = cfg.hub.clone();
+    if let Some(file) = &cfg.revocation {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("revocation: {}: {e}", file.display()))?;
+        node.revocation = warren_proto::revocation::RevocationList::parse(&text)
+            .map_err(|e| format!("revocation: {}: {e}", file.display()))?;
+    }
     node.exports = cfg.exports.clone();
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();

@@ -74,6 +74,8 @@ pub struct AgentConfig {
     pub hub_links: HubLinks,
     /// Serve as a hub (the `[hub]` table; `warren hub` requires it).
     pub hub: Option<HubRole>,
+    /// The revocation list file, read when the node is configured.
+    pub revocation: Option<PathBuf>,
 }
 
 /// The identity files, absolute or relative to the working directory

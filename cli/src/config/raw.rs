@@ -45,6 +45,8 @@ pub struct RawAgent {
     pub route: Option<RawRoute>,
     /// Present on a hub's file only.
     pub hub: Option<RawHub>,
+    /// A revocation list file (`warren ca revoke`).
+    pub revocation: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

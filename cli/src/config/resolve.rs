@@ -287,6 +287,10 @@ pub fn resolve(
             },
             ..HubLinks::default()
         },
+        revocation: match &raw.revocation {
+            Some(name) => Some(file(name)?),
+            None => None,
+        },
         hub: match raw.hub {
             Some(hub) => Some(hub_role(hub, locator)?),
             None => None,

@@ -108,6 +108,15 @@ pub enum HubEvent {
         /// What was wrong.
         error: String,
     },
+    /// Either side: a connection's verified peer is revoked; it is closed.
+    Revoked {
+        /// The revoked identity.
+        peer: SpiffeId,
+        /// Its address.
+        addr: SocketAddr,
+        /// The list's entry, with its reason.
+        reason: String,
+    },
     /// Agent: a reverse connection's CONNECT named no believable source.
     BadSource {
         /// The hub's identity.
@@ -173,6 +182,9 @@ impl fmt::Display for HubEvent {
             }
             HubEvent::BadRequest { peer, error } => {
                 write!(f, "bad request peer={} error=\"{error}\"", Who(peer))
+            }
+            HubEvent::Revoked { peer, addr, reason } => {
+                write!(f, "revoked peer={peer} addr={addr} closed reason={reason}")
             }
             HubEvent::BadSource { hub, value } => {
                 write!(f, "bad source header hub={} value={value:?}", Who(hub))

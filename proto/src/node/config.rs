@@ -145,6 +145,9 @@ pub struct NodeConfig {
     pub hub: Option<crate::hub::HubRole>,
     /// The hubs this node keeps connections to (see [`crate::hub`]).
     pub hub_links: crate::hub::HubLinks,
+    /// Identities refused: their connections end as soon as they are
+    /// verified, and at once when a new list names them.
+    pub revocation: crate::revocation::RevocationList,
 }
 
 impl NodeConfig {
@@ -165,6 +168,7 @@ impl NodeConfig {
             timeouts: Timeouts::default(),
             hub: None,
             hub_links: crate::hub::HubLinks::default(),
+            revocation: crate::revocation::RevocationList::default(),
         }
     }
 }

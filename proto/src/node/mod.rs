@@ -25,6 +25,7 @@ mod inbound;
 mod mesh;
 mod outbound;
 mod relay;
+mod revoke;
 
 use core::fmt;
 use core::net::SocketAddr;

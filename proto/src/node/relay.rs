@@ -459,6 +459,9 @@ impl Node {
         }
         match event {
             H2Event::Ready => {
+                if self.refuse_if_revoked(c) {
+                    return;
+                }
                 self.conn_ready(c);
                 self.hub_conn_ready(c);
                 self.link_conn_ready(c);
@@ -771,6 +774,7 @@ impl Node {
             self.arm_idle_sweep();
         }
         self.listen_all();
+        self.enforce_revocation();
         let closed = self.reauthorize();
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
