@@ -10,6 +10,7 @@ say() { printf '\n==> %s\n' "$*"; }
 need_apt=()
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]} (Debian packages)"
   sudo_cmd=""
@@ -34,7 +35,7 @@ cargo test --workspace
 say "HTTP/2 conformance: httpwg and nghttp against h2c-server"
 bash interop/conformance.sh
 
-say "simulator: every scenario over many seeds, twice, trace hashes compared; regressions"
+say "simulator: every scenario over 200 seeds, twice, trace hashes compared; regressions; bug injection (--features sim-bugs)"
 bash sim/ci.sh
 
 say "all tests passed"

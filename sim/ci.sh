@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Runs every scenario for N seeds twice and compares the trace hashes seed by
-# seed, then every regression; exits non-zero on any violation or mismatch.
-# Usage: sim/ci.sh [N]   (default 500: about 2 minutes on 2 idle cores)
+# The simulator's CI: every scenario for N seeds, twice, trace hashes
+# compared seed by seed; every regression; the scenarios that expose
+# injected bugs clean for 1000 seeds (a build without `sim-bugs`); then the
+# bug-injection test (a `sim-bugs` build: each bug must be caught). Exits
+# non-zero on any violation, mismatch or test failure.
+# Usage: sim/ci.sh [N]   (default 200; about 7 minutes on 2 idle cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-500}"
+N="${1:-200}"
 JOBS="${JOBS:-2}"
+# Seeds the bug-exposing scenarios must pass without bugs.
+CLEAN_SEEDS=1000
+BUG_SCENARIOS=(sim/scenarios/small-windows.toml sim/scenarios/policy-revoke.toml)
+all_start=$(date +%s)
 cargo build --release -p warren-sim --bin warren-sim -j"$JOBS" >/dev/null
 BIN=target/release/warren-sim
 fail=0
+runs_start=$(date +%s)
 for scenario in sim/scenarios/*.toml; do
   start=$(date +%s)
   a=$("$BIN" sweep "$scenario" --seeds "0..$N" --jobs "$JOBS" --hashes) || fail=1
@@ -31,4 +39,20 @@ for open_bug in sim/regressions/open/*.toml; do
   [ -e "$open_bug" ] || continue
   echo "$open_bug (open): $("$BIN" sweep "$open_bug" --seeds 0..20 --jobs "$JOBS" | tail -1)"
 done
+if [ "$N" -lt "$CLEAN_SEEDS" ]; then
+  for scenario in "${BUG_SCENARIOS[@]}"; do
+    out=$("$BIN" sweep "$scenario" --seeds "$N..$CLEAN_SEEDS" --jobs "$JOBS") || { grep '^failing' <<<"$out" >&2; fail=1; }
+    echo "$scenario without bugs, seeds $N..$CLEAN_SEEDS: $(tail -1 <<<"$out")"
+  done
+fi
+echo "sweeps: $(( $(date +%s) - runs_start )) s"
+start=$(date +%s)
+out=$(cargo test -p warren-sim --features sim-bugs --test bug_injection -j"$JOBS" -- --nocapture 2>&1) || {
+  echo "$out" | tail -40 >&2
+  echo "bug-injection test FAILED" >&2
+  fail=1
+}
+grep -E '^(test |[a-z-]+: caught)' <<<"$out" || true
+echo "bug injection: $(( $(date +%s) - start )) s (build included)"
+echo "sim/ci.sh total: $(( $(date +%s) - all_start )) s"
 exit $fail

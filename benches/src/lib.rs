@@ -13,17 +13,29 @@
 //! - [`pair`]: two warren connections wired back to back.
 //! - [`bulk`], [`churn`], [`idle`]: the warren workloads.
 //! - [`reference`]: the same bulk and churn workloads on the `h2` crate.
+//! - [`mesh`]: `warren bench`, the whole mesh against real peers (the only
+//!   room without feature `yardstick`, which brings the `h2` crate).
 
+#[cfg(feature = "yardstick")]
 pub mod bulk;
+#[cfg(feature = "yardstick")]
 pub mod churn;
+#[cfg(feature = "yardstick")]
 pub mod corpus;
+#[cfg(feature = "yardstick")]
 pub mod frames;
+#[cfg(feature = "yardstick")]
 pub mod idle;
+pub mod mesh;
+#[cfg(feature = "yardstick")]
 pub mod pair;
+#[cfg(feature = "yardstick")]
 pub mod reference;
 
 /// One mebibyte, the application write size and frame size of the bulk runs.
+#[cfg(feature = "yardstick")]
 pub const MIB: usize = 1 << 20;
 
 /// The CONNECT target every workload asks for (the same as the anchors').
+#[cfg(feature = "yardstick")]
 pub const AUTHORITY: &str = "backend.example:8080";

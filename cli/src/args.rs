@@ -83,9 +83,59 @@ pub enum Command {
             Runs until Ctrl-C, logging access lines and denials."
     )]
     Demo(DemoArgs),
+    /// Show a running agent: identity, listeners, peers, flows, denials.
+    #[command(
+        long_about = "Show a running agent: its identity and certificate expiry, \
+            listeners, mesh peers and pooled connections, live flows (by direction \
+            and service, and the busiest), recent policy denials with their rules, \
+            and hub connections.\n\n\
+            Reads the agent's admin endpoint (/status); the same facts are there as \
+            JSON for scripts.\n\n\
+            Example: warren status --admin 127.0.0.1:15000"
+    )]
+    Status(StatusArgs),
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the deterministic simulator: scenarios, seeds, invariants.
+    #[command(
+        subcommand,
+        long_about = "Run the deterministic simulator: real warren nodes wired through a \
+            model network in virtual time, with the workload and faults (partitions, \
+            resets, crashes, pauses, clock skew, certificate expiry, policy changes, \
+            garbage) of a scenario file, each random choice taken from the seed. Every run \
+            checks the invariants (every byte of a successful flow arrived exactly once and \
+            in order, no denied flow carried a byte, allowed flows work again after the \
+            faults heal, nothing leaks, memory stays bounded) and prints a trace hash: the \
+            same scenario and seed always give the same hash.\n\n\
+            A failing seed is replayed with `replay --trace`, shrunk with `minimize`, and \
+            committed under sim/regressions/. Scenarios live in sim/scenarios/."
+    )]
+    Sim(warren_sim::cli::SimCommand),
+    /// Measure warren against direct TCP and the peers a user would pick instead.
+    #[command(
+        long_about = "Measure warren on 127.0.0.1 against direct TCP, a socat relay, an \
+            stunnel mTLS pair and an nghttpx HTTP/2 CONNECT chain, all in one run: \
+            throughput (1 and 8 flows), relay CPU per Gbit/s, flow setup (warm and cold), \
+            serial flows/s, and relay memory per idle and busy flow at 1k and 10k flows.\n\n\
+            Peers are started from PATH (apt-get install socat stunnel4 nghttp2-proxy \
+            openssl); one that is not installed is reported as missing. Prints JSON lines, \
+            then markdown tables with ratios to direct TCP and to each peer. Takes at most \
+            3 minutes, or 30 seconds with --quick. Compare figures only within one run."
+    )]
+    Bench(BenchArgs),
+}
+
+/// `warren bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Shorter windows and 1k flows only: at most 30 seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Internal: run as one of the bench's warren agents
+    /// (RUNTIME UNIX-TIME export TARGET | RUNTIME UNIX-TIME front HBONE [cold]).
+    #[arg(long, hide = true, num_args = 4..=5, value_name = "ARG")]
+    pub agent: Option<Vec<String>>,
 }
 
 /// `warren ca ...`.
@@ -217,6 +267,10 @@ pub struct AgentArgs {
     /// The agent configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// A join ticket from `warren ca ticket` (mode 0600): the identity and
+    /// hubs, instead of the file's [identity] table.
+    #[arg(long, value_name = "FILE")]
+    pub ticket: Option<PathBuf>,
     /// The async runtime that carries the node's sockets and timers.
     #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
@@ -243,6 +297,14 @@ pub struct DemoArgs {
     pub port_base: u16,
 }
 
+/// `warren status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The agent's admin address (its configuration's `admin`).
+    #[arg(long, value_name = "ADDR", default_value_t = crate::config::DEFAULT_ADMIN)]
+    pub admin: std::net::SocketAddr,
+}
+
 /// `warren config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -267,6 +329,9 @@ pub struct ConfigCheck {
     /// Also read the [identity] files and check that they form a mesh identity.
     #[arg(long)]
     pub identity: bool,
+    /// The join ticket `warren agent --ticket` would be given.
+    #[arg(long, value_name = "FILE")]
+    pub ticket: Option<PathBuf>,
 }
 
 fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {

@@ -7,7 +7,8 @@
 //! agent trusts peers of its own mesh only.
 
 use core::fmt;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::ring::default_provider;
@@ -20,7 +21,8 @@ use warren_proto::identity::{
 };
 
 use crate::ca::Ticket;
-use crate::config::IdentityFiles;
+use crate::config::{IdentityFiles, IdentitySource};
+use warren_proto::front::Target;
 
 /// What `MeshTlsParams::new` needs besides the host's providers.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct LoadedIdentity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The agent's private key.
     pub key: PrivateKeyDer<'static>,
+    /// The hubs to dial, from a join ticket (none with PEM files).
+    pub hubs: Vec<Target>,
 }
 
 /// Why the identity could not be loaded.
@@ -51,6 +55,21 @@ pub enum LoadError {
     OwnCertificate(IdentityError),
     /// The CA file holds no usable root.
     Trust(TrustError),
+    /// A join ticket could not be read or is not a ticket.
+    Ticket {
+        /// The ticket file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A join ticket others than its owner can read: it holds a private
+    /// key, so the agent refuses it until the mode is fixed.
+    TicketExposed {
+        /// The ticket file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -63,6 +82,15 @@ impl fmt::Display for LoadError {
             } => write!(f, "{source}: expected {expected} in PEM form: {reason}"),
             LoadError::OwnCertificate(e) => write!(f, "the agent's certificate: {e}"),
             LoadError::Trust(e) => write!(f, "the CA file: {e}"),
+            LoadError::Ticket { path, reason } => {
+                write!(f, "join ticket {}: {reason}", path.display())
+            }
+            LoadError::TicketExposed { path, mode } => write!(
+                f,
+                "join ticket {} is readable by group or others (mode {mode:04o}) and holds a private key; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
         }
     }
 }
@@ -142,6 +170,7 @@ fn assemble(
         trust,
         chain,
         key,
+        hubs: Vec::new(),
     })
 }
 
@@ -176,7 +205,8 @@ impl IdentityFiles {
 }
 
 impl Ticket {
-    /// The identity a join ticket carries.
+    /// The identity a join ticket carries (its hubs are left to
+    /// [`IdentitySource::load`], which knows the file to blame).
     pub fn identity(&self) -> Result<LoadedIdentity, LoadError> {
         assemble(
             self.cert.as_bytes(),
@@ -188,6 +218,45 @@ impl Ticket {
                 Source::Ticket("ca"),
             ],
         )
+    }
+
+    /// Reads the ticket file at `path`, refusing one that group or others
+    /// may read (it holds a private key).
+    pub fn read(path: &Path) -> Result<Ticket, LoadError> {
+        let error = |reason: String| LoadError::Ticket {
+            path: path.to_owned(),
+            reason,
+        };
+        let mode = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(LoadError::TicketExposed {
+                path: path.to_owned(),
+                mode: mode & 0o7777,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        Ticket::parse(&text).map_err(|e| error(e.to_string()))
+    }
+}
+
+impl IdentitySource {
+    /// Reads the identity from its files or ticket.
+    pub fn load(&self) -> Result<LoadedIdentity, LoadError> {
+        match self {
+            IdentitySource::Files(files) => files.load(),
+            IdentitySource::Ticket(path) => {
+                let ticket = Ticket::read(path)?;
+                let mut loaded = ticket.identity()?;
+                loaded.hubs = ticket.hub_targets().map_err(|reason| LoadError::Ticket {
+                    path: path.clone(),
+                    reason,
+                })?;
+                Ok(loaded)
+            }
+        }
     }
 }
 
@@ -230,9 +299,25 @@ mod tests {
         p.client_config([id.clone()]).unwrap();
 
         let ticket_file = dir.join("t.toml");
-        ca::ticket(&dir.join("ca"), &id, &ticket_file, &[], 1, now(), false).unwrap();
-        let ticket = Ticket::parse(&std::fs::read_to_string(&ticket_file).unwrap()).unwrap();
-        assert_eq!(params(ticket.identity().unwrap()).identity(), &id);
+        let hubs = [
+            "hub1.example.org:15008".to_owned(),
+            "10.0.0.9:443".to_owned(),
+        ];
+        ca::ticket(&dir.join("ca"), &id, &ticket_file, &hubs, 1, now(), false).unwrap();
+        let source = IdentitySource::Ticket(ticket_file.clone());
+        let loaded = source.load().unwrap();
+        let loaded_hubs: Vec<String> = loaded.hubs.iter().map(ToString::to_string).collect();
+        assert_eq!(loaded_hubs, hubs);
+        assert_eq!(params(loaded).identity(), &id);
+        // A ticket others may read is refused, with the fix in the message.
+        std::fs::set_permissions(&ticket_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = source.load().unwrap_err().to_string();
+        assert!(
+            err.contains("mode 0640") && err.contains("chmod 600"),
+            "{err}"
+        );
+        let missing = IdentitySource::Ticket(dir.join("none.ticket")).load();
+        assert!(missing.unwrap_err().to_string().contains("none.ticket"));
 
         // Files swapped by mistake: the key file holds no certificate.
         let swapped = IdentityFiles {

@@ -10,6 +10,7 @@
 //!   warren-proto's `MeshTlsParams`.
 //! - [`agent`]: `warren agent`, a mesh node on tokio or smol.
 //! - [`demo`]: `warren demo`, two agents and a CA in one process.
+//! - [`status`]: `warren status`, a running agent's summary.
 //! - [`args`]: the command line.
 
 pub mod agent;
@@ -18,3 +19,4 @@ pub mod ca;
 pub mod config;
 pub mod demo;
 pub mod identity;
+pub mod status;

@@ -5,12 +5,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use warren::args::{CaCommand, Cli, Command, ConfigCommand};
-use warren::{agent, ca, config, demo};
+use warren::{agent, ca, config, demo, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("warren: {message}");
             ExitCode::FAILURE
@@ -27,7 +27,7 @@ fn now() -> Result<u64, String> {
         .map_err(|_| "the system clock is before 1970".to_owned())
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Ca(CaCommand::Init(a)) => {
             let issued = ca::init(&a.trust_domain, &a.out, a.days, now()?, a.force)
@@ -49,33 +49,48 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Agent(a) => {
             agent::log::init(a.log_format);
-            agent::run(a.config, a.runtime)?;
+            agent::run(a.config, a.ticket, a.runtime)?;
         }
         Command::Hub(a) => {
             agent::log::init(a.log_format);
-            agent::run_hub(a.config, a.runtime)?;
+            agent::run_hub(a.config, a.ticket, a.runtime)?;
         }
         Command::Demo(a) => {
             agent::log::init(a.log_format);
             demo::run(a.runtime, a.port_base, now()?, a.hub)?;
         }
+        Command::Status(a) => print!("{}", status::summary(a.admin)?),
+        // Its own exit codes: 1 for a violated invariant, 2 for a bad run.
+        Command::Sim(command) => return Ok(warren_sim::cli::execute(&command)),
+        Command::Bench(a) => {
+            let args = match a.agent {
+                Some(rest) => warren_benches::mesh::Args::Agent(rest),
+                None => warren_benches::mesh::Args::Bench { quick: a.quick },
+            };
+            let me = warren_benches::mesh::agents::SelfExec {
+                exe: std::env::current_exe().map_err(|e| e.to_string())?,
+                prefix: vec!["bench".into()],
+            };
+            warren_benches::mesh::main(args, &me)?;
+        }
         Command::Config(ConfigCommand::Check(a)) => {
-            let cfg = config::load(&a.file).map_err(|e| e.to_string())?;
+            let cfg = config::load_with_ticket(&a.file, a.ticket.as_deref())
+                .map_err(|e| e.to_string())?;
             print!("{}", config::Summary(&cfg));
             if a.identity {
-                let params = cfg
-                    .identity
-                    .load()
-                    .map_err(|e| e.to_string())?
-                    .into_params()
-                    .map_err(|e| format!("identity: {e}"))?;
+                let loaded = cfg.identity.load().map_err(|e| e.to_string())?;
+                let hubs = loaded.hubs.clone();
+                let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
                 println!(
                     "identity ok: {} (trust domain {})",
                     params.identity(),
                     params.trust().trust_domain()
                 );
+                for hub in hubs {
+                    println!("hub:          {hub}");
+                }
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,33 +5,10 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 
-use support::{free_port, warren, Running, TempDir, WAIT};
-
-/// Runs `warren` to completion and checks it succeeded.
-fn ok(args: &[&str]) {
-    let out = warren().args(args).output().unwrap();
-    assert!(out.status.success(), "warren {args:?}: {out:?}");
-}
-
-/// An echo server on a std thread: every connection gets its bytes back.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut copy = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut stream, &mut copy);
-                let _ = copy.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
+use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();

@@ -19,6 +19,8 @@ use crate::{run, Notice, Reactor, Request};
 struct Requests {
     queued: VecDeque<Request>,
     stop: bool,
+    /// The owner task has ended: nothing queued now would ever be taken.
+    closed: bool,
     owner: Option<Waker>,
 }
 
@@ -41,6 +43,36 @@ impl Control {
         }
     }
 
+    /// Queues `request` unless the owner has ended. Checked under the
+    /// same lock that [`Control::close`] takes, so a request is either
+    /// taken by the owner or dropped by the close: never left waiting.
+    fn enqueue(&self, request: Request) -> io::Result<()> {
+        let owner = {
+            let mut requests = self.lock();
+            if requests.closed {
+                return Err(stopped());
+            }
+            requests.queued.push_back(request);
+            requests.owner.take()
+        };
+        if let Some(owner) = owner {
+            owner.wake();
+        }
+        Ok(())
+    }
+
+    /// Marks the owner as ended and drops what it never took, so that an
+    /// `inspect` waiting on an answer hears that none will come.
+    fn close(&self) {
+        let unanswered = {
+            let mut requests = self.lock();
+            requests.closed = true;
+            std::mem::take(&mut requests.queued)
+        };
+        // Dropped outside the lock: dropping runs the requests' destructors.
+        drop(unanswered);
+    }
+
     /// Ready once a stop was asked for.
     fn poll_stop(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut requests = self.lock();
@@ -61,6 +93,15 @@ impl Control {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Closes the control channel when the owner's thread ends its run.
+struct Closing(Control);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -92,6 +133,9 @@ where
     let thread = std::thread::Builder::new()
         .name("warren-node".into())
         .spawn(move || {
+            // However the run ends (stop, error, panic), later requests fail
+            // at once and queued ones are dropped.
+            let _closing = Closing(owner_side.clone());
             // The binder waits for the initial listeners up to `Started`;
             // everything after goes to `on_notice`.
             let mut starting = true;
@@ -152,18 +196,25 @@ impl Handle {
         self.send(Request::Inspect(Box::new(move |node| {
             let _ = tx.send(look(node));
         })))?;
-        // The closure is dropped unanswered only if the node stops first.
+        // The closure is dropped unanswered only if the node stops first
+        // (the close drops whatever the owner never took).
         rx.recv().map_err(|_| stopped())
     }
 
     fn send(&self, request: Request) -> io::Result<()> {
-        let running = self.thread.as_ref().is_some_and(|t| !t.is_finished());
         match &self.control {
-            Some(control) if running => {
-                control.request(|r| r.queued.push_back(request));
-                Ok(())
-            }
-            _ => Err(stopped()),
+            Some(control) => control.enqueue(request),
+            None => Err(stopped()),
+        }
+    }
+
+    /// Asks the node to stop without waiting for it (from any thread, while
+    /// others still use the handle); [`Handle::shutdown`] or dropping the
+    /// handle waits. Requests made afterwards fail or go unanswered with an
+    /// error once the node has stopped.
+    pub fn stop(&self) {
+        if let Some(control) = &self.control {
+            control.request(|r| r.stop = true);
         }
     }
 

@@ -30,7 +30,9 @@ use warren_sim::certs::{SimCa, Validity};
 use crate::{Handle, Notice, Reactor};
 
 mod admin;
+mod stop;
 pub use admin::admin_endpoints;
+pub use stop::inspect_while_stopping;
 
 /// How long a test waits for a byte or an event before it calls the run
 /// hung. A guard against hanging forever, not a performance assertion.
@@ -92,6 +94,10 @@ macro_rules! suite_tests {
         #[test]
         fn admin_endpoints_show_the_flow() {
             $crate::suite::admin_endpoints::<$rt>();
+        }
+        #[test]
+        fn inspect_returns_while_the_node_stops() {
+            $crate::suite::inspect_while_stopping::<$rt>();
         }
     };
 }

@@ -10,6 +10,10 @@
 //!   socket and one engine connection.
 //! - [`echo`]: the server application behind `h2c-server`: answers GET/HEAD,
 //!   echoes request bodies and CONNECT tunnels.
+//! - [`hbone_peer`]: an independent HBONE client and server (h2 +
+//!   tokio-rustls, SPIFFE check of its own) that `warren agent` is tested
+//!   against in `cli/tests/hbone_peer.rs`.
 
 pub mod drive;
 pub mod echo;
+pub mod hbone_peer;

@@ -36,5 +36,7 @@ pub mod policy;
 pub mod pool;
 pub mod registry;
 pub mod revocation;
+#[cfg(feature = "sim-bugs")]
+pub mod sim_bugs;
 pub mod time;
 pub mod tls;

@@ -200,6 +200,15 @@ impl Pool {
         entry.claimed
     }
 
+    /// Injected bug (`sim-bugs`): the connection no longer counts as idle,
+    /// so it stays in the pool after its idle GOAWAY.
+    #[cfg(feature = "sim-bugs")]
+    pub fn forget_idle(&mut self, id: ConnId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.idle_since = None;
+        }
+    }
+
     /// Connections idle for at least the idle timeout at `now`, oldest id
     /// first. The node closes them and then calls [`Pool::remove`].
     pub fn idle_expired(&self, now: Instant) -> Vec<ConnId> {

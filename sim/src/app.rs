@@ -9,7 +9,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use warren_proto::time::Instant;
+
 use crate::net::{HostId, ListenerId, Net, NetEvent, SocketId};
+use crate::peer::Peer;
 use crate::rng::{splitmix64, SimRng};
 use crate::world::Application;
 
@@ -112,6 +115,17 @@ impl StreamVerifier {
     pub fn mismatch(&self) -> Option<u64> {
         self.mismatch
     }
+
+    /// Whether everything received so far starts the stream named `seed`
+    /// (also for streams shorter than the 8-byte header, which name no
+    /// seed of their own).
+    pub fn is_start_of(&self, seed: u64) -> bool {
+        self.mismatch.is_none()
+            && match self.seed {
+                Some(s) => s == seed,
+                None => seed.to_le_bytes().starts_with(&self.header),
+            }
+    }
 }
 
 /// What a server saw on one accepted connection.
@@ -176,6 +190,11 @@ impl StreamClient {
         }
     }
 
+    /// The seed naming the stream this client sends.
+    pub fn stream_seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Bytes the network accepted so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -211,6 +230,10 @@ impl StreamClient {
         }
         if !self.shut_down {
             self.shut_down = true;
+            // A finished client lives on until the end-of-run checks: keep
+            // its last write buffer from living on with it.
+            self.chunk = Vec::new();
+            self.chunk_taken = 0;
             let _ = net.shutdown_write(sock);
         }
     }
@@ -293,6 +316,9 @@ impl StreamServer {
         if flow.pending.is_empty() {
             if flow.read_closed {
                 net.close(sock);
+                // The report lives on until the end-of-run checks; the
+                // buffer need not.
+                flow.pending = Vec::new();
             } else {
                 let _ = net.resume_read(sock);
             }
@@ -361,6 +387,8 @@ pub enum Endpoint {
     Client(StreamClient),
     /// A [`StreamServer`].
     Server(StreamServer),
+    /// A scripted [`Peer`].
+    Peer(Peer),
 }
 
 impl Endpoint {
@@ -368,7 +396,7 @@ impl Endpoint {
     pub fn client(&self) -> Option<&StreamClient> {
         match self {
             Endpoint::Client(c) => Some(c),
-            Endpoint::Server(_) => None,
+            _ => None,
         }
     }
 
@@ -376,7 +404,15 @@ impl Endpoint {
     pub fn server(&self) -> Option<&StreamServer> {
         match self {
             Endpoint::Server(s) => Some(s),
-            Endpoint::Client(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The scripted peer, if this is one.
+    pub fn peer(&self) -> Option<&Peer> {
+        match self {
+            Endpoint::Peer(p) => Some(p),
+            _ => None,
         }
     }
 }
@@ -386,6 +422,7 @@ impl Application for Endpoint {
         match self {
             Endpoint::Client(c) => c.start(net, host),
             Endpoint::Server(s) => s.start(net, host),
+            Endpoint::Peer(p) => p.start(net, host),
         }
     }
 
@@ -393,6 +430,7 @@ impl Application for Endpoint {
         match self {
             Endpoint::Client(c) => c.claims(event),
             Endpoint::Server(s) => s.claims(event),
+            Endpoint::Peer(p) => p.claims(event),
         }
     }
 
@@ -400,6 +438,20 @@ impl Application for Endpoint {
         match self {
             Endpoint::Client(c) => c.on_event(net, host, event),
             Endpoint::Server(s) => s.on_event(net, host, event),
+            Endpoint::Peer(p) => p.on_event(net, host, event),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Endpoint::Peer(p) => p.poll_timeout(),
+            Endpoint::Client(_) | Endpoint::Server(_) => None,
+        }
+    }
+
+    fn on_timeout(&mut self, net: &mut Net, host: HostId) {
+        if let Endpoint::Peer(p) = self {
+            p.on_timeout(net, host);
         }
     }
 }
@@ -433,5 +485,19 @@ mod tests {
         let mut other = vec![0u8; 100];
         fill_stream(78, 0, &mut other);
         assert_ne!(&other[8..], &whole[8..100], "seeds name different streams");
+    }
+
+    #[test]
+    fn streams_shorter_than_the_header_are_checked_against_the_seed() {
+        let mut v = StreamVerifier::new();
+        assert!(
+            v.is_start_of(77),
+            "nothing received is the start of any stream"
+        );
+        v.feed(&77u64.to_le_bytes()[..1]);
+        assert!(v.is_start_of(77));
+        assert!(!v.is_start_of(78));
+        v.feed(&77u64.to_le_bytes()[1..]);
+        assert!(v.is_start_of(77) && !v.is_start_of(78));
     }
 }

@@ -5,13 +5,18 @@
 //!   (connected, orderly EOF, no reset) delivered all its bytes exactly
 //!   once to the server, and all of the echo back;
 //! - policy: a flow the oracle ([`crate::oracle`]) denies under every
-//!   policy in force during its life carried no byte either way;
+//!   policy in force during its life carried no byte either way; a flow
+//!   that a policy change denies gets no byte to its server once the
+//!   change took hold ([`Revocations`]);
 //! - liveness: every probe flow (started after the faults stopped and a
-//!   heal period passed) that the oracle allows succeeds;
+//!   heal period passed) that the oracle allows succeeds; in a run without
+//!   faults every allowed flow succeeds;
 //! - no leaks: at the end no node holds flows (unless a client still
 //!   waits), its sockets are exactly the adapter's, and only mesh
-//!   connections hold sockets; no host error; per-socket buffers stay
-//!   under a bound throughout.
+//!   connections hold sockets; no host error;
+//! - memory: no node ever held more than a bound for one socket, measured
+//!   after every input the node handled (see
+//!   [`NodeHost::peak_buffered`](crate::node_host::NodeHost::peak_buffered)).
 //!
 //! Each violation reads `kind: details`.
 
@@ -59,19 +64,21 @@ pub struct Observed<'a> {
     pub scenario: &'a Scenario,
     /// When probes started, ms.
     pub probe_at: u64,
+    /// No fault was scheduled in the whole run.
+    pub fault_free: bool,
 }
 
-/// The cheap check during a run: per-socket buffering.
-pub fn check_bounded(violations: &mut Vec<String>, world: &World<SimApp>, hosts: &[HostId]) {
-    for (i, h) in hosts.iter().enumerate() {
-        if let Some(n) = world.app(*h).and_then(SimApp::node) {
-            let held = n.max_buffered();
-            if held > MAX_BUFFERED_PER_SOCKET {
-                violations.push(format!(
-                    "memory: node {i} holds {held} bytes for one socket"
-                ));
-            }
-        }
+/// A node's per-socket high-water mark against the bound (the node
+/// measures it after every input it handles). Also called when a node
+/// leaves the world (crash), so no peak goes unchecked.
+pub fn check_bounded(violations: &mut Vec<String>, node: usize, host: &crate::node_host::NodeHost) {
+    let peak = host.peak_buffered();
+    if peak.bytes > MAX_BUFFERED_PER_SOCKET {
+        violations.push(format!(
+            "memory: node {node} held {} bytes for one socket at {} ms",
+            peak.bytes,
+            peak.at.as_nanos() / 1_000_000
+        ));
     }
 }
 
@@ -80,6 +87,155 @@ pub fn check_bounded(violations: &mut Vec<String>, world: &World<SimApp>, hosts:
 struct Received {
     bytes: u64,
     flows: u32,
+}
+
+/// Every server on the nodes' hosts (and those archived from crashed
+/// hosts): what they received, by stream seed.
+fn received_by_seed(
+    world: &World<SimApp>,
+    hosts: &[HostId],
+    archive: &[Endpoint],
+) -> BTreeMap<u64, Received> {
+    let live = hosts
+        .iter()
+        .flat_map(|h| world.apps(*h).iter().filter_map(SimApp::endpoint));
+    let mut received: BTreeMap<u64, Received> = BTreeMap::new();
+    for server in archive.iter().chain(live).filter_map(Endpoint::server) {
+        for flow in server.flows.values() {
+            if let Some(seed) = flow.verifier.seed() {
+                let r = received.entry(seed).or_default();
+                r.bytes += flow.verifier.verified();
+                r.flows += 1;
+            }
+        }
+    }
+    received
+}
+
+/// How long after a policy change a flow it denies may still deliver bytes
+/// to its server (the node applies the change at once; this covers bytes
+/// already on the loopback wire), ms.
+pub const REVOKE_GRACE_MS: u64 = 1000;
+
+/// Client flows that a policy change denied while they lived: the node
+/// must close them, so once the change took hold their server gets no
+/// more bytes, until a later change allows them again.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    watches: Vec<Revoked>,
+}
+
+#[derive(Debug)]
+struct Revoked {
+    seed: u64,
+    name: String,
+    node: usize,
+    meta: ClientMeta,
+    at_ms: u64,
+    /// Server bytes once the change took hold.
+    baseline: Option<u64>,
+}
+
+impl Revocations {
+    /// Node `node` took `rules` at `now_ms`. Watches every client flow to
+    /// it that they deny; ends the watch (checking it) of every flow they
+    /// allow again.
+    #[allow(clippy::too_many_arguments)] // the run's parts, borrowed apart
+    pub fn policy_changed(
+        &mut self,
+        world: &World<SimApp>,
+        hosts: &[HostId],
+        archive: &[Endpoint],
+        scenario: &Scenario,
+        clients: &BTreeMap<SocketId, (u64, ClientMeta)>,
+        node: usize,
+        rules: &[RuleSpec],
+        now_ms: u64,
+        violations: &mut Vec<String>,
+    ) {
+        let allows = |meta: &ClientMeta| {
+            let (_, service, exported, _) = route(scenario, meta);
+            oracle::allowed(rules, exported, &source_of(scenario, meta), &service)
+        };
+        let (ended, kept): (Vec<Revoked>, Vec<Revoked>) = std::mem::take(&mut self.watches)
+            .into_iter()
+            .partition(|w| w.node == node && allows(&w.meta));
+        self.watches = kept;
+        if !ended.is_empty() {
+            let received = received_by_seed(world, hosts, archive);
+            for w in &ended {
+                w.check(&received, violations);
+            }
+        }
+        for (seed, meta) in clients.values() {
+            if route(scenario, meta).0 == Some(node) && !allows(meta) {
+                self.watches.push(Revoked {
+                    seed: *seed,
+                    name: format!(
+                        "client seed={seed:#x} node={} port={} start={}ms",
+                        meta.node, meta.port, meta.start_ms
+                    ),
+                    node,
+                    meta: meta.clone(),
+                    at_ms: now_ms,
+                    baseline: None,
+                });
+            }
+        }
+    }
+
+    /// Notes what the servers got so far for every watch whose change has
+    /// taken hold by `now_ms`.
+    pub fn take_baselines(
+        &mut self,
+        world: &World<SimApp>,
+        hosts: &[HostId],
+        archive: &[Endpoint],
+        now_ms: u64,
+    ) {
+        let due = |w: &Revoked| w.baseline.is_none() && w.at_ms + REVOKE_GRACE_MS <= now_ms;
+        if !self.watches.iter().any(due) {
+            return;
+        }
+        let received = received_by_seed(world, hosts, archive);
+        for w in self.watches.iter_mut().filter(|w| due(w)) {
+            w.baseline = Some(received.get(&w.seed).map_or(0, |r| r.bytes));
+        }
+    }
+
+    /// The end of the run: every watch still open is checked.
+    pub fn check_end(&self, o: &Observed<'_>, violations: &mut Vec<String>) {
+        let received = received_by_seed(o.world, o.hosts, o.archive);
+        for w in &self.watches {
+            w.check(&received, violations);
+        }
+    }
+}
+
+impl Revoked {
+    fn check(&self, received: &BTreeMap<u64, Received>, violations: &mut Vec<String>) {
+        let Some(baseline) = self.baseline else {
+            return;
+        };
+        let now = received.get(&self.seed).map_or(0, |r| r.bytes);
+        if now > baseline {
+            violations.push(format!(
+                "policy: {}: {} bytes reached the server after a policy change at {} ms denied the flow",
+                self.name,
+                now - baseline,
+                self.at_ms
+            ));
+        }
+    }
+}
+
+/// The SPIFFE id of a client's node.
+fn source_of(s: &Scenario, meta: &ClientMeta) -> String {
+    let (ns, sa) = s.nodes[meta.node]
+        .identity
+        .split_once('/')
+        .unwrap_or(("", ""));
+    format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain)
 }
 
 /// Where a client's tunnel leads: (target node, service, exported there,
@@ -120,11 +276,7 @@ fn route(s: &Scenario, meta: &ClientMeta) -> (Option<usize>, String, bool, bool)
 /// `from_ms` on: (any allowed, any denied, allowed by the last).
 fn decisions(o: &Observed<'_>, meta: &ClientMeta, target: Option<usize>) -> (bool, bool, bool) {
     let s = o.scenario;
-    let (ns, sa) = s.nodes[meta.node]
-        .identity
-        .split_once('/')
-        .unwrap_or(("", ""));
-    let source = format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain);
+    let source = source_of(s, meta);
     let (_, service, exported, _) = route(s, meta);
     let Some(j) = target else {
         return (false, true, false);
@@ -171,7 +323,6 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let live = o.world.apps(*h).iter().filter_map(SimApp::endpoint);
         endpoints.extend(live.map(|e| (e, false)));
     }
-    let mut received: BTreeMap<u64, Received> = BTreeMap::new();
     for server in endpoints.iter().filter_map(|(e, _)| e.server()) {
         for flow in server.flows.values() {
             if let Some(at) = flow.verifier.mismatch() {
@@ -179,13 +330,9 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                     "integrity: a server got a wrong byte at offset {at}"
                 ));
             }
-            if let Some(seed) = flow.verifier.seed() {
-                let r = received.entry(seed).or_default();
-                r.bytes += flow.verifier.verified();
-                r.flows += 1;
-            }
         }
     }
+    let received = received_by_seed(o.world, o.hosts, o.archive);
     let mut ok = 0;
     let mut hung = 0;
     let end_ms = o.world.now().as_nanos() / 1_000_000;
@@ -250,7 +397,12 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 ));
             }
         }
-        if meta.probe && last_allow && !success {
+        if o.fault_free && last_allow && !success && !crashed {
+            violations.push(format!(
+                "liveness: {name}: allowed flow failed in a run without faults (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",
+                client.connected, client.read_closed, client.reset, client.echo.verified()
+            ));
+        } else if meta.probe && last_allow && !success {
             violations.push(format!(
                 "liveness: {name}: allowed probe did not succeed (connected={:?} read_closed={} reset={} echo={})",
                 client.connected, client.read_closed, client.reset, client.echo.verified()
@@ -267,6 +419,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some(n) = o.world.app(*h).and_then(SimApp::node) else {
             continue;
         };
+        check_bounded(violations, i, n);
         let node = n.node();
         if hung == 0 && node.flow_count() > 0 {
             violations.push(format!(

@@ -16,18 +16,26 @@
 //!   virtual clock rustls checks them against.
 //! - [`pki`]: one run's CA, workload identities and certificate clock.
 //! - [`node_host`]: a real `proto::node::Node` hosted on the net.
+//! - [`peer`]: a scripted connection end (half-close, reset, slow reads).
+//! - [`agents`]: a full mesh of agents on the net, the node tests' fixture.
 //! - [`scenario`]: scenarios as TOML (nodes, applications, network, faults).
+//! - [`mesh`]: a generated ztunnel-style mesh, the `[mesh]` section.
 //! - [`oracle`]: a naive policy oracle, independent of proto's evaluator.
 //! - [`invariants`]: integrity, policy, liveness and leak checks.
 //! - [`run`]: run / sweep / replay / minimize a scenario.
+//! - [`cli`]: the command line of all four (`warren sim`, `warren-sim`).
 
+pub mod agents;
 pub mod app;
 pub mod certs;
+pub mod cli;
 pub mod crypto;
 pub mod invariants;
+pub mod mesh;
 pub mod net;
 pub mod node_host;
 pub mod oracle;
+pub mod peer;
 pub mod pki;
 pub mod rng;
 pub mod run;

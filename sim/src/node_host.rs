@@ -71,6 +71,9 @@ struct NetHost<'a> {
     host: HostId,
     maps: &'a mut IdMaps,
     log: &'a mut NodeLog,
+    /// Sockets this input wrote to or paused/resumed: with the input's own
+    /// socket, the only ones whose buffered bytes can have grown.
+    touched: &'a mut Vec<SockId>,
 }
 
 impl Host for NetHost<'_> {
@@ -91,6 +94,7 @@ impl Host for NetHost<'_> {
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
+        self.touched.push(sock);
         let Some(s) = self.maps.socks.get(&sock) else {
             return 0;
         };
@@ -99,12 +103,14 @@ impl Host for NetHost<'_> {
     }
 
     fn pause_read(&mut self, sock: SockId) {
+        self.touched.push(sock);
         if let Some(s) = self.maps.socks.get(&sock) {
             let _ = self.net.pause_read(*s);
         }
     }
 
     fn resume_read(&mut self, sock: SockId) {
+        self.touched.push(sock);
         if let Some(s) = self.maps.socks.get(&sock) {
             let _ = self.net.resume_read(*s);
         }
@@ -140,11 +146,24 @@ impl Host for NetHost<'_> {
     }
 }
 
+/// The most bytes a node held for one socket, and when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferedPeak {
+    /// Bytes.
+    pub bytes: usize,
+    /// When (network time).
+    pub at: Instant,
+}
+
 /// A mesh node on a simulated host.
 #[derive(Debug)]
 pub struct NodeHost {
     node: Node,
     maps: IdMaps,
+    /// Scratch for [`NetHost::touched`], kept to reuse its allocation.
+    touched: Vec<SockId>,
+    /// The per-socket high-water mark, measured after every input.
+    peak: BufferedPeak,
     /// The node's next deadline, in network time.
     deadline: Option<Instant>,
     /// A configuration to apply at a network time.
@@ -164,6 +183,8 @@ impl NodeHost {
         NodeHost {
             node: Node::new(config, Instant::ZERO),
             maps: IdMaps::default(),
+            touched: Vec::new(),
+            peak: BufferedPeak::default(),
             deadline: None,
             pending_config: None,
             last_now: Instant::ZERO,
@@ -191,14 +212,28 @@ impl NodeHost {
         self.maps.socks.values().copied().collect()
     }
 
-    /// The most bytes the node holds for any one of its sockets.
-    pub fn max_buffered(&self) -> usize {
-        self.maps
-            .socks
-            .keys()
-            .map(|s| self.node.buffered(*s))
-            .max()
-            .unwrap_or(0)
+    /// The most bytes the node held for any one socket after any input
+    /// so far. Measured on every input, at a cost proportional to the
+    /// input's own work (only sockets it touched can have grown), not to
+    /// the node's socket count.
+    pub fn peak_buffered(&self) -> BufferedPeak {
+        self.peak
+    }
+
+    /// Injects a proto bug into the node (see `warren_proto::sim_bugs`).
+    #[cfg(feature = "sim-bugs")]
+    pub fn inject_bug(&mut self, bug: Option<warren_proto::sim_bugs::Bug>) {
+        self.node.inject_bug(bug);
+    }
+
+    /// Raises the high-water mark from the sockets the last input touched.
+    fn measure(&mut self, at: Instant) {
+        for sock in self.touched.drain(..) {
+            let bytes = self.node.buffered(sock);
+            if bytes > self.peak.bytes {
+                self.peak = BufferedPeak { bytes, at };
+            }
+        }
     }
 
     /// Host calls the net refused.
@@ -215,11 +250,15 @@ impl NodeHost {
     /// deadline; then reports connects the net refused.
     fn feed(&mut self, net: &mut Net, host: HostId, input: Option<Input<'_>>) {
         let now = self.now(net, host);
+        if let Some(sock) = input.as_ref().and_then(input_sock) {
+            self.touched.push(sock);
+        }
         let mut h = NetHost {
             net,
             host,
             maps: &mut self.maps,
             log: &mut self.log,
+            touched: &mut self.touched,
         };
         let result = match input {
             Some(input) => drive::step(&mut self.node, &mut h, now, input),
@@ -233,6 +272,7 @@ impl NodeHost {
             }
         };
         self.deadline = deadline.map(|d| net.to_net_time(host, d));
+        self.measure(net.now());
         while let Some(sock) = self.maps.failed_connects.pop() {
             let input = Input::Connected {
                 sock,
@@ -263,6 +303,7 @@ impl NodeHost {
         match self.node.accept(now, l, peer) {
             Ok(id) => {
                 self.maps.bind(id, sock);
+                self.touched.push(id);
                 self.feed(net, host, None);
             }
             Err(e) => {
@@ -339,6 +380,18 @@ impl Application for NodeHost {
         if self.deadline.is_some_and(|d| d <= net.now()) {
             self.feed(net, host, Some(Input::Timeout));
         }
+    }
+}
+
+/// The socket an input is about, if any.
+fn input_sock(input: &Input<'_>) -> Option<SockId> {
+    match input {
+        Input::Connected { sock, .. }
+        | Input::Received { sock, .. }
+        | Input::Writable { sock }
+        | Input::ReadClosed { sock }
+        | Input::Reset { sock } => Some(*sock),
+        _ => None,
     }
 }
 

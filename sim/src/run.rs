@@ -17,7 +17,7 @@ use warren_proto::policy::{
 use warren_proto::time::Instant;
 
 use crate::app::{Endpoint, ServerMode, StreamClient, StreamServer};
-use crate::invariants::{self, ClientMeta, Observed};
+use crate::invariants::{self, ClientMeta, Observed, Revocations, REVOKE_GRACE_MS};
 use crate::net::{FaultId, HostId, LinkConfig, Net, NetConfig, NetStats};
 use crate::node_host::{NodeHost, SimApp};
 use crate::pki::{MeshPki, EPOCH_UNIX};
@@ -77,6 +77,8 @@ enum Planned {
     },
     Fault(FaultSpec),
     Undo(FaultSpec, Vec<FaultId>),
+    /// A policy change has taken hold: note what revoked flows delivered.
+    RevocationBaseline,
 }
 
 /// The live state of one run.
@@ -93,10 +95,15 @@ struct Sim<'a> {
     /// Rules in force per node, with the history of changes (ms, node, rules).
     rules: Vec<Vec<RuleSpec>>,
     policy_history: Vec<(u64, usize, Vec<RuleSpec>)>,
+    revocations: Revocations,
     clients: BTreeMap<crate::net::SocketId, (u64, ClientMeta)>,
     next_client: u64,
     /// Applications taken off crashed hosts.
     archive: Vec<Endpoint>,
+    /// Every HBONE node exporting each service, in node order: built once,
+    /// so a node's directory costs O(its tunnels), not a walk over the
+    /// whole mesh per node.
+    exporters: BTreeMap<ServiceName, Vec<(usize, MeshEndpoint)>>,
     keep_log: bool,
     log: Vec<String>,
     violations: Vec<String>,
@@ -104,7 +111,8 @@ struct Sim<'a> {
 }
 
 fn node_ip(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, (i + 1) as u8))
+    // 10.0.0.1 upwards, carrying into the third octet past 254 nodes.
+    IpAddr::V4(Ipv4Addr::from(0x0A00_0001 + i as u32))
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -188,9 +196,11 @@ impl<'a> Sim<'a> {
             cert_skew: vec![0; scenario.nodes.len()],
             rules: Vec::new(),
             policy_history: Vec::new(),
+            revocations: Revocations::default(),
             clients: BTreeMap::new(),
             next_client: 0,
             archive: Vec::new(),
+            exporters: BTreeMap::new(),
             keep_log,
             log: Vec::new(),
             violations: Vec::new(),
@@ -204,6 +214,20 @@ impl<'a> Sim<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             sim.policy_history.push((0, i, rules.clone()));
             sim.rules.push(rules);
+        }
+        for (j, node) in scenario.nodes.iter().enumerate() {
+            if !node.hbone {
+                continue;
+            }
+            for e in &node.exports {
+                let (name, _, _) = parse_export(e)?;
+                let name = ServiceName::parse(&name).map_err(|e| format!("{name}: {e:?}"))?;
+                let endpoint = MeshEndpoint {
+                    hbone: SocketAddr::new(node_ip(j), HBONE_PORT),
+                    identity: sim.spiffe(j)?,
+                };
+                sim.exporters.entry(name).or_default().push((j, endpoint));
+            }
         }
         for i in 0..scenario.nodes.len() {
             sim.start_host(i)?;
@@ -232,11 +256,30 @@ impl<'a> Sim<'a> {
             .pki
             .identity(&self.spiffe(i)?, &label, cert_secs, skew)?;
         let mut c = NodeConfig::new(identity);
+        if let Some(window) = spec.stream_window {
+            c.h2.initial_stream_window = window;
+        }
+        if let Some(ms) = spec.pool_idle_ms {
+            c.pool.idle_timeout = Duration::from_millis(ms);
+        }
         if spec.hbone {
             c.hbone_listen = Some(SocketAddr::new(node_ip(i), HBONE_PORT));
         }
         for t in &spec.tunnels {
             let (port, to) = parse_tunnel(t)?;
+            // The directory needs only the services this node's tunnels
+            // name (the one front kind here): the first other node that
+            // exports each.
+            let service = to.rsplit_once(':').map_or(to.as_str(), |(s, _)| s);
+            if let Ok(name) = ServiceName::parse(service) {
+                let first = self
+                    .exporters
+                    .get(&name)
+                    .and_then(|all| all.iter().find(|(j, _)| *j != i));
+                if let Some((_, endpoint)) = first {
+                    c.directory.insert(name, vec![endpoint.clone()]);
+                }
+            }
             let to = FrontTarget::parse(&to).map_err(|e| format!("tunnel {t:?}: {e:?}"))?;
             c.fronts.push(FrontConfig {
                 listen: loopback(port),
@@ -259,20 +302,6 @@ impl<'a> Sim<'a> {
             .map(|(k, r)| authz_rule(k, r))
             .collect::<Result<Vec<_>, _>>()?;
         c.authz = AuthzPolicy::new(rules);
-        for (j, other) in self.scenario.nodes.iter().enumerate() {
-            if j == i || !other.hbone {
-                continue;
-            }
-            for e in &other.exports {
-                let (name, _, _) = parse_export(e)?;
-                let name = ServiceName::parse(&name).map_err(|e| format!("{name}: {e:?}"))?;
-                let endpoint = MeshEndpoint {
-                    hbone: SocketAddr::new(node_ip(j), HBONE_PORT),
-                    identity: self.spiffe(j)?,
-                };
-                c.directory.entry(name).or_insert_with(|| vec![endpoint]);
-            }
-        }
         Ok(c)
     }
 
@@ -280,7 +309,10 @@ impl<'a> Sim<'a> {
     fn start_host(&mut self, i: usize) -> Result<(), String> {
         let config = self.config(i, self.scenario.nodes[i].cert_secs)?;
         let host = self.hosts[i];
-        let node = NodeHost::new(config, self.keep_log);
+        #[allow(unused_mut)] // only a sim-bugs build touches it
+        let mut node = NodeHost::new(config, self.keep_log);
+        #[cfg(feature = "sim-bugs")]
+        node.inject_bug(self.scenario.inject);
         self.world.place(host, SimApp::Node(Box::new(node)));
         let name = &self.scenario.nodes[i].name;
         for s in self.scenario.servers.iter().filter(|s| &s.node == name) {
@@ -369,13 +401,17 @@ impl<'a> Sim<'a> {
                 }
             }
             FaultKind::Crash => {
-                for h in &a {
-                    for app in self.world.remove_apps(*h) {
-                        if let SimApp::Endpoint(e) = app {
-                            self.archive.push(*e);
+                for i in &mine {
+                    let h = self.hosts[*i];
+                    for app in self.world.remove_apps(h) {
+                        match app {
+                            SimApp::Endpoint(e) => self.archive.push(*e),
+                            SimApp::Node(n) => {
+                                invariants::check_bounded(&mut self.violations, *i, &n)
+                            }
                         }
                     }
-                    self.world.net_mut().crash_host(*h);
+                    self.world.net_mut().crash_host(h);
                 }
             }
             FaultKind::Pause => {
@@ -403,6 +439,17 @@ impl<'a> Sim<'a> {
                     self.rules[*i] = rules.clone();
                     self.policy_history.push((self.now_ms(), *i, rules.clone()));
                     self.reconfigure(*i, self.scenario.nodes[*i].cert_secs)?;
+                    self.revocations.policy_changed(
+                        &self.world,
+                        &self.hosts,
+                        &self.archive,
+                        self.scenario,
+                        &self.clients,
+                        *i,
+                        &rules,
+                        self.now_ms(),
+                        &mut self.violations,
+                    );
                 }
             }
             FaultKind::CertExpiry => {
@@ -638,15 +685,16 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
     };
     let faults = fault_schedule(scenario, seed);
     let (plan, probe_at, end) = sim.timeline(&faults);
-    // Undo actions join the plan as time goes.
-    let mut pending: Vec<(u64, Planned)> = plan;
-    while let Some(pos) = pending
-        .iter()
-        .enumerate()
-        .min_by_key(|(i, (t, _))| (*t, *i))
-        .map(|(i, _)| i)
-    {
-        let (at, action) = pending.remove(pos);
+    // Undo actions join the plan as time goes. Actions run by time, ties
+    // in the order they joined: keyed (time, joining order), so picking the
+    // next costs O(log n), not a scan of the whole plan.
+    let mut joined = 0u64;
+    let mut pending: BTreeMap<(u64, u64), Planned> = BTreeMap::new();
+    for (at, action) in plan {
+        pending.insert((at, joined), action);
+        joined += 1;
+    }
+    while let Some(((at, _), action)) = pending.pop_first() {
         sim.run_to(at);
         let done = match action {
             Planned::StartClient {
@@ -660,20 +708,30 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
                 Ok(())
             }
             Planned::Fault(f) => sim.apply(&f).map(|ids| {
+                if f.kind == FaultKind::Policy {
+                    pending.insert((at + REVOKE_GRACE_MS, joined), Planned::RevocationBaseline);
+                    joined += 1;
+                }
                 if f.for_ms > 0 || f.kind == FaultKind::Crash {
                     let lasts = match f.kind {
                         FaultKind::CertExpiry => 2 * f.for_ms,
                         _ => f.for_ms,
                     };
-                    pending.push((at + lasts, Planned::Undo(f, ids)));
+                    pending.insert((at + lasts, joined), Planned::Undo(f, ids));
+                    joined += 1;
                 }
             }),
             Planned::Undo(f, ids) => sim.undo(&f, &ids),
+            Planned::RevocationBaseline => {
+                let now_ms = sim.now_ms();
+                sim.revocations
+                    .take_baselines(&sim.world, &sim.hosts, &sim.archive, now_ms);
+                Ok(())
+            }
         };
         if let Err(e) = done {
             sim.violations.push(format!("setup: {e}"));
         }
-        invariants::check_bounded(&mut sim.violations, &sim.world, &sim.hosts);
     }
     sim.run_to(end);
     let observed = Observed {
@@ -684,9 +742,11 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
         policy_history: &sim.policy_history,
         scenario,
         probe_at,
+        fault_free: faults.is_empty(),
     };
     let mut violations = std::mem::take(&mut sim.violations);
     let ok = invariants::check_end(&observed, &mut violations);
+    sim.revocations.check_end(&observed, &mut violations);
     sim.stats.flows_ok = ok;
     sim.stats.virtual_ms = sim.now_ms();
     sim.stats.net = sim.world.net().stats();

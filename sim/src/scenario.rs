@@ -21,6 +21,8 @@
 //! tunnels = ["9000=echo.shop:80"]        # loopback port = mesh service
 //! exports = ["echo.shop:80=8080"]        # service:port = loopback target port
 //! rules = ["deny secret.shop from */sa/cart", "allow * ns shop"]
+//! stream_window = 65535        # optional HTTP/2 stream window, bytes
+//! pool_idle_ms = 1000          # optional pool idle timeout
 //!
 //! [[server]]
 //! node = "b"
@@ -50,6 +52,10 @@
 //! `*` globs; a principal may omit `spiffe://`.
 
 use serde::{Deserialize, Serialize};
+
+/// Most nodes in one scenario (node addresses count up from 10.0.0.1 and
+/// must stay clear of the rogue host's 10.0.9.9).
+pub const MAX_NODES: usize = 2000;
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -83,6 +89,14 @@ pub struct Scenario {
     /// Faults drawn from the seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_faults: Option<RandomFaults>,
+    /// The proto bug every node of the run carries: chosen on the command
+    /// line or by a test, never read from or written to a file.
+    #[cfg(feature = "sim-bugs")]
+    #[serde(skip)]
+    pub inject: Option<warren_proto::sim_bugs::Bug>,
+    /// A generated mesh, expanded into nodes, servers and clients on load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<crate::mesh::MeshSpec>,
 }
 
 fn default_heal_ms() -> u64 {
@@ -144,6 +158,13 @@ pub struct NodeSpec {
     /// Certificate lifetime, seconds.
     #[serde(default = "default_cert_secs")]
     pub cert_secs: u64,
+    /// HTTP/2 stream receive window, bytes (default 4 MiB; at least
+    /// 65535): small windows make flow control work on every flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<u32>,
+    /// Close pooled connections idle this long, ms (default 60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_idle_ms: Option<u64>,
 }
 
 fn default_cert_secs() -> u64 {
@@ -353,7 +374,13 @@ impl std::error::Error for ScenarioError {}
 impl Scenario {
     /// Parses TOML; errors name the line, column and key.
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        let mut s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        if let Some(mesh) = s.mesh.take() {
+            let more = mesh.expand(s.duration_ms);
+            s.nodes.extend(more.nodes);
+            s.servers.extend(more.servers);
+            s.clients.extend(more.clients);
+        }
         s.check()?;
         Ok(s)
     }
@@ -378,8 +405,8 @@ impl Scenario {
     /// Cross-references that serde cannot check.
     fn check(&self) -> Result<(), ScenarioError> {
         let err = |m: String| Err(ScenarioError(m));
-        if self.nodes.is_empty() || self.nodes.len() > 250 {
-            return err("a scenario needs 1..=250 nodes".into());
+        if self.nodes.is_empty() || self.nodes.len() > MAX_NODES {
+            return err(format!("a scenario needs 1..={MAX_NODES} nodes"));
         }
         for (i, n) in self.nodes.iter().enumerate() {
             if self.nodes[..i].iter().any(|m| m.name == n.name) {

@@ -38,7 +38,7 @@
 //! [`SocketId`]: crate::net::SocketId
 //! [`ListenerId`]: crate::net::ListenerId
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use warren_proto::time::Instant;
 
@@ -85,9 +85,22 @@ pub enum RunEnd {
 
 /// Hosts running applications of type `A` over one network (several per
 /// host if they say which events are theirs, see [`Application::claims`]).
+///
+/// Finding the next timer must not cost a scan of every application (a
+/// 1000-node mesh has tens of thousands): each application's deadline is
+/// read once after every call into it and kept in an ordered index, so a
+/// step costs O(log n) whatever the size of the world.
 pub struct World<A> {
     net: Net,
     apps: BTreeMap<HostId, Vec<A>>,
+    /// Every armed timer, earliest first; ties by host, then placement.
+    timers: BTreeSet<(Instant, HostId, usize)>,
+    /// The deadline each (host, application index) has in `timers`.
+    armed: BTreeMap<(HostId, usize), Instant>,
+    /// Applications lent out by [`World::app_mut`], whose deadline may have
+    /// changed without the world seeing it; read directly until the next
+    /// step re-indexes them.
+    lent: BTreeSet<(HostId, usize)>,
 }
 
 impl<A: Application> World<A> {
@@ -96,6 +109,32 @@ impl<A: Application> World<A> {
         World {
             net,
             apps: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            armed: BTreeMap::new(),
+            lent: BTreeSet::new(),
+        }
+    }
+
+    /// Re-reads the deadline of application `i` on `host` into the index.
+    fn rearm(&mut self, host: HostId, i: usize) {
+        if let Some(old) = self.armed.remove(&(host, i)) {
+            self.timers.remove(&(old, host, i));
+        }
+        let deadline = self
+            .apps
+            .get(&host)
+            .and_then(|apps| apps.get(i))
+            .and_then(A::poll_timeout);
+        if let Some(at) = deadline {
+            self.armed.insert((host, i), at);
+            self.timers.insert((at, host, i));
+        }
+    }
+
+    /// Re-indexes the applications lent out since the last step.
+    fn rearm_lent(&mut self) {
+        for (host, i) in std::mem::take(&mut self.lent) {
+            self.rearm(host, i);
         }
     }
 
@@ -103,14 +142,24 @@ impl<A: Application> World<A> {
     /// starts it.
     pub fn place(&mut self, host: HostId, mut app: A) {
         app.start(&mut self.net, host);
-        self.apps.entry(host).or_default().push(app);
+        let apps = self.apps.entry(host).or_default();
+        apps.push(app);
+        let i = apps.len() - 1;
+        self.rearm(host, i);
         self.dispatch();
     }
 
     /// Takes every application off a host (with [`Net::crash_host`], the
     /// first half of a crash and restart).
     pub fn remove_apps(&mut self, host: HostId) -> Vec<A> {
-        self.apps.remove(&host).unwrap_or_default()
+        let apps = self.apps.remove(&host).unwrap_or_default();
+        for i in 0..apps.len() {
+            if let Some(at) = self.armed.remove(&(host, i)) {
+                self.timers.remove(&(at, host, i));
+            }
+            self.lent.remove(&(host, i));
+        }
+        apps
     }
 
     /// The network.
@@ -131,7 +180,9 @@ impl<A: Application> World<A> {
 
     /// The first application placed on a host, mutably.
     pub fn app_mut(&mut self, host: HostId) -> Option<&mut A> {
-        self.apps.get_mut(&host)?.first_mut()
+        let app = self.apps.get_mut(&host)?.first_mut()?;
+        self.lent.insert((host, 0));
+        Some(app)
     }
 
     /// Every application on a host, in placement order.
@@ -151,24 +202,35 @@ impl<A: Application> World<A> {
             let Some(apps) = self.apps.get_mut(&host) else {
                 continue;
             };
-            if let Some(app) = apps.iter_mut().find(|a| a.claims(&event)) {
+            if let Some((i, app)) = apps.iter_mut().enumerate().find(|(_, a)| a.claims(&event)) {
                 app.on_event(&mut self.net, host, event);
+                self.rearm(host, i);
             }
         }
     }
 
     /// The earliest timer: (when, host, index of the application there).
     fn next_timer(&self) -> Option<(Instant, HostId, usize)> {
-        // A frozen host's timers wait for the thaw.
-        self.apps
+        // A frozen host's timers wait for the thaw (frozen hosts are few,
+        // so skipping theirs stays cheap).
+        let indexed = self
+            .timers
             .iter()
-            .filter(|(host, _)| !self.net.is_frozen(**host))
-            .flat_map(|(host, apps)| {
-                apps.iter()
-                    .enumerate()
-                    .filter_map(|(i, app)| app.poll_timeout().map(|t| (t, *host, i)))
+            .find(|(_, host, i)| !self.net.is_frozen(*host) && !self.lent.contains(&(*host, *i)))
+            .copied();
+        let lent = self
+            .lent
+            .iter()
+            .filter(|(host, _)| !self.net.is_frozen(*host))
+            .filter_map(|(host, i)| {
+                let app = self.apps.get(host)?.get(*i)?;
+                Some((app.poll_timeout()?, *host, *i))
             })
-            .min()
+            .min();
+        match (indexed, lent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// When the next thing will happen, `None` when the world is idle.
@@ -183,6 +245,7 @@ impl<A: Application> World<A> {
 
     /// Does the next thing; false if the world is idle.
     pub fn step(&mut self) -> bool {
+        self.rearm_lent();
         self.dispatch();
         let net = self.net.next_event_time();
         let timer = self.next_timer();
@@ -198,6 +261,7 @@ impl<A: Application> World<A> {
                 if let Some(app) = self.apps.get_mut(&host).and_then(|a| a.get_mut(i)) {
                     app.on_timeout(&mut self.net, host);
                 }
+                self.rearm(host, i);
             }
             _ => {
                 self.net.step();

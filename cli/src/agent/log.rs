@@ -1,9 +1,17 @@
 //! Logging: the `tracing` subscriber (text or JSON lines on stderr) and
 //! what each of the node's notices becomes.
+//!
+//! Access and denial lines carry their facts as separate `tracing` fields
+//! (`direction`, `source`, `destination`, `service`, `bytes_sent`,
+//! `bytes_received`, `duration_ms`, `reason`, `rule`), so that with
+//! `--log-format json` each is its own key of the line's object and a
+//! log collector needs no parsing of the message.
 
 use tracing::{debug, info, warn};
 use warren_host::Notice;
-use warren_proto::node::NodeEvent;
+use warren_proto::identity::SpiffeId;
+use warren_proto::node::{CloseReason, NodeEvent};
+use warren_proto::policy::Decision;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -28,6 +36,37 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// An identity as a log field: `-` when unknown, so that every access
+/// line has the same keys.
+fn who(id: Option<&SpiffeId>) -> &str {
+    id.map_or("-", SpiffeId::as_str)
+}
+
+/// The rule that decided, `-` when a default did.
+fn rule_of(decision: Option<&Decision>) -> &str {
+    decision
+        .and_then(|d| d.rule.as_ref())
+        .map_or("-", |r| r.as_str())
+}
+
+/// The decision a close reason carries, if policy ended the flow.
+fn decision_of(reason: &CloseReason) -> Option<&Decision> {
+    match reason {
+        CloseReason::Denied(d) | CloseReason::Reconfigured(d) => Some(d),
+        _ => None,
+    }
+}
+
+/// Which way a denied flow was going: egress rules guard flows leaving
+/// through this agent's proxies, authorization guards flows arriving.
+fn denial_direction(decision: &Decision) -> &'static str {
+    if decision.reason.code().starts_with("egress") {
+        "outbound"
+    } else {
+        "inbound"
+    }
+}
+
 /// Logs one notice of the node called `agent`: an access line per closed
 /// flow, a warning per denial (the decision names the rule), and the
 /// listeners as they bind.
@@ -39,8 +78,43 @@ pub fn notice(agent: &str, notice: Notice) {
         }
         Notice::Started => info!(agent, "started"),
         Notice::Event(event @ NodeEvent::FlowOpened { .. }) => debug!(agent, "{event}"),
-        Notice::Event(event @ NodeEvent::FlowClosed { .. }) => info!(agent, "access {event}"),
-        Notice::Event(event @ NodeEvent::PolicyDenied { .. }) => warn!(agent, "denied {event}"),
+        Notice::Event(NodeEvent::FlowClosed {
+            flow,
+            direction,
+            source,
+            destination,
+            service,
+            bytes_sent,
+            bytes_received,
+            duration,
+            reason,
+        }) => info!(
+            agent,
+            flow = %flow,
+            direction = %direction,
+            source = %who(source.as_ref()),
+            destination = %who(destination.as_ref()),
+            service = %service,
+            bytes_sent,
+            bytes_received,
+            duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            reason = %reason,
+            rule = %rule_of(decision_of(&reason)),
+            "access flow closed"
+        ),
+        Notice::Event(NodeEvent::PolicyDenied {
+            decision,
+            source,
+            destination,
+        }) => warn!(
+            agent,
+            direction = %denial_direction(&decision),
+            source = %who(source.as_ref()),
+            destination = %destination,
+            reason = %decision.reason.code(),
+            rule = %rule_of(Some(&decision)),
+            "policy denied"
+        ),
         Notice::Event(event) => warn!(agent, "{event}"),
     }
 }

@@ -8,7 +8,7 @@
 pub mod log;
 mod node_config;
 
-pub use node_config::node_config;
+pub use node_config::{node_config, resolve, Resolved};
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
-use warren_host::admin::AdminServer;
-use warren_host::Handle;
+use warren_host::admin::{AdminServer, NodeWithDenials, RecentDenials};
+use warren_host::{Handle, Notice};
 use warren_proto::node::NodeConfig;
 
 use crate::config::{self, AgentConfig};
@@ -41,9 +41,20 @@ pub enum Runtime {
 }
 
 /// Starts `config`'s node on `runtime` on its own thread; `agent` names it
-/// in log lines. Returns once every listener is bound.
-fn start(runtime: Runtime, agent: &'static str, config: NodeConfig) -> io::Result<Handle> {
-    let on_notice = move |n| log::notice(agent, n);
+/// in log lines, `denials` keeps its latest denials. Returns once every
+/// listener is bound.
+fn start(
+    runtime: Runtime,
+    agent: &'static str,
+    config: NodeConfig,
+    denials: RecentDenials,
+) -> io::Result<Handle> {
+    let on_notice = move |n: Notice| {
+        if let Notice::Event(event) = &n {
+            denials.record(event);
+        }
+        log::notice(agent, n);
+    };
     match runtime {
         Runtime::Tokio => warren_tokio::spawn(config, on_notice),
         Runtime::Smol => warren_smol::spawn(config, on_notice),
@@ -69,28 +80,42 @@ fn drain(handle: Handle, deadline: Duration) {
 /// A started node and the admin endpoint that shows it.
 pub struct RunningAgent {
     handle: Arc<Handle>,
-    admin: Option<AdminServer>,
+    admin: AdminServer,
 }
 
 impl RunningAgent {
     /// Starts `config`'s node on `runtime` (see [`start`]) and its admin
-    /// endpoint on `admin`. The agent keeps carrying traffic if the admin
-    /// address cannot be bound, but logs why there are no metrics.
+    /// endpoint on `admin`. An admin address that cannot be bound fails the
+    /// start like any other listener (issue 6: a port in use is a clear
+    /// error, nothing half-started): the node is stopped again.
     pub fn start(
         runtime: Runtime,
         agent: &'static str,
         config: NodeConfig,
         admin: SocketAddr,
     ) -> io::Result<RunningAgent> {
-        let handle = Arc::new(start(runtime, agent, config)?);
-        let admin = match AdminServer::start(admin, Arc::clone(&handle)) {
-            Ok(server) => Some(server),
-            Err(e) => {
-                error!(%agent, %admin, error = %e, "admin endpoint not started");
-                None
-            }
+        let denials = RecentDenials::default();
+        let handle = Arc::new(start(runtime, agent, config, denials.clone())?);
+        let source = NodeWithDenials {
+            handle: Arc::clone(&handle),
+            denials,
         };
-        Ok(RunningAgent { handle, admin })
+        match AdminServer::start(admin, source) {
+            Ok(server) => Ok(RunningAgent {
+                handle,
+                admin: server,
+            }),
+            Err(e) => {
+                // The failed server dropped its clone: this is the only one.
+                if let Ok(handle) = Arc::try_unwrap(handle) {
+                    let _ = handle.shutdown();
+                }
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("admin endpoint on {admin}: {e}"),
+                ))
+            }
+        }
     }
 
     /// The running node.
@@ -109,11 +134,12 @@ impl RunningAgent {
     }
 }
 
-/// Reads the configuration file and builds the node's configuration.
-fn load(file: &Path) -> Result<(AgentConfig, NodeConfig), String> {
-    let cfg = config::load(file).map_err(|e| e.to_string())?;
-    let node = node_config(&cfg).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok((cfg, node))
+/// Reads the configuration file (the identity maybe from `ticket`) and
+/// builds the node's configuration.
+fn load(file: &Path, ticket: Option<&Path>) -> Result<(AgentConfig, Resolved), String> {
+    let cfg = config::load_with_ticket(file, ticket).map_err(|e| e.to_string())?;
+    let resolved = resolve(&cfg).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((cfg, resolved))
 }
 
 /// The file's modification time, if it can be read.
@@ -121,9 +147,11 @@ fn modified(file: &Path) -> Option<SystemTime> {
     std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
-/// `warren agent`: runs until SIGTERM or SIGINT.
-pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
-    let (cfg, node) = load(&file)?;
+/// `warren agent`: runs until SIGTERM or SIGINT. `ticket` is the join
+/// ticket given on the command line, instead of the file's `[identity]`.
+pub fn run(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(), String> {
+    let ticket = ticket.as_deref();
+    let (cfg, Resolved { node, hubs }) = load(&file, ticket)?;
     // Registered before the node starts, so an early signal is not lost.
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -136,6 +164,7 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
         runtime = ?runtime,
         admin = %cfg.admin,
         listeners = ?agent.handle().local_addrs(),
+        hubs = ?hubs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "ready"
     );
     // The revocation list is watched with the file: a revoked identity
@@ -150,7 +179,7 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
     loop {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => reload(&file, agent.handle(), "SIGHUP"),
+                SIGHUP => reload(&file, ticket, agent.handle(), "SIGHUP"),
                 _ => {
                     info!(signal, "draining");
                     agent.drain(DRAIN_DEADLINE);
@@ -158,13 +187,13 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
                 }
             }
         }
-        let now = match config::load(&file) {
+        let now = match config::load_with_ticket(&file, ticket) {
             Ok(cfg) => watched(&cfg),
             Err(_) => (modified(&file), seen.1),
         };
         if now != seen {
             seen = now;
-            reload(&file, agent.handle(), "the file changed");
+            reload(&file, ticket, agent.handle(), "the file changed");
         }
         std::thread::sleep(WATCH_INTERVAL);
     }
@@ -172,22 +201,22 @@ pub fn run(file: PathBuf, runtime: Runtime) -> Result<(), String> {
 
 /// `warren hub`: an agent file with a `[hub]` table, run until SIGTERM
 /// or SIGINT.
-pub fn run_hub(file: PathBuf, runtime: Runtime) -> Result<(), String> {
-    let cfg = config::load(&file).map_err(|e| e.to_string())?;
+pub fn run_hub(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(), String> {
+    let cfg = config::load_with_ticket(&file, ticket.as_deref()).map_err(|e| e.to_string())?;
     if cfg.hub.is_none() {
         return Err(format!(
             "{}: no [hub] table; expected one with [[hub.announce]] rules",
             file.display()
         ));
     }
-    run(file, runtime)
+    run(file, ticket, runtime)
 }
 
 /// Reloads policy, exports, services and certificates; a broken file is
 /// logged and the running configuration kept.
-fn reload(file: &Path, handle: &Handle, why: &str) {
-    match load(file) {
-        Ok((_, node)) => match handle.reconfigure(node) {
+fn reload(file: &Path, ticket: Option<&Path>, handle: &Handle, why: &str) {
+    match load(file, ticket) {
+        Ok((_, resolved)) => match handle.reconfigure(resolved.node) {
             Ok(()) => info!(reason = why, "configuration reloaded"),
             Err(e) => error!(error = %e, "reload failed"),
         },

@@ -2,23 +2,50 @@
 //! ([`NodeConfig`]): the identity files are read here, everything else is
 //! carried over as it is.
 
+use warren_proto::front::Target;
 use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 
 use crate::config::AgentConfig;
 
+/// What an agent runs with once its identity is read.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The node's configuration.
+    pub node: NodeConfig,
+    /// The hubs the join ticket names, in its order (none with PEM files);
+    /// the hub client dials them.
+    pub hubs: Vec<Target>,
+}
+
 /// Builds the node's configuration, reading the identity files. The error
 /// names the file or the reason the certificate and key do not fit.
 pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
-    let params = cfg
-        .identity
-        .load()
-        .map_err(|e| format!("identity: {e}"))?
-        .into_params()
-        .map_err(|e| format!("identity: {e}"))?;
+    resolve(cfg).map(|r| r.node)
+}
+
+/// Reads the identity (files or ticket) and builds everything the agent
+/// runs with.
+pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
+    let loaded = cfg.identity.load().map_err(|e| format!("identity: {e}"))?;
+    let hubs = loaded.hubs.clone();
+    let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
     node.hbone_listen = cfg.hbone_listen;
     node.hub_links = cfg.hub_links.clone();
+    // A join ticket's hubs join the configured ones (names resolved now:
+    // the node dials addresses).
+    for hub in &hubs {
+        let text = hub.to_string();
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&text)
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        match addr {
+            Some(addr) if !node.hub_links.hubs.contains(&addr) => node.hub_links.hubs.push(addr),
+            Some(_) => {}
+            None => return Err(format!("ticket hub {text}: cannot resolve")),
+        }
+    }
     // Redial jitter differs per identity, so agents restarted together
     // spread out, yet one agent's schedule is repeatable.
     node.hub_links.seed = node
@@ -72,7 +99,7 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
             (name.clone(), endpoints)
         })
         .collect();
-    Ok(node)
+    Ok(Resolved { node, hubs })
 }
 
 #[cfg(test)]

@@ -72,11 +72,14 @@ impl fmt::Display for TicketError {
 
 impl std::error::Error for TicketError {}
 
+/// Parses a hub address: `host:port`.
+fn parse_hub(addr: &str) -> Result<Target, String> {
+    Target::parse(addr).map_err(|e| format!("{addr:?}: {e}"))
+}
+
 /// Checks a hub address: `host:port`.
 pub fn check_hub(addr: &str) -> Result<(), String> {
-    Target::parse(addr)
-        .map(|_| ())
-        .map_err(|e| format!("{addr:?}: {e}"))
+    parse_hub(addr).map(|_| ())
 }
 
 impl Ticket {
@@ -92,6 +95,11 @@ impl Ticket {
             check_hub(hub).map_err(TicketError::Hub)?;
         }
         Ok(ticket)
+    }
+
+    /// The hubs to dial, parsed (the hub client dials them in this order).
+    pub fn hub_targets(&self) -> Result<Vec<Target>, String> {
+        self.hubs.iter().map(|hub| parse_hub(hub)).collect()
     }
 
     /// The ticket as a TOML file, with a header warning that it is secret.

@@ -46,8 +46,8 @@ pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr:
 /// Everything an agent is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentConfig {
-    /// The agent's certificate, key and trust anchor.
-    pub identity: IdentityFiles,
+    /// Where the agent's certificate, key and trust anchor come from.
+    pub identity: IdentitySource,
     /// Where the agent accepts HBONE (mesh) connections; `None` for an
     /// agent that only dials out (the default once `hubs` are set).
     pub hbone_listen: Option<SocketAddr>,
@@ -76,6 +76,16 @@ pub struct AgentConfig {
     pub hub: Option<HubRole>,
     /// The revocation list file, read when the node is configured.
     pub revocation: Option<PathBuf>,
+}
+
+/// Where the identity is read from: three PEM files, or one join ticket
+/// (`warren ca ticket`) that also names the hubs to dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `[identity] cert, key, ca`.
+    Files(IdentityFiles),
+    /// `[identity] ticket`, or `warren agent --ticket FILE`.
+    Ticket(PathBuf),
 }
 
 /// The identity files, absolute or relative to the working directory
@@ -128,17 +138,34 @@ pub struct Endpoint {
 /// Parses an agent configuration from `text`, read from `file` (used in
 /// errors and to resolve relative paths).
 pub fn parse(text: &str, file: &Path) -> Result<AgentConfig, ConfigError> {
+    parse_with_ticket(text, file, None)
+}
+
+/// Like [`parse`], with the identity given on the command line as a join
+/// ticket (`warren agent --ticket FILE`) instead of in the file's
+/// `[identity]`: giving both, or neither, is an error.
+pub fn parse_with_ticket(
+    text: &str,
+    file: &Path,
+    ticket: Option<&Path>,
+) -> Result<AgentConfig, ConfigError> {
     let locator = error::Locator::new(file, text);
     let raw: raw::RawAgent = toml::from_str(text).map_err(|e| locator.toml_error(&e))?;
     let base = file.parent().unwrap_or(Path::new(""));
-    resolve::resolve(raw, base, &locator)
+    resolve::resolve(raw, base, ticket, &locator)
 }
 
 /// Reads and parses the agent configuration file at `file`.
 pub fn load(file: &Path) -> Result<AgentConfig, ConfigError> {
+    load_with_ticket(file, None)
+}
+
+/// Reads and parses `file`, the identity possibly given as a ticket on
+/// the command line (see [`parse_with_ticket`]).
+pub fn load_with_ticket(file: &Path, ticket: Option<&Path>) -> Result<AgentConfig, ConfigError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigError::file(file, format!("cannot read: {e}")))?;
-    parse(&text, file)
+    parse_with_ticket(&text, file, ticket)
 }
 
 #[cfg(test)]

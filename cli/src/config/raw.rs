@@ -19,7 +19,7 @@ use super::value::{Parsed, Ports};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
-    pub identity: RawIdentity,
+    pub identity: Option<Spanned<RawIdentity>>,
     pub hbone_listen: Option<Spanned<Parsed<SocketAddr>>>,
     pub admin: Option<Spanned<Parsed<SocketAddr>>>,
     #[serde(default)]
@@ -85,9 +85,10 @@ pub struct RawAnnounceRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
-    pub cert: Spanned<String>,
-    pub key: Spanned<String>,
-    pub ca: Spanned<String>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+    pub ticket: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

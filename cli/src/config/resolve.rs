@@ -16,11 +16,11 @@ use warren_proto::policy::{
 };
 
 use super::error::Locator;
-use super::raw::{RawAction, RawAgent, RawHub, RawLimits, RawRoute, RawStrategy};
+use super::raw::{RawAction, RawAgent, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy};
 use super::value::Parsed;
 use super::{
-    AgentConfig, ConfigError, Endpoint, HttpProxyListener, IdentityFiles, Socks5Listener,
-    TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN, DEFAULT_HUB_LISTEN,
+    AgentConfig, ConfigError, Endpoint, HttpProxyListener, IdentityFiles, IdentitySource,
+    Socks5Listener, TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN, DEFAULT_HUB_LISTEN,
 };
 use warren_proto::balance::Strategy;
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
@@ -107,9 +107,80 @@ fn unique_name(
     Ok(value)
 }
 
+/// A file name from the file, relative to its folder.
+fn file_name(
+    name: &Spanned<String>,
+    base: &Path,
+    locator: &Locator<'_>,
+    expected: &str,
+) -> Result<std::path::PathBuf, ConfigError> {
+    if name.get_ref().is_empty() {
+        return Err(locator.error(
+            Some(name.span()),
+            format!("empty file name; expected the path of {expected}"),
+        ));
+    }
+    Ok(base.join(name.get_ref()))
+}
+
+/// The identity: `[identity]`'s three files or its ticket, or the ticket
+/// given on the command line. Exactly one of these ways must be used, so
+/// that nobody wonders which certificate the agent presents.
+fn identity(
+    raw: Option<Spanned<RawIdentity>>,
+    ticket: Option<&Path>,
+    base: &Path,
+    locator: &Locator<'_>,
+) -> Result<IdentitySource, ConfigError> {
+    let raw = match (raw, ticket) {
+        (Some(raw), Some(ticket)) => {
+            return Err(locator.error(
+                Some(raw.span()),
+                format!(
+                    "the identity is given twice: here and by --ticket {}; expected either an [identity] table or --ticket",
+                    ticket.display()
+                ),
+            ))
+        }
+        (None, Some(ticket)) => return Ok(IdentitySource::Ticket(ticket.to_owned())),
+        (None, None) => {
+            return Err(locator.error(
+                None,
+                "no identity; expected an [identity] table with cert, key and ca (or ticket), or `warren agent --ticket FILE`",
+            ))
+        }
+        (Some(raw), None) => raw,
+    };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    if let Some(ticket) = raw.ticket {
+        if let Some(file) = [&raw.cert, &raw.key, &raw.ca].into_iter().flatten().next() {
+            return Err(locator.error(
+                Some(file.span()),
+                "a ticket already holds the certificate, key and CA; expected either ticket or cert, key and ca",
+            ));
+        }
+        let path = file_name(&ticket, base, locator, "a join ticket")?;
+        return Ok(IdentitySource::Ticket(path));
+    }
+    let file = |name: Option<Spanned<String>>, key: &str| match name {
+        Some(name) => file_name(&name, base, locator, "a PEM file"),
+        None => Err(locator.error(
+            Some(span.clone()),
+            format!("missing `identity.{key}`; expected cert, key and ca (PEM files), or ticket"),
+        )),
+    };
+    Ok(IdentitySource::Files(IdentityFiles {
+        cert: file(raw.cert, "cert")?,
+        key: file(raw.key, "key")?,
+        ca: file(raw.ca, "ca")?,
+    }))
+}
+
 pub fn resolve(
     raw: RawAgent,
     base: &Path,
+    ticket: Option<&Path>,
     locator: &Locator<'_>,
 ) -> Result<AgentConfig, ConfigError> {
     let mut listeners = Listeners {
@@ -132,20 +203,7 @@ pub fn resolve(
     };
     let admin = listeners.claim("admin", &default_addr(raw.admin, DEFAULT_ADMIN))?;
 
-    let file = |name: &Spanned<String>| {
-        if name.get_ref().is_empty() {
-            return Err(locator.error(
-                Some(name.span()),
-                "empty file name; expected the path of a PEM file",
-            ));
-        }
-        Ok(base.join(name.get_ref()))
-    };
-    let identity = IdentityFiles {
-        cert: file(&raw.identity.cert)?,
-        key: file(&raw.identity.key)?,
-        ca: file(&raw.identity.ca)?,
-    };
+    let identity = identity(raw.identity, ticket, base, locator)?;
 
     // Adding the exports one at a time finds the first that clashes with
     // an earlier one, which is the one to point at.
@@ -288,7 +346,7 @@ pub fn resolve(
             ..HubLinks::default()
         },
         revocation: match &raw.revocation {
-            Some(name) => Some(file(name)?),
+            Some(name) => Some(file_name(name, base, locator, "a revocation list")?),
             None => None,
         },
         hub: match raw.hub {

@@ -5,7 +5,7 @@ use core::fmt;
 
 use warren_proto::policy::Scope;
 
-use super::AgentConfig;
+use super::{AgentConfig, IdentitySource};
 
 /// Displays a configuration as a few lines per section.
 pub struct Summary<'a>(pub &'a AgentConfig);
@@ -13,9 +13,16 @@ pub struct Summary<'a>(pub &'a AgentConfig);
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.0;
-        writeln!(f, "identity:     cert {}", c.identity.cert.display())?;
-        writeln!(f, "              key  {}", c.identity.key.display())?;
-        writeln!(f, "              ca   {}", c.identity.ca.display())?;
+        match &c.identity {
+            IdentitySource::Files(files) => {
+                writeln!(f, "identity:     cert {}", files.cert.display())?;
+                writeln!(f, "              key  {}", files.key.display())?;
+                writeln!(f, "              ca   {}", files.ca.display())?;
+            }
+            IdentitySource::Ticket(ticket) => {
+                writeln!(f, "identity:     ticket {}", ticket.display())?;
+            }
+        }
         match c.hbone_listen {
             Some(addr) => writeln!(f, "hbone_listen: {addr}")?,
             None => writeln!(f, "hbone_listen: none (dials out only)")?,

@@ -13,11 +13,19 @@ fn parse_str(text: &str) -> Result<AgentConfig, ConfigError> {
     parse(text, Path::new("conf/agent.toml"))
 }
 
+/// The identity files `cfg` names; panics when it names a ticket.
+fn files(cfg: &AgentConfig) -> &IdentityFiles {
+    match &cfg.identity {
+        IdentitySource::Files(files) => files,
+        IdentitySource::Ticket(t) => panic!("a ticket {t:?}, not files"),
+    }
+}
+
 #[test]
 fn the_documented_example_parses_into_the_policy_it_describes() {
     let cfg = parse(EXAMPLE, Path::new("cli/examples/agent.toml")).unwrap();
-    assert_eq!(cfg.identity.cert, Path::new("cli/examples/echo/cert.pem"));
-    assert_eq!(cfg.identity.ca, Path::new("cli/examples/echo/ca.pem"));
+    assert_eq!(files(&cfg).cert, Path::new("cli/examples/echo/cert.pem"));
+    assert_eq!(files(&cfg).ca, Path::new("cli/examples/echo/ca.pem"));
     assert_eq!(cfg.hbone_listen, Some("0.0.0.0:15008".parse().unwrap()));
     assert_eq!(cfg.admin, "127.0.0.1:15000".parse().unwrap());
 
@@ -92,7 +100,7 @@ fn a_minimal_file_gets_the_defaults() {
     let cfg = parse_str(BASE).unwrap();
     assert_eq!(cfg.hbone_listen, Some("0.0.0.0:15008".parse().unwrap()));
     assert_eq!(cfg.admin, "127.0.0.1:15000".parse().unwrap());
-    assert_eq!(cfg.identity.key, Path::new("conf/k.pem"));
+    assert_eq!(files(&cfg).key, Path::new("conf/k.pem"));
     assert!(cfg.exports.is_empty());
     assert!(cfg.authz.rules.is_empty());
     assert!(cfg.egress.rules.is_empty());
@@ -360,7 +368,8 @@ fn malformed_files_name_the_line_the_key_and_what_was_expected() {
 #[test]
 fn a_missing_identity_section_is_reported_for_the_document() {
     let err = parse_str("admin = \"127.0.0.1:1\"\n").unwrap_err();
-    assert!(err.message.contains("missing field `identity`"), "{err}");
+    assert!(err.message.contains("no identity"), "{err}");
+    assert!(err.message.contains("--ticket FILE"), "{err}");
     assert_eq!(err.key, "");
 }
 
@@ -425,13 +434,49 @@ fn identity_paths_resolve_against_the_files_folder_unless_absolute() {
         Path::new("/srv/agent/agent.toml"),
     )
     .unwrap();
-    assert_eq!(cfg.identity.cert, Path::new("/etc/warren/cert.pem"));
-    assert_eq!(cfg.identity.key, Path::new("/srv/agent/k.pem"));
-    assert_eq!(cfg.identity.ca, Path::new("/srv/agent/../ca.pem"));
+    assert_eq!(files(&cfg).cert, Path::new("/etc/warren/cert.pem"));
+    assert_eq!(files(&cfg).key, Path::new("/srv/agent/k.pem"));
+    assert_eq!(files(&cfg).ca, Path::new("/srv/agent/../ca.pem"));
     // A bare file name sits beside the working directory's files.
     let cfg = parse(BASE, Path::new("agent.toml")).unwrap();
-    assert_eq!(cfg.identity.cert, Path::new("c.pem"));
+    assert_eq!(files(&cfg).cert, Path::new("c.pem"));
     let err = parse_str("[identity]\ncert = \"c\"\nkey = \"\"\nca = \"a\"\n").unwrap_err();
     assert_eq!((err.line, err.key.as_str()), (3, "identity.key"), "{err}");
     assert!(err.message.contains("empty file name"), "{err}");
+}
+
+#[test]
+fn the_identity_is_files_or_a_ticket_never_both() {
+    let file = Path::new("/srv/agent/agent.toml");
+    let ticket = Path::new("join.ticket");
+    let cfg = parse("identity = { ticket = \"me.ticket\" }\n", file).unwrap();
+    assert_eq!(
+        cfg.identity,
+        IdentitySource::Ticket("/srv/agent/me.ticket".into())
+    );
+    // The command line's ticket stands in for a missing [identity].
+    let cfg = parse_with_ticket("admin = \"127.0.0.1:1\"\n", file, Some(ticket)).unwrap();
+    assert_eq!(cfg.identity, IdentitySource::Ticket(ticket.into()));
+
+    let both = parse_with_ticket(BASE, file, Some(ticket)).unwrap_err();
+    assert_eq!((both.line, both.key.as_str()), (1, "identity"), "{both}");
+    assert!(both.message.contains("given twice"), "{both}");
+    assert!(both.message.contains("--ticket join.ticket"), "{both}");
+
+    let mixed = parse_str("[identity]\nticket = \"t\"\nkey = \"k.pem\"\n").unwrap_err();
+    assert_eq!(
+        (mixed.line, mixed.key.as_str()),
+        (3, "identity.key"),
+        "{mixed}"
+    );
+    assert!(mixed.message.contains("either ticket or cert"), "{mixed}");
+
+    let partial = parse_str("[identity]\ncert = \"c\"\nkey = \"k\"\n").unwrap_err();
+    assert!(
+        partial.message.contains("missing `identity.ca`"),
+        "{partial}"
+    );
+
+    let empty = parse_str("[identity]\nticket = \"\"\n").unwrap_err();
+    assert!(empty.message.contains("a join ticket"), "{empty}");
 }

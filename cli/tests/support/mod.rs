@@ -3,9 +3,13 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod prometheus;
+pub mod two_agents;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -165,12 +169,45 @@ impl Drop for TempDir {
     }
 }
 
-/// A free loopback port (bound and released: good enough for tests that
-/// run one agent pair at a time per port).
+/// An echo server on a std thread: every connection gets its bytes back;
+/// returns its port.
+pub fn echo_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut copy = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut stream, &mut copy);
+                let _ = copy.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Runs `warren` to completion and checks it succeeded.
+pub fn ok(args: &[&str]) {
+    let out = warren().args(args).output().unwrap();
+    assert!(out.status.success(), "warren {args:?}: {out:?}");
+}
+
+/// A free loopback port for a configuration file, below Linux's ephemeral
+/// range (32768 and up): a port the kernel hands out could be taken by any
+/// outgoing connection between this check and the agent's bind. Each test
+/// process starts at its own offset and never returns a port twice, so
+/// concurrent tests rarely meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 15_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -6,8 +6,9 @@ use std::fmt::Display;
 
 use serde_json::{json, Value};
 use warren_proto::identity::SpiffeId;
-use warren_proto::node::{FrontKind, NodeConfig};
+use warren_proto::node::{FlowSnapshot, FrontKind, NodeConfig};
 use warren_proto::policy::{Action, AuthzRule, EgressRule, Scope};
+use warren_proto::time::Instant;
 
 use super::{x509, View};
 
@@ -108,19 +109,23 @@ fn strings<T: Display>(items: &[T]) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
 
-fn millis(d: std::time::Duration) -> u64 {
+pub(super) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn identity(id: Option<&SpiffeId>) -> Value {
+pub(super) fn identity(id: Option<&SpiffeId>) -> Value {
     id.map_or(Value::Null, |id| id.as_str().into())
 }
 
 /// The live flows, oldest first.
 pub fn flows(view: &View) -> Value {
+    flow_list(view.now, view.flows.iter())
+}
+
+/// `flows` as JSON, their ages measured to `now`.
+pub(super) fn flow_list<'a>(now: Instant, flows: impl Iterator<Item = &'a FlowSnapshot>) -> Value {
     Value::Array(
-        view.flows
-            .iter()
+        flows
             .map(|f| {
                 json!({
                     "id": f.flow.0,
@@ -131,7 +136,7 @@ pub fn flows(view: &View) -> Value {
                     "established": f.established,
                     "bytes_sent": f.bytes_sent,
                     "bytes_received": f.bytes_received,
-                    "age_ms": millis(view.now.saturating_duration_since(f.started)),
+                    "age_ms": millis(now.saturating_duration_since(f.started)),
                 })
             })
             .collect(),

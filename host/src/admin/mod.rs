@@ -5,15 +5,19 @@
 //!
 //! - `/metrics`: Prometheus/OpenMetrics text ([`metrics`]).
 //! - `/config_dump`, `/flows`, `/certs`: JSON ([`json`]).
+//! - `/status`: what `warren status` shows, as JSON ([`status`]): identity,
+//!   listeners, peers, a flow summary and the [`RecentDenials`].
 //! - `/healthz`: `ok`.
 //!
 //! Requests are bounded ([`http::MAX_REQUEST`] bytes, a read/write timeout)
 //! and every response closes the connection, so one slow or hostile
 //! client costs at most one timeout and no memory beyond the bound.
 
+mod denials;
 mod http;
 mod json;
 mod metrics;
+mod status;
 mod x509;
 
 use std::io::{self, Read};
@@ -28,6 +32,7 @@ use warren_proto::time::Instant;
 
 use crate::Handle;
 
+pub use denials::{Denial, RecentDenials};
 pub use http::MAX_REQUEST;
 
 /// The admin port an agent uses unless told otherwise.
@@ -58,6 +63,8 @@ pub struct View {
     /// The bound listeners (HBONE first, then front ends), when the source
     /// knows them: the configuration may say port 0.
     pub listeners: Vec<SocketAddr>,
+    /// The latest policy denials, oldest first, when the source keeps them.
+    pub denials: Vec<Denial>,
 }
 
 impl View {
@@ -71,6 +78,7 @@ impl View {
             flows: node.flows().collect(),
             connections: node.connections().collect(),
             listeners: Vec::new(),
+            denials: Vec::new(),
         }
     }
 }
@@ -86,6 +94,24 @@ impl ViewSource for Arc<Handle> {
     fn view(&self) -> io::Result<View> {
         let mut view = self.inspect(View::of)?;
         view.listeners = self.local_addrs().to_vec();
+        Ok(view)
+    }
+}
+
+/// A running node and the denials its events reported: the source of an
+/// agent's admin endpoint.
+#[derive(Debug)]
+pub struct NodeWithDenials {
+    /// The node.
+    pub handle: Arc<Handle>,
+    /// Filled by the node's notice callback ([`RecentDenials::record`]).
+    pub denials: RecentDenials,
+}
+
+impl ViewSource for NodeWithDenials {
+    fn view(&self) -> io::Result<View> {
+        let mut view = self.handle.view()?;
+        view.denials = self.denials.snapshot();
         Ok(view)
     }
 }
@@ -181,6 +207,7 @@ enum Page {
     ConfigDump,
     Flows,
     Certs,
+    Status,
 }
 
 /// Routes a parsed request.
@@ -191,6 +218,7 @@ fn respond(request: &http::Request, source: &impl ViewSource) -> http::Response 
         "/config_dump" => Page::ConfigDump,
         "/flows" => Page::Flows,
         "/certs" => Page::Certs,
+        "/status" => Page::Status,
         _ => return http::Response::text(404, "not found\n"),
     };
     if request.method != "GET" {
@@ -208,6 +236,7 @@ fn respond(request: &http::Request, source: &impl ViewSource) -> http::Response 
         Page::ConfigDump => http::Response::json(&json::config_dump(&view)),
         Page::Flows => http::Response::json(&json::flows(&view)),
         Page::Certs => http::Response::json(&json::certs(&view)),
+        Page::Status => http::Response::json(&status::status(&view)),
     }
 }
 

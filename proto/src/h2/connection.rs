@@ -57,9 +57,7 @@ use super::headers;
 use super::hpack::{self, DecodeError};
 use super::rate::RateCounter;
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
-use super::stream::{
-    ClosedHow, ClosedStreams, DataMark, IdleBuffers, RecvPhase, SendPhase, Stream,
-};
+use super::stream::{ClosedHow, ClosedStreams, DataMark, RecvPhase, SendPhase, Stream};
 use super::{ErrorCode, Header, StreamId};
 use crate::time::Instant;
 
@@ -327,7 +325,6 @@ pub(super) struct Core {
     pub(super) recv_window: RecvWindow,
     pub(super) streams: BTreeMap<StreamId, Stream>,
     pub(super) closed: ClosedStreams,
-    pub(super) idle_buffers: IdleBuffers,
     pub(super) next_local_id: u32,
     pub(super) highest_peer_id: u32,
     /// Open or half-closed streams we opened / the peer opened.
@@ -355,6 +352,9 @@ pub(super) struct Core {
     /// Streams whose `send_data` was short-changed, waiting for `Writable`.
     pub(super) writable_waiters: BTreeSet<StreamId>,
     pub(super) limits: Limits,
+    /// The bug the simulator injected, if any.
+    #[cfg(feature = "sim-bugs")]
+    pub(super) bug: Option<crate::sim_bugs::Bug>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,7 +534,6 @@ impl Connection {
             ),
             streams: BTreeMap::new(),
             closed: ClosedStreams::new(CLOSED_STREAMS_REMEMBERED),
-            idle_buffers: IdleBuffers::default(),
             next_local_id: if role == Role::Client { 1 } else { 2 },
             highest_peer_id: 0,
             local_active: 0,
@@ -555,11 +554,19 @@ impl Connection {
             writable_waiters: BTreeSet::new(),
             limits,
             config,
+            #[cfg(feature = "sim-bugs")]
+            bug: None,
         };
         Connection {
             decoder: FrameDecoder::new(core.config.max_frame_size),
             core,
         }
+    }
+
+    /// Injects `bug` (or none) into this connection.
+    #[cfg(feature = "sim-bugs")]
+    pub fn inject_bug(&mut self, bug: Option<crate::sim_bugs::Bug>) {
+        self.core.bug = bug;
     }
 
     /// Feeds bytes read from the transport. Every byte is consumed; errors
@@ -897,19 +904,21 @@ impl Connection {
         // A finished peer sends nothing more on the stream: no stream credit.
         if s.recv != RecvPhase::Done && !done {
             if let Some(increment) = s.recv_window.release(n) {
-                encode::window_update(&mut core.out, stream, increment);
+                // Injected bug: the update of a release that empties the buffer is lost.
+                #[cfg(feature = "sim-bugs")]
+                let lost =
+                    core.bug == Some(crate::sim_bugs::Bug::LostWindowUpdate) && s.buf.len() == 0;
+                #[cfg(not(feature = "sim-bugs"))]
+                let lost = false;
+                if !lost {
+                    encode::window_update(&mut core.out, stream, increment);
+                }
             }
         }
-        if s.buf.len() == 0 {
-            if s.is_active() {
-                core.idle_buffers.drained(stream, s.buf.capacity());
-            } else {
-                core.streams.remove(&stream);
-                core.idle_buffers.forget(stream);
-            }
+        if s.buf.len() == 0 && !s.is_active() {
+            core.streams.remove(&stream);
         }
         core.credit_connection(n);
-        core.reclaim_idle_buffers();
         Ok(())
     }
 
@@ -1051,7 +1060,6 @@ impl Core {
     /// its unread bytes back to the connection window.
     pub(super) fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
-        self.idle_buffers.forget(id);
         if stream.is_active() {
             if self.is_peer_initiated(id) {
                 self.remote_active -= 1;
@@ -1065,17 +1073,6 @@ impl Core {
         self.writable_waiters.remove(&id);
         self.credit_connection(stream.buf.len());
         Some(stream)
-    }
-
-    /// Shrinks drained receive buffers once together they hold more than
-    /// the connection window's worth of memory.
-    pub(super) fn reclaim_idle_buffers(&mut self) {
-        let budget = self.recv_window.target();
-        for id in self.idle_buffers.reclaim(budget) {
-            if let Some(stream) = self.streams.get_mut(&id) {
-                stream.buf.shrink();
-            }
-        }
     }
 
     /// Ends a stream that the peer reset or that dies with the connection.
@@ -1136,7 +1133,6 @@ impl Core {
         }
         if drained {
             self.streams.remove(&id);
-            self.idle_buffers.forget(id);
         }
         self.writable_waiters.remove(&id);
         self.closed.insert(id.get(), ClosedHow::Finished);

@@ -38,11 +38,6 @@ impl RecvWindow {
         }
     }
 
-    /// The window we keep topped up.
-    pub(super) fn target(&self) -> usize {
-        usize::try_from(self.target).unwrap_or(0)
-    }
-
     /// What the peer may still send.
     pub(super) fn available(&self) -> i64 {
         self.available

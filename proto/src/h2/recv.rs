@@ -15,7 +15,7 @@ use super::frame::{encode, kind, Frame, FrameError, FrameRule, SettingsList};
 use super::headers::{self, Malformed};
 use super::hpack::{self, DecodeError};
 use super::settings::DEFAULT_WINDOW;
-use super::stream::{ClosedHow, RecvPhase, SendPhase, Stream, RETAINED_CAPACITY};
+use super::stream::{ClosedHow, RecvPhase, SendPhase, Stream};
 use super::{ErrorCode, Header, StreamId};
 use crate::time::Instant;
 
@@ -254,9 +254,6 @@ impl Core {
             self.credit_connection(piece.flow_len as usize);
             self.stream_error(now, id, code, violation, kind::DATA)?;
             return Ok(false);
-        }
-        if stream.buf.len() == 0 && stream.buf.capacity() > RETAINED_CAPACITY {
-            self.idle_buffers.forget(id);
         }
         stream.buf.push(piece.data);
         debug_assert!(stream.recv_window.available() <= super::flow::MAX_WINDOW);

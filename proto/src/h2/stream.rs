@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::flow::RecvWindow;
-use super::StreamId;
 
 /// Our sending half.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,10 +44,19 @@ pub(super) struct DataMark {
 
 /// Received payload not yet released by the application: one contiguous
 /// region `buf[start..]`, so `recv_data` can hand out a single slice.
+///
+/// A drained buffer gives its allocation back at once, so an idle stream
+/// holds no payload memory however busy it was (ztunnel's per-connection
+/// buffers that stay grown are its memory issue #1630). It remembers the
+/// capacity it had instead, and the next push allocates that in one step:
+/// a bulk stream that drains and refills pays one malloc and free per
+/// cycle, not a doubling series of reallocations and copies.
 #[derive(Debug, Default)]
 pub(super) struct RecvBuf {
     buf: Vec<u8>,
     start: usize,
+    /// Capacity when the buffer last drained.
+    last_capacity: usize,
 }
 
 impl RecvBuf {
@@ -64,6 +72,14 @@ impl RecvBuf {
 
     /// Appends `data` (the one copy of received payload).
     pub(super) fn push(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.buf.capacity() == 0 {
+            // Bounded like the buffer itself: `last_capacity` was allocated
+            // for bytes the window admitted.
+            self.buf.reserve_exact(data.len().max(self.last_capacity));
+        }
         // Reclaim the released front before growing, so the allocation stays
         // bounded by the window rather than by the bytes ever received.
         if self.start > 0 && self.buf.len() + data.len() > self.buf.capacity() {
@@ -74,68 +90,20 @@ impl RecvBuf {
     }
 
     /// Bytes allocated.
+    #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {
         self.buf.capacity()
     }
 
-    /// Gives back all but [`RETAINED_CAPACITY`] of an empty buffer.
-    pub(super) fn shrink(&mut self) {
-        if self.len() == 0 {
-            self.buf = Vec::new();
-            self.buf.reserve_exact(RETAINED_CAPACITY);
-            self.start = 0;
-        }
-    }
-
-    /// Drops the first `n` unreleased bytes (`n <= len()`).
+    /// Drops the first `n` unreleased bytes (`n <= len()`); a drained
+    /// buffer frees its allocation.
     pub(super) fn release(&mut self, n: usize) {
         self.start = (self.start + n).min(self.buf.len());
         if self.start == self.buf.len() {
-            self.buf.clear();
+            self.last_capacity = self.buf.capacity();
+            self.buf = Vec::new();
             self.start = 0;
         }
-    }
-}
-
-/// Capacity a drained receive buffer may keep when memory is reclaimed.
-pub(super) const RETAINED_CAPACITY: usize = 64 << 10;
-
-/// Drained receive buffers that still hold more than
-/// [`RETAINED_CAPACITY`]. Freeing a buffer every time it drains would make a
-/// bulk transfer reallocate (and page-fault) on every read, so drained
-/// buffers keep their allocation until, summed over the connection, they
-/// exceed a budget; then all of them are shrunk. Windows bound what is
-/// buffered; this bounds what stays allocated for nothing.
-#[derive(Debug, Default)]
-pub(super) struct IdleBuffers {
-    by_stream: BTreeMap<StreamId, usize>,
-    total: usize,
-}
-
-impl IdleBuffers {
-    /// `id`'s buffer drained with `capacity` allocated.
-    pub(super) fn drained(&mut self, id: StreamId, capacity: usize) {
-        if capacity <= RETAINED_CAPACITY {
-            return;
-        }
-        let previous = self.by_stream.insert(id, capacity).unwrap_or(0);
-        self.total = self.total - previous + capacity;
-    }
-
-    /// `id`'s buffer is in use again, or gone.
-    pub(super) fn forget(&mut self, id: StreamId) {
-        if let Some(capacity) = self.by_stream.remove(&id) {
-            self.total -= capacity;
-        }
-    }
-
-    /// When more than `budget` is held: the streams whose buffers to shrink.
-    pub(super) fn reclaim(&mut self, budget: usize) -> Vec<StreamId> {
-        if self.total <= budget {
-            return Vec::new();
-        }
-        self.total = 0;
-        core::mem::take(&mut self.by_stream).into_keys().collect()
     }
 }
 
@@ -266,18 +234,24 @@ mod tests {
     }
 
     #[test]
-    fn idle_buffers_reclaim_only_over_budget() {
-        let mut idle = IdleBuffers::default();
-        let (a, b) = (StreamId::new(1), StreamId::new(3));
-        idle.drained(a, 1 << 20);
-        idle.drained(b, 100);
-        assert!(idle.reclaim(1 << 20).is_empty());
-        idle.drained(b, 1 << 20);
-        idle.forget(a);
-        assert!(idle.reclaim(1 << 20).is_empty());
-        idle.drained(a, 1 << 20);
-        assert_eq!(idle.reclaim(1 << 20), [a, b]);
-        assert!(idle.reclaim(0).is_empty());
+    fn drained_buffer_frees_and_refills_in_one_allocation() {
+        let mut b = RecvBuf::default();
+        b.push(&[1; 1000]);
+        b.push(&[2; 3000]);
+        let grown = b.capacity();
+        assert!(grown >= 4000);
+        b.release(4000);
+        assert_eq!(b.capacity(), 0, "an idle stream holds no payload memory");
+        b.push(&[3; 10]);
+        assert_eq!(
+            b.capacity(),
+            grown,
+            "the refill allocates the old size at once"
+        );
+        assert_eq!(b.as_slice(), &[3; 10]);
+        b.release(5);
+        assert_eq!(b.as_slice(), &[3; 5], "a partial release keeps the rest");
+        assert_eq!(b.capacity(), grown);
     }
 
     #[test]

@@ -60,6 +60,15 @@ impl Sock {
             request_deadline: None,
         }
     }
+
+    /// Drops the first `n` held bytes. Once none are left the allocation
+    /// goes too: an idle flow keeps no read buffer, however busy it was.
+    pub fn take_held(&mut self, n: usize) {
+        self.held.drain(..n.min(self.held.len()));
+        if self.held.is_empty() {
+            self.held = Vec::new();
+        }
+    }
 }
 
 /// The far side of a flow, seen from its local socket.

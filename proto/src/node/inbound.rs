@@ -5,7 +5,7 @@
 
 use core::net::SocketAddr;
 
-use crate::h2::{self, Request, Role, StreamId};
+use crate::h2::{Request, Role, StreamId};
 use crate::hbone::{parse_connect, ConnectStatus};
 use crate::policy::{AuthzRequest, Decision, Target};
 use crate::pool::ConnId;
@@ -25,7 +25,7 @@ impl Node {
         let server = self.hbone_server_config();
         match TlsSession::server(server, self.config.tls_buffer_limit) {
             Ok(tls) => {
-                let h2 = h2::Connection::new(Role::Server, self.config.h2.clone(), self.now);
+                let h2 = self.new_h2(Role::Server);
                 self.conns
                     .insert(c, MeshConn::new(sock, peer, tls, h2, None, deadline));
                 self.hub_accepted(c);

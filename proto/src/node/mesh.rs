@@ -90,6 +90,11 @@ impl MeshConn {
         self.out.get(self.out_pos..).unwrap_or(&[])
     }
 
+    /// HTTP/2 output taken from the connection but not yet by TLS.
+    pub fn unencrypted(&self) -> usize {
+        self.plain.len().saturating_sub(self.plain_pos)
+    }
+
     /// The socket took `n` bytes of the chunk.
     pub fn consume(&mut self, n: usize) {
         self.out_pos = self.out_pos.saturating_add(n).min(self.out.len());

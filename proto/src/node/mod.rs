@@ -229,6 +229,9 @@ pub struct Node {
     hub: hub_role::HubState,
     /// Connections to hubs (empty unless `config.hub_links`).
     links: hub_link::Links,
+    /// The bug the simulator injected, if any.
+    #[cfg(feature = "sim-bugs")]
+    bug: Option<crate::sim_bugs::Bug>,
 }
 
 impl Node {
@@ -253,6 +256,8 @@ impl Node {
             ejected: BTreeMap::new(),
             hub: hub_role::HubState::default(),
             links: hub_link::Links::default(),
+            #[cfg(feature = "sim-bugs")]
+            bug: None,
         };
         node.hub_init();
         node.listen_all();
@@ -285,6 +290,29 @@ impl Node {
     fn alloc(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Injects `bug` (or none) from now on; it survives configuration
+    /// swaps and reaches connections opened afterwards.
+    #[cfg(feature = "sim-bugs")]
+    pub fn inject_bug(&mut self, bug: Option<crate::sim_bugs::Bug>) {
+        self.bug = bug;
+    }
+
+    /// Whether `bug` is injected.
+    #[cfg(feature = "sim-bugs")]
+    fn injected(&self, bug: crate::sim_bugs::Bug) -> bool {
+        self.bug == Some(bug)
+    }
+
+    /// A new HTTP/2 connection with the node's settings (and its injected
+    /// bug).
+    fn new_h2(&self, role: crate::h2::Role) -> crate::h2::Connection {
+        #[allow(unused_mut)] // only a sim-bugs build touches it
+        let mut h2 = crate::h2::Connection::new(role, self.config.h2.clone(), self.now);
+        #[cfg(feature = "sim-bugs")]
+        h2.inject_bug(self.bug);
+        h2
     }
 
     /// The configuration in effect.
@@ -359,6 +387,21 @@ impl Node {
             Owner::Mesh(c) => own + self.conns.get(&c).map_or(0, |m| m.chunk().len()),
             Owner::Flow(_) => own,
         }
+    }
+
+    /// Every byte of flow data the node holds, over all sockets and mesh
+    /// connections: socket input not yet passed on, HTTP/2 output not yet
+    /// encrypted or written, ciphertext not yet taken by the socket, and
+    /// HTTP/2 receive buffers. With one flow, backpressure keeps this
+    /// under the flow's window plus one socket read (and framing).
+    pub fn held_bytes(&self) -> usize {
+        let socks: usize = self.socks.keys().map(|s| self.buffered(*s)).sum();
+        let conns: usize = self
+            .conns
+            .values()
+            .map(|c| c.h2.pending_transmit() + c.h2.buffered_bytes() + c.unencrypted())
+            .sum();
+        socks + conns
     }
 
     /// A connection arrived on `listener` from `peer`; returns its socket.

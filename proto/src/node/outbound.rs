@@ -172,7 +172,7 @@ impl Node {
         let tls = TlsSession::client(client, self.config.tls_buffer_limit).ok()?;
         let c = ConnId(self.alloc());
         let sock = SockId(self.alloc());
-        let h2 = h2::Connection::new(Role::Client, self.config.h2.clone(), self.now);
+        let h2 = self.new_h2(Role::Client);
         let deadline = after(self.now, self.config.timeouts.tls_handshake);
         let mut conn = MeshConn::new(sock, ep.hbone, tls, h2, Some(key.clone()), deadline);
         conn.connected = false;
@@ -247,6 +247,7 @@ impl Node {
                         stream: Some(st),
                     };
                 }
+                self.send_early(f);
                 self.dirty.insert(sock);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),

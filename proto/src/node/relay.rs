@@ -108,13 +108,13 @@ impl Node {
                     }
                     (true, Far::Tcp(t)) => {
                         if let Some(o) = self.socks.get_mut(&t) {
-                            o.held.drain(..n);
+                            o.take_held(n);
                         }
                     }
                     (false, _) => {
                         let local = flow.local;
                         if let Some(o) = self.socks.get_mut(&local) {
-                            o.held.drain(..n);
+                            o.take_held(n);
                         }
                     }
                     _ => {}
@@ -210,7 +210,15 @@ impl Node {
                 false => conn.h2.send_data(st, &s.held).unwrap_or(0),
             };
             if n > 0 {
-                s.held.drain(..n);
+                // Injected bug: a partial send drops one byte too few.
+                #[cfg(feature = "sim-bugs")]
+                let n_dropped = match self.bug {
+                    Some(crate::sim_bugs::Bug::RelayOffByOne) if n < s.held.len() => n - 1,
+                    _ => n,
+                };
+                #[cfg(not(feature = "sim-bugs"))]
+                let n_dropped = n;
+                s.take_held(n_dropped);
                 flow.bytes_sent += n as u64;
                 let key = metric_key(flow);
                 self.metrics.entry(key).or_default().bytes_sent += n as u64;
@@ -373,21 +381,91 @@ impl Node {
                         Ok(())
                     }
                     Some(Phase::Opening) => {
-                        s.held.extend_from_slice(data);
-                        if !s.read_paused {
+                        // A stream already open takes the bytes ahead of
+                        // the 200 (see `send_early`); the rest waits.
+                        let taken = match s.held.is_empty() {
+                            true => self.send_direct(f, data),
+                            false => 0,
+                        };
+                        let s = self.sock_mut(sock)?;
+                        s.held.extend_from_slice(data.get(taken..).unwrap_or(&[]));
+                        if !s.held.is_empty() && !s.read_paused {
                             s.read_paused = true;
                             self.outputs.push_back(Output::PauseRead { sock });
                         }
                         Ok(())
                     }
                     Some(Phase::Relay) => {
-                        s.held.extend_from_slice(data);
+                        // Nothing waits before these bytes: straight into the
+                        // stream, one copy fewer; only what it refuses is held.
+                        let taken = match s.held.is_empty() {
+                            true => self.send_direct(f, data),
+                            false => 0,
+                        };
+                        let rest = data.get(taken..).unwrap_or(&[]);
+                        self.sock_mut(sock)?.held.extend_from_slice(rest);
                         self.settle_flow(f);
                         Ok(())
                     }
                 }
             }
         }
+    }
+
+    /// Sends what the client wrote while its stream was opening as DATA
+    /// right behind the CONNECT, without waiting for the 200: the server
+    /// buffers it (within the stream window) until its target is connected,
+    /// which saves a mesh round trip per flow. Nothing reaches a target the
+    /// server's policy denies: it answers on the HEADERS, before any DATA
+    /// is forwarded.
+    pub(super) fn send_early(&mut self, f: FlowId) {
+        let Some(local) = self.flows.get(&f).map(|fl| fl.local) else {
+            return;
+        };
+        let Some(held) = self
+            .socks
+            .get_mut(&local)
+            .map(|s| core::mem::take(&mut s.held))
+        else {
+            return;
+        };
+        let n = match held.is_empty() {
+            true => 0,
+            false => self.send_direct(f, &held),
+        };
+        if let Some(s) = self.socks.get_mut(&local) {
+            s.held = held;
+            s.take_held(n);
+        }
+    }
+
+    /// Passes bytes read from flow `f`'s local socket to its stream, if it
+    /// has one that still sends; returns how many the stream took.
+    fn send_direct(&mut self, f: FlowId, data: &[u8]) -> usize {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return 0;
+        };
+        let Far::Stream {
+            conn,
+            stream: Some(st),
+        } = flow.far
+        else {
+            return 0;
+        };
+        let Some(m) = self.conns.get_mut(&conn) else {
+            return 0;
+        };
+        if flow.finished || flow.stream_closed {
+            return 0;
+        }
+        let n = m.h2.send_data(st, data).unwrap_or(0);
+        if n > 0 {
+            flow.bytes_sent += n as u64;
+            let key = metric_key(flow);
+            self.metrics.entry(key).or_default().bytes_sent += n as u64;
+            self.dirty.insert(m.sock);
+        }
+        n
     }
 
     fn conn_receive(&mut self, c: ConnId, sock: SockId, data: &[u8]) {
@@ -405,7 +483,7 @@ impl Node {
         } else {
             s.held.extend_from_slice(data);
             conn.receive(now, &s.held).inspect(|&n| {
-                s.held.drain(..n);
+                s.take_held(n);
             })
         };
         let want_pause = !s.held.is_empty();
@@ -486,6 +564,10 @@ impl Node {
                     if let Some(flow) = self.flows.get_mut(&f) {
                         flow.peer_finished = true;
                     }
+                    #[cfg(feature = "sim-bugs")]
+                    if self.injected(crate::sim_bugs::Bug::HalfCloseAsFullClose) {
+                        self.finish_both_ways(f, c, stream);
+                    }
                     self.settle_flow(f);
                 }
             }
@@ -512,7 +594,11 @@ impl Node {
                 }
             }
             H2Event::GoAway { code, .. } => {
-                if self.conns.get(&c).is_some_and(|m| m.pool_key.is_some()) {
+                #[cfg(feature = "sim-bugs")]
+                let reuse = self.injected(crate::sim_bugs::Bug::PoolReuseAfterGoaway);
+                #[cfg(not(feature = "sim-bugs"))]
+                let reuse = false;
+                if !reuse && self.conns.get(&c).is_some_and(|m| m.pool_key.is_some()) {
                     self.pool.going_away(c);
                 }
                 if code != ErrorCode::NO_ERROR {
@@ -524,6 +610,20 @@ impl Node {
             } => self.h2_error(c, code, Some(violation)),
             H2Event::PingAck { .. } => {}
             H2Event::Closed => self.conn_finish(c),
+        }
+    }
+
+    /// Injected bug: the peer's half-close ends our direction too, cutting
+    /// off whatever the local side has not sent yet.
+    #[cfg(feature = "sim-bugs")]
+    fn finish_both_ways(&mut self, f: FlowId, c: ConnId, st: StreamId) {
+        let (Some(flow), Some(conn)) = (self.flows.get_mut(&f), self.conns.get_mut(&c)) else {
+            return;
+        };
+        if !flow.finished && !flow.stream_closed {
+            let _ = conn.h2.finish(st);
+            flow.finished = true;
+            self.dirty.insert(conn.sock);
         }
     }
 
@@ -754,6 +854,18 @@ impl Node {
             }
         }
         for c in self.pool.idle_expired(now) {
+            #[cfg(feature = "sim-bugs")]
+            if self.injected(crate::sim_bugs::Bug::PoolReuseAfterGoaway) {
+                // Injected bug: GOAWAY goes out, but the connection stays
+                // in the pool (looking fresh) until it closes.
+                self.pool.forget_idle(c);
+                if let Some(m) = self.conns.get_mut(&c) {
+                    m.h2.go_away(now);
+                    self.dirty.insert(m.sock);
+                }
+                self.dispatch_h2(c);
+                continue;
+            }
             self.pool.remove(c);
             if let Some(m) = self.conns.get_mut(&c) {
                 m.pool_key = None;
@@ -775,7 +887,12 @@ impl Node {
         }
         self.listen_all();
         self.enforce_revocation();
-        let closed = self.reauthorize();
+        // Injected bug: live flows are not checked against the new policy.
+        #[cfg(feature = "sim-bugs")]
+        let skip = self.injected(crate::sim_bugs::Bug::PolicySkippedAfterReload);
+        #[cfg(not(feature = "sim-bugs"))]
+        let skip = false;
+        let closed = if skip { 0 } else { self.reauthorize() };
         self.emit(NodeEvent::ConfigApplied {
             closed_flows: closed,
         });

@@ -1,156 +1,22 @@
-//! `warren-sim`: run, sweep, replay and minimize simulator scenarios.
+//! `warren-sim`: the simulator's command line on its own (the same as
+//! `warren sim`, without the runtimes the main binary links).
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use warren_sim::run::{minimize, replay, run, sweep_all, RunReport};
-use warren_sim::scenario::Scenario;
+use clap::Parser;
+use warren_sim::cli::{execute, SimCommand};
 
 /// The deterministic simulator of warren.
 #[derive(Parser)]
-#[command(name = "warren-sim")]
+#[command(
+    name = "warren-sim",
+    about = "warren's deterministic simulator (the same commands as `warren sim`)"
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Runs a scenario with one seed.
-    Run {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
-    /// Runs a range of seeds (`A..B`) and lists the failing ones.
-    Sweep {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// Seeds `A..B` (B excluded).
-        #[arg(long, default_value = "0..100")]
-        seeds: String,
-        /// Threads.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// Print `seed trace-hash` for every seed.
-        #[arg(long)]
-        hashes: bool,
-    },
-    /// Runs one seed and prints the readable event log.
-    Replay {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Print the event log.
-        #[arg(long)]
-        trace: bool,
-    },
-    /// Shrinks a failing seed's scenario and writes it beside the original.
-    Minimize {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-    },
-}
-
-fn print(report: &RunReport) {
-    println!("{}", report.trace_hash);
-    let s = &report.stats;
-    println!(
-        "steps: {} virtual-ms: {} flows: {} ok: {} faults: {} net-bytes: {}",
-        s.steps, s.virtual_ms, s.flows, s.flows_ok, s.faults, s.net.bytes_delivered
-    );
-    for v in &report.violations {
-        println!("violation: {v}");
-    }
-}
-
-fn parse_range(s: &str) -> Option<std::ops::Range<u64>> {
-    let (a, b) = s.split_once("..")?;
-    Some(a.parse().ok()?..b.parse().ok()?)
+    command: SimCommand,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let load = |p: &PathBuf| Scenario::load(p).map_err(|e| e.to_string());
-    let result: Result<bool, String> = match &cli.command {
-        Command::Run { scenario, seed } => load(scenario).map(|s| {
-            let report = run(&s, *seed);
-            print(&report);
-            report.violations.is_empty()
-        }),
-        Command::Sweep {
-            scenario,
-            seeds,
-            jobs,
-            hashes,
-        } => load(scenario).and_then(|s| {
-            let range = parse_range(seeds).ok_or(format!("--seeds {seeds:?}: expected A..B"))?;
-            let n = range.end.saturating_sub(range.start);
-            let started = std::time::Instant::now();
-            let all = sweep_all(&s, range, *jobs);
-            let secs = started.elapsed().as_secs_f64();
-            let mut failing = 0;
-            for o in &all {
-                if *hashes {
-                    println!("seed {} {}", o.seed, o.trace_hash);
-                }
-                if let Some(v) = o.violations.first() {
-                    failing += 1;
-                    println!("failing seed {}: {v}", o.seed);
-                }
-            }
-            println!(
-                "{failing} of {n} seeds failed; {:.1} seeds/s",
-                n as f64 / secs.max(1e-9)
-            );
-            Ok(failing == 0)
-        }),
-        Command::Replay {
-            scenario,
-            seed,
-            trace,
-        } => load(scenario).map(|s| {
-            let report = replay(&s, *seed);
-            if *trace {
-                // The log can be long and is often piped into `head`: stop
-                // quietly when the reader goes away instead of panicking.
-                let mut out = std::io::stdout().lock();
-                for line in &report.log {
-                    if writeln!(out, "{line}").is_err() {
-                        return report.violations.is_empty();
-                    }
-                }
-            }
-            print(&report);
-            report.violations.is_empty()
-        }),
-        Command::Minimize { scenario, seed } => load(scenario).and_then(|s| {
-            let Some(small) = minimize(&s, *seed) else {
-                println!("seed {seed} passes; nothing to minimize");
-                return Ok(true);
-            };
-            let out = scenario.with_file_name(format!("{}.toml", small.name));
-            std::fs::write(&out, small.to_toml()).map_err(|e| format!("{}: {e}", out.display()))?;
-            println!("wrote {}", out.display());
-            print(&run(&small, *seed));
-            Ok(false)
-        }),
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    execute(&Cli::parse().command)
 }

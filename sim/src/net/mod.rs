@@ -271,6 +271,8 @@ pub struct Net {
     queue: BTreeMap<(Instant, u64), Scheduled>,
     outbox: VecDeque<(HostId, NetEvent)>,
     hosts: BTreeMap<HostId, Host>,
+    /// Hosts by address, so a connect finds its peer in O(log n).
+    by_ip: BTreeMap<IpAddr, HostId>,
     links: BTreeMap<(HostId, HostId), LinkConfig>,
     /// When each directed link finishes sending what it was given.
     link_free_at: BTreeMap<(HostId, HostId), Instant>,
@@ -317,6 +319,7 @@ impl Net {
             queue: BTreeMap::new(),
             outbox: VecDeque::new(),
             hosts: BTreeMap::new(),
+            by_ip: BTreeMap::new(),
             links: BTreeMap::new(),
             link_free_at: BTreeMap::new(),
             listeners: BTreeMap::new(),
@@ -465,7 +468,7 @@ impl Net {
 
     /// Adds a host with a (virtual) address.
     pub fn add_host(&mut self, ip: IpAddr) -> Result<HostId, NetError> {
-        if self.hosts.values().any(|h| h.ip == ip) {
+        if self.by_ip.contains_key(&ip) {
             return Err(NetError::AddressTaken);
         }
         let id = HostId(u32::try_from(self.hosts.len()).map_err(|_| NetError::AddressTaken)?);
@@ -479,6 +482,7 @@ impl Net {
                 clock_offset: 0,
             },
         );
+        self.by_ip.insert(ip, id);
         Ok(id)
     }
 
@@ -615,11 +619,7 @@ impl Net {
         let (ip, server_host) = if to.ip().is_loopback() {
             (to.ip(), Some(host))
         } else {
-            let server = self
-                .hosts
-                .iter()
-                .find(|(_, h)| h.ip == to.ip())
-                .map(|(id, _)| *id);
+            let server = self.by_ip.get(&to.ip()).copied();
             (own_ip, server)
         };
         let from = SocketAddr::new(ip, self.ephemeral_port(host)?);
@@ -791,7 +791,7 @@ impl Net {
         let Ok((id, side)) = self.lookup(sock) else {
             return;
         };
-        self.forget_events(sock);
+        self.forget_events(sock, id, side);
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
@@ -824,7 +824,7 @@ impl Net {
         let Ok((id, side)) = self.lookup(sock) else {
             return;
         };
-        self.forget_events(sock);
+        self.forget_events(sock, id, side);
         self.trace.record(
             self.now,
             TraceEntry::Close {
@@ -843,9 +843,12 @@ impl Net {
 
     /// A host that closed a socket hears nothing more of it, not even what
     /// was already waiting in the outbox.
-    fn forget_events(&mut self, sock: SocketId) {
+    fn forget_events(&mut self, sock: SocketId, id: u64, side: usize) {
         self.outbox.retain(|(_, ev)| ev.sock() != sock);
-        for h in self.hosts.values_mut() {
+        // Only the socket's own host can hold events for it: looking at
+        // every host would make each close cost O(hosts).
+        let owner = self.conns.get(&id).and_then(|c| c.hosts[side]);
+        if let Some(h) = owner.and_then(|o| self.hosts.get_mut(&o)) {
             h.held.retain(|ev| ev.sock() != sock);
         }
     }

@@ -2,9 +2,13 @@
 //!
 //! Bytes move through three stages, in order and never duplicated:
 //! `send_queue` (written, not yet on the wire), in flight (inside
-//! scheduled segments), `recv_buf` (arrived, not yet handed to a paused
+//! scheduled segments), `received` (arrived, not yet handed to a paused
 //! reader). Their sum never exceeds the window, which is what makes a
 //! paused reader push back on the writer.
+//!
+//! Arrived segments are kept whole, not poured into one byte queue: the
+//! usual reader takes exactly one segment, which then moves to it without
+//! a copy (copies of payload bytes were the largest cost of the net).
 
 use std::collections::VecDeque;
 
@@ -19,7 +23,9 @@ pub(crate) struct Pipe {
     window: usize,
     send_queue: VecDeque<u8>,
     in_flight: usize,
-    recv_buf: VecDeque<u8>,
+    received: VecDeque<Vec<u8>>,
+    /// Bytes in `received`.
+    received_len: usize,
     /// The writer asked for FIN after its queued bytes.
     pub fin_requested: bool,
     /// FIN left in a segment.
@@ -47,7 +53,8 @@ impl Pipe {
             window,
             send_queue: VecDeque::new(),
             in_flight: 0,
-            recv_buf: VecDeque::new(),
+            received: VecDeque::new(),
+            received_len: 0,
             fin_requested: false,
             fin_sent: false,
             fin_arrived: false,
@@ -62,7 +69,7 @@ impl Pipe {
 
     /// Bytes written and not yet handed to the reader.
     fn used(&self) -> usize {
-        self.send_queue.len() + self.in_flight + self.recv_buf.len()
+        self.send_queue.len() + self.in_flight + self.received_len
     }
 
     /// Bytes the window still accepts from the writer.
@@ -97,10 +104,13 @@ impl Pipe {
     }
 
     /// A segment arrived at the reader's side.
-    pub(crate) fn arrive(&mut self, data: &[u8], fin: bool) {
+    pub(crate) fn arrive(&mut self, data: Vec<u8>, fin: bool) {
         debug_assert!(data.len() <= self.in_flight, "arrival never sent");
         self.in_flight = self.in_flight.saturating_sub(data.len());
-        self.recv_buf.extend(data);
+        if !data.is_empty() {
+            self.received_len += data.len();
+            self.received.push_back(data);
+        }
         debug_assert!(self.used() <= self.window, "window overrun");
         if fin {
             self.fin_arrived = true;
@@ -109,13 +119,25 @@ impl Pipe {
 
     /// Hands every arrived byte to the reader.
     pub(crate) fn take_received(&mut self) -> Vec<u8> {
-        let n = self.recv_buf.len();
-        take_front(&mut self.recv_buf, n)
+        let mut out = match self.received.pop_front() {
+            Some(first) if self.received.is_empty() => first,
+            Some(first) => {
+                let mut all = Vec::with_capacity(self.received_len);
+                all.extend_from_slice(&first);
+                all
+            }
+            None => Vec::new(),
+        };
+        for more in self.received.drain(..) {
+            out.extend_from_slice(&more);
+        }
+        self.received_len = 0;
+        out
     }
 
     /// Whether arrived bytes wait for the reader.
     pub(crate) fn has_unread(&self) -> bool {
-        !self.recv_buf.is_empty()
+        self.received_len > 0
     }
 
     /// The writer's kernel forgets what it has not sent (abort, crash):
@@ -130,13 +152,15 @@ impl Pipe {
 
     /// The reader's kernel forgets what arrived and was not read.
     pub(crate) fn drop_unread(&mut self) {
-        self.recv_buf.clear();
+        self.received.clear();
+        self.received_len = 0;
     }
 
     /// Drops everything (the connection was reset).
     pub(crate) fn discard(&mut self) {
         self.send_queue.clear();
-        self.recv_buf.clear();
+        self.received.clear();
+        self.received_len = 0;
         self.in_flight = 0;
         self.want_writable = false;
     }
@@ -180,7 +204,7 @@ mod tests {
         assert_eq!(seg, b"0123");
         assert!(!fin);
         assert_eq!(p.space(), 0, "in-flight bytes still count");
-        p.arrive(&seg, false);
+        p.arrive(seg, false);
         assert_eq!(p.space(), 0, "unread bytes still count");
         assert_eq!(p.take_received(), b"0123");
         assert_eq!(p.space(), 4);
@@ -188,5 +212,21 @@ mod tests {
         let (seg, fin) = p.cut_segment(100);
         assert_eq!(seg, b"456789");
         assert!(fin && p.fin_sent && !p.has_pending());
+    }
+
+    #[test]
+    fn segments_a_paused_reader_left_arrive_as_one_delivery_in_order() {
+        let mut p = Pipe::new(100, SimRng::new(1));
+        assert_eq!(p.write(b"abcdefgh"), 8);
+        let (first, _) = p.cut_segment(3);
+        let (second, _) = p.cut_segment(5);
+        p.arrive(first, false);
+        p.arrive(Vec::new(), false);
+        p.arrive(second, false);
+        assert_eq!(p.space(), 92, "unread bytes count against the window");
+        assert_eq!(p.take_received(), b"abcdefgh");
+        assert!(!p.has_unread());
+        assert_eq!(p.space(), 100);
+        assert_eq!(p.take_received(), b"");
     }
 }

@@ -354,14 +354,15 @@ impl Net {
         };
         if !conn.attached(reader) {
             // Bytes for a closed socket: the kernel answers with RST.
-            conn.pipes[dir].arrive(&data, fin);
+            let carried_bytes = !data.is_empty();
+            conn.pipes[dir].arrive(data, fin);
             conn.pipes[dir].drop_unread();
-            if !data.is_empty() {
+            if carried_bytes {
                 self.send_rst(id, reader);
             }
             return;
         }
-        conn.pipes[dir].arrive(&data, fin);
+        conn.pipes[dir].arrive(data, fin);
         self.deliver(id, dir);
     }
 

@@ -1,0 +1,201 @@
+//! The warren path: agent A (tunnel front) → mTLS HBONE → agent B (export
+//! to the target), each agent a child process as deployed (one node on one
+//! thread). A child is this executable re-run with `--agent` (see
+//! [`SelfExec`]), so its CPU and memory are read from /proc like every
+//! peer's.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use warren_proto::front::Target as FrontTarget;
+use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
+use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
+use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
+use warren_sim::certs::{SimCa, Validity};
+
+use super::peers::{Missing, Relay};
+use super::procs::Daemon;
+
+/// Trust domain of the bench mesh.
+const TD: &str = "bench.test";
+
+/// How to run this executable again as the agents' child process: the
+/// executable and the arguments before `--agent` (`bench` for `warren bench`).
+#[derive(Clone, Debug)]
+pub struct SelfExec {
+    /// The executable (normally `std::env::current_exe()`).
+    pub exe: PathBuf,
+    /// Arguments that lead to the bench's argument parser.
+    pub prefix: Vec<String>,
+}
+
+/// Starts agent B (export to `target`) and agent A (tunnel front to it)
+/// on `runtime`, each in its own child process as they would be deployed;
+/// with `cold`, agent A's pool drops a connection 1 ms after its last stream.
+pub fn path_warren(
+    me: &SelfExec,
+    runtime: &str,
+    cold: bool,
+    target: SocketAddr,
+    dir: &Path,
+) -> Result<Relay, Missing> {
+    // Both agents derive the same CA from this time (the certificates' validity).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs()
+        .to_string();
+    let (b, hbone) = agent_child(me, runtime, &[&now, "export", &target.to_string()], dir)?;
+    let mut front_args = vec![now.as_str(), "front"];
+    let hbone = hbone.to_string();
+    front_args.push(&hbone);
+    if cold {
+        front_args.push("cold");
+    }
+    let (a, entry) = agent_child(me, runtime, &front_args, dir)?;
+    Ok(Relay {
+        entry,
+        daemons: vec![a, b],
+    })
+}
+
+/// Starts one agent child; returns it and the address it printed.
+fn agent_child(
+    me: &SelfExec,
+    runtime: &str,
+    args: &[&str],
+    dir: &Path,
+) -> Result<(Daemon, SocketAddr), Missing> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("warren-{runtime}.log")))
+        .map_err(|e| e.to_string())?;
+    let mut child = Command::new(&me.exe)
+        .args(&me.prefix)
+        .args(["--agent", runtime])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let daemon = Daemon { child };
+    let addr: SocketAddr = line
+        .trim()
+        .parse()
+        .map_err(|_| format!("agent {runtime} {args:?} did not start: {line:?}"))?;
+    Ok((daemon, addr))
+}
+
+fn spiffe(sa: &str) -> Result<SpiffeId, String> {
+    SpiffeId::parse(&format!("spiffe://{TD}/ns/bench/sa/{sa}")).map_err(|e| format!("{e:?}"))
+}
+
+fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<MeshIdentity, String> {
+    let leaf = ca
+        .issue(&spiffe(sa)?, serial, validity)
+        .map_err(|e| format!("{e:?}"))?;
+    let td = TrustDomain::new(TD).map_err(|e| format!("{e:?}"))?;
+    let trust = MeshTrust::new(td, &[ca.cert().clone()]).map_err(|e| format!("{e:?}"))?;
+    let params = MeshTlsParams::new(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(rustls::time_provider::DefaultTimeProvider),
+        Arc::new(trust),
+        leaf.chain.clone(),
+        leaf.key(),
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    MeshIdentity::new(params).map_err(|e| format!("{e:?}"))
+}
+
+/// `args` are what follows `--agent`: `<tokio|smol> <unix time> export
+/// <target>` runs agent B, which exports `sink.bench:80` → target and prints
+/// its HBONE address; `<tokio|smol> <unix time> front <hbone> [cold]` runs
+/// agent A, a tunnel front to that service at `hbone`, and prints the
+/// front's address. Either runs until stdin closes.
+pub fn run_agents(args: &[String]) -> Result<(), String> {
+    let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold])";
+    let [runtime, now, role, addr, rest @ ..] = args else {
+        return Err(usage.into());
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| "bad address")?;
+    let now: u64 = now.parse().map_err(|_| "bad time")?;
+    let validity = Validity {
+        not_before: now.saturating_sub(3600),
+        not_after: now + 86_400,
+    };
+    let ca = SimCa::new([9; 32], "bench CA", 1, validity).map_err(|e| format!("{e:?}"))?;
+    let service = ServiceName::parse("sink.bench").map_err(|e| format!("{e:?}"))?;
+    let config = match (role.as_str(), rest) {
+        ("export", []) => {
+            let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
+            b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
+            b.exports = Exports::new(vec![Export {
+                service,
+                port: 80,
+                target: Target::Addr(addr),
+            }])
+            .map_err(|e| format!("{e:?}"))?;
+            b.authz = AuthzPolicy::default();
+            b
+        }
+        ("front", cold) => {
+            let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+            match cold {
+                [] => {}
+                // A pool that drops a connection 1 ms after its last stream: with
+                // the bench's pause between flows, every flow pays a new handshake.
+                [c] if c == "cold" => a.pool.idle_timeout = Duration::from_millis(1),
+                _ => return Err(usage.into()),
+            }
+            a.fronts.push(FrontConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                kind: FrontKind::Tunnel {
+                    to: FrontTarget::parse("sink.bench:80").map_err(|e| format!("{e:?}"))?,
+                },
+            });
+            a.directory.insert(
+                service,
+                vec![Endpoint {
+                    hbone: addr,
+                    identity: spiffe("sink")?,
+                }],
+            );
+            a
+        }
+        _ => return Err(usage.into()),
+    };
+    let bound = spawn(runtime, config)?;
+    let first = *bound.first().ok_or("the agent bound nothing")?;
+    println!("{first}");
+    io::stdout().flush().map_err(|e| e.to_string())?;
+    // Runs until the bench closes our stdin (or dies).
+    let mut sink = Vec::new();
+    let _ = io::stdin().read_to_end(&mut sink);
+    Ok(())
+}
+
+/// Starts a node on `runtime`; returns its bound addresses (HBONE or front first).
+/// The handle is leaked on purpose: the node lives as long as this process.
+fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
+    let handle = match runtime {
+        "tokio" => warren_tokio::spawn(config, |_| {}),
+        "smol" => warren_smol::spawn(config, |_| {}),
+        other => return Err(format!("unknown runtime {other}")),
+    }
+    .map_err(|e| e.to_string())?;
+    let addrs = handle.local_addrs().to_vec();
+    std::mem::forget(handle);
+    Ok(addrs)
+}

@@ -1,0 +1,218 @@
+//! `warren bench`: how close warren comes to the wire, measured against the
+//! peers a user would pick instead, all in one run on 127.0.0.1.
+//!
+//! Every path carries the same load from the same client to the same target
+//! server (both in this process, on std threads): direct TCP (the ceiling),
+//! a `socat` relay, an `stunnel` mTLS pair, the nghttpx HTTP/2 CONNECT chain
+//! of `shared/bench/baseline.sh`, and a two-agent warren mesh (agent A →
+//! mTLS HBONE → agent B) on tokio and on smol.
+//!
+//! Each relay runs as child processes of the bench, warren included (this
+//! executable re-run with `--agent`), so the relay CPU and memory of every
+//! path are read the same way, from /proc, and none of the load generator's
+//! CPU is counted.
+//!
+//! Rooms: [`target`] (the target server), [`procs`] (relay processes and
+//! /proc), [`peers`] (direct, socat, stunnel, nghttpx), [`agents`] (the
+//! warren path and its child process), [`measure`], [`report`].
+
+pub mod agents;
+pub mod measure;
+pub mod peers;
+pub mod procs;
+pub mod report;
+pub mod target;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agents::{path_warren, SelfExec};
+use measure::{memory, setup, throughput};
+use peers::{Missing, Relay};
+use report::{Machine, Row};
+
+/// Path names; the report's target checks find rows by them.
+const DIRECT: &str = "direct TCP";
+const SOCAT: &str = "socat relay (8 KiB default)";
+const STUNNEL: &str = "stunnel mTLS pair";
+const NGHTTPX: &str = "nghttpx h2 CONNECT chain (defaults)";
+const WARREN_TOKIO: &str = "warren tokio";
+const WARREN_SMOL: &str = "warren smol";
+/// Rows that measure only flow setup, each flow on a new mTLS connection.
+const COLD_TOKIO: &str = "warren tokio, cold (new mTLS per flow)";
+/// See [`COLD_TOKIO`].
+const COLD_SMOL: &str = "warren smol, cold (new mTLS per flow)";
+
+/// How long each part of the run lasts.
+struct Plan {
+    warmup: Duration,
+    window: Duration,
+    setups: usize,
+    /// Upper bound on one path's setup-latency phase (a slow peer gets fewer samples).
+    setup_budget: Duration,
+    /// Flow counts of the memory figures.
+    memory_counts: &'static [usize],
+    /// Upper bound on one path's memory phase.
+    memory_budget: Duration,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                warmup: Duration::from_millis(300),
+                window: Duration::from_millis(600),
+                setups: 200,
+                setup_budget: Duration::from_millis(500),
+                memory_counts: &[1000],
+                memory_budget: Duration::from_secs(3),
+            }
+        } else {
+            Plan {
+                warmup: Duration::from_secs(1),
+                window: Duration::from_secs(4),
+                setups: 2000,
+                setup_budget: Duration::from_secs(4),
+                memory_counts: &[1000, 10_000],
+                memory_budget: Duration::from_secs(25),
+            }
+        }
+    }
+}
+
+/// What the bench's command line asked for.
+pub enum Args {
+    /// Run the bench.
+    Bench {
+        /// `--quick`: ≤ 30 s instead of ≤ 3 min.
+        quick: bool,
+    },
+    /// `--agent <runtime> <target> [cold]`: be the warren path's child process.
+    Agent(Vec<String>),
+}
+
+impl Args {
+    /// Parses the arguments after the program (and subcommand) name.
+    pub fn parse(args: &[String]) -> Result<Args, String> {
+        match args {
+            [flag, rest @ ..] if flag == "--agent" => Ok(Args::Agent(rest.to_vec())),
+            [] => Ok(Args::Bench { quick: false }),
+            [q] if q == "--quick" => Ok(Args::Bench { quick: true }),
+            _ => Err("usage: [--quick]".into()),
+        }
+    }
+}
+
+/// Runs what `args` asks; `me` says how to re-run this executable as the
+/// agents' child. JSON lines and markdown go to stdout, progress to stderr.
+pub fn main(args: Args, me: &SelfExec) -> Result<(), String> {
+    match args {
+        Args::Agent(rest) => agents::run_agents(&rest),
+        Args::Bench { quick } => run(quick, me).map_err(|e| e.to_string()),
+    }
+}
+
+fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
+    let started = Instant::now();
+    let plan = Plan::new(quick);
+    let hz = procs::clock_ticks();
+    let mut machine = Machine::probe();
+    let fd_limit = procs::raise_fd_limit().unwrap_or(1024);
+    machine.info.insert("fd_limit", fd_limit.to_string());
+    // Two sockets per flow here (client, target) and in the relay; some to spare.
+    let max_flows = usize::try_from(fd_limit.saturating_sub(200) / 2).unwrap_or(usize::MAX);
+    let dir = std::env::temp_dir().join(format!("warren-bench.{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let target = target::start()?;
+    let certs = peers::make_certs(&dir);
+
+    type Start<'a> = Box<dyn Fn() -> Result<Relay, Missing> + 'a>;
+    let t = target.addr;
+    let d = dir.as_path();
+    let with_certs = |f: fn(SocketAddr, &Path, &Path) -> Result<Relay, Missing>| -> Start<'_> {
+        let certs = certs.clone();
+        Box::new(move || f(t, d, certs.as_ref().map_err(Clone::clone)?))
+    };
+    let warren = |runtime: &'static str, cold: bool| -> Start<'_> {
+        Box::new(move || path_warren(me, runtime, cold, t, d))
+    };
+    let starts: Vec<(&str, Start<'_>)> = vec![
+        (DIRECT, Box::new(move || Ok(peers::path_direct(t)))),
+        (SOCAT, Box::new(move || peers::path_socat(t, d))),
+        (STUNNEL, with_certs(peers::path_stunnel)),
+        (NGHTTPX, with_certs(peers::path_nghttpx)),
+        (WARREN_TOKIO, warren("tokio", false)),
+        (WARREN_SMOL, warren("smol", false)),
+        (COLD_TOKIO, warren("tokio", true)),
+        (COLD_SMOL, warren("smol", true)),
+    ];
+
+    let mut rows: Vec<Row> = Vec::new();
+    for (name, start) in starts {
+        eprintln!("# {name} ...");
+        let mut row = Row::new(name);
+        match start() {
+            Err(why) => row.missing = Some(why),
+            Ok(path) if name == COLD_TOKIO || name == COLD_SMOL => {
+                // The pause lets agent A's pool drop the connection (1 ms idle timeout).
+                let pause = Some(Duration::from_millis(20));
+                match setup(&path, plan.setups / 4, plan.setup_budget, pause) {
+                    Ok(s) => row.setup = Some(s),
+                    Err(e) => row.missing = Some(format!("failed: {e}")),
+                }
+                row.memory = Err("see the warm row".into());
+            }
+            Ok(path) => {
+                // First, on a fresh relay (see `measure::memory`).
+                row.memory = match name {
+                    DIRECT => Err("no relay".into()),
+                    // Its exit hop forks bash + socat per flow.
+                    NGHTTPX => Err("not measured (exit hop forks per flow)".into()),
+                    // A process per flow, ~2.6 MiB each: 10k would be ~26 GB.
+                    SOCAT => Ok(memory(&path, &[1000], max_flows, plan.memory_budget)),
+                    _ => Ok(memory(
+                        &path,
+                        plan.memory_counts,
+                        max_flows,
+                        plan.memory_budget,
+                    )),
+                };
+                let window = (plan.warmup, plan.window);
+                let one = throughput(&path, 1, &target, window, hz);
+                let eight = throughput(&path, 8, &target, window, hz);
+                let lat = setup(&path, plan.setups, plan.setup_budget, None);
+                match (one, eight, lat) {
+                    (Ok(one), Ok(eight), Ok(lat)) => {
+                        row.one = Some(one.gbps);
+                        row.eight = Some(eight.gbps);
+                        row.cpu = one.core_per_gbps;
+                        row.setup = Some(lat);
+                    }
+                    (a, b, c) => {
+                        let err = [a.err(), b.err(), c.err()]
+                            .into_iter()
+                            .flatten()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        row.missing = Some(format!("failed: {err}"));
+                    }
+                }
+            }
+        }
+        rows.push(row);
+    }
+    machine.info.insert("loadavg_end", report::loadavg());
+    let _ = fs::remove_dir_all(&dir);
+    let elapsed = started.elapsed().as_secs_f64();
+    machine.info.insert("quick", quick.to_string());
+    machine.info.insert("elapsed_s", format!("{elapsed:.1}"));
+    for line in report::json_lines(&machine, &rows) {
+        println!("{line}");
+    }
+    println!();
+    print!("{}", report::markdown(&machine, &rows, quick, elapsed));
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! The run's output: JSON lines (one `machine` line, one line per path),
+//! then markdown tables with every figure as a ratio to direct TCP and to
+//! each peer of the same run, and the issue's targets checked.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::thread;
+
+use serde_json::{json, Value};
+
+use super::measure::{Memory, MemoryAt, Setup, BUSY_BYTES};
+
+/// Every figure of one path; None where it was not measured.
+pub struct Row {
+    /// The path's name.
+    pub name: String,
+    /// Why the path could not be started or measured.
+    pub missing: Option<String>,
+    /// Gbit/s, one flow.
+    pub one: Option<f64>,
+    /// Gbit/s, 8 parallel flows.
+    pub eight: Option<f64>,
+    /// Relay %core per Gbit/s over the one-flow window.
+    pub cpu: Option<f64>,
+    /// Flow setup figures.
+    pub setup: Option<Setup>,
+    /// The relay's memory per flow, or why it was not measured.
+    pub memory: Result<Memory, String>,
+}
+
+impl Row {
+    /// A row with nothing measured yet.
+    pub fn new(name: &str) -> Row {
+        Row {
+            name: name.to_string(),
+            missing: None,
+            one: None,
+            eight: None,
+            cpu: None,
+            setup: None,
+            memory: Err("not measured".into()),
+        }
+    }
+
+    fn p50(&self) -> Option<f64> {
+        self.setup.as_ref().map(|s| s.p50)
+    }
+
+    fn per_s(&self) -> Option<f64> {
+        self.setup.as_ref().map(|s| s.per_s)
+    }
+
+    /// The memory point that asked for `asked` flows.
+    fn memory_at(&self, asked: usize) -> Option<&MemoryAt> {
+        let m = self.memory.as_ref().ok()?;
+        m.points.iter().find(|p| p.asked == asked)
+    }
+}
+
+/// The machine and the run's circumstances.
+pub struct Machine {
+    /// Values by name (nproc, cpu_model, glibc_tunables, fd limit, loads).
+    pub info: BTreeMap<&'static str, String>,
+}
+
+impl Machine {
+    /// nproc, CPU model, GLIBC_TUNABLES and the load average now.
+    pub fn probe() -> Machine {
+        let mut info = BTreeMap::new();
+        info.insert(
+            "nproc",
+            thread::available_parallelism().map_or("?".into(), |n| n.to_string()),
+        );
+        let cpu = fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "?".into());
+        info.insert("cpu_model", cpu);
+        info.insert(
+            "glibc_tunables",
+            std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| "unset".into()),
+        );
+        info.insert("loadavg_start", loadavg());
+        Machine { info }
+    }
+
+    /// Whether a load average (first figure of `key`) exceeded nproc.
+    fn busy(&self, key: &str) -> bool {
+        let first: f64 = self
+            .info
+            .get(key)
+            .and_then(|l| l.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let cores: f64 = self.info["nproc"].parse().unwrap_or(1.0);
+        first > cores
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// One JSON object per line: the machine, then each path.
+pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
+    let mut out = vec![json!({ "machine": machine.info }).to_string()];
+    for r in rows {
+        let v = match &r.missing {
+            Some(why) => json!({ "path": r.name, "missing": why }),
+            None => {
+                let memory = match &r.memory {
+                    Ok(m) => json!({
+                        "busy_bytes_each_way": BUSY_BYTES,
+                        "points": m.points.iter().map(|p| json!({
+                            "flows_asked": p.asked,
+                            "flows": p.flows,
+                            "rss_kib_per_idle_flow": round(p.idle_kib),
+                            "rss_kib_per_busy_flow": round(p.busy_kib),
+                            "rss_kib_per_flow_idle_after_busy": round(p.after_kib),
+                        })).collect::<Vec<_>>(),
+                        "cut_short": m.cut,
+                    }),
+                    Err(why) => json!({ "missing": why }),
+                };
+                json!({
+                    "path": r.name,
+                    "gbps_1flow": r.one.map(round),
+                    "gbps_8flows": r.eight.map(round),
+                    "relay_core_pct_per_gbps": r.cpu.map(round),
+                    "setup_p50_us": r.p50().map(round),
+                    "setup_p99_us": r.setup.as_ref().map(|s| round(s.p99)),
+                    "serial_flows_per_s": r.per_s().map(round),
+                    "memory": memory,
+                })
+            }
+        };
+        out.push(v.to_string());
+    }
+    out
+}
+
+fn round(x: f64) -> Value {
+    json!((x * 1000.0).round() / 1000.0)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
+fn cell(v: Option<f64>, prec: usize) -> String {
+    v.map_or("–".into(), |x| format!("{x:.prec$}"))
+}
+
+fn find<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.name == name && r.missing.is_none())
+}
+
+/// The markdown tables.
+pub fn markdown(machine: &Machine, rows: &[Row], quick: bool, elapsed_s: f64) -> String {
+    let mut o = String::new();
+    let i = &machine.info;
+    o += &format!(
+        "Machine: {} × {}; load average {} at start, {} at end; GLIBC_TUNABLES {}; open-file limit {}; {} mode, {:.0} s.\n",
+        i["nproc"],
+        i["cpu_model"],
+        i["loadavg_start"],
+        i.get("loadavg_end").map_or("?", String::as_str),
+        i["glibc_tunables"],
+        i.get("fd_limit").map_or("?", String::as_str),
+        if quick { "--quick" } else { "default" },
+        elapsed_s,
+    );
+    if machine.busy("loadavg_start") || machine.busy("loadavg_end") {
+        o += "\nWARNING: load average above nproc: other work shared the cores; absolute figures and p99s are unreliable, compare ratios only.\n";
+    }
+    o += "\n| path | 1 flow Gbit/s | ×direct | 8 flows Gbit/s | ×direct | relay %core per Gbit/s | setup p50 µs | p99 µs | p50 ×direct | serial flows/s |\n";
+    o += "|---|---|---|---|---|---|---|---|---|---|\n";
+    let direct = rows.first();
+    let d = |f: fn(&Row) -> Option<f64>| direct.and_then(f);
+    for r in rows {
+        if let Some(why) = &r.missing {
+            o += &format!("| {} | missing: {why} | | | | | | | | |\n", r.name);
+            continue;
+        }
+        o += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            cell(r.one, 2),
+            ratio(r.one, d(|r| r.one)),
+            cell(r.eight, 2),
+            ratio(r.eight, d(|r| r.eight)),
+            cell(r.cpu, 1),
+            cell(r.p50(), 0),
+            cell(r.setup.as_ref().map(|s| s.p99), 0),
+            ratio(r.p50(), d(Row::p50)),
+            cell(r.per_s(), 0),
+        );
+    }
+    o += &memory_table(rows);
+    o += &versus_table(rows);
+    o += &targets(rows);
+    o
+}
+
+fn memory_table(rows: &[Row]) -> String {
+    let mut o = format!(
+        "\nRelay RSS growth per flow (KiB; all relay processes together, for warren both agents): idle = every flow echoed 1 byte and sits; busy = every flow echoing {} KiB at once, sampled with the echoes in flight; after = idle again once the echoes were read (what a flow keeps after traffic). A count in parentheses is the number of flows reached.\n\n",
+        BUSY_BYTES / 1024
+    );
+    o += "| path | idle @1k | busy @1k | after @1k | idle @10k | busy @10k | after @10k | note |\n|---|---|---|---|---|---|---|---|\n";
+    for r in rows.iter().filter(|r| r.missing.is_none()) {
+        let at = |n: usize| match r.memory_at(n) {
+            Some(p) => {
+                let reached = if p.flows == n {
+                    String::new()
+                } else {
+                    format!(" ({})", p.flows)
+                };
+                [p.idle_kib, p.busy_kib, p.after_kib].map(|k| format!("{k:.2}{reached}"))
+            }
+            None => ["–".to_string(), "–".into(), "–".into()],
+        };
+        let [i1, b1, a1] = at(1000);
+        let [i10, b10, a10] = at(10_000);
+        let note = match &r.memory {
+            Ok(m) => m.cut.clone().unwrap_or_default(),
+            Err(why) => why.clone(),
+        };
+        o += &format!(
+            "| {} | {i1} | {b1} | {a1} | {i10} | {b10} | {a10} | {note} |\n",
+            r.name
+        );
+    }
+    o
+}
+
+fn versus_table(rows: &[Row]) -> String {
+    let mut o = String::from(
+        "\nwarren against each peer, same run (throughput and flows/s: warren/peer, higher is better; CPU and setup: warren/peer, lower is better):\n\n",
+    );
+    o += "| warren | vs peer | 1 flow | 8 flows | %core/Gbit/s | setup p50 | serial flows/s |\n|---|---|---|---|---|---|---|\n";
+    for w in rows.iter().filter(|r| r.name.starts_with("warren")) {
+        if w.missing.is_some() {
+            continue;
+        }
+        for p in rows.iter().filter(|r| !r.name.starts_with("warren")) {
+            if p.missing.is_some() {
+                o += &format!("| {} | {} | missing | | | | |\n", w.name, p.name);
+                continue;
+            }
+            o += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                w.name,
+                p.name,
+                ratio(w.one, p.one),
+                ratio(w.eight, p.eight),
+                ratio(w.cpu, p.cpu),
+                ratio(w.p50(), p.p50()),
+                ratio(w.per_s(), p.per_s()),
+            );
+        }
+    }
+    o
+}
+
+/// The issue's targets, each from figures of this run.
+fn targets(rows: &[Row]) -> String {
+    let mut o = String::from("\nTargets (issue 8), from this run:\n\n| figure | value | target | met |\n|---|---|---|---|\n");
+    let mut line = |what: &str, v: Option<f64>, target: &str, ok: fn(f64) -> bool| {
+        let (val, met) = match v {
+            Some(v) => (format!("{v:.2}"), if ok(v) { "yes" } else { "no" }),
+            None => ("–".into(), "–"),
+        };
+        o += &format!("| {what} | {val} | {target} | {met} |\n");
+    };
+    let get = |name: &str| find(rows, name);
+    let (tokio, smol) = (get(super::WARREN_TOKIO), get(super::WARREN_SMOL));
+    let (stunnel, nghttpx, direct) = (get(super::STUNNEL), get(super::NGHTTPX), get(super::DIRECT));
+    let cold = get(super::COLD_TOKIO);
+    let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let one = |r: Option<&Row>| r.and_then(|r| r.one);
+    line(
+        "warren tokio 1 flow / stunnel pair",
+        div(one(tokio), one(stunnel)),
+        "≥ 1.9",
+        |v| v >= 1.9,
+    );
+    line(
+        "warren tokio relay %core per Gbit/s",
+        tokio.and_then(|r| r.cpu),
+        "≤ 16",
+        |v| v <= 16.0,
+    );
+    line(
+        "warren tokio 1 flow / nghttpx chain",
+        div(one(tokio), one(nghttpx)),
+        "≥ 3",
+        |v| v >= 3.0,
+    );
+    line(
+        "warm setup p50 / direct TCP connect+echo",
+        div(tokio.and_then(Row::p50), direct.and_then(Row::p50)),
+        "≤ 2.5",
+        |v| v <= 2.5,
+    );
+    line(
+        "cold flows/s / stunnel pair",
+        div(cold.and_then(Row::per_s), stunnel.and_then(Row::per_s)),
+        "≥ 2",
+        |v| v >= 2.0,
+    );
+    line(
+        "warren tokio idle RSS KiB per flow per agent @1k",
+        tokio
+            .and_then(|r| r.memory_at(1000))
+            .map(|p| p.idle_kib / 2.0),
+        "≤ 2",
+        |v| v <= 2.0,
+    );
+    line(
+        "warren tokio RSS KiB per flow per agent @1k, idle after busy",
+        tokio
+            .and_then(|r| r.memory_at(1000))
+            .map(|p| p.after_kib / 2.0),
+        "≤ 2",
+        |v| v <= 2.0,
+    );
+    line(
+        "smol 1 flow / tokio 1 flow",
+        div(one(smol), one(tokio)),
+        "≥ 0.9",
+        |v| v >= 0.9,
+    );
+    o
+}

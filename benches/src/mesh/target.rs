@@ -1,0 +1,92 @@
+//! The target server every path leads to: a std listener on 127.0.0.1 with
+//! a thread per connection. The first byte a client sends picks what the
+//! connection does with the rest: sink (count and discard) or echo.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+/// First byte a client sends: the target server discards the rest.
+pub const MODE_SINK: u8 = b'S';
+/// First byte a client sends: the target server echoes the rest.
+pub const MODE_ECHO: u8 = b'E';
+/// Size of each bulk client write and sink read.
+pub const CHUNK: usize = 256 * 1024;
+/// Echo reads: an echo connection carries little, and the memory figures
+/// hold thousands of them open.
+const ECHO_BUF: usize = 16 * 1024;
+/// Stack of a connection thread: the memory runs hold up to 10k of them.
+const STACK: usize = 128 * 1024;
+
+/// The running server; counts bytes its sink connections received.
+pub struct TargetServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Payload bytes received by sink connections so far.
+    pub received: Arc<AtomicU64>,
+}
+
+/// Starts the server on an ephemeral loopback port.
+pub fn start() -> io::Result<TargetServer> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&received);
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let count = Arc::clone(&count);
+            // Out of threads or memory: the connection drops and the client sees it.
+            let _ = thread::Builder::new()
+                .stack_size(STACK)
+                .spawn(move || serve(conn, &count));
+        }
+    });
+    Ok(TargetServer { addr, received })
+}
+
+fn serve(mut conn: TcpStream, received: &AtomicU64) {
+    let _ = conn.set_nodelay(true);
+    let mut mode = [0u8; 1];
+    if conn.read_exact(&mut mode).is_err() {
+        return;
+    }
+    if mode[0] == MODE_ECHO {
+        echo(&mut conn);
+    } else {
+        sink(&mut conn, received);
+    }
+    let _ = conn.shutdown(Shutdown::Write);
+}
+
+/// Writes back what arrives; a bare mode byte gets one `!` so the client
+/// sees its flow set up.
+fn echo(conn: &mut TcpStream) {
+    let mut buf = vec![0; ECHO_BUF];
+    if conn.write_all(b"!").is_err() {
+        return;
+    }
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn sink(conn: &mut TcpStream, received: &AtomicU64) {
+    let mut buf = vec![0; CHUNK];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                received.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}

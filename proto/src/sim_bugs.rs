@@ -1,0 +1,84 @@
+//! Bugs the simulator can inject, one at a time, to prove it finds them
+//! (feature `sim-bugs`; without it this module and every injection point
+//! compile to nothing).
+//!
+//! A bug is chosen at run time per node ([`crate::node::Node::inject_bug`]),
+//! never through global state: a node stays a deterministic value, and one
+//! build covers every bug.
+
+use core::fmt;
+use core::str::FromStr;
+
+/// A real-looking bug in the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The stream WINDOW_UPDATE due when a release empties a stream's
+    /// receive buffer is never sent: the peer's send window leaks credit
+    /// until the stream stalls.
+    LostWindowUpdate,
+    /// The peer's END_STREAM (a TCP half-close) also ends our direction:
+    /// what the local side still sends is cut off.
+    HalfCloseAsFullClose,
+    /// A configuration reload does not re-check live flows against the new
+    /// policy, so a revoked flow keeps carrying bytes.
+    PolicySkippedAfterReload,
+    /// An idle pooled connection says GOAWAY but stays in the pool, so new
+    /// flows are sent to a connection that can no longer open streams.
+    PoolReuseAfterGoaway,
+    /// After a partial send of a socket's bytes into a stream, one byte
+    /// fewer is dropped from the buffer than was sent: a byte is repeated.
+    RelayOffByOne,
+}
+
+impl Bug {
+    /// Every bug, in a fixed order.
+    pub const ALL: [Bug; 5] = [
+        Bug::LostWindowUpdate,
+        Bug::HalfCloseAsFullClose,
+        Bug::PolicySkippedAfterReload,
+        Bug::PoolReuseAfterGoaway,
+        Bug::RelayOffByOne,
+    ];
+
+    /// The bug's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::LostWindowUpdate => "lost-window-update",
+            Bug::HalfCloseAsFullClose => "half-close-as-full-close",
+            Bug::PolicySkippedAfterReload => "policy-skipped-after-reload",
+            Bug::PoolReuseAfterGoaway => "pool-reuse-after-goaway",
+            Bug::RelayOffByOne => "relay-off-by-one",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Bug, String> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug {s:?}; one of {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_names_list_the_choices() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+        }
+        let e = "lost".parse::<Bug>().unwrap_err();
+        assert!(e.contains("relay-off-by-one"), "{e}");
+    }
+}
