@@ -209,7 +209,7 @@ listen = "127.0.0.1:{socks}"
     let answer = curl_until_ok(socks, "http://echo.demo:8080/through-the-hub");
     assert_eq!(answer, "B says: GET /through-the-hub\n");
     hub.wait_stderr("direction=relayed");
-    b.wait_stderr("src=spiffe://test.warren/ns/web/sa/client");
+    b.wait_stderr("source=spiffe://test.warren/ns/web/sa/client");
 
     // B listens on its admin port and nothing else.
     assert_eq!(listening_ports(b.pid()), BTreeSet::from([b_admin]));
