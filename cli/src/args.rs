@@ -59,6 +59,17 @@ pub enum Command {
             Example: warren agent --config agent.toml --runtime tokio --log-format json"
     )]
     Agent(AgentArgs),
+    /// Run a hub: agents with no open ports reach each other through it.
+    #[command(
+        long_about = "Run a hub from a configuration file: the agent file format plus a \
+            [hub] table (which identities may announce which services). The hub listens \
+            on hbone_listen (default 0.0.0.0:15009); agents with `hubs = [\"ip:port\"]` \
+            and `hub_identities` dial it twice (forward and reverse), announce their \
+            exports and reach every announced service through it, authorized by the \
+            hub's [[authz.rule]]s and again by the serving agent.\n\n\
+            Example: warren hub --config hub.toml"
+    )]
+    Hub(AgentArgs),
     /// Run two agents in one process with a demo CA: try the mesh with curl.
     #[command(
         long_about = "Run two agents on 127.0.0.1 in one process, with a CA and certificates \
@@ -164,6 +175,30 @@ pub enum CaCommand {
         --hub hub1.example.org:15008 --hub hub2.example.org:15008 --out laptop.ticket"
     )]
     Ticket(CaTicket),
+    /// Revoke an identity: add it to a revocation list file.
+    #[command(
+        long_about = "Add a SPIFFE id to a revocation list file (created if missing). \
+        Agents and hubs whose configuration names the file (`revocation = \"FILE\"`) \
+        reload it when it changes or on SIGHUP, close every connection of a revoked \
+        identity at once with a logged reason, and refuse new ones.\n\n\
+        Example: warren ca revoke --list revoked.txt --id spiffe://example.org/ns/edge/sa/laptop \
+        --reason \"stolen laptop\""
+    )]
+    Revoke(CaRevoke),
+}
+
+/// `warren ca revoke`.
+#[derive(Debug, Args)]
+pub struct CaRevoke {
+    /// The revocation list file to update.
+    #[arg(long, value_name = "FILE")]
+    pub list: PathBuf,
+    /// The SPIFFE id to revoke.
+    #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_spiffe_id)]
+    pub id: SpiffeId,
+    /// Why, recorded in the list and logged when a connection is closed.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
 }
 
 /// `warren ca init`.
@@ -247,6 +282,10 @@ pub struct AgentArgs {
 /// `warren demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Add a hub: neither agent listens for HBONE, both dial the hub, and
+    /// A reaches B's services through it.
+    #[arg(long)]
+    pub hub: bool,
     /// The async runtime that carries the nodes' sockets and timers.
     #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,

@@ -4,6 +4,10 @@
 //!
 //! The ports are fixed so documentation can show the commands; each is
 //! `port_base` plus the offset below.
+//!
+//! With `--hub` a hub runs too (on A's HBONE port, its admin on B's), and
+//! neither agent listens for HBONE: both dial the hub, B announces its
+//! services there, and A reaches them through it.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -28,9 +32,9 @@ pub const SOCKS5: u16 = 1;
 pub const HTTP_PROXY: u16 = 2;
 /// Agent A's tunnel to echo.demo:8080.
 pub const TUNNEL: u16 = 3;
-/// Agent A's HBONE listener.
+/// Agent A's HBONE listener (with `--hub`: the hub's port).
 const A_HBONE: u16 = 4;
-/// Agent B's HBONE listener.
+/// Agent B's HBONE listener (with `--hub`: the hub's admin endpoint).
 pub const B_HBONE: u16 = 5;
 /// The echo service behind agent B.
 const ECHO: u16 = 6;
@@ -47,6 +51,8 @@ const TRUST_DOMAIN: &str = "demo.warren";
 const CLIENT_ID: &str = "spiffe://demo.warren/ns/web/sa/client";
 /// Agent B's identity.
 const SERVER_ID: &str = "spiffe://demo.warren/ns/demo/sa/server";
+/// The hub's identity (`--hub`).
+const HUB_ID: &str = "spiffe://demo.warren/ns/mesh/sa/hub";
 /// The rule that keeps secret.demo from agent A.
 pub const SECRET_RULE: &str = "only-ops-may-use-secret";
 
@@ -72,19 +78,53 @@ impl Drop for TempDir {
 fn certificates(dir: &Path, now: u64) -> Result<(), String> {
     let td = TrustDomain::new(TRUST_DOMAIN).map_err(|e| e.to_string())?;
     ca::init(&td, &dir.join("ca"), 1, now, true).map_err(|e| e.to_string())?;
-    for (id, sub) in [(CLIENT_ID, "a"), (SERVER_ID, "b")] {
+    for (id, sub) in [(CLIENT_ID, "a"), (SERVER_ID, "b"), (HUB_ID, "h")] {
         let id = SpiffeId::parse(id).map_err(|e| e.to_string())?;
         ca::issue(&dir.join("ca"), &id, &dir.join(sub), 1, now, true).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-/// Agent A's configuration file: the client side with every front end.
-fn config_a(base: u16) -> Result<String, String> {
+/// The hub's configuration file (`--hub`): anyone may announce services
+/// of its own namespace.
+fn config_hub(base: u16) -> Result<String, String> {
+    Ok(format!(
+        r#"hbone_listen = "127.0.0.1:{listen}"
+admin = "127.0.0.1:{admin}"
+
+[identity]
+cert = "h/cert.pem"
+key = "h/key.pem"
+ca = "h/ca.pem"
+
+[hub]
+[[hub.announce]]
+principals = ["*"]
+services = ["own-namespace"]
+"#,
+        listen = port(base, A_HBONE)?,
+        admin = port(base, B_HBONE)?,
+    ))
+}
+
+/// How an agent reaches the hub (`--hub`), or its own HBONE listener.
+fn mesh_lines(base: u16, hub: bool, own: u16) -> Result<String, String> {
+    Ok(match hub {
+        true => format!(
+            "hubs = [\"127.0.0.1:{}\"]\nhub_identities = [\"{HUB_ID}\"]",
+            port(base, A_HBONE)?
+        ),
+        false => format!("hbone_listen = \"127.0.0.1:{}\"", port(base, own)?),
+    })
+}
+
+/// Agent A's configuration file: the client side with every front end
+/// (and, without a hub, where B's services are).
+fn config_a(base: u16, hub: bool) -> Result<String, String> {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"hbone_listen = "127.0.0.1:{a_hbone}"
+        r#"{mesh}
 admin = "127.0.0.1:{a_admin}"
 
 [identity]
@@ -107,7 +147,19 @@ listen = "127.0.0.1:{socks}"
 
 [http_proxy]
 listen = "127.0.0.1:{http}"
-
+"#,
+        mesh = mesh_lines(base, hub, A_HBONE)?,
+        a_admin = port(base, A_ADMIN)?,
+        tunnel = port(base, TUNNEL)?,
+        socks = port(base, SOCKS5)?,
+        http = port(base, HTTP_PROXY)?,
+    );
+    if hub {
+        return Ok(s);
+    }
+    let _ = write!(
+        s,
+        r#"
 [[service]]
 name = "echo.demo"
 endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
@@ -116,11 +168,6 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
 name = "secret.demo"
 endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
 "#,
-        a_hbone = port(base, A_HBONE)?,
-        a_admin = port(base, A_ADMIN)?,
-        tunnel = port(base, TUNNEL)?,
-        socks = port(base, SOCKS5)?,
-        http = port(base, HTTP_PROXY)?,
         b_hbone = port(base, B_HBONE)?,
         server = SERVER_ID,
     );
@@ -129,9 +176,9 @@ endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
 
 /// Agent B's configuration file: exports echo.demo to anyone in the mesh
 /// and secret.demo to namespace ops only.
-fn config_b(base: u16) -> Result<String, String> {
+fn config_b(base: u16, hub: bool) -> Result<String, String> {
     Ok(format!(
-        r#"hbone_listen = "127.0.0.1:{b_hbone}"
+        r#"{mesh}
 admin = "127.0.0.1:{b_admin}"
 
 [identity]
@@ -155,7 +202,7 @@ action = "deny"
 service = "secret.demo"
 not_namespaces = ["ops"]
 "#,
-        b_hbone = port(base, B_HBONE)?,
+        mesh = mesh_lines(base, hub, B_HBONE)?,
         b_admin = port(base, B_ADMIN)?,
         echo = port(base, ECHO)?,
         secret = port(base, SECRET)?,
@@ -200,14 +247,26 @@ fn serve_http(port: u16, name: &'static str) -> Result<(), String> {
 }
 
 /// The text printed once everything listens.
-fn instructions(base: u16, dir: &Path) -> Result<String, String> {
+fn instructions(base: u16, dir: &Path, hub: bool) -> Result<String, String> {
     let socks = port(base, SOCKS5)?;
     let http = port(base, HTTP_PROXY)?;
     let tunnel = port(base, TUNNEL)?;
+    let (b, topology) = match hub {
+        true => (
+            "no open port".to_string(),
+            format!(
+                "\x20 hub      {HUB_ID}: :{} (admin :{}); A and B only dial out to it\n",
+                port(base, A_HBONE)?,
+                port(base, B_HBONE)?
+            ),
+        ),
+        false => (format!("HBONE :{}", port(base, B_HBONE)?), String::new()),
+    };
     Ok(format!(
         "warren demo: two agents on 127.0.0.1 (certificates in {dir})\n\
+         {topology}\
          \x20 agent A  {CLIENT_ID}: SOCKS5 :{socks}, HTTP CONNECT :{http}, tunnel :{tunnel} -> echo.demo:8080\n\
-         \x20 agent B  {SERVER_ID}: HBONE :{b}, exports echo.demo:8080 and secret.demo:8080\n\
+         \x20 agent B  {SERVER_ID}: {b}, exports echo.demo:8080 and secret.demo:8080\n\
          \n\
          These work (the echo service answers with the method and path):\n\
          \x20 curl --socks5-hostname 127.0.0.1:{socks} http://echo.demo:8080/\n\
@@ -229,30 +288,40 @@ fn instructions(base: u16, dir: &Path) -> Result<String, String> {
          \n\
          ready: press Ctrl-C to stop\n",
         dir = dir.display(),
-        b = port(base, B_HBONE)?,
         a_admin = port(base, A_ADMIN)?,
         b_admin = port(base, B_ADMIN)?,
     ))
 }
 
 /// `warren demo`: runs until SIGINT or SIGTERM.
-pub fn run(runtime: Runtime, base: u16, now: u64) -> Result<(), String> {
+pub fn run(runtime: Runtime, base: u16, now: u64, hub: bool) -> Result<(), String> {
     port(base, B_ADMIN)?;
     let dir = TempDir(std::env::temp_dir().join(format!("warren-demo-{}", std::process::id())));
     certificates(&dir.0, now)?;
-    let a = config::parse(&config_a(base)?, &dir.0.join("a.toml")).map_err(|e| e.to_string())?;
-    let b = config::parse(&config_b(base)?, &dir.0.join("b.toml")).map_err(|e| e.to_string())?;
+    let a =
+        config::parse(&config_a(base, hub)?, &dir.0.join("a.toml")).map_err(|e| e.to_string())?;
+    let b =
+        config::parse(&config_b(base, hub)?, &dir.0.join("b.toml")).map_err(|e| e.to_string())?;
+    let h =
+        config::parse(&config_hub(base)?, &dir.0.join("hub.toml")).map_err(|e| e.to_string())?;
     let mut signals =
         Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot handle signals: {e}"))?;
     serve_http(port(base, ECHO)?, "echo")?;
     serve_http(port(base, SECRET)?, "secret")?;
+    let node_hub = match hub {
+        true => Some(
+            RunningAgent::start(runtime, "hub", agent::node_config(&h)?, h.admin)
+                .map_err(|e| format!("cannot start the hub: {e}"))?,
+        ),
+        false => None,
+    };
     let node_b = RunningAgent::start(runtime, "b", agent::node_config(&b)?, b.admin)
         .map_err(|e| format!("cannot start agent B: {e}"))?;
     let node_a = RunningAgent::start(runtime, "a", agent::node_config(&a)?, a.admin)
         .map_err(|e| format!("cannot start agent A: {e}"))?;
     let listeners: Vec<SocketAddr> = node_a.handle().local_addrs().to_vec();
     info!(runtime = ?runtime, ?listeners, "demo agents started");
-    print!("{}", instructions(base, &dir.0)?);
+    print!("{}", instructions(base, &dir.0, hub)?);
     if let Some(signal) = signals.forever().next() {
         info!(signal, "stopping");
     } else {
@@ -260,5 +329,8 @@ pub fn run(runtime: Runtime, base: u16, now: u64) -> Result<(), String> {
     }
     node_a.drain(DRAIN_DEADLINE);
     node_b.drain(DRAIN_DEADLINE);
+    if let Some(node_hub) = node_hub {
+        node_hub.drain(DRAIN_DEADLINE);
+    }
     Ok(())
 }

@@ -44,13 +44,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             print!("wrote join ticket (it holds a private key: keep it secret)\n{issued}");
         }
+        Command::Ca(CaCommand::Revoke(a)) => {
+            print!("{}", ca::revoke(&a.list, &a.id, &a.reason)?);
+        }
         Command::Agent(a) => {
             agent::log::init(a.log_format);
             agent::run(a.config, a.ticket, a.runtime)?;
         }
+        Command::Hub(a) => {
+            agent::log::init(a.log_format);
+            agent::run_hub(a.config, a.ticket, a.runtime)?;
+        }
         Command::Demo(a) => {
             agent::log::init(a.log_format);
-            demo::run(a.runtime, a.port_base, now()?)?;
+            demo::run(a.runtime, a.port_base, now()?, a.hub)?;
         }
         Command::Status(a) => print!("{}", status::summary(a.admin)?),
         // Its own exit codes: 1 for a violated invariant, 2 for a bad run.

@@ -88,3 +88,36 @@ fn demo_on_tokio_answers_curl() {
 fn demo_on_smol_answers_curl() {
     demo_answers_curl("smol", 25200);
 }
+
+/// `warren demo --hub`: the same curl commands work with neither agent
+/// listening for HBONE, through the hub; the denial still comes from B.
+#[test]
+fn demo_with_a_hub_answers_curl() {
+    let base = 25300;
+    let mut cmd = warren();
+    cmd.args(["demo", "--hub", "--port-base", &base.to_string()]);
+    let demo = Running::start(cmd);
+    let printed = demo.wait_stdout("ready").join("\n");
+    assert!(printed.contains("no open port"), "{printed}");
+    let socks = format!("127.0.0.1:{}", base + 1);
+    // The agents reach the hub within moments of starting.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let out = loop {
+        let out = curl(&["--socks5-hostname", &socks, "http://echo.demo:8080/hub"]);
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "echo: GET /hub\n",
+        "{out:?}"
+    );
+    let out = curl(&[&format!("http://127.0.0.1:{}/tunnel", base + 3)]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "echo: GET /tunnel\n");
+    demo.wait_stderr("direction=relayed");
+    let out = curl(&["--socks5-hostname", &socks, "http://secret.demo:8080/"]);
+    assert_eq!(out.status.code(), Some(97), "{out:?}");
+    demo.wait_stderr("only-ops-may-use-secret");
+}

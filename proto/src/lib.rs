@@ -21,6 +21,7 @@
 //! - [`registry`]: the service registry a hub keeps from announcements.
 //! - [`balance`]: load balancing and outlier ejection across endpoints.
 //! - [`revocation`]: the revocation list that refuses revoked identities.
+//! - [`hub`]: the hub wire contract and the configuration of hubs and agents' links to them.
 
 pub mod balance;
 pub mod control;
@@ -28,6 +29,7 @@ pub mod drive;
 pub mod front;
 pub mod h2;
 pub mod hbone;
+pub mod hub;
 pub mod identity;
 pub mod node;
 pub mod policy;

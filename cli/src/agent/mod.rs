@@ -166,7 +166,15 @@ pub fn run(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(
         hubs = ?hubs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "ready"
     );
-    let mut seen = modified(&file);
+    // The revocation list is watched with the file: a revoked identity
+    // must lose its connections without anyone sending SIGHUP.
+    let watched = |cfg: &AgentConfig| {
+        (
+            modified(&file),
+            cfg.revocation.as_deref().and_then(modified),
+        )
+    };
+    let mut seen = watched(&cfg);
     loop {
         for signal in signals.pending() {
             match signal {
@@ -178,13 +186,29 @@ pub fn run(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(
                 }
             }
         }
-        let now = modified(&file);
+        let now = match config::load_with_ticket(&file, ticket) {
+            Ok(cfg) => watched(&cfg),
+            Err(_) => (modified(&file), seen.1),
+        };
         if now != seen {
             seen = now;
             reload(&file, ticket, agent.handle(), "the file changed");
         }
         std::thread::sleep(WATCH_INTERVAL);
     }
+}
+
+/// `warren hub`: an agent file with a `[hub]` table, run until SIGTERM
+/// or SIGINT.
+pub fn run_hub(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(), String> {
+    let cfg = config::load_with_ticket(&file, ticket.as_deref()).map_err(|e| e.to_string())?;
+    if cfg.hub.is_none() {
+        return Err(format!(
+            "{}: no [hub] table; expected one with [[hub.announce]] rules",
+            file.display()
+        ));
+    }
+    run(file, ticket, runtime)
 }
 
 /// Reloads policy, exports, services and certificates; a broken file is

@@ -31,7 +31,38 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
     let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
-    node.hbone_listen = Some(cfg.hbone_listen);
+    node.hbone_listen = cfg.hbone_listen;
+    node.hub_links = cfg.hub_links.clone();
+    // A join ticket's hubs join the configured ones (names resolved now:
+    // the node dials addresses).
+    for hub in &hubs {
+        let text = hub.to_string();
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&text)
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        match addr {
+            Some(addr) if !node.hub_links.hubs.contains(&addr) => node.hub_links.hubs.push(addr),
+            Some(_) => {}
+            None => return Err(format!("ticket hub {text}: cannot resolve")),
+        }
+    }
+    // Redial jitter differs per identity, so agents restarted together
+    // spread out, yet one agent's schedule is repeatable.
+    node.hub_links.seed = node
+        .identity
+        .id()
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    node.hub = cfg.hub.clone();
+    if let Some(file) = &cfg.revocation {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("revocation: {}: {e}", file.display()))?;
+        node.revocation = warren_proto::revocation::RevocationList::parse(&text)
+            .map_err(|e| format!("revocation: {}: {e}", file.display()))?;
+    }
     node.exports = cfg.exports.clone();
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();

@@ -14,9 +14,11 @@
 //! handshake.
 
 mod files;
+mod revoke;
 mod ticket;
 
 pub use files::Secrecy;
+pub use revoke::revoke;
 pub use ticket::{check_hub, Ticket, TicketError, TICKET_VERSION};
 
 use core::fmt;

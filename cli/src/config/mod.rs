@@ -30,12 +30,16 @@ use std::path::{Path, PathBuf};
 
 use warren_proto::front::{self, HttpConnectConfig};
 use warren_proto::h2;
+use warren_proto::hub::{HubLinks, HubRole, DEFAULT_HUB_PORT};
 use warren_proto::identity::SpiffeId;
 use warren_proto::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 
 /// The default HBONE listener: every interface, ztunnel's port.
 pub const DEFAULT_HBONE_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 15008));
+/// The default listener of a hub: every interface, port 15009.
+pub const DEFAULT_HUB_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_HUB_PORT));
 /// The default admin listener (metrics, config dump): loopback only.
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15000));
 
@@ -44,8 +48,9 @@ pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr:
 pub struct AgentConfig {
     /// Where the agent's certificate, key and trust anchor come from.
     pub identity: IdentitySource,
-    /// Where the agent accepts HBONE (mesh) connections.
-    pub hbone_listen: SocketAddr,
+    /// Where the agent accepts HBONE (mesh) connections; `None` for an
+    /// agent that only dials out (the default once `hubs` are set).
+    pub hbone_listen: Option<SocketAddr>,
     /// Where the admin endpoint (metrics, `/config_dump`) listens.
     pub admin: SocketAddr,
     /// The services this agent serves to the mesh.
@@ -65,6 +70,12 @@ pub struct AgentConfig {
     pub services: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings and limits of every mesh connection.
     pub h2: h2::Config,
+    /// The hubs this agent dials.
+    pub hub_links: HubLinks,
+    /// Serve as a hub (the `[hub]` table; `warren hub` requires it).
+    pub hub: Option<HubRole>,
+    /// The revocation list file, read when the node is configured.
+    pub revocation: Option<PathBuf>,
 }
 
 /// Where the identity is read from: three PEM files, or one join ticket

@@ -36,6 +36,50 @@ pub struct RawAgent {
     pub service: Vec<RawService>,
     #[serde(default)]
     pub limits: RawLimits,
+    /// Hubs to dial (`ip:port`).
+    #[serde(default)]
+    pub hubs: Vec<Parsed<SocketAddr>>,
+    /// Identities a hub must prove (exact or `*` globs).
+    #[serde(default)]
+    pub hub_identities: Vec<Parsed<PrincipalPattern>>,
+    pub route: Option<RawRoute>,
+    /// Present on a hub's file only.
+    pub hub: Option<RawHub>,
+    /// A revocation list file (`warren ca revoke`).
+    pub revocation: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawRoute {
+    DirectFirst,
+    HubOnly,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawStrategy {
+    RoundRobin,
+    LeastFlows,
+    Sticky,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    #[serde(default)]
+    pub announce: Vec<RawAnnounceRule>,
+    pub strategy: Option<RawStrategy>,
+    pub max_services_per_agent: Option<u32>,
+    pub max_registry_entries: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnnounceRule {
+    pub principals: Vec<Parsed<PrincipalPattern>>,
+    /// `own-namespace` or `name.namespace` globs such as `*.shop`.
+    pub services: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

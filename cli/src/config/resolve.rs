@@ -16,12 +16,16 @@ use warren_proto::policy::{
 };
 
 use super::error::Locator;
-use super::raw::{RawAction, RawAgent, RawIdentity, RawLimits};
+use super::raw::{RawAction, RawAgent, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy};
 use super::value::Parsed;
 use super::{
     AgentConfig, ConfigError, Endpoint, HttpProxyListener, IdentityFiles, IdentitySource,
-    Socks5Listener, TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN,
+    Socks5Listener, TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN, DEFAULT_HUB_LISTEN,
 };
+use warren_proto::balance::Strategy;
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
+use warren_proto::hub::{HubLinks, HubRole, Route};
+use warren_proto::policy::Glob;
 
 /// The smallest connection window: RFC 9113 fixes the initial one at
 /// 65535 and a receiver can only widen it.
@@ -183,10 +187,20 @@ pub fn resolve(
         seen: Vec::new(),
         locator,
     };
-    let hbone_listen = listeners.claim(
-        "hbone_listen",
-        &default_addr(raw.hbone_listen, DEFAULT_HBONE_LISTEN),
-    )?;
+    // A hub listens on 15009; an agent with hubs dials out only unless
+    // told to listen; any other agent listens on 15008.
+    let hbone_default = match (&raw.hub, raw.hubs.is_empty()) {
+        (Some(_), _) => Some(DEFAULT_HUB_LISTEN),
+        (None, false) => None,
+        (None, true) => Some(DEFAULT_HBONE_LISTEN),
+    };
+    let hbone_listen = match (raw.hbone_listen, hbone_default) {
+        (Some(given), _) => Some(listeners.claim("hbone_listen", &given)?),
+        (None, Some(default)) => {
+            Some(listeners.claim("hbone_listen", &default_addr(None, default))?)
+        }
+        (None, None) => None,
+    };
     let admin = listeners.claim("admin", &default_addr(raw.admin, DEFAULT_ADMIN))?;
 
     let identity = identity(raw.identity, ticket, base, locator)?;
@@ -322,6 +336,65 @@ pub fn resolve(
         http_proxy,
         services,
         h2: limits(raw.limits, locator)?,
+        hub_links: HubLinks {
+            hubs: unwrap(raw.hubs),
+            identities: unwrap(raw.hub_identities),
+            route: match raw.route {
+                Some(RawRoute::HubOnly) => Route::HubOnly,
+                Some(RawRoute::DirectFirst) | None => Route::DirectFirst,
+            },
+            ..HubLinks::default()
+        },
+        revocation: match &raw.revocation {
+            Some(name) => Some(file_name(name, base, locator, "a revocation list")?),
+            None => None,
+        },
+        hub: match raw.hub {
+            Some(hub) => Some(hub_role(hub, locator)?),
+            None => None,
+        },
+    })
+}
+
+/// The `[hub]` table.
+fn hub_role(raw: RawHub, locator: &Locator<'_>) -> Result<HubRole, ConfigError> {
+    let mut rules = Vec::new();
+    for rule in raw.announce {
+        let mut services = Vec::new();
+        for s in rule.services {
+            let text = s.get_ref();
+            services.push(if text == "own-namespace" {
+                ServiceAllowance::OwnNamespace
+            } else {
+                ServiceAllowance::Matching(Glob::new(text).map_err(|e| {
+                    locator.error(
+                        Some(s.span()),
+                        format!(
+                            "{text:?}: {e}; expected \"own-namespace\" or a name.namespace glob such as \"*.shop\""
+                        ),
+                    )
+                })?)
+            });
+        }
+        rules.push(ExportRule {
+            principals: unwrap(rule.principals),
+            services,
+        });
+    }
+    let mut announce = AnnouncePolicy::new(rules);
+    if let Some(max) = raw.max_services_per_agent {
+        announce = announce.with_max_services(max);
+    }
+    let d = HubRole::default();
+    Ok(HubRole {
+        announce,
+        max_registry_entries: raw.max_registry_entries.unwrap_or(d.max_registry_entries),
+        strategy: match raw.strategy {
+            Some(RawStrategy::LeastFlows) => Strategy::LeastFlows,
+            Some(RawStrategy::Sticky) => Strategy::Sticky,
+            Some(RawStrategy::RoundRobin) | None => Strategy::RoundRobin,
+        },
+        ..d
     })
 }
 

@@ -23,7 +23,16 @@ impl fmt::Display for Summary<'_> {
                 writeln!(f, "identity:     ticket {}", ticket.display())?;
             }
         }
-        writeln!(f, "hbone_listen: {}", c.hbone_listen)?;
+        match c.hbone_listen {
+            Some(addr) => writeln!(f, "hbone_listen: {addr}")?,
+            None => writeln!(f, "hbone_listen: none (dials out only)")?,
+        }
+        if c.hub.is_some() {
+            writeln!(f, "role:         hub")?;
+        }
+        for hub in &c.hub_links.hubs {
+            writeln!(f, "hub:          {hub}")?;
+        }
         writeln!(f, "admin:        {}", c.admin)?;
         writeln!(f, "exports:      {}", c.exports.len())?;
         for e in c.exports.iter() {

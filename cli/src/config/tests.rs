@@ -26,7 +26,7 @@ fn the_documented_example_parses_into_the_policy_it_describes() {
     let cfg = parse(EXAMPLE, Path::new("cli/examples/agent.toml")).unwrap();
     assert_eq!(files(&cfg).cert, Path::new("cli/examples/echo/cert.pem"));
     assert_eq!(files(&cfg).ca, Path::new("cli/examples/echo/ca.pem"));
-    assert_eq!(cfg.hbone_listen, "0.0.0.0:15008".parse().unwrap());
+    assert_eq!(cfg.hbone_listen, Some("0.0.0.0:15008".parse().unwrap()));
     assert_eq!(cfg.admin, "127.0.0.1:15000".parse().unwrap());
 
     let exports: Vec<_> = cfg.exports.iter().collect();
@@ -98,7 +98,7 @@ fn the_documented_example_parses_into_the_policy_it_describes() {
 #[test]
 fn a_minimal_file_gets_the_defaults() {
     let cfg = parse_str(BASE).unwrap();
-    assert_eq!(cfg.hbone_listen, "0.0.0.0:15008".parse().unwrap());
+    assert_eq!(cfg.hbone_listen, Some("0.0.0.0:15008".parse().unwrap()));
     assert_eq!(cfg.admin, "127.0.0.1:15000".parse().unwrap());
     assert_eq!(files(&cfg).key, Path::new("conf/k.pem"));
     assert!(cfg.exports.is_empty());

@@ -163,6 +163,30 @@ impl MeshTlsParams {
             expected,
             self.provider.signature_verification_algorithms,
         );
+        self.client_config_with(verifier)
+    }
+
+    /// A client config that accepts servers whose SPIFFE id matches any of
+    /// `patterns` (exact ids or `*` globs): how an agent dials its hubs.
+    pub fn client_config_matching(
+        &self,
+        patterns: Vec<crate::policy::PrincipalPattern>,
+    ) -> Result<Arc<ClientConfig>, ConfigError> {
+        if patterns.is_empty() {
+            return Err(ConfigError::NoExpectedIdentity);
+        }
+        let verifier = MeshServerVerifier::matching(
+            self.trust.clone(),
+            patterns,
+            self.provider.signature_verification_algorithms,
+        );
+        self.client_config_with(verifier)
+    }
+
+    fn client_config_with(
+        &self,
+        verifier: MeshServerVerifier,
+    ) -> Result<Arc<ClientConfig>, ConfigError> {
         let mut config =
             ClientConfig::builder_with_details(self.provider.clone(), self.time.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])?

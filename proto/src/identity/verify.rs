@@ -368,6 +368,8 @@ pub(super) fn not_spiffe(text: &str, reason: SpiffeIdError) -> IdentityError {
 pub struct MeshServerVerifier {
     trust: Arc<MeshTrust>,
     expected: BTreeSet<SpiffeId>,
+    /// Ids matching any of these are accepted too (a hub's identities).
+    matching: Vec<crate::policy::PrincipalPattern>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -382,6 +384,22 @@ impl MeshServerVerifier {
         MeshServerVerifier {
             trust,
             expected,
+            matching: Vec::new(),
+            algorithms,
+        }
+    }
+
+    /// A verifier accepting servers whose id matches any of `patterns`
+    /// (exact ids or `*` globs), e.g. the hubs an agent may dial.
+    pub fn matching(
+        trust: Arc<MeshTrust>,
+        patterns: Vec<crate::policy::PrincipalPattern>,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> MeshServerVerifier {
+        MeshServerVerifier {
+            trust,
+            expected: BTreeSet::new(),
+            matching: patterns,
             algorithms,
         }
     }
@@ -403,7 +421,7 @@ impl ServerCertVerifier for MeshServerVerifier {
             PeerRole::Server,
             &self.algorithms,
         )?;
-        if !self.expected.contains(&id) {
+        if !self.expected.contains(&id) && !self.matching.iter().any(|p| p.matches(&id)) {
             return Err(IdentityError::UnexpectedIdentity {
                 expected: self.expected.iter().cloned().collect(),
                 got: id,

@@ -141,6 +141,13 @@ pub struct NodeConfig {
     pub tls_buffer_limit: usize,
     /// Deadlines.
     pub timeouts: Timeouts,
+    /// Serve the HBONE listener as a hub (see [`crate::hub`]).
+    pub hub: Option<crate::hub::HubRole>,
+    /// The hubs this node keeps connections to (see [`crate::hub`]).
+    pub hub_links: crate::hub::HubLinks,
+    /// Identities refused: their connections end as soon as they are
+    /// verified, and at once when a new list names them.
+    pub revocation: crate::revocation::RevocationList,
 }
 
 impl NodeConfig {
@@ -159,6 +166,9 @@ impl NodeConfig {
             pool: PoolConfig::default(),
             tls_buffer_limit: DEFAULT_BUFFER_LIMIT,
             timeouts: Timeouts::default(),
+            hub: None,
+            hub_links: crate::hub::HubLinks::default(),
+            revocation: crate::revocation::RevocationList::default(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum Direction {
     Outbound,
     /// A mesh peer's flow arriving over HBONE.
     Inbound,
+    /// A flow a hub relays between two agents.
+    Relayed,
 }
 
 impl fmt::Display for Direction {
@@ -27,6 +29,7 @@ impl fmt::Display for Direction {
         f.write_str(match self {
             Direction::Outbound => "outbound",
             Direction::Inbound => "inbound",
+            Direction::Relayed => "relayed",
         })
     }
 }
@@ -175,6 +178,8 @@ pub enum NodeEvent {
         /// Flows it closed.
         closed_flows: usize,
     },
+    /// Something about hub connections, the control stream or the registry.
+    Hub(crate::hub::HubEvent),
 }
 
 /// An identity for a log line, `-` when unknown.
@@ -247,6 +252,7 @@ impl fmt::Display for NodeEvent {
             NodeEvent::ConfigApplied { closed_flows } => {
                 write!(f, "config applied closed_flows={closed_flows}")
             }
+            NodeEvent::Hub(event) => write!(f, "hub {event}"),
         }
     }
 }

@@ -22,7 +22,7 @@ impl Node {
         let c = ConnId(self.alloc());
         let mut s = Sock::new(Owner::Mesh(c), peer);
         let deadline = after(self.now, self.config.timeouts.tls_handshake);
-        let server = self.config.identity.server_config().clone();
+        let server = self.hbone_server_config();
         match TlsSession::server(server, self.config.tls_buffer_limit) {
             Ok(tls) => {
                 let h2 = self.new_h2(Role::Server);
@@ -30,6 +30,7 @@ impl Node {
                     c,
                     MeshConn::new(sock, peer, tls, h2, None, self.now, deadline),
                 );
+                self.hub_accepted(c);
                 self.socks.insert(sock, s);
                 self.dirty.insert(sock);
             }
@@ -68,11 +69,10 @@ impl Node {
         request: &Request,
         end_stream: bool,
     ) {
-        let Some(conn) = self.conns.get(&c) else {
+        let Some(source_ip) = self.conns.get(&c).map(|m| m.peer_addr.ip()) else {
             return;
         };
-        let source = conn.peer.clone();
-        let source_ip = conn.peer_addr.ip();
+        let source = self.request_source(c, request);
         let f = FlowId(self.alloc());
         let mut flow = Flow::new(Direction::Inbound, SockId(0), self.now);
         flow.source = source.clone();

@@ -47,6 +47,13 @@ pub(super) struct MeshConn {
     out_pos: usize,
     /// The connection is finished; close the socket once `out` drained.
     pub closing: bool,
+    /// A hub's accepted connection whose HTTP/2 role waits for the ALPN
+    /// the handshake settles (`warren-reverse` makes us the client, with
+    /// this config); nothing of HTTP/2 is sent until then.
+    pub alpn_role: Option<h2::Config>,
+    /// The HTTP/2 roles are the reverse of the TLS roles (a hub's reverse
+    /// connection, on either end).
+    pub reverse: bool,
 }
 
 impl MeshConn {
@@ -77,6 +84,8 @@ impl MeshConn {
             out: Vec::new(),
             out_pos: 0,
             closing: false,
+            alpn_role: None,
+            reverse: false,
         }
     }
 
@@ -104,6 +113,7 @@ impl MeshConn {
             let rest = data.get(taken..).unwrap_or(&[]);
             let n = self.tls.read_tls(rest)?;
             taken += n;
+            self.settle_alpn(now);
             let moved = self.plaintext_to_h2(now);
             self.note_handshake();
             if taken >= data.len() || (n == 0 && moved == 0) {
@@ -134,6 +144,22 @@ impl MeshConn {
         }
     }
 
+    /// Once the handshake is done, a connection waiting for its ALPN gets
+    /// its HTTP/2 role: `warren-reverse` turns us into the client.
+    fn settle_alpn(&mut self, now: Instant) {
+        if self.alpn_role.is_none() || self.tls.is_handshaking() {
+            return;
+        }
+        let reverse = self.tls.alpn_protocol() == Some(crate::hub::ALPN_REVERSE);
+        if let Some(config) = self.alpn_role.take() {
+            if reverse {
+                // The placeholder server never sent or received a byte.
+                self.h2 = h2::Connection::new(h2::Role::Client, config, now);
+                self.reverse = true;
+            }
+        }
+    }
+
     fn note_handshake(&mut self) {
         if self.peer.is_none() && !self.tls.is_handshaking() {
             self.peer = self.tls.peer_identity().cloned();
@@ -151,7 +177,7 @@ impl MeshConn {
         self.out.clear();
         self.out_pos = 0;
         loop {
-            if self.plain_pos >= self.plain.len() {
+            if self.plain_pos >= self.plain.len() && self.alpn_role.is_none() {
                 self.plain.clear();
                 self.plain_pos = 0;
                 self.h2.poll_transmit(now, &mut self.plain);

@@ -9,6 +9,8 @@
 //! - `inbound`: HBONE requests → policy → local target.
 //! - `outbound`: front ends → mesh service or egress.
 //! - `relay`: moving bytes, half-closes, resets, closing flows.
+//! - `hub_role`, `hub_relay`: serving as a hub; `hub_link`: an agent's
+//!   connections to hubs (see [`crate::hub`]).
 //!
 //! The host contract is in [`crate::drive`]: feed one [`Input`], drain
 //! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
@@ -16,10 +18,14 @@
 pub mod config;
 pub mod event;
 mod flow;
+mod hub_link;
+mod hub_relay;
+mod hub_role;
 mod inbound;
 mod mesh;
 mod outbound;
 mod relay;
+mod revoke;
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -33,6 +39,7 @@ pub use event::{
     CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowSnapshot, HandshakeError,
     MetricKey, Metrics, NodeEvent,
 };
+pub use hub_link::HubLinkStatus;
 
 use flow::{Flow, Owner, Sock};
 use mesh::MeshConn;
@@ -218,6 +225,10 @@ pub struct Node {
     next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
     /// HBONE addresses skipped until the instant (failed connect/handshake).
     ejected: BTreeMap<SocketAddr, Instant>,
+    /// The hub role's state (empty unless `config.hub`).
+    hub: hub_role::HubState,
+    /// Connections to hubs (empty unless `config.hub_links`).
+    links: hub_link::Links,
     /// The bug the simulator injected, if any.
     #[cfg(feature = "sim-bugs")]
     bug: Option<crate::sim_bugs::Bug>,
@@ -243,10 +254,14 @@ impl Node {
             idle_sweep_at: None,
             next_endpoint: BTreeMap::new(),
             ejected: BTreeMap::new(),
+            hub: hub_role::HubState::default(),
+            links: hub_link::Links::default(),
             #[cfg(feature = "sim-bugs")]
             bug: None,
         };
+        node.hub_init();
         node.listen_all();
+        node.tend_links();
         node
     }
 
@@ -421,6 +436,12 @@ impl Node {
     /// Applies one input. Network bytes never make this fail.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), HostError> {
         self.now = now;
+        let result = self.apply_input(input);
+        self.tend_links();
+        result
+    }
+
+    fn apply_input(&mut self, input: Input<'_>) -> Result<(), HostError> {
         match input {
             Input::Connected { sock, result } => self.on_connected(sock, result),
             Input::Received { sock, data } => self.on_received(sock, data),
@@ -483,6 +504,7 @@ impl Node {
             .chain(conns)
             .chain(self.pool.poll_timeout())
             .chain(self.idle_sweep_at)
+            .chain(self.links.next_retry())
             .min()
     }
 

@@ -84,8 +84,12 @@ impl Node {
     fn route(&mut self, f: FlowId, target: &front::Target) {
         if let front::Host::Domain(name) = &target.host {
             if let Ok(service) = ServiceName::parse(name.as_str()) {
-                if let Some(endpoint) = self.pick_endpoint(&service, true) {
+                let direct = self.config.hub_links.route == crate::hub::Route::DirectFirst;
+                if let Some(endpoint) = self.pick_endpoint(&service, true).filter(|_| direct) {
                     return self.route_mesh(f, &service, target.port, endpoint);
+                }
+                if self.route_via_hub(f, &service, target.port) {
+                    return;
                 }
             }
         }
@@ -209,7 +213,7 @@ impl Node {
         }
     }
 
-    fn open_stream(&mut self, f: FlowId, c: ConnId) {
+    pub(super) fn open_stream(&mut self, f: FlowId, c: ConnId) {
         let Some(flow) = self.flows.get(&f) else {
             return;
         };
@@ -414,10 +418,13 @@ impl Node {
             flow.stream_closed = false;
             flow.mesh_target.clone()
         });
+        let target = retry.clone();
         match retry.and_then(|(service, port, _)| {
             Some((self.pick_endpoint(&service, false)?, service, port))
         }) {
             Some((ep, service, port)) => self.route_mesh(f, &service, port, ep),
+            // No other direct endpoint: a hub may still reach the service.
+            None if target.is_some_and(|(s, port, _)| self.route_via_hub(f, &s, port)) => {}
             None => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
         }
     }
@@ -461,6 +468,8 @@ impl Node {
                         port: addr.port(),
                     })
                 }
+                // Relays are not node flows (the hub role keeps them).
+                Direction::Relayed => continue,
             };
             if !decision.allowed {
                 denied.push((*f, decision));

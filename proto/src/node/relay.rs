@@ -500,13 +500,23 @@ impl Node {
         }
     }
 
-    fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
+    pub(super) fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
         self.conns.get(&c)?.streams.get(&st).copied()
     }
 
     fn on_h2_event(&mut self, c: ConnId, event: H2Event) {
+        if self.hub_h2_event(c, &event) {
+            return;
+        }
         match event {
-            H2Event::Ready => self.conn_ready(c),
+            H2Event::Ready => {
+                if self.refuse_if_revoked(c) {
+                    return;
+                }
+                self.conn_ready(c);
+                self.hub_conn_ready(c);
+                self.link_conn_ready(c);
+            }
             H2Event::Request {
                 stream,
                 request,
@@ -635,6 +645,8 @@ impl Node {
             s.closing = Some(false);
         }
         self.dirty.insert(sock);
+        self.hub_conn_finished(c);
+        self.link_conn_finished(c);
     }
 
     /// A TLS failure: report it, send the alert, close.
@@ -847,6 +859,7 @@ impl Node {
             self.arm_idle_sweep();
         }
         self.listen_all();
+        self.enforce_revocation();
         // Injected bug: live flows are not checked against the new policy.
         #[cfg(feature = "sim-bugs")]
         let skip = self.injected(crate::sim_bugs::Bug::PolicySkippedAfterReload);

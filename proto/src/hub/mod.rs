@@ -1,0 +1,235 @@
+//! The hub: a rendezvous and relay for agents that accept no connections.
+//!
+//! # Wire contract
+//!
+//! A hub listens on one TLS port ([`DEFAULT_HUB_PORT`]). Every agent dials
+//! every hub in its configuration twice, mutual TLS 1.3, both sides
+//! presenting SPIFFE certificates of the trust domain:
+//!
+//! - **forward** connection, ALPN [`ALPN_FORWARD`] (`h2`): the agent is
+//!   the HTTP/2 client, the hub the server. It carries the agent's own flows
+//!   (`CONNECT service.ns:port`, standard HBONE) and one long-lived control
+//!   stream: `POST` [`CONTROL_PATH`] with `content-type`
+//!   [`CONTROL_CONTENT_TYPE`], whose DATA in both directions is a sequence of
+//!   [`crate::control`] frames (agent → hub: `Announce`, `Withdraw`, `Ping`;
+//!   hub → agent: `Registry`, `RegistryDelta`, `Rejected`, `Evict`, `Pong`).
+//! - **reverse** connection, ALPN [`ALPN_REVERSE`] (`warren-reverse`): the
+//!   agent is the TLS client but the HTTP/2 *server*; the hub is the HTTP/2
+//!   client. The hub opens `CONNECT service.ns:port` streams toward the
+//!   agent here, each carrying the header [`SOURCE_HEADER`] with the SPIFFE
+//!   id of the agent that originated the flow. An agent honours that header
+//!   only on a reverse connection whose TLS peer matches its configured hub
+//!   identities ([`HubLinks::identities`]) and authorizes the flow with it
+//!   as the source identity.
+//!
+//! A flow A → hub → B: A opens CONNECT on its forward connection; the hub
+//! authorizes it (A's TLS identity, the target service, the hub's own
+//! authorization policy), picks an endpoint agent for the service from its
+//! registry with [`crate::balance`], opens CONNECT on that agent's reverse
+//! connection and relays the two streams byte for byte. B's status (200,
+//! 401, 503) goes back to A; a service nobody serves gets 503 at once. The
+//! relay holds no buffer of its own: bytes stay in the receiving leg's
+//! HTTP/2 buffer until the sending leg accepted them, and only then is the
+//! receive window credited back (WINDOW_UPDATE to A only once B's stream
+//! took the bytes), so a slow reader stalls its writer through the hub and
+//! the hub's memory per flow is bounded by its stream windows. END_STREAM is
+//! a half-close passed on once the buffered bytes went; a reset on either
+//! leg resets the other.
+//!
+//! # Design
+//!
+//! The hub is a *role* of [`crate::node::Node`], not a separate machine: it
+//! needs exactly what a node already has (TLS accept, mesh connections,
+//! timers, events, metrics, the host contract of [`crate::drive`]), so the
+//! same hosts run it unchanged. A node whose [`crate::node::NodeConfig::hub`]
+//! is set serves its HBONE listener as a hub port; a node whose
+//! [`crate::node::NodeConfig::hub_links`] names hubs keeps the forward and
+//! reverse connections to each, redialling with jittered exponential
+//! back-off seeded from the configuration. The node's module `hub_role`
+//! holds the hub's side (control streams, registry, stream↔stream relay),
+//! `hub_link` the agent's side.
+//!
+//! Replicas that share one identity are told apart by connection: the
+//! registry files an announcement under the forward connection's number,
+//! and the hub pairs it with the reverse connection of the same identity
+//! from the same peer address.
+
+mod event;
+
+pub use event::{HubEvent, LinkKind};
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::balance::{Ejection, Strategy};
+use crate::control::{AnnouncePolicy, DEFAULT_MAX_FRAME_LEN};
+use crate::policy::PrincipalPattern;
+use crate::registry::DEFAULT_MAX_ENTRIES;
+
+/// ALPN of the forward connection (agent = HTTP/2 client).
+pub const ALPN_FORWARD: &[u8] = b"h2";
+/// ALPN of the reverse connection (agent = HTTP/2 server).
+pub const ALPN_REVERSE: &[u8] = b"warren-reverse";
+/// `:path` of the control stream.
+pub const CONTROL_PATH: &str = "/warren.control.v1";
+/// `content-type` of the control stream.
+pub const CONTROL_CONTENT_TYPE: &str = "application/x-warren-control";
+/// Header naming the originating agent on a CONNECT the hub relays.
+pub const SOURCE_HEADER: &str = "warren-source";
+/// The port a hub listens on unless told otherwise.
+pub const DEFAULT_HUB_PORT: u16 = 15009;
+/// Default bound on control bytes queued towards one agent.
+pub const DEFAULT_CONTROL_OUTBOX: usize = 1024 * 1024;
+
+/// What a node serving as a hub is configured with (its authorization
+/// policy is the node's own [`crate::node::NodeConfig::authz`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubRole {
+    /// Which identities may announce which services.
+    pub announce: AnnouncePolicy,
+    /// Rows the registry holds at most.
+    pub max_registry_entries: usize,
+    /// Longest control frame accepted or sent.
+    pub max_control_frame: usize,
+    /// Control bytes queued towards one agent at most; an agent that reads
+    /// slower loses its control stream (it reconnects and gets a snapshot).
+    pub max_control_outbox: usize,
+    /// How endpoints of one service are chosen.
+    pub strategy: Strategy,
+    /// When an endpoint is left out after failures.
+    pub ejection: Ejection,
+    /// Seed of the balancers' jitter.
+    pub seed: u64,
+}
+
+impl Default for HubRole {
+    fn default() -> HubRole {
+        HubRole {
+            announce: AnnouncePolicy::default(),
+            max_registry_entries: DEFAULT_MAX_ENTRIES,
+            max_control_frame: DEFAULT_MAX_FRAME_LEN,
+            max_control_outbox: DEFAULT_CONTROL_OUTBOX,
+            strategy: Strategy::RoundRobin,
+            ejection: Ejection::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// How an agent picks between a direct connection and a hub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Route {
+    /// Services in the static directory go direct, others via a hub.
+    #[default]
+    DirectFirst,
+    /// Every mesh service goes via a hub.
+    HubOnly,
+}
+
+/// An agent's hubs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubLinks {
+    /// Every hub, dialled twice (forward and reverse).
+    pub hubs: Vec<SocketAddr>,
+    /// Identities a hub's certificate must match; also the only peers whose
+    /// [`SOURCE_HEADER`] is believed.
+    pub identities: Vec<PrincipalPattern>,
+    /// Direct or via a hub.
+    pub route: Route,
+    /// First redial delay; doubles per failure up to `backoff_max`.
+    pub backoff_min: Duration,
+    /// Longest redial delay.
+    pub backoff_max: Duration,
+    /// Seed of the redial jitter.
+    pub seed: u64,
+}
+
+impl Default for HubLinks {
+    fn default() -> HubLinks {
+        HubLinks {
+            hubs: Vec::new(),
+            identities: Vec::new(),
+            route: Route::DirectFirst,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            seed: 0,
+        }
+    }
+}
+
+/// The redial delay after `failures` failures in a row: doubling from
+/// `min` up to `max`, then scaled into [½, 1] by a hash of `seed`, the
+/// hub's index and the attempt, so agents restarted together do not dial
+/// in lockstep but a run with one seed is repeatable.
+pub fn backoff(links: &HubLinks, hub: usize, failures: u32) -> Duration {
+    let doubled = links
+        .backoff_min
+        .saturating_mul(1u32 << failures.min(20))
+        .min(links.backoff_max);
+    let mut x = links
+        .seed
+        .wrapping_add((hub as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(u64::from(failures).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    // splitmix64 finaliser: a well-mixed value from a counter.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let per_mille = 500 + (x % 501) as u32;
+    doubled.saturating_mul(per_mille) / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::{quickcheck, TestResult};
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let links = HubLinks {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..HubLinks::default()
+        };
+        let b0 = backoff(&links, 0, 0);
+        assert!(b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100));
+        let b3 = backoff(&links, 0, 3);
+        assert!(b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(800));
+        let b9 = backoff(&links, 0, 9);
+        assert!(b9 >= Duration::from_millis(500) && b9 <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_depends_on_seed_and_hub() {
+        let a = HubLinks {
+            seed: 1,
+            ..HubLinks::default()
+        };
+        let b = HubLinks {
+            seed: 2,
+            ..HubLinks::default()
+        };
+        let delays = |l: &HubLinks, hub| (0..8).map(|f| backoff(l, hub, f)).collect::<Vec<_>>();
+        assert_ne!(delays(&a, 0), delays(&b, 0));
+        assert_ne!(delays(&a, 0), delays(&a, 1));
+        assert_eq!(delays(&a, 0), delays(&a, 0));
+    }
+
+    #[test]
+    fn backoff_stays_in_bounds() {
+        fn prop(seed: u64, hub: u8, failures: u32, min_ms: u16, max_ms: u16) -> TestResult {
+            if min_ms == 0 || max_ms < min_ms {
+                return TestResult::discard();
+            }
+            let links = HubLinks {
+                seed,
+                backoff_min: Duration::from_millis(u64::from(min_ms)),
+                backoff_max: Duration::from_millis(u64::from(max_ms)),
+                ..HubLinks::default()
+            };
+            let d = backoff(&links, usize::from(hub), failures);
+            let cap = Duration::from_millis(u64::from(max_ms));
+            TestResult::from_bool(d <= cap && d >= Duration::from_millis(u64::from(min_ms)) / 2)
+        }
+        quickcheck(prop as fn(u64, u8, u32, u16, u16) -> TestResult);
+    }
+}

@@ -1,0 +1,648 @@
+//! The agent's side of [`crate::hub`]: a forward and a reverse connection
+//! to every configured hub, redialled with seeded jittered back-off; the
+//! control stream on the forward one (announce our exports, follow the
+//! hub's registry); flows to services not in the directory routed through
+//! a hub; and the `warren-source` header believed only on a reverse
+//! connection to a configured hub identity.
+
+use core::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rustls::ClientConfig;
+
+use crate::control::{
+    encode, Announce, FrameDecoder, Message, RegistrySnapshot, Sender, ServicePort,
+};
+use crate::h2::{self, Header, Request, Role, StreamId};
+use crate::hub::{
+    backoff, HubEvent, LinkKind, ALPN_FORWARD, ALPN_REVERSE, CONTROL_CONTENT_TYPE, CONTROL_PATH,
+    SOURCE_HEADER,
+};
+use crate::identity::SpiffeId;
+use crate::policy::ServiceName;
+use crate::pool::ConnId;
+use crate::time::Instant;
+use crate::tls::TlsSession;
+
+use super::event::NodeEvent;
+use super::flow::{Far, Owner, Sock};
+use super::mesh::MeshConn;
+use super::relay::after;
+use super::{FlowId, Node, Output, SockId};
+
+/// One of the two connections to a hub.
+#[derive(Debug, Default)]
+struct Slot {
+    conn: Option<ConnId>,
+    /// HTTP/2 is ready on it.
+    up: bool,
+    /// Failures in a row (dial, handshake, or loss before it came up).
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// The control stream on a forward connection.
+#[derive(Debug)]
+struct AgentControl {
+    stream: StreamId,
+    flow: FlowId,
+    decoder: FrameDecoder,
+    outbox: Vec<u8>,
+}
+
+/// One hub.
+#[derive(Debug)]
+struct Link {
+    addr: SocketAddr,
+    forward: Slot,
+    reverse: Slot,
+    control: Option<AgentControl>,
+    /// The announcement last sent on the current control stream.
+    sent: Option<Announce>,
+    registry: RegistrySnapshot,
+}
+
+/// Everything the agent keeps about its hubs.
+#[derive(Debug, Default)]
+pub(super) struct Links {
+    links: Vec<Link>,
+    /// Client configs (forward, reverse), built on first use.
+    tls: Option<(Arc<ClientConfig>, Arc<ClientConfig>)>,
+    /// Which link a control stream's flow id belongs to.
+    controls: BTreeMap<FlowId, usize>,
+    /// Flows are spread over ready hubs in turn, so losing one hub loses
+    /// only its share.
+    turn: usize,
+}
+
+/// One hub connection's state, for status pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubLinkStatus {
+    /// The hub's address.
+    pub hub: SocketAddr,
+    /// The forward connection is up.
+    pub forward_up: bool,
+    /// The reverse connection is up.
+    pub reverse_up: bool,
+    /// The control stream is open.
+    pub control: bool,
+    /// Failures in a row (forward, reverse).
+    pub failures: (u32, u32),
+    /// The hub registry's epoch and rows as this agent holds it.
+    pub registry: (u64, usize),
+}
+
+impl Links {
+    /// The earliest redial.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.links
+            .iter()
+            .flat_map(|l| [&l.forward, &l.reverse])
+            .filter(|s| s.conn.is_none())
+            .filter_map(|s| s.retry_at)
+            .min()
+    }
+
+    fn slot_of(&mut self, c: ConnId) -> Option<(usize, LinkKind, &mut Slot)> {
+        self.links.iter_mut().enumerate().find_map(|(i, l)| {
+            if l.forward.conn == Some(c) {
+                Some((i, LinkKind::Forward, &mut l.forward))
+            } else if l.reverse.conn == Some(c) {
+                Some((i, LinkKind::Reverse, &mut l.reverse))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+impl Node {
+    /// Every hub link's state.
+    pub fn hub_links(&self) -> Vec<HubLinkStatus> {
+        self.links
+            .links
+            .iter()
+            .map(|l| HubLinkStatus {
+                hub: l.addr,
+                forward_up: l.forward.up,
+                reverse_up: l.reverse.up,
+                control: l.control.is_some(),
+                failures: (l.forward.failures, l.reverse.failures),
+                registry: (l.registry.epoch, l.registry.entries.len()),
+            })
+            .collect()
+    }
+
+    /// Dials what is down and due, follows configuration changes, and
+    /// re-announces when the exports changed. Runs after every input.
+    pub(super) fn tend_links(&mut self) {
+        let wanted = &self.config.hub_links.hubs;
+        let same = wanted.len() == self.links.links.len()
+            && wanted
+                .iter()
+                .zip(&self.links.links)
+                .all(|(a, l)| *a == l.addr);
+        if !same {
+            self.rebuild_links();
+        }
+        let now = self.now;
+        for i in 0..self.links.links.len() {
+            for kind in [LinkKind::Forward, LinkKind::Reverse] {
+                let due = self.links.links.get(i).is_some_and(|l| {
+                    let slot = match kind {
+                        LinkKind::Forward => &l.forward,
+                        LinkKind::Reverse => &l.reverse,
+                    };
+                    slot.conn.is_none() && slot.retry_at.is_none_or(|at| at <= now)
+                });
+                if due {
+                    self.dial_hub(i, kind);
+                }
+            }
+        }
+        let announce = self.own_announce();
+        for i in 0..self.links.links.len() {
+            let stale = self
+                .links
+                .links
+                .get(i)
+                .is_some_and(|l| l.control.is_some() && l.sent.as_ref() != Some(&announce));
+            if stale {
+                if let Some(l) = self.links.links.get_mut(i) {
+                    l.sent = Some(announce.clone());
+                }
+                self.link_send(i, &Message::Announce(announce.clone()));
+            }
+        }
+    }
+
+    /// The configured hubs changed: old connections go away, new links
+    /// start down and due.
+    fn rebuild_links(&mut self) {
+        let old = core::mem::take(&mut self.links.links);
+        self.links.controls.clear();
+        for link in old {
+            for c in [link.forward.conn, link.reverse.conn].into_iter().flatten() {
+                let now = self.now;
+                if let Some(m) = self.conns.get_mut(&c) {
+                    m.h2.go_away(now);
+                    self.dirty.insert(m.sock);
+                }
+            }
+        }
+        self.links.links = self
+            .config
+            .hub_links
+            .hubs
+            .iter()
+            .map(|addr| Link {
+                addr: *addr,
+                forward: Slot::default(),
+                reverse: Slot::default(),
+                control: None,
+                sent: None,
+                registry: RegistrySnapshot::default(),
+            })
+            .collect();
+    }
+
+    /// What this agent serves, as it announces it.
+    fn own_announce(&self) -> Announce {
+        let mut services: Vec<ServicePort> = self
+            .config
+            .exports
+            .iter()
+            .map(|e| ServicePort {
+                service: e.service.clone(),
+                port: e.port,
+            })
+            .collect();
+        services.sort();
+        services.dedup();
+        let reachable_hbone = self
+            .config
+            .hbone_listen
+            .filter(|a| !a.ip().is_unspecified());
+        Announce {
+            services,
+            reachable_hbone,
+        }
+    }
+
+    fn link_tls(&mut self, kind: LinkKind) -> Option<Arc<ClientConfig>> {
+        if self.links.tls.is_none() {
+            let params = self.config.identity.params();
+            let ids = self.config.hub_links.identities.clone();
+            let build = |alpn: &[u8]| {
+                params
+                    .clone()
+                    .with_alpn(vec![alpn.to_vec()])
+                    .and_then(|p| p.client_config_matching(ids.clone()))
+                    .ok()
+            };
+            self.links.tls = Some((build(ALPN_FORWARD)?, build(ALPN_REVERSE)?));
+        }
+        let (forward, reverse) = self.links.tls.as_ref()?;
+        Some(match kind {
+            LinkKind::Forward => forward.clone(),
+            LinkKind::Reverse => reverse.clone(),
+        })
+    }
+
+    fn dial_hub(&mut self, i: usize, kind: LinkKind) {
+        let Some(addr) = self.links.links.get(i).map(|l| l.addr) else {
+            return;
+        };
+        let Some(tls) = self
+            .link_tls(kind)
+            .and_then(|cfg| TlsSession::client(cfg, self.config.tls_buffer_limit).ok())
+        else {
+            // No hub identity configured: nobody to trust, so no dial.
+            if let Some(l) = self.links.links.get_mut(i) {
+                let slot = match kind {
+                    LinkKind::Forward => &mut l.forward,
+                    LinkKind::Reverse => &mut l.reverse,
+                };
+                slot.retry_at = Some(Instant::from_nanos(u64::MAX));
+            }
+            return;
+        };
+        let role = match kind {
+            LinkKind::Forward => Role::Client,
+            LinkKind::Reverse => Role::Server,
+        };
+        let c = ConnId(self.alloc());
+        let sock = SockId(self.alloc());
+        let h2 = h2::Connection::new(role, self.config.h2.clone(), self.now);
+        let deadline = after(self.now, self.config.timeouts.tls_handshake);
+        let mut conn = MeshConn::new(sock, addr, tls, h2, None, self.now, deadline);
+        conn.connected = false;
+        conn.reverse = kind == LinkKind::Reverse;
+        self.conns.insert(c, conn);
+        let mut s = Sock::new(Owner::Mesh(c), addr);
+        s.connect_deadline = Some(deadline);
+        self.socks.insert(sock, s);
+        if let Some(l) = self.links.links.get_mut(i) {
+            let slot = match kind {
+                LinkKind::Forward => &mut l.forward,
+                LinkKind::Reverse => &mut l.reverse,
+            };
+            slot.conn = Some(c);
+            slot.up = false;
+            slot.retry_at = None;
+        }
+        self.outputs.push_back(Output::Connect { sock, addr });
+    }
+
+    /// HTTP/2 came up on a connection: a hub link is up; a forward one
+    /// opens the control stream.
+    pub(super) fn link_conn_ready(&mut self, c: ConnId) {
+        let peer = self.conns.get(&c).and_then(|m| m.peer.clone());
+        let Some((i, kind, slot)) = self.links.slot_of(c) else {
+            return;
+        };
+        slot.up = true;
+        slot.failures = 0;
+        let hub = self.links.links.get(i).map(|l| l.addr);
+        if let Some(hub) = hub {
+            self.emit(NodeEvent::Hub(HubEvent::LinkUp { hub, kind, peer }));
+        }
+        if kind == LinkKind::Forward {
+            self.open_control(i, c);
+        }
+    }
+
+    fn open_control(&mut self, i: usize, c: ConnId) {
+        let request = Request {
+            method: Bytes::from_static(b"POST"),
+            scheme: Some(Bytes::from_static(b"https")),
+            authority: Some(Bytes::from_static(b"hub")),
+            path: Some(Bytes::from_static(CONTROL_PATH.as_bytes())),
+            headers: vec![Header::new(
+                Bytes::from_static(b"content-type"),
+                Bytes::from_static(CONTROL_CONTENT_TYPE.as_bytes()),
+            )],
+        };
+        let Some(m) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let Ok(stream) = m.h2.send_request(&request, false) else {
+            return;
+        };
+        self.dirty.insert(m.sock);
+        let f = FlowId(self.alloc());
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.insert(stream, f);
+        }
+        let max = crate::control::DEFAULT_MAX_FRAME_LEN;
+        if let Some(l) = self.links.links.get_mut(i) {
+            l.control = Some(AgentControl {
+                stream,
+                flow: f,
+                decoder: FrameDecoder::new(max),
+                outbox: Vec::new(),
+            });
+            l.sent = None;
+        }
+        self.links.controls.insert(f, i);
+        // The announcement goes out from `tend_links`, after this input.
+    }
+
+    /// Queues a control message towards hub `i`.
+    fn link_send(&mut self, i: usize, message: &Message) {
+        let Some(control) = self.links.links.get_mut(i).and_then(|l| l.control.as_mut()) else {
+            return;
+        };
+        if encode(
+            message,
+            crate::control::DEFAULT_MAX_FRAME_LEN,
+            &mut control.outbox,
+        )
+        .is_err()
+        {
+            let error = "announcement exceeds the control frame limit".to_string();
+            return self.emit(NodeEvent::Hub(HubEvent::ControlError { peer: None, error }));
+        }
+        self.link_flush(i);
+    }
+
+    fn link_flush(&mut self, i: usize) {
+        let Some(link) = self.links.links.get_mut(i) else {
+            return;
+        };
+        let (Some(c), Some(control)) = (link.forward.conn, link.control.as_mut()) else {
+            return;
+        };
+        let Some(m) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if control.outbox.is_empty() {
+            return;
+        }
+        let n = m.h2.send_data(control.stream, &control.outbox).unwrap_or(0);
+        control.outbox.drain(..n);
+        self.dirty.insert(m.sock);
+    }
+
+    /// An HTTP/2 event on an agent's control stream.
+    pub(super) fn link_control_event(&mut self, f: FlowId, event: &h2::Event) {
+        let Some(&i) = self.links.controls.get(&f) else {
+            return;
+        };
+        match event {
+            h2::Event::Response { response, .. } if response.status != 200 => {
+                let error = format!("control stream refused with status {}", response.status);
+                self.link_control_lost(i, Some(error));
+            }
+            h2::Event::Data { .. } => self.link_receive(i),
+            h2::Event::Writable { .. } => self.link_flush(i),
+            h2::Event::PeerFinished { .. }
+            | h2::Event::Trailers { .. }
+            | h2::Event::StreamClosed { .. }
+            | h2::Event::Reset { .. } => {
+                self.link_control_lost(i, Some("hub ended the control stream".into()))
+            }
+            _ => {}
+        }
+    }
+
+    fn link_control_lost(&mut self, i: usize, error: Option<String>) {
+        let Some(link) = self.links.links.get_mut(i) else {
+            return;
+        };
+        let Some(control) = link.control.take() else {
+            return;
+        };
+        link.sent = None;
+        let peer_conn = link.forward.conn;
+        self.links.controls.remove(&control.flow);
+        if let Some(m) = peer_conn.and_then(|c| self.conns.get_mut(&c)) {
+            m.streams.remove(&control.stream);
+            let _ = m.h2.reset(control.stream, h2::ErrorCode::CANCEL);
+            self.dirty.insert(m.sock);
+        }
+        if let Some(error) = error {
+            let peer = peer_conn
+                .and_then(|c| self.conns.get(&c))
+                .and_then(|m| m.peer.clone());
+            self.emit(NodeEvent::Hub(HubEvent::ControlError { peer, error }));
+        }
+    }
+
+    fn link_receive(&mut self, i: usize) {
+        let mut messages = Vec::new();
+        let mut failure = None;
+        {
+            let Some(link) = self.links.links.get_mut(i) else {
+                return;
+            };
+            let (Some(c), Some(control)) = (link.forward.conn, link.control.as_mut()) else {
+                return;
+            };
+            let Some(m) = self.conns.get_mut(&c) else {
+                return;
+            };
+            let mut input = m.h2.recv_data(control.stream);
+            let total = input.len();
+            while !input.is_empty() {
+                match control.decoder.decode(&mut input) {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let taken = total - input.len();
+            let _ = m.h2.release_capacity(control.stream, taken);
+            self.dirty.insert(m.sock);
+        }
+        for message in messages {
+            self.hub_message(i, message);
+        }
+        if failure.is_some() {
+            self.link_control_lost(i, failure);
+        }
+    }
+
+    fn hub_message(&mut self, i: usize, message: Message) {
+        let Some(hub) = self.links.links.get(i).map(|l| l.addr) else {
+            return;
+        };
+        if !message.may_be_sent_by(Sender::Hub) {
+            let error = format!("hub sent an agent message: {message:?}");
+            return self.link_control_lost(i, Some(error));
+        }
+        match message {
+            Message::Registry(snapshot) => {
+                let (epoch, entries) = (snapshot.epoch, snapshot.entries.len());
+                if let Some(l) = self.links.links.get_mut(i) {
+                    l.registry = snapshot;
+                }
+                self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
+                    hub,
+                    epoch,
+                    entries,
+                }));
+            }
+            Message::RegistryDelta(delta) => {
+                let applied = self
+                    .links
+                    .links
+                    .get_mut(i)
+                    .map(|l| l.registry.apply(&delta).map(|()| l.registry.entries.len()));
+                match applied {
+                    Some(Ok(entries)) => self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
+                        hub,
+                        epoch: delta.epoch,
+                        entries,
+                    })),
+                    Some(Err(e)) => self.link_control_lost(i, Some(e.to_string())),
+                    None => {}
+                }
+            }
+            Message::Rejected(rejection) => {
+                let agent = self.config.identity.id().clone();
+                self.emit(NodeEvent::Hub(HubEvent::AnnounceRejected {
+                    agent,
+                    rejection,
+                }));
+            }
+            Message::Evict(evict) => {
+                let error = format!("evicted: {:?}", evict.reason);
+                self.emit(NodeEvent::Hub(HubEvent::ControlError { peer: None, error }));
+            }
+            Message::Ping(token) => self.link_send(i, &Message::Pong(token)),
+            Message::Error(e) => {
+                let error = format!("hub reported {:?}", e.code);
+                self.emit(NodeEvent::Hub(HubEvent::ControlError { peer: None, error }));
+            }
+            _ => {}
+        }
+    }
+
+    /// A connection ended: if it was a hub link, schedule the redial.
+    pub(super) fn link_conn_finished(&mut self, c: ConnId) {
+        let now = self.now;
+        let links_cfg = self.config.hub_links.clone();
+        let Some((i, kind, slot)) = self.links.slot_of(c) else {
+            return;
+        };
+        if slot.up {
+            slot.failures = 0;
+        } else {
+            slot.failures = slot.failures.saturating_add(1);
+        }
+        slot.up = false;
+        slot.conn = None;
+        let failures = slot.failures;
+        let retry_in = backoff(&links_cfg, i, failures.saturating_sub(1));
+        slot.retry_at = Some(after(now, retry_in));
+        if kind == LinkKind::Forward {
+            if let Some(l) = self.links.links.get_mut(i) {
+                if let Some(control) = l.control.take() {
+                    self.links.controls.remove(&control.flow);
+                }
+                l.sent = None;
+            }
+        }
+        if let Some(hub) = self.links.links.get(i).map(|l| l.addr) {
+            self.emit(NodeEvent::Hub(HubEvent::LinkDown {
+                hub,
+                kind,
+                failures,
+                retry_in,
+            }));
+        }
+    }
+
+    /// The source identity of a CONNECT on connection `c`: the TLS peer,
+    /// or on a reverse link to a configured hub the `warren-source` header.
+    pub(super) fn request_source(&mut self, c: ConnId, request: &Request) -> Option<SpiffeId> {
+        let m = self.conns.get(&c)?;
+        let is_link = m.reverse && self.links.slot_of_ref(c);
+        if !is_link {
+            return m.peer.clone();
+        }
+        let hub = m.peer.clone();
+        let trusted = hub.as_ref().is_some_and(|h| {
+            self.config
+                .hub_links
+                .identities
+                .iter()
+                .any(|p| p.matches(h))
+        });
+        let value = request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(SOURCE_HEADER.as_bytes()))
+            .map(|h| h.value.clone());
+        let parsed = value
+            .as_ref()
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .and_then(|v| SpiffeId::parse(v).ok());
+        match parsed {
+            Some(id) if trusted => Some(id),
+            _ => {
+                let value = value
+                    .map(|v| String::from_utf8_lossy(&v).chars().take(256).collect())
+                    .unwrap_or_default();
+                self.emit(NodeEvent::Hub(HubEvent::BadSource { hub, value }));
+                None
+            }
+        }
+    }
+
+    /// Routes flow `f` to `service:port` through a hub: on the next ready
+    /// forward connection in turn, else waiting on one still coming up.
+    /// Returns false when no hub connection exists at all.
+    pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
+        let forwards: Vec<ConnId> = self
+            .links
+            .links
+            .iter()
+            .filter_map(|l| l.forward.conn)
+            .filter(|c| self.conns.get(c).is_some_and(|m| !m.closing))
+            .collect();
+        let ready: Vec<ConnId> = forwards
+            .iter()
+            .copied()
+            .filter(|c| self.conns.get(c).is_some_and(|m| m.ready))
+            .collect();
+        self.links.turn = self.links.turn.wrapping_add(1);
+        let ready = ready.get(self.links.turn % ready.len().max(1)).copied();
+        let Some(c) = ready.or_else(|| forwards.first().copied()) else {
+            return false;
+        };
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.destination = None;
+            flow.service = format!("{}:{port}", service.as_str());
+            flow.far = Far::Stream {
+                conn: c,
+                stream: None,
+            };
+        }
+        match self.conns.get_mut(&c) {
+            Some(m) if m.ready => self.open_stream(f, c),
+            Some(m) => m.waiting.push(f),
+            None => return false,
+        }
+        true
+    }
+}
+
+impl Links {
+    /// Whether `f` names a control stream of a link.
+    pub(super) fn controls_flow(&self, f: FlowId) -> bool {
+        self.controls.contains_key(&f)
+    }
+
+    fn slot_of_ref(&self, c: ConnId) -> bool {
+        self.links
+            .iter()
+            .any(|l| l.forward.conn == Some(c) || l.reverse.conn == Some(c))
+    }
+}

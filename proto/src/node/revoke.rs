@@ -1,0 +1,40 @@
+//! Revoked identities: a connection whose verified peer is on the
+//! configured revocation list is ended (GOAWAY, then close) as soon as its
+//! HTTP/2 comes up, and every live one is looked at again when a new list
+//! arrives with a configuration.
+
+use crate::h2::ErrorCode;
+use crate::hub::HubEvent;
+use crate::pool::ConnId;
+
+use super::event::NodeEvent;
+use super::Node;
+
+impl Node {
+    /// Ends connection `c` if its peer is revoked; returns whether it did.
+    pub(super) fn refuse_if_revoked(&mut self, c: ConnId) -> bool {
+        let Some(m) = self.conns.get_mut(&c) else {
+            return false;
+        };
+        let Some(peer) = m.peer.clone() else {
+            return false;
+        };
+        let reason = match self.config.revocation.check(&peer, None) {
+            Ok(()) => return false,
+            Err(revoked) => format!("{revoked:?}"),
+        };
+        m.h2.abort(ErrorCode::REFUSED_STREAM, b"identity revoked");
+        let addr = m.peer_addr;
+        self.emit(NodeEvent::Hub(HubEvent::Revoked { peer, addr, reason }));
+        self.conn_finish(c);
+        true
+    }
+
+    /// Ends every connection of a revoked peer; returns how many.
+    pub(super) fn enforce_revocation(&mut self) -> usize {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.into_iter()
+            .filter(|c| self.refuse_if_revoked(*c))
+            .count()
+    }
+}
