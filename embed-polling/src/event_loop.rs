@@ -40,6 +40,7 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
     let mut deadline = drive::drain(node, host, clock.now())?; // the node's listeners
     let mut events = Events::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut addrs = Vec::new();
     while !host.should_stop()? {
         // Sleep until a socket is ready or the node's next timer is due.
         events.clear();
@@ -63,6 +64,10 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
             if let Some(input) = host.on_readable(&ev, &mut buf) {
                 deadline = drive::step(node, host, now, input)?;
             }
+        }
+        // Name lookups finished on their threads (they woke the poller).
+        while let Some(input) = host.take_resolved(&mut addrs) {
+            deadline = drive::step(node, host, clock.now(), input)?;
         }
         // The node's timers (handshakes, idle flows, HTTP/2 pings) are due.
         if deadline.is_some_and(|d| d <= clock.now()) {

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use warren_proto::drive;
-use warren_proto::node::{ConnectError, HostError, Input, ListenerId, Node, NodeConfig, SockId};
+use warren_proto::node::{
+    ConnectError, HostError, Input, ListenerId, Node, NodeConfig, ResolveError, SockId,
+};
 use warren_proto::time::Instant;
 
 use crate::ready::ReadyQueue;
@@ -202,6 +204,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             return self.accept(ListenerId(id));
         }
         let sock = SockId(id);
+        self.resolve(sock)?;
         self.connect(sock)?;
         self.write(sock)?;
         self.read(sock)
@@ -232,6 +235,31 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
         }
         self.core.io.queue.kick(listener.0);
         Ok(())
+    }
+
+    /// Reports a finished lookup; the node's `Connect` (if any) then
+    /// registers the socket afresh under the same id.
+    fn resolve(&mut self, sock: SockId) -> io::Result<()> {
+        let Some(s) = self.core.io.socks.get_mut(&sock) else {
+            return Ok(());
+        };
+        let Conn::Resolving(resolving) = &mut s.conn else {
+            return Ok(());
+        };
+        let waker = s.waker.clone();
+        let Poll::Ready(result) = resolving.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            return Ok(());
+        };
+        self.core.io.socks.remove(&sock);
+        let addrs;
+        let result = match result {
+            Ok(found) => {
+                addrs = found;
+                Ok(&addrs[..])
+            }
+            Err(e) => Err(resolve_error(&e)),
+        };
+        self.core.step(Input::Resolved { sock, result })
     }
 
     fn connect(&mut self, sock: SockId) -> io::Result<()> {
@@ -324,6 +352,15 @@ fn connect_error(e: &io::Error) -> ConnectError {
             ConnectError::Unreachable
         }
         _ => ConnectError::Other,
+    }
+}
+
+fn resolve_error(e: &io::Error) -> ResolveError {
+    // std and the runtimes report an unknown name as an uncategorised
+    // error with the resolver's message; only its kind is portable.
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => ResolveError::NotFound,
+        _ => ResolveError::Failed,
     }
 }
 

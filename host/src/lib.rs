@@ -25,7 +25,7 @@ pub mod suite;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -37,6 +37,9 @@ pub use driver::{run, Request};
 
 /// A connect in progress.
 pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;
+
+/// A name lookup in progress: the addresses, in the resolver's order.
+pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>>>>;
 
 /// How one async runtime does non-blocking socket work and timing. Every
 /// `poll_*` registers `cx`'s waker when it returns `Pending`.
@@ -59,6 +62,9 @@ pub trait Reactor {
     ) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
     /// Starts a connect.
     fn connect(addr: SocketAddr) -> Connecting<Self::Stream>;
+    /// Starts resolving the DNS name `host` (no port) without blocking
+    /// the node's task (the runtime's resolver or a blocking pool).
+    fn resolve(host: String) -> Resolving;
     /// Reads into `buf`; `Ok(0)` is EOF.
     fn poll_read(
         stream: &Self::Stream,

@@ -12,10 +12,12 @@ use warren_proto::drive::Host;
 use warren_proto::node::{ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
-use crate::{Connecting, Notice, Reactor};
+use crate::{Connecting, Notice, Reactor, Resolving};
 
 /// Where a socket is in its life.
 pub(crate) enum Conn<R: Reactor> {
+    /// `Output::Resolve` in progress: no socket yet.
+    Resolving(Resolving),
     /// `Output::Connect` in progress.
     Connecting(Connecting<R::Stream>),
     /// Connected or accepted.
@@ -105,6 +107,10 @@ impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
 
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         self.insert(sock, Conn::Connecting(R::connect(addr)));
+    }
+
+    fn resolve(&mut self, sock: SockId, host: &str) {
+        self.insert(sock, Conn::Resolving(R::resolve(host.to_string())));
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {

@@ -90,6 +90,10 @@ macro_rules! suite_tests {
             $crate::suite::refused_peer::<$rt>();
         }
         #[test]
+        fn export_target_by_name_is_resolved() {
+            $crate::suite::export_by_name::<$rt>();
+        }
+        #[test]
         fn admin_endpoints_show_the_flow() {
             $crate::suite::admin_endpoints::<$rt>();
         }
@@ -439,6 +443,37 @@ fn deny_cart() -> AuthzPolicy {
         ..Conditions::default()
     };
     AuthzPolicy::new(vec![rule])
+}
+
+/// An export whose target is `localhost:PORT`: the runtime resolves the
+/// name (whatever order `::1` and `127.0.0.1` come in, the node tries
+/// the next address) and the bytes reach the target on 127.0.0.1.
+pub fn export_by_name<R: Reactor>() {
+    let pki = Pki::new();
+    let target = target_server(Server::Echo);
+    let mut b = server_config(&pki, target.addr, AuthzPolicy::default());
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Host {
+            host: "localhost".into(),
+            port: target.addr.port(),
+        },
+    }])
+    .unwrap();
+    let (b_tx, b_events) = mpsc::channel();
+    let (b_addrs, _b_node) = start::<R>(b, b_tx).unwrap();
+    let (a_tx, _a_events) = mpsc::channel();
+    let (a_addrs, _a_node) = start::<R>(client_config(&pki, b_addrs[0]), a_tx).unwrap();
+    assert_eq!(exchange(a_addrs[0], b"by name"), b"by name");
+    assert_eq!(target.accepted.load(Ordering::SeqCst), 1);
+    let reason = loop {
+        match b_events.recv_timeout(HANG).expect("node B's FlowClosed") {
+            NodeEvent::FlowClosed { reason, .. } => break reason,
+            _ => continue,
+        }
+    };
+    assert_eq!(reason, CloseReason::Done);
 }
 
 /// A flow the policy denies gets no byte through, never reaches the target,

@@ -13,6 +13,9 @@ pub trait Host {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr);
     /// Start a TCP connect; report the result with `Input::Connected`.
     fn connect(&mut self, sock: SockId, addr: SocketAddr);
+    /// Start resolving `host` (a DNS name) for `sock`'s coming connect;
+    /// report the addresses with `Input::Resolved`.
+    fn resolve(&mut self, sock: SockId, host: &str);
     /// Write as much of `data` as the socket takes now, without blocking;
     /// return how much. Less than `data.len()` means full: report
     /// `Input::Writable` once it can take more.
@@ -66,6 +69,7 @@ pub fn drain<H: Host + ?Sized>(
         match output {
             Output::Listen { listener, addr } => host.listen(listener, addr),
             Output::Connect { sock, addr } => host.connect(sock, addr),
+            Output::Resolve { sock, host: name } => host.resolve(sock, &name),
             Output::Transmit { sock } => loop {
                 let chunk = node.transmit_chunk(sock);
                 if chunk.is_empty() {

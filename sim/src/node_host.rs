@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
     ConnectError as NodeConnectError, Input, ListenerId as NodeListenerId, Node, NodeConfig,
-    NodeEvent, SockId,
+    NodeEvent, ResolveError, SockId,
 };
 use warren_proto::time::Instant;
 
@@ -33,6 +33,9 @@ struct IdMaps {
     /// Connects the net refused outright; reported as failed after the
     /// current drain.
     failed_connects: Vec<SockId>,
+    /// Names asked for: the simulated network has no DNS, so every lookup
+    /// is reported `NotFound` after the current drain.
+    failed_resolves: Vec<SockId>,
     /// Host calls the net refused (a node asking for something wrong).
     misuse: Vec<String>,
 }
@@ -88,6 +91,10 @@ impl Host for NetHost<'_> {
             Ok(s) => self.maps.bind(sock, s),
             Err(_) => self.maps.failed_connects.push(sock),
         }
+    }
+
+    fn resolve(&mut self, sock: SockId, _host: &str) {
+        self.maps.failed_resolves.push(sock);
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
@@ -237,6 +244,13 @@ impl NodeHost {
             let input = Input::Connected {
                 sock,
                 result: Err(NodeConnectError::Other),
+            };
+            self.feed(net, host, Some(input));
+        }
+        while let Some(sock) = self.maps.failed_resolves.pop() {
+            let input = Input::Resolved {
+                sock,
+                result: Err(ResolveError::NotFound),
             };
             self.feed(net, host, Some(input));
         }

@@ -20,9 +20,10 @@ mod inbound;
 mod mesh;
 mod outbound;
 mod relay;
+mod resolve;
 
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::pool::{ConnId, Pool};
@@ -68,6 +69,15 @@ pub enum ConnectError {
     Other,
 }
 
+/// Why a name asked for with [`Output::Resolve`] has no address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The resolver says the name does not exist (or has no address).
+    NotFound,
+    /// The resolver failed (no answer, no server, anything else).
+    Failed,
+}
+
 /// Something that happened to the node's sockets or time.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -77,6 +87,14 @@ pub enum Input<'a> {
         sock: SockId,
         /// How.
         result: Result<(), ConnectError>,
+    },
+    /// An `Output::Resolve` finished. An answer for a socket the node gave
+    /// up on meanwhile (its connect deadline passed) is ignored.
+    Resolved {
+        /// The socket the name is for.
+        sock: SockId,
+        /// The addresses, in the resolver's order of preference.
+        result: Result<&'a [IpAddr], ResolveError>,
     },
     /// Bytes arrived. The node takes all of them; what it cannot pass on
     /// yet it holds (at most one read per socket) and asks `PauseRead`.
@@ -123,6 +141,21 @@ pub enum Output {
         sock: SockId,
         /// Where.
         addr: SocketAddr,
+    },
+    /// Resolve `host` to addresses; report with `Input::Resolved`. The
+    /// node then asks `Output::Connect` for `sock` (or gives up on it).
+    ///
+    /// A separate step rather than a "connect to this name" output: the
+    /// node must see the addresses to decide, because an egress flow to a
+    /// name that no domain rule allows may still go to an address a CIDR
+    /// rule allows. The host stays an executor of I/O (no policy in any
+    /// runtime), the simulator can answer names from a table, and the
+    /// connect after it is the ordinary one, under the same deadline.
+    Resolve {
+        /// The socket the connect will use.
+        sock: SockId,
+        /// The name (a validated DNS name, no port).
+        host: String,
     },
     /// Data is ready for `sock`: write [`Node::transmit_chunk`] and report
     /// with [`Node::transmit_done`] until the socket takes less.
@@ -379,6 +412,10 @@ impl Node {
         self.now = now;
         match input {
             Input::Connected { sock, result } => self.on_connected(sock, result),
+            Input::Resolved { sock, result } => {
+                self.on_resolved(sock, result);
+                Ok(())
+            }
             Input::Received { sock, data } => self.on_received(sock, data),
             Input::Writable { sock } => {
                 let s = self.sock_mut(sock)?;

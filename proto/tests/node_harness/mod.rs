@@ -10,10 +10,12 @@ pub mod certs;
 pub mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use warren_proto::drive::{self, Host};
-use warren_proto::node::{ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, SockId};
+use warren_proto::node::{
+    ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, ResolveError, SockId,
+};
 use warren_proto::time::Instant;
 
 /// One end of a TCP connection.
@@ -77,6 +79,11 @@ enum Action {
         node: usize,
         sock: SockId,
     },
+    Resolved {
+        node: usize,
+        sock: SockId,
+        host: String,
+    },
 }
 
 /// Everything but the nodes (so a node and the network borrow apart).
@@ -89,6 +96,8 @@ pub struct Net {
     pub servers: BTreeMap<SocketAddr, Server>,
     /// Server apps created from now on read at most this much per round.
     pub slow_servers: Option<usize>,
+    /// What names resolve to (a name not here is `NotFound`).
+    pub names: BTreeMap<String, Vec<IpAddr>>,
     /// Addresses whose connects never complete.
     pub blackhole: BTreeSet<SocketAddr>,
     /// Apps created by connections to servers, in order.
@@ -122,6 +131,16 @@ impl Host for NodeHost<'_> {
             node: self.n,
             sock,
             addr,
+        });
+    }
+    fn resolve(&mut self, sock: SockId, host: &str) {
+        self.net
+            .transcript
+            .push(format!("{} resolve {} {host}", self.n, sock.0));
+        self.net.actions.push_back(Action::Resolved {
+            node: self.n,
+            sock,
+            host: host.to_string(),
         });
     }
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
@@ -427,6 +446,11 @@ impl World {
                 End::App(a) => self.net.apps[a].reset = true,
             },
             Action::Writable { node, sock } => self.step(node, Input::Writable { sock }),
+            Action::Resolved { node, sock, host } => {
+                let addrs = self.net.names.get(&host).cloned();
+                let result = addrs.as_deref().ok_or(ResolveError::NotFound);
+                self.step(node, Input::Resolved { sock, result });
+            }
         }
     }
 
