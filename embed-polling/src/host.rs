@@ -333,7 +333,8 @@ impl Host for PollingHost {
         };
         let registered = bound.and_then(|l| {
             l.set_nonblocking(true)?;
-            // SAFETY: listeners live as long as the host and are never removed.
+            // SAFETY: a listener is deleted from the poller before it is
+            // dropped (`stop_listening`).
             unsafe {
                 self.poller
                     .add_with_mode(&l, Event::readable(key(listener.0)), PollMode::Level)?
@@ -345,6 +346,12 @@ impl Host for PollingHost {
         if let Err(e) = registered {
             let e = io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
             self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn stop_listening(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.remove(&listener) {
+            let _ = self.poller.delete(&l);
         }
     }
 

@@ -65,12 +65,24 @@ impl<R: Reactor, N: FnMut(Notice)> Core<R, N> {
         let now = self.clock.now();
         self.deadline =
             drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
-        Ok(())
+        self.report_failed_listens()
     }
 
     fn drain(&mut self) -> io::Result<()> {
         let now = self.clock.now();
         self.deadline = drive::drain(&mut self.node, &mut self.io, now).map_err(host_error)?;
+        self.report_failed_listens()
+    }
+
+    /// Binds that failed during the last drain, told to the node now that
+    /// it is not in the middle of one.
+    fn report_failed_listens(&mut self) -> io::Result<()> {
+        while let Some((listener, error)) = self.io.failed_listens.pop() {
+            let now = self.clock.now();
+            let input = Input::ListenFailed { listener, error };
+            self.deadline =
+                drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
+        }
         Ok(())
     }
 }
@@ -131,6 +143,7 @@ where
                 notify,
                 fatal: None,
                 started: false,
+                failed_listens: Vec::new(),
             },
             clock,
             deadline: None,

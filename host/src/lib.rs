@@ -99,19 +99,11 @@ pub enum Notice {
         /// The bound address.
         addr: SocketAddr,
     },
-    /// A listener a new configuration asked for could not be bound; the
-    /// node runs on without it (the node has no input for this yet).
-    ListenFailed {
-        /// The node's listener.
-        listener: ListenerId,
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        error: io::Error,
-    },
     /// The node's first outputs are carried out: every listener of the
     /// initial configuration is bound.
     Started,
-    /// Something the node reported: log it, count it.
+    /// Something the node reported: log it, count it. (A listener a new
+    /// configuration asked for that could not be bound is one:
+    /// `NodeEvent::ListenFailed`, naming the address and the error.)
     Event(NodeEvent),
 }

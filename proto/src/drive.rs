@@ -9,8 +9,11 @@ use crate::time::Instant;
 
 /// What a host does for the node. Every method must return at once.
 pub trait Host {
-    /// Start listening on `addr`; report connections with [`accept`].
+    /// Start listening on `addr`; report connections with [`accept`], or
+    /// `Input::ListenFailed` (after the drain) if it cannot bind.
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr);
+    /// Close the listener; report nothing more for it.
+    fn stop_listening(&mut self, listener: ListenerId);
     /// Start a TCP connect; report the result with `Input::Connected`.
     fn connect(&mut self, sock: SockId, addr: SocketAddr);
     /// Start resolving `host` (a DNS name) for `sock`'s coming connect;
@@ -68,6 +71,7 @@ pub fn drain<H: Host + ?Sized>(
     while let Some(output) = node.poll_output() {
         match output {
             Output::Listen { listener, addr } => host.listen(listener, addr),
+            Output::StopListening { listener } => host.stop_listening(listener),
             Output::Connect { sock, addr } => host.connect(sock, addr),
             Output::Resolve { sock, host: name } => host.resolve(sock, &name),
             Output::Transmit { sock } => loop {

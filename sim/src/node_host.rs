@@ -86,6 +86,20 @@ impl Host for NetHost<'_> {
         }
     }
 
+    fn stop_listening(&mut self, listener: NodeListenerId) {
+        let mine: Vec<ListenerId> = self
+            .maps
+            .listeners
+            .iter()
+            .filter(|(_, l)| **l == listener)
+            .map(|(net, _)| *net)
+            .collect();
+        for net in mine {
+            self.maps.listeners.remove(&net);
+            self.net.unlisten(net);
+        }
+    }
+
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         match self.net.connect(self.host, addr) {
             Ok(s) => self.maps.bind(sock, s),

@@ -34,9 +34,6 @@ pub fn init(format: LogFormat) {
 pub fn notice(agent: &str, notice: Notice) {
     match notice {
         Notice::Listening { addr, .. } => info!(agent, %addr, "listening"),
-        Notice::ListenFailed { addr, error, .. } => {
-            warn!(agent, %addr, %error, "could not listen")
-        }
         Notice::Started => info!(agent, "started"),
         Notice::Event(event @ NodeEvent::FlowOpened { .. }) => debug!(agent, "{event}"),
         Notice::Event(event @ NodeEvent::FlowClosed { .. }) => info!(agent, "access {event}"),

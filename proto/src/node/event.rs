@@ -175,6 +175,14 @@ pub enum NodeEvent {
         /// Flows it closed.
         closed_flows: usize,
     },
+    /// The host could not listen where the configuration asked; the node
+    /// runs on without that listener.
+    ListenFailed {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        error: super::ListenError,
+    },
 }
 
 /// An identity for a log line, `-` when unknown.
@@ -246,6 +254,9 @@ impl fmt::Display for NodeEvent {
             }
             NodeEvent::ConfigApplied { closed_flows } => {
                 write!(f, "config applied closed_flows={closed_flows}")
+            }
+            NodeEvent::ListenFailed { addr, error } => {
+                write!(f, "listen failed addr={addr} error=\"{error}\"")
             }
         }
     }

@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
-    ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, ResolveError, SockId,
+    ConnectError, Input, ListenError, ListenerId, Node, NodeConfig, NodeEvent, ResolveError, SockId,
 };
 use warren_proto::time::Instant;
 
@@ -84,6 +84,10 @@ enum Action {
         sock: SockId,
         host: String,
     },
+    ListenFailed {
+        node: usize,
+        listener: ListenerId,
+    },
 }
 
 /// Everything but the nodes (so a node and the network borrow apart).
@@ -96,6 +100,8 @@ pub struct Net {
     pub servers: BTreeMap<SocketAddr, Server>,
     /// Server apps created from now on read at most this much per round.
     pub slow_servers: Option<usize>,
+    /// Addresses another program holds: listening there fails.
+    pub busy: BTreeSet<SocketAddr>,
     /// What names resolve to (a name not here is `NotFound`).
     pub names: BTreeMap<String, Vec<IpAddr>>,
     /// Addresses whose connects never complete.
@@ -121,7 +127,21 @@ impl Host for NodeHost<'_> {
         self.net
             .transcript
             .push(format!("{} listen {addr}", self.n));
+        if self.net.busy.contains(&addr) {
+            self.net.actions.push_back(Action::ListenFailed {
+                node: self.n,
+                listener,
+            });
+            return;
+        }
         self.net.listeners.insert(addr, (self.n, listener));
+    }
+    fn stop_listening(&mut self, listener: ListenerId) {
+        self.net
+            .transcript
+            .push(format!("{} unlisten {}", self.n, listener.0));
+        let me = (self.n, listener);
+        self.net.listeners.retain(|_, l| *l != me);
     }
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         self.net
@@ -342,7 +362,12 @@ impl World {
     /// A client application connects to a node's listener at `addr`.
     pub fn connect_app(&mut self, addr: SocketAddr) -> usize {
         let app = self.new_app();
-        let (n, listener) = self.net.listeners[&addr];
+        let Some(&(n, listener)) = self.net.listeners.get(&addr) else {
+            // Nobody listens: refused, as TCP does (RST).
+            self.net.apps[app].connected = Some(false);
+            self.net.apps[app].reset = true;
+            return app;
+        };
         let peer: SocketAddr = format!("192.0.2.1:{}", 10000 + app).parse().unwrap();
         // Pipes must exist before the node writes (a SOCKS5 reply, say).
         let sock = self.nodes[n].accept(self.now, listener, peer).unwrap();
@@ -446,6 +471,10 @@ impl World {
                 End::App(a) => self.net.apps[a].reset = true,
             },
             Action::Writable { node, sock } => self.step(node, Input::Writable { sock }),
+            Action::ListenFailed { node, listener } => {
+                let error = ListenError::AddrInUse;
+                self.step(node, Input::ListenFailed { listener, error });
+            }
             Action::Resolved { node, sock, host } => {
                 let addrs = self.net.names.get(&host).cloned();
                 let result = addrs.as_deref().ok_or(ResolveError::NotFound);
