@@ -51,9 +51,10 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
             if let Some(listener) = host.listener(ev.key) {
                 // The node names the socket, we register it, then its outputs run.
                 while let Some((stream, peer)) = host.accept(listener)? {
-                    let sock = node.accept(now, listener, peer)?;
-                    host.adopt(sock, stream)?;
-                    deadline = drive::drain(node, host, now)?;
+                    let mut adopted = Ok(());
+                    let adopt = |h: &mut PollingHost, sock| adopted = h.adopt(sock, stream);
+                    deadline = drive::accept(node, host, now, listener, peer, adopt)?.1;
+                    adopted?;
                 }
                 continue;
             }

@@ -236,13 +236,14 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                 Poll::Ready(Ok((stream, peer))) => {
                     R::set_nodelay(&stream);
                     let now = self.core.clock.now();
-                    let sock = self
-                        .core
-                        .node
-                        .accept(now, listener, peer)
-                        .map_err(host_error)?;
-                    self.core.io.insert(sock, Conn::Open(stream));
-                    self.core.drain()?;
+                    let core = &mut self.core;
+                    let register =
+                        |io: &mut Sockets<R, N>, sock| io.insert(sock, Conn::Open(stream));
+                    let (_, deadline) =
+                        drive::accept(&mut core.node, &mut core.io, now, listener, peer, register)
+                            .map_err(host_error)?;
+                    core.deadline = deadline;
+                    core.report_failed_listens()?;
                 }
             }
         }

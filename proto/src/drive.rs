@@ -47,16 +47,21 @@ pub fn step<H: Host + ?Sized>(
     drain(node, host, now)
 }
 
-/// A connection arrived on `listener`: registers it and carries out what
-/// follows. Returns the new socket and the next deadline.
+/// A connection arrived on `listener` from `peer`: the node names its
+/// socket, `register` records the host's connection under that id, and
+/// only then are the outputs carried out (the first of them may already
+/// write to the socket or close it). Returns the socket and the next
+/// deadline.
 pub fn accept<H: Host + ?Sized>(
     node: &mut Node,
     host: &mut H,
     now: Instant,
     listener: ListenerId,
     peer: SocketAddr,
+    register: impl FnOnce(&mut H, SockId),
 ) -> Result<(SockId, Option<Instant>), HostError> {
     let sock = node.accept(now, listener, peer)?;
+    register(host, sock);
     let deadline = drain(node, host, now)?;
     Ok((sock, deadline))
 }

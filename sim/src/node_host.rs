@@ -286,13 +286,18 @@ impl NodeHost {
             return;
         };
         let now = self.now(net, host);
-        // Not `drive::accept`: the socket must be mapped before the drain,
-        // which may already write to it or close it.
-        match self.node.accept(now, l, peer) {
-            Ok(id) => {
-                self.maps.bind(id, sock);
-                self.feed(net, host, None);
-            }
+        let mut h = NetHost {
+            net,
+            host,
+            maps: &mut self.maps,
+            log: &mut self.log,
+        };
+        // The socket is mapped before the drain, which may already write
+        // to it or close it.
+        let register = |h: &mut NetHost<'_>, id| h.maps.bind(id, sock);
+        match drive::accept(&mut self.node, &mut h, now, l, peer, register) {
+            // The rest (deadline, refused connects) as after any input.
+            Ok(_) => self.feed(net, host, None),
             Err(e) => {
                 self.host_errors.push(e.to_string());
                 net.abort(sock);

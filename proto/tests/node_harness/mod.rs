@@ -323,22 +323,6 @@ impl World {
         .unwrap();
     }
 
-    fn accept(&mut self, n: usize, listener: ListenerId, peer: SocketAddr) -> SockId {
-        let now = self.now;
-        drive::accept(
-            &mut self.nodes[n],
-            &mut NodeHost {
-                n,
-                net: &mut self.net,
-            },
-            now,
-            listener,
-            peer,
-        )
-        .unwrap()
-        .0
-    }
-
     /// Swaps node `n`'s configuration.
     pub fn apply_config(&mut self, n: usize, config: NodeConfig) {
         self.step(n, Input::Config(Box::new(config)));
@@ -370,18 +354,15 @@ impl World {
         };
         let peer: SocketAddr = format!("192.0.2.1:{}", 10000 + app).parse().unwrap();
         // Pipes must exist before the node writes (a SOCKS5 reply, say).
-        let sock = self.nodes[n].accept(self.now, listener, peer).unwrap();
-        self.net.connect_pipes(End::App(app), End::Node(n, sock));
         let now = self.now;
-        drive::drain(
-            &mut self.nodes[n],
-            &mut NodeHost {
-                n,
-                net: &mut self.net,
-            },
-            now,
-        )
-        .unwrap();
+        let register = |h: &mut NodeHost<'_>, sock| {
+            h.net.connect_pipes(End::App(app), End::Node(n, sock));
+        };
+        let mut host = NodeHost {
+            n,
+            net: &mut self.net,
+        };
+        drive::accept(&mut self.nodes[n], &mut host, now, listener, peer, register).unwrap();
         self.net.apps[app].connected = Some(true);
         app
     }
@@ -412,18 +393,16 @@ impl World {
                     let peer: SocketAddr =
                         format!("10.9.{node}.1:{}", 20000 + sock.0).parse().unwrap();
                     // The accepting node may write at once: pipes first.
-                    let accepted = self.nodes[m].accept(self.now, listener, peer).unwrap();
-                    self.net.connect_pipes(from, End::Node(m, accepted));
                     let now = self.now;
-                    drive::drain(
-                        &mut self.nodes[m],
-                        &mut NodeHost {
-                            n: m,
-                            net: &mut self.net,
-                        },
-                        now,
-                    )
-                    .unwrap();
+                    let register = |h: &mut NodeHost<'_>, accepted| {
+                        h.net.connect_pipes(from, End::Node(m, accepted));
+                    };
+                    let mut host = NodeHost {
+                        n: m,
+                        net: &mut self.net,
+                    };
+                    drive::accept(&mut self.nodes[m], &mut host, now, listener, peer, register)
+                        .unwrap();
                     self.step(
                         node,
                         Input::Connected {
