@@ -94,6 +94,17 @@ impl Host for NodeSide<'_> {
         self.wires.listeners.insert(addr, (self.me, listener));
     }
 
+    fn stop_listening(&mut self, listener: ListenerId) {
+        let me = self.me;
+        self.wires
+            .listeners
+            .retain(|_, &mut (node, l)| (node, l) != (me, listener));
+    }
+
+    /// The bench's configurations name no hosts, so no lookup is ever asked
+    /// for; one that were would stay unanswered and fail the run's wait.
+    fn resolve(&mut self, _sock: SockId, _host: &str) {}
+
     fn connect(&mut self, sock: SockId, to: SocketAddr) {
         let me = (self.me, sock);
         match self.wires.listeners.get(&to) {
@@ -298,12 +309,21 @@ impl NodePair {
                         me: n,
                         wires: &mut self.wires,
                     };
-                    let (accepted, deadline) =
-                        drive::accept(&mut self.nodes[n], &mut side, self.now, listener, addr(APP))
-                            .expect("accept");
+                    // Wired before the drain, which may already write.
+                    let register = |side: &mut NodeSide<'_>, accepted| {
+                        side.wires.links.insert(from, (n, accepted));
+                        side.wires.links.insert((n, accepted), from);
+                    };
+                    let (_, deadline) = drive::accept(
+                        &mut self.nodes[n],
+                        &mut side,
+                        self.now,
+                        listener,
+                        addr(APP),
+                        register,
+                    )
+                    .expect("accept");
                     self.deadlines[n] = deadline;
-                    self.wires.links.insert(from, (n, accepted));
-                    self.wires.links.insert((n, accepted), from);
                     self.wires.queue.push_back((from, Delivery::Connected));
                 }
                 Delivery::Connected => self.input(
@@ -333,6 +353,7 @@ impl NodePair {
             self.now,
             self.front,
             addr(APP),
+            |_, _| {},
         )
         .expect("accept on the front");
         self.deadlines[A] = deadline;

@@ -40,6 +40,7 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
     let mut deadline = drive::drain(node, host, clock.now())?; // the node's listeners
     let mut events = Events::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut addrs = Vec::new();
     while !host.should_stop()? {
         // Sleep until a socket is ready or the node's next timer is due.
         events.clear();
@@ -50,9 +51,10 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
             if let Some(listener) = host.listener(ev.key) {
                 // The node names the socket, we register it, then its outputs run.
                 while let Some((stream, peer)) = host.accept(listener)? {
-                    let sock = node.accept(now, listener, peer)?;
-                    host.adopt(sock, stream)?;
-                    deadline = drive::drain(node, host, now)?;
+                    let mut adopted = Ok(());
+                    let adopt = |h: &mut PollingHost, sock| adopted = h.adopt(sock, stream);
+                    deadline = drive::accept(node, host, now, listener, peer, adopt)?.1;
+                    adopted?;
                 }
                 continue;
             }
@@ -63,6 +65,10 @@ pub fn run(node: &mut Node, host: &mut PollingHost, clock: Clock) -> Result<(), 
             if let Some(input) = host.on_readable(&ev, &mut buf) {
                 deadline = drive::step(node, host, now, input)?;
             }
+        }
+        // Name lookups finished on their threads (they woke the poller).
+        while let Some(input) = host.take_resolved(&mut addrs) {
+            deadline = drive::step(node, host, clock.now(), input)?;
         }
         // The node's timers (handshakes, idle flows, HTTP/2 pings) are due.
         if deadline.is_some_and(|d| d <= clock.now()) {

@@ -8,15 +8,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use polling::{Event, PollMode, Poller};
 use socket2::{Domain, SockRef, Socket, Type};
 use warren_proto::drive::Host;
-use warren_proto::node::{ConnectError, Input, ListenerId, NodeEvent, SockId};
+use warren_proto::node::{ConnectError, Input, ListenerId, NodeEvent, ResolveError, SockId};
 
 /// One TCP socket the node knows.
 struct Sock {
@@ -71,7 +71,12 @@ pub struct PollingHost {
     fatal: Option<io::Error>,
     on_event: Box<dyn FnMut(NodeEvent) + Send>,
     on_listen: Box<dyn FnMut(SocketAddr) + Send>,
+    /// Lookups finished on their threads, waiting to be told to the node.
+    resolved: Arc<Mutex<Vec<(SockId, Lookup)>>>,
 }
+
+/// A finished lookup.
+type Lookup = Result<Vec<IpAddr>, ResolveError>;
 
 fn key(id: u64) -> usize {
     // Ids count up from 1; a 64-bit target never wraps.
@@ -90,6 +95,7 @@ impl PollingHost {
             fatal: None,
             on_event: Box::new(on_event),
             on_listen: Box::new(|_| {}),
+            resolved: Arc::default(),
         })
     }
 
@@ -124,6 +130,17 @@ impl PollingHost {
             Some(e) => Err(e),
             None => Ok(self.stop.load(Ordering::SeqCst)),
         }
+    }
+
+    /// A lookup that finished, as the node's input (`addrs` holds the
+    /// addresses the input borrows).
+    pub fn take_resolved<'b>(&mut self, addrs: &'b mut Vec<IpAddr>) -> Option<Input<'b>> {
+        let (sock, lookup) = self.resolved.lock().ok()?.pop()?;
+        let result = lookup.map(|found| {
+            *addrs = found;
+            &addrs[..]
+        });
+        Some(Input::Resolved { sock, result })
     }
 
     /// The listener behind a poller key, if it is one.
@@ -299,6 +316,15 @@ fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, Option<io::Error>)>
     Ok((socket.into(), pending))
 }
 
+/// A blocking lookup (getaddrinfo), for a thread of its own.
+fn lookup(host: &str) -> Lookup {
+    match (host, 0).to_socket_addrs() {
+        Ok(found) => Ok(found.map(|a| a.ip()).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ResolveError::NotFound),
+        Err(_) => Err(ResolveError::Failed),
+    }
+}
+
 impl Host for PollingHost {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
         let bound = match self.prebound.remove(&addr) {
@@ -307,7 +333,8 @@ impl Host for PollingHost {
         };
         let registered = bound.and_then(|l| {
             l.set_nonblocking(true)?;
-            // SAFETY: listeners live as long as the host and are never removed.
+            // SAFETY: a listener is deleted from the poller before it is
+            // dropped (`stop_listening`).
             unsafe {
                 self.poller
                     .add_with_mode(&l, Event::readable(key(listener.0)), PollMode::Level)?
@@ -322,11 +349,38 @@ impl Host for PollingHost {
         }
     }
 
+    fn stop_listening(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.remove(&listener) {
+            let _ = self.poller.delete(&l);
+        }
+    }
+
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         // Without a socket at all (out of descriptors) there is nothing to
         // poll: the node's own connect deadline ends the attempt.
         let _ =
             start_connect(addr).and_then(|(stream, error)| self.insert(sock, stream, true, error));
+    }
+
+    fn resolve(&mut self, sock: SockId, host: &str) {
+        // getaddrinfo blocks: one short-lived thread per lookup keeps the
+        // loop running; the poller's notify wakes the loop for the answer.
+        let (host, resolved, poller) =
+            (host.to_string(), self.resolved.clone(), self.poller.clone());
+        let spawned = std::thread::Builder::new()
+            .name("warren-resolve".into())
+            .spawn(move || {
+                let answer = lookup(&host);
+                if let Ok(mut queue) = resolved.lock() {
+                    queue.push((sock, answer));
+                }
+                let _ = poller.notify();
+            });
+        if spawned.is_err() {
+            if let Ok(mut queue) = self.resolved.lock() {
+                queue.push((sock, Err(ResolveError::Failed)));
+            }
+        }
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {

@@ -10,7 +10,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use warren_proto::drive;
-use warren_proto::node::{ConnectError, HostError, Input, ListenerId, Node, NodeConfig, SockId};
+use warren_proto::node::{
+    ConnectError, HostError, Input, ListenerId, Node, NodeConfig, ResolveError, SockId,
+};
 use warren_proto::time::Instant;
 
 use crate::ready::ReadyQueue;
@@ -68,12 +70,24 @@ impl<R: Reactor, N: FnMut(Notice)> Core<R, N> {
         let now = self.clock.now();
         self.deadline =
             drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
-        Ok(())
+        self.report_failed_listens()
     }
 
     fn drain(&mut self) -> io::Result<()> {
         let now = self.clock.now();
         self.deadline = drive::drain(&mut self.node, &mut self.io, now).map_err(host_error)?;
+        self.report_failed_listens()
+    }
+
+    /// Binds that failed during the last drain, told to the node now that
+    /// it is not in the middle of one.
+    fn report_failed_listens(&mut self) -> io::Result<()> {
+        while let Some((listener, error)) = self.io.failed_listens.pop() {
+            let now = self.clock.now();
+            let input = Input::ListenFailed { listener, error };
+            self.deadline =
+                drive::step(&mut self.node, &mut self.io, now, input).map_err(host_error)?;
+        }
         Ok(())
     }
 }
@@ -147,6 +161,7 @@ where
                 notify,
                 fatal: None,
                 started: false,
+                failed_listens: Vec::new(),
             },
             clock,
             deadline: None,
@@ -235,6 +250,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             return self.accept(ListenerId(id));
         }
         let sock = SockId(id);
+        self.resolve(sock)?;
         self.connect(sock)?;
         self.write(sock)?;
         self.read(sock)
@@ -268,13 +284,14 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     self.backoff.remove(&listener);
                     R::set_nodelay(&stream);
                     let now = self.core.clock.now();
-                    let sock = self
-                        .core
-                        .node
-                        .accept(now, listener, peer)
-                        .map_err(host_error)?;
-                    self.core.io.insert(sock, Conn::Open(stream));
-                    self.core.drain()?;
+                    let core = &mut self.core;
+                    let register =
+                        |io: &mut Sockets<R, N>, sock| io.insert(sock, Conn::Open(stream));
+                    let (_, deadline) =
+                        drive::accept(&mut core.node, &mut core.io, now, listener, peer, register)
+                            .map_err(host_error)?;
+                    core.deadline = deadline;
+                    core.report_failed_listens()?;
                 }
             }
         }
@@ -325,6 +342,31 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                 self.accept_armed = Some(at);
             }
         }
+    }
+
+    /// Reports a finished lookup; the node's `Connect` (if any) then
+    /// registers the socket afresh under the same id.
+    fn resolve(&mut self, sock: SockId) -> io::Result<()> {
+        let Some(s) = self.core.io.socks.get_mut(&sock) else {
+            return Ok(());
+        };
+        let Conn::Resolving(resolving) = &mut s.conn else {
+            return Ok(());
+        };
+        let waker = s.waker.clone();
+        let Poll::Ready(result) = resolving.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            return Ok(());
+        };
+        self.core.io.socks.remove(&sock);
+        let addrs;
+        let result = match result {
+            Ok(found) => {
+                addrs = found;
+                Ok(&addrs[..])
+            }
+            Err(e) => Err(resolve_error(&e)),
+        };
+        self.core.step(Input::Resolved { sock, result })
     }
 
     fn connect(&mut self, sock: SockId) -> io::Result<()> {
@@ -417,6 +459,15 @@ fn connect_error(e: &io::Error) -> ConnectError {
             ConnectError::Unreachable
         }
         _ => ConnectError::Other,
+    }
+}
+
+fn resolve_error(e: &io::Error) -> ResolveError {
+    // std and the runtimes report an unknown name as an uncategorised
+    // error with the resolver's message; only its kind is portable.
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => ResolveError::NotFound,
+        _ => ResolveError::Failed,
     }
 }
 

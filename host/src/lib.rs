@@ -25,7 +25,7 @@ pub mod suite;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -37,6 +37,9 @@ pub use driver::{run, Request};
 
 /// A connect in progress.
 pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;
+
+/// A name lookup in progress: the addresses, in the resolver's order.
+pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>>>>;
 
 /// How one async runtime does non-blocking socket work and timing. Every
 /// `poll_*` registers `cx`'s waker when it returns `Pending`.
@@ -59,6 +62,9 @@ pub trait Reactor {
     ) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
     /// Starts a connect.
     fn connect(addr: SocketAddr) -> Connecting<Self::Stream>;
+    /// Starts resolving the DNS name `host` (no port) without blocking
+    /// the node's task (the runtime's resolver or a blocking pool).
+    fn resolve(host: String) -> Resolving;
     /// Reads into `buf`; `Ok(0)` is EOF.
     fn poll_read(
         stream: &Self::Stream,
@@ -93,16 +99,6 @@ pub enum Notice {
         /// The bound address.
         addr: SocketAddr,
     },
-    /// A listener a new configuration asked for could not be bound; the
-    /// node runs on without it (the node has no input for this yet).
-    ListenFailed {
-        /// The node's listener.
-        listener: ListenerId,
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        error: io::Error,
-    },
     /// Accepting on a listener failed (e.g. `EMFILE`: out of file
     /// descriptors). The listener is left alone for `retry_in` (10 ms,
     /// doubling per failure up to 1 s, back to 10 ms after a success), so
@@ -118,6 +114,8 @@ pub enum Notice {
     /// The node's first outputs are carried out: every listener of the
     /// initial configuration is bound.
     Started,
-    /// Something the node reported: log it, count it.
+    /// Something the node reported: log it, count it. (A listener a new
+    /// configuration asked for that could not be bound is one:
+    /// `NodeEvent::ListenFailed`, naming the address and the error.)
     Event(NodeEvent),
 }

@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use warren_proto::drive::Host;
-use warren_proto::node::{ListenerId, NodeEvent, SockId};
+use warren_proto::node::{ListenError, ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
-use crate::{Connecting, Notice, Reactor};
+use crate::{Connecting, Notice, Reactor, Resolving};
 
 /// Where a socket is in its life.
 pub(crate) enum Conn<R: Reactor> {
+    /// `Output::Resolve` in progress: no socket yet.
+    Resolving(Resolving),
     /// `Output::Connect` in progress.
     Connecting(Connecting<R::Stream>),
     /// Connected or accepted.
@@ -54,6 +56,18 @@ pub(crate) struct Sockets<R: Reactor, N> {
     /// The initial listeners are up; a later bind failure (a new config)
     /// is reported, not fatal.
     pub(crate) started: bool,
+    /// Bind failures after the start, told to the node after the drain
+    /// (as `Input::ListenFailed`, which it reports as an event).
+    pub(crate) failed_listens: Vec<(ListenerId, ListenError)>,
+}
+
+fn listen_error(e: &io::Error) -> ListenError {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => ListenError::AddrInUse,
+        io::ErrorKind::AddrNotAvailable => ListenError::AddrNotAvailable,
+        io::ErrorKind::PermissionDenied => ListenError::PermissionDenied,
+        _ => ListenError::Other,
+    }
 }
 
 impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
@@ -91,11 +105,7 @@ impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr) {
         if let Err(error) = self.bind(listener, addr) {
             if self.started {
-                (self.notify)(Notice::ListenFailed {
-                    listener,
-                    addr,
-                    error,
-                });
+                self.failed_listens.push((listener, listen_error(&error)));
             } else {
                 let e = io::Error::new(error.kind(), format!("listen on {addr}: {error}"));
                 self.fatal.get_or_insert(e);
@@ -103,8 +113,18 @@ impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
         }
     }
 
+    fn stop_listening(&mut self, listener: ListenerId) {
+        // Dropping it closes the socket; a wake-up still queued for its id
+        // finds nothing.
+        self.listeners.remove(&listener);
+    }
+
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         self.insert(sock, Conn::Connecting(R::connect(addr)));
+    }
+
+    fn resolve(&mut self, sock: SockId, host: &str) {
+        self.insert(sock, Conn::Resolving(R::resolve(host.to_string())));
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {

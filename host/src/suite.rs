@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::node::{
-    CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeError, MeshIdentity, NodeConfig,
-    NodeEvent, SockId,
+    CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeError, ListenError, MeshIdentity,
+    NodeConfig, NodeEvent, SockId,
 };
 use warren_proto::policy::{
     Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
@@ -92,6 +92,14 @@ macro_rules! suite_tests {
         #[test]
         fn refused_peer_closes_the_flow() {
             $crate::suite::refused_peer::<$rt>();
+        }
+        #[test]
+        fn export_target_by_name_is_resolved() {
+            $crate::suite::export_by_name::<$rt>();
+        }
+        #[test]
+        fn moved_front_end_on_a_busy_port_is_reported() {
+            $crate::suite::listener_moved_to_busy_port::<$rt>();
         }
         #[test]
         fn admin_endpoints_show_the_flow() {
@@ -453,6 +461,37 @@ fn deny_cart() -> AuthzPolicy {
     AuthzPolicy::new(vec![rule])
 }
 
+/// An export whose target is `localhost:PORT`: the runtime resolves the
+/// name (whatever order `::1` and `127.0.0.1` come in, the node tries
+/// the next address) and the bytes reach the target on 127.0.0.1.
+pub fn export_by_name<R: Reactor>() {
+    let pki = Pki::new();
+    let target = target_server(Server::Echo);
+    let mut b = server_config(&pki, target.addr, AuthzPolicy::default());
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Host {
+            host: "localhost".into(),
+            port: target.addr.port(),
+        },
+    }])
+    .unwrap();
+    let (b_tx, b_events) = mpsc::channel();
+    let (b_addrs, _b_node) = start::<R>(b, b_tx).unwrap();
+    let (a_tx, _a_events) = mpsc::channel();
+    let (a_addrs, _a_node) = start::<R>(client_config(&pki, b_addrs[0]), a_tx).unwrap();
+    assert_eq!(exchange(a_addrs[0], b"by name"), b"by name");
+    assert_eq!(target.accepted.load(Ordering::SeqCst), 1);
+    let reason = loop {
+        match b_events.recv_timeout(HANG).expect("node B's FlowClosed") {
+            NodeEvent::FlowClosed { reason, .. } => break reason,
+            _ => continue,
+        }
+    };
+    assert_eq!(reason, CloseReason::Done);
+}
+
 /// A flow the policy denies gets no byte through, never reaches the target,
 /// and the server names the rule.
 pub fn denied<R: Reactor>() {
@@ -532,6 +571,31 @@ pub fn refused_peer<R: Reactor>() {
     let got = exchange(tunnel, b"hello");
     assert!(got.is_empty());
     assert_eq!(handshake_failure(&events), HandshakeError::Transport);
+}
+
+/// A running node told to move its front end to a port that is taken:
+/// the old listener closes (connections there are refused), and the
+/// failed bind is an event naming the address and the error, not the end
+/// of the node.
+pub fn listener_moved_to_busy_port<R: Reactor>() {
+    let (tunnel, events, node) = lone_client::<R>("127.0.0.1:1".parse().unwrap(), HANG);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let mut moved = client_config(&Pki::new(), "127.0.0.1:1".parse().unwrap());
+    moved.fronts[0].listen = busy;
+    node.reconfigure(moved).unwrap();
+    let failed = loop {
+        match events.recv_timeout(HANG).expect("a ListenFailed event") {
+            NodeEvent::ListenFailed { addr, error } => break (addr, error),
+            _ => continue,
+        }
+    };
+    assert_eq!(failed, (busy, ListenError::AddrInUse));
+    // Stopped before the failed bind was even tried (one drain, in order).
+    let refused = TcpStream::connect(tunnel).map(|_| ()).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // Still running: it answers a look.
+    assert_eq!(node.inspect(|n| n.flow_count()).unwrap(), 0);
 }
 
 /// A front-end port that is taken: starting the node fails with the

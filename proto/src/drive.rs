@@ -9,10 +9,16 @@ use crate::time::Instant;
 
 /// What a host does for the node. Every method must return at once.
 pub trait Host {
-    /// Start listening on `addr`; report connections with [`accept`].
+    /// Start listening on `addr`; report connections with [`accept`], or
+    /// `Input::ListenFailed` (after the drain) if it cannot bind.
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr);
+    /// Close the listener; report nothing more for it.
+    fn stop_listening(&mut self, listener: ListenerId);
     /// Start a TCP connect; report the result with `Input::Connected`.
     fn connect(&mut self, sock: SockId, addr: SocketAddr);
+    /// Start resolving `host` (a DNS name) for `sock`'s coming connect;
+    /// report the addresses with `Input::Resolved`.
+    fn resolve(&mut self, sock: SockId, host: &str);
     /// Write as much of `data` as the socket takes now, without blocking;
     /// return how much. Less than `data.len()` means full: report
     /// `Input::Writable` once it can take more.
@@ -41,16 +47,21 @@ pub fn step<H: Host + ?Sized>(
     drain(node, host, now)
 }
 
-/// A connection arrived on `listener`: registers it and carries out what
-/// follows. Returns the new socket and the next deadline.
+/// A connection arrived on `listener` from `peer`: the node names its
+/// socket, `register` records the host's connection under that id, and
+/// only then are the outputs carried out (the first of them may already
+/// write to the socket or close it). Returns the socket and the next
+/// deadline.
 pub fn accept<H: Host + ?Sized>(
     node: &mut Node,
     host: &mut H,
     now: Instant,
     listener: ListenerId,
     peer: SocketAddr,
+    register: impl FnOnce(&mut H, SockId),
 ) -> Result<(SockId, Option<Instant>), HostError> {
     let sock = node.accept(now, listener, peer)?;
+    register(host, sock);
     let deadline = drain(node, host, now)?;
     Ok((sock, deadline))
 }
@@ -65,7 +76,9 @@ pub fn drain<H: Host + ?Sized>(
     while let Some(output) = node.poll_output() {
         match output {
             Output::Listen { listener, addr } => host.listen(listener, addr),
+            Output::StopListening { listener } => host.stop_listening(listener),
             Output::Connect { sock, addr } => host.connect(sock, addr),
+            Output::Resolve { sock, host: name } => host.resolve(sock, &name),
             Output::Transmit { sock } => loop {
                 let chunk = node.transmit_chunk(sock);
                 if chunk.is_empty() {

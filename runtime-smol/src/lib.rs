@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use smol::{Async, Timer};
 use socket2::SockRef;
-use warren_host::{Connecting, Reactor};
+use warren_host::{Connecting, Reactor, Resolving};
 use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
@@ -58,6 +58,13 @@ impl Reactor for Smol {
 
     fn connect(addr: SocketAddr) -> Connecting<Async<TcpStream>> {
         Box::pin(Async::<TcpStream>::connect(addr))
+    }
+
+    fn resolve(host: String) -> Resolving {
+        Box::pin(async move {
+            let found = smol::net::resolve((host.as_str(), 0)).await?;
+            Ok(found.into_iter().map(|a| a.ip()).collect())
+        })
     }
 
     fn poll_read(

@@ -17,7 +17,7 @@ use std::time::Duration;
 use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use warren_host::{Connecting, Reactor};
+use warren_host::{Connecting, Reactor, Resolving};
 use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
@@ -54,6 +54,13 @@ impl Reactor for Tokio {
 
     fn connect(addr: SocketAddr) -> Connecting<TcpStream> {
         Box::pin(TcpStream::connect(addr))
+    }
+
+    fn resolve(host: String) -> Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(found.map(|a| a.ip()).collect())
+        })
     }
 
     fn poll_read(

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
     ConnectError as NodeConnectError, Input, ListenerId as NodeListenerId, Node, NodeConfig,
-    NodeEvent, SockId,
+    NodeEvent, ResolveError, SockId,
 };
 use warren_proto::time::Instant;
 
@@ -33,6 +33,9 @@ struct IdMaps {
     /// Connects the net refused outright; reported as failed after the
     /// current drain.
     failed_connects: Vec<SockId>,
+    /// Names asked for: the simulated network has no DNS, so every lookup
+    /// is reported `NotFound` after the current drain.
+    failed_resolves: Vec<SockId>,
     /// Host calls the net refused (a node asking for something wrong).
     misuse: Vec<String>,
 }
@@ -86,11 +89,29 @@ impl Host for NetHost<'_> {
         }
     }
 
+    fn stop_listening(&mut self, listener: NodeListenerId) {
+        let mine: Vec<ListenerId> = self
+            .maps
+            .listeners
+            .iter()
+            .filter(|(_, l)| **l == listener)
+            .map(|(net, _)| *net)
+            .collect();
+        for net in mine {
+            self.maps.listeners.remove(&net);
+            self.net.unlisten(net);
+        }
+    }
+
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         match self.net.connect(self.host, addr) {
             Ok(s) => self.maps.bind(sock, s),
             Err(_) => self.maps.failed_connects.push(sock),
         }
+    }
+
+    fn resolve(&mut self, sock: SockId, _host: &str) {
+        self.maps.failed_resolves.push(sock);
     }
 
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
@@ -280,6 +301,13 @@ impl NodeHost {
             };
             self.feed(net, host, Some(input));
         }
+        while let Some(sock) = self.maps.failed_resolves.pop() {
+            let input = Input::Resolved {
+                sock,
+                result: Err(ResolveError::NotFound),
+            };
+            self.feed(net, host, Some(input));
+        }
     }
 
     /// Applies a new configuration (policy change, certificate rotation)
@@ -298,14 +326,22 @@ impl NodeHost {
             return;
         };
         let now = self.now(net, host);
-        // Not `drive::accept`: the socket must be mapped before the drain,
-        // which may already write to it or close it.
-        match self.node.accept(now, l, peer) {
-            Ok(id) => {
-                self.maps.bind(id, sock);
-                self.touched.push(id);
-                self.feed(net, host, None);
-            }
+        let mut h = NetHost {
+            net,
+            host,
+            maps: &mut self.maps,
+            log: &mut self.log,
+            touched: &mut self.touched,
+        };
+        // The socket is mapped before the drain, which may already write
+        // to it or close it.
+        let register = |h: &mut NetHost<'_>, id| {
+            h.maps.bind(id, sock);
+            h.touched.push(id);
+        };
+        match drive::accept(&mut self.node, &mut h, now, l, peer, register) {
+            // The rest (deadline, refused connects) as after any input.
+            Ok(_) => self.feed(net, host, None),
             Err(e) => {
                 self.host_errors.push(e.to_string());
                 net.abort(sock);

@@ -25,7 +25,7 @@
 //! | `close(sock, reset)`         | [`Net::abort`] if `reset`, else [`Net::close`] |
 //!
 //! and [`NetEvent`]s become node inputs one for one: `Accepted` →
-//! `drive::accept` (record the returned `SockId`), `Connected`,
+//! `drive::accept` (which maps the `SockId` before the drain), `Connected`,
 //! `Received`, `Writable`, `ReadClosed`, `Reset` → `drive::step` with the
 //! matching `Input`; [`Application::poll_timeout`] returns the deadline
 //! `drive` handed back, and [`Application::on_timeout`] feeds

@@ -73,9 +73,6 @@ fn denial_direction(decision: &Decision) -> &'static str {
 pub fn notice(agent: &str, notice: Notice) {
     match notice {
         Notice::Listening { addr, .. } => info!(agent, %addr, "listening"),
-        Notice::ListenFailed { addr, error, .. } => {
-            warn!(agent, %addr, %error, "could not listen")
-        }
         Notice::AcceptFailed {
             error, retry_in, ..
         } => warn!(

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::{client_config, exchange, pattern, server_config, target_server, Pki, Server, HANG};
-use crate::{Connecting, Notice, Reactor};
+use crate::{Connecting, Notice, Reactor, Resolving};
 
 /// Accepts that fail before the first one succeeds.
 const FAILURES: usize = 4;
@@ -54,6 +54,9 @@ impl<R: Reactor> Reactor for FailingAccept<R> {
     }
     fn connect(addr: SocketAddr) -> Connecting<Self::Stream> {
         R::connect(addr)
+    }
+    fn resolve(host: String) -> Resolving {
+        R::resolve(host)
     }
     fn poll_read(
         stream: &Self::Stream,

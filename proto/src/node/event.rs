@@ -180,6 +180,14 @@ pub enum NodeEvent {
     },
     /// Something about hub connections, the control stream or the registry.
     Hub(crate::hub::HubEvent),
+    /// The host could not listen where the configuration asked; the node
+    /// runs on without that listener.
+    ListenFailed {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        error: super::ListenError,
+    },
 }
 
 /// An identity for a log line, `-` when unknown.
@@ -253,6 +261,9 @@ impl fmt::Display for NodeEvent {
                 write!(f, "config applied closed_flows={closed_flows}")
             }
             NodeEvent::Hub(event) => write!(f, "hub {event}"),
+            NodeEvent::ListenFailed { addr, error } => {
+                write!(f, "listen failed addr={addr} error=\"{error}\"")
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The node's per-socket and per-flow records.
 
 use core::net::SocketAddr;
+use std::collections::VecDeque;
 
-use crate::front::FrontEnd;
+use crate::front::{DomainName, FrontEnd};
 use crate::h2::StreamId;
 use crate::identity::SpiffeId;
 use crate::policy::ServiceName;
@@ -42,6 +43,11 @@ pub(super) struct Sock {
     pub connect_deadline: Option<Instant>,
     /// A front end's request must be complete by then.
     pub request_deadline: Option<Instant>,
+    /// The host is resolving the name this socket connects to.
+    pub resolving: Option<super::resolve::PendingName>,
+    /// Further addresses of the resolved name, tried in turn when a
+    /// connect fails (at most `resolve::MAX_ADDRS`).
+    pub fallback: VecDeque<SocketAddr>,
 }
 
 impl Sock {
@@ -58,6 +64,8 @@ impl Sock {
             closing: None,
             connect_deadline: None,
             request_deadline: None,
+            resolving: None,
+            fallback: VecDeque::new(),
         }
     }
 
@@ -128,6 +136,9 @@ pub(super) struct Flow {
     pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
     /// The flow already moved to another endpoint once.
     pub retried: bool,
+    /// Outbound egress flows asked for by name: the name (egress rules
+    /// about it are judged again on a configuration swap).
+    pub egress_name: Option<DomainName>,
 }
 
 impl Flow {
@@ -152,6 +163,7 @@ impl Flow {
             pooled: None,
             mesh_target: None,
             retried: false,
+            egress_name: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use super::event::{CloseReason, Direction, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
+use super::resolve::Dest;
 use super::{FlowId, Node, Output, SockId};
 
 impl Node {
@@ -113,16 +114,20 @@ impl Node {
             self.deny_event(&decision, &flow);
             return self.log_unopened(f, flow, CloseReason::Denied(decision));
         }
-        let Target::Addr(addr) = export.target else {
-            // Host targets need name resolution, which the host does not
-            // offer the node yet.
-            self.answer(c, stream, ConnectStatus::Unavailable);
-            return self.log_unopened(f, flow, CloseReason::Unreachable);
+        let dest = match &export.target {
+            Target::Addr(addr) => Dest::Addr(*addr),
+            // A literal address needs no resolver.
+            Target::Host { host, port } => match host.parse() {
+                Ok(ip) => Dest::Addr(SocketAddr::new(ip, *port)),
+                // Export targets are the operator's own: no egress rules.
+                Err(_) => Dest::Name {
+                    host: host.clone(),
+                    port: *port,
+                    check_egress: false,
+                },
+            },
         };
-        let sock = SockId(self.alloc());
-        let mut s = Sock::new(Owner::Flow(f), addr);
-        s.connect_deadline = Some(after(self.now, self.config.timeouts.target_connect));
-        self.socks.insert(sock, s);
+        let sock = self.start_connect(f, dest);
         flow.local = sock;
         flow.far = Far::Stream {
             conn: c,
@@ -135,7 +140,6 @@ impl Node {
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.insert(stream, f);
         }
-        self.outputs.push_back(Output::Connect { sock, addr });
     }
 
     pub(super) fn deny_event(&mut self, decision: &Decision, flow: &Flow) {
@@ -211,6 +215,8 @@ impl Node {
             _ => {
                 let refusal = match reason {
                     CloseReason::Timeout => crate::front::Refusal::Timeout,
+                    // The name did not resolve.
+                    CloseReason::Unreachable => crate::front::Refusal::Unreachable,
                     _ => crate::front::Refusal::Refused,
                 };
                 self.refuse(f, refusal, reason);

@@ -25,10 +25,11 @@ mod inbound;
 mod mesh;
 mod outbound;
 mod relay;
+mod resolve;
 mod revoke;
 
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::pool::{ConnId, Pool};
@@ -75,6 +76,39 @@ pub enum ConnectError {
     Other,
 }
 
+/// Why a name asked for with [`Output::Resolve`] has no address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The resolver says the name does not exist (or has no address).
+    NotFound,
+    /// The resolver failed (no answer, no server, anything else).
+    Failed,
+}
+
+/// Why a listener could not be bound, as the host saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// Another socket holds the address.
+    AddrInUse,
+    /// The address is not one of this machine's.
+    AddrNotAvailable,
+    /// Not allowed (a privileged port).
+    PermissionDenied,
+    /// Anything else.
+    Other,
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenError::AddrInUse => "address in use",
+            ListenError::AddrNotAvailable => "address not available",
+            ListenError::PermissionDenied => "permission denied",
+            ListenError::Other => "listen failed",
+        })
+    }
+}
+
 /// Something that happened to the node's sockets or time.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -84,6 +118,14 @@ pub enum Input<'a> {
         sock: SockId,
         /// How.
         result: Result<(), ConnectError>,
+    },
+    /// An `Output::Resolve` finished. An answer for a socket the node gave
+    /// up on meanwhile (its connect deadline passed) is ignored.
+    Resolved {
+        /// The socket the name is for.
+        sock: SockId,
+        /// The addresses, in the resolver's order of preference.
+        result: Result<&'a [IpAddr], ResolveError>,
     },
     /// Bytes arrived. The node takes all of them; what it cannot pass on
     /// yet it holds (at most one read per socket) and asks `PauseRead`.
@@ -108,6 +150,15 @@ pub enum Input<'a> {
         /// The socket.
         sock: SockId,
     },
+    /// An `Output::Listen` could not be carried out. The node forgets the
+    /// listener (a later configuration naming the address asks again) and
+    /// reports `NodeEvent::ListenFailed`.
+    ListenFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// Why.
+        error: ListenError,
+    },
     /// `poll_timeout`'s deadline passed.
     Timeout,
     /// A new configuration (policy, exports, directory, certificates).
@@ -124,12 +175,33 @@ pub enum Output {
         /// Where.
         addr: SocketAddr,
     },
+    /// Close the listener: a new configuration dropped it or moved it to
+    /// another address. Connections it accepted stay; the id is dead.
+    StopListening {
+        /// The listener.
+        listener: ListenerId,
+    },
     /// Open a TCP connection; report with `Input::Connected`.
     Connect {
         /// The new socket.
         sock: SockId,
         /// Where.
         addr: SocketAddr,
+    },
+    /// Resolve `host` to addresses; report with `Input::Resolved`. The
+    /// node then asks `Output::Connect` for `sock` (or gives up on it).
+    ///
+    /// A separate step rather than a "connect to this name" output: the
+    /// node must see the addresses to decide, because an egress flow to a
+    /// name that no domain rule allows may still go to an address a CIDR
+    /// rule allows. The host stays an executor of I/O (no policy in any
+    /// runtime), the simulator can answer names from a table, and the
+    /// connect after it is the ordinary one, under the same deadline.
+    Resolve {
+        /// The socket the connect will use.
+        sock: SockId,
+        /// The name (a validated DNS name, no port).
+        host: String,
     },
     /// Data is ready for `sock`: write [`Node::transmit_chunk`] and report
     /// with [`Node::transmit_done`] until the socket takes less.
@@ -192,12 +264,12 @@ impl fmt::Display for HostError {
 impl std::error::Error for HostError {}
 
 /// What a listener serves. Fronts are found by address in the current
-/// configuration, so a swap that changes or drops one takes effect on the
-/// next accept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// configuration, so a swap that changes what a front end at the same
+/// address speaks takes effect on the next accept, without a rebind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum ListenerKind {
     Hbone,
-    Front(SocketAddr),
+    Front,
 }
 
 /// The mesh node. See the module docs.
@@ -206,7 +278,7 @@ pub struct Node {
     config: NodeConfig,
     now: Instant,
     next_id: u64,
-    listeners: BTreeMap<ListenerId, ListenerKind>,
+    listeners: BTreeMap<ListenerId, (ListenerKind, SocketAddr)>,
     socks: BTreeMap<SockId, Sock>,
     conns: BTreeMap<ConnId, MeshConn>,
     flows: BTreeMap<FlowId, Flow>,
@@ -265,23 +337,30 @@ impl Node {
         node
     }
 
-    /// Asks for every listener of the configuration not yet asked for.
-    /// (Listeners a new configuration drops stay open at the host; their
-    /// connections are closed at accept.)
+    /// Asks for every listener of the configuration not yet asked for,
+    /// and stops those it no longer names (dropped, or moved elsewhere).
     fn listen_all(&mut self) {
-        let mut wanted: Vec<(ListenerKind, SocketAddr)> = Vec::new();
+        let mut wanted: BTreeSet<(ListenerKind, SocketAddr)> = BTreeSet::new();
         if let Some(addr) = self.config.hbone_listen {
-            wanted.push((ListenerKind::Hbone, addr));
+            wanted.insert((ListenerKind::Hbone, addr));
         }
         for front in &self.config.fronts {
-            wanted.push((ListenerKind::Front(front.listen), front.listen));
+            wanted.insert((ListenerKind::Front, front.listen));
+        }
+        let stale: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .filter(|(_, have)| !wanted.remove(have))
+            .map(|(id, _)| *id)
+            .collect();
+        for listener in stale {
+            self.listeners.remove(&listener);
+            self.outputs.push_back(Output::StopListening { listener });
         }
         for (kind, addr) in wanted {
-            if !self.listeners.values().any(|k| *k == kind) {
-                let listener = ListenerId(self.alloc());
-                self.listeners.insert(listener, kind);
-                self.outputs.push_back(Output::Listen { listener, addr });
-            }
+            let listener = ListenerId(self.alloc());
+            self.listeners.insert(listener, (kind, addr));
+            self.outputs.push_back(Output::Listen { listener, addr });
         }
     }
 
@@ -413,22 +492,23 @@ impl Node {
         peer: SocketAddr,
     ) -> Result<SockId, HostError> {
         self.now = now;
-        let kind = *self
+        let (kind, addr) = *self
             .listeners
             .get(&listener)
             .ok_or(HostError::UnknownListener(listener))?;
         let sock = SockId(self.alloc());
         let front = match kind {
-            ListenerKind::Front(addr) => self.config.fronts.iter().find(|f| f.listen == addr),
+            ListenerKind::Front => self.config.fronts.iter().find(|f| f.listen == addr),
             ListenerKind::Hbone => None,
         };
         match (kind, front.map(|f| f.kind.clone())) {
-            (ListenerKind::Hbone, _) if self.config.hbone_listen.is_some() => {
-                self.accept_hbone(sock, peer)
+            (ListenerKind::Hbone, _) => self.accept_hbone(sock, peer),
+            (ListenerKind::Front, Some(front)) => self.accept_front(sock, peer, &front),
+            // Unreachable while listeners follow the configuration; kept
+            // so that a stale id can never reach a front end.
+            (ListenerKind::Front, None) => {
+                self.outputs.push_back(Output::Close { sock, reset: true })
             }
-            (ListenerKind::Front(_), Some(front)) => self.accept_front(sock, peer, &front),
-            // The configuration no longer has this listener.
-            _ => self.outputs.push_back(Output::Close { sock, reset: true }),
         }
         Ok(sock)
     }
@@ -444,6 +524,10 @@ impl Node {
     fn apply_input(&mut self, input: Input<'_>) -> Result<(), HostError> {
         match input {
             Input::Connected { sock, result } => self.on_connected(sock, result),
+            Input::Resolved { sock, result } => {
+                self.on_resolved(sock, result);
+                Ok(())
+            }
             Input::Received { sock, data } => self.on_received(sock, data),
             Input::Writable { sock } => {
                 let s = self.sock_mut(sock)?;
@@ -453,6 +537,14 @@ impl Node {
             }
             Input::ReadClosed { sock } => self.on_read_closed(sock),
             Input::Reset { sock } => self.on_reset(sock),
+            Input::ListenFailed { listener, error } => {
+                let (_, addr) = self
+                    .listeners
+                    .remove(&listener)
+                    .ok_or(HostError::UnknownListener(listener))?;
+                self.emit(NodeEvent::ListenFailed { addr, error });
+                Ok(())
+            }
             Input::Timeout => {
                 self.on_timeout();
                 Ok(())

@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 use crate::front::{self, FrontEnd, Outcome, Progress, Refusal};
 use crate::h2::{self, ErrorCode, Role, StreamId};
 use crate::hbone::{connect_request, ConnectStatus};
-use crate::policy::{self, Authority, AuthzRequest, Decision, EgressRequest, Reason, ServiceName};
+use crate::policy::{Authority, AuthzRequest, Decision, Reason, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
 
@@ -17,6 +17,7 @@ use super::event::{CloseReason, Direction, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
+use super::resolve::{Dest, NameVerdict};
 use super::{FlowId, Node, Output, SockId};
 
 impl Node {
@@ -339,49 +340,53 @@ impl Node {
     }
 
     fn route_egress(&mut self, f: FlowId, target: &front::Target) {
-        let me = self.config.identity.id().clone();
-        let host = match &target.host {
-            front::Host::Ip(ip) => Some(policy::Host::Ip(*ip)),
-            front::Host::Domain(d) => policy::Domain::parse(d.as_str())
-                .ok()
-                .map(policy::Host::Domain),
-        };
-        let Some(host) = host else {
-            return self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable);
-        };
-        let decision = self.config.egress.evaluate(&EgressRequest {
-            source: &me,
-            host,
-            port: target.port,
-        });
-        if !decision.allowed {
-            if let Some(flow) = self.flows.get(&f) {
-                let flow_view = Flow {
-                    source: flow.source.clone(),
-                    service: flow.service.clone(),
-                    ..Flow::new(Direction::Outbound, flow.local, self.now)
-                };
-                self.deny_event(&decision, &flow_view);
+        let dest = match &target.host {
+            front::Host::Ip(ip) => {
+                let addr = SocketAddr::new(*ip, target.port);
+                let decision = self.egress_recheck(None, addr);
+                if !decision.allowed {
+                    return self.deny_egress(f, decision);
+                }
+                Dest::Addr(addr)
             }
-            let rule = decision
-                .rule
-                .as_ref()
-                .map_or_else(|| decision.reason.code().to_string(), |r| r.to_string());
-            return self.refuse(f, Refusal::Denied { rule }, CloseReason::Denied(decision));
-        }
-        let front::Host::Ip(ip) = target.host else {
-            // Allowed, but the node cannot resolve names.
-            return self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable);
+            front::Host::Domain(name) => {
+                let check_egress = match self.egress_for_name(name, target.port) {
+                    NameVerdict::Allowed => false,
+                    NameVerdict::ByAddress => true,
+                    NameVerdict::Denied(decision) => return self.deny_egress(f, decision),
+                };
+                if let Some(flow) = self.flows.get_mut(&f) {
+                    flow.egress_name = Some(name.clone());
+                }
+                Dest::Name {
+                    host: name.as_str().to_string(),
+                    port: target.port,
+                    check_egress,
+                }
+            }
         };
-        let addr = SocketAddr::new(ip, target.port);
-        let sock = SockId(self.alloc());
-        let mut s = Sock::new(Owner::Flow(f), addr);
-        s.connect_deadline = Some(after(self.now, self.config.timeouts.target_connect));
-        self.socks.insert(sock, s);
+        let sock = self.start_connect(f, dest);
         if let Some(flow) = self.flows.get_mut(&f) {
             flow.far = Far::Tcp(sock);
         }
-        self.outputs.push_back(Output::Connect { sock, addr });
+    }
+
+    /// Egress refused `f`: the decision is logged and the front end hears
+    /// which rule.
+    pub(super) fn deny_egress(&mut self, f: FlowId, decision: Decision) {
+        if let Some(flow) = self.flows.get(&f) {
+            let flow_view = Flow {
+                source: flow.source.clone(),
+                service: flow.service.clone(),
+                ..Flow::new(Direction::Outbound, flow.local, self.now)
+            };
+            self.deny_event(&decision, &flow_view);
+        }
+        let rule = decision
+            .rule
+            .as_ref()
+            .map_or_else(|| decision.reason.code().to_string(), |r| r.to_string());
+        self.refuse(f, Refusal::Denied { rule }, CloseReason::Denied(decision));
     }
 
     /// The stream of `f` was reset: before 200 the front end hears why.
@@ -459,14 +464,17 @@ impl Node {
                 }
                 Direction::Outbound => {
                     let Far::Tcp(t) = flow.far else { continue };
-                    let Some(addr) = self.socks.get(&t).map(|s| s.peer_addr) else {
+                    // A socket still resolving is judged when its answer
+                    // comes, under the configuration of that moment.
+                    let Some(addr) = self
+                        .socks
+                        .get(&t)
+                        .filter(|s| s.resolving.is_none())
+                        .map(|s| s.peer_addr)
+                    else {
                         continue;
                     };
-                    self.config.egress.evaluate(&EgressRequest {
-                        source: self.config.identity.id(),
-                        host: policy::Host::Ip(addr.ip()),
-                        port: addr.port(),
-                    })
+                    self.egress_recheck(flow.egress_name.as_ref(), addr)
                 }
                 // Relays are not node flows (the hub role keeps them).
                 Direction::Relayed => continue,

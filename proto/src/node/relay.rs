@@ -738,7 +738,8 @@ impl Node {
         result: Result<(), ConnectError>,
     ) -> Result<(), HostError> {
         let s = self.sock_mut(sock)?;
-        if s.connect_deadline.take().is_none() {
+        let deadline = s.connect_deadline.take();
+        if deadline.is_none() || s.resolving.is_some() {
             return Err(HostError::NotConnecting(sock));
         }
         match s.owner {
@@ -756,6 +757,7 @@ impl Node {
             },
             Owner::Flow(f) => match result {
                 Ok(()) => self.target_connected(f),
+                Err(_) if self.connect_next(sock, deadline) => {}
                 Err(_) => {
                     self.socks.remove(&sock);
                     self.target_failed(f, CloseReason::ConnectFailed);

@@ -10,10 +10,12 @@ pub mod certs;
 pub mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use warren_proto::drive::{self, Host};
-use warren_proto::node::{ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, SockId};
+use warren_proto::node::{
+    ConnectError, Input, ListenError, ListenerId, Node, NodeConfig, NodeEvent, ResolveError, SockId,
+};
 use warren_proto::time::Instant;
 
 /// One end of a TCP connection.
@@ -77,6 +79,15 @@ enum Action {
         node: usize,
         sock: SockId,
     },
+    Resolved {
+        node: usize,
+        sock: SockId,
+        host: String,
+    },
+    ListenFailed {
+        node: usize,
+        listener: ListenerId,
+    },
 }
 
 /// Everything but the nodes (so a node and the network borrow apart).
@@ -89,6 +100,10 @@ pub struct Net {
     pub servers: BTreeMap<SocketAddr, Server>,
     /// Server apps created from now on read at most this much per round.
     pub slow_servers: Option<usize>,
+    /// Addresses another program holds: listening there fails.
+    pub busy: BTreeSet<SocketAddr>,
+    /// What names resolve to (a name not here is `NotFound`).
+    pub names: BTreeMap<String, Vec<IpAddr>>,
     /// Addresses whose connects never complete.
     pub blackhole: BTreeSet<SocketAddr>,
     /// Apps created by connections to servers, in order.
@@ -112,7 +127,21 @@ impl Host for NodeHost<'_> {
         self.net
             .transcript
             .push(format!("{} listen {addr}", self.n));
+        if self.net.busy.contains(&addr) {
+            self.net.actions.push_back(Action::ListenFailed {
+                node: self.n,
+                listener,
+            });
+            return;
+        }
         self.net.listeners.insert(addr, (self.n, listener));
+    }
+    fn stop_listening(&mut self, listener: ListenerId) {
+        self.net
+            .transcript
+            .push(format!("{} unlisten {}", self.n, listener.0));
+        let me = (self.n, listener);
+        self.net.listeners.retain(|_, l| *l != me);
     }
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         self.net
@@ -122,6 +151,16 @@ impl Host for NodeHost<'_> {
             node: self.n,
             sock,
             addr,
+        });
+    }
+    fn resolve(&mut self, sock: SockId, host: &str) {
+        self.net
+            .transcript
+            .push(format!("{} resolve {} {host}", self.n, sock.0));
+        self.net.actions.push_back(Action::Resolved {
+            node: self.n,
+            sock,
+            host: host.to_string(),
         });
     }
     fn write(&mut self, sock: SockId, data: &[u8]) -> usize {
@@ -284,22 +323,6 @@ impl World {
         .unwrap();
     }
 
-    fn accept(&mut self, n: usize, listener: ListenerId, peer: SocketAddr) -> SockId {
-        let now = self.now;
-        drive::accept(
-            &mut self.nodes[n],
-            &mut NodeHost {
-                n,
-                net: &mut self.net,
-            },
-            now,
-            listener,
-            peer,
-        )
-        .unwrap()
-        .0
-    }
-
     /// Swaps node `n`'s configuration.
     pub fn apply_config(&mut self, n: usize, config: NodeConfig) {
         self.step(n, Input::Config(Box::new(config)));
@@ -323,21 +346,23 @@ impl World {
     /// A client application connects to a node's listener at `addr`.
     pub fn connect_app(&mut self, addr: SocketAddr) -> usize {
         let app = self.new_app();
-        let (n, listener) = self.net.listeners[&addr];
+        let Some(&(n, listener)) = self.net.listeners.get(&addr) else {
+            // Nobody listens: refused, as TCP does (RST).
+            self.net.apps[app].connected = Some(false);
+            self.net.apps[app].reset = true;
+            return app;
+        };
         let peer: SocketAddr = format!("192.0.2.1:{}", 10000 + app).parse().unwrap();
         // Pipes must exist before the node writes (a SOCKS5 reply, say).
-        let sock = self.nodes[n].accept(self.now, listener, peer).unwrap();
-        self.net.connect_pipes(End::App(app), End::Node(n, sock));
         let now = self.now;
-        drive::drain(
-            &mut self.nodes[n],
-            &mut NodeHost {
-                n,
-                net: &mut self.net,
-            },
-            now,
-        )
-        .unwrap();
+        let register = |h: &mut NodeHost<'_>, sock| {
+            h.net.connect_pipes(End::App(app), End::Node(n, sock));
+        };
+        let mut host = NodeHost {
+            n,
+            net: &mut self.net,
+        };
+        drive::accept(&mut self.nodes[n], &mut host, now, listener, peer, register).unwrap();
         self.net.apps[app].connected = Some(true);
         app
     }
@@ -368,18 +393,16 @@ impl World {
                     let peer: SocketAddr =
                         format!("10.9.{node}.1:{}", 20000 + sock.0).parse().unwrap();
                     // The accepting node may write at once: pipes first.
-                    let accepted = self.nodes[m].accept(self.now, listener, peer).unwrap();
-                    self.net.connect_pipes(from, End::Node(m, accepted));
                     let now = self.now;
-                    drive::drain(
-                        &mut self.nodes[m],
-                        &mut NodeHost {
-                            n: m,
-                            net: &mut self.net,
-                        },
-                        now,
-                    )
-                    .unwrap();
+                    let register = |h: &mut NodeHost<'_>, accepted| {
+                        h.net.connect_pipes(from, End::Node(m, accepted));
+                    };
+                    let mut host = NodeHost {
+                        n: m,
+                        net: &mut self.net,
+                    };
+                    drive::accept(&mut self.nodes[m], &mut host, now, listener, peer, register)
+                        .unwrap();
                     self.step(
                         node,
                         Input::Connected {
@@ -427,6 +450,15 @@ impl World {
                 End::App(a) => self.net.apps[a].reset = true,
             },
             Action::Writable { node, sock } => self.step(node, Input::Writable { sock }),
+            Action::ListenFailed { node, listener } => {
+                let error = ListenError::AddrInUse;
+                self.step(node, Input::ListenFailed { listener, error });
+            }
+            Action::Resolved { node, sock, host } => {
+                let addrs = self.net.names.get(&host).cloned();
+                let result = addrs.as_deref().ok_or(ResolveError::NotFound);
+                self.step(node, Input::Resolved { sock, result });
+            }
         }
     }
 
