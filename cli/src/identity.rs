@@ -68,9 +68,9 @@ pub enum LoadError {
         /// Where the CA came from.
         ca: String,
         /// The trust domain the certificate names.
-        trust_domain: TrustDomain,
-        /// What the verifier refused.
-        reason: IdentityError,
+        trust_domain: String,
+        /// What the verifier refused (boxed: it is large, and rare).
+        reason: Box<IdentityError>,
     },
     /// A join ticket could not be read or is not a ticket.
     Ticket {
@@ -103,20 +103,17 @@ impl fmt::Display for LoadError {
                 cert,
                 ca,
                 trust_domain,
-                reason: IdentityError::UnknownIssuer,
-            } => write!(
-                f,
-                "{cert} is not signed by {ca} (trust domain {trust_domain})"
-            ),
-            LoadError::NotTrusted {
-                cert,
-                ca,
-                trust_domain,
                 reason,
-            } => write!(
-                f,
-                "{cert} is not valid under {ca} (trust domain {trust_domain}): {reason}"
-            ),
+            } => match **reason {
+                IdentityError::UnknownIssuer => write!(
+                    f,
+                    "{cert} is not signed by {ca} (trust domain {trust_domain})"
+                ),
+                _ => write!(
+                    f,
+                    "{cert} is not valid under {ca} (trust domain {trust_domain}): {reason}"
+                ),
+            },
             LoadError::Ticket { path, reason } => {
                 write!(f, "join ticket {}: {reason}", path.display())
             }
@@ -208,8 +205,8 @@ fn assemble(
         .map_err(|reason| LoadError::NotTrusted {
             cert: chain_source.name(),
             ca: ca_source.name(),
-            trust_domain: trust.trust_domain().clone(),
-            reason,
+            trust_domain: trust.trust_domain().to_string(),
+            reason: Box::new(reason),
         })?;
     Ok(LoadedIdentity {
         id,
