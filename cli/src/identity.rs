@@ -105,7 +105,9 @@ impl fmt::Display for LoadError {
                 trust_domain,
                 reason,
             } => match **reason {
-                IdentityError::UnknownIssuer => write!(
+                // A CA of the same name but another key fails the
+                // signature instead: not signed by this CA either way.
+                IdentityError::UnknownIssuer | IdentityError::BadSignature => write!(
                     f,
                     "{cert} is not signed by {ca} (trust domain {trust_domain})"
                 ),
