@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::time_provider::DefaultTimeProvider;
 use warren_proto::identity::{
@@ -37,6 +38,10 @@ pub struct LoadedIdentity {
     pub key: PrivateKeyDer<'static>,
     /// The hubs to dial, from a join ticket (none with PEM files).
     pub hubs: Vec<Target>,
+    /// Why the certificate is not valid now (not yet, or no longer), if it
+    /// is not: a warning, since it was issued by our CA and the clock or
+    /// the start date may be what is off.
+    pub dates: Option<IdentityError>,
 }
 
 /// Why the identity could not be loaded.
@@ -55,6 +60,18 @@ pub enum LoadError {
     OwnCertificate(IdentityError),
     /// The CA file holds no usable root.
     Trust(TrustError),
+    /// The agent's certificate is not one its own CA file vouches for: a
+    /// peer would refuse it in every handshake.
+    NotTrusted {
+        /// Where the certificate came from.
+        cert: String,
+        /// Where the CA came from.
+        ca: String,
+        /// The trust domain the certificate names.
+        trust_domain: String,
+        /// What the verifier refused (boxed: it is large, and rare).
+        reason: Box<IdentityError>,
+    },
     /// A join ticket could not be read or is not a ticket.
     Ticket {
         /// The ticket file.
@@ -82,6 +99,23 @@ impl fmt::Display for LoadError {
             } => write!(f, "{source}: expected {expected} in PEM form: {reason}"),
             LoadError::OwnCertificate(e) => write!(f, "the agent's certificate: {e}"),
             LoadError::Trust(e) => write!(f, "the CA file: {e}"),
+            LoadError::NotTrusted {
+                cert,
+                ca,
+                trust_domain,
+                reason,
+            } => match **reason {
+                // A CA of the same name but another key fails the
+                // signature instead: not signed by this CA either way.
+                IdentityError::UnknownIssuer | IdentityError::BadSignature => write!(
+                    f,
+                    "{cert} is not signed by {ca} (trust domain {trust_domain})"
+                ),
+                _ => write!(
+                    f,
+                    "{cert} is not valid under {ca} (trust domain {trust_domain}): {reason}"
+                ),
+            },
             LoadError::Ticket { path, reason } => {
                 write!(f, "join ticket {}: {reason}", path.display())
             }
@@ -165,12 +199,24 @@ fn assemble(
         })
     })?;
     let trust = MeshTrust::new(trust_domain, &roots).map_err(LoadError::Trust)?;
+    // Checked as a peer will check it, so a certificate from another CA
+    // stops the agent here instead of failing every handshake later.
+    let algorithms = default_provider().signature_verification_algorithms;
+    let own = trust
+        .verify_own(&chain, UnixTime::now(), &algorithms)
+        .map_err(|reason| LoadError::NotTrusted {
+            cert: chain_source.name(),
+            ca: ca_source.name(),
+            trust_domain: trust.trust_domain().to_string(),
+            reason: Box::new(reason),
+        })?;
     Ok(LoadedIdentity {
         id,
         trust,
         chain,
         key,
         hubs: Vec::new(),
+        dates: own.dates,
     })
 }
 

@@ -80,6 +80,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if a.identity {
                 let loaded = cfg.identity.load().map_err(|e| e.to_string())?;
                 let hubs = loaded.hubs.clone();
+                if let Some(dates) = &loaded.dates {
+                    println!("warning: the agent's certificate: {dates}");
+                }
                 let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
                 println!(
                     "identity ok: {} (trust domain {})",

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::two_agents::{exchange, TwoAgents, CLIENT};
-use support::{curl, free_port, warren, Running, WAIT};
+use support::{curl, free_port, ok, warren, Running, WAIT};
 
 /// Runs `warren agent` on `pair`'s file `name` until it exits; an agent
 /// that keeps running fails the test after [`WAIT`].
@@ -80,6 +80,50 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     let pair = TwoAgents::new("wrong-key", "tokio");
     std::fs::copy(pair.file("b/key.pem"), pair.file("a/key.pem")).unwrap();
     fails_with_one_line(&agent_output(&pair, "a.toml"), &["identity", "key"]);
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused_at_start() {
+    let pair = TwoAgents::new("other-ca", "tokio");
+    // A CA of the same trust domain that is not the one in a/ca.pem: the
+    // certificate names the right kind of id, but no peer would accept it.
+    let other = pair.file("other-ca");
+    let rogue = pair.file("rogue");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    ok(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        "test.warren",
+        "--out",
+        &path(&other),
+    ]);
+    ok(&[
+        "ca",
+        "issue",
+        "--ca",
+        &path(&other),
+        "--id",
+        CLIENT,
+        "--out",
+        &path(&rogue),
+    ]);
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(rogue.join(file), pair.file("a").join(file)).unwrap();
+    }
+    let needles = [
+        "a/cert.pem is not signed by ",
+        "a/ca.pem (trust domain test.warren)",
+    ];
+    fails_with_one_line(&agent_output(&pair, "a.toml"), &needles);
+    let check = warren()
+        .args(["config", "check", "--identity"])
+        .arg(pair.file("a.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(!stdout.contains("identity ok"), "{stdout}");
+    fails_with_one_line(&check, &needles);
 }
 
 fn port_in_use(runtime: &str, which: &str) {

@@ -50,7 +50,7 @@ fn demo_answers_curl(runtime: &str, base: u16) {
         "echo: GET /tunnel\n",
         "{out:?}"
     );
-    demo.wait_stderr("service=echo.demo:8080");
+    demo.wait_stderr("service=echo.demo ");
 
     // SOCKS5 reply 2: connection not allowed by ruleset.
     let out = curl(&["--socks5-hostname", &socks, "http://secret.demo:8080/"]);
@@ -73,7 +73,7 @@ fn demo_answers_curl(runtime: &str, base: u16) {
     assert!(
         text.lines()
             .any(|l| l.starts_with("warren_tcp_connections_opened_total{")
-                && l.contains("destination_service=\"echo.demo:8080\"")
+                && l.contains("destination_service=\"echo.demo\"")
                 && l.ends_with(" 3")),
         "{text}"
     );

@@ -1029,3 +1029,64 @@ fn eof_while_plaintext_is_full_still_ends_in_truncation() {
     assert!(!got.is_empty() && got.len() < data.len());
     assert_eq!(server.read_plaintext(&mut [0; 8]), PlaintextRead::Truncated);
 }
+
+#[test]
+fn own_chain_must_come_from_our_ca_and_dates_are_reported_apart() {
+    let ca = ca("mesh CA", 1);
+    let rogue = self::ca("rogue CA", 2);
+    let algorithms = provider().signature_verification_algorithms;
+    let secs = |s: u64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+    let trust = trust(&ca);
+
+    let good = leaf(&ca, 10, CLIENT_ID);
+    let own = trust.verify_own(&good.chain, secs(NOW), &algorithms);
+    assert_eq!(own.map(|o| (o.id, o.dates)), Ok((id(CLIENT_ID), None)));
+
+    let foreign = leaf(&rogue, 11, CLIENT_ID);
+    assert_eq!(
+        trust.verify_own(&foreign.chain, secs(NOW), &algorithms),
+        Err(IdentityError::UnknownIssuer)
+    );
+    // Before the leaf's window the chain is still checked: a foreign leaf
+    // is refused for its issuer, not excused as "not yet valid".
+    assert_eq!(
+        trust.verify_own(&foreign.chain, secs(NOW - 3 * DAY), &algorithms),
+        Err(IdentityError::UnknownIssuer)
+    );
+
+    let early = NOW - 3 * DAY;
+    let own = trust
+        .verify_own(&good.chain, secs(early), &algorithms)
+        .unwrap();
+    assert_eq!(own.id, id(CLIENT_ID));
+    assert_eq!(
+        own.dates,
+        Some(IdentityError::NotYetValid {
+            now: early,
+            not_before: NOW - DAY
+        })
+    );
+    let late = NOW + 3 * DAY;
+    let own = trust
+        .verify_own(&good.chain, secs(late), &algorithms)
+        .unwrap();
+    assert_eq!(
+        own.dates,
+        Some(IdentityError::Expired {
+            now: late,
+            not_after: NOW + DAY
+        })
+    );
+
+    let two_sans = leaf_with(&ca, 12, CLIENT_ID, |p| {
+        p.subject_alt_names.push(uri(SERVER_ID));
+    });
+    assert_eq!(
+        trust.verify_own(&two_sans.chain, secs(NOW), &algorithms),
+        Err(IdentityError::MultipleUriSans { count: 2 })
+    );
+    assert_eq!(
+        trust.verify_own(&[], secs(NOW), &algorithms),
+        Err(IdentityError::NoUriSan)
+    );
+}

@@ -164,7 +164,7 @@ fn denied_flow_gets_401_and_names_the_rule() {
     assert!(
         access.starts_with("flow closed flow-")
             && access.contains("direction=outbound src=spiffe://mesh.test/ns/shop/sa/cart")
-            && access.contains("dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop:80")
+            && access.contains("dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop sent")
             && access.ends_with("reason=\"refused status=401\""),
         "{access}"
     );
@@ -404,6 +404,38 @@ fn idle_pooled_connection_closes_gracefully_on_both_sides() {
         e,
         NodeEvent::H2Error { .. } | NodeEvent::HandshakeFailed { .. }
     )));
+}
+
+#[test]
+fn a_mesh_connection_ending_without_goaway_resets_the_local_socket_mid_flow() {
+    let mut world = two_nodes(AuthzPolicy::default());
+    let app = world.connect_app(addr(TUNNEL));
+    world.app_write(app, b"before");
+    world.run();
+    assert_eq!(
+        world.net.apps[app].received, b"before",
+        "the flow is relaying"
+    );
+    // Node B dies: its connection to A ends with a bare FIN, no GOAWAY and
+    // no END_STREAM for the stream, so the flow broke and the client must
+    // hear a reset, not a clean close.
+    world.kill_links(1, 0);
+    world.run();
+    let got = &world.net.apps[app];
+    assert!(got.reset, "the client's socket was reset");
+    assert!(!got.eof, "no FIN reached the client before the reset");
+    assert!(
+        !world
+            .net
+            .transcript
+            .iter()
+            .any(|l| l.starts_with("0 shutdown ")),
+        "node A shut a socket's write side: {:#?}",
+        world.net.transcript
+    );
+    let reasons = closed_reasons(&world, 0);
+    assert_eq!(reasons.len(), 1);
+    assert_ne!(reasons[0], CloseReason::Done, "{reasons:?}");
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub fn node_config(cfg: &AgentConfig) -> Result<NodeConfig, String> {
 /// runs with.
 pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
     let loaded = cfg.identity.load().map_err(|e| format!("identity: {e}"))?;
+    if let Some(dates) = &loaded.dates {
+        tracing::warn!("identity: {dates}; peers will refuse it until the dates are right");
+    }
     let hubs = loaded.hubs.clone();
     let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;

@@ -12,6 +12,6 @@ pub use config::{ConfigError, MeshTlsParams, ALPN_H2};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use template::{ca_params, ca_trust_domain, leaf_params, TemplateError, Validity};
 pub use verify::{
-    spiffe_id_of, IdentityError, MeshClientVerifier, MeshServerVerifier, MeshTrust, PeerRole,
-    TrustError,
+    spiffe_id_of, IdentityError, MeshClientVerifier, MeshServerVerifier, MeshTrust, OwnChain,
+    PeerRole, TrustError,
 };

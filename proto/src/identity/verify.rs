@@ -331,6 +331,64 @@ impl MeshTrust {
     }
 }
 
+/// Our own certificate chain, checked as a peer will check it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnChain {
+    /// The SPIFFE id the leaf proves.
+    pub id: SpiffeId,
+    /// Why the chain is not valid at the time given, if it is not: the
+    /// chain itself is sound (it was verified at a time inside its validity
+    /// window), so the caller decides whether dates are fatal.
+    pub dates: Option<IdentityError>,
+}
+
+/// How many times [`MeshTrust::verify_own`] moves the verification time
+/// into a certificate's validity window: one per certificate in a chain of
+/// leaf, intermediate and root, plus one.
+const OWN_CHAIN_DATE_RETRIES: usize = 4;
+
+impl MeshTrust {
+    /// Checks our own chain (leaf first) before we present it: it must lead
+    /// to one of our roots, allow both client and server use (a node is
+    /// both), and name exactly one SPIFFE id of our trust domain. Validity
+    /// dates are checked at `now` but reported apart in
+    /// [`OwnChain::dates`]: a certificate issued for a later start (or a
+    /// clock that is off) is worth a warning, a certificate from another CA
+    /// is not worth starting with.
+    pub fn verify_own(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+        algorithms: &WebPkiSupportedAlgorithms,
+    ) -> Result<OwnChain, IdentityError> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(IdentityError::NoUriSan);
+        };
+        let mut at = now;
+        let mut dates = None;
+        for _ in 0..OWN_CHAIN_DATE_RETRIES {
+            let checked = self
+                .verify(leaf, intermediates, at, PeerRole::Server, algorithms)
+                .and_then(|_| self.verify(leaf, intermediates, at, PeerRole::Client, algorithms));
+            // webpki checks dates before it looks for the issuer, so a date
+            // failure says nothing yet about the chain: verify again at the
+            // edge of the window it names.
+            let edge = match &checked {
+                Err(IdentityError::NotYetValid { not_before, .. }) => *not_before,
+                Err(IdentityError::Expired { not_after, .. }) => *not_after,
+                _ => return checked.map(|id| OwnChain { id, dates }),
+            };
+            if dates.is_none() {
+                dates = checked.err();
+            }
+            at = UnixTime::since_unix_epoch(core::time::Duration::from_secs(edge));
+        }
+        // The certificates' windows do not overlap: no time makes the chain
+        // valid.
+        Err(dates.unwrap_or(IdentityError::BadEncoding))
+    }
+}
+
 /// The single SPIFFE id in a certificate's URI SANs, without checking the
 /// chain or the trust domain. Used on certificates that are already
 /// verified (the peer's after a handshake) or our own.

@@ -124,7 +124,9 @@ impl Node {
     fn route_mesh(&mut self, f: FlowId, service: &ServiceName, port: u16, ep: Endpoint) {
         if let Some(flow) = self.flows.get_mut(&f) {
             flow.destination = Some(ep.identity.clone());
-            flow.service = format!("{}:{port}", service.as_str());
+            // The service's name alone, as the receiving node labels it
+            // (from its export), so both sides count the same series.
+            flow.service = service.as_str().to_owned();
             flow.mesh_target = Some((service.clone(), port, ep.clone()));
         }
         let key = PoolKey {
@@ -219,7 +221,11 @@ impl Node {
             return;
         };
         let client = self.socks.get(&flow.local).map(|s| s.peer_addr.to_string());
-        let authority_text = flow.service.clone();
+        // The service label carries no port; the CONNECT authority does.
+        let authority_text = match &flow.mesh_target {
+            Some((service, port, _)) => format!("{}:{port}", service.as_str()),
+            None => flow.service.clone(),
+        };
         let Some(conn) = self.conns.get_mut(&c) else {
             return;
         };

@@ -591,6 +591,28 @@ impl World {
         }
     }
 
+    /// Node `dead`'s process dies (kill -9) with nothing left unread: its
+    /// kernel closes each connection to node `alive` with a FIN (no
+    /// GOAWAY, no END_STREAM), and what `alive` sends afterwards vanishes.
+    pub fn kill_links(&mut self, dead: usize, alive: usize) {
+        let between = |from: &End, to: &End, x: usize, y: usize| matches!((from, to), (End::Node(a, _), End::Node(b, _)) if *a == x && *b == y);
+        let towards_dead: Vec<End> = self
+            .net
+            .pipes
+            .iter()
+            .filter(|(from, p)| between(from, &p.to, alive, dead))
+            .map(|(from, _)| *from)
+            .collect();
+        for from in towards_dead {
+            self.net.pipes.remove(&from);
+        }
+        for (from, p) in self.net.pipes.iter_mut() {
+            if between(from, &p.to, dead, alive) {
+                p.fin = true;
+            }
+        }
+    }
+
     /// Node `n`'s sockets the network knows about.
     pub fn node_socks(&self, n: usize) -> Vec<SockId> {
         self.net
