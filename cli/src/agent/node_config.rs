@@ -46,7 +46,12 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
         match addr {
             Some(addr) if !node.hub_links.hubs.contains(&addr) => node.hub_links.hubs.push(addr),
             Some(_) => {}
-            None => return Err(format!("ticket hub {text}: cannot resolve")),
+            // A hub that does not resolve yet must not keep the agent (and
+            // its local flows) down: said once, retried on the next reload.
+            None => tracing::warn!(
+                hub = %text,
+                "ticket hub does not resolve; not dialled until a reload (SIGHUP) finds it"
+            ),
         }
     }
     // Redial jitter differs per identity, so agents restarted together
