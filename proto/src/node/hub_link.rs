@@ -433,8 +433,7 @@ impl Node {
 
     fn link_receive(&mut self, i: usize) {
         let mut messages = Vec::new();
-        let mut failure = None;
-        {
+        let failure = {
             let Some(link) = self.links.links.get_mut(i) else {
                 return;
             };
@@ -444,22 +443,9 @@ impl Node {
             let Some(m) = self.conns.get_mut(&c) else {
                 return;
             };
-            let mut input = m.h2.recv_data(control.stream);
-            let total = input.len();
-            while !input.is_empty() {
-                match control.decoder.decode(&mut input) {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => {}
-                    Err(e) => {
-                        failure = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            let taken = total - input.len();
-            let _ = m.h2.release_capacity(control.stream, taken);
             self.dirty.insert(m.sock);
-        }
+            m.read_control(control.stream, &mut control.decoder, &mut messages)
+        };
         for message in messages {
             self.hub_message(i, message);
         }

@@ -398,28 +398,14 @@ impl Node {
 
     fn control_receive(&mut self, c: ConnId) {
         let mut messages = Vec::new();
-        let mut failure = None;
-        {
+        let failure = {
             let (Some(agent), Some(m)) = (self.hub.agents.get_mut(&c), self.conns.get_mut(&c))
             else {
                 return;
             };
-            let mut input = m.h2.recv_data(agent.stream);
-            let total = input.len();
-            while !input.is_empty() {
-                match agent.decoder.decode(&mut input) {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => {}
-                    Err(e) => {
-                        failure = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            let taken = total - input.len();
-            let _ = m.h2.release_capacity(agent.stream, taken);
             self.dirty.insert(m.sock);
-        }
+            m.read_control(agent.stream, &mut agent.decoder, &mut messages)
+        };
         for message in messages {
             if !self.hub.agents.contains_key(&c) {
                 return;

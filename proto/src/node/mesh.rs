@@ -4,6 +4,7 @@
 use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
+use crate::control::{FrameDecoder, Message};
 use crate::h2::{self, StreamId};
 use crate::identity::SpiffeId;
 use crate::pool::PoolKey;
@@ -54,6 +55,36 @@ pub(super) struct MeshConn {
     /// The HTTP/2 roles are the reverse of the TLS roles (a hub's reverse
     /// connection, on either end).
     pub reverse: bool,
+}
+
+impl MeshConn {
+    /// Decodes the control frames that arrived on `stream` into `messages`
+    /// and gives their bytes back to the stream's window. Returns why the
+    /// stream broke the control framing, if it did (the bytes after the
+    /// bad frame stay unread: the caller closes the stream).
+    pub(super) fn read_control(
+        &mut self,
+        stream: StreamId,
+        decoder: &mut FrameDecoder,
+        messages: &mut Vec<Message>,
+    ) -> Option<String> {
+        let mut input = self.h2.recv_data(stream);
+        let total = input.len();
+        let mut failure = None;
+        while !input.is_empty() {
+            match decoder.decode(&mut input) {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => {}
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let taken = total - input.len();
+        let _ = self.h2.release_capacity(stream, taken);
+        failure
+    }
 }
 
 impl MeshConn {
