@@ -6,7 +6,7 @@ mod node_harness;
 use std::net::SocketAddr;
 
 use node_harness::certs::{spiffe, Ca};
-use node_harness::World;
+use node_harness::{World, SOCKS_OK};
 use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
 use warren_proto::policy::{
     Action, Cidr, Destination, EgressPolicy, EgressRule, Export, Exports, PortRange, Reason,
@@ -81,19 +81,6 @@ fn socks_request_v4(ip: [u8; 4], port: u16) -> Vec<u8> {
     r
 }
 
-const SOCKS_OK: [u8; 12] = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-
-fn closed(world: &World, n: usize) -> Vec<CloseReason> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn socks5_to_a_mesh_service_with_pipelined_data() {
     let mut world = world();
@@ -107,8 +94,8 @@ fn socks5_to_a_mesh_service_with_pipelined_data() {
     want.extend_from_slice(b"early bytes");
     assert_eq!(world.net.apps[app].received, want);
     assert!(world.net.apps[app].eof);
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
-    assert_eq!(closed(&world, 1), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -124,7 +111,7 @@ fn socks5_egress_allowed_connects_directly() {
     assert_eq!(got[..12], SOCKS_OK);
     assert!(got[12..] == [9u8; 100_000][..]);
     assert!(world.net.apps[app].eof);
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
     assert!(world.events_of(1).is_empty(), "no mesh traffic for egress");
 }
 
@@ -184,7 +171,7 @@ fn http_connect_egress_target_refused_is_502() {
     world.run();
     let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 502"), "{got}");
-    assert_eq!(closed(&world, 0), vec![CloseReason::ConnectFailed]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::ConnectFailed]);
 }
 
 #[test]
@@ -194,7 +181,10 @@ fn malformed_socks_is_rejected_and_logged() {
     world.app_write(app, &[4, 1, 0, 80]);
     world.run();
     assert!(world.net.apps[app].eof);
-    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert!(matches!(
+        world.close_reasons(0)[..],
+        [CloseReason::FrontEnd(_)]
+    ));
     assert_eq!(world.nodes[0].sock_count(), 0);
 }
 
@@ -209,7 +199,10 @@ fn a_silent_proxy_client_is_closed_at_its_deadline() {
     world.advance_to(deadline);
     world.run();
     assert!(world.net.apps[app].eof);
-    assert!(matches!(closed(&world, 0)[..], [CloseReason::FrontEnd(_)]));
+    assert!(matches!(
+        world.close_reasons(0)[..],
+        [CloseReason::FrontEnd(_)]
+    ));
     assert_eq!(world.nodes[0].sock_count(), 0);
     assert_eq!(world.nodes[0].poll_timeout(), None, "no timer left behind");
 }
@@ -306,7 +299,7 @@ fn remote_503_is_socks_host_unreachable_and_http_502() {
     let got = String::from_utf8(world.net.apps[http].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 502"), "{got}");
     assert_eq!(
-        closed(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 503 }; 2]
     );
 }

@@ -93,17 +93,6 @@ fn three_nodes(h2: h2::Config) -> (World, [NodeConfig; 3]) {
     (world, [a, b, c])
 }
 
-fn closed(world: &World, n: usize) -> Vec<CloseReason> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Runs flows over all three nodes; returns the transcript.
 fn three_node_scenario() -> Vec<String> {
     let (mut world, _) = three_nodes(h2::Config::default());
@@ -126,9 +115,9 @@ fn three_node_scenario() -> Vec<String> {
         assert!(world.net.apps[*app].received == *data);
         assert!(world.net.apps[*app].eof);
     }
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done; 3]);
-    assert_eq!(closed(&world, 1), vec![CloseReason::Done; 3]);
-    assert_eq!(closed(&world, 2), vec![CloseReason::Done; 2]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done; 3]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done; 3]);
+    assert_eq!(world.close_reasons(2), vec![CloseReason::Done; 2]);
     // One pooled connection per (source, destination) pair.
     assert_eq!(world.nodes[0].connection_count(), 2);
     assert_eq!(world.nodes[1].connection_count(), 2);
@@ -280,7 +269,7 @@ fn config_swap_closes_only_flows_the_new_policy_denies() {
     });
     assert_eq!(applied, Some(1));
     assert!(matches!(
-        closed(&world, 1)[..],
+        world.close_reasons(1)[..],
         [CloseReason::Reconfigured(ref d)] if d.rule.as_ref().unwrap().as_str() == "cart-out"
     ));
     assert!(world.net.apps[from_cart].reset, "the denied flow is cut");
@@ -295,7 +284,7 @@ fn config_swap_closes_only_flows_the_new_policy_denies() {
     world.run();
     assert!(world.net.apps[again].eof);
     assert_eq!(
-        closed(&world, 0).last(),
+        world.close_reasons(0).last(),
         Some(&CloseReason::Refused { status: 401 })
     );
 }
@@ -322,7 +311,7 @@ fn unreachable_node_times_out_the_handshake() {
         )
     });
     assert!(failed);
-    assert_eq!(closed(&world, 0), vec![CloseReason::ConnectionLost]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::ConnectionLost]);
     assert_eq!(world.nodes[0].sock_count(), 0);
     assert!(world.now > Instant::ZERO);
 }
@@ -376,7 +365,7 @@ fn a_peer_with_a_low_stream_limit_gets_more_connections() {
     for (app, data) in &apps {
         assert!(world.net.apps[*app].received == *data);
     }
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done; 10]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done; 10]);
 }
 
 #[test]
@@ -396,7 +385,7 @@ fn idle_flows_are_reset_and_busy_ones_are_not() {
     }
     assert!(world.net.apps[quiet].reset, "the quiet flow was cut");
     assert!(!world.net.apps[busy].reset);
-    assert_eq!(closed(&world, 0), vec![CloseReason::Idle]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Idle]);
     assert_eq!(world.net.apps[busy].received, b"......");
 }
 
@@ -412,7 +401,7 @@ fn withdrawing_an_export_cuts_its_flows() {
     world.run();
     assert!(world.net.apps[app].reset);
     assert!(matches!(
-        closed(&world, 1)[..],
+        world.close_reasons(1)[..],
         [CloseReason::Reconfigured(ref d)] if d.reason == warren_proto::policy::Reason::NotExported
     ));
 }
@@ -451,8 +440,8 @@ fn flows_take_turns_across_a_services_endpoints() {
     for (i, app) in apps.iter().enumerate() {
         assert!(world.net.apps[*app].received == pattern(100, i));
     }
-    assert_eq!(closed(&world, 1).len(), 2, "half went to node 1");
-    assert_eq!(closed(&world, 2).len(), 2, "half went to node 2");
+    assert_eq!(world.close_reasons(1).len(), 2, "half went to node 1");
+    assert_eq!(world.close_reasons(2).len(), 2, "half went to node 2");
 }
 
 #[test]
@@ -470,7 +459,11 @@ fn a_dead_endpoint_is_ejected_and_its_flows_retry_elsewhere() {
     for (i, app) in apps.iter().enumerate() {
         assert!(world.net.apps[*app].received == pattern(100, i), "flow {i}");
     }
-    assert_eq!(closed(&world, 2).len(), 4, "every flow ended up on node 2");
+    assert_eq!(
+        world.close_reasons(2).len(),
+        4,
+        "every flow ended up on node 2"
+    );
     let refused_connects = world
         .net
         .transcript

@@ -8,7 +8,7 @@ mod node_harness;
 use std::net::{IpAddr, SocketAddr};
 
 use node_harness::certs::{spiffe, Ca};
-use node_harness::World;
+use node_harness::{World, SOCKS_OK};
 use warren_proto::node::{
     CloseReason, Endpoint, FrontConfig, FrontKind, Input, Node, NodeConfig, NodeEvent, Output,
     ResolveError,
@@ -117,19 +117,6 @@ fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
     r
 }
 
-const SOCKS_OK: [u8; 12] = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-
-fn closed(world: &World, n: usize) -> Vec<CloseReason> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The transcript lines of node `n` containing `word` (e.g. "resolve").
 fn transcript(world: &World, n: usize, word: &str) -> Vec<String> {
     let prefix = format!("{n} {word} ");
@@ -166,7 +153,7 @@ fn an_export_whose_target_is_a_name_is_resolved_and_reached() {
     assert!(transcript(&world, 1, "connect")
         .iter()
         .any(|l| l.ends_with(DB)));
-    assert_eq!(closed(&world, 1), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -176,9 +163,9 @@ fn an_export_whose_name_does_not_resolve_answers_503() {
     let app = world.connect_app(addr(TUNNEL));
     world.app_write(app, b"select 1");
     world.run();
-    assert_eq!(closed(&world, 1), vec![CloseReason::Unreachable]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Unreachable]);
     assert_eq!(
-        closed(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 503 }]
     );
     assert!(world.net.apps[app].received.is_empty());
@@ -196,7 +183,7 @@ fn egress_to_a_name_a_domain_rule_allows_uses_any_address_it_resolves_to() {
     assert!(transcript(&world, 0, "connect")
         .iter()
         .any(|l| l.ends_with(CDN_HOST)));
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -206,7 +193,7 @@ fn egress_to_a_name_no_rule_names_is_allowed_when_its_address_is_in_an_allowed_c
     let got = &world.net.apps[app].received;
     assert_eq!(got[..12], SOCKS_OK);
     assert_eq!(&got[12..], b"ping");
-    assert_eq!(closed(&world, 0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -257,7 +244,7 @@ fn an_egress_name_that_does_not_resolve_is_host_unreachable() {
         [5, 0, 5, 4],
         "0x04 host unreachable"
     );
-    assert_eq!(closed(&world, 0), vec![CloseReason::Unreachable]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Unreachable]);
     assert_eq!(world.nodes[0].sock_count(), 0);
 }
 
@@ -273,14 +260,18 @@ fn a_flow_allowed_by_its_name_survives_a_config_swap_that_keeps_the_rule() {
     let config = world.nodes[0].config().clone();
     world.apply_config(0, config);
     world.run();
-    assert!(closed(&world, 0).is_empty(), "{:?}", closed(&world, 0));
+    assert!(
+        world.close_reasons(0).is_empty(),
+        "{:?}",
+        world.close_reasons(0)
+    );
     // A swap that drops the domain rule closes it.
     let mut config = world.nodes[0].config().clone();
     config.egress = EgressPolicy::new(vec![lab_rule()]);
     world.apply_config(0, config);
     world.run();
     assert!(matches!(
-        closed(&world, 0)[..],
+        world.close_reasons(0)[..],
         [CloseReason::Reconfigured(_)]
     ));
     assert!(world.net.apps[app].reset);
@@ -397,7 +388,7 @@ fn a_refused_address_of_the_answer_falls_back_to_the_next() {
     let connects = transcript(&world, 1, "connect");
     assert_eq!(connects.len(), 2, "{connects:?}");
     assert!(connects[0].ends_with("[::1]:5432") && connects[1].ends_with(DB));
-    assert_eq!(closed(&world, 1), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -411,9 +402,9 @@ fn when_every_address_refuses_the_flow_ends_once() {
     world.app_write(app, b"select 1");
     world.run();
     assert_eq!(transcript(&world, 1, "connect").len(), 2);
-    assert_eq!(closed(&world, 1), vec![CloseReason::ConnectFailed]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::ConnectFailed]);
     assert_eq!(
-        closed(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 503 }]
     );
 }

@@ -6,6 +6,10 @@
 
 pub mod certs;
 
+/// A SOCKS5 client's view of a granted CONNECT: the no-auth method choice,
+/// then success with a zero IPv4 bind address.
+pub const SOCKS_OK: [u8; 12] = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+
 #[path = "../common/mod.rs"]
 pub mod common;
 
@@ -14,7 +18,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
-    ConnectError, Input, ListenError, ListenerId, Node, NodeConfig, NodeEvent, ResolveError, SockId,
+    CloseReason, ConnectError, Input, ListenError, ListenerId, Node, NodeConfig, NodeEvent,
+    ResolveError, SockId,
 };
 use warren_proto::time::Instant;
 
@@ -632,6 +637,17 @@ impl World {
             .iter()
             .filter(|(m, _)| *m == n)
             .map(|(_, e)| e)
+            .collect()
+    }
+
+    /// Why node `n`'s flows closed, in order.
+    pub fn close_reasons(&self, n: usize) -> Vec<CloseReason> {
+        self.events_of(n)
+            .into_iter()
+            .filter_map(|e| match e {
+                NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
             .collect()
     }
 }
