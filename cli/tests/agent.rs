@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 
-use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
+use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -17,36 +17,9 @@ fn write(path: &Path, text: &str) {
 fn agents_tunnel_bytes_exactly(runtime: &str) {
     let dir = TempDir::new(&format!("agents-{runtime}"));
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
-    ok(&[
-        "ca",
-        "init",
-        "--trust-domain",
-        "test.warren",
-        "--out",
-        &d("ca"),
-    ]);
     let client = "spiffe://test.warren/ns/web/sa/client";
     let server = "spiffe://test.warren/ns/app/sa/server";
-    ok(&[
-        "ca",
-        "issue",
-        "--ca",
-        &d("ca"),
-        "--id",
-        client,
-        "--out",
-        &d("a"),
-    ]);
-    ok(&[
-        "ca",
-        "issue",
-        "--ca",
-        &d("ca"),
-        "--id",
-        server,
-        "--out",
-        &d("b"),
-    ]);
+    issue_pki(dir.path(), "ca", &[(client, "a"), (server, "b")]);
 
     let echo = echo_server();
     let (a_hbone, a_admin, tunnel) = (free_port(), free_port(), free_port());

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::two_agents::{exchange, TwoAgents, CLIENT};
-use support::{curl, free_port, ok, warren, Running, WAIT};
+use support::{curl, free_port, issue_pki, warren, Running, WAIT};
 
 /// Runs `warren agent` on `pair`'s file `name` until it exits; an agent
 /// that keeps running fails the test after [`WAIT`].
@@ -87,27 +87,8 @@ fn a_certificate_from_another_ca_is_refused_at_start() {
     let pair = TwoAgents::new("other-ca", "tokio");
     // A CA of the same trust domain that is not the one in a/ca.pem: the
     // certificate names the right kind of id, but no peer would accept it.
-    let other = pair.file("other-ca");
     let rogue = pair.file("rogue");
-    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
-    ok(&[
-        "ca",
-        "init",
-        "--trust-domain",
-        "test.warren",
-        "--out",
-        &path(&other),
-    ]);
-    ok(&[
-        "ca",
-        "issue",
-        "--ca",
-        &path(&other),
-        "--id",
-        CLIENT,
-        "--out",
-        &path(&rogue),
-    ]);
+    issue_pki(pair.dir.path(), "other-ca", &[(CLIENT, "rogue")]);
     for file in ["cert.pem", "key.pem"] {
         std::fs::copy(rogue.join(file), pair.file("a").join(file)).unwrap();
     }

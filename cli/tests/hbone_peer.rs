@@ -18,7 +18,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use support::two_agents::pattern;
-use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
+use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
 use tokio::runtime::Runtime;
 use warren_interop::hbone_peer::{
     Answer, PeerClient, PeerError, PeerIdentity, PeerServer, PeerTunnel, Seen,
@@ -38,45 +38,12 @@ impl Pki {
     fn new(name: &str) -> Pki {
         let dir = TempDir::new(name);
         let pki = Pki { dir };
-        let d = |p: &str| pki.path(p);
-        ok(&[
+        issue_pki(
+            pki.dir.path(),
             "ca",
-            "init",
-            "--trust-domain",
-            "test.warren",
-            "--out",
-            &d("ca"),
-        ]);
-        for (id, out) in [(AGENT, "agent"), (PEER, "peer"), (STRANGER, "stranger")] {
-            ok(&[
-                "ca",
-                "issue",
-                "--ca",
-                &d("ca"),
-                "--id",
-                id,
-                "--out",
-                &d(out),
-            ]);
-        }
-        ok(&[
-            "ca",
-            "init",
-            "--trust-domain",
-            "test.warren",
-            "--out",
-            &d("other-ca"),
-        ]);
-        ok(&[
-            "ca",
-            "issue",
-            "--ca",
-            &d("other-ca"),
-            "--id",
-            PEER,
-            "--out",
-            &d("forged"),
-        ]);
+            &[(AGENT, "agent"), (PEER, "peer"), (STRANGER, "stranger")],
+        );
+        issue_pki(pki.dir.path(), "other-ca", &[(PEER, "forged")]);
         pki
     }
 

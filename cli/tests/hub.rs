@@ -11,12 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{free_port, warren, Running, TempDir, WAIT};
-
-fn ok(args: &[&str]) {
-    let out = warren().args(args).output().unwrap();
-    assert!(out.status.success(), "warren {args:?}: {out:?}");
-}
+use support::{free_port, issue_pki, ok, warren, Running, TempDir, WAIT};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -116,29 +111,14 @@ fn curl_until_ok(socks: u16, url: &str) -> String {
 fn agent_b_with_no_port_serves_through_the_hub(runtime: &str) {
     let dir = TempDir::new(&format!("hub-{runtime}"));
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
-    ok(&[
-        "ca",
-        "init",
-        "--trust-domain",
-        "test.warren",
-        "--out",
-        &d("ca"),
-    ]);
     let hub_id = "spiffe://test.warren/ns/mesh/sa/hub";
     let client = "spiffe://test.warren/ns/web/sa/client";
     let server = "spiffe://test.warren/ns/demo/sa/server";
-    for (id, out) in [(hub_id, "h"), (client, "a"), (server, "b")] {
-        ok(&[
-            "ca",
-            "issue",
-            "--ca",
-            &d("ca"),
-            "--id",
-            id,
-            "--out",
-            &d(out),
-        ]);
-    }
+    issue_pki(
+        dir.path(),
+        "ca",
+        &[(hub_id, "h"), (client, "a"), (server, "b")],
+    );
     write(&dir.path().join("revoked.txt"), "# nobody yet\n");
     let service = http_service();
     let (hub_port, hub_admin) = (free_port(), free_port());

@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 
 use serde_json::Value;
-use support::{echo_server, free_port, ok, warren, Running, TempDir, WAIT};
+use support::{echo_server, free_port, issue_pki, ok, warren, Running, TempDir, WAIT};
 
 const CLIENT: &str = "spiffe://test.warren/ns/web/sa/client";
 const SERVER: &str = "spiffe://test.warren/ns/app/sa/server";
@@ -50,14 +50,7 @@ fn through(port: u16, data: &[u8]) -> Vec<u8> {
 fn agents_join_with_tickets_log_json_fields_and_show_status() {
     let dir = TempDir::new("tickets-json");
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
-    ok(&[
-        "ca",
-        "init",
-        "--trust-domain",
-        "test.warren",
-        "--out",
-        &d("ca"),
-    ]);
+    issue_pki(dir.path(), "ca", &[]);
     for (id, out) in [(CLIENT, "a.ticket"), (SERVER, "b.ticket")] {
         ok(&[
             "ca",

@@ -193,6 +193,24 @@ pub fn ok(args: &[&str]) {
     assert!(out.status.success(), "warren {args:?}: {out:?}");
 }
 
+/// A test CA for trust domain `test.warren` made by `warren ca init` in
+/// `dir/ca`, and a certificate from it for each `(id, folder)` made by
+/// `warren ca issue` in `dir/folder`.
+pub fn issue_pki(dir: &Path, ca: &str, issued: &[(&str, &str)]) {
+    let d = |p: &str| dir.join(p).to_str().unwrap().to_owned();
+    ok(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        "test.warren",
+        "--out",
+        &d(ca),
+    ]);
+    for (id, out) in issued {
+        ok(&["ca", "issue", "--ca", &d(ca), "--id", id, "--out", &d(out)]);
+    }
+}
+
 /// A free loopback port for a configuration file, below Linux's ephemeral
 /// range (32768 and up): a port the kernel hands out could be taken by any
 /// outgoing connection between this check and the agent's bind. Each test

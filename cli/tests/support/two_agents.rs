@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 
-pub use super::{echo_server, ok};
-use super::{free_port, warren, Running, TempDir, WAIT};
+pub use super::echo_server;
+use super::{free_port, issue_pki, warren, Running, TempDir, WAIT};
 
 /// Agent A's identity.
 pub const CLIENT: &str = "spiffe://test.warren/ns/web/sa/client";
@@ -109,35 +109,7 @@ impl TwoAgents {
     /// Makes the certificates and both configuration files; starts nothing.
     pub fn new(name: &str, runtime: &str) -> TwoAgents {
         let dir = TempDir::new(&format!("{name}-{runtime}"));
-        let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
-        ok(&[
-            "ca",
-            "init",
-            "--trust-domain",
-            "test.warren",
-            "--out",
-            &d("ca"),
-        ]);
-        ok(&[
-            "ca",
-            "issue",
-            "--ca",
-            &d("ca"),
-            "--id",
-            CLIENT,
-            "--out",
-            &d("a"),
-        ]);
-        ok(&[
-            "ca",
-            "issue",
-            "--ca",
-            &d("ca"),
-            "--id",
-            SERVER,
-            "--out",
-            &d("b"),
-        ]);
+        issue_pki(dir.path(), "ca", &[(CLIENT, "a"), (SERVER, "b")]);
         let pair = TwoAgents {
             dir,
             runtime: runtime.to_owned(),
