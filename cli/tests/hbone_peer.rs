@@ -12,12 +12,11 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
 use bytes::Bytes;
-use support::two_agents::pattern;
+use support::two_agents::{exchange_on, pattern};
 use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
 use tokio::runtime::Runtime;
 use warren_interop::hbone_peer::{
@@ -198,27 +197,6 @@ principals = ["{STRANGER}"]
     }
 }
 
-/// Reads what the flow on `conn` brings back after sending `data` and a
-/// half-close; a reset counts as end of input.
-fn through(conn: &mut TcpStream, data: &[u8]) -> Vec<u8> {
-    conn.set_read_timeout(Some(WAIT)).unwrap();
-    let mut writer = conn.try_clone().unwrap();
-    let sent = data.to_vec();
-    let sender = std::thread::spawn(move || {
-        // The agent may close a refused flow before we finish writing.
-        let _ = writer.write_all(&sent);
-        let _ = writer.shutdown(Shutdown::Write);
-    });
-    let mut got = Vec::new();
-    match conn.read_to_end(&mut got) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("reading the flow: {e}"),
-    }
-    sender.join().unwrap();
-    got
-}
-
 /// Waits for the next thing the peer server saw.
 fn next_seen(server: &PeerServer) -> Seen {
     server
@@ -264,7 +242,7 @@ endpoints = [{{ addr = "{}", identity = "{PEER}" }}]
     // The agent's tunnel reaches the peer, which sees the agent's id.
     let data = pattern(1 << 20);
     let mut conn = TcpStream::connect(("127.0.0.1", tunnels[0])).unwrap();
-    let got = through(&mut conn, &data);
+    let got = exchange_on(&mut conn, &data);
     assert_eq!(got.len(), data.len());
     assert!(got == data, "echoed bytes differ");
     assert_eq!(
@@ -280,7 +258,7 @@ endpoints = [{{ addr = "{}", identity = "{PEER}" }}]
     // The peer answers 401: the tunnel closes without a byte, and the HTTP
     // proxy answers 403 naming the remote policy.
     let mut conn = TcpStream::connect(("127.0.0.1", tunnels[1])).unwrap();
-    assert_eq!(through(&mut conn, b"hello"), b"");
+    assert_eq!(exchange_on(&mut conn, b"hello"), b"");
     assert_eq!(
         next_seen(&refusing),
         Seen::Connect {
@@ -290,7 +268,7 @@ endpoints = [{{ addr = "{}", identity = "{PEER}" }}]
         }
     );
     let mut conn = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
-    let answer = through(
+    let answer = exchange_on(
         &mut conn,
         b"CONNECT refusing.test:9 HTTP/1.1\r\nHost: refusing.test:9\r\n\r\n",
     );
@@ -302,7 +280,7 @@ endpoints = [{{ addr = "{}", identity = "{PEER}" }}]
     // A server whose certificate another CA signed: the agent refuses it,
     // and the flow closes without a byte.
     let mut conn = TcpStream::connect(("127.0.0.1", tunnels[2])).unwrap();
-    assert_eq!(through(&mut conn, b"hello"), b"");
+    assert_eq!(exchange_on(&mut conn, b"hello"), b"");
     agent.wait_stderr("handshake failed");
     match next_seen(&forged) {
         Seen::Rejected(why) => assert!(why.contains("tls"), "{why}"),
@@ -311,7 +289,7 @@ endpoints = [{{ addr = "{}", identity = "{PEER}" }}]
 
     // A server that trusts another CA refuses the agent.
     let mut conn = TcpStream::connect(("127.0.0.1", tunnels[3])).unwrap();
-    assert_eq!(through(&mut conn, b"hello"), b"");
+    assert_eq!(exchange_on(&mut conn, b"hello"), b"");
     match next_seen(&wary) {
         Seen::Rejected(why) => assert!(why.contains("tls"), "{why}"),
         other => panic!("the wary server accepted: {other:?}"),

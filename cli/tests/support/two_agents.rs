@@ -281,10 +281,15 @@ pub fn admin_get(port: u16, path: &str) -> String {
     body.to_owned()
 }
 
-/// Connects to `port`, sends `data` and a half-close on a thread while
-/// reading everything back; a reset counts as the end of input.
+/// Connects to `port` and runs [`exchange_on`] on the connection.
 pub fn exchange(port: u16, data: &[u8]) -> Vec<u8> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    exchange_on(&mut conn, data)
+}
+
+/// Sends `data` and a half-close on `conn` from a thread while reading
+/// everything back; a reset counts as the end of input.
+pub fn exchange_on(conn: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     conn.set_read_timeout(Some(WAIT)).unwrap();
     let mut writer = conn.try_clone().unwrap();
     let sent = data.to_vec();
