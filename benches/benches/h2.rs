@@ -17,6 +17,7 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use warren_benches::bulk::WarrenBulk;
 use warren_benches::reference::{self, H2Bulk};
+use warren_benches::samples::Samples;
 use warren_benches::{churn, corpus, frames, MIB};
 use warren_proto::h2::frame::FrameDecoder;
 
@@ -67,25 +68,6 @@ fn frame_decoding(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// Per-iteration times of one benchmark function, gathered through
-/// `iter_custom` so that the warren/h2 ratio comes from the same run.
-#[derive(Default)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn record(&mut self, iters: u64, elapsed: Duration) -> Duration {
-        if iters > 0 {
-            self.0.push(elapsed / iters as u32);
-        }
-        elapsed
-    }
-
-    fn median(&mut self) -> Duration {
-        self.0.sort();
-        self.0.get(self.0.len() / 2).copied().unwrap_or_default()
-    }
 }
 
 fn heavy_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {

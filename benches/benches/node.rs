@@ -17,30 +17,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use warren_benches::bulk::WarrenBulk;
 use warren_benches::mtls::{TlsH2Bulk, TlsPair};
 use warren_benches::node::{self, NodePair, TargetMode};
+use warren_benches::samples::Samples;
 use warren_benches::{churn, MIB};
 
 /// Bytes per bulk iteration: the engine bench's.
 const BULK_BYTES: u64 = 64 * MIB as u64;
 /// Flows (and engine streams) per churn iteration.
 const FLOWS: usize = 1000;
-
-/// Median per-iteration time of one function, from `iter_custom`.
-#[derive(Default)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn record(&mut self, iters: u64, elapsed: Duration) -> Duration {
-        if iters > 0 {
-            self.0.push(elapsed / iters as u32);
-        }
-        elapsed
-    }
-
-    fn median(&mut self) -> Duration {
-        self.0.sort();
-        self.0.get(self.0.len() / 2).copied().unwrap_or_default()
-    }
-}
 
 /// Runs `work` under criterion as `name` in `group`, keeping its samples.
 fn timed(

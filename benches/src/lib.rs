@@ -16,6 +16,7 @@
 //! - [`mesh`]: `warren bench`, the whole mesh against real peers (with
 //!   `pair`, the only rooms without feature `yardstick`, which brings the
 //!   `h2` crate).
+//! - [`samples`]: per-iteration times for the criterion benches.
 //! - [`mtls`]: mutual TLS alone, and HTTP/2 over it without a node.
 //! - [`node`]: two real mesh nodes wired in memory (the node bench).
 
@@ -37,6 +38,8 @@ pub mod node;
 pub mod pair;
 #[cfg(feature = "yardstick")]
 pub mod reference;
+#[cfg(feature = "yardstick")]
+pub mod samples;
 
 /// One mebibyte, the application write size and frame size of the bulk runs.
 #[cfg(feature = "yardstick")]
