@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod hub_mesh;
 pub mod prometheus;
 pub mod two_agents;
 
@@ -99,6 +100,25 @@ impl Running {
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `needle` appeared at least `n` times on stderr.
+    pub fn wait_stderr_count(&self, needle: &str, n: usize) {
+        self.wait_until(|err| err.matches(needle).count() >= n);
+    }
+
+    /// Waits until `done` holds for everything written to stderr so far;
+    /// panics with the output when it does not in time.
+    pub fn wait_until(&self, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(&self.stderr()) {
+            assert!(
+                Instant::now() < deadline,
+                "condition not met; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
