@@ -168,7 +168,10 @@ pub enum CaCommand {
     #[command(
         long_about = "Write a join ticket: one TOML file (mode 0600) holding the CA \
         certificate, a freshly issued certificate and key for the agent's SPIFFE id, and \
-        the addresses of the hubs the agent should dial.\n\n\
+        the addresses of the hubs the agent should dial, with the identities a hub must \
+        prove (--hub-identity; by default spiffe://TRUST-DOMAIN/ns/mesh/sa/hub*, so issue \
+        hub certificates as e.g. spiffe://example.org/ns/mesh/sa/hub1). The agent trusts \
+        no other certificate as a hub: a hub can name the source of the flows it relays.\n\n\
         The ticket contains a private key: hand it over like a password, once, over a \
         channel you trust.\n\n\
         Example: warren ca ticket --ca ./ca --id spiffe://example.org/ns/edge/sa/laptop \
@@ -253,6 +256,10 @@ pub struct CaTicket {
     /// A hub the agent dials, host:port; repeat for several hubs.
     #[arg(long = "hub", value_name = "ADDR")]
     pub hubs: Vec<String>,
+    /// An identity pattern a hub's certificate must match; repeat for
+    /// several. Default with --hub: spiffe://TRUST-DOMAIN/ns/mesh/sa/hub*.
+    #[arg(long = "hub-identity", value_name = "PATTERN")]
+    pub hub_identities: Vec<String>,
     /// How many days the agent's certificate is valid.
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub days: u32,

@@ -24,6 +24,7 @@ use warren_proto::identity::{
 use crate::ca::Ticket;
 use crate::config::{IdentityFiles, IdentitySource};
 use warren_proto::front::Target;
+use warren_proto::policy::PrincipalPattern;
 
 /// What `MeshTlsParams::new` needs besides the host's providers.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub struct LoadedIdentity {
     pub key: PrivateKeyDer<'static>,
     /// The hubs to dial, from a join ticket (none with PEM files).
     pub hubs: Vec<Target>,
+    /// The identities those hubs must prove, from the same ticket.
+    pub hub_identities: Vec<PrincipalPattern>,
     /// Why the certificate is not valid now (not yet, or no longer), if it
     /// is not: a warning, since it was issued by our CA and the clock or
     /// the start date may be what is off.
@@ -216,6 +219,7 @@ fn assemble(
         chain,
         key,
         hubs: Vec::new(),
+        hub_identities: Vec::new(),
         dates: own.dates,
     })
 }
@@ -296,10 +300,12 @@ impl IdentitySource {
             IdentitySource::Ticket(path) => {
                 let ticket = Ticket::read(path)?;
                 let mut loaded = ticket.identity()?;
-                loaded.hubs = ticket.hub_targets().map_err(|reason| LoadError::Ticket {
+                let error = |reason| LoadError::Ticket {
                     path: path.clone(),
                     reason,
-                })?;
+                };
+                loaded.hubs = ticket.hub_targets().map_err(error)?;
+                loaded.hub_identities = ticket.hub_patterns().map_err(error)?;
                 Ok(loaded)
             }
         }
@@ -349,11 +355,25 @@ mod tests {
             "hub1.example.org:15008".to_owned(),
             "10.0.0.9:443".to_owned(),
         ];
-        ca::ticket(&dir.join("ca"), &id, &ticket_file, &hubs, 1, now(), false).unwrap();
+        ca::ticket(
+            &dir.join("ca"),
+            &id,
+            &ticket_file,
+            &hubs,
+            &[],
+            1,
+            now(),
+            false,
+        )
+        .unwrap();
         let source = IdentitySource::Ticket(ticket_file.clone());
         let loaded = source.load().unwrap();
         let loaded_hubs: Vec<String> = loaded.hubs.iter().map(ToString::to_string).collect();
         assert_eq!(loaded_hubs, hubs);
+        let hub = SpiffeId::parse("spiffe://example.org/ns/mesh/sa/hub2").unwrap();
+        assert_eq!(loaded.hub_identities.len(), 1);
+        assert!(loaded.hub_identities[0].matches(&hub));
+        assert!(!loaded.hub_identities[0].matches(&id));
         assert_eq!(params(loaded).identity(), &id);
         // A ticket others may read is refused, with the fix in the message.
         std::fs::set_permissions(&ticket_file, std::fs::Permissions::from_mode(0o640)).unwrap();

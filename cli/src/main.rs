@@ -40,8 +40,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("issued certificate\n{issued}");
         }
         Command::Ca(CaCommand::Ticket(a)) => {
-            let issued = ca::ticket(&a.ca, &a.id, &a.out, &a.hubs, a.days, now()?, a.force)
-                .map_err(|e| e.to_string())?;
+            let issued = ca::ticket(
+                &a.ca,
+                &a.id,
+                &a.out,
+                &a.hubs,
+                &a.hub_identities,
+                a.days,
+                now()?,
+                a.force,
+            )
+            .map_err(|e| e.to_string())?;
             print!("wrote join ticket (it holds a private key: keep it secret)\n{issued}");
         }
         Command::Ca(CaCommand::Revoke(a)) => {

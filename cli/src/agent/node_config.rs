@@ -31,11 +31,24 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
         tracing::warn!("identity: {dates}; peers will refuse it until the dates are right");
     }
     let hubs = loaded.hubs.clone();
+    let hub_identities = loaded.hub_identities.clone();
     let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
     node.hbone_listen = cfg.hbone_listen;
+    // The file's defaults could not see the ticket: with hubs from it, an
+    // agent that was not told to listen dials out only, as with `hubs`.
+    if cfg.hbone_listen_is_default && cfg.hub.is_none() && !hubs.is_empty() {
+        node.hbone_listen = None;
+    }
     node.hub_links = cfg.hub_links.clone();
+    // A ticket's hub identities join the file's `hub_identities`: whoever
+    // wrote the ticket holds the CA, so the file need not repeat them.
+    for pattern in hub_identities {
+        if !node.hub_links.identities.contains(&pattern) {
+            node.hub_links.identities.push(pattern);
+        }
+    }
     // A join ticket's hubs join the configured ones (names resolved now:
     // the node dials addresses).
     for hub in &hubs {

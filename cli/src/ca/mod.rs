@@ -19,7 +19,10 @@ mod ticket;
 
 pub use files::Secrecy;
 pub use revoke::revoke;
-pub use ticket::{check_hub, Ticket, TicketError, TICKET_VERSION};
+pub use ticket::{
+    check_hub, check_hub_identity, default_hub_identity, Ticket, TicketError, HUB_NAMESPACE,
+    TICKET_VERSION,
+};
 
 use core::fmt;
 use std::io;
@@ -91,6 +94,8 @@ pub enum CaError {
     SelfCheck(IdentityError),
     /// A hub address is not `host:port`.
     BadHub(String),
+    /// A hub identity pattern is malformed or of another trust domain.
+    BadHubIdentity(String),
     /// The ticket could not be encoded.
     Ticket(String),
 }
@@ -126,6 +131,7 @@ impl fmt::Display for CaError {
                 "the issued certificate does not verify against the CA ({e}); was the CA made by `warren ca init`, and does ca-key.pem belong to ca.pem?"
             ),
             CaError::BadHub(e) => write!(f, "--hub {e}; expected host:port"),
+            CaError::BadHubIdentity(e) => write!(f, "--hub-identity {e}"),
             CaError::Ticket(e) => write!(f, "cannot encode the ticket: {e}"),
         }
     }
@@ -397,12 +403,16 @@ pub fn issue(
 }
 
 /// `warren ca ticket`: a join ticket for `id` (a fresh certificate and
-/// key, the CA certificate and the hubs), written to `out` (0600).
+/// key, the CA certificate, the hubs and the identities they must prove:
+/// `hub_identities`, or [`default_hub_identity`] when it is empty and there
+/// are hubs), written to `out` (0600).
+#[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn ticket(
     ca_dir: &Path,
     id: &SpiffeId,
     out: &Path,
     hubs: &[String],
+    hub_identities: &[String],
     days: u32,
     now: u64,
     force: bool,
@@ -410,11 +420,19 @@ pub fn ticket(
     for hub in hubs {
         check_hub(hub).map_err(CaError::BadHub)?;
     }
+    let hub_identities = match (hubs.is_empty(), hub_identities.is_empty()) {
+        (false, true) => vec![default_hub_identity(id.trust_domain())],
+        _ => hub_identities.to_vec(),
+    };
+    for pattern in &hub_identities {
+        check_hub_identity(pattern, id.trust_domain()).map_err(CaError::BadHubIdentity)?;
+    }
     let leaf = LoadedCa::load(ca_dir)?.issue(id, days, now)?;
     let ticket = Ticket {
         version: TICKET_VERSION,
         id: id.to_string(),
         hubs: hubs.to_vec(),
+        hub_identities,
         ca: leaf.ca_pem,
         cert: leaf.cert_pem,
         key: leaf.key_pem,

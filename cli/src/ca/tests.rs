@@ -234,7 +234,7 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
         "hub1.example.org:15008".to_owned(),
         "10.0.0.2:15008".to_owned(),
     ];
-    let issued = ticket(&ca, &who, &file, &hubs, 30, NOW, false).unwrap();
+    let issued = ticket(&ca, &who, &file, &hubs, &[], 30, NOW, false).unwrap();
     assert_eq!(issued.files, vec![file.clone()]);
     assert_eq!(mode(&file), 0o600);
     let text = fs::read_to_string(&file).unwrap();
@@ -242,6 +242,12 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
     let parsed = Ticket::parse(&text).unwrap();
     assert_eq!(parsed.id, who.as_str());
     assert_eq!(parsed.hubs, hubs);
+    // No --hub-identity: hubs must prove the default hub identity.
+    assert_eq!(
+        parsed.hub_identities,
+        ["spiffe://example.org/ns/mesh/sa/hub*"]
+    );
+    assert!(text.contains("hub_identities = [\"spiffe://example.org/ns/mesh/sa/hub*\"]"));
     assert_eq!(
         parsed.ca,
         fs::read_to_string(ca.join(CA_CERT_FILE)).unwrap()
@@ -261,7 +267,7 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
         .unwrap();
     // Refusals: overwrite, a bad hub, a ticket of the wrong version.
     assert!(matches!(
-        ticket(&ca, &who, &file, &hubs, 30, NOW, false),
+        ticket(&ca, &who, &file, &hubs, &[], 30, NOW, false),
         Err(CaError::WouldOverwrite(_))
     ));
     let err = ticket(
@@ -269,6 +275,7 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
         &who,
         &dir.0.join("t2"),
         &["no-port".to_owned()],
+        &[],
         30,
         NOW,
         false,
@@ -279,11 +286,80 @@ fn ticket_holds_ca_cert_key_and_hubs_and_is_private() {
         "{err}"
     );
     assert!(!dir.0.join("t2").exists());
+    // A ticket written before hub identities were carried gets the default.
+    let older: String = text
+        .lines()
+        .filter(|l| !l.starts_with("hub_identities"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        Ticket::parse(&older).unwrap().hub_identities,
+        parsed.hub_identities
+    );
     let newer = text.replace("version = 1", "version = 2");
     assert!(matches!(
         Ticket::parse(&newer),
         Err(TicketError::Version(2))
     ));
+}
+
+#[test]
+fn ticket_hub_identities_are_given_or_refused_with_the_reason() {
+    let dir = TempDir::new("ticket-hub-ids");
+    let ca = dir.0.join("ca");
+    init(&td("example.org"), &ca, 365, NOW, false).unwrap();
+    let who = id("spiffe://example.org/ns/edge/sa/agent-1");
+    let hubs = ["hub1.example.org:15009".to_owned()];
+    let given = [
+        "spiffe://example.org/ns/infra/sa/relay-*".to_owned(),
+        "spiffe://example.org/ns/infra/sa/hub".to_owned(),
+    ];
+    let file = dir.0.join("given.ticket");
+    ticket(&ca, &who, &file, &hubs, &given, 30, NOW, false).unwrap();
+    let parsed = Ticket::parse(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(parsed.hub_identities, given);
+    let patterns = parsed.hub_patterns().unwrap();
+    let relay = id("spiffe://example.org/ns/infra/sa/relay-eu");
+    let stranger = id("spiffe://example.org/ns/mesh/sa/hub1");
+    assert!(patterns.iter().any(|p| p.matches(&relay)));
+    assert!(!patterns.iter().any(|p| p.matches(&stranger)));
+    // No hubs, no identities: nothing to trust as a hub.
+    let file = dir.0.join("none.ticket");
+    ticket(&ca, &who, &file, &[], &[], 30, NOW, false).unwrap();
+    let parsed = Ticket::parse(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(parsed.hub_identities.is_empty());
+    // A pattern of another trust domain could never match: refused, as is
+    // an empty one, and nothing is written.
+    for (bad, says) in [
+        (
+            "spiffe://other.org/ns/mesh/sa/hub*",
+            "not in trust domain example.org",
+        ),
+        (
+            "spiffe://example.org.evil/ns/mesh/sa/hub",
+            "not in trust domain example.org",
+        ),
+        ("", "\"\""),
+    ] {
+        let out = dir.0.join("bad.ticket");
+        let err = ticket(&ca, &who, &out, &hubs, &[bad.to_owned()], 30, NOW, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--hub-identity") && err.contains(says),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+    // The same check guards a ticket edited by hand.
+    let text = fs::read_to_string(dir.0.join("given.ticket"))
+        .unwrap()
+        .replace(
+            "example.org/ns/infra/sa/hub\"",
+            "other.org/ns/infra/sa/hub\"",
+        );
+    let err = Ticket::parse(&text).unwrap_err().to_string();
+    assert!(err.starts_with("ticket hub identity:"), "{err}");
 }
 
 #[test]

@@ -51,6 +51,10 @@ pub struct AgentConfig {
     /// Where the agent accepts HBONE (mesh) connections; `None` for an
     /// agent that only dials out (the default once `hubs` are set).
     pub hbone_listen: Option<SocketAddr>,
+    /// `hbone_listen` was not written: it is the default of an agent whose
+    /// file names no hubs, and an agent whose join ticket names hubs dials
+    /// out only after all.
+    pub hbone_listen_is_default: bool,
     /// Where the admin endpoint (metrics, `/config_dump`) listens.
     pub admin: SocketAddr,
     /// The services this agent serves to the mesh.

@@ -194,6 +194,7 @@ pub fn resolve(
         (None, false) => None,
         (None, true) => Some(DEFAULT_HBONE_LISTEN),
     };
+    let hbone_listen_is_default = raw.hbone_listen.is_none();
     let hbone_listen = match (raw.hbone_listen, hbone_default) {
         (Some(given), _) => Some(listeners.claim("hbone_listen", &given)?),
         (None, Some(default)) => {
@@ -327,6 +328,7 @@ pub fn resolve(
     Ok(AgentConfig {
         identity,
         hbone_listen,
+        hbone_listen_is_default,
         admin,
         exports,
         authz: AuthzPolicy::new(authz_rules),
