@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 pub mod hub_mesh;
+pub mod netns;
 pub mod prometheus;
 pub mod two_agents;
 
