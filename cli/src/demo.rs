@@ -253,7 +253,7 @@ fn instructions(base: u16, dir: &Path, hub: bool) -> Result<String, String> {
     let tunnel = port(base, TUNNEL)?;
     let (b, topology) = match hub {
         true => (
-            "no open port".to_string(),
+            "dials out only (no HBONE port)".to_string(),
             format!(
                 "\x20 hub      {HUB_ID}: :{} (admin :{}); A and B only dial out to it\n",
                 port(base, A_HBONE)?,

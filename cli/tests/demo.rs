@@ -4,6 +4,9 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+
+use support::hub_mesh::listening_ports;
 use support::{curl, warren, Running};
 
 fn demo_answers_curl(runtime: &str, base: u16) {
@@ -91,14 +94,22 @@ fn demo_on_smol_answers_curl() {
 
 /// `warren demo --hub`: the same curl commands work with neither agent
 /// listening for HBONE, through the hub; the denial still comes from B.
-#[test]
-fn demo_with_a_hub_answers_curl() {
-    let base = 25300;
+fn demo_with_a_hub_answers_curl(runtime: &str, base: u16) {
     let mut cmd = warren();
-    cmd.args(["demo", "--hub", "--port-base", &base.to_string()]);
+    cmd.args([
+        "demo",
+        "--hub",
+        "--runtime",
+        runtime,
+        "--port-base",
+        &base.to_string(),
+    ]);
     let demo = Running::start(cmd);
     let printed = demo.wait_stdout("ready").join("\n");
-    assert!(printed.contains("no open port"), "{printed}");
+    assert!(
+        printed.contains("dials out only (no HBONE port)"),
+        "{printed}"
+    );
     let socks = format!("127.0.0.1:{}", base + 1);
     // The agents reach the hub within moments of starting.
     let deadline = std::time::Instant::now() + support::WAIT;
@@ -120,4 +131,19 @@ fn demo_with_a_hub_answers_curl() {
     let out = curl(&["--socks5-hostname", &socks, "http://secret.demo:8080/"]);
     assert_eq!(out.status.code(), Some(97), "{out:?}");
     demo.wait_stderr("only-ops-may-use-secret");
+    // The process listens on the printed ports and no others: A's three
+    // front ends, the hub and its admin, the two services, the two agents'
+    // admin endpoints. Neither agent has an HBONE port.
+    let expected: BTreeSet<u16> = (1..=9).map(|offset| base + offset).collect();
+    assert_eq!(listening_ports(demo.pid()), expected);
+}
+
+#[test]
+fn demo_with_a_hub_answers_curl_on_tokio() {
+    demo_with_a_hub_answers_curl("tokio", 25300);
+}
+
+#[test]
+fn demo_with_a_hub_answers_curl_on_smol() {
+    demo_with_a_hub_answers_curl("smol", 25400);
 }
