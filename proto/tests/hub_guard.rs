@@ -739,3 +739,55 @@ fn arbitrary_control_bytes_change_only_what_policy_permits() {
         .tests(60)
         .quickcheck(prop as fn(Vec<Piece>) -> TestResult);
 }
+
+/// A registry past the frame limit reaches agents as several frames, each
+/// within the limit, that rebuild it exactly: on a raw control stream and
+/// in a real agent connecting afterwards.
+#[test]
+fn a_registry_larger_than_a_frame_is_sent_in_parts() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 1000));
+    for (seed, name) in [(5, "raw-one"), (6, "raw-two"), (7, "raw-three")] {
+        let mut raw = RawAgent::connect(&mut world, &ca.identity(seed, "shop", name));
+        raw.open_control(&mut world);
+        let services = (0..400)
+            .map(|i| sp(&format!("a-rather-long-service-name-{name}-{i}.shop"), 80))
+            .collect();
+        raw.send_control(&mut world, &framed(&announce(services)));
+        assert!(!raw.control_reset());
+    }
+    let snapshot = world.nodes[HUB].hub_registry().snapshot();
+    assert_eq!(snapshot.entries.len(), 1201);
+    let whole = framed(&Message::Registry(snapshot.clone())).len();
+    assert!(whole > DEFAULT_MAX_FRAME_LEN, "{whole} bytes fit one frame");
+    // A new control stream gets the snapshot in parts.
+    let mut late = RawAgent::connect(&mut world, &ca.identity(8, "shop", "late"));
+    late.open_control(&mut world);
+    let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    let mut input = &late.control_in[..];
+    let mut held = warren_proto::control::RegistrySnapshot::default();
+    let mut parts = 0;
+    while let Some(m) = decoder
+        .decode(&mut input)
+        .expect("every part within the limit")
+    {
+        parts += 1;
+        match m {
+            Message::Registry(s) => held = s,
+            Message::RegistryDelta(d) => held.apply(&d).unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(parts >= 2, "{parts} parts");
+    assert_eq!(held, snapshot);
+    // A real agent joining now holds the same registry, and still flows.
+    let mut c = NodeConfig::new(ca.identity(4, "shop", "late-agent"));
+    c.hub_links = links();
+    let n = world.add_node(c);
+    world.run();
+    assert_eq!(
+        world.nodes[n].hub_links()[0].registry,
+        (snapshot.epoch, 1201)
+    );
+    a_flow_works(&mut world, 10_000, 6);
+}

@@ -12,7 +12,7 @@ use rustls::ServerConfig;
 
 use crate::balance::Balancer;
 use crate::control::{
-    encode, ControlError, Endpoint, FrameDecoder, Message, RegistryDelta, Rejection, Sender,
+    encode_split, ControlError, Endpoint, FrameDecoder, Message, RegistryDelta, Rejection, Sender,
     ServicePort, PROTOCOL_VERSION,
 };
 use crate::h2::{Header, Request, Response, StreamId};
@@ -302,8 +302,10 @@ impl Node {
             return;
         };
         let before = agent.outbox.len();
-        let error = match encode(message, max_frame, &mut agent.outbox) {
-            Ok(()) if agent.outbox.len() <= max_outbox => None,
+        // A message always fits an empty outbox: the registry's own row
+        // limit bounds it, and a big snapshot is no sign of a slow reader.
+        let error = match encode_split(message, max_frame, &mut agent.outbox) {
+            Ok(()) if before == 0 || agent.outbox.len() <= max_outbox => None,
             Ok(()) => {
                 agent.outbox.truncate(before);
                 Some(format!(
