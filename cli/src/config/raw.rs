@@ -72,6 +72,19 @@ pub struct RawHub {
     pub strategy: Option<RawStrategy>,
     pub max_services_per_agent: Option<u32>,
     pub max_registry_entries: Option<usize>,
+    /// Longest control frame (an announcement) taken or sent, in bytes.
+    pub max_control_frame: Option<Spanned<u32>>,
+    /// Per-connection control-message rate and burst.
+    pub control_messages_per_second: Option<Spanned<u32>>,
+    pub control_messages_burst: Option<Spanned<u32>>,
+    /// Per-identity CONNECT rate and burst.
+    pub connects_per_second: Option<Spanned<u32>>,
+    pub connects_burst: Option<Spanned<u32>>,
+    /// Offences in `offence_window_secs` before a suspension.
+    pub max_offences: Option<Spanned<u32>>,
+    pub offence_window_secs: Option<Spanned<u32>>,
+    /// How long a suspended identity is refused.
+    pub suspension_secs: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

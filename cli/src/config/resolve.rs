@@ -24,7 +24,7 @@ use super::{
 };
 use warren_proto::balance::Strategy;
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
-use warren_proto::hub::{HubLinks, HubRole, Route};
+use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
 use warren_proto::policy::Glob;
 
 /// The smallest connection window: RFC 9113 fixes the initial one at
@@ -388,9 +388,40 @@ fn hub_role(raw: RawHub, locator: &Locator<'_>) -> Result<HubRole, ConfigError> 
         announce = announce.with_max_services(max);
     }
     let d = HubRole::default();
+    let l = d.limits;
+    let rate = |per_second, burst, default: Rate| -> Result<Rate, ConfigError> {
+        Ok(Rate {
+            per_second: in_range(per_second, 1..=1_000_000, default.per_second, locator)?,
+            burst: in_range(burst, 1..=1_000_000, default.burst, locator)?,
+        })
+    };
+    let secs = |n, default: Duration| -> Result<Duration, ConfigError> {
+        let default = u32::try_from(default.as_secs()).unwrap_or(u32::MAX);
+        in_range(n, 1..=86_400, default, locator).map(|s| Duration::from_secs(u64::from(s)))
+    };
+    let limits = AgentLimits {
+        control_messages: rate(
+            raw.control_messages_per_second,
+            raw.control_messages_burst,
+            l.control_messages,
+        )?,
+        connects: rate(raw.connects_per_second, raw.connects_burst, l.connects)?,
+        max_offences: in_range(raw.max_offences, 0..=1_000_000, l.max_offences, locator)?,
+        offence_window: secs(raw.offence_window_secs, l.offence_window)?,
+        suspension: secs(raw.suspension_secs, l.suspension)?,
+    };
+    let default_frame = u32::try_from(d.max_control_frame).unwrap_or(u32::MAX);
+    let max_control_frame = in_range(
+        raw.max_control_frame,
+        1024..=16 << 20,
+        default_frame,
+        locator,
+    )?;
     Ok(HubRole {
         announce,
         max_registry_entries: raw.max_registry_entries.unwrap_or(d.max_registry_entries),
+        max_control_frame: max_control_frame as usize,
+        limits,
         strategy: match raw.strategy {
             Some(RawStrategy::LeastFlows) => Strategy::LeastFlows,
             Some(RawStrategy::Sticky) => Strategy::Sticky,

@@ -304,6 +304,18 @@ const CASES: &[Case] = &[
         says: &["service echo.demo is already listed"],
     },
     Case {
+        text: "[hub]\nconnects_burst = 0\n",
+        line: 3,
+        key: "hub.connects_burst",
+        says: &["0 is out of range; expected 1 to 1000000"],
+    },
+    Case {
+        text: "[hub]\nsuspension_secs = 100000\n",
+        line: 3,
+        key: "hub.suspension_secs",
+        says: &["100000 is out of range; expected 1 to 86400"],
+    },
+    Case {
         text: "[limits]\nmax_frame_size = 100\n",
         line: 3,
         key: "limits.max_frame_size",
@@ -479,4 +491,35 @@ fn the_identity_is_files_or_a_ticket_never_both() {
 
     let empty = parse_str("[identity]\nticket = \"\"\n").unwrap_err();
     assert!(empty.message.contains("a join ticket"), "{empty}");
+}
+
+#[test]
+fn the_hub_table_sets_per_agent_limits_and_defaults_the_rest() {
+    use warren_proto::hub::{AgentLimits, Rate};
+    let text = format!(
+        "{BASE}[hub]\nconnects_per_second = 50\nconnects_burst = 80\n\
+         control_messages_per_second = 2\nmax_offences = 7\nsuspension_secs = 120\n\
+         max_control_frame = 131072\n"
+    );
+    let hub = parse_str(&text).unwrap().hub.unwrap();
+    let d = AgentLimits::default();
+    assert_eq!(
+        hub.limits,
+        AgentLimits {
+            connects: Rate {
+                per_second: 50,
+                burst: 80
+            },
+            control_messages: Rate {
+                per_second: 2,
+                burst: d.control_messages.burst
+            },
+            max_offences: 7,
+            offence_window: d.offence_window,
+            suspension: Duration::from_secs(120),
+        }
+    );
+    assert_eq!(hub.max_control_frame, 131_072);
+    let plain = parse_str(&format!("{BASE}[hub]\n")).unwrap().hub.unwrap();
+    assert_eq!(plain.limits, d);
 }

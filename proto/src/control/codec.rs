@@ -16,8 +16,8 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 5;
 
 /// The default limit on a frame's payload: a registry snapshot of about
-/// 700 rows with realistic names (~90 bytes each) fits; larger meshes
-/// raise it on both sides (snapshot paging is not built yet).
+/// 700 rows with realistic names (~90 bytes each) fits in one frame;
+/// larger ones go as several ([`super::encode_split`]).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 
 /// Why a message could not be framed.

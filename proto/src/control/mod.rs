@@ -7,6 +7,8 @@
 //!   streaming [`FrameDecoder`].
 //! - `announce_policy`: [`AnnouncePolicy`], identity glob → services it may
 //!   export.
+//! - `split`: [`encode_split`], registry messages over the frame limit as
+//!   several frames.
 //!
 //! Control messages travel on the agent's forward connection to a hub (one
 //! HBONE stream set aside for control); see `crate::registry` for what the
@@ -15,6 +17,7 @@
 mod announce_policy;
 mod codec;
 mod message;
+mod split;
 #[cfg(test)]
 mod tests;
 
@@ -29,3 +32,4 @@ pub use message::{
     Announce, ControlError, DeltaError, Endpoint, ErrorCode, Evict, EvictReason, Message,
     RegistryDelta, RegistryEntry, RegistrySnapshot, Rejection, Sender, ServicePort,
 };
+pub use split::encode_split;

@@ -495,3 +495,127 @@ fn default_limit_holds_hundreds_of_rows() {
         Err(EncodeError::TooLong { .. })
     ));
 }
+
+/// Frames in `bytes`, decoded with a receiver's `max_len`.
+fn decode_all(bytes: &[u8], max_len: usize) -> Vec<Message> {
+    let mut decoder = FrameDecoder::new(max_len);
+    let mut input = bytes;
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        match decoder.decode(&mut input) {
+            Ok(Some(m)) => out.push(m),
+            Ok(None) => break,
+            Err(e) => panic!("a part over the limit: {e}"),
+        }
+    }
+    out
+}
+
+/// What an agent holds after applying `messages` in order.
+fn replay(start: RegistrySnapshot, messages: Vec<Message>) -> RegistrySnapshot {
+    let mut held = start;
+    for m in messages {
+        match m {
+            Message::Registry(s) => held = s,
+            Message::RegistryDelta(d) => held.apply(&d).unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    held
+}
+
+fn sorted_rows(g: &mut Gen, n: usize) -> Vec<RegistryEntry> {
+    let rows: std::collections::BTreeSet<RegistryEntry> = (0..n).map(|_| arb_entry(g)).collect();
+    rows.into_iter().collect()
+}
+
+/// A snapshot too big for one frame arrives as parts, each within the
+/// receiver's limit, that rebuild it exactly.
+#[test]
+fn split_snapshots_fit_the_limit_and_rebuild_exactly() {
+    fn prop(seed: u64, rows: u8, limit: u16) -> TestResult {
+        let max_len = 200 + usize::from(limit) % 2000;
+        let mut g = Gen::new(usize::try_from(seed % 50).unwrap_or(1) + 1);
+        let snapshot = RegistrySnapshot {
+            epoch: seed,
+            entries: sorted_rows(&mut g, usize::from(rows)),
+        };
+        let mut out = Vec::new();
+        let message = Message::Registry(snapshot.clone());
+        if encode_split(&message, max_len, &mut out).is_err() {
+            return TestResult::failed();
+        }
+        let parts = decode_all(&out, max_len);
+        let whole = postcard::to_allocvec(&message).unwrap().len();
+        TestResult::from_bool(
+            (whole <= max_len) == (parts.len() == 1)
+                && replay(RegistrySnapshot::default(), parts) == snapshot,
+        )
+    }
+    QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(u64, u8, u16) -> TestResult);
+}
+
+/// A delta too big for one frame is applied in parts with the same result,
+/// and only the last part moves the epoch.
+#[test]
+fn split_deltas_apply_like_the_whole() {
+    fn prop(seed: u64, kept: u8, gone: u8, new: u8, limit: u16) -> TestResult {
+        let max_len = 200 + usize::from(limit) % 2000;
+        let mut g = Gen::new(usize::try_from(seed % 50).unwrap_or(1) + 1);
+        let rows = sorted_rows(
+            &mut g,
+            usize::from(kept) + usize::from(gone) + usize::from(new),
+        );
+        let (keep, rest) = rows.split_at(usize::from(kept).min(rows.len()));
+        let (removed, added) = rest.split_at(usize::from(gone).min(rest.len()));
+        let base = seed % 1000;
+        let start = RegistrySnapshot {
+            epoch: base,
+            entries: keep
+                .iter()
+                .chain(removed)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        let delta = RegistryDelta {
+            base,
+            epoch: base + 1,
+            added: added.to_vec(),
+            removed: removed.to_vec(),
+        };
+        let mut want = start.clone();
+        want.apply(&delta).unwrap();
+        let mut out = Vec::new();
+        if encode_split(&Message::RegistryDelta(delta), max_len, &mut out).is_err() {
+            return TestResult::failed();
+        }
+        let parts = decode_all(&out, max_len);
+        let epochs_ok = parts.iter().enumerate().all(|(i, m)| match m {
+            Message::RegistryDelta(d) => {
+                d.base == base && d.epoch == if i + 1 == parts.len() { base + 1 } else { base }
+            }
+            _ => false,
+        });
+        TestResult::from_bool(epochs_ok && replay(start, parts) == want)
+    }
+    QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop as fn(u64, u8, u8, u8, u16) -> TestResult);
+}
+
+#[test]
+fn a_row_longer_than_the_limit_is_an_error_and_writes_nothing() {
+    let mut g = Gen::new(10);
+    let snapshot = RegistrySnapshot {
+        epoch: 1,
+        entries: sorted_rows(&mut g, 3),
+    };
+    let mut out = vec![7];
+    let err = encode_split(&Message::Registry(snapshot), 40, &mut out).unwrap_err();
+    assert!(matches!(err, EncodeError::TooLong { max: 40, .. }));
+    assert_eq!(out, vec![7]);
+}

@@ -7,6 +7,8 @@ use core::time::Duration;
 use crate::control::Rejection;
 use crate::identity::SpiffeId;
 
+use super::Offence;
+
 /// Which of the two connections to a hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LinkKind {
@@ -117,6 +119,42 @@ pub enum HubEvent {
         /// The list's entry, with its reason.
         reason: String,
     },
+    /// Hub: an agent's request was refused for an offence (a flood, a
+    /// broken control stream, a rejected announcement); it counts towards
+    /// suspension.
+    Offence {
+        /// The agent's verified identity.
+        agent: SpiffeId,
+        /// The connection's address.
+        addr: SocketAddr,
+        /// What it did.
+        offence: Offence,
+        /// Offences in the current window, this one included.
+        count: u32,
+    },
+    /// Hub: an agent's identity offended too often; every connection of it
+    /// was closed with GOAWAY ENHANCE_YOUR_CALM, and new ones are refused
+    /// for `back_off`.
+    Suspended {
+        /// The agent's verified identity.
+        agent: SpiffeId,
+        /// Offences in the window that tripped it.
+        offences: u32,
+        /// Connections closed.
+        closed: usize,
+        /// How long new connections are refused.
+        back_off: Duration,
+    },
+    /// Hub: a suspended identity connected again before its back-off ended;
+    /// refused with GOAWAY ENHANCE_YOUR_CALM.
+    StillSuspended {
+        /// The agent's verified identity.
+        agent: SpiffeId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Time left of the back-off.
+        remaining: Duration,
+    },
     /// Agent: a reverse connection's CONNECT named no believable source.
     BadSource {
         /// The hub's identity.
@@ -186,6 +224,34 @@ impl fmt::Display for HubEvent {
             HubEvent::Revoked { peer, addr, reason } => {
                 write!(f, "revoked peer={peer} addr={addr} closed reason={reason}")
             }
+            HubEvent::Offence {
+                agent,
+                addr,
+                offence,
+                count,
+            } => write!(
+                f,
+                "refused {agent} addr={addr} offence={offence} offences_in_window={count}"
+            ),
+            HubEvent::Suspended {
+                agent,
+                offences,
+                closed,
+                back_off,
+            } => write!(
+                f,
+                "suspended {agent} offences={offences} closed={closed} goaway=ENHANCE_YOUR_CALM back_off_ms={}",
+                back_off.as_millis()
+            ),
+            HubEvent::StillSuspended {
+                agent,
+                addr,
+                remaining,
+            } => write!(
+                f,
+                "still suspended {agent} addr={addr} goaway=ENHANCE_YOUR_CALM remaining_ms={}",
+                remaining.as_millis()
+            ),
             HubEvent::BadSource { hub, value } => {
                 write!(f, "bad source header hub={} value={value:?}", Who(hub))
             }

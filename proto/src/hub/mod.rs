@@ -55,8 +55,11 @@
 //! from the same peer address.
 
 mod event;
+mod limits;
 
 pub use event::{HubEvent, LinkKind};
+pub use limits::{AgentLimits, Offence, Rate};
+pub(crate) use limits::{OffenceCount, TokenBucket};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -100,6 +103,8 @@ pub struct HubRole {
     pub ejection: Ejection,
     /// Seed of the balancers' jitter.
     pub seed: u64,
+    /// What one agent may cost the hub before it is refused or suspended.
+    pub limits: AgentLimits,
 }
 
 impl Default for HubRole {
@@ -112,6 +117,7 @@ impl Default for HubRole {
             strategy: Strategy::RoundRobin,
             ejection: Ejection::default(),
             seed: 0,
+            limits: AgentLimits::default(),
         }
     }
 }

@@ -449,8 +449,8 @@ impl Node {
         for message in messages {
             self.hub_message(i, message);
         }
-        if failure.is_some() {
-            self.link_control_lost(i, failure);
+        if let Some(e) = failure {
+            self.link_control_lost(i, Some(e.to_string()));
         }
     }
 

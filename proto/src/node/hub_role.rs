@@ -11,10 +11,13 @@ use bytes::Bytes;
 use rustls::ServerConfig;
 
 use crate::balance::Balancer;
-use crate::control::{encode, Endpoint, FrameDecoder, Message, RegistryDelta, Sender, ServicePort};
+use crate::control::{
+    encode_split, ControlError, Endpoint, FrameDecoder, Message, RegistryDelta, Rejection, Sender,
+    ServicePort, PROTOCOL_VERSION,
+};
 use crate::h2::{Header, Request, Response, StreamId};
 use crate::hbone::ConnectStatus;
-use crate::hub::{HubEvent, LinkKind, CONTROL_CONTENT_TYPE, CONTROL_PATH};
+use crate::hub::{HubEvent, LinkKind, Offence, CONTROL_CONTENT_TYPE, CONTROL_PATH};
 use crate::identity::SpiffeId;
 use crate::pool::ConnId;
 use crate::registry::{AgentKey, Registry};
@@ -52,6 +55,8 @@ pub(super) struct HubState {
     pub balancers: BTreeMap<ServicePort, Balancer<Endpoint>>,
     /// The server config offering both ALPNs, built on first use.
     pub server_tls: Option<Arc<ServerConfig>>,
+    /// Per-agent rate limits, offences and suspensions.
+    pub guard: super::hub_guard::Guard,
 }
 
 /// The stream an HTTP/2 event is about, if any.
@@ -154,7 +159,7 @@ impl Node {
 
     /// An HTTP/2 connection of the hub is ready.
     pub(super) fn hub_conn_ready(&mut self, c: ConnId) {
-        if !self.hub.conns.contains(&c) {
+        if !self.hub.conns.contains(&c) || self.refuse_if_suspended(c) {
             return;
         }
         let Some(m) = self.conns.get(&c) else {
@@ -188,6 +193,7 @@ impl Node {
             .map(|m| (m.peer.clone(), m.peer_addr, m.reverse))
             .unwrap_or((None, ([0, 0, 0, 0], 0).into(), false));
         self.hub.reverse.remove(&c);
+        self.guard_conn_finished(c, agent.as_ref());
         if let Some(control) = self.hub.agents.remove(&c) {
             self.hub.controls.remove(&control.flow);
             let key = AgentKey {
@@ -234,7 +240,9 @@ impl Node {
         if is_control {
             return self.control_open(c, stream);
         }
-        self.relay_open(c, stream, request, end_stream);
+        if self.guard_connect(c, stream) {
+            self.relay_open(c, stream, request, end_stream);
+        }
     }
 
     /// Sends a bodiless answer on `stream`.
@@ -294,8 +302,10 @@ impl Node {
             return;
         };
         let before = agent.outbox.len();
-        let error = match encode(message, max_frame, &mut agent.outbox) {
-            Ok(()) if agent.outbox.len() <= max_outbox => None,
+        // A message always fits an empty outbox: the registry's own row
+        // limit bounds it, and a big snapshot is no sign of a slow reader.
+        let error = match encode_split(message, max_frame, &mut agent.outbox) {
+            Ok(()) if before == 0 || agent.outbox.len() <= max_outbox => None,
             Ok(()) => {
                 agent.outbox.truncate(before);
                 Some(format!(
@@ -410,10 +420,22 @@ impl Node {
             if !self.hub.agents.contains_key(&c) {
                 return;
             }
+            if !self.guard_control(c) {
+                self.control_drop(c, "control messages over the rate limit".to_string());
+                return self.hub_offence(c, Offence::ControlFlood);
+            }
             self.agent_message(c, message);
         }
         if let Some(error) = failure {
-            self.control_drop(c, error);
+            // Tell the agent why before the stream goes (the frame is
+            // queued ahead of the reset).
+            let report = Message::Error(ControlError {
+                code: error.code(),
+                version: PROTOCOL_VERSION,
+            });
+            self.control_send(c, &report);
+            self.control_drop(c, error.to_string());
+            self.hub_offence(c, Offence::BadControl);
         }
     }
 
@@ -422,7 +444,13 @@ impl Node {
             return;
         };
         if !message.may_be_sent_by(Sender::Agent) {
-            return self.control_drop(c, format!("agent sent a hub message: {message:?}"));
+            let report = Message::Error(ControlError {
+                code: crate::control::ErrorCode::WrongDirection,
+                version: PROTOCOL_VERSION,
+            });
+            self.control_send(c, &report);
+            self.control_drop(c, format!("agent sent a hub message: {message:?}"));
+            return self.hub_offence(c, Offence::BadControl);
         }
         let key = AgentKey {
             identity: identity.clone(),
@@ -448,11 +476,17 @@ impl Node {
                         }
                     }
                     Err(rejection) => {
+                        // A full registry is the hub's limit, not the
+                        // agent's fault.
+                        let offended = rejection != Rejection::RegistryFull;
                         self.emit(NodeEvent::Hub(HubEvent::AnnounceRejected {
                             agent: identity,
                             rejection: rejection.clone(),
                         }));
                         self.control_send(c, &Message::Rejected(rejection));
+                        if offended {
+                            self.hub_offence(c, Offence::RejectedAnnouncement);
+                        }
                     }
                 }
             }

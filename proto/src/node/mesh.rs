@@ -4,7 +4,7 @@
 use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
-use crate::control::{FrameDecoder, Message};
+use crate::control::{DecodeError, FrameDecoder, Message};
 use crate::h2::{self, StreamId};
 use crate::identity::SpiffeId;
 use crate::pool::PoolKey;
@@ -67,7 +67,7 @@ impl MeshConn {
         stream: StreamId,
         decoder: &mut FrameDecoder,
         messages: &mut Vec<Message>,
-    ) -> Option<String> {
+    ) -> Option<DecodeError> {
         let mut input = self.h2.recv_data(stream);
         let total = input.len();
         let mut failure = None;
@@ -76,7 +76,7 @@ impl MeshConn {
                 Ok(Some(message)) => messages.push(message),
                 Ok(None) => {}
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(e);
                     break;
                 }
             }
@@ -223,6 +223,27 @@ impl MeshConn {
             let produced = self.tls.write_tls(&mut self.out);
             if (accepted == 0 && produced == 0) || self.out.len() >= FILL_TARGET {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Moves HTTP/2's queued output into TLS, as much as TLS takes, so a
+    /// GOAWAY queued just before [`MeshConn::close_tls`] goes out ahead of
+    /// close_notify instead of being dropped with the connection.
+    pub fn flush_h2(&mut self, now: Instant) {
+        loop {
+            if self.plain_pos >= self.plain.len() {
+                if self.alpn_role.is_some() {
+                    return;
+                }
+                self.plain.clear();
+                self.plain_pos = 0;
+                self.h2.poll_transmit(now, &mut self.plain);
+            }
+            let pending = self.plain.get(self.plain_pos..).unwrap_or(&[]);
+            match self.tls.write_plaintext(pending) {
+                Ok(n) if n > 0 => self.plain_pos += n,
+                _ => return,
             }
         }
     }

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod event;
 mod flow;
+mod hub_guard;
 mod hub_link;
 mod hub_relay;
 mod hub_role;
@@ -40,6 +41,7 @@ pub use event::{
     CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowSnapshot, HandshakeError,
     MetricKey, Metrics, NodeEvent,
 };
+pub use hub_guard::RefusalCounts;
 pub use hub_link::HubLinkStatus;
 
 use flow::{Flow, Owner, Sock};

@@ -24,6 +24,7 @@ impl Node {
             Err(revoked) => format!("{revoked:?}"),
         };
         m.h2.abort(ErrorCode::REFUSED_STREAM, b"identity revoked");
+        m.flush_h2(self.now);
         let addr = m.peer_addr;
         self.emit(NodeEvent::Hub(HubEvent::Revoked { peer, addr, reason }));
         self.conn_finish(c);

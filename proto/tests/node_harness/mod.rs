@@ -201,6 +201,11 @@ impl Host for NodeHost<'_> {
             .push(format!("{} close {} reset={reset}", self.n, sock.0));
         let me = End::Node(self.n, sock);
         self.net.paused.remove(&me);
+        // A connect still in flight is abandoned with its socket.
+        let n = self.n;
+        self.net.actions.retain(
+            |a| !matches!(a, Action::Connect { node, sock: s, .. } if *node == n && *s == sock),
+        );
         if reset {
             if let Some(p) = self.net.pipes.remove(&me) {
                 self.net.pipes.remove(&p.to);

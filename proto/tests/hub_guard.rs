@@ -1,0 +1,793 @@
+//! Bad input at the hub: garbage and oversized control frames, too many
+//! or forbidden announcements, and a flood of CONNECTs from one agent are
+//! refused with the protocol's answer and an event, the offender is
+//! suspended with GOAWAY ENHANCE_YOUR_CALM, and other agents' flows go on.
+//!
+//! The misbehaving agent is a raw client written here (TLS and HTTP/2 from
+//! warren-proto, driven by hand over an application pipe to the hub's
+//! port), so the test chooses every byte it sends.
+
+mod node_harness;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use node_harness::certs::{spiffe, Ca};
+use node_harness::World;
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+use warren_proto::control::{
+    encode, Announce, AnnouncePolicy, ExportRule, FrameDecoder, Message, Rejection,
+    ServiceAllowance, ServicePort, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
+use warren_proto::front::Target as FrontTarget;
+use warren_proto::h2::{self, ErrorCode, Event, Header, Request, StreamId};
+use warren_proto::hub::{
+    AgentLimits, HubEvent, HubLinks, HubRole, Offence, Rate, Route, CONTROL_CONTENT_TYPE,
+    CONTROL_PATH,
+};
+use warren_proto::identity::SpiffeId;
+use warren_proto::node::{FrontConfig, FrontKind, MeshIdentity, NodeConfig, NodeEvent};
+use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
+use warren_proto::tls::TlsSession;
+
+const HUB: usize = 0;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn hub_addr() -> SocketAddr {
+    addr("10.0.0.9:15009")
+}
+
+fn pattern(n: usize, salt: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
+        .collect()
+}
+
+fn hub_role(limits: AgentLimits, max_services: u32) -> HubRole {
+    HubRole {
+        announce: AnnouncePolicy::new(vec![ExportRule {
+            principals: vec![PrincipalPattern::new("*").unwrap()],
+            services: vec![ServiceAllowance::OwnNamespace],
+        }])
+        .with_max_services(max_services),
+        limits,
+        ..HubRole::default()
+    }
+}
+
+fn links() -> HubLinks {
+    HubLinks {
+        hubs: vec![hub_addr()],
+        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
+        route: Route::DirectFirst,
+        seed: 7,
+        ..HubLinks::default()
+    }
+}
+
+/// Node 0 the hub, node 1 agent A (`cart`, tunnel 9000 → echo.shop:80),
+/// node 2 agent B (`echo`, serves echo.shop:80 from an echo server).
+fn setup(ca: &Ca, role: HubRole) -> World {
+    let mut world = World::new();
+    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
+    hub.hbone_listen = Some(hub_addr());
+    hub.hub = Some(role);
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a.hub_links = links();
+    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr("127.0.0.2:8080")),
+    }])
+    .unwrap();
+    b.hub_links = links();
+    world.add_node(hub);
+    world.add_node(a);
+    world.add_node(b);
+    world.add_echo_server(addr("127.0.0.2:8080"));
+    world.run();
+    world
+}
+
+/// A hand-driven agent: TLS client and HTTP/2 client over an app pipe.
+struct RawAgent {
+    app: usize,
+    tls: TlsSession,
+    h2: h2::Connection,
+    taken: usize,
+    events: Vec<Event>,
+    control: Option<StreamId>,
+    /// Bytes the hub sent on the control stream (taken as they arrive: a
+    /// reset stream's buffer goes with it).
+    control_in: Vec<u8>,
+}
+
+impl RawAgent {
+    fn connect(world: &mut World, identity: &MeshIdentity) -> RawAgent {
+        let config = identity
+            .params()
+            .clone()
+            .with_alpn(vec![b"h2".to_vec()])
+            .unwrap()
+            .client_config_matching(vec![PrincipalPattern::new(
+                "spiffe://mesh.test/ns/mesh/sa/hub*",
+            )
+            .unwrap()])
+            .unwrap();
+        let app = world.connect_app(hub_addr());
+        let mut agent = RawAgent {
+            app,
+            tls: TlsSession::client(config, 1 << 20).unwrap(),
+            h2: h2::Connection::new(h2::Role::Client, h2::Config::default(), world.now),
+            taken: 0,
+            events: Vec::new(),
+            control: None,
+            control_in: Vec::new(),
+        };
+        agent.pump(world);
+        assert!(agent.events.contains(&Event::Ready), "raw agent is up");
+        agent
+    }
+
+    /// Moves bytes both ways until nothing changes.
+    fn pump(&mut self, world: &mut World) {
+        loop {
+            world.run();
+            let mut progress = false;
+            let received = &world.net.apps[self.app].received;
+            if received.len() > self.taken {
+                let mut input = received[self.taken..].to_vec();
+                self.taken = received.len();
+                progress = true;
+                while !input.is_empty() {
+                    let n = match self.tls.read_tls(&input) {
+                        Ok(n) => n,
+                        Err(e) => panic!("raw agent TLS: {e:?}"),
+                    };
+                    input.drain(..n);
+                    let mut plain = vec![0; 64 << 10];
+                    while let warren_proto::tls::PlaintextRead::Data(k) =
+                        self.tls.read_plaintext(&mut plain)
+                    {
+                        self.feed(world, &plain[..k]);
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            while let Some(e) = self.h2.poll_event() {
+                self.events.push(e);
+            }
+            let mut plain = Vec::new();
+            self.h2.poll_transmit(world.now, &mut plain);
+            let mut at = 0;
+            while at < plain.len() {
+                let n = self.tls.write_plaintext(&plain[at..]).unwrap();
+                at += n;
+                let mut out = Vec::new();
+                self.tls.write_tls(&mut out);
+                world.app_write(self.app, &out);
+            }
+            let mut out = Vec::new();
+            if self.tls.write_tls(&mut out) > 0 {
+                world.app_write(self.app, &out);
+                progress = true;
+            }
+            if !plain.is_empty() {
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// Hands plaintext to HTTP/2. With a control stream open it goes a
+    /// byte at a time, taking the stream's data after each: a RST_STREAM
+    /// right behind the data would otherwise drop it with the stream.
+    fn feed(&mut self, world: &World, plain: &[u8]) {
+        let Some(control) = self.control else {
+            self.h2.handle_input(world.now, plain);
+            return;
+        };
+        for byte in plain.chunks(1) {
+            self.h2.handle_input(world.now, byte);
+            let data = self.h2.recv_data(control).to_vec();
+            if !data.is_empty() {
+                let _ = self.h2.release_capacity(control, data.len());
+                self.control_in.extend(data);
+            }
+        }
+    }
+
+    /// Opens the control stream (the hub answers with its registry).
+    fn open_control(&mut self, world: &mut World) {
+        let request = Request {
+            method: Bytes::from_static(b"POST"),
+            scheme: Some(Bytes::from_static(b"https")),
+            authority: Some(Bytes::from_static(b"hub")),
+            path: Some(Bytes::from_static(CONTROL_PATH.as_bytes())),
+            headers: vec![Header::new(
+                Bytes::from_static(b"content-type"),
+                Bytes::from_static(CONTROL_CONTENT_TYPE.as_bytes()),
+            )],
+        };
+        self.control = Some(self.h2.send_request(&request, false).unwrap());
+        self.pump(world);
+    }
+
+    /// Sends raw bytes on the control stream.
+    fn send_control(&mut self, world: &mut World, bytes: &[u8]) {
+        let stream = self.control.unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            let n = self.h2.send_data(stream, &bytes[at..]).unwrap_or(0);
+            at += n;
+            self.pump(world);
+            if n == 0 {
+                // The hub stopped taking bytes (stream reset): done.
+                break;
+            }
+        }
+        self.pump(world);
+    }
+
+    /// Control messages the hub sent, decoded.
+    fn control_messages(&self) -> Vec<Message> {
+        let mut input = &self.control_in[..];
+        let mut decoder = FrameDecoder::new(16 << 20);
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = decoder.decode(&mut input) {
+            out.push(m);
+        }
+        out
+    }
+
+    fn control_reset(&self) -> bool {
+        let stream = self.control.unwrap();
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::Reset { stream: s, .. } if *s == stream))
+    }
+
+    fn goaway(&self) -> Option<ErrorCode> {
+        self.events.iter().find_map(|e| match e {
+            Event::GoAway { code, .. } => Some(*code),
+            _ => None,
+        })
+    }
+
+    /// Statuses of the answers to CONNECTs, in arrival order.
+    fn statuses(&self) -> Vec<u16> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Response { response, .. } => Some(response.status),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn framed(message: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(message, 16 << 20, &mut out).unwrap();
+    out
+}
+
+fn sp(name: &str, port: u16) -> ServicePort {
+    ServicePort {
+        service: ServiceName::parse(name).unwrap(),
+        port,
+    }
+}
+
+fn announce(services: Vec<ServicePort>) -> Message {
+    Message::Announce(Announce {
+        services,
+        reachable_hbone: None,
+    })
+}
+
+fn offences(world: &World, n: usize) -> Vec<(SpiffeId, Offence)> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Offence { agent, offence, .. }) => {
+                Some((agent.clone(), *offence))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn control_errors(world: &World, n: usize) -> Vec<String> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::ControlError { error, .. }) => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rows of the hub's registry served by `who`.
+fn served_by(world: &World, who: &SpiffeId) -> BTreeSet<ServicePort> {
+    world.nodes[HUB]
+        .hub_registry()
+        .snapshot()
+        .entries
+        .into_iter()
+        .filter(|e| &e.endpoint.identity == who)
+        .map(|e| e.service)
+        .collect()
+}
+
+/// A's flow through the hub to B still carries bytes exactly.
+fn a_flow_works(world: &mut World, size: usize, salt: usize) {
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    let data = pattern(size, salt);
+    world.app_write(app, &data);
+    world.app_shutdown(app);
+    world.run();
+    assert!(world.net.apps[app].received == data, "A's bytes differ");
+    assert!(world.net.apps[app].eof);
+}
+
+#[test]
+fn garbage_on_the_control_stream_is_answered_and_dropped() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
+    raw.open_control(&mut world);
+    assert!(matches!(
+        raw.control_messages().first(),
+        Some(Message::Registry(_))
+    ));
+    let before = world.nodes[HUB].hub_registry().snapshot();
+    raw.send_control(&mut world, b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n");
+    // The hub says why (wrong version byte), then resets the stream.
+    let error = raw.control_messages().into_iter().find_map(|m| match m {
+        Message::Error(e) => Some(e),
+        _ => None,
+    });
+    let error = error.expect("an Error message before the reset");
+    assert_eq!(
+        error.code,
+        warren_proto::control::ErrorCode::UnsupportedVersion
+    );
+    assert_eq!(error.version, PROTOCOL_VERSION);
+    assert!(raw.control_reset());
+    assert_eq!(
+        offences(&world, HUB),
+        vec![(spiffe("shop", "raw"), Offence::BadControl)]
+    );
+    assert!(control_errors(&world, HUB)
+        .iter()
+        .any(|e| e.contains("version 71")));
+    assert_eq!(world.nodes[HUB].hub_registry().snapshot(), before);
+    assert_eq!(
+        world.nodes[HUB]
+            .hub_refusals()
+            .get(&(Some(spiffe("shop", "raw")), Offence::BadControl)),
+        Some(&1)
+    );
+    // The connection itself stays (one offence is no suspension), and
+    // other agents are untouched.
+    assert_eq!(raw.goaway(), None);
+    a_flow_works(&mut world, 50_000, 1);
+}
+
+#[test]
+fn a_frame_over_the_length_limit_is_refused_before_it_is_buffered() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
+    raw.open_control(&mut world);
+    // A header announcing 64 KiB + 1, followed by part of the body.
+    let mut bytes = vec![PROTOCOL_VERSION];
+    bytes.extend_from_slice(&(DEFAULT_MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, 30_000));
+    raw.send_control(&mut world, &bytes);
+    let codes: Vec<_> = raw
+        .control_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Error(e) => Some(e.code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, vec![warren_proto::control::ErrorCode::FrameTooLong]);
+    assert!(raw.control_reset());
+    assert!(control_errors(&world, HUB)
+        .iter()
+        .any(|e| e.contains("65537 bytes exceeds the 65536-byte limit")));
+    assert_eq!(
+        offences(&world, HUB),
+        vec![(spiffe("shop", "raw"), Offence::BadControl)]
+    );
+    // Nothing of the oversized frame is held at the hub.
+    assert!(world.nodes[HUB].connection_buffered() < 64 << 10);
+    a_flow_works(&mut world, 10_000, 2);
+}
+
+#[test]
+fn too_many_services_and_foreign_names_are_rejected_registry_unchanged() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 3));
+    let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
+    raw.open_control(&mut world);
+    let me = spiffe("shop", "raw");
+    // A permitted announcement first.
+    raw.send_control(&mut world, &framed(&announce(vec![sp("web.shop", 80)])));
+    assert_eq!(served_by(&world, &me), BTreeSet::from([sp("web.shop", 80)]));
+    let registry = world.nodes[HUB].hub_registry().snapshot();
+    // Four services with a limit of three.
+    let four = (0..4).map(|i| sp("web.shop", 80 + i)).collect();
+    raw.send_control(&mut world, &framed(&announce(four)));
+    // A name of another namespace: the identity may not export it.
+    let foreign = vec![sp("web.shop", 80), sp("payments.bank", 443)];
+    raw.send_control(&mut world, &framed(&announce(foreign)));
+    let rejections: Vec<Rejection> = raw
+        .control_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Rejected(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejections,
+        vec![
+            Rejection::TooManyServices {
+                announced: 4,
+                limit: 3
+            },
+            Rejection::NotAllowed(sp("payments.bank", 443)),
+        ]
+    );
+    // Both refused whole: the registry is exactly what it was.
+    assert_eq!(world.nodes[HUB].hub_registry().snapshot(), registry);
+    let hub_rejections: Vec<String> = world
+        .events_of(HUB)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::AnnounceRejected { agent, rejection }) => {
+                Some(format!("{agent}: {rejection}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        hub_rejections,
+        vec![
+            "spiffe://mesh.test/ns/shop/sa/raw: 4 service ports announced, limit 3".to_string(),
+            "spiffe://mesh.test/ns/shop/sa/raw: identity may not export payments.bank:443"
+                .to_string(),
+        ]
+    );
+    assert_eq!(
+        offences(&world, HUB),
+        vec![(me.clone(), Offence::RejectedAnnouncement); 2]
+    );
+    // The control stream stays for a corrected announcement.
+    assert!(!raw.control_reset());
+    raw.send_control(&mut world, &framed(&announce(vec![sp("api.shop", 8080)])));
+    assert_eq!(
+        served_by(&world, &me),
+        BTreeSet::from([sp("api.shop", 8080)])
+    );
+    a_flow_works(&mut world, 10_000, 3);
+}
+
+#[test]
+fn a_control_message_flood_ends_the_control_stream() {
+    let ca = Ca::new(1);
+    let limits = AgentLimits {
+        control_messages: Rate {
+            per_second: 1,
+            burst: 5,
+        },
+        ..AgentLimits::default()
+    };
+    let mut world = setup(&ca, hub_role(limits, 8));
+    let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
+    raw.open_control(&mut world);
+    let pings: Vec<u8> = (0..20).flat_map(|i| framed(&Message::Ping(i))).collect();
+    raw.send_control(&mut world, &pings);
+    let pongs = raw
+        .control_messages()
+        .into_iter()
+        .filter(|m| matches!(m, Message::Pong(_)))
+        .count();
+    assert_eq!(pongs, 5, "the burst is answered, the rest is not");
+    assert!(raw.control_reset());
+    assert_eq!(
+        offences(&world, HUB),
+        vec![(spiffe("shop", "raw"), Offence::ControlFlood)]
+    );
+    // B's control stream kept working: its registry rows are still there.
+    assert_eq!(world.nodes[HUB].hub_registry().len(), 1);
+}
+
+/// 1000 CONNECTs from one agent: the burst is relayed, the rest answered
+/// 429 at once, and once the offences pass the limit every connection of
+/// the agent is closed with GOAWAY ENHANCE_YOUR_CALM and its reconnects
+/// refused for the back-off. A's flow, sent during the flood, arrives
+/// byte-exact, and the hub's memory stays bounded throughout.
+#[test]
+fn a_connect_flood_is_refused_suspended_and_others_flow() {
+    let ca = Ca::new(1);
+    let limits = AgentLimits {
+        connects: Rate {
+            per_second: 100,
+            burst: 100,
+        },
+        max_offences: 300,
+        ..AgentLimits::default()
+    };
+    let mut world = setup(&ca, hub_role(limits, 8));
+    let flooder = ca.identity(5, "shop", "flood");
+    let mut raw = RawAgent::connect(&mut world, &flooder);
+    // A's flow starts first and runs through the flood.
+    let a_app = world.connect_app(addr("127.0.0.1:9000"));
+    let a_data = pattern(300_000, 4);
+    world.app_write(a_app, &a_data);
+    world.app_shutdown(a_app);
+    let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let seen = peak.clone();
+    world.check = Some(Box::new(move |w: &World| {
+        seen.set(seen.get().max(w.nodes[HUB].connection_buffered()));
+    }));
+    let mut sent = 0;
+    for _ in 0..1000 {
+        if raw
+            .h2
+            .send_request(&Request::connect("echo.shop:80"), false)
+            .is_ok()
+        {
+            sent += 1;
+        }
+    }
+    raw.pump(&mut world);
+    world.run();
+    assert!(sent >= 900, "the flood went out: {sent}");
+    let statuses = raw.statuses();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(ok <= 100, "at most the burst was relayed: {ok}");
+    assert_eq!(refused, 301, "429 until the offence limit tripped");
+    assert_eq!(raw.goaway(), Some(ErrorCode::ENHANCE_YOUR_CALM));
+    let suspended: Vec<(SpiffeId, u32)> = world
+        .events_of(HUB)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Suspended {
+                agent, offences, ..
+            }) => Some((agent.clone(), *offences)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(suspended, vec![(spiffe("shop", "flood"), 301)]);
+    assert_eq!(
+        world.nodes[HUB]
+            .hub_refusals()
+            .get(&(Some(spiffe("shop", "flood")), Offence::ConnectFlood)),
+        Some(&301)
+    );
+    // Every offence was the flooder's.
+    assert!(offences(&world, HUB)
+        .iter()
+        .all(|(who, o)| *who == spiffe("shop", "flood") && *o == Offence::ConnectFlood));
+    // A's bytes crossed during the flood, exactly.
+    assert!(world.net.apps[a_app].received == a_data, "A's bytes differ");
+    assert!(world.net.apps[a_app].eof);
+    // The flooder's relays went with its connection; memory stayed bounded
+    // (one TLS fill and a few windows, not a thousand streams' worth).
+    assert_eq!(world.nodes[HUB].relay_count(), 0);
+    assert!(peak.get() < 4 << 20, "hub held {} bytes", peak.get());
+    // A reconnect during the back-off is refused at once.
+    let mut again = RawAgent::connect(&mut world, &flooder);
+    again.pump(&mut world);
+    assert_eq!(again.goaway(), Some(ErrorCode::ENHANCE_YOUR_CALM));
+    assert!(world.events_of(HUB).into_iter().any(|e| matches!(
+        e,
+        NodeEvent::Hub(HubEvent::StillSuspended { agent, .. }) if *agent == spiffe("shop", "flood")
+    )));
+    // Other agents keep flowing.
+    a_flow_works(&mut world, 20_000, 5);
+}
+
+/// One piece of what a fuzzing agent writes on its control stream.
+#[derive(Clone, Debug)]
+enum Piece {
+    /// Any bytes.
+    Bytes(Vec<u8>),
+    /// A well-formed announcement, permitted or not.
+    Announce(Vec<(u8, u16)>),
+    /// A well-formed withdrawal.
+    Withdraw,
+    /// A header with this length, then nothing.
+    Header(u32),
+    /// A message only a hub may send.
+    HubOnly,
+}
+
+const NAMES: [&str; 4] = ["web.shop", "api.shop", "pay.bank", "x.shop"];
+
+impl Piece {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Piece::Bytes(b) => b.clone(),
+            Piece::Announce(services) => framed(&announce(
+                services
+                    .iter()
+                    .map(|(n, p)| sp(NAMES[usize::from(*n) % NAMES.len()], *p))
+                    .collect(),
+            )),
+            Piece::Withdraw => framed(&Message::Withdraw),
+            Piece::Header(len) => {
+                let mut out = vec![PROTOCOL_VERSION];
+                out.extend_from_slice(&len.to_be_bytes());
+                out
+            }
+            Piece::HubOnly => framed(&Message::Rejected(Rejection::RegistryFull)),
+        }
+    }
+}
+
+impl Arbitrary for Piece {
+    fn arbitrary(g: &mut Gen) -> Piece {
+        match u8::arbitrary(g) % 8 {
+            0..=2 => Piece::Bytes(Vec::arbitrary(g)),
+            3..=5 => {
+                let n = usize::from(u8::arbitrary(g) % 5);
+                let ports = [0u16, 80, 443];
+                Piece::Announce(
+                    (0..n)
+                        .map(|_| {
+                            let port = ports[usize::from(u8::arbitrary(g)) % ports.len()];
+                            (u8::arbitrary(g), port)
+                        })
+                        .collect(),
+                )
+            }
+            6 => Piece::Withdraw,
+            _ => match bool::arbitrary(g) {
+                true => Piece::Header(u32::arbitrary(g)),
+                false => Piece::HubOnly,
+            },
+        }
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Piece>> {
+        match self {
+            Piece::Bytes(b) => Box::new(b.shrink().map(Piece::Bytes)),
+            Piece::Announce(s) => Box::new(s.shrink().map(Piece::Announce)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+/// What the hub must have filed for the fuzzing agent after `bytes`: the
+/// last permitted announcement before the stream broke (nothing once it
+/// broke, since a broken control stream withdraws its rows).
+fn expected_rows(bytes: &[u8], policy: &AnnouncePolicy, me: &SpiffeId) -> BTreeSet<ServicePort> {
+    let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    let mut input = bytes;
+    let mut rows = BTreeSet::new();
+    loop {
+        match decoder.decode(&mut input) {
+            Ok(Some(Message::Announce(a))) => {
+                if policy.check(me, &a).is_ok() {
+                    rows = a.services.into_iter().collect();
+                }
+            }
+            Ok(Some(Message::Withdraw)) => rows.clear(),
+            Ok(Some(m)) if !m.may_be_sent_by(warren_proto::control::Sender::Agent) => {
+                return BTreeSet::new();
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return rows,
+            Err(_) => return BTreeSet::new(),
+        }
+    }
+}
+
+/// Arbitrary bytes on the control stream never panic the hub and change
+/// the registry only as far as they decode to permitted announcements.
+#[test]
+fn arbitrary_control_bytes_change_only_what_policy_permits() {
+    fn prop(pieces: Vec<Piece>) -> TestResult {
+        let ca = Ca::new(1);
+        let limits = AgentLimits {
+            control_messages: Rate {
+                per_second: 1000,
+                burst: 1000,
+            },
+            ..AgentLimits::default()
+        };
+        let role = hub_role(limits, 3);
+        let me = spiffe("shop", "raw");
+        let mut world = World::new();
+        let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
+        hub.hbone_listen = Some(hub_addr());
+        hub.hub = Some(role.clone());
+        world.add_node(hub);
+        let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
+        raw.open_control(&mut world);
+        let bytes: Vec<u8> = pieces.iter().flat_map(Piece::bytes).collect();
+        raw.send_control(&mut world, &bytes);
+        let want = expected_rows(&bytes, &role.announce, &me);
+        TestResult::from_bool(served_by(&world, &me) == want)
+    }
+    QuickCheck::new()
+        .tests(60)
+        .quickcheck(prop as fn(Vec<Piece>) -> TestResult);
+}
+
+/// A registry past the frame limit reaches agents as several frames, each
+/// within the limit, that rebuild it exactly: on a raw control stream and
+/// in a real agent connecting afterwards.
+#[test]
+fn a_registry_larger_than_a_frame_is_sent_in_parts() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 1000));
+    for (seed, name) in [(5, "raw-one"), (6, "raw-two"), (7, "raw-three")] {
+        let mut raw = RawAgent::connect(&mut world, &ca.identity(seed, "shop", name));
+        raw.open_control(&mut world);
+        let services = (0..400)
+            .map(|i| sp(&format!("a-rather-long-service-name-{name}-{i}.shop"), 80))
+            .collect();
+        raw.send_control(&mut world, &framed(&announce(services)));
+        assert!(!raw.control_reset());
+    }
+    let snapshot = world.nodes[HUB].hub_registry().snapshot();
+    assert_eq!(snapshot.entries.len(), 1201);
+    let whole = framed(&Message::Registry(snapshot.clone())).len();
+    assert!(whole > DEFAULT_MAX_FRAME_LEN, "{whole} bytes fit one frame");
+    // A new control stream gets the snapshot in parts.
+    let mut late = RawAgent::connect(&mut world, &ca.identity(8, "shop", "late"));
+    late.open_control(&mut world);
+    let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    let mut input = &late.control_in[..];
+    let mut held = warren_proto::control::RegistrySnapshot::default();
+    let mut parts = 0;
+    while let Some(m) = decoder
+        .decode(&mut input)
+        .expect("every part within the limit")
+    {
+        parts += 1;
+        match m {
+            Message::Registry(s) => held = s,
+            Message::RegistryDelta(d) => held.apply(&d).unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(parts >= 2, "{parts} parts");
+    assert_eq!(held, snapshot);
+    // A real agent joining now holds the same registry, and still flows.
+    let mut c = NodeConfig::new(ca.identity(4, "shop", "late-agent"));
+    c.hub_links = links();
+    let n = world.add_node(c);
+    world.run();
+    assert_eq!(
+        world.nodes[n].hub_links()[0].registry,
+        (snapshot.epoch, 1201)
+    );
+    a_flow_works(&mut world, 10_000, 6);
+}
