@@ -231,6 +231,12 @@ impl Node {
         }
     }
 
+    /// The node's certificate changed: later dials build their client
+    /// configs from the new one.
+    pub(super) fn links_certificate_rotated(&mut self) {
+        self.links.tls = None;
+    }
+
     fn link_tls(&mut self, kind: LinkKind) -> Option<Arc<ClientConfig>> {
         if self.links.tls.is_none() {
             let params = self.config.identity.params();
