@@ -79,6 +79,10 @@ pub struct Observed<'a> {
     /// whose nodes (client, target, the hubs it may cross) are all outside
     /// this set must succeed, faults elsewhere or not.
     pub disrupted: &'a BTreeSet<usize>,
+    /// Node pairs (lower index first) whose link a partition, one-way
+    /// partition or clog acted on: a flow crossing none of them, and none
+    /// of the nodes in `disrupted`, must succeed.
+    pub disrupted_links: &'a BTreeSet<(usize, usize)>,
 }
 
 /// A node's per-socket high-water mark against the bound (the node
@@ -391,6 +395,27 @@ fn decisions(o: &Observed<'_>, meta: &ClientMeta, r: &Route) -> (bool, bool) {
     (any, last)
 }
 
+/// Whether no disruptive fault touched a node or a link of the flow from
+/// `client` along `r`.
+fn untouched(o: &Observed<'_>, client: usize, r: &Route) -> bool {
+    let Some(target) = r.target else {
+        return false;
+    };
+    let link = |x: usize, y: usize| o.disrupted_links.contains(&(x.min(y), x.max(y)));
+    let links_clear = if r.hubs.is_empty() {
+        !link(client, target)
+    } else {
+        r.hubs
+            .iter()
+            .all(|h| !link(client, *h) && !link(*h, target))
+    };
+    links_clear
+        && [client, target]
+            .iter()
+            .chain(&r.hubs)
+            .all(|n| !o.disrupted.contains(n))
+}
+
 /// The end-of-run checks; returns how many client flows succeeded.
 pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
     // (endpoint, died with its host): a crashed client cannot finish.
@@ -479,12 +504,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 ));
             }
         }
-        let untouched = r.target.is_some()
-            && [meta.node]
-                .iter()
-                .chain(&r.target)
-                .chain(&r.hubs)
-                .all(|n| !o.disrupted.contains(n));
+        let untouched = untouched(o, meta.node, r);
         if (o.fault_free || untouched) && last_allow && !success && !crashed {
             violations.push(format!(
                 "liveness: {name}: allowed flow failed though no fault touched its nodes (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",

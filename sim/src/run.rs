@@ -119,6 +119,8 @@ struct Sim<'a> {
     stats: RunStats,
     /// Nodes a disruptive fault acted on (see [`Observed::disrupted`]).
     disrupted: std::collections::BTreeSet<usize>,
+    /// Node pairs whose link a fault acted on, lower index first.
+    disrupted_links: std::collections::BTreeSet<(usize, usize)>,
 }
 
 fn node_ip(i: usize) -> IpAddr {
@@ -217,6 +219,7 @@ impl<'a> Sim<'a> {
             violations: Vec::new(),
             stats: RunStats::default(),
             disrupted: std::collections::BTreeSet::new(),
+            disrupted_links: std::collections::BTreeSet::new(),
         };
         for (i, node) in scenario.nodes.iter().enumerate() {
             let rules = node
@@ -421,10 +424,13 @@ impl<'a> Sim<'a> {
         match f.kind {
             // No flow may notice a new certificate or a stranger's junk.
             FaultKind::Rotate | FaultKind::Garbage => {}
-            // These act on the links between the two sides.
+            // These act on the links between the two sides only.
             FaultKind::Partition | FaultKind::OneWay | FaultKind::Clog => {
-                self.disrupted.extend(&mine);
-                self.disrupted.extend(self.others_of(f));
+                for x in &mine {
+                    for y in self.others_of(f) {
+                        self.disrupted_links.insert(((*x).min(y), (*x).max(y)));
+                    }
+                }
             }
             _ => self.disrupted.extend(&mine),
         }
@@ -796,6 +802,7 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
         probe_at,
         fault_free: faults.is_empty(),
         disrupted: &sim.disrupted,
+        disrupted_links: &sim.disrupted_links,
     };
     let mut violations = std::mem::take(&mut sim.violations);
     let ok = invariants::check_end(&observed, &mut violations);

@@ -589,21 +589,46 @@ impl Node {
     }
 
     /// Routes flow `f` to `service:port` through a hub: on the next ready
-    /// forward connection in turn, else waiting on one still coming up.
-    /// Returns false when no hub connection exists at all.
+    /// forward connection in turn whose hub's registry (as this agent
+    /// holds it) lists the service, else on any ready one, else waiting on
+    /// one still coming up. Returns false when no hub connection exists at
+    /// all.
+    ///
+    /// Preferring a hub that knows the service matters after a hub
+    /// restarts: its registry is empty until the endpoint agents redial,
+    /// which can take them a keepalive period, and meanwhile a flow sent
+    /// there would get 503 while another hub could carry it.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
-        let forwards: Vec<ConnId> = self
+        let forwards: Vec<(ConnId, bool)> = self
             .links
             .links
             .iter()
-            .filter_map(|l| l.forward.conn)
-            .filter(|c| self.conns.get(c).is_some_and(|m| !m.closing))
+            .filter_map(|l| {
+                let knows = l
+                    .registry
+                    .entries
+                    .iter()
+                    .any(|e| e.service.port == port && &e.service.service == service);
+                Some((l.forward.conn?, knows))
+            })
+            .filter(|(c, _)| self.conns.get(c).is_some_and(|m| !m.closing))
             .collect();
-        let ready: Vec<ConnId> = forwards
+        let ready_all: Vec<(ConnId, bool)> = forwards
             .iter()
             .copied()
-            .filter(|c| self.conns.get(c).is_some_and(|m| m.ready))
+            .filter(|(c, _)| self.conns.get(c).is_some_and(|m| m.ready))
             .collect();
+        let knowing: Vec<ConnId> = ready_all
+            .iter()
+            .filter(|(_, knows)| *knows)
+            .map(|(c, _)| *c)
+            .collect();
+        let ready = if knowing.is_empty() {
+            ready_all.iter().map(|(c, _)| *c).collect()
+        } else {
+            knowing
+        };
+        let forwards: Vec<ConnId> = forwards.iter().map(|(c, _)| *c).collect();
         self.links.turn = self.links.turn.wrapping_add(1);
         let ready = ready.get(self.links.turn % ready.len().max(1)).copied();
         let Some(c) = ready.or_else(|| forwards.first().copied()) else {
