@@ -193,6 +193,7 @@ impl Node {
                 self.conns.get(r).is_some_and(|m| {
                     m.ready
                         && !m.closing
+                        && m.h2.can_open_stream()
                         && m.peer.as_ref() == Some(&ep.identity)
                         && Some(m.peer_addr.ip()) == forward
                 })

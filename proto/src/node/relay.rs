@@ -857,6 +857,10 @@ impl Node {
             != config.identity.params().certificate_chain();
         self.config = config;
         self.client_tls.clear();
+        // The hub port's TLS config is built from the identity (and the
+        // role) on the next accept: kept, it presented the old certificate
+        // until it expired and then refused every agent.
+        self.hub.server_tls = None;
         if rotated {
             self.certificate_rotated();
         }
