@@ -31,17 +31,22 @@ pub enum Bug {
     /// A local socket whose bytes the stream cannot take yet is not paused:
     /// the node buffers whatever the application sends.
     MissingPauseRead,
+    /// The hub, relaying between two streams, releases a whole chunk from
+    /// the sending leg when the other leg took only part of it: the rest
+    /// of the chunk is lost in the middle of the flow.
+    HubRelayDropsUnsent,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::LostWindowUpdate,
         Bug::HalfCloseAsFullClose,
         Bug::PolicySkippedAfterReload,
         Bug::PoolReuseAfterGoaway,
         Bug::RelayOffByOne,
         Bug::MissingPauseRead,
+        Bug::HubRelayDropsUnsent,
     ];
 
     /// The bug's command-line name.
@@ -53,6 +58,7 @@ impl Bug {
             Bug::PoolReuseAfterGoaway => "pool-reuse-after-goaway",
             Bug::RelayOffByOne => "relay-off-by-one",
             Bug::MissingPauseRead => "missing-pause-read",
+            Bug::HubRelayDropsUnsent => "hub-relay-drops-unsent",
         }
     }
 }

@@ -10,17 +10,24 @@
 //!   change took hold ([`Revocations`]);
 //! - liveness: every probe flow (started after the faults stopped and a
 //!   heal period passed) that the oracle allows succeeds; in a run without
-//!   faults every allowed flow succeeds;
+//!   faults every allowed flow succeeds, and in any run every allowed flow
+//!   none of whose nodes a disruptive fault touched (see
+//!   [`Observed::disrupted`]);
 //! - no leaks: at the end no node holds flows (unless a client still
 //!   waits), its sockets are exactly the adapter's, and only mesh
 //!   connections hold sockets; no host error;
-//! - memory: no node ever held more than a bound for one socket, measured
-//!   after every input the node handled (see
+//! - memory: no node ever held more than a bound for one socket, and no
+//!   hub more than two of its stream windows for one relayed flow,
+//!   measured after every input the node handled (see
 //!   [`NodeHost::peak_buffered`](crate::node_host::NodeHost::peak_buffered)).
+//!
+//! Relayed flows (through a hub) are checked like direct ones: the same
+//! seeded bytes, and the oracle asks both the target's and the hubs'
+//! policies.
 //!
 //! Each violation reads `kind: details`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::app::Endpoint;
 use crate::net::{HostId, SocketId};
@@ -67,6 +74,15 @@ pub struct Observed<'a> {
     pub probe_at: u64,
     /// No fault was scheduled in the whole run.
     pub fault_free: bool,
+    /// Nodes some disruptive fault acted on during the run (every kind but
+    /// `rotate` and `garbage`, which no flow may notice): an allowed flow
+    /// whose nodes (client, target, the hubs it may cross) are all outside
+    /// this set must succeed, faults elsewhere or not.
+    pub disrupted: &'a BTreeSet<usize>,
+    /// Node pairs (lower index first) whose link a partition, one-way
+    /// partition or clog acted on: a flow crossing none of them, and none
+    /// of the nodes in `disrupted`, must succeed.
+    pub disrupted_links: &'a BTreeSet<(usize, usize)>,
 }
 
 /// A node's per-socket high-water mark against the bound (the node
@@ -81,6 +97,17 @@ pub fn check_bounded(violations: &mut Vec<String>, node: usize, host: &crate::no
             peak.at.as_nanos() / 1_000_000
         ));
     }
+    // A hub holds a relayed flow's bytes only in its two legs' receive
+    // buffers, each bounded by the stream window the hub advertises.
+    let window = host.node().config().h2.initial_stream_window as usize;
+    let relay = host.relay_peak();
+    if relay.bytes > 2 * window {
+        violations.push(format!(
+            "memory: hub node {node} held {} bytes for one relayed flow at {} ms (bound: two {window}-byte stream windows)",
+            relay.bytes,
+            relay.at.as_nanos() / 1_000_000
+        ));
+    }
 }
 
 /// What servers received, by stream seed: (bytes verified, flows).
@@ -90,8 +117,25 @@ struct Received {
     flows: u32,
 }
 
-/// (target node, service, exported there, echo server behind it).
-type Route = (Option<usize>, String, bool, bool);
+/// Where a client's tunnel leads.
+#[derive(Clone, Debug, Default)]
+struct Route {
+    /// The node serving the service.
+    target: Option<usize>,
+    /// `name.namespace`.
+    service: String,
+    /// The target exports it on the tunnel's port.
+    exported: bool,
+    /// An echo server is behind it.
+    echo: bool,
+    /// The hubs the flow may cross (every hub of the client, empty for a
+    /// direct flow), each of which authorizes it too.
+    hubs: Vec<usize>,
+    /// Every hub of the client reaches the target (the client spreads
+    /// flows over its hubs, and one that does not know the service
+    /// answers 503).
+    via_any_hub: bool,
+}
 
 /// Every server on the nodes' hosts (and those archived from crashed
 /// hosts): what they received, by stream seed.
@@ -158,8 +202,8 @@ impl Revocations {
         violations: &mut Vec<String>,
     ) {
         let allows = |meta: &ClientMeta| {
-            let (_, service, exported, _) = route(scenario, meta);
-            oracle::allowed(rules, exported, &source_of(scenario, meta), &service)
+            let r = route(scenario, meta);
+            oracle::allowed(rules, r.exported, &source_of(scenario, meta), &r.service)
         };
         let (ended, kept): (Vec<Revoked>, Vec<Revoked>) = std::mem::take(&mut self.watches)
             .into_iter()
@@ -172,7 +216,7 @@ impl Revocations {
             }
         }
         for (seed, meta) in clients.values() {
-            if route(scenario, meta).0 == Some(node) && !allows(meta) {
+            if route(scenario, meta).target == Some(node) && !allows(meta) {
                 self.watches.push(Revoked {
                     seed: *seed,
                     name: format!(
@@ -242,10 +286,12 @@ fn source_of(s: &Scenario, meta: &ClientMeta) -> String {
     format!("spiffe://{}/ns/{ns}/sa/{sa}", s.trust_domain)
 }
 
-/// Where a client's tunnel leads: (target node, service, exported there,
-/// echo server behind it).
+/// Where a client's tunnel leads: the first other HBONE node exporting
+/// the service (the directory's choice), else the first node without a
+/// listener that exports it and shares a hub with the client (relayed).
 fn route(s: &Scenario, meta: &ClientMeta) -> Route {
-    let to = s.nodes[meta.node]
+    let client = &s.nodes[meta.node];
+    let to = client
         .tunnels
         .iter()
         .filter_map(|t| t.split_once('='))
@@ -253,73 +299,121 @@ fn route(s: &Scenario, meta: &ClientMeta) -> Route {
         .map(|(_, to)| to.to_string())
         .unwrap_or_default();
     let (service, port) = to.rsplit_once(':').unwrap_or((&to, ""));
-    for (j, n) in s.nodes.iter().enumerate() {
-        if j == meta.node || !n.hbone {
-            continue;
-        }
-        for e in &n.exports {
-            let Some((svc, target)) = e.split_once('=') else {
-                continue;
+    let shares_hub = |n: &crate::scenario::NodeSpec| n.hubs.iter().any(|h| client.hubs.contains(h));
+    for relayed in [false, true] {
+        for (j, n) in s.nodes.iter().enumerate() {
+            let reachable = if relayed {
+                !n.hbone && shares_hub(n)
+            } else {
+                n.hbone
             };
-            let Some((name, eport)) = svc.rsplit_once(':') else {
+            if j == meta.node || !reachable {
                 continue;
-            };
-            if name == service {
-                let exported = eport == port;
-                let echo = s.servers.iter().any(|sv| {
-                    sv.node == n.name && sv.mode == Mode::Echo && target.parse() == Ok(sv.port)
-                });
-                return (Some(j), service.to_string(), exported, echo);
+            }
+            for e in &n.exports {
+                let Some((svc, target)) = e.split_once('=') else {
+                    continue;
+                };
+                let Some((name, eport)) = svc.rsplit_once(':') else {
+                    continue;
+                };
+                if name == service {
+                    let echo = s.servers.iter().any(|sv| {
+                        sv.node == n.name && sv.mode == Mode::Echo && target.parse() == Ok(sv.port)
+                    });
+                    let hubs = if relayed {
+                        client.hubs.iter().filter_map(|h| s.node_index(h)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let via_any_hub = client.hubs.iter().all(|h| n.hubs.contains(h));
+                    return Route {
+                        target: Some(j),
+                        service: service.to_string(),
+                        exported: eport == port,
+                        echo,
+                        hubs,
+                        via_any_hub,
+                    };
+                }
             }
         }
     }
-    (None, service.to_string(), false, false)
+    Route {
+        service: service.to_string(),
+        ..Route::default()
+    }
 }
 
-/// The oracle's answers under each policy of `target` in force from
-/// `from_ms` on: (any allowed, any denied, allowed by the last).
-fn decisions(
-    o: &Observed<'_>,
-    meta: &ClientMeta,
-    (target, service, exported): (Option<usize>, &str, bool),
-) -> (bool, bool, bool) {
-    let s = o.scenario;
-    let source = source_of(s, meta);
-    let Some(j) = target else {
-        return (false, true, false);
-    };
-    let versions: Vec<&Vec<RuleSpec>> = o
-        .policy_history
-        .iter()
-        .filter(|(_, n, _)| *n == j)
-        .map(|(_, _, r)| r)
-        .collect();
-    // The version in force at the start, and every later one.
+/// The policies of node `j` in force from `from_ms` on (the one in force
+/// then, and every later one), oldest first.
+fn policies_from<'a>(o: &Observed<'a>, j: usize, from_ms: u64) -> Vec<&'a Vec<RuleSpec>> {
     let start = o
         .policy_history
         .iter()
         .enumerate()
-        .rfind(|(_, (t, n, _))| *n == j && *t <= meta.start_ms)
+        .rfind(|(_, (t, n, _))| *n == j && *t <= from_ms)
         .map(|(k, _)| k);
-    let live: Vec<&Vec<RuleSpec>> = o
-        .policy_history
+    o.policy_history
         .iter()
         .enumerate()
         .filter(|(k, (_, n, _))| *n == j && Some(*k) >= start)
         .map(|(_, (_, _, r))| r)
-        .collect();
-    let answers: Vec<bool> = live
-        .iter()
-        .map(|r| oracle::allowed(r, exported, &source, service))
-        .collect();
-    let last = versions
-        .last()
-        .is_some_and(|r| oracle::allowed(r, exported, &source, service));
-    (
-        answers.iter().any(|a| *a),
-        answers.iter().any(|a| !*a),
-        last,
-    )
+        .collect()
+}
+
+/// The oracle's answers under each policy of the target (and of every hub
+/// a relayed flow may cross) in force from the client's start on: (any
+/// allowed, allowed by the last). A relayed flow is allowed when its hub
+/// and its target both allow it: some hub for "any", every hub (each
+/// reaching the target) for "the last" (the agent spreads flows over its
+/// hubs).
+fn decisions(o: &Observed<'_>, meta: &ClientMeta, r: &Route) -> (bool, bool) {
+    let source = source_of(o.scenario, meta);
+    let Some(j) = r.target else {
+        return (false, false);
+    };
+    let at_target = |rules: &Vec<RuleSpec>| oracle::allowed(rules, r.exported, &source, &r.service);
+    // A hub relays only what some agent announced: the target's export.
+    let at_hub = |rules: &Vec<RuleSpec>| oracle::allowed(rules, true, &source, &r.service);
+    let live = policies_from(o, j, meta.start_ms);
+    let mut any = live.iter().any(|p| at_target(p));
+    let mut last = live.last().is_some_and(|p| at_target(p));
+    if !r.hubs.is_empty() {
+        any &= r.hubs.iter().any(|h| {
+            policies_from(o, *h, meta.start_ms)
+                .iter()
+                .any(|p| at_hub(p))
+        });
+        last &= r.via_any_hub
+            && r.hubs.iter().all(|h| {
+                policies_from(o, *h, meta.start_ms)
+                    .last()
+                    .is_some_and(|p| at_hub(p))
+            });
+    }
+    (any, last)
+}
+
+/// Whether no disruptive fault touched a node or a link of the flow from
+/// `client` along `r`.
+fn untouched(o: &Observed<'_>, client: usize, r: &Route) -> bool {
+    let Some(target) = r.target else {
+        return false;
+    };
+    let link = |x: usize, y: usize| o.disrupted_links.contains(&(x.min(y), x.max(y)));
+    let links_clear = if r.hubs.is_empty() {
+        !link(client, target)
+    } else {
+        r.hubs
+            .iter()
+            .all(|h| !link(client, *h) && !link(*h, target))
+    };
+    links_clear
+        && [client, target]
+            .iter()
+            .chain(&r.hubs)
+            .all(|n| !o.disrupted.contains(n))
 }
 
 /// The end-of-run checks; returns how many client flows succeeded.
@@ -353,11 +447,11 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let Some((seed, meta)) = client.sock().and_then(|s| o.clients.get(&s)) else {
             continue;
         };
-        let (target, service, exported, echo) = routes
+        let r: &Route = routes
             .entry((meta.node, meta.port))
-            .or_insert_with(|| route(o.scenario, meta))
-            .clone();
-        let (any_allow, _, last_allow) = decisions(o, meta, (target, &service, exported));
+            .or_insert_with(|| route(o.scenario, meta));
+        let echo = r.echo;
+        let (any_allow, last_allow) = decisions(o, meta, r);
         let got = received.get(seed);
         let server_bytes = got.map_or(0, |r| r.bytes);
         let name = format!(
@@ -410,9 +504,10 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 ));
             }
         }
-        if o.fault_free && last_allow && !success && !crashed {
+        let untouched = untouched(o, meta.node, r);
+        if (o.fault_free || untouched) && last_allow && !success && !crashed {
             violations.push(format!(
-                "liveness: {name}: allowed flow failed in a run without faults (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",
+                "liveness: {name}: allowed flow failed though no fault touched its nodes (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",
                 client.connected, client.read_closed, client.reset, client.echo.verified()
             ));
         } else if meta.probe && last_allow && !success {
@@ -438,6 +533,12 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
             violations.push(format!(
                 "leak: node {i} holds {} flows at the end",
                 node.flow_count()
+            ));
+        }
+        if hung == 0 && node.relay_count() > 0 {
+            violations.push(format!(
+                "leak: hub node {i} relays {} flows at the end",
+                node.relay_count()
             ));
         }
         if node.sock_count() != n.mapped_sockets() {

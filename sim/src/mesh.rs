@@ -13,7 +13,15 @@
 //! destinations = 4      # services each node dials (TLS connections stay O(n))
 //! flows = 10000         # client flows in all, spread over nodes and destinations
 //! bytes = 8192          # bytes each flow sends (and gets echoed back)
+//! hubs = 2              # optional: hub nodes h0, h1 (identity mesh/hub<k>)
+//! listeners = 5         # with hubs: only m0..m4 keep an HBONE listener
+//! start_ms = 1500       # optional: first flow (hub links and registries settle)
+//! stream_window = 65535 # optional: every node's HTTP/2 stream window
 //! ```
+//!
+//! With `hubs`, every member dials every hub and the members past
+//! `listeners` have no listener at all: flows to their services go through
+//! a hub, flows to the others go direct.
 //!
 //! Node `i` exports `s<i>.mesh:80` to an echo server on its port 8080 and
 //! tunnels loopback port `9000 + k` to the service of node
@@ -53,6 +61,27 @@ pub struct MeshSpec {
     /// Largest single client write.
     #[serde(default = "default_max_write")]
     pub max_write: usize,
+    /// Hub nodes every member dials (0: none, every member listens).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hubs: u32,
+    /// With hubs, how many members keep an HBONE listener (the first
+    /// ones); default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<u32>,
+    /// When the first flow may start, ms.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub start_ms: u64,
+    /// Every node's HTTP/2 stream window, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<u32>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 fn default_destinations() -> u32 {
@@ -99,11 +128,22 @@ impl MeshSpec {
         ((u64::from(i) + offset) % n) as u32
     }
 
+    /// The node name of hub `k`.
+    pub fn hub_name(k: u32) -> String {
+        format!("h{k}")
+    }
+
     /// The nodes, servers and clients of the mesh, flows spread over
-    /// `duration_ms`.
+    /// `duration_ms` from `start_ms`.
     pub fn expand(&self, duration_ms: u64) -> Expanded {
         let d = self.fan_out();
         let mut out = Expanded::default();
+        let hubs: Vec<String> = (0..self.hubs).map(Self::hub_name).collect();
+        let listeners = if self.hubs == 0 {
+            self.nodes
+        } else {
+            self.listeners.unwrap_or(self.nodes)
+        };
         for i in 0..self.nodes {
             let tunnels = (0..d)
                 .map(|k| format!("{}=s{}.mesh:80", TUNNEL_BASE + k as u16, self.peer(i, k)))
@@ -111,18 +151,35 @@ impl MeshSpec {
             out.nodes.push(NodeSpec {
                 name: Self::node_name(i),
                 identity: format!("mesh/m{i}"),
-                hbone: true,
+                hbone: i < listeners,
                 tunnels,
                 exports: vec![format!("s{i}.mesh:80={SERVER_PORT}")],
                 rules: Vec::new(),
                 cert_secs: 86_400,
-                stream_window: None,
+                stream_window: self.stream_window,
                 pool_idle_ms: None,
+                hub: false,
+                hubs: hubs.clone(),
             });
             out.servers.push(ServerSpec {
                 node: Self::node_name(i),
                 port: SERVER_PORT,
                 mode: Mode::Echo,
+            });
+        }
+        for k in 0..self.hubs {
+            out.nodes.push(NodeSpec {
+                name: Self::hub_name(k),
+                identity: format!("mesh/hub{k}"),
+                hbone: false,
+                tunnels: Vec::new(),
+                exports: Vec::new(),
+                rules: Vec::new(),
+                cert_secs: 86_400,
+                stream_window: self.stream_window,
+                pool_idle_ms: None,
+                hub: true,
+                hubs: Vec::new(),
             });
         }
         if d == 0 {
@@ -141,13 +198,14 @@ impl MeshSpec {
                 if count == 0 {
                     continue;
                 }
-                let every_ms = (duration_ms / u64::from(count)).max(1);
+                let span = duration_ms.saturating_sub(self.start_ms);
+                let every_ms = (span / u64::from(count)).max(1);
                 out.clients.push(ClientSpec {
                     node: Self::node_name(i),
                     port: TUNNEL_BASE + k as u16,
                     bytes: self.bytes,
                     count,
-                    start_ms: p * every_ms / pairs,
+                    start_ms: self.start_ms + p * every_ms / pairs,
                     every_ms,
                     max_write: self.max_write,
                 });
@@ -169,6 +227,10 @@ mod tests {
             flows,
             bytes: 100,
             max_write: 64,
+            hubs: 0,
+            listeners: None,
+            start_ms: 0,
+            stream_window: None,
         }
     }
 

@@ -185,6 +185,8 @@ pub struct NodeHost {
     touched: Vec<SockId>,
     /// The per-socket high-water mark, measured after every input.
     peak: BufferedPeak,
+    /// A hub's per-relayed-flow high-water mark, measured after every input.
+    relay_peak: BufferedPeak,
     /// The node's next deadline, in network time.
     deadline: Option<Instant>,
     /// A configuration to apply at a network time.
@@ -206,6 +208,7 @@ impl NodeHost {
             maps: IdMaps::default(),
             touched: Vec::new(),
             peak: BufferedPeak::default(),
+            relay_peak: BufferedPeak::default(),
             deadline: None,
             pending_config: None,
             last_now: Instant::ZERO,
@@ -241,6 +244,12 @@ impl NodeHost {
         self.peak
     }
 
+    /// The most payload bytes a hub held for any one relayed flow after
+    /// any input so far (zero for a node that is no hub).
+    pub fn relay_peak(&self) -> BufferedPeak {
+        self.relay_peak
+    }
+
     /// Injects a proto bug into the node (see `warren_proto::sim_bugs`).
     #[cfg(feature = "sim-bugs")]
     pub fn inject_bug(&mut self, bug: Option<warren_proto::sim_bugs::Bug>) {
@@ -253,6 +262,13 @@ impl NodeHost {
             let bytes = self.node.buffered(sock);
             if bytes > self.peak.bytes {
                 self.peak = BufferedPeak { bytes, at };
+            }
+        }
+        // A hub's relays are few next to its inputs: read them all.
+        if self.node.config().hub.is_some() {
+            let bytes = self.node.relay_held_max();
+            if bytes > self.relay_peak.bytes {
+                self.relay_peak = BufferedPeak { bytes, at };
             }
         }
     }

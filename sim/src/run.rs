@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
 use warren_proto::front::Target as FrontTarget;
+use warren_proto::hub::{HubLinks, HubRole};
 use warren_proto::identity::SpiffeId;
 use warren_proto::node::{Endpoint as MeshEndpoint, FrontConfig, FrontKind, NodeConfig};
 use warren_proto::policy::{
@@ -28,6 +30,11 @@ use crate::world::World;
 
 /// The HBONE port of every node.
 const HBONE_PORT: u16 = 15008;
+/// The port of every hub.
+const HUB_PORT: u16 = warren_proto::hub::DEFAULT_HUB_PORT;
+/// Longest hub redial delay: a restarted hub is found again well inside
+/// a scenario's heal period.
+const HUB_BACKOFF_MAX: Duration = Duration::from_secs(4);
 /// Bytes a liveness probe sends.
 const PROBE_BYTES: u64 = 4096;
 /// How long probes get to finish, ms.
@@ -110,6 +117,10 @@ struct Sim<'a> {
     log: Vec<String>,
     violations: Vec<String>,
     stats: RunStats,
+    /// Nodes a disruptive fault acted on (see [`Observed::disrupted`]).
+    disrupted: std::collections::BTreeSet<usize>,
+    /// Node pairs whose link a fault acted on, lower index first.
+    disrupted_links: std::collections::BTreeSet<(usize, usize)>,
 }
 
 fn node_ip(i: usize) -> IpAddr {
@@ -207,6 +218,8 @@ impl<'a> Sim<'a> {
             log: Vec::new(),
             violations: Vec::new(),
             stats: RunStats::default(),
+            disrupted: std::collections::BTreeSet::new(),
+            disrupted_links: std::collections::BTreeSet::new(),
         };
         for (i, node) in scenario.nodes.iter().enumerate() {
             let rules = node
@@ -266,6 +279,36 @@ impl<'a> Sim<'a> {
         }
         if spec.hbone {
             c.hbone_listen = Some(SocketAddr::new(node_ip(i), HBONE_PORT));
+        }
+        if spec.hub {
+            c.hbone_listen = Some(SocketAddr::new(node_ip(i), HUB_PORT));
+            c.hub = Some(HubRole {
+                announce: AnnouncePolicy::new(vec![ExportRule {
+                    principals: vec![PrincipalPattern::new("*").map_err(|e| format!("{e:?}"))?],
+                    services: vec![ServiceAllowance::OwnNamespace],
+                }]),
+                seed: Seed(self.seed)
+                    .stream_indexed("hub.role", i as u64)
+                    .next_u64(),
+                ..HubRole::default()
+            });
+        }
+        if !spec.hubs.is_empty() {
+            let mut links = HubLinks {
+                backoff_max: HUB_BACKOFF_MAX,
+                seed: Seed(self.seed)
+                    .stream_indexed("hub.links", i as u64)
+                    .next_u64(),
+                ..HubLinks::default()
+            };
+            for j in self.nodes_of(&spec.hubs) {
+                links.hubs.push(SocketAddr::new(node_ip(j), HUB_PORT));
+                let id = self.spiffe(j)?;
+                links
+                    .identities
+                    .push(PrincipalPattern::new(id.as_str()).map_err(|e| format!("{e:?}"))?);
+            }
+            c.hub_links = links;
         }
         for t in &spec.tunnels {
             let (port, to) = parse_tunnel(t)?;
@@ -378,6 +421,19 @@ impl<'a> Sim<'a> {
             f.kind, f.nodes, f.for_ms
         ));
         let mine = self.nodes_of(&f.nodes);
+        match f.kind {
+            // No flow may notice a new certificate or a stranger's junk.
+            FaultKind::Rotate | FaultKind::Garbage => {}
+            // These act on the links between the two sides only.
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Clog => {
+                for x in &mine {
+                    for y in self.others_of(f) {
+                        self.disrupted_links.insert(((*x).min(y), (*x).max(y)));
+                    }
+                }
+            }
+            _ => self.disrupted.extend(&mine),
+        }
         let hosts = |v: &[usize]| v.iter().map(|i| self.hosts[*i]).collect::<Vec<_>>();
         let (a, b) = (hosts(&mine), hosts(&self.others_of(f)));
         let mut ids = Vec::new();
@@ -745,6 +801,8 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
         scenario,
         probe_at,
         fault_free: faults.is_empty(),
+        disrupted: &sim.disrupted,
+        disrupted_links: &sim.disrupted_links,
     };
     let mut violations = std::mem::take(&mut sim.violations);
     let ok = invariants::check_end(&observed, &mut violations);

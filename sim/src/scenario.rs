@@ -23,6 +23,12 @@
 //! rules = ["deny secret.shop from */sa/cart", "allow * ns shop"]
 //! stream_window = 65535        # optional HTTP/2 stream window, bytes
 //! pool_idle_ms = 1000          # optional pool idle timeout
+//! hubs = ["hub0"]              # hub nodes it dials (forward + reverse)
+//!
+//! [[node]]
+//! name = "hub0"
+//! identity = "mesh/hub0"
+//! hub = true                   # a hub on :15009 (no hbone, tunnels, exports)
 //!
 //! [[server]]
 //! node = "b"
@@ -50,6 +56,12 @@
 //!
 //! Rules read `allow|deny SERVICE|* [from PRINCIPAL] [ns NAMESPACE]`, with
 //! `*` globs; a principal may omit `spiffe://`.
+//!
+//! A tunnel to a service that some HBONE node exports goes direct (the
+//! node's directory names the first such node); one to a service only
+//! nodes without a listener export goes through the node's hubs, which
+//! accept announcements of services in the announcing identity's own
+//! namespace. A hub's `rules` are its own authorization policy.
 
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +177,17 @@ pub struct NodeSpec {
     /// Close pooled connections idle this long, ms (default 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_idle_ms: Option<u64>,
+    /// Serve as a hub on port 15009: a relay and registry for agents.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hub: bool,
+    /// The hub nodes this node keeps a forward and a reverse connection
+    /// to; services no HBONE node exports are reached through them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<String>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn default_cert_secs() -> u64 {
@@ -417,6 +440,17 @@ impl Scenario {
             }
             for r in &n.rules {
                 RuleSpec::parse(r).map_err(|e| ScenarioError(format!("node {:?}: {e}", n.name)))?;
+            }
+            if n.hub && (n.hbone || !n.tunnels.is_empty() || !n.exports.is_empty()) {
+                return err(format!(
+                    "node {:?}: a hub has no hbone listener, tunnels or exports",
+                    n.name
+                ));
+            }
+            for h in &n.hubs {
+                if !self.nodes.iter().any(|m| &m.name == h && m.hub) {
+                    return err(format!("node {:?}: {h:?} is not a hub node", n.name));
+                }
             }
         }
         let known = |what: &str, name: &str| -> Result<(), ScenarioError> {

@@ -64,10 +64,28 @@ struct Link {
     registry: RegistrySnapshot,
 }
 
+/// Connections to hub `hub` made with a certificate since replaced. They
+/// carry their flows to the end but take no new ones, and are told to go
+/// (GOAWAY, control stream reset) once the new connections to the same hub
+/// are up and the hub's registry lists our services on the new ones too,
+/// so the hub never goes without our announcement.
+#[derive(Debug)]
+struct Retiring {
+    hub: usize,
+    /// Old connections still open.
+    conns: Vec<ConnId>,
+    /// The old control stream, until retired.
+    control: Option<AgentControl>,
+    /// GOAWAY went out.
+    retired: bool,
+}
+
 /// Everything the agent keeps about its hubs.
 #[derive(Debug, Default)]
 pub(super) struct Links {
     links: Vec<Link>,
+    /// Links being replaced after a certificate rotation.
+    retiring: Vec<Retiring>,
     /// Client configs (forward, reverse), built on first use.
     tls: Option<(Arc<ClientConfig>, Arc<ClientConfig>)>,
     /// Which link a control stream's flow id belongs to.
@@ -176,6 +194,7 @@ impl Node {
                 self.link_send(i, &Message::Announce(announce.clone()));
             }
         }
+        self.retire_links();
     }
 
     /// The configured hubs changed: old connections go away, new links
@@ -183,6 +202,18 @@ impl Node {
     fn rebuild_links(&mut self) {
         let old = core::mem::take(&mut self.links.links);
         self.links.controls.clear();
+        // Links still retiring name hubs by index: retire them all now.
+        let now = self.now;
+        for r in &mut self.links.retiring {
+            r.retired = true;
+            r.control = None;
+            for c in &r.conns {
+                if let Some(m) = self.conns.get_mut(c) {
+                    m.h2.go_away(now);
+                    self.dirty.insert(m.sock);
+                }
+            }
+        }
         for link in old {
             for c in [link.forward.conn, link.reverse.conn].into_iter().flatten() {
                 let now = self.now;
@@ -229,6 +260,104 @@ impl Node {
             services,
             reachable_hbone,
         }
+    }
+
+    /// The node's certificate changed: every hub link is redialled at once
+    /// with the new one, and the old connections retire once the new ones
+    /// carry our announcement (make before break: no flow sees a hub
+    /// without us, and flows on the old connections run to their end).
+    pub(super) fn links_certificate_rotated(&mut self) {
+        self.links.tls = None;
+        let Links {
+            links,
+            retiring,
+            controls,
+            ..
+        } = &mut self.links;
+        for (hub, l) in links.iter_mut().enumerate() {
+            let conns: Vec<ConnId> = [l.forward.conn, l.reverse.conn]
+                .into_iter()
+                .flatten()
+                .collect();
+            if conns.is_empty() {
+                continue;
+            }
+            let control = l.control.take();
+            if let Some(control) = &control {
+                controls.remove(&control.flow);
+            }
+            l.forward = Slot::default();
+            l.reverse = Slot::default();
+            l.sent = None;
+            retiring.push(Retiring {
+                hub,
+                conns,
+                control,
+                retired: false,
+            });
+        }
+    }
+
+    /// Retires old links whose replacements are ready (see [`Retiring`]).
+    fn retire_links(&mut self) {
+        if self.links.retiring.iter().all(|r| r.retired) {
+            return;
+        }
+        let me = self.config.identity.id().clone();
+        let services = self.own_announce().services;
+        let now = self.now;
+        for k in 0..self.links.retiring.len() {
+            let ready = self.links.retiring.get(k).is_some_and(|r| {
+                let need = if r.control.is_some() { 2 } else { 1 };
+                !r.retired
+                    && self.links.links.get(r.hub).is_some_and(|l| {
+                        l.forward.up
+                            && l.reverse.up
+                            && l.sent.is_some()
+                            && services.iter().all(|sp| {
+                                let listed = l
+                                    .registry
+                                    .entries
+                                    .iter()
+                                    .filter(|e| &e.service == sp && e.endpoint.identity == me);
+                                listed.count() >= need
+                            })
+                    })
+            });
+            if !ready {
+                continue;
+            }
+            let Some(r) = self.links.retiring.get_mut(k) else {
+                continue;
+            };
+            r.retired = true;
+            let control = r.control.take();
+            let conns = r.conns.clone();
+            for c in conns {
+                let Some(m) = self.conns.get_mut(&c) else {
+                    continue;
+                };
+                if let Some(control) = &control {
+                    if m.streams.remove(&control.stream).is_some() {
+                        let _ = m.h2.reset(control.stream, h2::ErrorCode::CANCEL);
+                    }
+                }
+                m.h2.go_away(now);
+                self.dirty.insert(m.sock);
+            }
+        }
+    }
+
+    /// A retiring connection ended; true if `c` was one.
+    fn forget_retiring(&mut self, c: ConnId) -> bool {
+        let mut found = false;
+        for r in &mut self.links.retiring {
+            let before = r.conns.len();
+            r.conns.retain(|x| *x != c);
+            found |= r.conns.len() != before;
+        }
+        self.links.retiring.retain(|r| !r.conns.is_empty());
+        found
     }
 
     fn link_tls(&mut self, kind: LinkKind) -> Option<Arc<ClientConfig>> {
@@ -512,6 +641,9 @@ impl Node {
 
     /// A connection ended: if it was a hub link, schedule the redial.
     pub(super) fn link_conn_finished(&mut self, c: ConnId) {
+        if self.forget_retiring(c) {
+            return;
+        }
         let now = self.now;
         let links_cfg = self.config.hub_links.clone();
         let Some((i, kind, slot)) = self.links.slot_of(c) else {
@@ -583,21 +715,46 @@ impl Node {
     }
 
     /// Routes flow `f` to `service:port` through a hub: on the next ready
-    /// forward connection in turn, else waiting on one still coming up.
-    /// Returns false when no hub connection exists at all.
+    /// forward connection in turn whose hub's registry (as this agent
+    /// holds it) lists the service, else on any ready one, else waiting on
+    /// one still coming up. Returns false when no hub connection exists at
+    /// all.
+    ///
+    /// Preferring a hub that knows the service matters after a hub
+    /// restarts: its registry is empty until the endpoint agents redial,
+    /// which can take them a keepalive period, and meanwhile a flow sent
+    /// there would get 503 while another hub could carry it.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
-        let forwards: Vec<ConnId> = self
+        let forwards: Vec<(ConnId, bool)> = self
             .links
             .links
             .iter()
-            .filter_map(|l| l.forward.conn)
-            .filter(|c| self.conns.get(c).is_some_and(|m| !m.closing))
+            .filter_map(|l| {
+                let knows = l
+                    .registry
+                    .entries
+                    .iter()
+                    .any(|e| e.service.port == port && &e.service.service == service);
+                Some((l.forward.conn?, knows))
+            })
+            .filter(|(c, _)| self.conns.get(c).is_some_and(|m| !m.closing))
             .collect();
-        let ready: Vec<ConnId> = forwards
+        let ready_all: Vec<(ConnId, bool)> = forwards
             .iter()
             .copied()
-            .filter(|c| self.conns.get(c).is_some_and(|m| m.ready))
+            .filter(|(c, _)| self.conns.get(c).is_some_and(|m| m.ready))
             .collect();
+        let knowing: Vec<ConnId> = ready_all
+            .iter()
+            .filter(|(_, knows)| *knows)
+            .map(|(c, _)| *c)
+            .collect();
+        let ready = if knowing.is_empty() {
+            ready_all.iter().map(|(c, _)| *c).collect()
+        } else {
+            knowing
+        };
+        let forwards: Vec<ConnId> = forwards.iter().map(|(c, _)| *c).collect();
         self.links.turn = self.links.turn.wrapping_add(1);
         let ready = ready.get(self.links.turn % ready.len().max(1)).copied();
         let Some(c) = ready.or_else(|| forwards.first().copied()) else {
@@ -626,9 +783,12 @@ impl Links {
         self.controls.contains_key(&f)
     }
 
+    /// Whether `c` is a hub link, current or retiring (a hub may still
+    /// open streams on a retiring reverse connection).
     fn slot_of_ref(&self, c: ConnId) -> bool {
         self.links
             .iter()
             .any(|l| l.forward.conn == Some(c) || l.reverse.conn == Some(c))
+            || self.retiring.iter().any(|r| r.conns.contains(&c))
     }
 }

@@ -193,6 +193,7 @@ impl Node {
                 self.conns.get(r).is_some_and(|m| {
                     m.ready
                         && !m.closing
+                        && m.h2.can_open_stream()
                         && m.peer.as_ref() == Some(&ep.identity)
                         && Some(m.peer_addr.ip()) == forward
                 })
@@ -388,9 +389,19 @@ impl Node {
         };
         let n = m.h2.send_data(to.stream, &chunk).unwrap_or(0);
         self.dirty.insert(m.sock);
+        // Injected bug: a partial send releases the whole chunk, so what
+        // the other leg did not take is lost.
+        #[cfg(feature = "sim-bugs")]
+        let released = if self.injected(crate::sim_bugs::Bug::HubRelayDropsUnsent) && n > 0 {
+            chunk.len()
+        } else {
+            n
+        };
+        #[cfg(not(feature = "sim-bugs"))]
+        let released = n;
         if n > 0 {
             if let Some(src) = self.conns.get_mut(&from.conn) {
-                let _ = src.h2.release_capacity(from.stream, n);
+                let _ = src.h2.release_capacity(from.stream, released);
                 self.dirty.insert(src.sock);
             }
         }
@@ -461,5 +472,25 @@ impl Node {
             duration: self.now.saturating_duration_since(relay.started),
             reason,
         });
+    }
+}
+
+impl Node {
+    /// The most payload bytes any one relayed flow holds now: what each
+    /// leg received and the other leg has not taken yet. The hub's own
+    /// stream window bounds each leg, so a flow holds at most two windows
+    /// (the simulator checks this after every input).
+    pub fn relay_held_max(&self) -> usize {
+        let held = |leg: &Leg| {
+            self.conns
+                .get(&leg.conn)
+                .map_or(0, |m| m.h2.recv_data(leg.stream).len())
+        };
+        self.hub
+            .relays
+            .values()
+            .map(|r| held(&r.a).saturating_add(held(&r.b)))
+            .max()
+            .unwrap_or(0)
     }
 }

@@ -853,8 +853,17 @@ impl Node {
     }
 
     pub(super) fn on_config(&mut self, config: NodeConfig) {
+        let rotated = self.config.identity.params().certificate_chain()
+            != config.identity.params().certificate_chain();
         self.config = config;
         self.client_tls.clear();
+        // The hub port's TLS config is built from the identity (and the
+        // role) on the next accept: kept, it presented the old certificate
+        // until it expired and then refused every agent.
+        self.hub.server_tls = None;
+        if rotated {
+            self.certificate_rotated();
+        }
         // The idle timeout may have changed: reschedule from now.
         self.idle_sweep_at = None;
         if !self.flows.is_empty() {
@@ -875,6 +884,25 @@ impl Node {
 }
 
 impl Node {
+    /// A new certificate took over: connections made with the old one
+    /// drain. Pooled connections take no new flows (they close once idle),
+    /// and hub links are redialled with the new certificate whenever they
+    /// next go down (their cached client configs are dropped). Without
+    /// this a hub redial after the old certificate expired presented the
+    /// expired one and was refused for good.
+    fn certificate_rotated(&mut self) {
+        let pooled: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, m)| m.pool_key.is_some())
+            .map(|(c, _)| *c)
+            .collect();
+        for c in pooled {
+            self.pool.going_away(c);
+        }
+        self.links_certificate_rotated();
+    }
+
     /// Makes sure a sweep is scheduled while flows exist.
     pub(super) fn arm_idle_sweep(&mut self) {
         if let (None, Some(idle)) = (self.idle_sweep_at, self.config.timeouts.idle_flow) {
