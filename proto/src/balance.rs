@@ -36,6 +36,18 @@ pub enum Strategy {
     Sticky,
 }
 
+/// The name a configuration file uses: `round-robin`, `least-flows`,
+/// `sticky`.
+impl core::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Strategy::RoundRobin => "round-robin",
+            Strategy::LeastFlows => "least-flows",
+            Strategy::Sticky => "sticky",
+        })
+    }
+}
+
 /// When endpoints are ejected and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ejection {
@@ -93,6 +105,13 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
             endpoints: BTreeMap::new(),
             cursor: None,
         }
+    }
+
+    /// Changes the strategy and ejection settings (a new configuration);
+    /// flow counts and ejections in force are kept.
+    pub fn set_policy(&mut self, strategy: Strategy, ejection: Ejection) {
+        self.strategy = strategy;
+        self.ejection = ejection;
     }
 
     /// Sets the endpoints. Survivors keep their flow counts and ejection

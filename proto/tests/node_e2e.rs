@@ -164,7 +164,9 @@ fn denied_flow_gets_401_and_names_the_rule() {
     assert!(
         access.starts_with("flow closed flow-")
             && access.contains("direction=outbound src=spiffe://mesh.test/ns/shop/sa/cart")
-            && access.contains("dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop sent")
+            && access.contains(
+                "dst=spiffe://mesh.test/ns/shop/sa/echo service=echo.shop path=direct sent"
+            )
             && access.ends_with("reason=\"refused status=401\""),
         "{access}"
     );

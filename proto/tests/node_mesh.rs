@@ -311,7 +311,11 @@ fn unreachable_node_times_out_the_handshake() {
         )
     });
     assert!(failed);
-    assert_eq!(world.close_reasons(0), vec![CloseReason::ConnectionLost]);
+    // Its only endpoint failed it and no hub is configured.
+    assert_eq!(
+        world.close_reasons(0),
+        vec![CloseReason::NoHealthyEndpoint { endpoints: 1 }]
+    );
     assert_eq!(world.nodes[0].sock_count(), 0);
     assert!(world.now > Instant::ZERO);
 }

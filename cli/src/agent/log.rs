@@ -93,6 +93,7 @@ pub fn notice(agent: &str, notice: Notice) {
             bytes_received,
             duration,
             reason,
+            path,
         }) => info!(
             agent,
             flow = %flow,
@@ -100,6 +101,7 @@ pub fn notice(agent: &str, notice: Notice) {
             source = %who(source.as_ref()),
             destination = %who(destination.as_ref()),
             service = %service,
+            path = %path.map_or_else(|| "-".to_string(), |p| p.to_string()),
             bytes_sent,
             bytes_received,
             duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),

@@ -88,6 +88,9 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();
     node.h2 = cfg.h2.clone();
+    node.balance = cfg.balance.clone();
+    // Ejection jitter, like the redial jitter, differs per agent.
+    node.balance.seed = node.hub_links.seed;
     // Fronts in file order: tunnels, then SOCKS5, then the HTTP proxy, so
     // the bound addresses the handle reports follow the same order.
     node.fronts = cfg

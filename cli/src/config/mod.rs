@@ -32,6 +32,7 @@ use warren_proto::front::{self, HttpConnectConfig};
 use warren_proto::h2;
 use warren_proto::hub::{HubLinks, HubRole, DEFAULT_HUB_PORT};
 use warren_proto::identity::SpiffeId;
+use warren_proto::node::Balancing;
 use warren_proto::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 
 /// The default HBONE listener: every interface, ztunnel's port.
@@ -74,6 +75,8 @@ pub struct AgentConfig {
     pub services: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings and limits of every mesh connection.
     pub h2: h2::Config,
+    /// How flows are spread over a service's endpoints (`[balance]`).
+    pub balance: Balancing,
     /// The hubs this agent dials.
     pub hub_links: HubLinks,
     /// Serve as a hub (the `[hub]` table; `warren hub` requires it).

@@ -43,6 +43,9 @@ pub struct RawAgent {
     #[serde(default)]
     pub hub_identities: Vec<Parsed<PrincipalPattern>>,
     pub route: Option<RawRoute>,
+    /// How flows are spread over a service's endpoints.
+    #[serde(default)]
+    pub balance: RawBalance,
     /// Present on a hub's file only.
     pub hub: Option<RawHub>,
     /// A revocation list file (`warren ca revoke`).
@@ -54,6 +57,7 @@ pub struct RawAgent {
 pub enum RawRoute {
     DirectFirst,
     HubOnly,
+    DirectOnly,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -62,6 +66,26 @@ pub enum RawStrategy {
     RoundRobin,
     LeastFlows,
     Sticky,
+}
+
+/// The `[balance]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBalance {
+    pub strategy: Option<RawStrategy>,
+    pub eject_after_failures: Option<Spanned<u32>>,
+    pub eject_base_ms: Option<Spanned<u64>>,
+    pub eject_max_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub service: Vec<RawServiceStrategy>,
+}
+
+/// One `[[balance.service]]`: a strategy for one service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServiceStrategy {
+    pub name: Spanned<Parsed<ServiceName>>,
+    pub strategy: RawStrategy,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,15 +16,18 @@ use warren_proto::policy::{
 };
 
 use super::error::Locator;
-use super::raw::{RawAction, RawAgent, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy};
+use super::raw::{
+    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy,
+};
 use super::value::Parsed;
 use super::{
     AgentConfig, ConfigError, Endpoint, HttpProxyListener, IdentityFiles, IdentitySource,
     Socks5Listener, TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN, DEFAULT_HUB_LISTEN,
 };
-use warren_proto::balance::Strategy;
+use warren_proto::balance::{Ejection, Strategy};
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
 use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
+use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
 
 /// The smallest connection window: RFC 9113 fixes the initial one at
@@ -338,11 +341,13 @@ pub fn resolve(
         http_proxy,
         services,
         h2: limits(raw.limits, locator)?,
+        balance: balancing(raw.balance, locator)?,
         hub_links: HubLinks {
             hubs: unwrap(raw.hubs),
             identities: unwrap(raw.hub_identities),
             route: match raw.route {
                 Some(RawRoute::HubOnly) => Route::HubOnly,
+                Some(RawRoute::DirectOnly) => Route::DirectOnly,
                 Some(RawRoute::DirectFirst) | None => Route::DirectFirst,
             },
             ..HubLinks::default()
@@ -422,12 +427,83 @@ fn hub_role(raw: RawHub, locator: &Locator<'_>) -> Result<HubRole, ConfigError> 
         max_registry_entries: raw.max_registry_entries.unwrap_or(d.max_registry_entries),
         max_control_frame: max_control_frame as usize,
         limits,
-        strategy: match raw.strategy {
-            Some(RawStrategy::LeastFlows) => Strategy::LeastFlows,
-            Some(RawStrategy::Sticky) => Strategy::Sticky,
-            Some(RawStrategy::RoundRobin) | None => Strategy::RoundRobin,
-        },
+        strategy: raw.strategy.map_or(Strategy::RoundRobin, strategy),
         ..d
+    })
+}
+
+fn strategy(raw: RawStrategy) -> Strategy {
+    match raw {
+        RawStrategy::RoundRobin => Strategy::RoundRobin,
+        RawStrategy::LeastFlows => Strategy::LeastFlows,
+        RawStrategy::Sticky => Strategy::Sticky,
+    }
+}
+
+/// The `[balance]` table: the default strategy, per-service ones, and
+/// when endpoints are ejected.
+fn balancing(raw: RawBalance, locator: &Locator<'_>) -> Result<Balancing, ConfigError> {
+    let d = Balancing::default();
+    let mut services = BTreeMap::new();
+    for s in raw.service {
+        let name = s.name.get_ref().0.clone();
+        if services
+            .insert(name.clone(), strategy(s.strategy))
+            .is_some()
+        {
+            return Err(locator.error(
+                Some(s.name.span()),
+                format!("{name} already has a strategy; expected each service once in [[balance.service]]"),
+            ));
+        }
+    }
+    let consecutive_failures = match raw.eject_after_failures {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(locator.error(
+                Some(n.span()),
+                "0 failures cannot eject; expected at least 1",
+            ))
+        }
+        Some(n) => n.into_inner(),
+        None => d.ejection.consecutive_failures,
+    };
+    let millis = |ms: &Option<Spanned<u64>>, default: Duration| {
+        ms.as_ref()
+            .map_or(default, |ms| Duration::from_millis(*ms.get_ref()))
+    };
+    let base = millis(&raw.eject_base_ms, d.ejection.base);
+    let max = millis(&raw.eject_max_ms, d.ejection.max);
+    if let Some(ms) = raw.eject_base_ms.as_ref().filter(|ms| *ms.get_ref() == 0) {
+        return Err(locator.error(
+            Some(ms.span()),
+            "an ejection of 0 ms ejects nothing; expected at least 1",
+        ));
+    }
+    if max < base {
+        // Point at whichever of the two the file set (the max, if both).
+        let span = raw
+            .eject_max_ms
+            .as_ref()
+            .or(raw.eject_base_ms.as_ref())
+            .map(Spanned::span);
+        return Err(locator.error(
+            span,
+            format!(
+                "the longest ejection ({} ms) is shorter than the first ({} ms); expected eject_max_ms >= eject_base_ms",
+                max.as_millis(),
+                base.as_millis()
+            ),
+        ));
+    }
+    Ok(Balancing {
+        strategy: raw.strategy.map_or(d.strategy, strategy),
+        services,
+        ejection: Ejection {
+            consecutive_failures,
+            base,
+            max,
+        },
+        seed: d.seed,
     })
 }
 

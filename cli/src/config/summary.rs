@@ -33,6 +33,9 @@ impl fmt::Display for Summary<'_> {
         for hub in &c.hub_links.hubs {
             writeln!(f, "hub:          {hub}")?;
         }
+        if !c.hub_links.hubs.is_empty() {
+            writeln!(f, "route:        {:?}", c.hub_links.route)?;
+        }
         writeln!(f, "admin:        {}", c.admin)?;
         writeln!(f, "exports:      {}", c.exports.len())?;
         for e in c.exports.iter() {
@@ -62,6 +65,18 @@ impl fmt::Display for Summary<'_> {
         }
         if let Some(h) = &c.http_proxy {
             writeln!(f, "http_proxy:   {}", h.listen)?;
+        }
+        let b = &c.balance;
+        writeln!(
+            f,
+            "balance:      {}, eject after {} failed connect(s) for {}..{} ms",
+            b.strategy,
+            b.ejection.consecutive_failures,
+            b.ejection.base.as_millis(),
+            b.ejection.max.as_millis()
+        )?;
+        for (name, strategy) in &b.services {
+            writeln!(f, "  {name} {strategy}")?;
         }
         writeln!(f, "services:     {}", c.services.len())?;
         for (name, endpoints) in &c.services {

@@ -1,6 +1,9 @@
 use super::*;
 use quickcheck::{QuickCheck, TestResult};
 use std::time::Duration;
+use warren_proto::balance::{Ejection, Strategy};
+use warren_proto::hub::Route;
+use warren_proto::node::Balancing;
 use warren_proto::policy::{Action, Cidr, PortRange, Scope, Target};
 
 const EXAMPLE: &str = include_str!("../../examples/agent.toml");
@@ -93,6 +96,13 @@ fn the_documented_example_parses_into_the_policy_it_describes() {
 
     // The example spells out the defaults.
     assert_eq!(cfg.h2, h2::Config::default());
+    assert_eq!(cfg.hub_links.route, Route::DirectFirst);
+    let mut balance = Balancing::default();
+    balance.services.insert(
+        ServiceName::parse("echo.demo").unwrap(),
+        Strategy::LeastFlows,
+    );
+    assert_eq!(cfg.balance, balance);
 }
 
 #[test]
@@ -107,6 +117,39 @@ fn a_minimal_file_gets_the_defaults() {
     assert!(cfg.tunnels.is_empty() && cfg.socks5.is_none() && cfg.http_proxy.is_none());
     assert!(cfg.services.is_empty());
     assert_eq!(cfg.h2, h2::Config::default());
+    assert_eq!(cfg.balance, Balancing::default());
+}
+
+#[test]
+fn balance_and_route_keys_map_onto_the_node_config() {
+    let cfg = parse_str(&format!(
+        "{BASE}route = \"direct-only\"\n\
+         [balance]\nstrategy = \"sticky\"\neject_after_failures = 3\n\
+         eject_base_ms = 250\neject_max_ms = 4000\n\
+         [[balance.service]]\nname = \"db.shop\"\nstrategy = \"round-robin\"\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.hub_links.route, Route::DirectOnly);
+    assert_eq!(cfg.balance.strategy, Strategy::Sticky);
+    let db = ServiceName::parse("db.shop").unwrap();
+    assert_eq!(cfg.balance.strategy_for(&db), Strategy::RoundRobin);
+    let other = ServiceName::parse("web.shop").unwrap();
+    assert_eq!(cfg.balance.strategy_for(&other), Strategy::Sticky);
+    assert_eq!(
+        cfg.balance.ejection,
+        Ejection {
+            consecutive_failures: 3,
+            base: Duration::from_millis(250),
+            max: Duration::from_secs(4),
+        }
+    );
+    for (text, route) in [
+        ("hub-only", Route::HubOnly),
+        ("direct-first", Route::DirectFirst),
+    ] {
+        let cfg = parse_str(&format!("{BASE}route = \"{text}\"\n")).unwrap();
+        assert_eq!(cfg.hub_links.route, route);
+    }
 }
 
 #[test]
@@ -332,6 +375,61 @@ const CASES: &[Case] = &[
         line: 3,
         key: "limits.keepalive_timeout_secs",
         says: &["expected at least 1 second"],
+    },
+    Case {
+        text: "route = \"direct\"\n",
+        line: 2,
+        key: "route",
+        says: &["unknown variant `direct`", "`direct-first`, `hub-only`, `direct-only`"],
+    },
+    Case {
+        text: "[balance]\nstrategy = \"random\"\n",
+        line: 3,
+        key: "balance.strategy",
+        says: &["unknown variant `random`", "`round-robin`, `least-flows`, `sticky`"],
+    },
+    Case {
+        text: "[balance]\neject_after_failures = 0\n",
+        line: 3,
+        key: "balance.eject_after_failures",
+        says: &["expected at least 1"],
+    },
+    Case {
+        text: "[balance]\neject_base_ms = 0\n",
+        line: 3,
+        key: "balance.eject_base_ms",
+        says: &["ejects nothing; expected at least 1"],
+    },
+    Case {
+        text: "[balance]\neject_base_ms = 5000\neject_max_ms = 100\n",
+        line: 4,
+        key: "balance.eject_max_ms",
+        says: &["(100 ms) is shorter than the first (5000 ms)"],
+    },
+    Case {
+        text: "[balance]\neject_base_ms = 120000\n",
+        line: 3,
+        key: "balance.eject_base_ms",
+        says: &["expected eject_max_ms >= eject_base_ms"],
+    },
+    Case {
+        text: "[[balance.service]]\nname = \"db.shop\"\nstrategy = \"sticky\"\n\
+               [[balance.service]]\nname = \"db.shop\"\nstrategy = \"least-flows\"\n",
+        line: 6,
+        key: "balance.service[1].name",
+        says: &["db.shop already has a strategy"],
+    },
+    Case {
+        text: "[[balance.service]]\nname = \"db\"\nstrategy = \"sticky\"\n",
+        line: 3,
+        key: "balance.service[0].name",
+        says: &["expected a service name.namespace"],
+    },
+    Case {
+        text: "[balance]\nstrategy = \"sticky\"\nejection_ms = 5\n",
+        line: 4,
+        key: "balance.ejection_ms",
+        says: &["unknown field `ejection_ms`"],
     },
     Case {
         text: "admin = 15000\n",

@@ -58,7 +58,13 @@ pub fn config_dump(view: &View) -> Value {
             "target_connect_ms": millis(c.timeouts.target_connect),
             "front_request_ms": millis(c.timeouts.front_request),
             "idle_flow_ms": c.timeouts.idle_flow.map(millis),
-            "endpoint_backoff_ms": millis(c.timeouts.endpoint_backoff),
+        },
+        "balance": {
+            "strategy": c.balance.strategy.to_string(),
+            "services": c.balance.services.iter().map(|(s, st)| (s.to_string(), st.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+            "eject_after_failures": c.balance.ejection.consecutive_failures,
+            "eject_base_ms": millis(c.balance.ejection.base),
+            "eject_max_ms": millis(c.balance.ejection.max),
         },
         "tls_buffer_limit": c.tls_buffer_limit,
     })

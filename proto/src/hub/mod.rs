@@ -123,13 +123,24 @@ impl Default for HubRole {
 }
 
 /// How an agent picks between a direct connection and a hub.
+///
+/// An endpoint is *direct-capable* when the agent knows its HBONE address:
+/// it is in the static directory, or a hub's registry lists it with the
+/// address its agent announced. A direct connection verifies the
+/// endpoint's identity (from the directory or the registry) in TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Route {
-    /// Services in the static directory go direct, others via a hub.
+    /// Direct to a direct-capable endpoint; via a hub when there is none,
+    /// when all are ejected, or when the flow's connects to them failed
+    /// (before any byte was sent).
     #[default]
     DirectFirst,
     /// Every mesh service goes via a hub.
     HubOnly,
+    /// Never via a hub: only direct-capable endpoints, a flow none can take
+    /// is refused. Hubs still serve as registries (their rows give the
+    /// addresses). For traffic that must not cross a relay even encrypted.
+    DirectOnly,
 }
 
 /// An agent's hubs.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
+use crate::balance::{Ejection, Strategy};
 use crate::front::{HttpConnectConfig, Target};
 use crate::h2;
 use crate::identity::{ConfigError, MeshTlsParams, SpiffeId};
@@ -52,8 +53,9 @@ impl MeshIdentity {
 }
 
 /// One node serving a mesh service: where its HBONE port is and which
-/// identity it must prove.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// identity it must prove. Ordered and hashed so a
+/// [`Balancer`](crate::balance::Balancer) can key its health by it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Endpoint {
     /// The node's HBONE address.
     pub hbone: SocketAddr,
@@ -97,9 +99,6 @@ pub struct Timeouts {
     /// A flow that moved no byte for this long is reset (default 1 h;
     /// `None` keeps idle flows forever).
     pub idle_flow: Option<Duration>,
-    /// An endpoint whose connect or handshake failed is skipped for this
-    /// long while a service has others (default 10 s).
-    pub endpoint_backoff: Duration,
 }
 
 impl Default for Timeouts {
@@ -109,7 +108,49 @@ impl Default for Timeouts {
             target_connect: Duration::from_secs(10),
             front_request: Duration::from_secs(10),
             idle_flow: Some(Duration::from_secs(3600)),
-            endpoint_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How an agent spreads flows over a service's endpoints and when it
+/// leaves a failing one out (circuit breaking).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Balancing {
+    /// The strategy of every service not named in `services`.
+    pub strategy: Strategy,
+    /// Per-service strategies.
+    pub services: BTreeMap<ServiceName, Strategy>,
+    /// When an endpoint whose connects or handshakes fail is ejected, and
+    /// for how long.
+    pub ejection: Ejection,
+    /// Seed of the ejection back-off jitter.
+    pub seed: u64,
+}
+
+impl Balancing {
+    /// The strategy for `service`.
+    pub fn strategy_for(&self, service: &ServiceName) -> Strategy {
+        self.services.get(service).copied().unwrap_or(self.strategy)
+    }
+}
+
+impl Default for Balancing {
+    /// Round-robin; an endpoint is ejected after one failed connect or
+    /// handshake, for 1 s doubling per repeated ejection up to 60 s. One
+    /// failure suffices because the flow that saw it was already moved to
+    /// another endpoint: every further flow sent there would pay a connect
+    /// timeout or refusal for nothing, and a recovered endpoint comes back
+    /// after the back-off on probation.
+    fn default() -> Balancing {
+        Balancing {
+            strategy: Strategy::RoundRobin,
+            services: BTreeMap::new(),
+            ejection: Ejection {
+                consecutive_failures: 1,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            seed: 0,
         }
     }
 }
@@ -130,9 +171,11 @@ pub struct NodeConfig {
     pub egress: EgressPolicy,
     /// Local front-end listeners.
     pub fronts: Vec<FrontConfig>,
-    /// Where mesh services live: `name.namespace` → endpoints, used in
-    /// turn (round-robin per service).
+    /// Where mesh services live: `name.namespace` → endpoints, chosen by
+    /// `balance`.
     pub directory: BTreeMap<ServiceName, Vec<Endpoint>>,
+    /// How endpoints are chosen and ejected.
+    pub balance: Balancing,
     /// HTTP/2 settings of every mesh connection.
     pub h2: h2::Config,
     /// Outbound connection pool settings.
@@ -162,6 +205,7 @@ impl NodeConfig {
             egress: EgressPolicy::default(),
             fronts: Vec::new(),
             directory: BTreeMap::new(),
+            balance: Balancing::default(),
             h2: h2::Config::default(),
             pool: PoolConfig::default(),
             tls_buffer_limit: DEFAULT_BUFFER_LIMIT,

@@ -34,6 +34,39 @@ impl fmt::Display for Direction {
     }
 }
 
+/// Which way a flow's bytes travel between the two agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowPath {
+    /// One HBONE connection between the two agents.
+    Direct,
+    /// Through a hub's relay.
+    Hub,
+    /// Plain TCP to a destination outside the mesh (egress).
+    Egress,
+}
+
+impl fmt::Display for FlowPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FlowPath::Direct => "direct",
+            FlowPath::Hub => "hub",
+            FlowPath::Egress => "egress",
+        })
+    }
+}
+
+/// A path for a log line, `-` when not chosen yet.
+struct PathOf(Option<FlowPath>);
+
+impl fmt::Display for PathOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "{p}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// Why a flow ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -50,6 +83,12 @@ pub enum CloseReason {
     BadRequest,
     /// Nothing to connect to (unknown service, no route, unresolvable).
     Unreachable,
+    /// The service has endpoints, but each is ejected or already failed
+    /// this flow, and the route allows no hub (or none is connected).
+    NoHealthyEndpoint {
+        /// How many endpoints the service has.
+        endpoints: usize,
+    },
     /// The local target or egress destination refused or failed.
     ConnectFailed,
     /// A connect or handshake took too long.
@@ -79,6 +118,7 @@ impl CloseReason {
             CloseReason::Refused { .. } => "refused",
             CloseReason::BadRequest => "bad_request",
             CloseReason::Unreachable => "unreachable",
+            CloseReason::NoHealthyEndpoint { .. } => "no_healthy_endpoint",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::Timeout => "timeout",
             CloseReason::LocalReset => "local_reset",
@@ -99,6 +139,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Refused { status } => write!(f, "refused status={status}"),
             CloseReason::BadRequest => f.write_str("bad request"),
             CloseReason::Unreachable => f.write_str("unreachable"),
+            CloseReason::NoHealthyEndpoint { endpoints } => {
+                write!(f, "no healthy endpoint: all {endpoints} ejected or failed")
+            }
             CloseReason::ConnectFailed => f.write_str("connect failed"),
             CloseReason::Timeout => f.write_str("timeout"),
             CloseReason::LocalReset => f.write_str("local reset"),
@@ -126,6 +169,8 @@ pub enum NodeEvent {
         destination: Option<SpiffeId>,
         /// The service or target.
         service: String,
+        /// Direct, via a hub, or egress.
+        path: Option<FlowPath>,
     },
     /// A flow ended: the access-log line.
     FlowClosed {
@@ -147,6 +192,17 @@ pub enum NodeEvent {
         duration: Duration,
         /// Why it ended.
         reason: CloseReason,
+        /// Direct, via a hub, or egress; `None` when it ended before a
+        /// path was chosen.
+        path: Option<FlowPath>,
+    },
+    /// A failed connect or handshake ejected an endpoint: flows leave it
+    /// out until the back-off passes (circuit breaking).
+    EndpointEjected {
+        /// The endpoint.
+        endpoint: super::Endpoint,
+        /// How long it is left out.
+        back_off: Duration,
     },
     /// Policy refused a flow (`policy denied ... rule=NAME`).
     PolicyDenied {
@@ -203,7 +259,7 @@ impl fmt::Display for Who<'_> {
 }
 
 /// One log line per event; `FlowClosed` is the access log
-/// (`flow closed direction src dst service bytes duration reason`),
+/// (`flow closed direction src dst service path bytes duration reason`),
 /// `PolicyDenied` reads `policy denied reason=... rule=NAME ...`.
 impl fmt::Display for NodeEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,11 +270,13 @@ impl fmt::Display for NodeEvent {
                 source,
                 destination,
                 service,
+                path,
             } => write!(
                 f,
-                "flow opened {flow} direction={direction} src={} dst={} service={service}",
+                "flow opened {flow} direction={direction} src={} dst={} service={service} path={}",
                 Who(source),
-                Who(destination)
+                Who(destination),
+                PathOf(*path)
             ),
             NodeEvent::FlowClosed {
                 flow,
@@ -230,13 +288,23 @@ impl fmt::Display for NodeEvent {
                 bytes_received,
                 duration,
                 reason,
+                path,
             } => write!(
                 f,
                 "flow closed {flow} direction={direction} src={} dst={} service={service} \
-                 sent={bytes_sent} received={bytes_received} duration_ms={} reason=\"{reason}\"",
+                 path={} sent={bytes_sent} received={bytes_received} duration_ms={} \
+                 reason=\"{reason}\"",
                 Who(source),
                 Who(destination),
+                PathOf(*path),
                 duration.as_millis()
+            ),
+            NodeEvent::EndpointEjected { endpoint, back_off } => write!(
+                f,
+                "endpoint ejected addr={} identity={} back_off_ms={}",
+                endpoint.hbone,
+                endpoint.identity,
+                back_off.as_millis()
             ),
             NodeEvent::PolicyDenied {
                 decision,

@@ -11,7 +11,7 @@ use crate::pool::ConnId;
 use crate::time::Instant;
 
 use super::config::Endpoint;
-use super::event::Direction;
+use super::event::{Direction, FlowPath};
 use super::FlowId;
 
 /// Who a socket belongs to.
@@ -132,10 +132,15 @@ pub(super) struct Flow {
     /// Outbound mesh flows: the pool slot held.
     pub pooled: Option<ConnId>,
     /// Outbound mesh flows: the service, port and endpoint, kept to retry
-    /// on another connection.
+    /// on another connection. Set only through `Node::set_mesh_target`,
+    /// which keeps the balancers' flow counts.
     pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
-    /// The flow already moved to another endpoint once.
-    pub retried: bool,
+    /// Endpoints whose connection failed this flow before any byte: a
+    /// retry leaves them out (each at most once, so bounded by the
+    /// service's endpoints).
+    pub tried: Vec<Endpoint>,
+    /// Direct, via a hub, or egress, once chosen.
+    pub path: Option<FlowPath>,
     /// Outbound egress flows asked for by name: the name (egress rules
     /// about it are judged again on a configuration swap).
     pub egress_name: Option<DomainName>,
@@ -162,7 +167,8 @@ impl Flow {
             stream_closed: false,
             pooled: None,
             mesh_target: None,
-            retried: false,
+            tried: Vec::new(),
+            path: None,
             egress_name: None,
         }
     }

@@ -26,7 +26,8 @@ use crate::pool::ConnId;
 use crate::time::Instant;
 use crate::tls::TlsSession;
 
-use super::event::NodeEvent;
+use super::config::Endpoint;
+use super::event::{FlowPath, NodeEvent};
 use super::flow::{Far, Owner, Sock};
 use super::mesh::MeshConn;
 use super::relay::after;
@@ -597,6 +598,7 @@ impl Node {
                 if let Some(l) = self.links.links.get_mut(i) {
                     l.registry = snapshot;
                 }
+                self.prune_balancers();
                 self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
                     hub,
                     epoch,
@@ -610,11 +612,14 @@ impl Node {
                     .get_mut(i)
                     .map(|l| l.registry.apply(&delta).map(|()| l.registry.entries.len()));
                 match applied {
-                    Some(Ok(entries)) => self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
-                        hub,
-                        epoch: delta.epoch,
-                        entries,
-                    })),
+                    Some(Ok(entries)) => {
+                        self.prune_balancers();
+                        self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
+                            hub,
+                            epoch: delta.epoch,
+                            entries,
+                        }))
+                    }
                     Some(Err(e)) => self.link_control_lost(i, Some(e.to_string())),
                     None => {}
                 }
@@ -760,7 +765,9 @@ impl Node {
         let Some(c) = ready.or_else(|| forwards.first().copied()) else {
             return false;
         };
+        self.set_mesh_target(f, None);
         if let Some(flow) = self.flows.get_mut(&f) {
+            flow.path = Some(FlowPath::Hub);
             flow.destination = None;
             flow.service = format!("{}:{port}", service.as_str());
             flow.far = Far::Stream {
@@ -781,6 +788,31 @@ impl Links {
     /// Whether `f` names a control stream of a link.
     pub(super) fn controls_flow(&self, f: FlowId) -> bool {
         self.controls.contains_key(&f)
+    }
+
+    /// Every registry row for `sp`, over all hubs, whose agent announced
+    /// an HBONE address: an endpoint this agent may dial directly.
+    pub(super) fn direct_endpoints(&self, sp: &ServicePort) -> Vec<Endpoint> {
+        self.links
+            .iter()
+            .flat_map(|l| &l.registry.entries)
+            .filter(|e| e.service == *sp)
+            .filter_map(|e| {
+                Some(Endpoint {
+                    hbone: e.endpoint.hbone?,
+                    identity: e.endpoint.identity.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a forward connection to some hub exists (up or coming up),
+    /// so a flow can be routed via a hub.
+    pub(super) fn has_forward(&self, conns: &BTreeMap<ConnId, MeshConn>) -> bool {
+        self.links
+            .iter()
+            .filter_map(|l| l.forward.conn)
+            .any(|c| conns.get(&c).is_some_and(|m| !m.closing))
     }
 
     /// Whether `c` is a hub link, current or retiring (a hub may still

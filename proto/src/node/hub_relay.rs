@@ -16,7 +16,7 @@ use crate::policy::{Authority, AuthzRequest, ServiceName};
 use crate::pool::ConnId;
 use crate::time::Instant;
 
-use super::event::{CloseReason, Direction, MetricKey, NodeEvent};
+use super::event::{CloseReason, Direction, FlowPath, MetricKey, NodeEvent};
 use super::{FlowId, Node};
 
 /// Most bytes moved between legs per step (a copy, so bounded).
@@ -227,6 +227,7 @@ impl Node {
             bytes_received: 0,
             duration: core::time::Duration::ZERO,
             reason,
+            path: Some(FlowPath::Hub),
         });
     }
 
@@ -292,6 +293,7 @@ impl Node {
                     source: Some(relay.source.clone()),
                     destination: Some(ep.identity.clone()),
                     service: relay.service.clone(),
+                    path: Some(FlowPath::Hub),
                 };
                 if let Some(m) = self.conns.get_mut(&ac) {
                     let _ =
@@ -471,6 +473,7 @@ impl Node {
             bytes_received: relay.returned,
             duration: self.now.saturating_duration_since(relay.started),
             reason,
+            path: Some(FlowPath::Hub),
         });
     }
 }

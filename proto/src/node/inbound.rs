@@ -11,7 +11,7 @@ use crate::policy::{AuthzRequest, Decision, Target};
 use crate::pool::ConnId;
 use crate::tls::TlsSession;
 
-use super::event::{CloseReason, Direction, NodeEvent};
+use super::event::{CloseReason, Direction, FlowPath, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
@@ -76,6 +76,10 @@ impl Node {
         let source = self.request_source(c, request);
         let f = FlowId(self.alloc());
         let mut flow = Flow::new(Direction::Inbound, SockId(0), self.now);
+        flow.path = Some(match self.conns.get(&c).is_some_and(|m| m.reverse) {
+            true => FlowPath::Hub,
+            false => FlowPath::Direct,
+        });
         flow.source = source.clone();
         flow.destination = Some(self.config.identity.id().clone());
         let authority = match parse_connect(request) {
@@ -167,6 +171,7 @@ impl Node {
             bytes_received: 0,
             duration: core::time::Duration::ZERO,
             reason,
+            path: flow.path,
         });
     }
 

@@ -8,6 +8,8 @@
 //! - `flow`: socket and flow records.
 //! - `inbound`: HBONE requests → policy → local target.
 //! - `outbound`: front ends → mesh service or egress.
+//! - `choose`: which endpoint and path (direct or hub) a flow takes, and
+//!   the endpoints' health (circuit breaking).
 //! - `relay`: moving bytes, half-closes, resets, closing flows.
 //! - `hub_role`, `hub_relay`: serving as a hub; `hub_link`: an agent's
 //!   connections to hubs (see [`crate::hub`]).
@@ -15,6 +17,7 @@
 //! The host contract is in [`crate::drive`]: feed one [`Input`], drain
 //! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
 
+mod choose;
 pub mod config;
 pub mod event;
 mod flow;
@@ -36,10 +39,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::pool::{ConnId, Pool};
 use crate::time::Instant;
 
-pub use config::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
+pub use config::{Balancing, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowSnapshot, HandshakeError,
-    MetricKey, Metrics, NodeEvent,
+    CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowPath, FlowSnapshot,
+    HandshakeError, MetricKey, Metrics, NodeEvent,
 };
 pub use hub_guard::RefusalCounts;
 pub use hub_link::HubLinkStatus;
@@ -295,10 +298,8 @@ pub struct Node {
     /// When to look for idle flows next (a sweep, so that `poll_timeout`
     /// does not scan every flow after every input).
     idle_sweep_at: Option<Instant>,
-    /// Round-robin position per directory service.
-    next_endpoint: BTreeMap<crate::policy::ServiceName, usize>,
-    /// HBONE addresses skipped until the instant (failed connect/handshake).
-    ejected: BTreeMap<SocketAddr, Instant>,
+    /// Endpoint choice and health per service port (see `choose`).
+    balancers: choose::Balancers,
     /// The hub role's state (empty unless `config.hub`).
     hub: hub_role::HubState,
     /// Connections to hubs (empty unless `config.hub_links`).
@@ -326,8 +327,7 @@ impl Node {
             metrics: Metrics::new(),
             closes: CloseCounts::new(),
             idle_sweep_at: None,
-            next_endpoint: BTreeMap::new(),
-            ejected: BTreeMap::new(),
+            balancers: choose::Balancers::new(),
             hub: hub_role::HubState::default(),
             links: hub_link::Links::default(),
             #[cfg(feature = "sim-bugs")]

@@ -12,8 +12,9 @@ use crate::policy::{Authority, AuthzRequest, Decision, Reason, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
 
+use super::choose::Chosen;
 use super::config::{Endpoint, FrontKind};
-use super::event::{CloseReason, Direction, NodeEvent};
+use super::event::{CloseReason, Direction, FlowPath, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
@@ -85,11 +86,7 @@ impl Node {
     fn route(&mut self, f: FlowId, target: &front::Target) {
         if let front::Host::Domain(name) = &target.host {
             if let Ok(service) = ServiceName::parse(name.as_str()) {
-                let direct = self.config.hub_links.route == crate::hub::Route::DirectFirst;
-                if let Some(endpoint) = self.pick_endpoint(&service, true).filter(|_| direct) {
-                    return self.route_mesh(f, &service, target.port, endpoint);
-                }
-                if self.route_via_hub(f, &service, target.port) {
+                if self.route_service(f, &service, target.port) {
                     return;
                 }
             }
@@ -97,28 +94,33 @@ impl Node {
         self.route_egress(f, target);
     }
 
-    /// The service's next endpoint in turn, skipping ejected ones; when
-    /// every endpoint is ejected, the next in turn if `or_ejected`.
-    fn pick_endpoint(&mut self, service: &ServiceName, or_ejected: bool) -> Option<Endpoint> {
-        let now = self.now;
-        self.ejected.retain(|_, until| *until > now);
-        let eps = self.config.directory.get(service)?;
-        let turn = self.next_endpoint.entry(service.clone()).or_default();
-        let start = *turn;
-        *turn = turn.wrapping_add(1);
-        let n = eps.len();
-        let nth = |k: usize| eps.get(start.wrapping_add(k) % n.max(1));
-        (0..n)
-            .filter_map(nth)
-            .find(|ep| !self.ejected.contains_key(&ep.hbone))
-            .or_else(|| nth(0).filter(|_| or_ejected))
-            .cloned()
-    }
-
-    /// A connect or handshake to `addr` failed: skip it for a while.
-    pub(super) fn eject(&mut self, addr: SocketAddr) {
-        let until = after(self.now, self.config.timeouts.endpoint_backoff);
-        self.ejected.insert(addr, until);
+    /// Sends `f` to `service:port` as [`Node::choose_endpoint`] says, or
+    /// refuses it when every endpoint is ejected or failed it. False when
+    /// the mesh knows no way to the service at all (no endpoint, no hub).
+    fn route_service(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
+        let Some(tried) = self.flows.get(&f).map(|fl| fl.tried.clone()) else {
+            return true;
+        };
+        let source = self.config.identity.id().clone();
+        match self.choose_endpoint(service, port, &source, &tried) {
+            Some(Chosen::Direct(ep)) => {
+                self.route_mesh(f, service, port, ep);
+                true
+            }
+            Some(Chosen::Hub) => self.route_via_hub(f, service, port),
+            None => {
+                let endpoints = self.direct_candidates(service, port).len();
+                if endpoints == 0 {
+                    return false;
+                }
+                self.refuse(
+                    f,
+                    Refusal::Unreachable,
+                    CloseReason::NoHealthyEndpoint { endpoints },
+                );
+                true
+            }
+        }
     }
 
     fn route_mesh(&mut self, f: FlowId, service: &ServiceName, port: u16, ep: Endpoint) {
@@ -127,8 +129,9 @@ impl Node {
             // The service's name alone, as the receiving node labels it
             // (from its export), so both sides count the same series.
             flow.service = service.as_str().to_owned();
-            flow.mesh_target = Some((service.clone(), port, ep.clone()));
+            flow.path = Some(FlowPath::Direct);
         }
+        self.set_mesh_target(f, Some((service.clone(), port, ep.clone())));
         let key = PoolKey {
             source: self.config.identity.id().clone(),
             node: ep.hbone.to_string(),
@@ -210,6 +213,7 @@ impl Node {
             // Peers are configured alike; a later SETTINGS may differ, and
             // the stream open then fails cleanly instead.
             self.pool.ready(c, self.config.h2.max_concurrent_streams);
+            self.endpoint_succeeded(c);
         }
         for f in waiting {
             self.open_stream(f, c);
@@ -318,6 +322,7 @@ impl Node {
             source: flow.source.clone(),
             destination: flow.destination.clone(),
             service: flow.service.clone(),
+            path: flow.path,
         };
         self.metrics.entry(metric_key(flow)).or_default().opened += 1;
         if let Some(s) = self.socks.get_mut(&local) {
@@ -374,6 +379,7 @@ impl Node {
         let sock = self.start_connect(f, dest);
         if let Some(flow) = self.flows.get_mut(&f) {
             flow.far = Far::Tcp(sock);
+            flow.path = Some(FlowPath::Egress);
         }
     }
 
@@ -410,33 +416,27 @@ impl Node {
 
     /// The mesh connection under `f` is gone.
     pub(super) fn flow_lost(&mut self, f: FlowId) {
+        // Before 200 and before any byte left, the flow may go elsewhere:
+        // another endpoint not yet tried, or a hub.
+        let retry = self.flows.get_mut(&f).and_then(|flow| {
+            let unsent = flow.phase == Phase::Opening
+                && flow.direction == Direction::Outbound
+                && flow.bytes_sent == 0;
+            let (service, port, ep) = flow.mesh_target.clone().filter(|_| unsent)?;
+            flow.tried.push(ep);
+            flow.far = Far::None;
+            flow.pooled = None;
+            flow.stream_closed = false;
+            Some((service, port))
+        });
         let opening = self
             .flows
             .get(&f)
             .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
-        if !opening {
-            return self.close_flow(f, CloseReason::ConnectionLost, true);
-        }
-        // No byte went anywhere yet (bytes move only after 200): the flow
-        // may try another endpoint, once.
-        let retry = self.flows.get_mut(&f).and_then(|flow| {
-            if flow.retried {
-                return None;
-            }
-            flow.retried = true;
-            flow.far = Far::None;
-            flow.pooled = None;
-            flow.stream_closed = false;
-            flow.mesh_target.clone()
-        });
-        let target = retry.clone();
-        match retry.and_then(|(service, port, _)| {
-            Some((self.pick_endpoint(&service, false)?, service, port))
-        }) {
-            Some((ep, service, port)) => self.route_mesh(f, &service, port, ep),
-            // No other direct endpoint: a hub may still reach the service.
-            None if target.is_some_and(|(s, port, _)| self.route_via_hub(f, &s, port)) => {}
-            None => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
+        match retry {
+            Some((service, port)) if self.route_service(f, &service, port) => {}
+            _ if opening => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
+            _ => self.close_flow(f, CloseReason::ConnectionLost, true),
         }
     }
 

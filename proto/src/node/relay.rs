@@ -327,6 +327,9 @@ impl Node {
         if let Some(c) = flow.pooled {
             self.pool.release(c, self.now);
         }
+        if let Some(target) = flow.mesh_target.clone() {
+            self.count_flow(target, false);
+        }
         let key = metric_key(&flow);
         self.metrics.entry(key.clone()).or_default().closed += 1;
         *self.closes.entry((key, reason.label())).or_default() += 1;
@@ -341,6 +344,7 @@ impl Node {
             bytes_received: flow.bytes_received,
             duration,
             reason,
+            path: flow.path,
         });
     }
 
@@ -656,10 +660,9 @@ impl Node {
         };
         let peer = conn.peer_addr;
         let handshaking = conn.tls.is_handshaking();
-        let client = conn.pool_key.is_some();
         conn.flush_alert();
-        if handshaking && client {
-            self.eject(peer);
+        if handshaking {
+            self.endpoint_failed(c);
         }
         if handshaking {
             self.emit(NodeEvent::HandshakeFailed {
@@ -676,8 +679,8 @@ impl Node {
             return;
         };
         let (peer, sock) = (conn.peer_addr, conn.sock);
-        if error.is_some() && conn.pool_key.is_some() {
-            self.eject(peer);
+        if error.is_some() {
+            self.endpoint_failed(c);
         }
         if let Some(error) = error {
             self.emit(NodeEvent::HandshakeFailed { peer, error });
@@ -870,6 +873,7 @@ impl Node {
             self.arm_idle_sweep();
         }
         self.listen_all();
+        self.prune_balancers();
         self.enforce_revocation();
         // Injected bug: live flows are not checked against the new policy.
         #[cfg(feature = "sim-bugs")]
