@@ -225,9 +225,15 @@ impl Node {
             .config
             .hbone_listen
             .filter(|a| !a.ip().is_unspecified());
+        let relay_plaintext = services
+            .iter()
+            .filter(|s| self.config.relay_plaintext.contains(*s))
+            .cloned()
+            .collect();
         Announce {
             services,
             reachable_hbone,
+            relay_plaintext,
         }
     }
 
@@ -586,6 +592,9 @@ impl Node {
     /// forward connection in turn, else waiting on one still coming up.
     /// Returns false when no hub connection exists at all.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
+        if self.route_end_to_end(f, service, port) {
+            return true;
+        }
         let forwards: Vec<ConnId> = self
             .links
             .links
@@ -621,12 +630,22 @@ impl Node {
 }
 
 impl Links {
+    /// Every hub's registry as this agent holds it, with the hub's forward
+    /// connection and address.
+    pub(super) fn registries(&self) -> Vec<(ConnId, SocketAddr, &RegistrySnapshot)> {
+        self.links
+            .iter()
+            .filter_map(|l| Some((l.forward.conn?, l.addr, &l.registry)))
+            .collect()
+    }
+
     /// Whether `f` names a control stream of a link.
     pub(super) fn controls_flow(&self, f: FlowId) -> bool {
         self.controls.contains_key(&f)
     }
 
-    fn slot_of_ref(&self, c: ConnId) -> bool {
+    /// Whether `c` is one of our connections to a hub.
+    pub(super) fn slot_of_ref(&self, c: ConnId) -> bool {
         self.links
             .iter()
             .any(|l| l.forward.conn == Some(c) || l.reverse.conn == Some(c))
