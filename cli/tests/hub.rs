@@ -50,8 +50,10 @@ fn http_service() -> u16 {
     port
 }
 
-fn agent_b_with_no_port_serves_through_the_hub(runtime: &str) {
-    let dir = TempDir::new(&format!("hub-{runtime}"));
+/// `end_to_end`: B's export keeps the default (end-to-end mode on), or
+/// says `end_to_end = false` (the hub relays plaintext).
+fn agent_b_with_no_port_serves_through_the_hub(runtime: &str, end_to_end: bool) {
+    let dir = TempDir::new(&format!("hub-{runtime}-{end_to_end}"));
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
     let hub_id = "spiffe://test.warren/ns/mesh/sa/hub";
     let client = "spiffe://test.warren/ns/web/sa/client";
@@ -89,6 +91,11 @@ principals = ["{client}"]
         ),
     );
     let links = format!("hubs = [\"127.0.0.1:{hub_port}\"]\nhub_identities = [\"{hub_id}\"]\n");
+    let mode = if end_to_end {
+        ""
+    } else {
+        "end_to_end = false\n"
+    };
     write(
         &dir.path().join("b.toml"),
         &format!(
@@ -101,7 +108,7 @@ ca = "b/ca.pem"
 service = "echo.demo"
 port = 8080
 target = "127.0.0.1:{service}"
-"#
+{mode}"#
         ),
     );
     write(
@@ -130,8 +137,17 @@ listen = "127.0.0.1:{socks}"
 
     let answer = curl_until_ok(socks, "http://echo.demo:8080/through-the-hub");
     assert_eq!(answer, "B says: GET /through-the-hub\n");
-    hub.wait_stderr("direction=relayed");
     b.wait_stderr("source=spiffe://test.warren/ns/web/sa/client");
+    if end_to_end {
+        // One inner mTLS session between A and B, inside one relayed
+        // stream (pooled: the hub logs it when it closes, below).
+        a.wait_stderr("end-to-end up peer=spiffe://test.warren/ns/demo/sa/server");
+        b.wait_stderr("end-to-end up peer=spiffe://test.warren/ns/web/sa/client");
+    } else {
+        hub.wait_stderr("direction=relayed");
+        hub.wait_stderr("service=echo.demo:8080");
+        assert!(!a.stderr().contains("end-to-end up"));
+    }
 
     // B listens on its admin port and nothing else.
     assert_eq!(listening_ports(b.pid()), BTreeSet::from([b_admin]));
@@ -176,15 +192,26 @@ listen = "127.0.0.1:{socks}"
         .output()
         .unwrap();
     assert!(!out.status.success(), "a revoked agent got through");
+    if end_to_end {
+        // A's connections closed, and with them the pair stream: the hub
+        // logs it under its own label, never under the service's name.
+        hub.wait_stderr("service=end-to-end");
+        assert!(!hub.stderr().contains("service=echo.demo"));
+    }
     drop(a);
 }
 
 #[test]
 fn hub_relays_to_an_agent_with_no_open_port_on_tokio() {
-    agent_b_with_no_port_serves_through_the_hub("tokio");
+    agent_b_with_no_port_serves_through_the_hub("tokio", true);
+}
+
+#[test]
+fn hub_relays_plaintext_when_the_export_says_so_on_tokio() {
+    agent_b_with_no_port_serves_through_the_hub("tokio", false);
 }
 
 #[test]
 fn hub_relays_to_an_agent_with_no_open_port_on_smol() {
-    agent_b_with_no_port_serves_through_the_hub("smol");
+    agent_b_with_no_port_serves_through_the_hub("smol", true);
 }

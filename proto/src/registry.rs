@@ -33,6 +33,8 @@ pub struct AgentKey {
 struct Agent {
     hbone: Option<SocketAddr>,
     services: BTreeSet<ServicePort>,
+    /// The services relayed in plaintext (end-to-end mode off).
+    plaintext: BTreeSet<ServicePort>,
 }
 
 /// A hub's registry.
@@ -42,7 +44,8 @@ pub struct Registry {
     max_entries: usize,
     entries: usize,
     agents: BTreeMap<AgentKey, Agent>,
-    by_service: BTreeMap<ServicePort, BTreeSet<Endpoint>>,
+    /// Endpoints per service, each with its end-to-end flag.
+    by_service: BTreeMap<ServicePort, BTreeMap<Endpoint, bool>>,
 }
 
 impl Default for Registry {
@@ -80,7 +83,15 @@ impl Registry {
 
     /// The endpoints serving a service port, in a fixed order.
     pub fn endpoints(&self, service: &ServicePort) -> impl Iterator<Item = &Endpoint> {
-        self.by_service.get(service).into_iter().flatten()
+        self.by_service
+            .get(service)
+            .into_iter()
+            .flat_map(|eps| eps.keys())
+    }
+
+    /// The services the agent connection `agent` announced, in order.
+    pub fn services_of(&self, agent: &AgentKey) -> impl Iterator<Item = &ServicePort> {
+        self.agents.get(agent).into_iter().flat_map(|a| &a.services)
     }
 
     /// The whole registry.
@@ -89,9 +100,10 @@ impl Registry {
             .by_service
             .iter()
             .flat_map(|(service, eps)| {
-                eps.iter().map(|endpoint| RegistryEntry {
+                eps.iter().map(|(endpoint, end_to_end)| RegistryEntry {
                     service: service.clone(),
                     endpoint: endpoint.clone(),
+                    end_to_end: *end_to_end,
                 })
             })
             .collect();
@@ -111,6 +123,12 @@ impl Registry {
     ) -> Result<Option<RegistryDelta>, Rejection> {
         let old_rows = self.agent_rows(agent);
         let services: BTreeSet<ServicePort> = announce.services.iter().cloned().collect();
+        let plaintext: BTreeSet<ServicePort> = announce
+            .relay_plaintext
+            .iter()
+            .filter(|s| services.contains(*s))
+            .cloned()
+            .collect();
         let new_count = self.entries - old_rows.len() + services.len();
         if new_count > self.max_entries {
             return Err(Rejection::RegistryFull);
@@ -125,7 +143,7 @@ impl Registry {
             self.by_service
                 .entry(service.clone())
                 .or_default()
-                .insert(endpoint.clone());
+                .insert(endpoint.clone(), !plaintext.contains(service));
         }
         self.entries = new_count;
         if !services.is_empty() {
@@ -134,6 +152,7 @@ impl Registry {
                 Agent {
                     hbone: announce.reachable_hbone,
                     services,
+                    plaintext,
                 },
             );
         }
@@ -179,6 +198,7 @@ impl Registry {
             .map(|service| RegistryEntry {
                 service: service.clone(),
                 endpoint: endpoint.clone(),
+                end_to_end: !agent.plaintext.contains(service),
             })
             .collect()
     }
@@ -253,7 +273,7 @@ mod tests {
                 1 => Op::RemoveIdentity(agent(g).identity),
                 _ => {
                     let n = usize::arbitrary(g) % 4;
-                    let services = (0..n)
+                    let services: Vec<ServicePort> = (0..n)
                         .map(|_| ServicePort {
                             service: ServiceName::new(g.choose(&["x", "y"]).unwrap(), "shop")
                                 .unwrap(),
@@ -264,6 +284,11 @@ mod tests {
                     Op::Announce(
                         agent(g),
                         Announce {
+                            relay_plaintext: services
+                                .iter()
+                                .filter(|_| bool::arbitrary(g))
+                                .cloned()
+                                .collect(),
                             services,
                             reachable_hbone: hbone,
                         },
@@ -332,6 +357,7 @@ mod tests {
         let a = Announce {
             services: vec![cart.clone()],
             reachable_hbone: None,
+            relay_plaintext: Vec::new(),
         };
         let mut reg = Registry::default();
         let k1 = AgentKey {
@@ -354,5 +380,49 @@ mod tests {
         assert!(reg.remove_identity(&id).is_some());
         assert!(reg.is_empty());
         assert_eq!(reg.epoch(), 4);
+    }
+
+    #[test]
+    fn end_to_end_flag_follows_the_announcement() {
+        let id = SpiffeId::new("example.org", "shop", "cart").unwrap();
+        let sp = |name: &str| ServicePort {
+            service: ServiceName::new(name, "shop").unwrap(),
+            port: 80,
+        };
+        let key = AgentKey {
+            identity: id,
+            instance: 1,
+        };
+        let mut reg = Registry::default();
+        let a = Announce {
+            services: vec![sp("cart"), sp("db")],
+            reachable_hbone: None,
+            // A plaintext entry for a service not announced is ignored.
+            relay_plaintext: vec![sp("db"), sp("web")],
+        };
+        reg.announce(&key, &a).unwrap();
+        let flags: Vec<(String, bool)> = reg
+            .snapshot()
+            .entries
+            .iter()
+            .map(|e| (e.service.service.to_string(), e.end_to_end))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                ("cart.shop".to_string(), true),
+                ("db.shop".to_string(), false)
+            ]
+        );
+        let services: Vec<&ServicePort> = reg.services_of(&key).collect();
+        assert_eq!(services, [&sp("cart"), &sp("db")]);
+        // Turning end-to-end on for db is a change: one row out, one in.
+        let on = Announce {
+            relay_plaintext: Vec::new(),
+            ..a
+        };
+        let d = reg.announce(&key, &on).unwrap().unwrap();
+        assert_eq!((d.added.len(), d.removed.len()), (1, 1));
+        assert!(d.added[0].end_to_end && !d.removed[0].end_to_end);
     }
 }

@@ -74,6 +74,7 @@ fn announce_frame(services: &[ServicePort]) -> Vec<u8> {
     let m = Message::Announce(Announce {
         services: services.to_vec(),
         reachable_hbone: None,
+        relay_plaintext: Vec::new(),
     });
     encode(&m, DEFAULT_MAX_FRAME_LEN, &mut out).unwrap();
     out

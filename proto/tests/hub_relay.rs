@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use node_harness::certs::{spiffe, Ca};
 use node_harness::{Server, World};
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2;
 use warren_proto::hub::{HubEvent, HubLinks, HubRole, LinkKind, Route};
@@ -50,6 +50,13 @@ fn deny_rule(name: &str, principal: &str) -> AuthzRule {
         ..Conditions::default()
     };
     rule
+}
+
+fn echo_port() -> ServicePort {
+    ServicePort {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+    }
 }
 
 struct Setup {
@@ -97,6 +104,9 @@ fn setup(h2: h2::Config) -> Setup {
         target: Target::Addr(addr("127.0.0.2:8080")),
     }])
     .unwrap();
+    // These tests are about the plain relay (end-to-end mode off); see
+    // hub_e2e.rs for the default.
+    b.relay_plaintext.insert(echo_port());
     b.hub_links = links();
     b.h2 = h2;
     world.add_node(hub.clone());
@@ -346,6 +356,7 @@ fn two_hubs() -> World {
         target: Target::Addr(addr("127.0.0.2:8080")),
     }])
     .unwrap();
+    b.relay_plaintext.insert(echo_port());
     b.hub_links = both;
     world.add_node(a);
     world.add_node(b);

@@ -85,6 +85,7 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
             .map_err(|e| format!("revocation: {}: {e}", file.display()))?;
     }
     node.exports = cfg.exports.clone();
+    node.relay_plaintext = cfg.relay_plaintext.clone();
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();
     node.h2 = cfg.h2.clone();

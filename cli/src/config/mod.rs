@@ -24,10 +24,11 @@ mod value;
 pub use error::ConfigError;
 pub use summary::Summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use warren_proto::control::ServicePort;
 use warren_proto::front::{self, HttpConnectConfig};
 use warren_proto::h2;
 use warren_proto::hub::{HubLinks, HubRole, DEFAULT_HUB_PORT};
@@ -60,6 +61,9 @@ pub struct AgentConfig {
     pub admin: SocketAddr,
     /// The services this agent serves to the mesh.
     pub exports: Exports,
+    /// Exports with `end_to_end = false`: a hub may relay their flows in
+    /// plaintext. Every other export takes hub flows only end to end.
+    pub relay_plaintext: BTreeSet<ServicePort>,
     /// Who may reach the exported services.
     pub authz: AuthzPolicy,
     /// Where local clients may go through the SOCKS5 and HTTP proxies.

@@ -134,6 +134,8 @@ pub struct RawExport {
     pub service: Parsed<ServiceName>,
     pub port: Spanned<u16>,
     pub target: Parsed<Target>,
+    /// Hub flows only end to end (default true).
+    pub end_to_end: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

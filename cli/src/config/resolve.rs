@@ -25,7 +25,7 @@ use super::{
     Socks5Listener, TunnelListener, DEFAULT_ADMIN, DEFAULT_HBONE_LISTEN, DEFAULT_HUB_LISTEN,
 };
 use warren_proto::balance::{Ejection, Strategy};
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
 use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
@@ -213,6 +213,7 @@ pub fn resolve(
     // an earlier one, which is the one to point at.
     let mut exports = Exports::default();
     let mut list = Vec::new();
+    let mut relay_plaintext = BTreeSet::new();
     for export in raw.export {
         let span = export.span();
         let e = export.into_inner();
@@ -221,6 +222,12 @@ pub fn resolve(
                 Some(e.port.span()),
                 "port 0 cannot be named by clients; expected 1 to 65535",
             ));
+        }
+        if e.end_to_end == Some(false) {
+            relay_plaintext.insert(ServicePort {
+                service: e.service.0.clone(),
+                port: *e.port.get_ref(),
+            });
         }
         list.push(Export {
             service: e.service.0,
@@ -334,6 +341,7 @@ pub fn resolve(
         hbone_listen_is_default,
         admin,
         exports,
+        relay_plaintext,
         authz: AuthzPolicy::new(authz_rules),
         egress: EgressPolicy::new(egress_rules),
         tunnels,

@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use warren_proto::control::ServicePort;
 use warren_proto::policy::Scope;
 
 use super::{AgentConfig, IdentitySource};
@@ -39,7 +40,15 @@ impl fmt::Display for Summary<'_> {
         writeln!(f, "admin:        {}", c.admin)?;
         writeln!(f, "exports:      {}", c.exports.len())?;
         for e in c.exports.iter() {
-            writeln!(f, "  {}:{} -> {}", e.service, e.port, e.target)?;
+            let sp = ServicePort {
+                service: e.service.clone(),
+                port: e.port,
+            };
+            let mode = match c.relay_plaintext.contains(&sp) {
+                true => " (end_to_end = false)",
+                false => "",
+            };
+            writeln!(f, "  {}:{} -> {}{mode}", e.service, e.port, e.target)?;
         }
         writeln!(f, "authz rules:  {}", c.authz.rules.len())?;
         for r in &c.authz.rules {

@@ -153,6 +153,30 @@ fn balance_and_route_keys_map_onto_the_node_config() {
 }
 
 #[test]
+fn exports_are_end_to_end_unless_told_otherwise() {
+    let cfg = parse_str(&format!(
+        "{BASE}[[export]]\nservice = \"a.demo\"\nport = 80\ntarget = \"127.0.0.1:81\"\n\
+         [[export]]\nservice = \"b.demo\"\nport = 80\ntarget = \"127.0.0.1:82\"\nend_to_end = false\n\
+         [[export]]\nservice = \"c.demo\"\nport = 80\ntarget = \"127.0.0.1:83\"\nend_to_end = true\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.exports.iter().count(), 3);
+    let plain: Vec<String> = cfg
+        .relay_plaintext
+        .iter()
+        .map(|s| format!("{}:{}", s.service, s.port))
+        .collect();
+    assert_eq!(plain, ["b.demo:80"]);
+    let summary = super::Summary(&cfg).to_string();
+    assert!(summary.contains("b.demo:80 -> 127.0.0.1:82 (end_to_end = false)"));
+    assert!(summary.contains("a.demo:80 -> 127.0.0.1:81\n"));
+    let bad = parse_str(&format!(
+        "{BASE}[[export]]\nservice = \"a.demo\"\nport = 80\ntarget = \"127.0.0.1:81\"\nend_to_end = \"no\"\n"
+    ));
+    assert!(bad.is_err());
+}
+
+#[test]
 fn listeners_on_port_zero_never_clash() {
     let cfg = parse_str(&format!(
         "{BASE}hbone_listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\

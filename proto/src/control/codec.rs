@@ -9,8 +9,11 @@
 use super::message::{ErrorCode, Message};
 use core::fmt;
 
-/// The control protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The control protocol version this build speaks. Version 2 added the
+/// end-to-end flag ([`super::Announce::relay_plaintext`],
+/// [`super::RegistryEntry::end_to_end`]), which a version-1 peer would
+/// misread.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Bytes in a frame header: version and length.
 pub const HEADER_LEN: usize = 5;

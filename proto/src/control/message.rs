@@ -93,6 +93,11 @@ pub struct Announce {
     /// An HBONE address where this agent accepts direct connections, if it
     /// has an open port; `None` for agents reachable only through a hub.
     pub reachable_hbone: Option<SocketAddr>,
+    /// The services (each also in `services`) that take flows a hub relays
+    /// in plaintext (`end_to_end = false`). Every other service takes hub
+    /// flows only end to end (see [`crate::hub`]), so the default, an
+    /// empty list, is the safe one.
+    pub relay_plaintext: Vec<ServicePort>,
 }
 
 /// One endpoint of a service: an agent connection that announced it.
@@ -115,6 +120,10 @@ pub struct RegistryEntry {
     pub service: ServicePort,
     /// Who serves it.
     pub endpoint: Endpoint,
+    /// Clients reach it through a hub only end to end (their own mTLS
+    /// session with the endpoint inside the relayed stream); false when the
+    /// endpoint announced it in [`Announce::relay_plaintext`].
+    pub end_to_end: bool,
 }
 
 /// Hub → agent: the whole registry.

@@ -41,6 +41,7 @@ fn arb_entry(g: &mut Gen) -> RegistryEntry {
             instance: u64::arbitrary(g),
             hbone: arb_addr(g),
         },
+        end_to_end: bool::arbitrary(g),
     }
 }
 
@@ -58,6 +59,7 @@ impl Arbitrary for Arb {
             0 => Message::Announce(Announce {
                 services: arb_vec(g, arb_service),
                 reachable_hbone: arb_addr(g),
+                relay_plaintext: arb_vec(g, arb_service),
             }),
             1 => Message::Withdraw,
             2 => Message::Registry(RegistrySnapshot {
@@ -239,6 +241,26 @@ fn newer_version_is_rejected_before_its_body() {
     assert_eq!(dec.decode(&mut again), Err(err));
 }
 
+/// Version 1 announcements lacked the end-to-end list: a version-1 peer's
+/// frame is refused by its version byte, never misread as version 2.
+#[test]
+fn version_one_frames_are_refused() {
+    assert_eq!(PROTOCOL_VERSION, 2);
+    let mut wire = Vec::new();
+    encode(
+        &Message::Announce(announce(&[("cart.shop", 80)])),
+        256,
+        &mut wire,
+    )
+    .unwrap();
+    wire[0] = 1;
+    let mut input = &wire[..];
+    assert_eq!(
+        FrameDecoder::new(256).decode(&mut input),
+        Err(DecodeError::UnsupportedVersion { got: 1 })
+    );
+}
+
 #[test]
 fn unknown_message_tag_is_malformed() {
     // Tag 200 is no variant.
@@ -268,6 +290,7 @@ fn invalid_names_inside_a_message_are_malformed() {
             port: 80,
         }],
         reachable_hbone: None,
+        relay_plaintext: Vec::new(),
     });
     let mut wire = Vec::new();
     encode(&good, 64, &mut wire).unwrap();
@@ -308,6 +331,7 @@ fn announce(services: &[(&str, u16)]) -> Announce {
     Announce {
         services: services.iter().map(|&(s, p)| sp(s, p)).collect(),
         reachable_hbone: None,
+        relay_plaintext: Vec::new(),
     }
 }
 
@@ -422,6 +446,7 @@ fn identity_comes_from_the_session_not_the_message() {
                 instance: 1,
                 hbone: None,
             },
+            end_to_end: true,
         }],
     });
     assert!(!forged.may_be_sent_by(Sender::Agent));
@@ -436,6 +461,7 @@ fn snapshot_apply_detects_gaps_and_disagreement() {
             instance: 3,
             hbone: None,
         },
+        end_to_end: true,
     };
     let mut snap = RegistrySnapshot::default();
     let add = RegistryDelta {
@@ -476,6 +502,7 @@ fn default_limit_holds_hundreds_of_rows() {
                     instance: i,
                     hbone: Some(SocketAddr::from(([10, 1, 2, 3], 15008))),
                 },
+                end_to_end: true,
             })
             .collect(),
     };

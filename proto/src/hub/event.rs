@@ -162,6 +162,17 @@ pub enum HubEvent {
         /// The header value, lossily decoded.
         value: String,
     },
+    /// Agent: an end-to-end session with another agent, through a hub,
+    /// finished its inner TLS handshake (one per agent pair and hub, not
+    /// per flow).
+    EndToEndUp {
+        /// The other agent's identity, as the inner handshake verified it.
+        peer: Option<SpiffeId>,
+        /// The hub carrying it.
+        hub: SocketAddr,
+        /// We opened it (TLS client); false on the serving side.
+        client: bool,
+    },
 }
 
 /// An identity for a log line, `-` when unknown.
@@ -254,6 +265,10 @@ impl fmt::Display for HubEvent {
             ),
             HubEvent::BadSource { hub, value } => {
                 write!(f, "bad source header hub={} value={value:?}", Who(hub))
+            }
+            HubEvent::EndToEndUp { peer, hub, client } => {
+                let role = if *client { "client" } else { "server" };
+                write!(f, "end-to-end up peer={} hub={hub} role={role}", Who(peer))
             }
         }
     }

@@ -36,6 +36,46 @@
 //! a half-close passed on once the buffered bytes went; a reset on either
 //! leg resets the other.
 //!
+//! ## End-to-end mode
+//!
+//! Every exported service takes flows from a hub only end to end unless
+//! its agent announced it in [`crate::control::Announce::relay_plaintext`]
+//! (an export's `end_to_end = false`); registry rows carry the flag
+//! ([`crate::control::RegistryEntry::end_to_end`]). For an end-to-end
+//! service the hub never sees plaintext and B never believes
+//! [`SOURCE_HEADER`]: a plain relayed CONNECT for it gets 401 from B.
+//!
+//! Instead A picks an endpoint (identity + instance) from the registry of
+//! a hub it holds a ready forward connection to and opens, on that forward
+//! connection, one *pair stream* per agent pair:
+//!
+//! - `CONNECT` with `:authority` [`E2E_AUTHORITY`] (a fixed placeholder:
+//!   the stream names an agent, not a service), header [`E2E_PEER_HEADER`]
+//!   = B's SPIFFE id and [`E2E_INSTANCE_HEADER`] = the instance number from
+//!   the hub's registry (decimal).
+//! - The hub authorizes the *pair*: A (its TLS identity) must be allowed,
+//!   by the hub's own policy, to reach at least one service that agent
+//!   announced (the decision is logged; a denial is 401). An agent that is
+//!   unknown, offline or without a ready reverse connection is 503 at once.
+//!   The hub then opens the same CONNECT (same two headers) on B's reverse
+//!   connection and relays the two streams byte for byte, with the same
+//!   backpressure as any relay. The access log names the relay's service
+//!   [`E2E_SERVICE_LABEL`].
+//! - B accepts a pair stream only on a reverse connection to a configured
+//!   hub identity and only when [`E2E_PEER_HEADER`] names B itself, and
+//!   answers 200. Inside the stream A is TLS client and HTTP/2 client, B
+//!   TLS server and HTTP/2 server: mutual TLS 1.3 with ALPN [`ALPN_E2E`],
+//!   the certificates of A and B (A checks B's identity from the registry).
+//! - On that inner connection A opens ordinary HBONE `CONNECT
+//!   service.ns:port` streams, one per flow; B authorizes each with A's
+//!   identity from the *inner* handshake. The inner connection is pooled
+//!   per (hub, instance, B's identity), so a new flow costs a stream, not
+//!   a handshake (double HBONE, as ztunnel does through east-west
+//!   gateways).
+//! - END_STREAM on the pair stream closes the inner connection's
+//!   transport; a reset of it, or the loss of either hub connection, is
+//!   the loss of the inner connection (its flows end as connection lost).
+//!
 //! # Design
 //!
 //! The hub is a *role* of [`crate::node::Node`], not a separate machine: it
@@ -79,6 +119,17 @@ pub const CONTROL_PATH: &str = "/warren.control.v1";
 pub const CONTROL_CONTENT_TYPE: &str = "application/x-warren-control";
 /// Header naming the originating agent on a CONNECT the hub relays.
 pub const SOURCE_HEADER: &str = "warren-source";
+/// ALPN of the inner TLS session of end-to-end mode.
+pub const ALPN_E2E: &[u8] = b"warren-e2e";
+/// `:authority` of a pair stream (a placeholder: the headers name the agent).
+pub const E2E_AUTHORITY: &str = "agent.warren-e2e:15008";
+/// Header of a pair stream naming the agent (its SPIFFE id) to reach.
+pub const E2E_PEER_HEADER: &str = "warren-e2e-peer";
+/// Header of a pair stream naming the agent's instance (decimal, the
+/// number in the hub's registry).
+pub const E2E_INSTANCE_HEADER: &str = "warren-e2e-instance";
+/// The service label of a pair stream in the hub's access log and metrics.
+pub const E2E_SERVICE_LABEL: &str = "end-to-end";
 /// The port a hub listens on unless told otherwise.
 pub const DEFAULT_HUB_PORT: u16 = 15009;
 /// Default bound on control bytes queued towards one agent.

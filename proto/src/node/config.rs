@@ -191,6 +191,11 @@ pub struct NodeConfig {
     /// Identities refused: their connections end as soon as they are
     /// verified, and at once when a new list names them.
     pub revocation: crate::revocation::RevocationList,
+    /// Exported service ports a hub may relay in plaintext (an export's
+    /// `end_to_end = false`). Every other export takes flows from a hub
+    /// only end to end (see [`crate::hub`]): a plain relayed CONNECT for
+    /// it is refused, since only the inner TLS session proves the source.
+    pub relay_plaintext: std::collections::BTreeSet<crate::control::ServicePort>,
 }
 
 impl NodeConfig {
@@ -213,6 +218,7 @@ impl NodeConfig {
             hub: None,
             hub_links: crate::hub::HubLinks::default(),
             revocation: crate::revocation::RevocationList::default(),
+            relay_plaintext: std::collections::BTreeSet::new(),
         }
     }
 }

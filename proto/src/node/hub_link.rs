@@ -257,9 +257,15 @@ impl Node {
             .config
             .hbone_listen
             .filter(|a| !a.ip().is_unspecified());
+        let relay_plaintext = services
+            .iter()
+            .filter(|s| self.config.relay_plaintext.contains(*s))
+            .cloned()
+            .collect();
         Announce {
             services,
             reachable_hbone,
+            relay_plaintext,
         }
     }
 
@@ -730,6 +736,9 @@ impl Node {
     /// which can take them a keepalive period, and meanwhile a flow sent
     /// there would get 503 while another hub could carry it.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
+        if self.route_end_to_end(f, service, port) {
+            return true;
+        }
         let forwards: Vec<(ConnId, bool)> = self
             .links
             .links
@@ -785,6 +794,15 @@ impl Node {
 }
 
 impl Links {
+    /// Every hub's registry as this agent holds it, with the hub's forward
+    /// connection and address.
+    pub(super) fn registries(&self) -> Vec<(ConnId, SocketAddr, &RegistrySnapshot)> {
+        self.links
+            .iter()
+            .filter_map(|l| Some((l.forward.conn?, l.addr, &l.registry)))
+            .collect()
+    }
+
     /// Whether `f` names a control stream of a link.
     pub(super) fn controls_flow(&self, f: FlowId) -> bool {
         self.controls.contains_key(&f)
@@ -817,7 +835,7 @@ impl Links {
 
     /// Whether `c` is a hub link, current or retiring (a hub may still
     /// open streams on a retiring reverse connection).
-    fn slot_of_ref(&self, c: ConnId) -> bool {
+    pub(super) fn slot_of_ref(&self, c: ConnId) -> bool {
         self.links
             .iter()
             .any(|l| l.forward.conn == Some(c) || l.reverse.conn == Some(c))

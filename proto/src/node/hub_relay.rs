@@ -2,7 +2,11 @@
 //! B's reverse connection. The relay owns no buffer: bytes wait in the
 //! receiving leg's HTTP/2 buffer and are released (crediting the sender's
 //! window) only as the other leg's `send_data` accepts them, so the hub
-//! holds at most one stream window per direction per flow.
+//! holds at most one stream window per direction per flow. End-to-end pair
+//! streams (see [`crate::hub`]) are relays like any other, authorized per
+//! agent pair instead of per service.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -10,13 +14,16 @@ use crate::balance::Balancer;
 use crate::control::{Endpoint, ServicePort};
 use crate::h2::{ErrorCode, Event as H2Event, Header, Request, StreamId};
 use crate::hbone::{connect_request, parse_connect, ConnectStatus};
-use crate::hub::SOURCE_HEADER;
+use crate::hub::{E2E_SERVICE_LABEL, SOURCE_HEADER};
 use crate::identity::SpiffeId;
 use crate::policy::{Authority, AuthzRequest, ServiceName};
 use crate::pool::ConnId;
+use crate::registry::AgentKey;
 use crate::time::Instant;
 
 use super::event::{CloseReason, Direction, FlowPath, MetricKey, NodeEvent};
+use super::mesh::MeshConn;
+use super::tunnel::{pair_request, pair_target};
 use super::{FlowId, Node};
 
 /// Most bytes moved between legs per step (a copy, so bounded).
@@ -57,6 +64,9 @@ pub(super) struct Relay {
     pub service: String,
     pub established: bool,
     pub started: Instant,
+    /// The endpoint was chosen by the service's balancer (not an
+    /// end-to-end pair stream, which names its agent itself).
+    pub balanced: bool,
     /// Bytes A → B and B → A.
     pub forwarded: u64,
     pub returned: u64,
@@ -73,6 +83,26 @@ impl Relay {
     }
 }
 
+/// The ready reverse connection of the agent whose forward connection is
+/// `instance`: same identity, same peer address.
+fn reverse_of(
+    conns: &BTreeMap<ConnId, MeshConn>,
+    reverse: &BTreeSet<ConnId>,
+    identity: &SpiffeId,
+    instance: u64,
+) -> Option<ConnId> {
+    let forward = conns.get(&ConnId(instance)).map(|m| m.peer_addr.ip());
+    reverse.iter().copied().find(|r| {
+        conns.get(r).is_some_and(|m| {
+            m.ready
+                && !m.closing
+                && m.h2.can_open_stream()
+                && m.peer.as_ref() == Some(identity)
+                && Some(m.peer_addr.ip()) == forward
+        })
+    })
+}
+
 impl Node {
     /// A CONNECT on a forward connection: authorize, pick an endpoint,
     /// open the second leg.
@@ -83,6 +113,9 @@ impl Node {
         request: &Request,
         end_stream: bool,
     ) {
+        if let Some(target) = pair_target(request) {
+            return self.relay_open_pair(c, stream, target, end_stream);
+        }
         let (source, source_ip) = match self.conns.get(&c) {
             Some(m) => (m.peer.clone(), m.peer_addr.ip()),
             None => return,
@@ -160,6 +193,7 @@ impl Node {
                 service: label,
                 established: false,
                 started: self.now,
+                balanced: true,
                 forwarded: 0,
                 returned: 0,
             },
@@ -185,25 +219,111 @@ impl Node {
         balancer.set_endpoints(registry.endpoints(sp).cloned());
         let mut tried = Vec::new();
         while let Some(ep) = balancer.choose(self.now, source, &tried) {
-            let forward = self
-                .conns
-                .get(&ConnId(ep.instance))
-                .map(|m| m.peer_addr.ip());
-            let reverse = self.hub.reverse.iter().copied().find(|r| {
-                self.conns.get(r).is_some_and(|m| {
-                    m.ready
-                        && !m.closing
-                        && m.h2.can_open_stream()
-                        && m.peer.as_ref() == Some(&ep.identity)
-                        && Some(m.peer_addr.ip()) == forward
-                })
-            });
-            match reverse {
+            match reverse_of(&self.conns, &self.hub.reverse, &ep.identity, ep.instance) {
                 Some(r) => return Some((ep, r)),
                 None => tried.push(ep),
             }
         }
         None
+    }
+
+    /// An end-to-end pair stream on a forward connection: authorize the
+    /// pair (A may reach at least one service the named agent announced),
+    /// find the agent's reverse connection, open the second leg.
+    fn relay_open_pair(
+        &mut self,
+        c: ConnId,
+        stream: StreamId,
+        target: Option<(SpiffeId, u64)>,
+        end_stream: bool,
+    ) {
+        let label = E2E_SERVICE_LABEL;
+        let (source, source_ip) = match self.conns.get(&c) {
+            Some(m) => (m.peer.clone(), m.peer_addr.ip()),
+            None => return,
+        };
+        let (Some((peer, instance)), Some(source)) = (target, source) else {
+            self.hub_answer(c, stream, ConnectStatus::BadRequest);
+            return self.relay_refused(label, None, CloseReason::BadRequest);
+        };
+        let key = AgentKey {
+            identity: peer.clone(),
+            instance,
+        };
+        let services: Vec<ServicePort> = self.hub.registry.services_of(&key).cloned().collect();
+        let mut allowed = None;
+        let mut denial = None;
+        for sp in services {
+            let decision = self.config.authz.evaluate(&AuthzRequest {
+                source: &source,
+                source_addr: Some(source_ip),
+                service: sp.service.as_str(),
+                port: sp.port,
+            });
+            if decision.allowed {
+                allowed = Some(sp);
+                break;
+            }
+            denial = Some(decision);
+        }
+        let sp = match (allowed, denial) {
+            (Some(sp), _) => sp,
+            (None, Some(decision)) => {
+                self.hub_answer(c, stream, ConnectStatus::for_refusal(&decision));
+                self.emit(NodeEvent::PolicyDenied {
+                    decision: decision.clone(),
+                    source: Some(source.clone()),
+                    destination: format!("{label} {peer}"),
+                });
+                return self.relay_refused(label, Some(source), CloseReason::Denied(decision));
+            }
+            // The agent announced nothing (unknown, gone, or withdrawn).
+            (None, None) => {
+                self.hub_answer(c, stream, ConnectStatus::Unavailable);
+                return self.relay_refused(label, Some(source), CloseReason::Unreachable);
+            }
+        };
+        let reverse = reverse_of(&self.conns, &self.hub.reverse, &peer, instance);
+        let opened = reverse.and_then(|b| {
+            let m = self.conns.get_mut(&b)?;
+            let st =
+                m.h2.send_request(&pair_request(&peer, instance), false)
+                    .ok()?;
+            Some((b, st, m.sock))
+        });
+        let Some((b_conn, b_stream, b_sock)) = opened else {
+            self.hub_answer(c, stream, ConnectStatus::Unavailable);
+            return self.relay_refused(label, Some(source), CloseReason::Unreachable);
+        };
+        self.dirty.insert(b_sock);
+        let f = FlowId(self.alloc());
+        let mut a = Leg::new(c, stream);
+        a.peer_finished = end_stream;
+        let endpoint = Endpoint {
+            identity: peer,
+            instance,
+            hbone: None,
+        };
+        self.hub.relays.insert(
+            f,
+            Relay {
+                a,
+                b: Leg::new(b_conn, b_stream),
+                source,
+                endpoint: (sp, endpoint),
+                service: label.to_string(),
+                established: false,
+                started: self.now,
+                balanced: false,
+                forwarded: 0,
+                returned: 0,
+            },
+        );
+        for (conn, st) in [(c, stream), (b_conn, b_stream)] {
+            if let Some(m) = self.conns.get_mut(&conn) {
+                m.streams.insert(st, f);
+            }
+        }
     }
 
     /// The access-log line and counters of a relay refused at once.
@@ -283,6 +403,7 @@ impl Node {
         let (ac, ast) = (relay.a.conn, relay.a.stream);
         let sp = relay.endpoint.0.clone();
         let ep = relay.endpoint.1.clone();
+        let balanced = relay.balanced;
         match ConnectStatus::from_code(status) {
             Ok(ConnectStatus::Established) => {
                 relay.established = true;
@@ -300,7 +421,7 @@ impl Node {
                         m.h2.send_response(ast, &ConnectStatus::Established.response(), false);
                     self.dirty.insert(m.sock);
                 }
-                if let Some(b) = self.hub.balancers.get_mut(&sp) {
+                if let Some(b) = self.hub.balancers.get_mut(&sp).filter(|_| balanced) {
                     b.connect_succeeded(&ep);
                 }
                 self.metrics.entry(key).or_default().opened += 1;
@@ -315,7 +436,7 @@ impl Node {
                 };
                 if back == ConnectStatus::Unavailable {
                     let now = self.now;
-                    if let Some(b) = self.hub.balancers.get_mut(&sp) {
+                    if let Some(b) = self.hub.balancers.get_mut(&sp).filter(|_| balanced) {
                         b.connect_failed(now, &ep);
                     }
                 }
@@ -457,7 +578,8 @@ impl Node {
                 self.dirty.insert(m.sock);
             }
         }
-        if let Some(b) = self.hub.balancers.get_mut(&relay.endpoint.0) {
+        let balancer = self.hub.balancers.get_mut(&relay.endpoint.0);
+        if let Some(b) = balancer.filter(|_| relay.balanced) {
             b.flow_ended(&relay.endpoint.1);
         }
         let key = relay.key();

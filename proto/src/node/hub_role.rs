@@ -60,7 +60,7 @@ pub(super) struct HubState {
 }
 
 /// The stream an HTTP/2 event is about, if any.
-fn event_stream(event: &crate::h2::Event) -> Option<StreamId> {
+pub(super) fn event_stream(event: &crate::h2::Event) -> Option<StreamId> {
     use crate::h2::Event as E;
     match event {
         E::Request { stream, .. }

@@ -70,6 +70,9 @@ impl Node {
         request: &Request,
         end_stream: bool,
     ) {
+        if self.tunnel_accept(c, stream, request, end_stream) {
+            return;
+        }
         let Some(source_ip) = self.conns.get(&c).map(|m| m.peer_addr.ip()) else {
             return;
         };
@@ -102,6 +105,21 @@ impl Node {
         };
         flow.service = export.service.as_str().to_string();
         flow.port = export.port;
+        if self.relayed_plaintext_refused(c, &export) {
+            // Only the inner TLS session of end-to-end mode proves who A
+            // is; a hub's word (`warren-source`) is not enough here.
+            self.answer(c, stream, ConnectStatus::Denied);
+            let error = format!(
+                "plain relayed CONNECT for end-to-end service {}:{} refused",
+                export.service, export.port
+            );
+            let peer = self.conns.get(&c).and_then(|m| m.peer.clone());
+            self.emit(NodeEvent::Hub(crate::hub::HubEvent::BadRequest {
+                peer,
+                error,
+            }));
+            return self.log_unopened(f, flow, CloseReason::Refused { status: 401 });
+        }
         let Some(source) = source else {
             // No verified identity: never reaches authorization.
             self.answer(c, stream, ConnectStatus::Denied);
@@ -144,6 +162,17 @@ impl Node {
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.insert(stream, f);
         }
+    }
+
+    /// Whether a CONNECT on `c` for `export` is a hub's plain relay of an
+    /// export that takes hub flows only end to end.
+    fn relayed_plaintext_refused(&self, c: ConnId, export: &crate::policy::Export) -> bool {
+        let relayed = self.conns.get(&c).is_some_and(|m| m.reverse) && self.links.slot_of_ref(c);
+        let sp = crate::control::ServicePort {
+            service: export.service.clone(),
+            port: export.port,
+        };
+        relayed && !self.config.relay_plaintext.contains(&sp)
     }
 
     pub(super) fn deny_event(&mut self, decision: &Decision, flow: &Flow) {

@@ -55,6 +55,13 @@ pub(super) struct MeshConn {
     /// The HTTP/2 roles are the reverse of the TLS roles (a hub's reverse
     /// connection, on either end).
     pub reverse: bool,
+    /// End-to-end mode: the transport is a stream on another connection,
+    /// and `sock` a placeholder the host never hears of.
+    pub tunnel: Option<super::tunnel::Tunnel>,
+    /// A copy of the plaintext in both directions since the node last
+    /// collected it, while the node records plaintext (see
+    /// `Node::record_plaintext`).
+    pub tapped: Option<Vec<u8>>,
 }
 
 impl MeshConn {
@@ -117,6 +124,8 @@ impl MeshConn {
             closing: false,
             alpn_role: None,
             reverse: false,
+            tunnel: None,
+            tapped: None,
         }
     }
 
@@ -169,6 +178,9 @@ impl MeshConn {
                 return moved;
             }
             let n = chunk.len();
+            if let Some(tap) = self.tapped.as_mut() {
+                tap.extend_from_slice(chunk);
+            }
             self.h2.handle_input(now, chunk);
             self.tls.consume_plaintext(n);
             moved += n;
@@ -219,6 +231,9 @@ impl MeshConn {
             } else {
                 self.tls.write_plaintext(pending)?
             };
+            if let Some(tap) = self.tapped.as_mut() {
+                tap.extend_from_slice(pending.get(..accepted).unwrap_or(&[]));
+            }
             self.plain_pos += accepted;
             let produced = self.tls.write_tls(&mut self.out);
             if (accepted == 0 && produced == 0) || self.out.len() >= FILL_TARGET {

@@ -12,7 +12,8 @@
 //!   the endpoints' health (circuit breaking).
 //! - `relay`: moving bytes, half-closes, resets, closing flows.
 //! - `hub_role`, `hub_relay`: serving as a hub; `hub_link`: an agent's
-//!   connections to hubs (see [`crate::hub`]).
+//!   connections to hubs (see [`crate::hub`]); `tunnel`: end-to-end mode,
+//!   mesh connections carried in a stream through a hub.
 //!
 //! The host contract is in [`crate::drive`]: feed one [`Input`], drain
 //! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
@@ -31,6 +32,8 @@ mod outbound;
 mod relay;
 mod resolve;
 mod revoke;
+mod tap;
+mod tunnel;
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -304,6 +307,10 @@ pub struct Node {
     hub: hub_role::HubState,
     /// Connections to hubs (empty unless `config.hub_links`).
     links: hub_link::Links,
+    /// End-to-end pair streams and their inner connections.
+    tunnels: tunnel::Tunnels,
+    /// The plaintext tap, when recording (see [`Node::record_plaintext`]).
+    tap: Option<tap::Tap>,
     /// The bug the simulator injected, if any.
     #[cfg(feature = "sim-bugs")]
     bug: Option<crate::sim_bugs::Bug>,
@@ -330,6 +337,8 @@ impl Node {
             balancers: choose::Balancers::new(),
             hub: hub_role::HubState::default(),
             links: hub_link::Links::default(),
+            tunnels: tunnel::Tunnels::default(),
+            tap: None,
             #[cfg(feature = "sim-bugs")]
             bug: None,
         };

@@ -133,6 +133,9 @@ impl Node {
 
     /// Re-examines a socket: announce its chunk, or close it once drained.
     pub(super) fn refresh(&mut self, sock: SockId) {
+        if self.tunnel_refresh(sock) {
+            return;
+        }
         let Some(owner) = self.socks.get(&sock).map(|s| s.owner) else {
             return;
         };
@@ -499,6 +502,7 @@ impl Node {
     }
 
     pub(super) fn dispatch_h2(&mut self, c: ConnId) {
+        self.collect_tap(c);
         while let Some(event) = self.conns.get_mut(&c).and_then(|m| m.h2.poll_event()) {
             self.on_h2_event(c, event);
         }
@@ -509,7 +513,7 @@ impl Node {
     }
 
     fn on_h2_event(&mut self, c: ConnId, event: H2Event) {
-        if self.hub_h2_event(c, &event) {
+        if self.tunnel_h2_event(c, &event) || self.hub_h2_event(c, &event) {
             return;
         }
         match event {
@@ -651,6 +655,7 @@ impl Node {
         self.dirty.insert(sock);
         self.hub_conn_finished(c);
         self.link_conn_finished(c);
+        self.tunnels_outer_finished(c);
     }
 
     /// A TLS failure: report it, send the alert, close.
@@ -867,6 +872,7 @@ impl Node {
         if rotated {
             self.certificate_rotated();
         }
+        self.tunnels.clear_tls();
         // The idle timeout may have changed: reschedule from now.
         self.idle_sweep_at = None;
         if !self.flows.is_empty() {
