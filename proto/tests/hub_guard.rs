@@ -298,6 +298,7 @@ fn announce(services: Vec<ServicePort>) -> Message {
     Message::Announce(Announce {
         services,
         reachable_hbone: None,
+        relay_plaintext: Vec::new(),
     })
 }
 
