@@ -74,6 +74,8 @@ struct Retiring {
     hub: usize,
     /// Old connections still open.
     conns: Vec<ConnId>,
+    /// The old forward connection, which carries the control stream.
+    forward: Option<ConnId>,
     /// The old control stream, until retired.
     control: Option<AgentControl>,
     /// GOAWAY went out.
@@ -286,12 +288,14 @@ impl Node {
             if let Some(control) = &control {
                 controls.remove(&control.flow);
             }
+            let forward = l.forward.conn;
             l.forward = Slot::default();
             l.reverse = Slot::default();
             l.sent = None;
             retiring.push(Retiring {
                 hub,
                 conns,
+                forward,
                 control,
                 retired: false,
             });
@@ -332,12 +336,15 @@ impl Node {
             };
             r.retired = true;
             let control = r.control.take();
+            let forward = r.forward;
             let conns = r.conns.clone();
             for c in conns {
                 let Some(m) = self.conns.get_mut(&c) else {
                     continue;
                 };
-                if let Some(control) = &control {
+                // Stream ids are per connection: the control stream's id
+                // names a relayed flow's stream on the reverse connection.
+                if let (Some(control), true) = (&control, forward == Some(c)) {
                     if m.streams.remove(&control.stream).is_some() {
                         let _ = m.h2.reset(control.stream, h2::ErrorCode::CANCEL);
                     }
