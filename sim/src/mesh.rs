@@ -312,10 +312,8 @@ mod tests {
                     && c.start_ms + u64::from(c.count - 1) * c.every_ms <= 4500)
         );
         // The generated scenario passes the cross-reference checks.
-        let text = format!(
-            "name = \"m\"\nduration_ms = 4500\n[mesh]\nnodes = 10\ndestinations = 2\nflows = 40\nhubs = 2\nlisteners = 3\n"
-        );
-        let loaded = crate::scenario::Scenario::from_toml(&text).unwrap();
+        let text = "name = \"m\"\nduration_ms = 4500\n[mesh]\nnodes = 10\ndestinations = 2\nflows = 40\nhubs = 2\nlisteners = 3\n";
+        let loaded = crate::scenario::Scenario::from_toml(text).unwrap();
         assert_eq!(loaded.nodes.len(), 12);
     }
 
