@@ -68,7 +68,9 @@ struct Link {
 /// carry their flows to the end but take no new ones, and are told to go
 /// (GOAWAY, control stream reset) once the new connections to the same hub
 /// are up and the hub's registry lists our services on the new ones too,
-/// so the hub never goes without our announcement.
+/// so the hub never goes without our announcement. (Rows are counted by
+/// identity: replicas sharing one identity on one hub can make the count
+/// early, leaving a moment with only the other replica listed.)
 #[derive(Debug)]
 struct Retiring {
     hub: usize,
