@@ -178,6 +178,13 @@ fn print(out: &mut impl Write, report: &RunReport, wall: Option<f64>) -> std::io
         s.net.bytes_delivered,
         s.peak_buffered
     )?;
+    if s.peak_relay > 0 {
+        writeln!(
+            out,
+            "peak-relay-bytes: {} (one relayed flow at a hub)",
+            s.peak_relay
+        )?;
+    }
     if let Some(wall) = wall {
         let simulated = s.virtual_ms as f64 / 1000.0;
         let wall = wall.max(1e-9);

@@ -278,6 +278,46 @@ mod tests {
     }
 
     #[test]
+    fn hubs_join_the_mesh_and_only_the_first_members_listen() {
+        let s = MeshSpec {
+            hubs: 2,
+            listeners: Some(3),
+            start_ms: 500,
+            stream_window: Some(65_535),
+            ..spec(10, 2, 40)
+        };
+        let e = s.expand(4500);
+        assert_eq!(e.nodes.len(), 12);
+        let hubs: Vec<&NodeSpec> = e.nodes.iter().filter(|n| n.hub).collect();
+        assert_eq!(
+            hubs.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["h0", "h1"]
+        );
+        assert!(hubs
+            .iter()
+            .all(|h| !h.hbone && h.exports.is_empty() && h.tunnels.is_empty()));
+        let members = &e.nodes[..10];
+        let listening: Vec<bool> = members.iter().map(|n| n.hbone).collect();
+        assert_eq!(
+            listening,
+            [true, true, true, false, false, false, false, false, false, false]
+        );
+        assert!(members.iter().all(|n| n.hubs == ["h0", "h1"]));
+        assert!(e.nodes.iter().all(|n| n.stream_window == Some(65_535)));
+        // Flows start at start_ms and stay inside the duration.
+        assert!(
+            e.clients
+                .iter()
+                .all(|c| c.start_ms >= 500
+                    && c.start_ms + u64::from(c.count - 1) * c.every_ms <= 4500)
+        );
+        // The generated scenario passes the cross-reference checks.
+        let text = "name = \"m\"\nduration_ms = 4500\n[mesh]\nnodes = 10\ndestinations = 2\nflows = 40\nhubs = 2\nlisteners = 3\n";
+        let loaded = crate::scenario::Scenario::from_toml(text).unwrap();
+        assert_eq!(loaded.nodes.len(), 12);
+    }
+
+    #[test]
     fn a_small_mesh_reads_as_expected() {
         let e = spec(3, 4, 5).expand(1000);
         let tunnels: Vec<&[String]> = e.nodes.iter().map(|n| n.tunnels.as_slice()).collect();

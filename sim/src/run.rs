@@ -64,6 +64,9 @@ pub struct RunStats {
     pub virtual_ms: u64,
     /// The most bytes any node held for one socket (live nodes at the end).
     pub peak_buffered: usize,
+    /// The most payload bytes a hub held for one relayed flow (live hubs
+    /// at the end).
+    pub peak_relay: usize,
     /// Client flows started (probes included).
     pub flows: u64,
     /// Flows the client saw succeed.
@@ -814,6 +817,13 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
         .iter()
         .filter_map(|h| sim.world.app(*h).and_then(SimApp::node))
         .map(|n| n.peak_buffered().bytes)
+        .max()
+        .unwrap_or(0);
+    sim.stats.peak_relay = sim
+        .hosts
+        .iter()
+        .filter_map(|h| sim.world.app(*h).and_then(SimApp::node))
+        .map(|n| n.relay_peak().bytes)
         .max()
         .unwrap_or(0);
     sim.stats.net = sim.world.net().stats();

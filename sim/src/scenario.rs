@@ -495,6 +495,26 @@ mod tests {
     }
 
     #[test]
+    fn hub_references_are_checked() {
+        let base = "name = \"x\"\nduration_ms = 10\n[[node]]\nname = \"a\"\nidentity = \"a/b\"\n";
+        let not_a_hub =
+            format!("{base}hubs = [\"b\"]\n[[node]]\nname = \"b\"\nidentity = \"m/h\"\n");
+        let e = Scenario::from_toml(&not_a_hub).unwrap_err().0;
+        assert!(e.contains("\"b\" is not a hub node"), "{e}");
+        let hub_with_exports = format!(
+            "{base}hubs = [\"b\"]\n[[node]]\nname = \"b\"\nidentity = \"m/h\"\nhub = true\nexports = [\"s.m:80=8080\"]\n"
+        );
+        let e = Scenario::from_toml(&hub_with_exports).unwrap_err().0;
+        assert!(e.contains("a hub has no hbone listener"), "{e}");
+        let good = format!(
+            "{base}hubs = [\"b\"]\n[[node]]\nname = \"b\"\nidentity = \"m/h\"\nhub = true\n"
+        );
+        let s = Scenario::from_toml(&good).unwrap();
+        assert!(s.nodes[1].hub && s.nodes[0].hubs == ["b"]);
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+    }
+
+    #[test]
     fn rules_parse_and_round_trip() {
         let r = RuleSpec::parse("deny secret.shop from mesh.test/ns/*/sa/cart ns shop").unwrap();
         assert!(!r.allow);

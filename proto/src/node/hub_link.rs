@@ -69,12 +69,16 @@ struct Link {
 /// carry their flows to the end but take no new ones, and are told to go
 /// (GOAWAY, control stream reset) once the new connections to the same hub
 /// are up and the hub's registry lists our services on the new ones too,
-/// so the hub never goes without our announcement.
+/// so the hub never goes without our announcement. (Rows are counted by
+/// identity: replicas sharing one identity on one hub can make the count
+/// early, leaving a moment with only the other replica listed.)
 #[derive(Debug)]
 struct Retiring {
     hub: usize,
     /// Old connections still open.
     conns: Vec<ConnId>,
+    /// The old forward connection, which carries the control stream.
+    forward: Option<ConnId>,
     /// The old control stream, until retired.
     control: Option<AgentControl>,
     /// GOAWAY went out.
@@ -293,12 +297,14 @@ impl Node {
             if let Some(control) = &control {
                 controls.remove(&control.flow);
             }
+            let forward = l.forward.conn;
             l.forward = Slot::default();
             l.reverse = Slot::default();
             l.sent = None;
             retiring.push(Retiring {
                 hub,
                 conns,
+                forward,
                 control,
                 retired: false,
             });
@@ -339,12 +345,15 @@ impl Node {
             };
             r.retired = true;
             let control = r.control.take();
+            let forward = r.forward;
             let conns = r.conns.clone();
             for c in conns {
                 let Some(m) = self.conns.get_mut(&c) else {
                     continue;
                 };
-                if let Some(control) = &control {
+                // Stream ids are per connection: the control stream's id
+                // names a relayed flow's stream on the reverse connection.
+                if let (Some(control), true) = (&control, forward == Some(c)) {
                     if m.streams.remove(&control.stream).is_some() {
                         let _ = m.h2.reset(control.stream, h2::ErrorCode::CANCEL);
                     }

@@ -1,0 +1,194 @@
+//! An agent's hub links in memory over real mutual TLS: relayed flows go to
+//! a hub whose registry lists the service, and a new certificate rolls the
+//! links make-before-break (flows on the old links run to their end).
+
+mod node_harness;
+
+use std::net::SocketAddr;
+
+use node_harness::certs::Ca;
+use node_harness::World;
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
+use warren_proto::front::Target as FrontTarget;
+use warren_proto::hub::{HubEvent, HubLinks, HubRole, LinkKind};
+use warren_proto::node::{CloseReason, Direction, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
+
+const HUB_ADDRS: [&str; 2] = ["10.0.0.9:15009", "10.0.0.10:15009"];
+const ECHO: &str = "127.0.0.2:8080";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn pattern(n: usize, salt: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
+        .collect()
+}
+
+fn hub(ca: &Ca, i: usize) -> NodeConfig {
+    let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
+    hub.hbone_listen = Some(addr(HUB_ADDRS[i]));
+    hub.hub = Some(HubRole {
+        announce: AnnouncePolicy::new(vec![ExportRule {
+            principals: vec![PrincipalPattern::new("*").unwrap()],
+            services: vec![ServiceAllowance::OwnNamespace],
+        }]),
+        ..HubRole::default()
+    });
+    hub
+}
+
+fn links(hubs: &[usize]) -> HubLinks {
+    HubLinks {
+        hubs: hubs.iter().map(|i| addr(HUB_ADDRS[*i])).collect(),
+        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
+        seed: 7,
+        ..HubLinks::default()
+    }
+}
+
+/// Agent A (`shop/cart`, tunnel 9000 → echo.shop:80) dials `a_hubs`;
+/// agent B (`shop/echo`, key seed `b_key`, no listener) serves echo.shop:80
+/// and dials `b_hubs`.
+fn agents(ca: &Ca, a_hubs: &[usize], b_key: u8, b_hubs: &[usize]) -> (NodeConfig, NodeConfig) {
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a.hub_links = links(a_hubs);
+    let mut b = NodeConfig::new(ca.identity(b_key, "shop", "echo"));
+    b.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr(ECHO)),
+    }])
+    .unwrap();
+    b.hub_links = links(b_hubs);
+    (a, b)
+}
+
+fn link_ups(world: &World, n: usize) -> Vec<LinkKind> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::LinkUp { kind, .. }) => Some(*kind),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outbound_closes(world: &World, n: usize) -> Vec<CloseReason> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::FlowClosed {
+                direction: Direction::Outbound,
+                reason,
+                ..
+            } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lets 5 s of virtual time pass (GOAWAY grace periods end).
+fn settle(world: &mut World) {
+    let mut now = world.now;
+    for _ in 0..10 {
+        now = now + core::time::Duration::from_millis(500);
+        world.advance_to(now);
+        world.run();
+    }
+}
+
+#[test]
+fn flows_go_to_the_hub_that_lists_the_service() {
+    // A dials both hubs, B only hub 1: hub 0 never hears of echo.shop.
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    world.add_node(hub(&ca, 0));
+    world.add_node(hub(&ca, 1));
+    let (a, b) = agents(&ca, &[0, 1], 3, &[1]);
+    let (a_n, _) = (world.add_node(a), world.add_node(b));
+    world.add_echo_server(addr(ECHO));
+    world.run();
+    assert_eq!(world.nodes[0].hub_registry().len(), 0);
+    assert_eq!(world.nodes[1].hub_registry().len(), 1);
+    let apps: Vec<(usize, Vec<u8>)> = (0..6)
+        .map(|i| {
+            let app = world.connect_app(addr("127.0.0.1:9000"));
+            let data = pattern(5_000 + i, i);
+            world.app_write(app, &data);
+            world.app_shutdown(app);
+            (app, data)
+        })
+        .collect();
+    world.run();
+    for (app, data) in &apps {
+        assert!(world.net.apps[*app].received == *data, "app {app}");
+    }
+    // Before the fix A sent every other flow to hub 0, which answered 503.
+    assert_eq!(outbound_closes(&world, a_n), vec![CloseReason::Done; 6]);
+}
+
+#[test]
+fn a_new_certificate_rolls_hub_links_and_old_links_drain() {
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    let hub_n = world.add_node(hub(&ca, 0));
+    let (a, b) = agents(&ca, &[0], 3, &[0]);
+    world.add_node(a);
+    let b_n = world.add_node(b.clone());
+    world.add_echo_server(addr(ECHO));
+    world.run();
+    assert_eq!(link_ups(&world, b_n).len(), 2);
+    assert_eq!(world.nodes[hub_n].connection_count(), 4);
+    // A flow through B is open when B's certificate changes.
+    let open = world.connect_app(addr("127.0.0.1:9000"));
+    let first = pattern(20_000, 1);
+    world.app_write(open, &first);
+    world.run();
+    assert!(world.net.apps[open].received == first);
+    let mut rotated = b;
+    rotated.identity = ca.identity(23, "shop", "echo");
+    world.apply_config(b_n, rotated);
+    world.run();
+    // B dialled the hub again (forward and reverse) with the new
+    // certificate; the old forward link stays while the open flow uses it
+    // (its reverse link carries the flow's second leg).
+    assert_eq!(link_ups(&world, b_n).len(), 4);
+    let status = world.nodes[b_n].hub_links();
+    assert!(status[0].forward_up && status[0].reverse_up && status[0].control);
+    // The hub lists B once: the old announcement went with the old control
+    // stream, after the new one arrived.
+    assert_eq!(world.nodes[hub_n].hub_registry().len(), 1);
+    // Once the GOAWAY grace passed, the old forward link (no flow) is gone
+    // and the old reverse link still carries the open flow.
+    settle(&mut world);
+    assert_eq!(world.nodes[hub_n].connection_count(), 5);
+    // The flow that crossed the rotation finishes intact.
+    let second = pattern(30_000, 2);
+    world.app_write(open, &second);
+    world.app_shutdown(open);
+    world.run();
+    let mut all = first;
+    all.extend(&second);
+    assert!(world.net.apps[open].received == all);
+    assert!(world.net.apps[open].eof);
+    // The old reverse connection closed once its flow ended.
+    settle(&mut world);
+    assert_eq!(world.nodes[hub_n].connection_count(), 4);
+    // New flows cross the new links.
+    let fresh = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(fresh, b"after rotation");
+    world.app_shutdown(fresh);
+    world.run();
+    assert_eq!(world.net.apps[fresh].received, b"after rotation");
+}
