@@ -791,3 +791,95 @@ fn a_registry_larger_than_a_frame_is_sent_in_parts() {
     );
     a_flow_works(&mut world, 10_000, 6);
 }
+
+fn revoked_events(world: &World, n: usize) -> Vec<(SpiffeId, String)> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Revoked { peer, reason, .. }) => {
+                Some((peer.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Revoking one certificate by serial at the hub closes that agent's
+/// connections at once, with the serial in the logged reason; agents with
+/// other certificates are unaffected.
+#[test]
+fn a_revoked_serial_is_closed_at_the_hub_at_once() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let open = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(open, b"before");
+    world.run();
+    assert_eq!(world.net.apps[open].received, b"before");
+    // B's certificate has serial 3 (the harness uses the key seed).
+    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
+    hub.hbone_listen = Some(hub_addr());
+    hub.hub = Some(hub_role(AgentLimits::default(), 8));
+    hub.revocation =
+        warren_proto::revocation::RevocationList::parse("serial 00:03 key leaked\n").unwrap();
+    world.apply_config(HUB, hub);
+    world.run();
+    let expected = (
+        spiffe("shop", "echo"),
+        "certificate serial 03 revoked: key leaked".to_string(),
+    );
+    assert_eq!(
+        revoked_events(&world, HUB),
+        vec![expected.clone(), expected],
+        "forward and reverse"
+    );
+    assert!(world.net.apps[open].reset || world.net.apps[open].eof);
+    assert!(world.nodes[HUB].hub_registry().is_empty());
+    // A (serial 2) keeps both links; its new flow finds nobody: 503.
+    let a = &world.nodes[1].hub_links()[0];
+    assert!(a.forward_up && a.reverse_up && a.control);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hello");
+    world.run();
+    assert!(world.net.apps[app].received.is_empty());
+    assert!(world.net.apps[app].eof || world.net.apps[app].reset);
+}
+
+/// An agent that revokes its hub's certificate serial drops its links to
+/// it at once and refuses it again on every redial.
+#[test]
+fn an_agent_closes_links_to_a_hub_whose_serial_is_revoked() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a.hub_links = links();
+    a.revocation =
+        warren_proto::revocation::RevocationList::parse("serial 9 stolen hub key\n").unwrap();
+    world.apply_config(1, a);
+    world.run();
+    let hub_id = SpiffeId::parse("spiffe://mesh.test/ns/mesh/sa/hub").unwrap();
+    let expected = (
+        hub_id,
+        "certificate serial 09 revoked: stolen hub key".to_string(),
+    );
+    assert_eq!(revoked_events(&world, 1), vec![expected.clone(); 2]);
+    let status = &world.nodes[1].hub_links()[0];
+    assert!(!status.forward_up && !status.reverse_up);
+    // Redials meet the same certificate and are refused again.
+    let mut now = world.now;
+    for _ in 0..20 {
+        now = now + core::time::Duration::from_millis(500);
+        world.advance_to(now);
+        world.run();
+    }
+    assert!(revoked_events(&world, 1).len() > 2);
+    assert!(revoked_events(&world, 1).iter().all(|e| *e == expected));
+    // B (not revoking) stays linked.
+    assert!(world.nodes[2].hub_links()[0].forward_up);
+}
