@@ -18,7 +18,7 @@ mod revoke;
 mod ticket;
 
 pub use files::Secrecy;
-pub use revoke::revoke;
+pub use revoke::{revoke, Revocation};
 pub use ticket::{check_hub, Ticket, TicketError, TICKET_VERSION};
 
 use core::fmt;
