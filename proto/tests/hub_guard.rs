@@ -583,6 +583,12 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
         })
         .collect();
     assert_eq!(suspended, vec![(spiffe("shop", "flood"), 301)]);
+    let status = world.nodes[HUB].hub_status().unwrap();
+    assert_eq!(
+        (status.suspended, status.agents, status.connections),
+        (1, 2, 4)
+    );
+    assert_eq!(status.refusals.values().sum::<u64>(), 301);
     assert_eq!(
         world.nodes[HUB]
             .hub_refusals()
@@ -871,6 +877,11 @@ fn an_agent_closes_links_to_a_hub_whose_serial_is_revoked() {
     assert_eq!(revoked_events(&world, 1), vec![expected.clone(); 2]);
     let status = &world.nodes[1].hub_links()[0];
     assert!(!status.forward_up && !status.reverse_up);
+    assert!(
+        status.retry_at.is_some_and(|at| at > world.now),
+        "a redial is due"
+    );
+    assert!(world.nodes[1].hub_status().is_none(), "an agent is no hub");
     // Redials meet the same certificate and are refused again.
     let mut now = world.now;
     for _ in 0..20 {

@@ -74,6 +74,14 @@ pub(super) struct Guard {
 }
 
 impl Guard {
+    /// Identities suspended at `now`.
+    pub(super) fn suspended(&self, now: Instant) -> usize {
+        self.agents
+            .values()
+            .filter(|s| s.suspended_until.is_some_and(|u| u > now))
+            .count()
+    }
+
     fn standing(&mut self, limits: &AgentLimits, who: &SpiffeId) -> &mut AgentStanding {
         let standing = self
             .agents
