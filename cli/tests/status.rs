@@ -121,4 +121,11 @@ target = "127.0.0.1:{target}"
         ),
         "{hub}"
     );
+    // The same numbers on the hub's /metrics.
+    let text = support::two_agents::admin_get(hub_admin, "/metrics");
+    let samples = support::prometheus::parse(&text).unwrap();
+    let value = |name: &str| support::prometheus::sum(&samples, name, &[]);
+    assert_eq!(value("warren_hub_agents"), 1.0, "{text}");
+    assert_eq!(value("warren_hub_registry_entries"), 1.0, "{text}");
+    assert_eq!(value("warren_hub_relays"), 0.0, "{text}");
 }
