@@ -650,6 +650,37 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
     a_flow_works(&mut world, 20_000, 5);
 }
 
+/// The CONNECT budget belongs to the identity: a second connection of
+/// the same identity draws from the same bucket, another identity has its
+/// own.
+#[test]
+fn the_connect_budget_is_per_identity_across_connections() {
+    let ca = Ca::new(1);
+    let limits = AgentLimits {
+        connects: Rate {
+            per_second: 1,
+            burst: 10,
+        },
+        ..AgentLimits::default()
+    };
+    let mut world = setup(&ca, hub_role(limits, 8));
+    let same = ca.identity(5, "shop", "twin");
+    let mut first = RawAgent::connect(&mut world, &same);
+    let mut second = RawAgent::connect(&mut world, &same);
+    let mut other = RawAgent::connect(&mut world, &ca.identity(6, "shop", "other"));
+    for raw in [&mut first, &mut second, &mut other] {
+        assert_eq!(flood(&mut world, raw, 8), 8);
+    }
+    let answered = |raw: &RawAgent| (count(&raw.statuses(), 200), count(&raw.statuses(), 429));
+    assert_eq!(answered(&first), (8, 0));
+    assert_eq!(answered(&second), (2, 6), "the twin's bucket was shared");
+    assert_eq!(answered(&other), (8, 0), "another identity is unaffected");
+    // One second refills one token.
+    world.advance_to(world.now + core::time::Duration::from_secs(1));
+    flood(&mut world, &mut second, 2);
+    assert_eq!(answered(&second), (3, 7));
+}
+
 /// One piece of what a fuzzing agent writes on its control stream.
 #[derive(Clone, Debug)]
 enum Piece {
