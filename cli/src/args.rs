@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::agent::log::LogFormat;
 use crate::agent::Runtime;
 use warren_proto::identity::{SpiffeId, TrustDomain};
+use warren_proto::revocation::Serial;
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -178,14 +179,16 @@ pub enum CaCommand {
         --hub hub1.example.org:15008 --hub hub2.example.org:15008 --out laptop.ticket"
     )]
     Ticket(CaTicket),
-    /// Revoke an identity: add it to a revocation list file.
+    /// Revoke an identity or one certificate: add it to a revocation list file.
     #[command(
-        long_about = "Add a SPIFFE id to a revocation list file (created if missing). \
+        long_about = "Add a SPIFFE id, or one certificate's serial number (as `warren ca issue` \
+        printed it), to a revocation list file (created if missing). \
         Agents and hubs whose configuration names the file (`revocation = \"FILE\"`) \
         reload it when it changes or on SIGHUP, close every connection of a revoked \
-        identity at once with a logged reason, and refuse new ones.\n\n\
+        identity or certificate at once with a logged reason, and refuse new ones.\n\n\
         Example: warren ca revoke --list revoked.txt --id spiffe://example.org/ns/edge/sa/laptop \
-        --reason \"stolen laptop\""
+        --reason \"stolen laptop\"\n\
+        Example: warren ca revoke --list revoked.txt --serial 3f:9a:01 --reason \"key leaked\""
     )]
     Revoke(CaRevoke),
 }
@@ -196,9 +199,12 @@ pub struct CaRevoke {
     /// The revocation list file to update.
     #[arg(long, value_name = "FILE")]
     pub list: PathBuf,
-    /// The SPIFFE id to revoke.
-    #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_spiffe_id)]
-    pub id: SpiffeId,
+    /// The SPIFFE id to revoke (every certificate of it).
+    #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_spiffe_id, required_unless_present = "serial", conflicts_with = "serial")]
+    pub id: Option<SpiffeId>,
+    /// The serial number of one certificate to revoke (hex, `:` allowed).
+    #[arg(long, value_name = "HEX", value_parser = parse_serial)]
+    pub serial: Option<Serial>,
     /// Why, recorded in the list and logged when a connection is closed.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub reason: String,
@@ -349,6 +355,10 @@ fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
     SpiffeId::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_serial(s: &str) -> Result<Serial, String> {
+    Serial::parse_hex(s).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +420,28 @@ mod tests {
         };
         assert_eq!(t.hubs, ["h1:1", "h2:2"]);
         assert_eq!(t.days, 30);
+    }
+
+    #[test]
+    fn revoke_takes_an_id_or_a_serial_but_not_both() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["warren", "ca", "revoke", "--list", "r.txt"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let ok = parse(&["--serial", "00:3F:9a"]).unwrap();
+        let Command::Ca(CaCommand::Revoke(r)) = ok.command else {
+            panic!("not a revoke command")
+        };
+        assert_eq!(r.serial, Some(Serial::parse_hex("3f9a").unwrap()));
+        assert_eq!(r.id, None);
+        let both = ["--id", "spiffe://e.org/ns/a/sa/b", "--serial", "01"];
+        assert!(parse(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be used with"));
+        assert!(parse(&[]).unwrap_err().to_string().contains("--id"));
+        let bad = parse(&["--serial", "0xff"]).unwrap_err().to_string();
+        assert!(bad.contains("serial must be hex digits"), "{bad}");
     }
 }

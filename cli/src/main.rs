@@ -54,7 +54,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("wrote join ticket (it holds a private key: keep it secret)\n{issued}");
         }
         Command::Ca(CaCommand::Revoke(a)) => {
-            print!("{}", ca::revoke(&a.list, &a.id, &a.reason)?);
+            let target = match (a.id, a.serial) {
+                (Some(id), _) => ca::Revocation::Identity(id),
+                (None, Some(serial)) => ca::Revocation::Serial(serial),
+                (None, None) => return Err("name --id or --serial".into()),
+            };
+            print!("{}", ca::revoke(&a.list, &target, &a.reason)?);
         }
         Command::Agent(a) => {
             agent::log::init(a.log_format);

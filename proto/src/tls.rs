@@ -17,7 +17,7 @@ use rustls::pki_types::ServerName;
 use rustls::ServerConnection;
 use rustls::{AlertDescription, ClientConfig, ClientConnection, Connection, ServerConfig};
 
-use crate::identity::{spiffe_id_of, IdentityError, SpiffeId};
+use crate::identity::{serial_number, spiffe_id_of, IdentityError, SpiffeId};
 
 /// Default bound on outgoing buffered data (plaintext written before the
 /// handshake ends, and encrypted records not yet taken by the host).
@@ -85,6 +85,7 @@ pub enum PlaintextRead {
 pub struct TlsSession {
     conn: Connection,
     peer: Option<SpiffeId>,
+    peer_serial: Option<Vec<u8>>,
     closed: bool,
     peer_closed: bool,
     transport_eof: bool,
@@ -112,6 +113,7 @@ impl TlsSession {
         TlsSession {
             conn,
             peer: None,
+            peer_serial: None,
             closed: false,
             peer_closed: false,
             transport_eof: false,
@@ -162,11 +164,14 @@ impl TlsSession {
         self.peer_closed = state.peer_has_closed();
         if self.peer.is_none() && !self.conn.is_handshaking() {
             // The verifier already accepted this leaf, so it parses.
-            self.peer = self
+            let leaf = self
                 .conn
                 .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|leaf| spiffe_id_of(leaf).ok());
+                .and_then(|chain| chain.first());
+            self.peer = leaf.and_then(|leaf| spiffe_id_of(leaf).ok());
+            self.peer_serial = leaf
+                .and_then(|leaf| serial_number(leaf).ok())
+                .map(<[u8]>::to_vec);
         }
         Ok(())
     }
@@ -242,6 +247,12 @@ impl TlsSession {
     /// The peer's verified SPIFFE id, once the handshake is done.
     pub fn peer_identity(&self) -> Option<&SpiffeId> {
         self.peer.as_ref()
+    }
+
+    /// The serial number field of the peer's certificate (big-endian, as
+    /// DER carries it), once the handshake is done.
+    pub fn peer_serial(&self) -> Option<&[u8]> {
+        self.peer_serial.as_deref()
     }
 
     /// The negotiated ALPN protocol, once the handshake is done.

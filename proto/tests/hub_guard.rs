@@ -168,6 +168,18 @@ impl RawAgent {
                 }
             }
             while let Some(e) = self.h2.poll_event() {
+                // A refused CONNECT: end our side too, as an agent does,
+                // so the stream stops counting against the limits.
+                if let Event::Response {
+                    stream,
+                    response,
+                    end_stream: true,
+                } = &e
+                {
+                    if response.status != 200 {
+                        let _ = self.h2.finish(*stream);
+                    }
+                }
                 self.events.push(e);
             }
             let mut plain = Vec::new();
@@ -525,11 +537,30 @@ fn a_control_message_flood_ends_the_control_stream() {
     assert_eq!(world.nodes[HUB].hub_registry().len(), 1);
 }
 
+/// Sends `n` CONNECTs to echo.shop:80 from `raw` at once; returns how
+/// many its HTTP/2 took.
+fn flood(world: &mut World, raw: &mut RawAgent, n: usize) -> usize {
+    let sent = (0..n)
+        .filter(|_| {
+            raw.h2
+                .send_request(&Request::connect("echo.shop:80"), false)
+                .is_ok()
+        })
+        .count();
+    raw.pump(world);
+    world.run();
+    sent
+}
+
+fn count(statuses: &[u16], code: u16) -> usize {
+    statuses.iter().filter(|s| **s == code).count()
+}
+
 /// 1000 CONNECTs from one agent: the burst is relayed, the rest answered
-/// 429 at once, and once the offences pass the limit every connection of
-/// the agent is closed with GOAWAY ENHANCE_YOUR_CALM and its reconnects
-/// refused for the back-off. A's flow, sent during the flood, arrives
-/// byte-exact, and the hub's memory stays bounded throughout.
+/// 429 at once, while A's flow, sent during the flood, arrives byte-exact
+/// and the hub holds at most the burst's relays. More of it passes the
+/// offence limit: every connection of the agent is closed with GOAWAY
+/// ENHANCE_YOUR_CALM and its reconnects are refused for the back-off.
 #[test]
 fn a_connect_flood_is_refused_suspended_and_others_flow() {
     let ca = Ca::new(1);
@@ -538,7 +569,7 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
             per_second: 100,
             burst: 100,
         },
-        max_offences: 300,
+        max_offences: 1000,
         ..AgentLimits::default()
     };
     let mut world = setup(&ca, hub_role(limits, 8));
@@ -549,58 +580,65 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
     let a_data = pattern(300_000, 4);
     world.app_write(a_app, &a_data);
     world.app_shutdown(a_app);
-    let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let peak = std::rc::Rc::new(std::cell::Cell::new((0usize, 0usize)));
     let seen = peak.clone();
     world.check = Some(Box::new(move |w: &World| {
-        seen.set(seen.get().max(w.nodes[HUB].connection_buffered()));
+        let (relays, bytes) = seen.get();
+        let hub = &w.nodes[HUB];
+        seen.set((
+            relays.max(hub.relay_count()),
+            bytes.max(hub.connection_buffered()),
+        ));
     }));
-    let mut sent = 0;
-    for _ in 0..1000 {
-        if raw
-            .h2
-            .send_request(&Request::connect("echo.shop:80"), false)
-            .is_ok()
-        {
-            sent += 1;
-        }
-    }
-    raw.pump(&mut world);
-    world.run();
-    assert!(sent >= 900, "the flood went out: {sent}");
+    // Virtual time stands still: the bucket never refills.
+    assert_eq!(flood(&mut world, &mut raw, 1000), 1000);
     let statuses = raw.statuses();
-    let ok = statuses.iter().filter(|s| **s == 200).count();
-    let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert!(ok <= 100, "at most the burst was relayed: {ok}");
-    assert_eq!(refused, 301, "429 until the offence limit tripped");
-    assert_eq!(raw.goaway(), Some(ErrorCode::ENHANCE_YOUR_CALM));
-    let suspended: Vec<(SpiffeId, u32)> = world
-        .events_of(HUB)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::Hub(HubEvent::Suspended {
-                agent, offences, ..
-            }) => Some((agent.clone(), *offences)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(suspended, vec![(spiffe("shop", "flood"), 301)]);
-    assert_eq!(
-        world.nodes[HUB]
-            .hub_refusals()
-            .get(&(Some(spiffe("shop", "flood")), Offence::ConnectFlood)),
-        Some(&301)
-    );
+    assert_eq!(count(&statuses, 200), 100, "the burst is relayed");
+    assert_eq!(count(&statuses, 429), 900, "the rest is refused at once");
+    assert_eq!(raw.goaway(), None, "900 offences are under the limit");
+    // Memory: the burst's relays (A's own included) and their windows,
+    // not a thousand streams' worth.
+    let (relays, bytes) = peak.get();
+    assert!(relays <= 101, "{relays} relays at once");
+    assert!(bytes < 4 << 20, "hub held {bytes} bytes");
+    assert_eq!(world.nodes[HUB].relay_count(), 100);
+    // A's bytes crossed during the flood, exactly.
+    assert!(world.net.apps[a_app].received == a_data, "A's bytes differ");
+    assert!(world.net.apps[a_app].eof);
     // Every offence was the flooder's.
     assert!(offences(&world, HUB)
         .iter()
         .all(|(who, o)| *who == spiffe("shop", "flood") && *o == Offence::ConnectFlood));
-    // A's bytes crossed during the flood, exactly.
-    assert!(world.net.apps[a_app].received == a_data, "A's bytes differ");
-    assert!(world.net.apps[a_app].eof);
-    // The flooder's relays went with its connection; memory stayed bounded
-    // (one TLS fill and a few windows, not a thousand streams' worth).
+
+    // More of the same: offence 1001 suspends the identity.
+    flood(&mut world, &mut raw, 200);
+    assert_eq!(count(&raw.statuses(), 429), 1001);
+    assert_eq!(raw.goaway(), Some(ErrorCode::ENHANCE_YOUR_CALM));
+    let suspended: Vec<(SpiffeId, u32, usize)> = world
+        .events_of(HUB)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Suspended {
+                agent,
+                offences,
+                closed,
+                ..
+            }) => Some((agent.clone(), *offences, *closed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(suspended, vec![(spiffe("shop", "flood"), 1001, 1)]);
+    let status = world.nodes[HUB].hub_status().unwrap();
+    assert_eq!(
+        (status.suspended, status.agents, status.connections),
+        (1, 2, 4)
+    );
+    assert_eq!(
+        status.refusals,
+        [((Some(spiffe("shop", "flood")), Offence::ConnectFlood), 1001)].into()
+    );
+    // The flooder's relays went with its connection.
     assert_eq!(world.nodes[HUB].relay_count(), 0);
-    assert!(peak.get() < 4 << 20, "hub held {} bytes", peak.get());
     // A reconnect during the back-off is refused at once.
     let mut again = RawAgent::connect(&mut world, &flooder);
     again.pump(&mut world);
@@ -611,6 +649,37 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
     )));
     // Other agents keep flowing.
     a_flow_works(&mut world, 20_000, 5);
+}
+
+/// The CONNECT budget belongs to the identity: a second connection of
+/// the same identity draws from the same bucket, another identity has its
+/// own.
+#[test]
+fn the_connect_budget_is_per_identity_across_connections() {
+    let ca = Ca::new(1);
+    let limits = AgentLimits {
+        connects: Rate {
+            per_second: 1,
+            burst: 10,
+        },
+        ..AgentLimits::default()
+    };
+    let mut world = setup(&ca, hub_role(limits, 8));
+    let same = ca.identity(5, "shop", "twin");
+    let mut first = RawAgent::connect(&mut world, &same);
+    let mut second = RawAgent::connect(&mut world, &same);
+    let mut other = RawAgent::connect(&mut world, &ca.identity(6, "shop", "other"));
+    for raw in [&mut first, &mut second, &mut other] {
+        assert_eq!(flood(&mut world, raw, 8), 8);
+    }
+    let answered = |raw: &RawAgent| (count(&raw.statuses(), 200), count(&raw.statuses(), 429));
+    assert_eq!(answered(&first), (8, 0));
+    assert_eq!(answered(&second), (2, 6), "the twin's bucket was shared");
+    assert_eq!(answered(&other), (8, 0), "another identity is unaffected");
+    // One second refills one token.
+    world.advance_to(world.now + core::time::Duration::from_secs(1));
+    flood(&mut world, &mut second, 2);
+    assert_eq!(answered(&second), (3, 7));
 }
 
 /// One piece of what a fuzzing agent writes on its control stream.
@@ -628,7 +697,26 @@ enum Piece {
     HubOnly,
 }
 
-const NAMES: [&str; 4] = ["web.shop", "api.shop", "pay.bank", "x.shop"];
+/// A short script of pieces: long ones almost always hold a garbage
+/// piece, which ends the stream, so short ones reach the registry.
+#[derive(Clone, Debug)]
+struct Script(Vec<Piece>);
+
+impl Arbitrary for Script {
+    fn arbitrary(g: &mut Gen) -> Script {
+        let n = usize::from(u8::arbitrary(g) % 8);
+        Script((0..n).map(|_| Piece::arbitrary(g)).collect())
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Script>> {
+        Box::new(self.0.shrink().map(Script))
+    }
+}
+
+/// One name in six is outside the agent's namespace (not allowed).
+const NAMES: [&str; 6] = [
+    "web.shop", "api.shop", "pay.bank", "x.shop", "db.shop", "y.shop",
+];
 
 impl Piece {
     fn bytes(&self) -> Vec<u8> {
@@ -653,11 +741,18 @@ impl Piece {
 
 impl Arbitrary for Piece {
     fn arbitrary(g: &mut Gen) -> Piece {
-        match u8::arbitrary(g) % 8 {
-            0..=2 => Piece::Bytes(Vec::arbitrary(g)),
-            3..=5 => {
-                let n = usize::from(u8::arbitrary(g) % 5);
-                let ports = [0u16, 80, 443];
+        // Mostly well-formed pieces, so that runs get far enough to file
+        // something; any garbage piece ends the stream where it stands.
+        match u8::arbitrary(g) % 64 {
+            0 | 1 => Piece::Bytes(Vec::arbitrary(g)),
+            2 => Piece::Header(u32::arbitrary(g)),
+            3 => Piece::HubOnly,
+            4..=9 => Piece::Withdraw,
+            _ => {
+                // 1 to 4 services, one more than the hub's limit of 3
+                // (an empty announcement is a withdrawal by another name).
+                let n = 1 + usize::from(u8::arbitrary(g) % 4);
+                let ports = [80u16, 443, 8080, 80, 443, 8080, 80, 0];
                 Piece::Announce(
                     (0..n)
                         .map(|_| {
@@ -667,11 +762,6 @@ impl Arbitrary for Piece {
                         .collect(),
                 )
             }
-            6 => Piece::Withdraw,
-            _ => match bool::arbitrary(g) {
-                true => Piece::Header(u32::arbitrary(g)),
-                false => Piece::HubOnly,
-            },
         }
     }
 
@@ -713,7 +803,8 @@ fn expected_rows(bytes: &[u8], policy: &AnnouncePolicy, me: &SpiffeId) -> BTreeS
 /// the registry only as far as they decode to permitted announcements.
 #[test]
 fn arbitrary_control_bytes_change_only_what_policy_permits() {
-    fn prop(pieces: Vec<Piece>) -> TestResult {
+    fn prop(script: Script) -> TestResult {
+        let pieces = script.0;
         let ca = Ca::new(1);
         let limits = AgentLimits {
             control_messages: Rate {
@@ -737,8 +828,8 @@ fn arbitrary_control_bytes_change_only_what_policy_permits() {
         TestResult::from_bool(served_by(&world, &me) == want)
     }
     QuickCheck::new()
-        .tests(60)
-        .quickcheck(prop as fn(Vec<Piece>) -> TestResult);
+        .tests(150)
+        .quickcheck(prop as fn(Script) -> TestResult);
 }
 
 /// A registry past the frame limit reaches agents as several frames, each
@@ -791,4 +882,101 @@ fn a_registry_larger_than_a_frame_is_sent_in_parts() {
         (snapshot.epoch, 1201)
     );
     a_flow_works(&mut world, 10_000, 6);
+}
+
+fn revoked_events(world: &World, n: usize) -> Vec<(SpiffeId, String)> {
+    world
+        .events_of(n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Hub(HubEvent::Revoked { peer, reason, .. }) => {
+                Some((peer.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Revoking one certificate by serial at the hub closes that agent's
+/// connections at once, with the serial in the logged reason; agents with
+/// other certificates are unaffected.
+#[test]
+fn a_revoked_serial_is_closed_at_the_hub_at_once() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let open = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(open, b"before");
+    world.run();
+    assert_eq!(world.net.apps[open].received, b"before");
+    // B's certificate has serial 3 (the harness uses the key seed).
+    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
+    hub.hbone_listen = Some(hub_addr());
+    hub.hub = Some(hub_role(AgentLimits::default(), 8));
+    hub.revocation =
+        warren_proto::revocation::RevocationList::parse("serial 00:03 key leaked\n").unwrap();
+    world.apply_config(HUB, hub);
+    world.run();
+    let expected = (
+        spiffe("shop", "echo"),
+        "certificate serial 03 revoked: key leaked".to_string(),
+    );
+    assert_eq!(
+        revoked_events(&world, HUB),
+        vec![expected.clone(), expected],
+        "forward and reverse"
+    );
+    assert!(world.net.apps[open].reset || world.net.apps[open].eof);
+    assert!(world.nodes[HUB].hub_registry().is_empty());
+    // A (serial 2) keeps both links; its new flow finds nobody: 503.
+    let a = &world.nodes[1].hub_links()[0];
+    assert!(a.forward_up && a.reverse_up && a.control);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hello");
+    world.run();
+    assert!(world.net.apps[app].received.is_empty());
+    assert!(world.net.apps[app].eof || world.net.apps[app].reset);
+}
+
+/// An agent that revokes its hub's certificate serial drops its links to
+/// it at once and refuses it again on every redial.
+#[test]
+fn an_agent_closes_links_to_a_hub_whose_serial_is_revoked() {
+    let ca = Ca::new(1);
+    let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
+    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a.hub_links = links();
+    a.revocation =
+        warren_proto::revocation::RevocationList::parse("serial 9 stolen hub key\n").unwrap();
+    world.apply_config(1, a);
+    world.run();
+    let hub_id = SpiffeId::parse("spiffe://mesh.test/ns/mesh/sa/hub").unwrap();
+    let expected = (
+        hub_id,
+        "certificate serial 09 revoked: stolen hub key".to_string(),
+    );
+    assert_eq!(revoked_events(&world, 1), vec![expected.clone(); 2]);
+    let status = &world.nodes[1].hub_links()[0];
+    assert!(!status.forward_up && !status.reverse_up);
+    assert!(
+        status.retry_at.is_some_and(|at| at > world.now),
+        "a redial is due"
+    );
+    assert!(world.nodes[1].hub_status().is_none(), "an agent is no hub");
+    // Redials meet the same certificate and are refused again.
+    let mut now = world.now;
+    for _ in 0..20 {
+        now = now + core::time::Duration::from_millis(500);
+        world.advance_to(now);
+        world.run();
+    }
+    assert!(revoked_events(&world, 1).len() > 2);
+    assert!(revoked_events(&world, 1).iter().all(|e| *e == expected));
+    // B (not revoking) stays linked.
+    assert!(world.nodes[2].hub_links()[0].forward_up);
 }

@@ -18,7 +18,7 @@ mod revoke;
 mod ticket;
 
 pub use files::Secrecy;
-pub use revoke::revoke;
+pub use revoke::{revoke, Revocation};
 pub use ticket::{
     check_hub, check_hub_identity, default_hub_identity, Ticket, TicketError, HUB_NAMESPACE,
     TICKET_VERSION,

@@ -206,18 +206,76 @@ impl fmt::Display for Summary<'_> {
             )?;
         }
 
-        // The hub client reports its connections here once it exists.
         write!(f, "\nhubs       ")?;
         match &s["hubs"] {
             Value::Array(hubs) if !hubs.is_empty() => {
                 writeln!(f)?;
                 for h in hubs {
-                    writeln!(f, "  {h}")?;
+                    self.hub_link(f, h)?;
                 }
-                Ok(())
             }
-            _ => writeln!(f, "none configured"),
+            _ => writeln!(f, "none configured")?,
         }
+        if let Some(hub) = s["hub"].as_object() {
+            self.hub(f, hub)?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary<'_> {
+    /// One hub as an agent sees it.
+    fn hub_link(&self, f: &mut fmt::Formatter<'_>, h: &Value) -> fmt::Result {
+        let side = |name: &str| {
+            let state = text(&h[name]);
+            match number(&h["failures"][name]) {
+                0 => format!("{name} {state}"),
+                1 => format!("{name} {state} (1 failure)"),
+                n => format!("{name} {state} ({n} failures)"),
+            }
+        };
+        write!(
+            f,
+            "  {:<21}  {}, {}",
+            text(&h["address"]),
+            side("forward"),
+            side("reverse")
+        )?;
+        if let Some(ms) = h["retry_in_ms"].as_u64() {
+            write!(f, ", retry in {}", age(ms))?;
+        }
+        writeln!(
+            f,
+            "; registry epoch {}, {} entries",
+            number(&h["registry_epoch"]),
+            number(&h["registry_entries"])
+        )
+    }
+
+    /// A hub's own state and who it refused.
+    fn hub(&self, f: &mut fmt::Formatter<'_>, hub: &serde_json::Map<String, Value>) -> fmt::Result {
+        let n = |key: &str| hub.get(key).map_or(0, number);
+        writeln!(
+            f,
+            "\nhub        {} agents ({} connections); registry epoch {}, {} entries; {} relays; {} refusals, {} suspended",
+            n("agents"),
+            n("connections"),
+            n("registry_epoch"),
+            n("registry_entries"),
+            n("relays"),
+            n("refusals_total"),
+            n("suspended"),
+        )?;
+        for r in hub.get("refusals").map_or(&[][..], list) {
+            writeln!(
+                f,
+                "  refused  {}  {}  {}",
+                r["agent"].as_str().unwrap_or("-"),
+                text(&r["reason"]),
+                number(&r["count"])
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -336,5 +394,38 @@ mod tests {
             newest.is_some() && oldest.is_some() && newest < oldest,
             "{shown}"
         );
+    }
+
+    #[test]
+    fn hub_links_and_a_hub_section_are_shown() {
+        let status = json!({
+            "identity": "spiffe://t.org/ns/mesh/sa/hub",
+            "hubs": [
+                { "address": "10.0.0.9:15009", "forward": "up", "reverse": "up", "control": true,
+                  "failures": { "forward": 0, "reverse": 0 }, "retry_in_ms": null,
+                  "registry_epoch": 3, "registry_entries": 12 },
+                { "address": "10.0.0.10:15009", "forward": "down", "reverse": "down",
+                  "control": false, "failures": { "forward": 3, "reverse": 1 },
+                  "retry_in_ms": 1_200, "registry_epoch": 0, "registry_entries": 0 },
+            ],
+            "hub": { "connections": 4, "agents": 2, "registry_epoch": 7, "registry_entries": 12,
+                "relays": 3, "suspended": 1, "refusals_total": 301,
+                "refusals": [{ "agent": "spiffe://t.org/ns/x/sa/flood", "reason": "connect_rate",
+                    "count": 301 }] },
+        });
+        let shown = Summary {
+            status: &status,
+            now_unix_ms: 0,
+        }
+        .to_string();
+        for want in [
+            "  10.0.0.9:15009         forward up, reverse up; registry epoch 3, 12 entries",
+            "  10.0.0.10:15009        forward down (3 failures), reverse down (1 failure), retry in 1.2 s; registry epoch 0, 0 entries",
+            "hub        2 agents (4 connections); registry epoch 7, 12 entries; 3 relays; 301 refusals, 1 suspended",
+            "  refused  spiffe://t.org/ns/x/sa/flood  connect_rate  301",
+        ] {
+            assert!(shown.contains(want), "no {want:?} in\n{shown}");
+        }
+        assert!(!shown.contains("none configured"), "{shown}");
     }
 }

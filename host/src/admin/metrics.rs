@@ -63,6 +63,23 @@ pub fn render(view: &View) -> String {
     let accept_errors = Counter::<u64>::default();
     accept_errors.inc_by(view.accept_errors);
 
+    let refusals = Family::<Labels, Counter>::default();
+    let hub_agents = Gauge::<i64>::default();
+    let hub_relays = Gauge::<i64>::default();
+    let hub_registry = Gauge::<i64>::default();
+    if let Some(hub) = &view.hub {
+        for ((agent, offence), count) in &hub.refusals {
+            let labels = vec![
+                ("agent_identity", identity(agent.as_ref())),
+                ("reason", offence.label().to_owned()),
+            ];
+            refusals.get_or_create(&labels).inc_by(*count);
+        }
+        hub_agents.set(gauge(hub.agents));
+        hub_relays.set(gauge(hub.relays));
+        hub_registry.set(gauge(hub.registry_entries));
+    }
+
     let mut registry = Registry::default();
     registry.register(OPENED, "Flows established", opened);
     registry.register(CLOSED, "Flows ended, by reason", closed);
@@ -89,6 +106,24 @@ pub fn render(view: &View) -> String {
         "Failed accepts on the node's listeners (each starts a back-off)",
         accept_errors,
     );
+    if view.hub.is_some() {
+        registry.register(
+            "warren_hub_refusals",
+            "Agent requests the hub refused (rate limits, bad control input, rejected announcements)",
+            refusals,
+        );
+        registry.register(
+            "warren_hub_agents",
+            "Agents with a control stream",
+            hub_agents,
+        );
+        registry.register("warren_hub_relays", "Flows the hub relays now", hub_relays);
+        registry.register(
+            "warren_hub_registry_entries",
+            "Rows in the hub's registry",
+            hub_registry,
+        );
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);

@@ -6,7 +6,8 @@
 //! - `/metrics`: Prometheus/OpenMetrics text ([`metrics`]).
 //! - `/config_dump`, `/flows`, `/certs`: JSON ([`json`]).
 //! - `/status`: what `warren status` shows, as JSON ([`status`]): identity,
-//!   listeners, peers, a flow summary and the [`RecentDenials`].
+//!   listeners, peers, a flow summary, the [`RecentDenials`], the agent's
+//!   hub links and, on a hub, its agents, registry, relays and refusals.
 //! - `/healthz`: `ok`.
 //!
 //! Requests are bounded ([`http::MAX_REQUEST`] bytes, a read/write timeout)
@@ -27,7 +28,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use warren_proto::node::{CloseCounts, ConnSnapshot, FlowSnapshot, Metrics, Node, NodeConfig};
+use warren_proto::node::{
+    CloseCounts, ConnSnapshot, FlowSnapshot, HubLinkStatus, HubStatus, Metrics, Node, NodeConfig,
+};
 use warren_proto::time::Instant;
 
 use crate::Handle;
@@ -67,6 +70,10 @@ pub struct View {
     pub denials: Vec<Denial>,
     /// Failed accepts on the node's listeners, when the source counts them.
     pub accept_errors: u64,
+    /// The agent's connections to its hubs.
+    pub hub_links: Vec<HubLinkStatus>,
+    /// The hub role's state, when the node is a hub.
+    pub hub: Option<HubStatus>,
 }
 
 impl View {
@@ -82,6 +89,8 @@ impl View {
             listeners: Vec::new(),
             denials: Vec::new(),
             accept_errors: 0,
+            hub_links: node.hub_links(),
+            hub: node.hub_status(),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! `/status`: one JSON document with what `warren status` prints —
 //! identity and certificate validity, listeners, mesh connections per
-//! peer, a summary of the live flows, the recent denials, and the hub
-//! connections (none yet: the hub client fills `hubs` in).
+//! peer, a summary of the live flows, the recent denials, the agent's hub
+//! links (`hubs`) and, on a hub, the hub's own state (`hub`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 use warren_proto::identity::SpiffeId;
-use warren_proto::node::{Direction, FlowSnapshot, FrontKind};
+use warren_proto::node::{Direction, FlowSnapshot, FrontKind, HubStatus};
 use warren_proto::time::Instant;
 
 use super::json::{flow_list, identity, millis};
@@ -39,7 +39,47 @@ pub fn status(view: &View) -> Value {
             "reason": d.reason,
             "rule": d.rule,
         })).collect::<Vec<_>>(),
-        "hubs": Value::Null,
+        "hubs": hub_links(view),
+        "hub": view.hub.as_ref().map(hub),
+    })
+}
+
+/// The agent's hubs: both connections' state, failures, the next redial
+/// and the registry as this agent holds it.
+fn hub_links(view: &View) -> Vec<Value> {
+    let state = |up: bool| if up { "up" } else { "down" };
+    view.hub_links
+        .iter()
+        .map(|l| {
+            json!({
+                "address": l.hub.to_string(),
+                "forward": state(l.forward_up),
+                "reverse": state(l.reverse_up),
+                "control": l.control,
+                "failures": { "forward": l.failures.0, "reverse": l.failures.1 },
+                "retry_in_ms": l.retry_at.map(|at| millis(at.saturating_duration_since(view.now))),
+                "registry_epoch": l.registry.0,
+                "registry_entries": l.registry.1,
+            })
+        })
+        .collect()
+}
+
+/// A hub's own state: agents, registry, relays, and refusals per agent.
+fn hub(h: &HubStatus) -> Value {
+    json!({
+        "connections": h.connections,
+        "agents": h.agents,
+        "registry_epoch": h.registry_epoch,
+        "registry_entries": h.registry_entries,
+        "relays": h.relays,
+        "suspended": h.suspended,
+        "refusals_total": h.refusals.values().sum::<u64>(),
+        "refusals": h.refusals.iter().map(|((agent, offence), count)| json!({
+            "agent": identity(agent.as_ref()),
+            "reason": offence.label(),
+            "count": count,
+        })).collect::<Vec<_>>(),
     })
 }
 

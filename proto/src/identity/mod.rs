@@ -9,6 +9,7 @@ mod template;
 mod verify;
 
 pub use config::{ConfigError, MeshTlsParams, ALPN_H2};
+pub(crate) use san::serial_number;
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use template::{ca_params, ca_trust_domain, leaf_params, TemplateError, Validity};
 pub use verify::{

@@ -18,6 +18,11 @@ const GENERAL_NAME_URI: u8 = 0x86;
 /// id-ce-subjectAltName, 2.5.29.17, as DER OID contents.
 const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 
+/// `INTEGER`: the serial number.
+const INTEGER: u8 = 0x02;
+/// `[0] EXPLICIT Version` inside `TBSCertificate`.
+const VERSION: u8 = 0xa0;
+
 /// The certificate's bytes are not the DER structure a certificate has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MalformedCertificate;
@@ -65,6 +70,22 @@ fn expect<'a>(input: &mut &'a [u8], tag: u8) -> Result<&'a [u8], MalformedCertif
     } else {
         Err(MalformedCertificate)
     }
+}
+
+/// The serial number field of `cert`: the big-endian bytes of its
+/// `INTEGER`, sign byte and all (what a revocation list compares).
+pub(crate) fn serial_number(cert: &[u8]) -> Result<&[u8], MalformedCertificate> {
+    let mut input = cert;
+    let mut certificate = expect(&mut input, SEQUENCE)?;
+    let mut tbs = expect(&mut certificate, SEQUENCE)?;
+    let mut field = next_tlv(&mut tbs)?;
+    if field.tag == VERSION {
+        field = next_tlv(&mut tbs)?;
+    }
+    if field.tag != INTEGER || field.value.is_empty() {
+        return Err(MalformedCertificate);
+    }
+    Ok(field.value)
 }
 
 /// Every URI SAN of `cert`, in certificate order, across all
@@ -115,6 +136,27 @@ pub(crate) fn uri_sans(cert: &[u8]) -> Result<Vec<&[u8]>, MalformedCertificate> 
 mod tests {
     use super::*;
     use quickcheck::{quickcheck, TestResult};
+
+    #[test]
+    fn serial_numbers_are_read_with_or_without_a_version() {
+        let serial = tlv(INTEGER, &[0x00, 0x9c, 0x01]);
+        let with_version = [tlv(VERSION, &tlv(INTEGER, &[2])), serial.clone()].concat();
+        for tbs in [with_version, serial] {
+            let cert = tlv(SEQUENCE, &tlv(SEQUENCE, &tbs));
+            assert_eq!(serial_number(&cert), Ok(&[0x00, 0x9c, 0x01][..]));
+        }
+        let no_integer = tlv(SEQUENCE, &tlv(SEQUENCE, &tlv(OCTET_STRING, &[1])));
+        assert_eq!(serial_number(&no_integer), Err(MalformedCertificate));
+        assert_eq!(serial_number(&[]), Err(MalformedCertificate));
+    }
+
+    #[test]
+    fn serial_number_never_panics() {
+        fn prop(bytes: Vec<u8>) -> bool {
+            serial_number(&bytes).map_or(true, |s| !s.is_empty() && s.len() <= bytes.len())
+        }
+        quickcheck(prop as fn(Vec<u8>) -> bool);
+    }
 
     /// DER TLV with a definite length (short or long form).
     fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {

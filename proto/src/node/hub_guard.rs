@@ -74,6 +74,14 @@ pub(super) struct Guard {
 }
 
 impl Guard {
+    /// Identities suspended at `now`.
+    pub(super) fn suspended(&self, now: Instant) -> usize {
+        self.agents
+            .values()
+            .filter(|s| s.suspended_until.is_some_and(|u| u > now))
+            .count()
+    }
+
     fn standing(&mut self, limits: &AgentLimits, who: &SpiffeId) -> &mut AgentStanding {
         let standing = self
             .agents
@@ -127,6 +135,9 @@ impl Node {
             };
             // The stream may already be reset: nobody to answer then.
             let _ = m.h2.send_response(stream, &response, true);
+            // No RST_STREAM after it: a flood of resets would trip the
+            // agent's own rapid-reset limit and cost its good flows too.
+            // The agent ends the refused stream itself.
             self.dirty.insert(m.sock);
         }
         self.hub_offence(c, Offence::ConnectFlood);

@@ -115,6 +115,8 @@ pub struct HubLinkStatus {
     pub failures: (u32, u32),
     /// The hub registry's epoch and rows as this agent holds it.
     pub registry: (u64, usize),
+    /// The next redial of a connection that is down, if one is scheduled.
+    pub retry_at: Option<Instant>,
 }
 
 impl Links {
@@ -154,6 +156,12 @@ impl Node {
                 control: l.control.is_some(),
                 failures: (l.forward.failures, l.reverse.failures),
                 registry: (l.registry.epoch, l.registry.entries.len()),
+                // `Instant` at its end means "never" (no hub identity).
+                retry_at: [l.forward.retry_at, l.reverse.retry_at]
+                    .into_iter()
+                    .flatten()
+                    .filter(|at| at.as_nanos() != u64::MAX)
+                    .min(),
             })
             .collect()
     }

@@ -26,6 +26,7 @@ mod hub_guard;
 mod hub_link;
 mod hub_relay;
 mod hub_role;
+mod hub_status;
 mod inbound;
 mod mesh;
 mod outbound;
@@ -49,6 +50,7 @@ pub use event::{
 };
 pub use hub_guard::RefusalCounts;
 pub use hub_link::HubLinkStatus;
+pub use hub_status::HubStatus;
 
 use flow::{Flow, Owner, Sock};
 use mesh::MeshConn;

@@ -1,11 +1,13 @@
-//! Revoked identities: a connection whose verified peer is on the
-//! configured revocation list is ended (GOAWAY, then close) as soon as its
+//! Revoked identities and certificates: a connection whose verified peer
+//! (its identity, or its certificate's serial) is on the configured
+//! revocation list is ended (GOAWAY, then close) as soon as its
 //! HTTP/2 comes up, and every live one is looked at again when a new list
 //! arrives with a configuration.
 
 use crate::h2::ErrorCode;
 use crate::hub::HubEvent;
 use crate::pool::ConnId;
+use crate::revocation::Revoked;
 
 use super::event::NodeEvent;
 use super::Node;
@@ -19,11 +21,14 @@ impl Node {
         let Some(peer) = m.peer.clone() else {
             return false;
         };
-        let reason = match self.config.revocation.check(&peer, None) {
+        let reason = match self.config.revocation.check(&peer, m.tls.peer_serial()) {
             Ok(()) => return false,
-            Err(revoked) => format!("{revoked:?}"),
+            Err(Revoked::Identity { reason }) => format!("identity revoked: {reason}"),
+            Err(Revoked::Certificate { serial, reason }) => {
+                format!("certificate serial {serial} revoked: {reason}")
+            }
         };
-        m.h2.abort(ErrorCode::REFUSED_STREAM, b"identity revoked");
+        m.h2.abort(ErrorCode::REFUSED_STREAM, b"revoked");
         m.flush_h2(self.now);
         let addr = m.peer_addr;
         self.emit(NodeEvent::Hub(HubEvent::Revoked { peer, addr, reason }));
