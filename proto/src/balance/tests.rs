@@ -296,6 +296,30 @@ fn no_ejection_outlasts_the_cap_when_the_clock_steps_back() {
 }
 
 #[test]
+fn the_probe_is_the_ejected_endpoint_readmitted_first() {
+    let ejection = Ejection {
+        consecutive_failures: 1,
+        ..Ejection::default()
+    };
+    let mut b = Balancer::new(Strategy::RoundRobin, ejection, 3);
+    b.set_endpoints([0u8, 1, 2]);
+    assert_eq!(b.soonest_readmitted(&[]), None, "nothing is ejected");
+    let ends: Vec<Instant> = (0..3u8)
+        .map(|k| b.connect_failed(T0, &k).expect("ejected"))
+        .collect();
+    assert_eq!(b.choose(T0, &src(0), &[]), None);
+    let first = (0..3u8).min_by_key(|&k| ends[usize::from(k)]).unwrap();
+    assert_eq!(b.soonest_readmitted(&[]), Some(first));
+    assert_ne!(b.soonest_readmitted(&[first]), Some(first));
+    assert_eq!(b.soonest_readmitted(&[0, 1, 2]), None);
+    // The probe failing is no news; its success readmits it at once.
+    assert_eq!(b.connect_failed(T0, &first), None);
+    assert_eq!(b.ejected_until(&first), Some(ends[usize::from(first)]));
+    b.connect_succeeded(&first);
+    assert_eq!(b.choose(T0, &src(0), &[]), Some(first));
+}
+
+#[test]
 fn different_seeds_jitter_differently() {
     let ends: Vec<Option<Instant>> = (0..8u64)
         .map(|seed| {
