@@ -78,8 +78,12 @@ struct Health {
 }
 
 impl Health {
-    fn eligible(&self, now: Instant) -> bool {
-        self.ejected_until.is_none_or(|until| now >= until)
+    /// Not ejected at `now`. An ejection ending more than `max` after
+    /// `now` can only come from a clock that stepped back (time is the
+    /// host's input); it is over, so no ejection outlasts `max`.
+    fn eligible(&self, now: Instant, max: Duration) -> bool {
+        self.ejected_until
+            .is_none_or(|until| now >= until || until.saturating_duration_since(now) > max)
     }
 }
 
@@ -136,7 +140,7 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
     pub fn is_ejected(&self, endpoint: &K, now: Instant) -> bool {
         self.endpoints
             .get(endpoint)
-            .is_some_and(|h| !h.eligible(now))
+            .is_some_and(|h| !h.eligible(now, self.ejection.max))
     }
 
     /// When `endpoint`'s current ejection ends, if it is ejected.
@@ -154,7 +158,8 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
     /// refuses the flow (503). Call [`Balancer::flow_started`] for the
     /// endpoint the flow then uses.
     pub fn choose(&mut self, now: Instant, source: &SpiffeId, tried: &[K]) -> Option<K> {
-        let usable = |k: &K, h: &Health| h.eligible(now) && !tried.contains(k);
+        let max = self.ejection.max;
+        let usable = |k: &K, h: &Health| h.eligible(now, max) && !tried.contains(k);
         let chosen = match self.strategy {
             Strategy::RoundRobin => self.ring().find(|(k, h)| usable(k, h)).map(|(k, _)| k),
             Strategy::LeastFlows => {
@@ -176,6 +181,21 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
             self.cursor.clone_from(&chosen);
         }
         chosen
+    }
+
+    /// The ejected endpoint readmitted soonest, leaving out `tried`: a
+    /// probe for a flow that would otherwise be refused because every
+    /// endpoint is ejected (as Envoy's panic mode does). A probe's failure
+    /// is no news ([`Balancer::connect_failed`] ignores failures while
+    /// ejected); its success restores the endpoint at once, so a service
+    /// recovers on its first good connect rather than after the back-off.
+    pub fn soonest_readmitted(&self, tried: &[K]) -> Option<K> {
+        self.endpoints
+            .iter()
+            .filter(|(k, _)| !tried.contains(k))
+            .filter_map(|(k, h)| Some((h.ejected_until?, k)))
+            .min_by_key(|(until, _)| *until)
+            .map(|(_, k)| k.clone())
     }
 
     /// The endpoints in turn order: those after the cursor, then the rest.
@@ -221,7 +241,7 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
     pub fn connect_failed(&mut self, now: Instant, endpoint: &K) -> Option<Instant> {
         let threshold = self.ejection.consecutive_failures.max(1);
         let h = self.endpoints.get_mut(endpoint)?;
-        if !h.eligible(now) {
+        if !h.eligible(now, self.ejection.max) {
             // A flow chosen before the ejection reports late: no news.
             return None;
         }
@@ -250,8 +270,8 @@ impl<K: Ord + Clone + Hash> Balancer<K> {
     pub fn next_readmission(&self, now: Instant) -> Option<Instant> {
         self.endpoints
             .values()
+            .filter(|h| !h.eligible(now, self.ejection.max))
             .filter_map(|h| h.ejected_until)
-            .filter(|&t| t > now)
             .min()
     }
 }

@@ -266,6 +266,60 @@ fn ejection_backs_off_and_readmits() {
 }
 
 #[test]
+fn no_ejection_outlasts_the_cap_when_the_clock_steps_back() {
+    // Property: whatever the clock does between an ejection and a choice,
+    // an endpoint is never left out for longer than `max` from `now`.
+    fn prop(eject_at: u32, back: u32, later: u32) -> bool {
+        let ejection = Ejection {
+            consecutive_failures: 1,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+        };
+        let mut b = Balancer::new(Strategy::RoundRobin, ejection, 1);
+        b.set_endpoints([0u8]);
+        let at = Instant::from_nanos(u64::from(eject_at) * 1_000_000 + 10_000_000_000);
+        let Some(until) = b.connect_failed(at, &0) else {
+            return false;
+        };
+        // The host's clock steps back by `back` ms, then runs `later` ms.
+        let now = Instant::from_nanos(
+            at.as_nanos().saturating_sub(u64::from(back) * 1_000_000)
+                + u64::from(later) * 1_000_000,
+        );
+        let left = until.saturating_duration_since(now);
+        let ejected = b.is_ejected(&0, now);
+        // Ejected exactly while some of it is left and no more than max.
+        ejected == (left > Duration::ZERO && left <= ejection.max)
+            && (ejected || b.choose(now, &src(0), &[]) == Some(0))
+    }
+    quickcheck(prop as fn(u32, u32, u32) -> bool);
+}
+
+#[test]
+fn the_probe_is_the_ejected_endpoint_readmitted_first() {
+    let ejection = Ejection {
+        consecutive_failures: 1,
+        ..Ejection::default()
+    };
+    let mut b = Balancer::new(Strategy::RoundRobin, ejection, 3);
+    b.set_endpoints([0u8, 1, 2]);
+    assert_eq!(b.soonest_readmitted(&[]), None, "nothing is ejected");
+    let ends: Vec<Instant> = (0..3u8)
+        .map(|k| b.connect_failed(T0, &k).expect("ejected"))
+        .collect();
+    assert_eq!(b.choose(T0, &src(0), &[]), None);
+    let first = (0..3u8).min_by_key(|&k| ends[usize::from(k)]).unwrap();
+    assert_eq!(b.soonest_readmitted(&[]), Some(first));
+    assert_ne!(b.soonest_readmitted(&[first]), Some(first));
+    assert_eq!(b.soonest_readmitted(&[0, 1, 2]), None);
+    // The probe failing is no news; its success readmits it at once.
+    assert_eq!(b.connect_failed(T0, &first), None);
+    assert_eq!(b.ejected_until(&first), Some(ends[usize::from(first)]));
+    b.connect_succeeded(&first);
+    assert_eq!(b.choose(T0, &src(0), &[]), Some(first));
+}
+
+#[test]
 fn different_seeds_jitter_differently() {
     let ends: Vec<Option<Instant>> = (0..8u64)
         .map(|seed| {

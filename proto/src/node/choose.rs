@@ -60,9 +60,14 @@ impl Node {
 
     /// Chooses where a flow from `source` to `service:port` goes, leaving
     /// out the endpoints in `tried` (those that already failed this flow).
-    /// `None` when the route allows nothing left: the caller refuses the
-    /// flow (or, if the service has no candidates at all, treats the name
-    /// as a destination outside the mesh).
+    /// In order: a healthy direct-capable endpoint; a hub, if the route
+    /// allows one and one is connected; on a flow's first choice, the
+    /// ejected endpoint readmitted soonest as a probe (without it, a
+    /// service whose every endpoint is ejected would refuse all flows for
+    /// the whole back-off even after it recovered, and for ever on a host
+    /// whose clock stalls). `None` when nothing is left: the caller
+    /// refuses the flow (or, if the service has no candidates at all,
+    /// treats the name as a destination outside the mesh).
     pub(super) fn choose_endpoint(
         &mut self,
         service: &ServiceName,
@@ -71,29 +76,38 @@ impl Node {
         tried: &[Endpoint],
     ) -> Option<Chosen> {
         let route = self.config.hub_links.route;
-        if route != Route::HubOnly {
-            let candidates = self.direct_candidates(service, port);
-            let sp = ServicePort {
-                service: service.clone(),
-                port,
-            };
-            if candidates.is_empty() {
-                self.balancers.remove(&sp);
-            } else {
-                let cfg = &self.config.balance;
-                let strategy = cfg.strategy_for(service);
-                let balancer = self
-                    .balancers
-                    .entry(sp)
-                    .or_insert_with(|| Balancer::new(strategy, cfg.ejection, cfg.seed));
-                balancer.set_policy(strategy, cfg.ejection);
-                balancer.set_endpoints(candidates);
-                if let Some(ep) = balancer.choose(self.now, source, tried) {
-                    return Some(Chosen::Direct(ep));
-                }
+        let candidates = match route {
+            Route::HubOnly => Vec::new(),
+            Route::DirectFirst | Route::DirectOnly => self.direct_candidates(service, port),
+        };
+        let sp = ServicePort {
+            service: service.clone(),
+            port,
+        };
+        if candidates.is_empty() {
+            self.balancers.remove(&sp);
+        } else {
+            let cfg = &self.config.balance;
+            let strategy = cfg.strategy_for(service);
+            let balancer = self
+                .balancers
+                .entry(sp.clone())
+                .or_insert_with(|| Balancer::new(strategy, cfg.ejection, cfg.seed));
+            balancer.set_policy(strategy, cfg.ejection);
+            balancer.set_endpoints(candidates);
+            if let Some(ep) = balancer.choose(self.now, source, tried) {
+                return Some(Chosen::Direct(ep));
             }
         }
-        (route != Route::DirectOnly && self.links.has_forward(&self.conns)).then_some(Chosen::Hub)
+        if route != Route::DirectOnly && self.links.has_forward(&self.conns) {
+            return Some(Chosen::Hub);
+        }
+        let probe = self
+            .balancers
+            .get(&sp)
+            .filter(|_| tried.is_empty())
+            .and_then(|b| b.soonest_readmitted(tried))?;
+        Some(Chosen::Direct(probe))
     }
 
     /// Forgets the balancers of service ports that have no direct-capable

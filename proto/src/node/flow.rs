@@ -139,6 +139,9 @@ pub(super) struct Flow {
     /// retry leaves them out (each at most once, so bounded by the
     /// service's endpoints).
     pub tried: Vec<Endpoint>,
+    /// The flow already retried once after an established connection
+    /// under it was lost.
+    pub stale_retried: bool,
     /// Direct, via a hub, or egress, once chosen.
     pub path: Option<FlowPath>,
     /// Outbound egress flows asked for by name: the name (egress rules
@@ -168,6 +171,7 @@ impl Flow {
             pooled: None,
             mesh_target: None,
             tried: Vec::new(),
+            stale_retried: false,
             path: None,
             egress_name: None,
         }

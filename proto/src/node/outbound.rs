@@ -109,7 +109,10 @@ impl Node {
             }
             Some(Chosen::Hub) => self.route_via_hub(f, service, port),
             None => {
-                let endpoints = self.direct_candidates(service, port).len();
+                let endpoints = match self.config.hub_links.route {
+                    crate::hub::Route::HubOnly => 0,
+                    _ => self.direct_candidates(service, port).len(),
+                };
                 if endpoints == 0 {
                     return false;
                 }
@@ -414,16 +417,23 @@ impl Node {
         }
     }
 
-    /// The mesh connection under `f` is gone.
-    pub(super) fn flow_lost(&mut self, f: FlowId) {
+    /// The mesh connection under `f` is gone; `came_up` says whether it
+    /// had been established (else its connect or handshake failed).
+    pub(super) fn flow_lost(&mut self, f: FlowId, came_up: bool) {
         // Before 200 and before any byte left, the flow may go elsewhere:
-        // another endpoint not yet tried, or a hub.
+        // an endpoint it has not seen fail, or a hub. A connection that was
+        // up may just have been stale (its peer restarted unnoticed): the
+        // same endpoint gets one more chance on a fresh connection.
         let retry = self.flows.get_mut(&f).and_then(|flow| {
             let unsent = flow.phase == Phase::Opening
                 && flow.direction == Direction::Outbound
                 && flow.bytes_sent == 0;
             let (service, port, ep) = flow.mesh_target.clone().filter(|_| unsent)?;
-            flow.tried.push(ep);
+            if came_up && !flow.stale_retried {
+                flow.stale_retried = true;
+            } else {
+                flow.tried.push(ep);
+            }
             flow.far = Far::None;
             flow.pooled = None;
             flow.stream_closed = false;

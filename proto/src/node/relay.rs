@@ -637,6 +637,7 @@ impl Node {
             .copied()
             .collect();
         let pooled = conn.pool_key.is_some();
+        let came_up = conn.ready;
         conn.streams.clear();
         conn.waiting.clear();
         if pooled {
@@ -647,7 +648,7 @@ impl Node {
                 flow.stream_closed = true;
                 flow.pooled = None;
             }
-            self.flow_lost(f);
+            self.flow_lost(f, came_up);
         }
         if let Some(s) = self.socks.get_mut(&sock) {
             s.closing = Some(false);
