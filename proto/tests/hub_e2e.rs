@@ -46,6 +46,13 @@ fn echo() -> ServicePort {
 /// node 2 agent B (`echo`, exports echo.shop:80, end to end unless
 /// `plaintext`).
 fn setup(plaintext: bool) -> (World, [NodeConfig; 3]) {
+    let (mut world, configs) = setup_cold(plaintext);
+    world.run();
+    (world, configs)
+}
+
+/// `setup` before any byte moved: no agent is connected to the hub yet.
+fn setup_cold(plaintext: bool) -> (World, [NodeConfig; 3]) {
     let ca = Ca::new(1);
     let mut world = World::new();
     let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
@@ -80,7 +87,6 @@ fn setup(plaintext: bool) -> (World, [NodeConfig; 3]) {
     world.add_node(a.clone());
     world.add_node(b.clone());
     world.add_echo_server(addr("127.0.0.2:8080"));
-    world.run();
     (world, [hub, a, b])
 }
 
@@ -191,6 +197,57 @@ fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
     assert!(key.bytes_sent > payload && key.bytes_received > payload);
 }
 
+/// A flow that starts before A's links are up waits for the hub's
+/// registry; here A's snapshot comes before B's announcement, so the flow
+/// first leaves as a plain relay, B refuses it, and A (having learnt
+/// meanwhile that echo.shop is end to end) retries end to end.
+#[test]
+fn a_flow_older_than_the_registry_still_goes_end_to_end() {
+    let (mut world, _) = setup_cold(false);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"early");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"early");
+    assert_eq!(
+        closed(&world, A),
+        vec![(Direction::Outbound, CloseReason::Done)]
+    );
+    assert_eq!(
+        closed(&world, B),
+        vec![
+            (Direction::Inbound, CloseReason::Refused { status: 401 }),
+            (Direction::Inbound, CloseReason::Done)
+        ]
+    );
+    assert_eq!(e2e_handshakes(&world, A), 1);
+}
+
+/// A joins a hub where B is already announced, and a flow starts before
+/// A's links are up: it waits for the hub's snapshot, which says end to
+/// end, so no plain relay is ever tried.
+#[test]
+fn a_flow_waits_for_the_registry_before_choosing_the_mode() {
+    let (mut world, configs) = setup_cold(false);
+    let mut lonely = configs[A].clone();
+    lonely.hub_links = HubLinks::default();
+    world.apply_config(A, lonely);
+    world.run();
+    assert_eq!(world.nodes[HUB].hub_registry().len(), 1, "B announced");
+    world.apply_config(A, configs[A].clone());
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"patient");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"patient");
+    assert_eq!(
+        closed(&world, B),
+        vec![(Direction::Inbound, CloseReason::Done)]
+    );
+    assert_eq!(closed(&world, HUB), vec![]);
+    assert_eq!(e2e_handshakes(&world, A), 1);
+}
+
 #[test]
 fn the_endpoint_authorizes_with_the_inner_identity() {
     let (mut world, configs) = setup(false);
@@ -262,23 +319,34 @@ fn a_plain_relayed_connect_to_an_end_to_end_service_is_refused() {
     world.apply_config(B, b);
     let app = world.connect_app(addr("127.0.0.1:9000"));
     world.app_write(app, b"hello");
-    world.run();
-    assert!(world.net.apps[app].received.is_empty());
-    assert_eq!(
-        closed(&world, A),
-        vec![(Direction::Outbound, CloseReason::Refused { status: 401 })]
-    );
-    assert_eq!(
-        closed(&world, B),
-        vec![(Direction::Inbound, CloseReason::Refused { status: 401 })]
-    );
-    assert_eq!(world.net.server_apps.len(), 0, "B never dialled its target");
-    // The next flow goes end to end and works.
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"again");
     world.app_shutdown(app);
     world.run();
-    assert_eq!(world.net.apps[app].received, b"again");
+    // B refused the plain relay without dialling its target, and said why.
+    assert_eq!(
+        closed(&world, B)[0],
+        (Direction::Inbound, CloseReason::Refused { status: 401 })
+    );
+    assert_eq!(
+        closed(&world, HUB)[0],
+        (Direction::Relayed, CloseReason::Refused { status: 401 })
+    );
+    let refusals = world
+        .events_of(B)
+        .into_iter()
+        .filter(|e| {
+            e.to_string()
+                .contains("plain relayed CONNECT for end-to-end service echo.shop:80")
+        })
+        .count();
+    assert_eq!(refusals, 1);
+    // A had learnt meanwhile that echo.shop is end to end: its flow went
+    // that way (no byte had moved) and got through, once.
+    assert_eq!(world.net.apps[app].received, b"hello");
+    assert_eq!(world.net.server_apps.len(), 1, "B dialled its target once");
+    assert_eq!(
+        closed(&world, A),
+        vec![(Direction::Outbound, CloseReason::Done)]
+    );
     assert_eq!(e2e_handshakes(&world, A), 1);
 }
 

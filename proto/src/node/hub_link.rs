@@ -63,6 +63,9 @@ struct Link {
     /// The announcement last sent on the current control stream.
     sent: Option<Announce>,
     registry: RegistrySnapshot,
+    /// `registry` is the current control stream's (its snapshot arrived);
+    /// false from a link's (re)connect until then.
+    synced: bool,
 }
 
 /// Connections to hub `hub` made with a certificate since replaced. They
@@ -98,6 +101,9 @@ pub(super) struct Links {
     /// Flows are spread over ready hubs in turn, so losing one hub loses
     /// only its share.
     turn: usize,
+    /// Flows to a service no synced registry lists, waiting for a hub's
+    /// snapshot to tell whether it is served end to end.
+    parked: Vec<(FlowId, ServiceName, u16)>,
 }
 
 /// One hub connection's state, for status pages.
@@ -248,8 +254,10 @@ impl Node {
                 control: None,
                 sent: None,
                 registry: RegistrySnapshot::default(),
+                synced: false,
             })
             .collect();
+        self.unpark_flows();
     }
 
     /// What this agent serves, as it announces it.
@@ -569,6 +577,7 @@ impl Node {
             return;
         };
         link.sent = None;
+        link.synced = false;
         let peer_conn = link.forward.conn;
         self.links.controls.remove(&control.flow);
         if let Some(m) = peer_conn.and_then(|c| self.conns.get_mut(&c)) {
@@ -582,6 +591,7 @@ impl Node {
                 .and_then(|m| m.peer.clone());
             self.emit(NodeEvent::Hub(HubEvent::ControlError { peer, error }));
         }
+        self.unpark_flows();
     }
 
     fn link_receive(&mut self, i: usize) {
@@ -620,6 +630,7 @@ impl Node {
                 let (epoch, entries) = (snapshot.epoch, snapshot.entries.len());
                 if let Some(l) = self.links.links.get_mut(i) {
                     l.registry = snapshot;
+                    l.synced = true;
                 }
                 self.prune_balancers();
                 self.emit(NodeEvent::Hub(HubEvent::RegistryUpdated {
@@ -627,6 +638,7 @@ impl Node {
                     epoch,
                     entries,
                 }));
+                self.unpark_flows();
             }
             Message::RegistryDelta(delta) => {
                 let applied = self
@@ -693,7 +705,9 @@ impl Node {
                     self.links.controls.remove(&control.flow);
                 }
                 l.sent = None;
+                l.synced = false;
             }
+            self.unpark_flows();
         }
         if let Some(hub) = self.links.links.get(i).map(|l| l.addr) {
             self.emit(NodeEvent::Hub(HubEvent::LinkDown {
@@ -753,7 +767,7 @@ impl Node {
     /// which can take them a keepalive period, and meanwhile a flow sent
     /// there would get 503 while another hub could carry it.
     pub(super) fn route_via_hub(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
-        if self.route_end_to_end(f, service, port) {
+        if self.route_end_to_end(f, service, port) || self.park_until_registry(f, service, port) {
             return true;
         }
         let forwards: Vec<(ConnId, bool)> = self
@@ -810,12 +824,59 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Parks flow `f` when no synced registry lists `service:port` but a
+    /// hub's snapshot is still to come: whether to go end to end is known
+    /// only then (a plain relay to an end-to-end service is refused).
+    /// Returns whether it parked the flow.
+    fn park_until_registry(&mut self, f: FlowId, service: &ServiceName, port: u16) -> bool {
+        let sp = ServicePort {
+            service: service.clone(),
+            port,
+        };
+        let listed = self
+            .links
+            .links
+            .iter()
+            .any(|l| l.synced && l.registry.entries.iter().any(|e| e.service == sp));
+        let coming = self.links.links.iter().any(|l| {
+            !l.synced
+                && l.forward
+                    .conn
+                    .is_some_and(|c| self.conns.get(&c).is_some_and(|m| !m.closing))
+        });
+        if listed || !coming {
+            return false;
+        }
+        self.links.parked.push((f, service.clone(), port));
+        true
+    }
+
+    /// A registry arrived or a link went down: parked flows are routed
+    /// again (or refused when no hub is left).
+    fn unpark_flows(&mut self) {
+        for (f, service, port) in core::mem::take(&mut self.links.parked) {
+            if !self.flows.contains_key(&f) {
+                continue;
+            }
+            if !self.route_via_hub(f, &service, port) {
+                self.refuse(
+                    f,
+                    crate::front::Refusal::Unreachable,
+                    super::CloseReason::Unreachable,
+                );
+            }
+        }
+    }
+}
+
 impl Links {
-    /// Every hub's registry as this agent holds it, with the hub's forward
-    /// connection and address.
+    /// Every synced hub registry as this agent holds it, with the hub's
+    /// forward connection and address.
     pub(super) fn registries(&self) -> Vec<(ConnId, SocketAddr, &RegistrySnapshot)> {
         self.links
             .iter()
+            .filter(|l| l.synced)
             .filter_map(|l| Some((l.forward.conn?, l.addr, &l.registry)))
             .collect()
     }

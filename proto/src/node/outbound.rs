@@ -290,6 +290,8 @@ impl Node {
                 }
                 self.flow_established(f, None);
             }
+            // A plain relay refused for want of end-to-end mode goes end to end.
+            _ if self.retry_end_to_end(f, c, stream, end) => {}
             other => {
                 let refusal = match other {
                     Ok(ConnectStatus::Denied) => Refusal::Denied {

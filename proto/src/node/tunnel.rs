@@ -218,6 +218,70 @@ impl Node {
         true
     }
 
+    /// A plain CONNECT that flow `f` sent through a hub (on connection
+    /// `c`, stream `stream`) was refused. The flow sent no byte yet, so if
+    /// a hub's registry now lists the service end to end — it was routed
+    /// before the registry said so — it goes end to end instead, once.
+    /// Returns whether it did.
+    pub(super) fn retry_end_to_end(
+        &mut self,
+        f: FlowId,
+        c: ConnId,
+        stream: StreamId,
+        ended: bool,
+    ) -> bool {
+        let Some(flow) = self.flows.get(&f) else {
+            return false;
+        };
+        let plain_via_hub = !flow.retried
+            && flow.mesh_target.is_none()
+            && flow.direction == super::Direction::Outbound
+            && self.links.slot_of_ref(c);
+        let target = match Authority::parse(&flow.service) {
+            Ok(Authority::Service {
+                name,
+                namespace,
+                port,
+            }) => ServiceName::new(name, namespace).ok().map(|s| (s, port)),
+            _ => None,
+        };
+        let Some((service, port)) = target.filter(|_| plain_via_hub) else {
+            return false;
+        };
+        let sp = ServicePort {
+            service: service.clone(),
+            port,
+        };
+        let listed = self
+            .links
+            .registries()
+            .iter()
+            .any(|(_, _, r)| end_to_end_rows(r, &sp).next().is_some());
+        if !listed {
+            return false;
+        }
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.remove(&stream);
+            if !ended {
+                let _ = m.h2.reset(stream, ErrorCode::CANCEL);
+            }
+            self.dirty.insert(m.sock);
+        }
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.retried = true;
+            flow.far = Far::None;
+        }
+        if self.route_end_to_end(f, &service, port) {
+            return true;
+        }
+        // The stream is gone either way: the caller's refusal must not
+        // touch it again.
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.stream_closed = true;
+        }
+        false
+    }
+
     /// Opens a pair stream on `forward` towards `ep` and the inner client
     /// connection inside it, registered in the pool with one claimed slot.
     fn tunnel_dial(&mut self, key: &PoolKey, forward: ConnId, ep: &Endpoint) -> Option<ConnId> {
