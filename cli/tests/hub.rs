@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use support::hub_mesh::{curl_until_ok, listening_ports};
-use support::{free_port, issue_pki, ok, warren, Running, TempDir};
+use support::{free_port, issue_pki, ok, warren, Running, TempDir, WAIT};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -48,6 +48,64 @@ fn http_service() -> u16 {
         }
     });
     port
+}
+
+/// TCP ports process `pid` listens on, from procfs: its socket inodes
+/// matched against the LISTEN rows of /proc/net/tcp and tcp6.
+fn listening_ports(pid: u32) -> BTreeSet<u16> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut ports = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next().unwrap();
+                ports.insert(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports
+}
+
+/// curl through A's SOCKS5 proxy until it answers (agents need a moment
+/// to reach the hub and announce) or the wait runs out.
+fn curl_until_ok(socks: u16, url: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "--socks5-hostname",
+                &format!("127.0.0.1:{socks}"),
+                url,
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "curl never succeeded: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn agent_b_with_no_port_serves_through_the_hub(runtime: &str) {
