@@ -127,7 +127,9 @@ fn demo_with_a_hub_answers_curl(runtime: &str, base: u16) {
     );
     let out = curl(&[&format!("http://127.0.0.1:{}/tunnel", base + 3)]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo: GET /tunnel\n");
-    demo.wait_stderr("direction=relayed");
+    // B served the flows knowing A's identity (whether the hub relayed
+    // them as they are or as an end-to-end session between A and B).
+    demo.wait_stderr("direction=inbound source=spiffe://demo.warren/ns/web/sa/client");
     let out = curl(&["--socks5-hostname", &socks, "http://secret.demo:8080/"]);
     assert_eq!(out.status.code(), Some(97), "{out:?}");
     demo.wait_stderr("only-ops-may-use-secret");

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use support::hub_mesh::{listening_ports, Backends, HubMesh, SERVER};
+use support::hub_mesh::{listening_ports, Backends, HubMesh, CLIENT, SERVER};
 use support::netns::{inside, Namespaces};
 use support::two_agents::{echo_server, http_server};
 use support::WAIT;
@@ -94,7 +94,9 @@ fn b_is_reached_only_through_the_hub(runtime: &str) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(body, "B: GET /from-a\n");
-    hub.wait_stderr("direction=relayed");
+    // B served it knowing A's identity (relayed as it is, or inside an
+    // end-to-end session between A and B).
+    b.wait_stderr(&format!("direction=inbound source={CLIENT}"));
 
     // B listens on its admin port and nothing else.
     assert_eq!(listening_ports(b.pid()), BTreeSet::from([mesh.b_admin]));

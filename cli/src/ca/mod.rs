@@ -19,10 +19,7 @@ mod ticket;
 
 pub use files::Secrecy;
 pub use revoke::{revoke, Revocation};
-pub use ticket::{
-    check_hub, check_hub_identity, default_hub_identity, Ticket, TicketError, HUB_NAMESPACE,
-    TICKET_VERSION,
-};
+pub use ticket::{check_hub, Ticket, TicketError, TICKET_VERSION};
 
 use core::fmt;
 use std::io;
@@ -404,8 +401,8 @@ pub fn issue(
 
 /// `warren ca ticket`: a join ticket for `id` (a fresh certificate and
 /// key, the CA certificate, the hubs and the identities they must prove:
-/// `hub_identities`, or [`default_hub_identity`] when it is empty and there
-/// are hubs), written to `out` (0600).
+/// `hub_identities`, or `spiffe://<trust-domain>/ns/mesh/sa/hub*` when it
+/// is empty and there are hubs), written to `out` (0600).
 #[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn ticket(
     ca_dir: &Path,
@@ -421,11 +418,11 @@ pub fn ticket(
         check_hub(hub).map_err(CaError::BadHub)?;
     }
     let hub_identities = match (hubs.is_empty(), hub_identities.is_empty()) {
-        (false, true) => vec![default_hub_identity(id.trust_domain())],
+        (false, true) => vec![ticket::default_hub_identity(id.trust_domain())],
         _ => hub_identities.to_vec(),
     };
     for pattern in &hub_identities {
-        check_hub_identity(pattern, id.trust_domain()).map_err(CaError::BadHubIdentity)?;
+        ticket::check_hub_identity(pattern, id.trust_domain()).map_err(CaError::BadHubIdentity)?;
     }
     let leaf = LoadedCa::load(ca_dir)?.issue(id, days, now)?;
     let ticket = Ticket {

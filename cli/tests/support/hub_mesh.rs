@@ -241,10 +241,11 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
         self.start_in("agent", &format!("{name}.toml"), None)
     }
 
-    /// Waits until hub `i` can relay A's flows to `server` (which must
-    /// have announced and have its reverse connection up) and A's forward
-    /// connection to it is up. `a_links` is how many times A's forward
-    /// link to this hub must have come up (1, or more after restarts).
+    /// Waits until hub `i` can relay A's flows to `server` (which
+    /// announced there and has its reverse connection up), A's forward
+    /// connection to it is up for the `a_links`-th time (1, or more after
+    /// restarts), and A holds a registry from it since then that lists
+    /// services (end-to-end routing needs it).
     pub fn wait_relay_ready(
         &self,
         i: usize,
@@ -254,14 +255,22 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
         server: &str,
     ) {
         hub.wait_stderr(&format!("announced {server} "));
-        hub.wait_stderr(&format!("agent connected {server} "));
+        let connected = format!("agent connected {server} ");
         hub.wait_until(|err| {
-            err.lines().any(|l| {
-                l.contains(&format!("agent connected {server} ")) && l.contains("kind=reverse")
-            })
+            err.lines()
+                .any(|l| l.contains(&connected) && l.contains("kind=reverse"))
         });
         let (port, _) = self.hubs[i];
-        a.wait_stderr_count(&format!(":{port} kind=forward peer="), a_links);
+        let up = format!(":{port} kind=forward peer=");
+        let registry = format!(":{port} epoch=");
+        a.wait_until(|err| {
+            let Some((at, _)) = err.match_indices(&up).nth(a_links - 1) else {
+                return false;
+            };
+            err[at..]
+                .lines()
+                .any(|l| l.contains(&registry) && !l.contains(" entries=0"))
+        });
     }
 }
 

@@ -233,7 +233,7 @@ impl Node {
         let Some(flow) = self.flows.get(&f) else {
             return false;
         };
-        let plain_via_hub = !flow.retried
+        let plain_via_hub = !flow.stale_retried
             && flow.mesh_target.is_none()
             && flow.direction == super::Direction::Outbound
             && self.links.slot_of_ref(c);
@@ -268,7 +268,7 @@ impl Node {
             self.dirty.insert(m.sock);
         }
         if let Some(flow) = self.flows.get_mut(&f) {
-            flow.retried = true;
+            flow.stale_retried = true;
             flow.far = Far::None;
         }
         if self.route_end_to_end(f, &service, port) {
