@@ -136,6 +136,10 @@ pub(super) struct Flow {
     pub mesh_target: Option<(ServiceName, u16, Endpoint)>,
     /// The flow already moved to another endpoint once.
     pub retried: bool,
+    /// Outbound flows while opening: the bytes sent as DATA before the
+    /// 200, kept (bounded by `early_data_limit`) so that a retry on another
+    /// connection replays exactly them; dropped at the 200.
+    pub early: Vec<u8>,
     /// Outbound egress flows asked for by name: the name (egress rules
     /// about it are judged again on a configuration swap).
     pub egress_name: Option<DomainName>,
@@ -163,6 +167,7 @@ impl Flow {
             pooled: None,
             mesh_target: None,
             retried: false,
+            early: Vec::new(),
             egress_name: None,
         }
     }

@@ -456,7 +456,8 @@ impl Node {
     }
 
     /// Bytes the node holds for `sock`: read but not passed on, plus
-    /// output produced but not taken by the socket (excluding HTTP/2
+    /// output produced but not taken by the socket, plus (a flow's client
+    /// socket) the copy of bytes sent before the 200 (excluding HTTP/2
     /// receive buffers, which the window bounds).
     pub fn buffered(&self, sock: SockId) -> usize {
         let Some(s) = self.socks.get(&sock) else {
@@ -465,7 +466,14 @@ impl Node {
         let own = s.held.len() + s.prefix.len();
         match s.owner {
             Owner::Mesh(c) => own + self.conns.get(&c).map_or(0, |m| m.chunk().len()),
-            Owner::Flow(_) => own,
+            Owner::Flow(f) => {
+                let early = self
+                    .flows
+                    .get(&f)
+                    .filter(|fl| fl.local == sock)
+                    .map_or(0, |fl| fl.early.len());
+                own + early
+            }
         }
     }
 

@@ -263,6 +263,7 @@ impl Node {
                     };
                 }
                 self.dirty.insert(sock);
+                self.send_early(f);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
         }
@@ -294,6 +295,13 @@ impl Node {
                 if let Some(flow) = self.flows.get_mut(&f) {
                     flow.stream_closed = end;
                 }
+                if let (true, Some(m)) = (end, self.conns.get_mut(&c)) {
+                    // The answer ended the peer's side; ending ours closes
+                    // the stream on both nodes without a reset (the server
+                    // drops whatever DATA we sent early).
+                    let _ = m.h2.finish(stream);
+                    self.dirty.insert(m.sock);
+                }
                 self.refuse(f, refusal, CloseReason::Refused { status });
             }
         }
@@ -306,6 +314,10 @@ impl Node {
             return;
         };
         flow.phase = Phase::Relay;
+        // The bytes sent before the 200 arrived: no replay needs them now.
+        let early = core::mem::take(&mut flow.early).len() as u64;
+        flow.bytes_sent += early;
+        self.metrics.entry(metric_key(flow)).or_default().bytes_sent += early;
         let reply = flow
             .front
             .as_mut()
@@ -395,16 +407,44 @@ impl Node {
         self.refuse(f, Refusal::Denied { rule }, CloseReason::Denied(decision));
     }
 
-    /// The stream of `f` was reset: before 200 the front end hears why.
+    /// The stream of `f` was reset: before 200 the front end hears why,
+    /// unless the peer refused the stream unprocessed (REFUSED_STREAM, also
+    /// what a GOAWAY says of streams above its last id): that flow may
+    /// retry, replaying what it sent early (RFC 9113 §8.7).
     pub(super) fn stream_refused_or_reset(&mut self, f: FlowId, code: ErrorCode) {
         let opening = self
             .flows
             .get(&f)
             .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
+        if opening && code == ErrorCode::REFUSED_STREAM {
+            self.leave_stream(f);
+            return self.retry_opening(f, true, CloseReason::StreamReset(code));
+        }
         if opening {
             self.refuse(f, Refusal::Unreachable, CloseReason::StreamReset(code));
         } else {
             self.close_flow(f, CloseReason::StreamReset(code), true);
+        }
+    }
+
+    /// Forgets the stream of `f` on a connection that lives on, and gives
+    /// its pool slot back.
+    fn leave_stream(&mut self, f: FlowId) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        if let Far::Stream {
+            conn,
+            stream: Some(st),
+        } = flow.far
+        {
+            if let Some(m) = self.conns.get_mut(&conn) {
+                m.streams.remove(&st);
+            }
+        }
+        flow.stream_closed = true;
+        if let Some(c) = flow.pooled.take() {
+            self.pool.release(c, self.now);
         }
     }
 
@@ -417,17 +457,30 @@ impl Node {
         if !opening {
             return self.close_flow(f, CloseReason::ConnectionLost, true);
         }
-        // No byte went anywhere yet (bytes move only after 200): the flow
-        // may try another endpoint, once.
+        // Bytes sent early may have reached the target already (the peer
+        // connected it and its 200 was lost with the connection): no retry
+        // then, or the target could see them twice.
+        let unsent = self.flows.get(&f).is_some_and(|fl| fl.early.is_empty());
+        self.retry_opening(f, unsent, CloseReason::ConnectionLost);
+    }
+
+    /// An opening flow lost its stream: it may try another endpoint, once
+    /// (when `may_retry`), replaying what it sent early; else it is refused
+    /// with `reason`.
+    fn retry_opening(&mut self, f: FlowId, may_retry: bool, reason: CloseReason) {
         let retry = self.flows.get_mut(&f).and_then(|flow| {
-            if flow.retried {
+            if flow.retried || !may_retry {
                 return None;
             }
             flow.retried = true;
             flow.far = Far::None;
             flow.pooled = None;
             flow.stream_closed = false;
-            flow.mesh_target.clone()
+            Some((flow.mesh_target.clone()?, flow.local))
+        });
+        let retry = retry.map(|(target, local)| {
+            self.replay_early(f, local);
+            target
         });
         let target = retry.clone();
         match retry.and_then(|(service, port, _)| {
@@ -436,8 +489,23 @@ impl Node {
             Some((ep, service, port)) => self.route_mesh(f, &service, port, ep),
             // No other direct endpoint: a hub may still reach the service.
             None if target.is_some_and(|(s, port, _)| self.route_via_hub(f, &s, port)) => {}
-            None => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
+            None => self.refuse(f, Refusal::Unreachable, reason),
         }
+    }
+
+    /// A retry starts over: the bytes sent early go back in front of what
+    /// the client socket still holds, to be sent again on the new stream.
+    fn replay_early(&mut self, f: FlowId, local: SockId) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        let mut again = core::mem::take(&mut flow.early);
+        if let Some(s) = self.socks.get_mut(&local) {
+            again.extend_from_slice(&s.held);
+            s.held = again;
+        }
+        // No stream yet: the client waits (paused) until one opens.
+        self.send_early(f);
     }
 
     /// After a configuration swap: flows the new policy denies are closed
