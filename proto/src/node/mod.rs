@@ -279,9 +279,12 @@ pub struct Node {
     now: Instant,
     next_id: u64,
     listeners: BTreeMap<ListenerId, (ListenerKind, SocketAddr)>,
-    socks: BTreeMap<SockId, Sock>,
+    // Sockets and flows are boxed: ids come in increasing order, which
+    // leaves B-tree leaves about half full, so inline records would cost
+    // nearly twice their size per idle flow.
+    socks: BTreeMap<SockId, Box<Sock>>,
     conns: BTreeMap<ConnId, MeshConn>,
-    flows: BTreeMap<FlowId, Flow>,
+    flows: BTreeMap<FlowId, Box<Flow>>,
     pool: Pool,
     client_tls: BTreeMap<crate::identity::SpiffeId, std::sync::Arc<rustls::ClientConfig>>,
     outputs: VecDeque<Output>,
@@ -567,6 +570,7 @@ impl Node {
     fn sock_mut(&mut self, sock: SockId) -> Result<&mut Sock, HostError> {
         self.socks
             .get_mut(&sock)
+            .map(|s| &mut **s)
             .ok_or(HostError::UnknownSock(sock))
     }
 

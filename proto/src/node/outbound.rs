@@ -32,8 +32,8 @@ impl Node {
         });
         let mut s = Sock::new(Owner::Flow(f), peer);
         s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
-        self.socks.insert(sock, s);
-        self.flows.insert(f, flow);
+        self.socks.insert(sock, Box::new(s));
+        self.flows.insert(f, Box::new(flow));
         self.arm_idle_sweep();
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
@@ -190,7 +190,7 @@ impl Node {
         self.conns.insert(c, conn);
         let mut s = Sock::new(Owner::Mesh(c), ep.hbone);
         s.connect_deadline = Some(deadline);
-        self.socks.insert(sock, s);
+        self.socks.insert(sock, Box::new(s));
         self.pool.insert(c, key.clone());
         self.outputs.push_back(Output::Connect {
             sock,
@@ -318,10 +318,11 @@ impl Node {
         let early = core::mem::take(&mut flow.early).len() as u64;
         flow.bytes_sent += early;
         self.metrics.entry(metric_key(flow)).or_default().bytes_sent += early;
+        // The front end's last word: an idle flow keeps none of its state.
         let reply = flow
             .front
-            .as_mut()
-            .and_then(|fe| fe.reply(&Outcome::Connected { bound }).ok())
+            .take()
+            .and_then(|mut fe| fe.reply(&Outcome::Connected { bound }).ok())
             .unwrap_or_default();
         let local = flow.local;
         let event = NodeEvent::FlowOpened {
