@@ -422,7 +422,7 @@ impl Node {
             return self.retry_opening(f, true, CloseReason::StreamReset(code));
         }
         if opening {
-            self.refuse(f, Refusal::Unreachable, CloseReason::StreamReset(code));
+            self.fail_opening(f, CloseReason::StreamReset(code));
         } else {
             self.close_flow(f, CloseReason::StreamReset(code), true);
         }
@@ -490,7 +490,18 @@ impl Node {
             Some((ep, service, port)) => self.route_mesh(f, &service, port, ep),
             // No other direct endpoint: a hub may still reach the service.
             None if target.is_some_and(|(s, port, _)| self.route_via_hub(f, &s, port)) => {}
-            None => self.refuse(f, Refusal::Unreachable, reason),
+            None => self.fail_opening(f, reason),
+        }
+    }
+
+    /// An opening flow cannot go on. Without early bytes its front end
+    /// hears why; with them the client's stream is cut short somewhere
+    /// unknown, and only a reset says so (a FIN would claim the bytes
+    /// arrived).
+    fn fail_opening(&mut self, f: FlowId, reason: CloseReason) {
+        match self.flows.get(&f).is_some_and(|fl| !fl.early.is_empty()) {
+            true => self.close_flow(f, reason, true),
+            false => self.refuse(f, Refusal::Unreachable, reason),
         }
     }
 
