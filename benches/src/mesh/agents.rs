@@ -152,6 +152,10 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
         }
         ("front", cold) => {
             let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+            // Same-run before/after comparisons of early data (0 = off).
+            if let Some(limit) = std::env::var_os("WARREN_BENCH_EARLY_DATA") {
+                a.early_data_limit = limit.to_str().and_then(|l| l.parse().ok()).unwrap_or(0);
+            }
             match cold {
                 [] => {}
                 // A pool that drops a connection 1 ms after its last stream: with

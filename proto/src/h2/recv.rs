@@ -496,7 +496,7 @@ impl Core {
         stream.body_unchecked = connect;
         stream.content_length = parsed.content_length.filter(|_| !connect);
         stream.awaiting_answer = true;
-        self.streams.insert(id, stream);
+        self.streams.insert(id, Box::new(stream));
         self.remote_active += 1;
         self.pending_answer += 1;
         self.events.push_back(Event::Request {

@@ -16,6 +16,10 @@ use crate::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 use crate::pool::PoolConfig;
 use crate::tls::DEFAULT_BUFFER_LIMIT;
 
+/// Default of [`NodeConfig::early_data_limit`]: a typical first request
+/// fits, and a retry replays at most this much.
+pub(super) const DEFAULT_EARLY_DATA_LIMIT: usize = 16 * 1024;
+
 /// The node's mesh identity: the parameters every TLS config is built
 /// from, and the server config built once from them.
 #[derive(Debug, Clone)]
@@ -182,6 +186,18 @@ pub struct NodeConfig {
     pub pool: PoolConfig,
     /// Bound on each TLS session's outgoing buffers.
     pub tls_buffer_limit: usize,
+    /// Bytes an outbound flow may send as DATA right behind its CONNECT,
+    /// before the 200 (default 16 KiB; 0 waits for the 200). The node keeps
+    /// a copy of them to replay if the flow has to retry on another
+    /// connection; past the bound it stops reading the client until the 200.
+    pub early_data_limit: usize,
+    /// Early data goes only on a connection that heard from its peer
+    /// within this time (default 1 s). A pooled connection silent for
+    /// longer may be dead unnoticed (a crashed peer), and its flows must be
+    /// free to retry elsewhere; a flow that sent early bytes retries only
+    /// when the peer says it did not process them (REFUSED_STREAM), since
+    /// otherwise a target could see them twice.
+    pub early_data_max_silence: Duration,
     /// Deadlines.
     pub timeouts: Timeouts,
     /// Serve the HBONE listener as a hub (see [`crate::hub`]).
@@ -214,6 +230,8 @@ impl NodeConfig {
             h2: h2::Config::default(),
             pool: PoolConfig::default(),
             tls_buffer_limit: DEFAULT_BUFFER_LIMIT,
+            early_data_limit: DEFAULT_EARLY_DATA_LIMIT,
+            early_data_max_silence: Duration::from_secs(1),
             timeouts: Timeouts::default(),
             hub: None,
             hub_links: crate::hub::HubLinks::default(),

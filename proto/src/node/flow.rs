@@ -144,6 +144,10 @@ pub(super) struct Flow {
     pub stale_retried: bool,
     /// Direct, via a hub, or egress, once chosen.
     pub path: Option<FlowPath>,
+    /// Outbound flows while opening: the bytes sent as DATA before the
+    /// 200, kept (bounded by `early_data_limit`) so that a retry on another
+    /// connection replays exactly them; dropped at the 200.
+    pub early: Vec<u8>,
     /// Outbound egress flows asked for by name: the name (egress rules
     /// about it are judged again on a configuration swap).
     pub egress_name: Option<DomainName>,
@@ -173,6 +177,7 @@ impl Flow {
             tried: Vec::new(),
             stale_retried: false,
             path: None,
+            early: Vec::new(),
             egress_name: None,
         }
     }

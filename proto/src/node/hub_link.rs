@@ -444,7 +444,7 @@ impl Node {
         self.conns.insert(c, conn);
         let mut s = Sock::new(Owner::Mesh(c), addr);
         s.connect_deadline = Some(deadline);
-        self.socks.insert(sock, s);
+        self.socks.insert(sock, Box::new(s));
         if let Some(l) = self.links.links.get_mut(i) {
             let slot = match kind {
                 LinkKind::Forward => &mut l.forward,

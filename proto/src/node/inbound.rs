@@ -32,7 +32,7 @@ impl Node {
                     MeshConn::new(sock, peer, tls, h2, None, self.now, deadline),
                 );
                 self.hub_accepted(c);
-                self.socks.insert(sock, s);
+                self.socks.insert(sock, Box::new(s));
                 self.dirty.insert(sock);
             }
             Err(error) => {
@@ -157,7 +157,7 @@ impl Node {
         };
         flow.phase = Phase::Opening;
         flow.peer_finished = end_stream;
-        self.flows.insert(f, flow);
+        self.flows.insert(f, Box::new(flow));
         self.arm_idle_sweep();
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.insert(stream, f);

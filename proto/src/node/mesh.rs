@@ -36,6 +36,8 @@ pub(super) struct MeshConn {
     pub deadline: Option<Instant>,
     /// When the connection was dialled or accepted (for its age).
     pub opened: Instant,
+    /// When the peer's bytes last arrived (early data needs a recent one).
+    pub last_heard: Instant,
     /// Client flows waiting for `ready`.
     pub waiting: Vec<FlowId>,
     /// Streams carrying flows.
@@ -115,6 +117,7 @@ impl MeshConn {
             ready: false,
             deadline: Some(deadline),
             opened,
+            last_heard: opened,
             waiting: Vec::new(),
             streams: BTreeMap::new(),
             plain: Vec::new(),
@@ -148,6 +151,9 @@ impl MeshConn {
     /// TLS took (fewer only while its plaintext buffer is full, which
     /// cannot last since HTTP/2 takes all plaintext at once).
     pub fn receive(&mut self, now: Instant, data: &[u8]) -> Result<usize, TlsError> {
+        if !data.is_empty() {
+            self.last_heard = now;
+        }
         let mut taken = 0;
         loop {
             let rest = data.get(taken..).unwrap_or(&[]);

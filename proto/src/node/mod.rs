@@ -289,9 +289,12 @@ pub struct Node {
     now: Instant,
     next_id: u64,
     listeners: BTreeMap<ListenerId, (ListenerKind, SocketAddr)>,
-    socks: BTreeMap<SockId, Sock>,
+    // Sockets and flows are boxed: ids come in increasing order, which
+    // leaves B-tree leaves about half full, so inline records would cost
+    // nearly twice their size per idle flow.
+    socks: BTreeMap<SockId, Box<Sock>>,
     conns: BTreeMap<ConnId, MeshConn>,
-    flows: BTreeMap<FlowId, Flow>,
+    flows: BTreeMap<FlowId, Box<Flow>>,
     pool: Pool,
     client_tls: BTreeMap<crate::identity::SpiffeId, std::sync::Arc<rustls::ClientConfig>>,
     outputs: VecDeque<Output>,
@@ -469,7 +472,8 @@ impl Node {
     }
 
     /// Bytes the node holds for `sock`: read but not passed on, plus
-    /// output produced but not taken by the socket (excluding HTTP/2
+    /// output produced but not taken by the socket, plus (a flow's client
+    /// socket) the copy of bytes sent before the 200 (excluding HTTP/2
     /// receive buffers, which the window bounds).
     pub fn buffered(&self, sock: SockId) -> usize {
         let Some(s) = self.socks.get(&sock) else {
@@ -478,7 +482,14 @@ impl Node {
         let own = s.held.len() + s.prefix.len();
         match s.owner {
             Owner::Mesh(c) => own + self.conns.get(&c).map_or(0, |m| m.chunk().len()),
-            Owner::Flow(_) => own,
+            Owner::Flow(f) => {
+                let early = self
+                    .flows
+                    .get(&f)
+                    .filter(|fl| fl.local == sock)
+                    .map_or(0, |fl| fl.early.len());
+                own + early
+            }
         }
     }
 
@@ -572,6 +583,7 @@ impl Node {
     fn sock_mut(&mut self, sock: SockId) -> Result<&mut Sock, HostError> {
         self.socks
             .get_mut(&sock)
+            .map(|s| &mut **s)
             .ok_or(HostError::UnknownSock(sock))
     }
 

@@ -33,8 +33,8 @@ impl Node {
         });
         let mut s = Sock::new(Owner::Flow(f), peer);
         s.request_deadline = Some(after(self.now, self.config.timeouts.front_request));
-        self.socks.insert(sock, s);
-        self.flows.insert(f, flow);
+        self.socks.insert(sock, Box::new(s));
+        self.flows.insert(f, Box::new(flow));
         self.arm_idle_sweep();
         // A tunnel knows its target before any byte.
         self.front_data(f, &[]);
@@ -196,7 +196,7 @@ impl Node {
         self.conns.insert(c, conn);
         let mut s = Sock::new(Owner::Mesh(c), ep.hbone);
         s.connect_deadline = Some(deadline);
-        self.socks.insert(sock, s);
+        self.socks.insert(sock, Box::new(s));
         self.pool.insert(c, key.clone());
         self.outputs.push_back(Output::Connect {
             sock,
@@ -270,6 +270,7 @@ impl Node {
                     };
                 }
                 self.dirty.insert(sock);
+                self.send_early(f);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
         }
@@ -303,6 +304,13 @@ impl Node {
                 if let Some(flow) = self.flows.get_mut(&f) {
                     flow.stream_closed = end;
                 }
+                if let (true, Some(m)) = (end, self.conns.get_mut(&c)) {
+                    // The answer ended the peer's side; ending ours closes
+                    // the stream on both nodes without a reset (the server
+                    // drops whatever DATA we sent early).
+                    let _ = m.h2.finish(stream);
+                    self.dirty.insert(m.sock);
+                }
                 self.refuse(f, refusal, CloseReason::Refused { status });
             }
         }
@@ -315,10 +323,15 @@ impl Node {
             return;
         };
         flow.phase = Phase::Relay;
+        // The bytes sent before the 200 arrived: no replay needs them now.
+        let early = core::mem::take(&mut flow.early).len() as u64;
+        flow.bytes_sent += early;
+        self.metrics.entry(metric_key(flow)).or_default().bytes_sent += early;
+        // The front end's last word: an idle flow keeps none of its state.
         let reply = flow
             .front
-            .as_mut()
-            .and_then(|fe| fe.reply(&Outcome::Connected { bound }).ok())
+            .take()
+            .and_then(|mut fe| fe.reply(&Outcome::Connected { bound }).ok())
             .unwrap_or_default();
         let local = flow.local;
         let event = NodeEvent::FlowOpened {
@@ -406,31 +419,78 @@ impl Node {
         self.refuse(f, Refusal::Denied { rule }, CloseReason::Denied(decision));
     }
 
-    /// The stream of `f` was reset: before 200 the front end hears why.
+    /// The stream of `f` was reset: before 200 the front end hears why,
+    /// unless the peer refused the stream unprocessed (REFUSED_STREAM, also
+    /// what a GOAWAY says of streams above its last id): that flow may
+    /// retry, replaying what it sent early (RFC 9113 §8.7).
     pub(super) fn stream_refused_or_reset(&mut self, f: FlowId, code: ErrorCode) {
         let opening = self
             .flows
             .get(&f)
             .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
+        if opening && code == ErrorCode::REFUSED_STREAM {
+            self.leave_stream(f);
+            return self.retry_opening(f, true, true, CloseReason::StreamReset(code));
+        }
         if opening {
-            self.refuse(f, Refusal::Unreachable, CloseReason::StreamReset(code));
+            self.fail_opening(f, CloseReason::StreamReset(code));
         } else {
             self.close_flow(f, CloseReason::StreamReset(code), true);
+        }
+    }
+
+    /// Forgets the stream of `f` on a connection that lives on, and gives
+    /// its pool slot back.
+    fn leave_stream(&mut self, f: FlowId) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        if let Far::Stream {
+            conn,
+            stream: Some(st),
+        } = flow.far
+        {
+            if let Some(m) = self.conns.get_mut(&conn) {
+                m.streams.remove(&st);
+            }
+        }
+        flow.stream_closed = true;
+        if let Some(c) = flow.pooled.take() {
+            self.pool.release(c, self.now);
         }
     }
 
     /// The mesh connection under `f` is gone; `came_up` says whether it
     /// had been established (else its connect or handshake failed).
     pub(super) fn flow_lost(&mut self, f: FlowId, came_up: bool) {
-        // Before 200 and before any byte left, the flow may go elsewhere:
-        // an endpoint it has not seen fail, or a hub. A connection that was
-        // up may just have been stale (its peer restarted unnoticed): the
-        // same endpoint gets one more chance on a fresh connection.
+        let opening = self
+            .flows
+            .get(&f)
+            .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
+        if !opening {
+            return self.close_flow(f, CloseReason::ConnectionLost, true);
+        }
+        // Bytes sent early may have reached the target already (the peer
+        // connected it and its 200 was lost with the connection): no retry
+        // then, or the target could see them twice.
+        let unsent = self
+            .flows
+            .get(&f)
+            .is_some_and(|fl| fl.early.is_empty() && fl.bytes_sent == 0);
+        self.retry_opening(f, came_up, unsent, CloseReason::ConnectionLost);
+    }
+
+    /// An opening flow lost its stream before any byte was known to
+    /// arrive: when `may_retry`, it goes elsewhere, replaying what it sent
+    /// early: to an endpoint it has not seen fail, or a hub. A connection
+    /// that was up (`came_up`) may just have been stale (its peer
+    /// restarted unnoticed), so the same endpoint gets one more chance on
+    /// a fresh connection first. Each endpoint fails a flow at most once
+    /// and the stale retry happens once, so retries are bounded by the
+    /// service's endpoints. Else the flow is refused with `reason`.
+    fn retry_opening(&mut self, f: FlowId, came_up: bool, may_retry: bool, reason: CloseReason) {
         let retry = self.flows.get_mut(&f).and_then(|flow| {
-            let unsent = flow.phase == Phase::Opening
-                && flow.direction == Direction::Outbound
-                && flow.bytes_sent == 0;
-            let (service, port, ep) = flow.mesh_target.clone().filter(|_| unsent)?;
+            let (service, port, ep) = flow.mesh_target.clone().filter(|_| may_retry)?;
             if came_up && !flow.stale_retried {
                 flow.stale_retried = true;
             } else {
@@ -439,17 +499,43 @@ impl Node {
             flow.far = Far::None;
             flow.pooled = None;
             flow.stream_closed = false;
-            Some((service, port))
+            Some((service, port, flow.local))
         });
-        let opening = self
-            .flows
-            .get(&f)
-            .is_some_and(|fl| fl.phase == Phase::Opening && fl.direction == Direction::Outbound);
         match retry {
-            Some((service, port)) if self.route_service(f, &service, port) => {}
-            _ if opening => self.refuse(f, Refusal::Unreachable, CloseReason::ConnectionLost),
-            _ => self.close_flow(f, CloseReason::ConnectionLost, true),
+            Some((service, port, local)) => {
+                self.replay_early(f, local);
+                if !self.route_service(f, &service, port) {
+                    self.fail_opening(f, reason);
+                }
+            }
+            None => self.fail_opening(f, reason),
         }
+    }
+
+    /// An opening flow cannot go on. Without early bytes its front end
+    /// hears why; with them the client's stream is cut short somewhere
+    /// unknown, and only a reset says so (a FIN would claim the bytes
+    /// arrived).
+    fn fail_opening(&mut self, f: FlowId, reason: CloseReason) {
+        match self.flows.get(&f).is_some_and(|fl| !fl.early.is_empty()) {
+            true => self.close_flow(f, reason, true),
+            false => self.refuse(f, Refusal::Unreachable, reason),
+        }
+    }
+
+    /// A retry starts over: the bytes sent early go back in front of what
+    /// the client socket still holds, to be sent again on the new stream.
+    fn replay_early(&mut self, f: FlowId, local: SockId) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        let mut again = core::mem::take(&mut flow.early);
+        if let Some(s) = self.socks.get_mut(&local) {
+            again.extend_from_slice(&s.held);
+            s.held = again;
+        }
+        // No stream yet: the client waits (paused) until one opens.
+        self.send_early(f);
     }
 
     /// After a configuration swap: flows the new policy denies are closed

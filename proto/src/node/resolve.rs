@@ -110,7 +110,7 @@ impl Node {
                 self.outputs.push_back(Output::Resolve { sock, host });
             }
         }
-        self.socks.insert(sock, s);
+        self.socks.insert(sock, Box::new(s));
         sock
     }
 

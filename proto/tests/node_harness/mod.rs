@@ -601,6 +601,14 @@ impl World {
         }
     }
 
+    /// Node `dead` stops answering node `alive` without a word: what
+    /// `alive` sends it vanishes, and nothing tells `alive` (yet).
+    pub fn silence_links(&mut self, dead: usize, alive: usize) {
+        self.net.pipes.retain(|from, p| {
+            !matches!((from, p.to), (End::Node(a, _), End::Node(d, _)) if *a == alive && d == dead)
+        });
+    }
+
     /// Node `dead`'s process dies (kill -9) with nothing left unread: its
     /// kernel closes each connection to node `alive` with a FIN (no
     /// GOAWAY, no END_STREAM), and what `alive` sends afterwards vanishes.
