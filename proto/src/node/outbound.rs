@@ -525,7 +525,7 @@ impl Node {
 
     /// A retry starts over: the bytes sent early go back in front of what
     /// the client socket still holds, to be sent again on the new stream.
-    fn replay_early(&mut self, f: FlowId, local: SockId) {
+    pub(super) fn replay_early(&mut self, f: FlowId, local: SockId) {
         let Some(flow) = self.flows.get_mut(&f) else {
             return;
         };

@@ -267,9 +267,15 @@ impl Node {
             }
             self.dirty.insert(m.sock);
         }
-        if let Some(flow) = self.flows.get_mut(&f) {
+        let local = self.flows.get_mut(&f).map(|flow| {
             flow.stale_retried = true;
             flow.far = Far::None;
+            flow.local
+        });
+        // Bytes sent early went to the refused stream and are gone with
+        // it: they go again, first, on the end-to-end stream.
+        if let Some(local) = local {
+            self.replay_early(f, local);
         }
         if self.route_end_to_end(f, &service, port) {
             return true;
