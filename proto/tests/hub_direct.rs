@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use node_harness::certs::{spiffe, Ca};
 use node_harness::World;
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
+use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::hub::{HubLinks, HubRole, Route};
 use warren_proto::node::{
@@ -47,9 +47,15 @@ enum AtB {
 }
 
 /// Node 0 the hub, node 1 agent A (`cart`, tunnel 9000 → echo.shop:80,
-/// nothing in its directory), node 2 agent B (`echo`, exports echo.shop:80,
-/// HBONE at [`B_HBONE`]).
+/// nothing in its directory), node 2 agent B (`echo`, exports echo.shop:80
+/// end to end, HBONE at [`B_HBONE`]).
 fn setup(route: Route, at_b: AtB) -> World {
+    setup_with(route, at_b, false)
+}
+
+/// [`setup`], with B's export relayed in plaintext (`end_to_end = false`)
+/// when `plaintext`: hub flows are then one hub relay each.
+fn setup_with(route: Route, at_b: AtB, plaintext: bool) -> World {
     let ca = Ca::new(1);
     let mut world = World::new();
     let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
@@ -85,6 +91,12 @@ fn setup(route: Route, at_b: AtB) -> World {
     }])
     .unwrap();
     b.hub_links = links;
+    if plaintext {
+        b.relay_plaintext.insert(ServicePort {
+            service: ServiceName::parse("echo.shop").unwrap(),
+            port: 80,
+        });
+    }
     world.add_node(hub);
     world.add_node(a);
     match at_b {
@@ -195,8 +207,12 @@ fn direct_first_falls_back_to_the_hub_when_the_address_refuses() {
     }
     let via_hub = (Direction::Outbound, Some(FlowPath::Hub), CloseReason::Done);
     assert_eq!(closed(&world, A), vec![via_hub; 3]);
-    let relayed = (Direction::Relayed, Some(FlowPath::Hub), CloseReason::Done);
-    assert_eq!(closed(&world, HUB), vec![relayed; 3]);
+    // End to end, the hub relays one pair stream carrying A's pooled inner
+    // connection to B, not one relay per flow: it closed no flow and still
+    // holds that pair stream.
+    assert!(closed(&world, HUB).is_empty(), "no per-flow relay");
+    assert_eq!(world.nodes[HUB].relay_count(), 1);
+    assert_eq!(world.nodes[HUB].pair_relay_count(), 1);
     let inbound = (Direction::Inbound, Some(FlowPath::Hub), CloseReason::Done);
     assert_eq!(closed(&world, B), vec![inbound; 3]);
     assert_eq!(dials_to_b(&world), 1, "ejected after the first refusal");
@@ -225,7 +241,9 @@ fn a_direct_connection_must_prove_the_registry_identity() {
 
 #[test]
 fn hub_only_never_dials_direct() {
-    let mut world = setup(Route::HubOnly, AtB::Listening);
+    // In plaintext so that every flow is a hub relay of its own, counted
+    // below (end to end, the fallback test above covers the hub path).
+    let mut world = setup_with(Route::HubOnly, AtB::Listening, true);
     for i in 0..3 {
         let data = pattern(20_000, i);
         let app = flow(&mut world, &data);
@@ -234,7 +252,9 @@ fn hub_only_never_dials_direct() {
     assert_eq!(dials_to_b(&world), 0);
     let via_hub = (Direction::Outbound, Some(FlowPath::Hub), CloseReason::Done);
     assert_eq!(closed(&world, A), vec![via_hub; 3]);
-    assert_eq!(closed(&world, HUB).len(), 3);
+    let relayed = (Direction::Relayed, Some(FlowPath::Hub), CloseReason::Done);
+    assert_eq!(closed(&world, HUB), vec![relayed; 3]);
+    assert_eq!(world.nodes[HUB].pair_relay_count(), 0);
 }
 
 #[test]

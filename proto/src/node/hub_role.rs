@@ -514,6 +514,14 @@ impl Node {
         self.hub.relays.len()
     }
 
+    /// Of [`Node::relay_count`], the end-to-end pair streams: each carries
+    /// an agent pair's pooled inner connection, so it lives as long as that
+    /// connection (the pool's idle timeout), not as long as one flow.
+    pub fn pair_relay_count(&self) -> usize {
+        // Only a pair stream skips the service's balancer.
+        self.hub.relays.values().filter(|r| !r.balanced).count()
+    }
+
     /// Bytes held inside every mesh connection: HTTP/2 input not yet
     /// released (relay legs included), HTTP/2 output not yet encrypted, and
     /// ciphertext not yet taken by the socket. A hub's memory per flow.

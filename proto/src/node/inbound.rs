@@ -79,7 +79,13 @@ impl Node {
         let source = self.request_source(c, request);
         let f = FlowId(self.alloc());
         let mut flow = Flow::new(Direction::Inbound, SockId(0), self.now);
-        flow.path = Some(match self.conns.get(&c).is_some_and(|m| m.reverse) {
+        // A relayed CONNECT arrives on the reverse link; an end-to-end one
+        // on an inner connection inside a pair stream: both crossed a hub.
+        let via_hub = self
+            .conns
+            .get(&c)
+            .is_some_and(|m| m.reverse || m.tunnel.is_some());
+        flow.path = Some(match via_hub {
             true => FlowPath::Hub,
             false => FlowPath::Direct,
         });

@@ -47,7 +47,7 @@ use crate::policy::{Authority, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
 
-use super::event::{CloseReason, HandshakeError, NodeEvent};
+use super::event::{CloseReason, FlowPath, HandshakeError, NodeEvent};
 use super::flow::Far;
 use super::hub_role::event_stream;
 use super::mesh::MeshConn;
@@ -200,6 +200,9 @@ impl Node {
             },
         };
         if let Some(flow) = self.flows.get_mut(&f) {
+            // The bytes cross the hub (inside the pair stream), and a
+            // direct attempt that fell back here must not leave its label.
+            flow.path = Some(FlowPath::Hub);
             flow.destination = Some(ep.identity.clone());
             // The CONNECT authority on the inner connection.
             flow.service = format!("{}:{port}", service.as_str());
