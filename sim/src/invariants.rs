@@ -523,6 +523,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
             }
         }
     }
+    let (mut hub_pairs, mut agent_pairs) = (0usize, 0usize);
     for (i, h) in o.hosts.iter().enumerate() {
         let Some(n) = o.world.app(*h).and_then(SimApp::node) else {
             continue;
@@ -535,12 +536,18 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 node.flow_count()
             ));
         }
-        if hung == 0 && node.relay_count() > 0 {
+        // An end-to-end pair stream carries a pooled inner connection, and
+        // pooled connections rightly outlive their flows (until the pool's
+        // idle timeout, longer than a run): only flow relays must be gone.
+        // Pair streams are checked against the agents' below.
+        let flow_relays = node.relay_count().saturating_sub(node.pair_relay_count());
+        if hung == 0 && flow_relays > 0 {
             violations.push(format!(
-                "leak: hub node {i} relays {} flows at the end",
-                node.relay_count()
+                "leak: hub node {i} relays {flow_relays} flows at the end"
             ));
         }
+        hub_pairs += node.pair_relay_count();
+        agent_pairs += node.pair_stream_count();
         if node.sock_count() != n.mapped_sockets() {
             violations.push(format!(
                 "leak: node {i} has {} sockets, the net {}",
@@ -558,6 +565,13 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         for e in n.host_errors.iter().chain(n.misuse()) {
             violations.push(format!("host-error: node {i}: {e}"));
         }
+    }
+    // Every pair stream a hub relays joins two agents' pair streams (A's
+    // and B's); one the agents both dropped is a leak at the hub.
+    if hung == 0 && hub_pairs.saturating_mul(2) > agent_pairs {
+        violations.push(format!(
+            "leak: hubs relay {hub_pairs} pair streams at the end, the agents hold {agent_pairs} ends"
+        ));
     }
     ok
 }

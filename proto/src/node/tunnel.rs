@@ -700,6 +700,12 @@ impl Node {
         }
     }
 
+    /// End-to-end pair streams this agent holds (either end), each
+    /// carrying one inner connection.
+    pub fn pair_stream_count(&self) -> usize {
+        self.tunnels.pairs.len()
+    }
+
     /// Connection `c` ended: the pair streams it carried are lost.
     pub(super) fn tunnels_outer_finished(&mut self, c: ConnId) {
         let lost: Vec<FlowId> = self
