@@ -116,7 +116,9 @@ fn demo_with_a_hub_answers_curl() {
     );
     let out = curl(&[&format!("http://127.0.0.1:{}/tunnel", base + 3)]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo: GET /tunnel\n");
-    demo.wait_stderr("direction=relayed");
+    // End to end by default: A and B run their own TLS session through
+    // the hub (which logs the relayed stream only when it closes).
+    demo.wait_stderr("end-to-end up");
     let out = curl(&["--socks5-hostname", &socks, "http://secret.demo:8080/"]);
     assert_eq!(out.status.code(), Some(97), "{out:?}");
     demo.wait_stderr("only-ops-may-use-secret");

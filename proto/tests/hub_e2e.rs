@@ -454,3 +454,40 @@ fn a_slow_reader_keeps_the_hub_bounded_end_to_end() {
     assert!(world.net.apps[sink].received == data);
     assert!(world.net.apps[sink].eof, "A's half-close crossed the hub");
 }
+
+/// An idle inner connection leaves the pool after its idle timeout: both
+/// TLS sessions close, the pair stream ends cleanly at the hub, and no
+/// connection, stream or relay is left behind. A later flow dials anew.
+#[test]
+fn an_idle_inner_connection_closes_cleanly_everywhere() {
+    let (mut world, _) = setup(false);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"once");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"once");
+    assert_eq!(world.nodes[A].connection_count(), 3);
+    assert_eq!(world.nodes[B].connection_count(), 3);
+    let mut now = world.now;
+    for _ in 0..14 {
+        now = now + core::time::Duration::from_secs(5);
+        world.advance_to(now);
+        world.run();
+    }
+    assert_eq!(world.nodes[HUB].relay_count(), 0);
+    assert_eq!(
+        closed(&world, HUB),
+        vec![(Direction::Relayed, CloseReason::Done)]
+    );
+    assert_eq!(world.nodes[A].connection_count(), 2, "forward and reverse");
+    assert_eq!(world.nodes[B].connection_count(), 2, "forward and reverse");
+    assert_eq!(world.nodes[HUB].connection_count(), 4);
+    // Nothing of the pair stream is left buffered anywhere.
+    assert_eq!(world.nodes[HUB].connection_buffered(), 0);
+    let again = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(again, b"twice");
+    world.app_shutdown(again);
+    world.run();
+    assert_eq!(world.net.apps[again].received, b"twice");
+    assert_eq!(e2e_handshakes(&world, A), 2);
+}
