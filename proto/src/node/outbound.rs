@@ -290,6 +290,7 @@ impl Node {
                 }
                 self.flow_established(f, None);
             }
+            Ok(ConnectStatus::Unavailable) if self.retry_elsewhere(f, c, stream, end) => {}
             other => {
                 let refusal = match other {
                     Ok(ConnectStatus::Denied) => Refusal::Denied {
@@ -304,6 +305,36 @@ impl Node {
                 self.refuse(f, refusal, CloseReason::Refused { status });
             }
         }
+    }
+
+    /// A direct endpoint answered 503: it does not serve the service (the
+    /// registry row was stale, or the directory is wrong). Before any byte,
+    /// the flow leaves that stream and goes to another endpoint or a hub.
+    /// False when it cannot (not a direct flow, bytes already sent, or the
+    /// service has no other way at all): the caller refuses it.
+    fn retry_elsewhere(&mut self, f: FlowId, c: ConnId, stream: StreamId, end: bool) -> bool {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return false;
+        };
+        let unsent = flow.phase == Phase::Opening && flow.bytes_sent == 0;
+        let Some((service, port, ep)) = flow.mesh_target.clone().filter(|_| unsent) else {
+            return false;
+        };
+        flow.tried.push(ep);
+        flow.far = Far::None;
+        flow.stream_closed = false;
+        let pooled = flow.pooled.take();
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.remove(&stream);
+            if !end {
+                let _ = m.h2.reset(stream, ErrorCode::CANCEL);
+            }
+            self.dirty.insert(m.sock);
+        }
+        if let Some(p) = pooled {
+            self.pool.release(p, self.now);
+        }
+        self.route_service(f, &service, port)
     }
 
     /// The tunnel or direct connection is up: reply to the front end,
