@@ -308,22 +308,30 @@ impl Node {
     }
 
     /// A direct endpoint answered 503: it does not serve the service (the
-    /// registry row was stale, or the directory is wrong). Before any byte,
-    /// the flow leaves that stream and goes to another endpoint or a hub.
-    /// False when it cannot (not a direct flow, bytes already sent, or the
-    /// service has no other way at all): the caller refuses it.
+    /// registry row was stale, the directory is wrong, its target is down).
+    /// Before any byte, the flow leaves that stream for another endpoint or
+    /// a hub. False when it cannot (not a direct flow, bytes already sent,
+    /// nowhere else to go): the caller refuses it with the 503.
     fn retry_elsewhere(&mut self, f: FlowId, c: ConnId, stream: StreamId, end: bool) -> bool {
-        let Some(flow) = self.flows.get_mut(&f) else {
+        let Some(flow) = self.flows.get(&f) else {
             return false;
         };
         let unsent = flow.phase == Phase::Opening && flow.bytes_sent == 0;
         let Some((service, port, ep)) = flow.mesh_target.clone().filter(|_| unsent) else {
             return false;
         };
-        flow.tried.push(ep);
-        flow.far = Far::None;
-        flow.stream_closed = false;
-        let pooled = flow.pooled.take();
+        let mut tried = flow.tried.clone();
+        tried.push(ep);
+        let source = self.config.identity.id().clone();
+        let Some(choice) = self.choose_endpoint(&service, port, &source, &tried) else {
+            return false;
+        };
+        let pooled = self.flows.get_mut(&f).and_then(|flow| {
+            flow.tried = tried;
+            flow.far = Far::None;
+            flow.stream_closed = false;
+            flow.pooled.take()
+        });
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.remove(&stream);
             if !end {
@@ -334,7 +342,12 @@ impl Node {
         if let Some(p) = pooled {
             self.pool.release(p, self.now);
         }
-        self.route_service(f, &service, port)
+        match choice {
+            Chosen::Direct(next) => self.route_mesh(f, &service, port, next),
+            Chosen::Hub if self.route_via_hub(f, &service, port) => {}
+            Chosen::Hub => self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable),
+        }
+        true
     }
 
     /// The tunnel or direct connection is up: reply to the front end,
