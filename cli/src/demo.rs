@@ -7,7 +7,8 @@
 //!
 //! With `--hub` a hub runs too (on A's HBONE port, its admin on B's), and
 //! neither agent listens for HBONE: both dial the hub, B announces its
-//! services there, and A reaches them through it.
+//! services there, and A reaches them through it, end to end (the hub
+//! relays a TLS session between A and B it cannot read).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};

@@ -454,3 +454,136 @@ fn a_slow_reader_keeps_the_hub_bounded_end_to_end() {
     assert!(world.net.apps[sink].received == data);
     assert!(world.net.apps[sink].eof, "A's half-close crossed the hub");
 }
+
+/// An idle inner connection leaves the pool after its idle timeout: both
+/// TLS sessions close, the pair stream ends cleanly at the hub, and no
+/// connection, stream or relay is left behind. A later flow dials anew.
+#[test]
+fn an_idle_inner_connection_closes_cleanly_everywhere() {
+    let (mut world, _) = setup(false);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"once");
+    world.app_shutdown(app);
+    world.run();
+    assert_eq!(world.net.apps[app].received, b"once");
+    assert_eq!(world.nodes[A].connection_count(), 3);
+    assert_eq!(world.nodes[B].connection_count(), 3);
+    assert_eq!(world.nodes[HUB].pair_relay_count(), 1);
+    assert_eq!(world.nodes[A].pair_stream_count(), 1);
+    assert_eq!(world.nodes[B].pair_stream_count(), 1);
+    let mut now = world.now;
+    for _ in 0..14 {
+        now = now + core::time::Duration::from_secs(5);
+        world.advance_to(now);
+        world.run();
+    }
+    assert_eq!(world.nodes[HUB].relay_count(), 0);
+    // The simulator's end-of-run leak check matches the hub's pair streams
+    // against the agents' ends: both sides drop theirs together.
+    assert_eq!(world.nodes[HUB].pair_relay_count(), 0);
+    assert_eq!(world.nodes[A].pair_stream_count(), 0);
+    assert_eq!(world.nodes[B].pair_stream_count(), 0);
+    assert_eq!(
+        closed(&world, HUB),
+        vec![(Direction::Relayed, CloseReason::Done)]
+    );
+    assert_eq!(world.nodes[A].connection_count(), 2, "forward and reverse");
+    assert_eq!(world.nodes[B].connection_count(), 2, "forward and reverse");
+    assert_eq!(world.nodes[HUB].connection_count(), 4);
+    // Nothing of the pair stream is left buffered anywhere.
+    assert_eq!(world.nodes[HUB].connection_buffered(), 0);
+    let again = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(again, b"twice");
+    world.app_shutdown(again);
+    world.run();
+    assert_eq!(world.net.apps[again].received, b"twice");
+    assert_eq!(e2e_handshakes(&world, A), 2);
+}
+
+/// Two hubs (nodes 0 and 1), A (node 2) and B (node 3) on both, end to
+/// end: flows alternate between the hubs, one inner connection per hub;
+/// losing a hub loses only the flows inside its pair stream.
+#[test]
+fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    let hub_addrs = [addr("10.0.0.9:15009"), addr("10.0.0.10:15009")];
+    for (i, listen) in hub_addrs.iter().enumerate() {
+        let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
+        hub.hbone_listen = Some(*listen);
+        hub.hub = Some(HubRole {
+            announce: AnnouncePolicy::new(vec![ExportRule {
+                principals: vec![PrincipalPattern::new("*").unwrap()],
+                services: vec![ServiceAllowance::OwnNamespace],
+            }]),
+            ..HubRole::default()
+        });
+        world.add_node(hub);
+    }
+    let both = HubLinks {
+        hubs: hub_addrs.to_vec(),
+        ..links()
+    };
+    let (a, b) = (2, 3);
+    let mut a_cfg = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    a_cfg.fronts = vec![FrontConfig {
+        listen: addr("127.0.0.1:9000"),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse("echo.shop:80").unwrap(),
+        },
+    }];
+    a_cfg.hub_links = both.clone();
+    let mut b_cfg = NodeConfig::new(ca.identity(3, "shop", "echo"));
+    b_cfg.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr("127.0.0.2:8080")),
+    }])
+    .unwrap();
+    b_cfg.hub_links = both;
+    world.add_node(a_cfg);
+    world.add_node(b_cfg);
+    world.add_echo_server(addr("127.0.0.2:8080"));
+    world.run();
+    let apps: Vec<usize> = (0..4)
+        .map(|i| {
+            let app = world.connect_app(addr("127.0.0.1:9000"));
+            world.app_write(app, &pattern(10_000, i));
+            app
+        })
+        .collect();
+    world.run();
+    for (i, app) in apps.iter().enumerate() {
+        assert!(world.net.apps[*app].received == pattern(10_000, i));
+    }
+    assert_eq!(e2e_handshakes(&world, a), 2, "one per hub");
+    assert_eq!(world.nodes[0].relay_count(), 1);
+    assert_eq!(world.nodes[1].relay_count(), 1);
+    // Hub 0 dies.
+    world.net.blackhole.insert(hub_addrs[0]);
+    world.reset_links(0, a);
+    world.reset_links(0, b);
+    world.run();
+    let alive: Vec<usize> = apps
+        .iter()
+        .copied()
+        .filter(|app| !world.net.apps[*app].reset && !world.net.apps[*app].eof)
+        .collect();
+    assert_eq!(alive.len(), 2, "the flows inside hub 1's pair stream live");
+    for app in &alive {
+        world.app_write(*app, b"+more");
+        world.app_shutdown(*app);
+    }
+    world.run();
+    for app in &alive {
+        assert!(world.net.apps[*app].received.ends_with(b"+more"));
+        assert!(world.net.apps[*app].eof);
+    }
+    // A new flow goes through hub 1, on its inner connection.
+    let fresh = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(fresh, b"still here");
+    world.app_shutdown(fresh);
+    world.run();
+    assert_eq!(world.net.apps[fresh].received, b"still here");
+    assert_eq!(e2e_handshakes(&world, a), 2, "no new handshake");
+}

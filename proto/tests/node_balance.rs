@@ -347,6 +347,46 @@ fn a_recovered_endpoint_takes_the_next_flow_even_while_ejected() {
 }
 
 #[test]
+fn an_endpoint_that_does_not_serve_the_service_sends_flows_elsewhere() {
+    // Endpoint 0 is up but exports another service: it answers 503.
+    let (mut world, _) = mesh(2, &[1], Strategy::RoundRobin);
+    let ca = Ca::new(1);
+    let mut stale = NodeConfig::new(ca.identity(10, "shop", "echo0"));
+    stale.hbone_listen = Some(endpoint(0).hbone);
+    stale.exports = Exports::new(vec![Export {
+        service: ServiceName::parse("other.shop").unwrap(),
+        port: 80,
+        target: Target::Addr(addr("127.0.1.0:8080")),
+    }])
+    .unwrap();
+    let stale = world.add_node(stale);
+    for i in 0..4 {
+        let data = pattern(20_000, i);
+        let app = flow(&mut world, &data);
+        assert!(
+            world.net.apps[app].received == data,
+            "flow {i}: no byte lost"
+        );
+    }
+    assert_eq!(world.close_reasons(AGENT), vec![CloseReason::Done; 4]);
+    // The stale endpoint refused the flows that tried it (not exported:
+    // 503), and endpoint 1 carried every one.
+    let refused = world.close_reasons(stale);
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|r| matches!(r,
+            CloseReason::Denied(d) if d.reason == warren_proto::policy::Reason::NotExported)),
+        "{refused:?}"
+    );
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done; 4]);
+    // Connected fine, so never ejected.
+    assert!(!world
+        .events_of(AGENT)
+        .into_iter()
+        .any(|e| matches!(e, NodeEvent::EndpointEjected { .. })));
+}
+
+#[test]
 fn ejection_waits_for_the_configured_number_of_failures() {
     let (mut world, mut agent) = mesh(2, &[1], Strategy::RoundRobin);
     agent.balance.ejection = Ejection {

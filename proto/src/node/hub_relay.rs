@@ -21,9 +21,9 @@ use crate::pool::ConnId;
 use crate::registry::AgentKey;
 use crate::time::Instant;
 
+use super::e2e::{pair_request, pair_target};
 use super::event::{CloseReason, Direction, FlowPath, MetricKey, NodeEvent};
 use super::mesh::MeshConn;
-use super::tunnel::{pair_request, pair_target};
 use super::{FlowId, Node};
 
 /// Most bytes moved between legs per step (a copy, so bounded).

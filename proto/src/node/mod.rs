@@ -12,14 +12,16 @@
 //!   the endpoints' health (circuit breaking).
 //! - `relay`: moving bytes, half-closes, resets, closing flows.
 //! - `hub_role`, `hub_relay`: serving as a hub; `hub_link`: an agent's
-//!   connections to hubs (see [`crate::hub`]); `tunnel`: end-to-end mode,
-//!   mesh connections carried in a stream through a hub.
+//!   connections to hubs (see [`crate::hub`]); `e2e`: end-to-end mode's
+//!   routing and acceptance; `tunnel`: mesh connections carried in a
+//!   stream through a hub.
 //!
 //! The host contract is in [`crate::drive`]: feed one [`Input`], drain
 //! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
 
 mod choose;
 pub mod config;
+mod e2e;
 pub mod event;
 mod flow;
 mod hub_guard;

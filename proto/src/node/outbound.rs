@@ -293,6 +293,7 @@ impl Node {
             }
             // A plain relay refused for want of end-to-end mode goes end to end.
             _ if self.retry_end_to_end(f, c, stream, end) => {}
+            Ok(ConnectStatus::Unavailable) if self.retry_elsewhere(f, c, stream, end) => {}
             other => {
                 let refusal = match other {
                     Ok(ConnectStatus::Denied) => Refusal::Denied {
@@ -314,6 +315,54 @@ impl Node {
                 self.refuse(f, refusal, CloseReason::Refused { status });
             }
         }
+    }
+
+    /// A direct endpoint answered 503: it does not serve the service (the
+    /// registry row was stale, the directory is wrong, its target is down).
+    /// Before any byte, the flow leaves that stream for another endpoint or
+    /// a hub. False when it cannot (not a direct flow, bytes already sent,
+    /// nowhere else to go): the caller refuses it with the 503.
+    fn retry_elsewhere(&mut self, f: FlowId, c: ConnId, stream: StreamId, end: bool) -> bool {
+        let Some(flow) = self.flows.get(&f) else {
+            return false;
+        };
+        let unsent = flow.phase == Phase::Opening && flow.bytes_sent == 0;
+        let Some((service, port, ep)) = flow.mesh_target.clone().filter(|_| unsent) else {
+            return false;
+        };
+        let mut tried = flow.tried.clone();
+        tried.push(ep);
+        let source = self.config.identity.id().clone();
+        let Some(choice) = self.choose_endpoint(&service, port, &source, &tried) else {
+            return false;
+        };
+        let pooled = self.flows.get_mut(&f).and_then(|flow| {
+            flow.tried = tried;
+            flow.far = Far::None;
+            flow.stream_closed = false;
+            flow.pooled.take()
+        });
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.remove(&stream);
+            if !end {
+                let _ = m.h2.reset(stream, ErrorCode::CANCEL);
+            }
+            self.dirty.insert(m.sock);
+        }
+        if let Some(p) = pooled {
+            self.pool.release(p, self.now);
+        }
+        // A 503 means the peer reached no target: what went early goes
+        // again on the next stream.
+        if let Some(local) = self.flows.get(&f).map(|fl| fl.local) {
+            self.replay_early(f, local);
+        }
+        match choice {
+            Chosen::Direct(next) => self.route_mesh(f, &service, port, next),
+            Chosen::Hub if self.route_via_hub(f, &service, port) => {}
+            Chosen::Hub => self.refuse(f, Refusal::Unreachable, CloseReason::Unreachable),
+        }
+        true
     }
 
     /// The tunnel or direct connection is up: reply to the front end,
