@@ -12,6 +12,10 @@ use std::thread;
 pub const MODE_SINK: u8 = b'S';
 /// First byte a client sends: the target server echoes the rest.
 pub const MODE_ECHO: u8 = b'E';
+/// First byte a client sends: the target server answers `!` and then
+/// never reads (a slow receiver), holding the connection until the client
+/// closes it.
+pub const MODE_HOLD: u8 = b'H';
 /// Size of each bulk client write and sink read.
 pub const CHUNK: usize = 256 * 1024;
 /// Echo reads: an echo connection carries little, and the memory figures
@@ -54,6 +58,8 @@ fn serve(mut conn: TcpStream, received: &AtomicU64) {
     }
     if mode[0] == MODE_ECHO {
         echo(&mut conn);
+    } else if mode[0] == MODE_HOLD {
+        hold(&mut conn);
     } else {
         sink(&mut conn, received);
     }
@@ -76,6 +82,19 @@ fn echo(conn: &mut TcpStream) {
                 }
             }
         }
+    }
+}
+
+/// Says `!`, then waits without reading until the client goes away (a
+/// zero-length peek returns at its close; what it sent stays unread).
+fn hold(conn: &mut TcpStream) {
+    if conn.write_all(b"!").is_err() {
+        return;
+    }
+    let mut probe = [0u8; 1];
+    while matches!(conn.peek(&mut probe), Ok(n) if n > 0) {
+        // Bytes are waiting, unread on purpose: check again later.
+        thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
