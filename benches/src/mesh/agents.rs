@@ -126,7 +126,7 @@ fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<Mes
 /// front's address. Either runs until stdin closes.
 pub fn run_agents(args: &[String]) -> Result<(), String> {
     let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold] \
-                 | hub <listen> | relay-export <hub> <target> [plain] | relay-front <hub>)";
+                 | hub <listen> | relay-export[-plain] <hub> <target> | relay-front <hub>)";
     let [runtime, now, role, addr, rest @ ..] = args else {
         return Err(usage.into());
     };
@@ -204,9 +204,17 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
 /// Starts a node on `runtime`; returns its bound addresses (HBONE or front first).
 /// The handle is leaked on purpose: the node lives as long as this process.
 fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
+    // WARREN_BENCH_LOG=1: every notice to stderr (the run's log file), for
+    // finding out why a path did not come up; off, so it costs no timing.
+    let log = std::env::var_os("WARREN_BENCH_LOG").is_some();
+    let notice = move |n: warren_tokio::Notice| {
+        if log {
+            eprintln!("{n:?}");
+        }
+    };
     let handle = match runtime {
-        "tokio" => warren_tokio::spawn(config, |_| {}),
-        "smol" => warren_smol::spawn(config, |_| {}),
+        "tokio" => warren_tokio::spawn(config, notice),
+        "smol" => warren_smol::spawn(config, notice),
         other => return Err(format!("unknown runtime {other}")),
     }
     .map_err(|e| e.to_string())?;

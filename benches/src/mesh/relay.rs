@@ -25,10 +25,10 @@ use super::peers::{Missing, Relay};
 use super::procs::tree_rss;
 use super::target::{MODE_ECHO, MODE_HOLD};
 
-/// The hub's service account (namespace `mesh`, as `warren ca ticket` expects).
+/// The hub's service account (in the bench namespace, like the agents).
 pub const HUB_SA: &str = "hub";
 /// What the agents require of the hub's certificate.
-const HUB_PATTERN: &str = "spiffe://bench.test/ns/mesh/sa/hub*";
+const HUB_PATTERN: &str = "spiffe://bench.test/ns/bench/sa/hub*";
 /// How long a new relayed path may take to carry its first flow (the
 /// agents dial the hub, B announces, A gets the registry).
 const READY_WAIT: Duration = Duration::from_secs(10);
@@ -52,11 +52,13 @@ pub fn path_relayed(
     let (hub, hub_addr) = agent_child(me, runtime, &[&now, "hub", "127.0.0.1:0"], dir)?;
     let hub_addr = hub_addr.to_string();
     let target = target.to_string();
-    let mut b_args = vec![now.as_str(), "relay-export", hub_addr.as_str(), &target];
-    if plain {
-        b_args.push("plain");
-    }
-    let (b, _) = agent_child(me, runtime, &b_args, dir)?;
+    // One argument fewer than a `plain` flag: `warren bench --agent` takes at most five.
+    let export = if plain {
+        "relay-export-plain"
+    } else {
+        "relay-export"
+    };
+    let (b, _) = agent_child(me, runtime, &[&now, export, &hub_addr, &target], dir)?;
     let (a, entry) = agent_child(me, runtime, &[&now, "relay-front", &hub_addr], dir)?;
     let relay = Relay {
         entry,
@@ -87,7 +89,8 @@ fn wait_first_flow(entry: SocketAddr) -> Result<(), Missing> {
 }
 
 /// The node configuration of a relayed-path role, or None when `role` is
-/// not one: `hub <listen>`, `relay-export <hub> <target> [plain]`,
+/// not one: `hub <listen>`, `relay-export <hub> <target>`,
+/// `relay-export-plain <hub> <target>` (the export's `end_to_end = false`),
 /// `relay-front <hub>`. `identity` makes the role's identity from a
 /// service account name.
 pub fn relay_config(
@@ -120,19 +123,15 @@ pub fn relay_config(
                 });
                 Ok(h)
             }
-            ("relay-export", [target, mode @ ..]) => {
+            ("relay-export" | "relay-export-plain", [target]) => {
                 let mut b = NodeConfig::new(identity("sink", 3)?);
                 b.hub_links = links()?;
                 let target: SocketAddr = target.parse().map_err(|_| "bad target")?;
-                match mode {
-                    [] => {}
-                    [p] if p == "plain" => {
-                        b.relay_plaintext.insert(ServicePort {
-                            service: service.clone(),
-                            port: 80,
-                        });
-                    }
-                    _ => return Err("relay-export: [plain]".into()),
+                if role == "relay-export-plain" {
+                    b.relay_plaintext.insert(ServicePort {
+                        service: service.clone(),
+                        port: 80,
+                    });
                 }
                 b.exports = Exports::new(vec![Export {
                     service,
@@ -156,7 +155,11 @@ pub fn relay_config(
             _ => Err(format!("bad arguments for {role}: {rest:?}")),
         }
     };
-    matches!(role, "hub" | "relay-export" | "relay-front").then(build)
+    matches!(
+        role,
+        "hub" | "relay-export" | "relay-export-plain" | "relay-front"
+    )
+    .then(build)
 }
 
 /// The hub's memory with flows whose receiver never reads.
