@@ -272,7 +272,7 @@ fn measure_relayed(
     hz: f64,
 ) {
     let e2e = !name.contains("e2e off");
-    match relay::slow_receiver(path, e2e, plan.slow_flows, SLOW_PUSH_PER_FLOW) {
+    match relay::slow_receiver(path, target, e2e, plan.slow_flows, SLOW_PUSH_PER_FLOW) {
         Ok(s) => row.slow = Some(s),
         Err(e) => row.missing = Some(format!("slow receiver failed: {e}")),
     }

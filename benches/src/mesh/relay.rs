@@ -11,6 +11,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Targe
 use super::agents::{agent_child, SelfExec};
 use super::peers::{Missing, Relay};
 use super::procs::tree_rss;
-use super::target::{MODE_ECHO, MODE_HOLD};
+use super::target::{TargetServer, MODE_ECHO, MODE_HOLD};
 
 /// The hub's service account (in the bench namespace, like the agents).
 pub const HUB_SA: &str = "hub";
@@ -197,9 +198,11 @@ impl SlowReceiver {
 /// Opens `flows` flows through `path` (end to end or not: `e2e`) whose
 /// target never reads, pushes up to `per_flow` bytes on each until the path
 /// stops taking them, and reads the hub's RSS (the path's first daemon)
-/// before and after.
+/// before and after; then lets the target read again, so the path's
+/// windows come back for the next measurement.
 pub fn slow_receiver(
     path: &Relay,
+    target: &TargetServer,
     e2e: bool,
     flows: usize,
     per_flow: u64,
@@ -209,6 +212,7 @@ pub fn slow_receiver(
         .first()
         .map(|d| d.child.id())
         .ok_or_else(|| io::Error::other("no hub"))?;
+    target.release_holds.store(false, Ordering::Relaxed);
     let before = tree_rss(&[hub]);
     let mut conns = Vec::with_capacity(flows);
     for _ in 0..flows {
@@ -243,6 +247,8 @@ pub fn slow_receiver(
     // Let the last frames land in the hub before reading its RSS.
     thread::sleep(Duration::from_millis(200));
     let after = tree_rss(&[hub]);
+    target.release_holds.store(true, Ordering::Relaxed);
+    drop(conns);
     let h2 = warren_proto::h2::Config::default();
     Ok(SlowReceiver {
         flows,

@@ -123,7 +123,9 @@ pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
     let mut out = vec![json!({ "machine": machine.info }).to_string()];
     for r in rows {
         let v = match &r.missing {
-            Some(why) => json!({ "path": r.name, "missing": why }),
+            Some(why) => {
+                json!({ "path": r.name, "missing": why, "hub_slow_receiver": r.slow.as_ref().map(slow_json) })
+            }
             None => {
                 let memory = match &r.memory {
                     Ok(m) => json!({
@@ -148,23 +150,27 @@ pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
                     "setup_p99_us": r.setup.as_ref().map(|s| round(s.p99)),
                     "serial_flows_per_s": r.per_s().map(round),
                     "memory": memory,
-                    "hub_slow_receiver": r.slow.as_ref().map(|s| json!({
-                        "flows": s.flows,
-                        "hub_streams": s.hub_streams,
-                        "bytes_pushed": s.pushed,
-                        "hub_rss_growth_bytes": s.hub_growth,
-                        "hub_rss_kib_per_flow": round(s.kib_per_flow()),
-                        "stream_window_bytes": s.stream_window,
-                        "connection_window_bytes": s.connection_window,
-                        "window_bound_bytes": s.bound(),
-                        "within_bound": s.hub_growth <= s.bound(),
-                    })),
+                    "hub_slow_receiver": r.slow.as_ref().map(slow_json),
                 })
             }
         };
         out.push(v.to_string());
     }
     out
+}
+
+fn slow_json(s: &SlowReceiver) -> Value {
+    json!({
+        "flows": s.flows,
+        "hub_streams": s.hub_streams,
+        "bytes_pushed": s.pushed,
+        "hub_rss_growth_bytes": s.hub_growth,
+        "hub_rss_kib_per_flow": round(s.kib_per_flow()),
+        "stream_window_bytes": s.stream_window,
+        "connection_window_bytes": s.connection_window,
+        "window_bound_bytes": s.bound(),
+        "within_bound": s.hub_growth <= s.bound(),
+    })
 }
 
 fn round(x: f64) -> Value {
