@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::front::Target as FrontTarget;
-use warren_proto::hub::{HubLinks, HubRole, Route};
+use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
 use warren_proto::node::{FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
 
@@ -120,6 +120,16 @@ pub fn relay_config(
                         principals: vec![pattern("spiffe://bench.test/*")?],
                         services: vec![ServiceAllowance::OwnNamespace],
                     }]),
+                    // The default (200 CONNECTs/s per agent, burst 400) would
+                    // refuse the setup loop's plaintext flows: the bench
+                    // measures the relay, not the limiter.
+                    limits: AgentLimits {
+                        connects: Rate {
+                            per_second: 1_000_000,
+                            burst: 1_000_000,
+                        },
+                        ..AgentLimits::default()
+                    },
                     ..HubRole::default()
                 });
                 Ok(h)
