@@ -6,8 +6,8 @@
 //! the hub relays the flow's plaintext.
 //!
 //! Also the hub's memory under a slow receiver: flows whose target never
-//! reads, pushed until the path stalls, with the hub's RSS growth per flow
-//! set against its configured stream window.
+//! reads, pushed until the path stalls, with the hub's RSS growth set
+//! against what its configured windows and buffers allow it to hold.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,6 +20,7 @@ use warren_proto::front::Target as FrontTarget;
 use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
 use warren_proto::node::{FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
+use warren_proto::tls::DEFAULT_BUFFER_LIMIT;
 
 use super::agents::{agent_child, SelfExec};
 use super::peers::{Missing, Relay};
@@ -189,6 +190,9 @@ pub struct SlowReceiver {
     pub stream_window: u64,
     /// The hub's configured connection window (receive), bytes.
     pub connection_window: u64,
+    /// What one hub connection may hold on its way out: the HTTP/2 send
+    /// buffer plus the TLS session's outgoing buffer, bytes.
+    pub send_buffer: u64,
 }
 
 impl SlowReceiver {
@@ -197,11 +201,13 @@ impl SlowReceiver {
         self.hub_growth as f64 / self.flows.max(1) as f64 / 1024.0
     }
 
-    /// The most the hub may hold if its windows bound it: each stalled
-    /// flow's bytes wait in the receiving leg, at most one stream window
-    /// per flow and one connection window per agent connection.
+    /// The most the hub may hold if its configuration bounds it: each
+    /// stalled stream's bytes wait in the receiving leg (one stream window
+    /// per hub stream, one connection window for A's forward connection),
+    /// plus what the two legs' connections buffer on the way out.
     pub fn bound(&self) -> u64 {
         (self.hub_streams as u64 * self.stream_window).min(self.connection_window)
+            + 2 * self.send_buffer
     }
 }
 
@@ -267,5 +273,6 @@ pub fn slow_receiver(
         hub_growth: after.saturating_sub(before),
         stream_window: u64::from(h2.initial_stream_window),
         connection_window: u64::from(h2.initial_connection_window),
+        send_buffer: u64::from(h2.max_send_buffer) + DEFAULT_BUFFER_LIMIT as u64,
     })
 }

@@ -168,6 +168,7 @@ fn slow_json(s: &SlowReceiver) -> Value {
         "hub_rss_kib_per_flow": round(s.kib_per_flow()),
         "stream_window_bytes": s.stream_window,
         "connection_window_bytes": s.connection_window,
+        "send_buffer_bytes_per_connection": s.send_buffer,
         "window_bound_bytes": s.bound(),
         "within_bound": s.hub_growth <= s.bound(),
     })
@@ -260,7 +261,7 @@ fn relayed_table(rows: &[Row]) -> String {
     }
     let stunnel = find(rows, super::STUNNEL);
     let mut o = String::from(
-        "\nRelayed (agent A → hub → agent B, B listening nowhere; one hub process), same run. Hub under a slow receiver: flows whose target never reads, each pushed until the path stalls; the hub's RSS growth against its receive windows (one stream window per hub stream, at most one connection window; end to end, all flows ride one pair stream):\n\n",
+        "\nRelayed (agent A → hub → agent B, B listening nowhere; one hub process), same run. Hub under a slow receiver: flows whose target never reads, each pushed until the path stalls; the hub's RSS growth against its bound = one stream window per hub stream (end to end all flows ride one pair stream), at most one connection window, plus 2 × (HTTP/2 send buffer + TLS buffer) for the two legs' connections:\n\n",
     );
     o += "| relayed path | 1 flow Gbit/s | / direct agent→agent | / stunnel pair | 8 flows Gbit/s | relay %core per Gbit/s | setup p50 µs | p99 µs | slow-receiver flows | pushed MiB | hub RSS growth MiB | KiB per flow | window bound MiB | within |\n";
     o += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
