@@ -102,7 +102,12 @@ fn spiffe(sa: &str) -> Result<SpiffeId, String> {
     SpiffeId::parse(&format!("spiffe://{TD}/ns/bench/sa/{sa}")).map_err(|e| format!("{e:?}"))
 }
 
-fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<MeshIdentity, String> {
+pub(super) fn identity(
+    ca: &SimCa,
+    validity: Validity,
+    sa: &str,
+    serial: u64,
+) -> Result<MeshIdentity, String> {
     let leaf = ca
         .issue(&spiffe(sa)?, serial, validity)
         .map_err(|e| format!("{e:?}"))?;

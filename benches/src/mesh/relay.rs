@@ -276,3 +276,79 @@ pub fn slow_receiver(
         send_buffer: u64::from(h2.max_send_buffer) + DEFAULT_BUFFER_LIMIT as u64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_sim::certs::{SimCa, Validity};
+
+    const MIB: u64 = 1 << 20;
+
+    fn slow(hub_streams: usize) -> SlowReceiver {
+        SlowReceiver {
+            flows: 64,
+            hub_streams,
+            pushed: 0,
+            hub_growth: 0,
+            stream_window: 4 * MIB,
+            connection_window: 16 * MIB,
+            send_buffer: MIB,
+        }
+    }
+
+    #[test]
+    fn bound_is_stream_windows_capped_by_the_connection_window_plus_two_send_buffers() {
+        // End to end: one pair stream.
+        assert_eq!(slow(1).bound(), 4 * MIB + 2 * MIB);
+        assert_eq!(slow(3).bound(), 12 * MIB + 2 * MIB);
+        // Plaintext, many flows: A's forward connection window caps it.
+        assert_eq!(slow(64).bound(), 16 * MIB + 2 * MIB);
+        let grown = SlowReceiver {
+            hub_growth: 64 * MIB,
+            ..slow(64)
+        };
+        assert!((grown.kib_per_flow() - 1024.0).abs() < 1e-9);
+    }
+
+    fn configs(role: &str, rest: &[&str]) -> Option<Result<NodeConfig, String>> {
+        let validity = Validity {
+            not_before: 1_700_000_000,
+            not_after: 1_700_086_400,
+        };
+        let ca = SimCa::new([9; 32], "bench CA", 1, validity).expect("CA");
+        let make =
+            |sa: &str, serial: u64| super::super::agents::identity(&ca, validity, sa, serial);
+        let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+        let service = ServiceName::parse("sink.bench").expect("service");
+        relay_config(role, ([127, 0, 0, 1], 9).into(), &rest, service, &make)
+    }
+
+    #[test]
+    fn roles_configure_hub_and_agents_for_the_relayed_path() {
+        let hub = configs("hub", &[]).expect("a role").expect("a config");
+        let role = hub.hub.expect("serves as a hub");
+        assert_eq!(role.limits.connects.per_second, 1_000_000);
+        assert!(hub.hbone_listen.is_some());
+
+        let b = configs("relay-export", &["127.0.0.1:80"])
+            .expect("a role")
+            .expect("a config");
+        assert!(b.hbone_listen.is_none(), "B listens nowhere");
+        assert!(b.relay_plaintext.is_empty(), "end to end by default");
+        assert_eq!(b.hub_links.route, Route::HubOnly);
+
+        let plain = configs("relay-export-plain", &["127.0.0.1:80"])
+            .expect("a role")
+            .expect("a config");
+        assert_eq!(plain.relay_plaintext.len(), 1);
+
+        let a = configs("relay-front", &[])
+            .expect("a role")
+            .expect("a config");
+        assert_eq!(a.fronts.len(), 1);
+        assert!(a.directory.is_empty(), "A knows B only from the hub");
+
+        assert!(configs("export", &["127.0.0.1:80"]).is_none());
+        assert!(configs("relay-front", &["extra"]).expect("a role").is_err());
+    }
+}
