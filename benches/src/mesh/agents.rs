@@ -65,7 +65,7 @@ pub fn path_warren(
 }
 
 /// Starts one agent child; returns it and the address it printed.
-fn agent_child(
+pub(super) fn agent_child(
     me: &SelfExec,
     runtime: &str,
     args: &[&str],
@@ -102,7 +102,12 @@ fn spiffe(sa: &str) -> Result<SpiffeId, String> {
     SpiffeId::parse(&format!("spiffe://{TD}/ns/bench/sa/{sa}")).map_err(|e| format!("{e:?}"))
 }
 
-fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<MeshIdentity, String> {
+pub(super) fn identity(
+    ca: &SimCa,
+    validity: Validity,
+    sa: &str,
+    serial: u64,
+) -> Result<MeshIdentity, String> {
     let leaf = ca
         .issue(&spiffe(sa)?, serial, validity)
         .map_err(|e| format!("{e:?}"))?;
@@ -125,7 +130,8 @@ fn identity(ca: &SimCa, validity: Validity, sa: &str, serial: u64) -> Result<Mes
 /// agent A, a tunnel front to that service at `hbone`, and prints the
 /// front's address. Either runs until stdin closes.
 pub fn run_agents(args: &[String]) -> Result<(), String> {
-    let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold])";
+    let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold] \
+                 | hub <listen> | relay-export[-plain] <hub> <target> | relay-front <hub>)";
     let [runtime, now, role, addr, rest @ ..] = args else {
         return Err(usage.into());
     };
@@ -137,51 +143,61 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
     };
     let ca = SimCa::new([9; 32], "bench CA", 1, validity).map_err(|e| format!("{e:?}"))?;
     let service = ServiceName::parse("sink.bench").map_err(|e| format!("{e:?}"))?;
-    let config = match (role.as_str(), rest) {
-        ("export", []) => {
-            let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
-            b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
-            b.exports = Exports::new(vec![Export {
-                service,
-                port: 80,
-                target: Target::Addr(addr),
-            }])
-            .map_err(|e| format!("{e:?}"))?;
-            b.authz = AuthzPolicy::default();
-            b
-        }
-        ("front", cold) => {
-            let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
-            // Same-run before/after comparisons of early data (0 = off).
-            if let Some(limit) = std::env::var_os("WARREN_BENCH_EARLY_DATA") {
-                a.early_data_limit = limit.to_str().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let make_identity = |sa: &str, serial: u64| identity(&ca, validity, sa, serial);
+    let relayed = super::relay::relay_config(role, addr, rest, service.clone(), &make_identity);
+    let config = if let Some(relayed) = relayed {
+        relayed?
+    } else {
+        match (role.as_str(), rest) {
+            ("export", []) => {
+                let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
+                b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
+                b.exports = Exports::new(vec![Export {
+                    service,
+                    port: 80,
+                    target: Target::Addr(addr),
+                }])
+                .map_err(|e| format!("{e:?}"))?;
+                b.authz = AuthzPolicy::default();
+                b
             }
-            match cold {
-                [] => {}
-                // A pool that drops a connection 1 ms after its last stream: with
-                // the bench's pause between flows, every flow pays a new handshake.
-                [c] if c == "cold" => a.pool.idle_timeout = Duration::from_millis(1),
-                _ => return Err(usage.into()),
+            ("front", cold) => {
+                let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+                // Same-run before/after comparisons of early data (0 = off).
+                if let Some(limit) = std::env::var_os("WARREN_BENCH_EARLY_DATA") {
+                    a.early_data_limit = limit.to_str().and_then(|l| l.parse().ok()).unwrap_or(0);
+                }
+                match cold {
+                    [] => {}
+                    // A pool that drops a connection 1 ms after its last stream: with
+                    // the bench's pause between flows, every flow pays a new handshake.
+                    [c] if c == "cold" => a.pool.idle_timeout = Duration::from_millis(1),
+                    _ => return Err(usage.into()),
+                }
+                a.fronts.push(FrontConfig {
+                    listen: ([127, 0, 0, 1], 0).into(),
+                    kind: FrontKind::Tunnel {
+                        to: FrontTarget::parse("sink.bench:80").map_err(|e| format!("{e:?}"))?,
+                    },
+                });
+                a.directory.insert(
+                    service,
+                    vec![Endpoint {
+                        hbone: addr,
+                        identity: spiffe("sink")?,
+                    }],
+                );
+                a
             }
-            a.fronts.push(FrontConfig {
-                listen: ([127, 0, 0, 1], 0).into(),
-                kind: FrontKind::Tunnel {
-                    to: FrontTarget::parse("sink.bench:80").map_err(|e| format!("{e:?}"))?,
-                },
-            });
-            a.directory.insert(
-                service,
-                vec![Endpoint {
-                    hbone: addr,
-                    identity: spiffe("sink")?,
-                }],
-            );
-            a
+            _ => return Err(usage.into()),
         }
-        _ => return Err(usage.into()),
     };
     let bound = spawn(runtime, config)?;
-    let first = *bound.first().ok_or("the agent bound nothing")?;
+    // An agent that only dials a hub binds nothing: it says so with port 0.
+    let first = bound
+        .first()
+        .copied()
+        .unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
     println!("{first}");
     io::stdout().flush().map_err(|e| e.to_string())?;
     // Runs until the bench closes our stdin (or dies).
@@ -193,9 +209,17 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
 /// Starts a node on `runtime`; returns its bound addresses (HBONE or front first).
 /// The handle is leaked on purpose: the node lives as long as this process.
 fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
+    // WARREN_BENCH_LOG=1: every notice to stderr (the run's log file), for
+    // finding out why a path did not come up; off, so it costs no timing.
+    let log = std::env::var_os("WARREN_BENCH_LOG").is_some();
+    let notice = move |n: warren_tokio::Notice| {
+        if log {
+            eprintln!("{n:?}");
+        }
+    };
     let handle = match runtime {
-        "tokio" => warren_tokio::spawn(config, |_| {}),
-        "smol" => warren_smol::spawn(config, |_| {}),
+        "tokio" => warren_tokio::spawn(config, notice),
+        "smol" => warren_smol::spawn(config, notice),
         other => return Err(format!("unknown runtime {other}")),
     }
     .map_err(|e| e.to_string())?;

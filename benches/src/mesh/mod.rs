@@ -20,6 +20,7 @@ pub mod agents;
 pub mod measure;
 pub mod peers;
 pub mod procs;
+pub mod relay;
 pub mod report;
 pub mod target;
 
@@ -32,6 +33,7 @@ use agents::{path_warren, SelfExec};
 use measure::{memory, setup, throughput};
 use peers::{Missing, Relay};
 use report::{Machine, Row};
+use target::TargetServer;
 
 /// Path names; the report's target checks find rows by them.
 const DIRECT: &str = "direct TCP";
@@ -40,6 +42,15 @@ const STUNNEL: &str = "stunnel mTLS pair";
 const NGHTTPX: &str = "nghttpx h2 CONNECT chain (defaults)";
 const WARREN_TOKIO: &str = "warren tokio";
 const WARREN_SMOL: &str = "warren smol";
+/// Relayed rows: agent A → hub → agent B (B listens nowhere), end to end
+/// (the default per export) and with the export's `end_to_end = false`.
+const RELAY_TOKIO: &str = "warren tokio relayed (e2e)";
+/// See [`RELAY_TOKIO`].
+const RELAY_TOKIO_PLAIN: &str = "warren tokio relayed (e2e off)";
+/// See [`RELAY_TOKIO`].
+const RELAY_SMOL: &str = "warren smol relayed (e2e)";
+/// See [`RELAY_TOKIO`].
+const RELAY_SMOL_PLAIN: &str = "warren smol relayed (e2e off)";
 /// Rows that measure only flow setup, each flow on a new mTLS connection.
 const COLD_TOKIO: &str = "warren tokio, cold (new mTLS per flow)";
 /// See [`COLD_TOKIO`].
@@ -56,6 +67,12 @@ struct Plan {
     memory_counts: &'static [usize],
     /// Upper bound on one path's memory phase.
     memory_budget: Duration,
+    /// Relayed rows measured (the smol ones only in the full run).
+    relayed: &'static [&'static str],
+    /// Flows of the hub's slow-receiver figure.
+    slow_flows: usize,
+    /// Whether relayed rows measure 8 parallel flows too (not in --quick).
+    relayed_eight: bool,
 }
 
 impl Plan {
@@ -69,6 +86,9 @@ impl Plan {
                 setup_budget: Duration::from_millis(500),
                 memory_counts: &[1000],
                 memory_budget: Duration::from_secs(2),
+                relayed: &[RELAY_TOKIO, RELAY_TOKIO_PLAIN],
+                slow_flows: 16,
+                relayed_eight: false,
             }
         } else {
             Plan {
@@ -78,6 +98,9 @@ impl Plan {
                 setup_budget: Duration::from_secs(4),
                 memory_counts: &[1000, 10_000],
                 memory_budget: Duration::from_secs(15),
+                relayed: &[RELAY_TOKIO, RELAY_TOKIO_PLAIN, RELAY_SMOL, RELAY_SMOL_PLAIN],
+                slow_flows: 64,
+                relayed_eight: true,
             }
         }
     }
@@ -139,7 +162,10 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let warren = |runtime: &'static str, cold: bool| -> Start<'_> {
         Box::new(move || path_warren(me, runtime, cold, t, d))
     };
-    let starts: Vec<(&str, Start<'_>)> = vec![
+    let relayed = |runtime: &'static str, plain: bool| -> Start<'_> {
+        Box::new(move || relay::path_relayed(me, runtime, plain, t, d))
+    };
+    let mut starts: Vec<(&str, Start<'_>)> = vec![
         (DIRECT, Box::new(move || Ok(peers::path_direct(t)))),
         (SOCAT, Box::new(move || peers::path_socat(t, d))),
         (STUNNEL, with_certs(peers::path_stunnel)),
@@ -149,6 +175,16 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         (COLD_TOKIO, warren("tokio", true)),
         (COLD_SMOL, warren("smol", true)),
     ];
+    for (name, runtime, plain) in [
+        (RELAY_TOKIO, "tokio", false),
+        (RELAY_TOKIO_PLAIN, "tokio", true),
+        (RELAY_SMOL, "smol", false),
+        (RELAY_SMOL_PLAIN, "smol", true),
+    ] {
+        if plan.relayed.contains(&name) {
+            starts.push((name, relayed(runtime, plain)));
+        }
+    }
 
     let mut rows: Vec<Row> = Vec::new();
     for (name, start) in starts {
@@ -164,6 +200,9 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
                     Err(e) => row.missing = Some(format!("failed: {e}")),
                 }
                 row.memory = Err("see the warm row".into());
+            }
+            Ok(path) if plan.relayed.contains(&name) => {
+                measure_relayed(&mut row, &path, name, &plan, &target, hz);
             }
             Ok(path) => {
                 // First, on a fresh relay (see `measure::memory`).
@@ -216,4 +255,52 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     println!();
     print!("{}", report::markdown(&machine, &rows, quick, elapsed));
     Ok(())
+}
+
+/// Bytes each slow-receiver flow pushes at most (the path stalls sooner).
+const SLOW_PUSH_PER_FLOW: u64 = 8 << 20;
+
+/// A relayed row: the hub's memory under a slow receiver first (on a fresh
+/// hub), then 1-flow throughput (8 flows too in the full run) and warm
+/// flow setup.
+fn measure_relayed(
+    row: &mut Row,
+    path: &peers::Relay,
+    name: &str,
+    plan: &Plan,
+    target: &TargetServer,
+    hz: f64,
+) {
+    let e2e = !name.contains("e2e off");
+    match relay::slow_receiver(path, target, e2e, plan.slow_flows, SLOW_PUSH_PER_FLOW) {
+        Ok(s) => row.slow = Some(s),
+        Err(e) => row.missing = Some(format!("slow receiver failed: {e}")),
+    }
+    row.memory = Err("see the hub's slow-receiver figure".into());
+    let window = (plan.warmup, plan.window);
+    let one = throughput(path, 1, target, window, hz);
+    let eight = plan
+        .relayed_eight
+        .then(|| throughput(path, 8, target, window, hz));
+    let lat = setup(path, plan.setups, plan.setup_budget, None);
+    let mut errors = Vec::new();
+    match one {
+        Ok(one) => {
+            row.one = Some(one.gbps);
+            row.cpu = one.core_per_gbps;
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    match eight {
+        Some(Ok(eight)) => row.eight = Some(eight.gbps),
+        Some(Err(e)) => errors.push(e.to_string()),
+        None => {}
+    }
+    match lat {
+        Ok(lat) => row.setup = Some(lat),
+        Err(e) => errors.push(e.to_string()),
+    }
+    if !errors.is_empty() {
+        row.missing = Some(format!("failed: {}", errors.join("; ")));
+    }
 }

@@ -9,6 +9,7 @@ use std::thread;
 use serde_json::{json, Value};
 
 use super::measure::{Memory, MemoryAt, Setup, BUSY_BYTES};
+use super::relay::SlowReceiver;
 
 /// Every figure of one path; None where it was not measured.
 pub struct Row {
@@ -26,6 +27,8 @@ pub struct Row {
     pub setup: Option<Setup>,
     /// The relay's memory per flow, or why it was not measured.
     pub memory: Result<Memory, String>,
+    /// Relayed rows: the hub's memory under a slow receiver.
+    pub slow: Option<SlowReceiver>,
 }
 
 impl Row {
@@ -39,6 +42,7 @@ impl Row {
             cpu: None,
             setup: None,
             memory: Err("not measured".into()),
+            slow: None,
         }
     }
 
@@ -119,7 +123,9 @@ pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
     let mut out = vec![json!({ "machine": machine.info }).to_string()];
     for r in rows {
         let v = match &r.missing {
-            Some(why) => json!({ "path": r.name, "missing": why }),
+            Some(why) => {
+                json!({ "path": r.name, "missing": why, "hub_slow_receiver": r.slow.as_ref().map(slow_json) })
+            }
             None => {
                 let memory = match &r.memory {
                     Ok(m) => json!({
@@ -144,12 +150,28 @@ pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
                     "setup_p99_us": r.setup.as_ref().map(|s| round(s.p99)),
                     "serial_flows_per_s": r.per_s().map(round),
                     "memory": memory,
+                    "hub_slow_receiver": r.slow.as_ref().map(slow_json),
                 })
             }
         };
         out.push(v.to_string());
     }
     out
+}
+
+fn slow_json(s: &SlowReceiver) -> Value {
+    json!({
+        "flows": s.flows,
+        "hub_streams": s.hub_streams,
+        "bytes_pushed": s.pushed,
+        "hub_rss_growth_bytes": s.hub_growth,
+        "hub_rss_kib_per_flow": round(s.kib_per_flow()),
+        "stream_window_bytes": s.stream_window,
+        "connection_window_bytes": s.connection_window,
+        "send_buffer_bytes_per_connection": s.send_buffer,
+        "window_bound_bytes": s.bound(),
+        "within_bound": s.hub_growth <= s.bound(),
+    })
 }
 
 fn round(x: f64) -> Value {
@@ -215,7 +237,113 @@ pub fn markdown(machine: &Machine, rows: &[Row], quick: bool, elapsed_s: f64) ->
     o += &memory_table(rows);
     o += &versus_table(rows);
     o += &targets(rows);
+    o += &relayed_table(rows);
     o
+}
+
+/// The direct agent→agent row a relayed row compares with (same runtime).
+fn direct_of(relayed: &str) -> &'static str {
+    if relayed.contains("smol") {
+        super::WARREN_SMOL
+    } else {
+        super::WARREN_TOKIO
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Relayed rows against direct agent→agent and the stunnel pair, the hub
+/// under a slow receiver, and issue 9's targets.
+fn relayed_table(rows: &[Row]) -> String {
+    let relayed: Vec<&Row> = rows.iter().filter(|r| r.name.contains("relayed")).collect();
+    if relayed.is_empty() {
+        return String::new();
+    }
+    let stunnel = find(rows, super::STUNNEL);
+    let mut o = String::from(
+        "\nRelayed (agent A → hub → agent B, B listening nowhere; one hub process), same run. Hub under a slow receiver: flows whose target never reads, each pushed until the path stalls; the hub's RSS growth against its bound = one stream window per hub stream (end to end all flows ride one pair stream), at most one connection window, plus 2 × (HTTP/2 send buffer + TLS buffer) for the two legs' connections:\n\n",
+    );
+    o += "| relayed path | 1 flow Gbit/s | / direct agent→agent | / stunnel pair | 8 flows Gbit/s | relay %core per Gbit/s | setup p50 µs | p99 µs | slow-receiver flows | pushed MiB | hub RSS growth MiB | KiB per flow | window bound MiB | within |\n";
+    o += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for r in &relayed {
+        if let Some(why) = &r.missing {
+            o += &format!("| {} | missing: {why} |||||||||||||\n", r.name);
+            continue;
+        }
+        let direct = find(rows, direct_of(&r.name));
+        let slow = r.slow.as_ref();
+        o += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            cell(r.one, 2),
+            ratio(r.one, direct.and_then(|d| d.one)),
+            ratio(r.one, stunnel.and_then(|s| s.one)),
+            cell(r.eight, 2),
+            cell(r.cpu, 1),
+            cell(r.p50(), 0),
+            cell(r.setup.as_ref().map(|s| s.p99), 0),
+            slow.map_or("–".into(), |s| s.flows.to_string()),
+            cell(slow.map(|s| s.pushed as f64 / MIB), 1),
+            cell(slow.map(|s| s.hub_growth as f64 / MIB), 1),
+            cell(slow.map(SlowReceiver::kib_per_flow), 0),
+            cell(slow.map(|s| s.bound() as f64 / MIB), 1),
+            slow.map_or("–", |s| if s.hub_growth <= s.bound() {
+                "yes"
+            } else {
+                "no"
+            }),
+        );
+    }
+    o += "\nTargets (issue 9), end to end (the default), from this run:\n\n| figure | value | target | met |\n|---|---|---|---|\n";
+    let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    for r in relayed.iter().filter(|r| !r.name.contains("e2e off")) {
+        let direct = find(rows, direct_of(&r.name));
+        let mut line = |what: String, v: Option<f64>, target: &str, ok: bool| {
+            let (val, met) = match v {
+                Some(v) => (format!("{v:.2}"), if ok { "met" } else { "missed" }),
+                None => ("–".into(), "–"),
+            };
+            o += &format!("| {what} | {val} | {target} | {met} |\n");
+        };
+        let vs_direct = div(r.one, direct.and_then(|d| d.one));
+        line(
+            format!("{} 1 flow / direct agent→agent", r.name),
+            vs_direct,
+            "≥ 0.70",
+            vs_direct.is_some_and(|v| v >= 0.70),
+        );
+        let vs_stunnel = div(r.one, stunnel.and_then(|s| s.one));
+        line(
+            format!("{} 1 flow / stunnel pair", r.name),
+            vs_stunnel,
+            "≥ 1.1",
+            vs_stunnel.is_some_and(|v| v >= 1.1),
+        );
+        let p50_ms = r.p50().map(|us| us / 1000.0);
+        line(
+            format!("{} warm new-flow setup p50 (ms)", r.name),
+            p50_ms,
+            "≤ 1",
+            p50_ms.is_some_and(|v| v <= 1.0),
+        );
+    }
+    for r in &relayed {
+        let Some(s) = &r.slow else { continue };
+        let share = s.hub_growth as f64 / s.bound().max(1) as f64;
+        line_bound(&mut o, &r.name, share);
+    }
+    o
+}
+
+/// The slow-receiver target line: hub RSS growth as a share of its windows.
+fn line_bound(o: &mut String, name: &str, share: f64) {
+    let met = if share <= 1.0 { "met" } else { "missed" };
+    *o += &format!(
+        "| {name} hub RSS growth / window bound, slow receiver | {share:.2} | ≤ 1 | {met} |\n"
+    );
 }
 
 fn memory_table(rows: &[Row]) -> String {

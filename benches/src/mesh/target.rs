@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -12,6 +12,10 @@ use std::thread;
 pub const MODE_SINK: u8 = b'S';
 /// First byte a client sends: the target server echoes the rest.
 pub const MODE_ECHO: u8 = b'E';
+/// First byte a client sends: the target server answers `!` and then
+/// reads nothing (a slow receiver) until [`TargetServer::release_holds`]
+/// is set, then discards the rest.
+pub const MODE_HOLD: u8 = b'H';
 /// Size of each bulk client write and sink read.
 pub const CHUNK: usize = 256 * 1024;
 /// Echo reads: an echo connection carries little, and the memory figures
@@ -26,6 +30,9 @@ pub struct TargetServer {
     pub addr: SocketAddr,
     /// Payload bytes received by sink connections so far.
     pub received: Arc<AtomicU64>,
+    /// While false, hold connections read nothing; once true they drain
+    /// (so a held flow's bytes stop pinning the path's windows).
+    pub release_holds: Arc<AtomicBool>,
 }
 
 /// Starts the server on an ephemeral loopback port.
@@ -34,19 +41,26 @@ pub fn start() -> io::Result<TargetServer> {
     let addr = listener.local_addr()?;
     let received = Arc::new(AtomicU64::new(0));
     let count = Arc::clone(&received);
+    let release_holds = Arc::new(AtomicBool::new(false));
+    let release = Arc::clone(&release_holds);
     thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             let count = Arc::clone(&count);
+            let release = Arc::clone(&release);
             // Out of threads or memory: the connection drops and the client sees it.
             let _ = thread::Builder::new()
                 .stack_size(STACK)
-                .spawn(move || serve(conn, &count));
+                .spawn(move || serve(conn, &count, &release));
         }
     });
-    Ok(TargetServer { addr, received })
+    Ok(TargetServer {
+        addr,
+        received,
+        release_holds,
+    })
 }
 
-fn serve(mut conn: TcpStream, received: &AtomicU64) {
+fn serve(mut conn: TcpStream, received: &AtomicU64, release: &AtomicBool) {
     let _ = conn.set_nodelay(true);
     let mut mode = [0u8; 1];
     if conn.read_exact(&mut mode).is_err() {
@@ -54,6 +68,9 @@ fn serve(mut conn: TcpStream, received: &AtomicU64) {
     }
     if mode[0] == MODE_ECHO {
         echo(&mut conn);
+    } else if mode[0] == MODE_HOLD {
+        hold(&mut conn, release);
+        sink(&mut conn, &AtomicU64::new(0));
     } else {
         sink(&mut conn, received);
     }
@@ -76,6 +93,16 @@ fn echo(conn: &mut TcpStream) {
                 }
             }
         }
+    }
+}
+
+/// Says `!`, then waits without reading until `release` is set.
+fn hold(conn: &mut TcpStream, release: &AtomicBool) {
+    if conn.write_all(b"!").is_err() {
+        return;
+    }
+    while !release.load(Ordering::Relaxed) {
+        thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
