@@ -92,6 +92,13 @@ fn setup(ca: &Ca, role: HubRole) -> World {
     }])
     .unwrap();
     b.hub_links = links();
+    // Plaintext relays: these tests send plain CONNECTs (a raw agent's
+    // flood among them) to count the hub's per-CONNECT budget; an
+    // end-to-end export would refuse each one at B with 401.
+    b.relay_plaintext.insert(ServicePort {
+        service: ServiceName::parse("echo.shop").unwrap(),
+        port: 80,
+    });
     world.add_node(hub);
     world.add_node(a);
     world.add_node(b);
