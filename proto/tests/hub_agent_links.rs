@@ -182,7 +182,15 @@ fn a_new_certificate_rolls_hub_links_and_old_links_drain() {
     all.extend(&second);
     assert!(world.net.apps[open].received == all);
     assert!(world.net.apps[open].eof);
-    // The old reverse connection closed once its flow ended.
+    // The old reverse connection closes once nothing rides on it. The
+    // flow went end to end, so what rides on it is the pair stream of A's
+    // pooled inner connection to B's old instance: new flows go to B's new
+    // instance, and that inner connection closes at the pool's idle
+    // timeout (60 s), taking the old link with it.
+    settle(&mut world);
+    assert_eq!(world.nodes[hub_n].connection_count(), 5);
+    world.advance_to(world.now + core::time::Duration::from_secs(65));
+    world.run();
     settle(&mut world);
     assert_eq!(world.nodes[hub_n].connection_count(), 4);
     // New flows cross the new links.
