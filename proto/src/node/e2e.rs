@@ -130,12 +130,7 @@ impl Node {
                 stream: None,
             };
         }
-        match self.conns.get_mut(&c) {
-            Some(m) if m.ready => self.open_stream(f, c),
-            Some(m) => m.waiting.push(f),
-            None => return false,
-        }
-        true
+        self.open_or_wait(f, c)
     }
 
     /// A plain CONNECT that flow `f` sent through a hub (on connection

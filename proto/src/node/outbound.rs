@@ -162,6 +162,17 @@ impl Node {
         }
     }
 
+    /// Flow `f`, attached to connection `c`, opens its stream now if `c`
+    /// is ready, else waits for it. False when `c` is gone.
+    pub(super) fn open_or_wait(&mut self, f: FlowId, c: ConnId) -> bool {
+        match self.conns.get_mut(&c) {
+            Some(m) if m.ready => self.open_stream(f, c),
+            Some(m) => m.waiting.push(f),
+            None => return false,
+        }
+        true
+    }
+
     /// Opens a new mesh connection for `key`, registered in the pool with
     /// one claimed slot.
     fn dial(&mut self, key: &PoolKey, ep: &Endpoint) -> Option<ConnId> {
