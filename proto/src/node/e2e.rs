@@ -152,14 +152,9 @@ impl Node {
             && flow.mesh_target.is_none()
             && flow.direction == super::Direction::Outbound
             && self.links.slot_of_ref(c);
-        let target = match Authority::parse(&flow.service) {
-            Ok(Authority::Service {
-                name,
-                namespace,
-                port,
-            }) => ServiceName::new(name, namespace).ok().map(|s| (s, port)),
-            _ => None,
-        };
+        let target = Authority::parse(&flow.service)
+            .ok()
+            .and_then(|a| a.service_port());
         let Some((service, port)) = target.filter(|_| plain_via_hub) else {
             return false;
         };

@@ -16,7 +16,7 @@ use crate::h2::{ErrorCode, Event as H2Event, Header, Request, StreamId};
 use crate::hbone::{connect_request, parse_connect, ConnectStatus};
 use crate::hub::{E2E_SERVICE_LABEL, SOURCE_HEADER};
 use crate::identity::SpiffeId;
-use crate::policy::{Authority, AuthzRequest, ServiceName};
+use crate::policy::{Authority, AuthzRequest};
 use crate::pool::ConnId;
 use crate::registry::AgentKey;
 use crate::time::Instant;
@@ -120,14 +120,7 @@ impl Node {
             Some(m) => (m.peer.clone(), m.peer_addr.ip()),
             None => return,
         };
-        let authority = match parse_connect(request) {
-            Ok(Authority::Service {
-                name,
-                namespace,
-                port,
-            }) => ServiceName::new(name, namespace).ok().map(|s| (s, port)),
-            _ => None,
-        };
+        let authority = parse_connect(request).ok().and_then(|a| a.service_port());
         let text =
             String::from_utf8_lossy(request.authority.as_deref().unwrap_or(b"")).into_owned();
         let (Some((service, port)), Some(source)) = (authority, source) else {

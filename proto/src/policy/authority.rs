@@ -11,7 +11,7 @@
 //! a service name, so `10.0.0.256:80` is refused rather than looked up as
 //! service `10` in namespace `0.0.256`.
 
-use super::service::is_label_ignoring_case;
+use super::service::{is_label_ignoring_case, ServiceName};
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -91,6 +91,20 @@ fn parse_port(s: &str) -> Result<u16, AuthorityError> {
 }
 
 impl<'a> Authority<'a> {
+    /// The service and port a `name.namespace:port` authority names, as a
+    /// [`ServiceName`]; `None` for an address or a name `ServiceName`
+    /// refuses.
+    pub fn service_port(&self) -> Option<(ServiceName, u16)> {
+        match *self {
+            Authority::Service {
+                name,
+                namespace,
+                port,
+            } => ServiceName::new(name, namespace).ok().map(|s| (s, port)),
+            Authority::Addr(_) => None,
+        }
+    }
+
     /// Parses an `:authority` value.
     pub fn parse(s: &'a str) -> Result<Authority<'a>, AuthorityError> {
         if s.is_empty() {
