@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use crate::control::Rejection;
 use crate::identity::SpiffeId;
+use crate::node::event::Who;
 
 use super::Offence;
 
@@ -173,18 +174,6 @@ pub enum HubEvent {
         /// We opened it (TLS client); false on the serving side.
         client: bool,
     },
-}
-
-/// An identity for a log line, `-` when unknown.
-struct Who<'a>(&'a Option<SpiffeId>);
-
-impl fmt::Display for Who<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(id) => write!(f, "{id}"),
-            None => f.write_str("-"),
-        }
-    }
 }
 
 impl fmt::Display for HubEvent {

@@ -246,8 +246,8 @@ pub enum NodeEvent {
     },
 }
 
-/// An identity for a log line, `-` when unknown.
-struct Who<'a>(&'a Option<SpiffeId>);
+/// An identity for a log line, `-` when unknown (also for hub events).
+pub(crate) struct Who<'a>(pub(crate) &'a Option<SpiffeId>);
 
 impl fmt::Display for Who<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
