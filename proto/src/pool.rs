@@ -159,10 +159,15 @@ impl Pool {
         }
     }
 
-    /// The peer changed its stream limit (a later SETTINGS).
-    pub fn set_max_streams(&mut self, id: ConnId, max_streams: u32) {
+    /// `id` could not open a stream with `open` streams open (the peer
+    /// lowered its limit, or the connection is shutting down): no new flow
+    /// goes to it until its claimed slots drop below both `open` and the
+    /// slots claimed now. Taking the smaller keeps the connection from
+    /// being offered again at once even when fewer slots are claimed than
+    /// streams are open.
+    pub fn refused_stream(&mut self, id: ConnId, open: u32) {
         if let Some(entry) = self.entries.get_mut(&id) {
-            entry.max_streams = max_streams;
+            entry.max_streams = open.min(entry.claimed);
         }
     }
 
@@ -297,6 +302,31 @@ mod tests {
         p.insert(ConnId(2), k.clone());
         p.ready(ConnId(2), 100);
         assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(2)));
+    }
+
+    #[test]
+    fn a_refused_stream_is_not_offered_again_until_a_flow_ends() {
+        let mut p = pool();
+        let k = key("1");
+        p.insert(ConnId(1), k.clone());
+        p.ready(ConnId(1), 100);
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+        // 3 slots claimed, but h2 says 5 streams are open and the peer
+        // allows no more: the refused flow gives its slot back.
+        p.release(ConnId(1), Instant::ZERO);
+        p.refused_stream(ConnId(1), 5);
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        // One flow ends: room for one again.
+        p.release(ConnId(1), Instant::ZERO);
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        // A limit of 0 with nothing claimed: never offered.
+        p.insert(ConnId(2), key("2"));
+        p.ready(ConnId(2), 100);
+        p.release(ConnId(2), Instant::ZERO);
+        p.refused_stream(ConnId(2), 0);
+        assert_eq!(p.checkout(&key("2")), Checkout::NeedConnection);
     }
 
     #[test]

@@ -89,6 +89,13 @@ pub enum CloseReason {
         /// How many endpoints the service has.
         endpoints: usize,
     },
+    /// Connections could not open the flow's stream this many times
+    /// (the peers' stream limits, or connections shutting down), and the
+    /// flow gave up.
+    StreamLimit {
+        /// How many connections refused it.
+        refusals: u8,
+    },
     /// The local target or egress destination refused or failed.
     ConnectFailed,
     /// A connect or handshake took too long.
@@ -119,6 +126,7 @@ impl CloseReason {
             CloseReason::BadRequest => "bad_request",
             CloseReason::Unreachable => "unreachable",
             CloseReason::NoHealthyEndpoint { .. } => "no_healthy_endpoint",
+            CloseReason::StreamLimit { .. } => "stream_limit",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::Timeout => "timeout",
             CloseReason::LocalReset => "local_reset",
@@ -142,6 +150,10 @@ impl fmt::Display for CloseReason {
             CloseReason::NoHealthyEndpoint { endpoints } => {
                 write!(f, "no healthy endpoint: all {endpoints} ejected or failed")
             }
+            CloseReason::StreamLimit { refusals } => write!(
+                f,
+                "no stream: the peer's stream limit refused it {refusals} times"
+            ),
             CloseReason::ConnectFailed => f.write_str("connect failed"),
             CloseReason::Timeout => f.write_str("timeout"),
             CloseReason::LocalReset => f.write_str("local reset"),

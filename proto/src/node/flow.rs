@@ -142,6 +142,9 @@ pub(super) struct Flow {
     /// The flow already retried once after an established connection
     /// under it was lost.
     pub stale_retried: bool,
+    /// Connections that could not open this flow's stream (a peer's
+    /// stream limit); bounded by `outbound::MAX_STREAM_REFUSALS`.
+    pub stream_refusals: u8,
     /// Direct, via a hub, or egress, once chosen.
     pub path: Option<FlowPath>,
     /// Outbound flows while opening: the bytes sent as DATA before the
@@ -176,6 +179,7 @@ impl Flow {
             mesh_target: None,
             tried: Vec::new(),
             stale_retried: false,
+            stream_refusals: 0,
             path: None,
             early: Vec::new(),
             egress_name: None,

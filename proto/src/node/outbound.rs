@@ -21,6 +21,12 @@ use super::relay::{after, metric_key};
 use super::resolve::{Dest, NameVerdict};
 use super::{FlowId, Node, Output, SockId};
 
+/// How many times connections may refuse to open one flow's stream (their
+/// peers' stream limits) before the flow is refused. Each refusal moves the
+/// flow to a connection with room or a new one, so a few suffice unless
+/// every connection of the peer refuses.
+pub(super) const MAX_STREAM_REFUSALS: u8 = 8;
+
 impl Node {
     pub(super) fn accept_front(&mut self, sock: SockId, peer: SocketAddr, front: &FrontKind) {
         let f = FlowId(self.alloc());
@@ -254,24 +260,9 @@ impl Node {
             Err(_) => Err(h2::UsageError::InvalidState(StreamId::CONNECTION)),
         };
         let sock = conn.sock;
-        let open_now = conn.h2.open_streams();
+        let open_now = u32::try_from(conn.h2.open_streams()).unwrap_or(u32::MAX);
         match opened {
-            Err(h2::UsageError::CannotOpenStream) if open_now > 0 => {
-                // The peer allows fewer streams than we assumed: the pool
-                // learns the real limit and the flow goes elsewhere.
-                let limit = u32::try_from(open_now).unwrap_or(u32::MAX);
-                self.pool.set_max_streams(c, limit);
-                self.pool.release(c, self.now);
-                let retry = self.flows.get_mut(&f).and_then(|flow| {
-                    flow.pooled = None;
-                    flow.far = Far::None;
-                    flow.mesh_target.clone()
-                });
-                match retry {
-                    Some((service, port, ep)) => self.route_mesh(f, &service, port, ep),
-                    None => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
-                }
-            }
+            Err(h2::UsageError::CannotOpenStream) => self.stream_refused_locally(f, c, open_now),
             Ok(st) => {
                 conn.streams.insert(st, f);
                 if let Some(flow) = self.flows.get_mut(&f) {
@@ -284,6 +275,45 @@ impl Node {
                 self.send_early(f);
             }
             Err(_) => self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+        }
+    }
+
+    /// Connection `c` could not open the stream of `f`: the peer allows
+    /// fewer streams than we assumed (a SETTINGS lowered its limit, maybe
+    /// to 0), or `c` is shutting down. The pool stops offering `c` until
+    /// its flows end, and the flow goes to another connection, at most
+    /// [`MAX_STREAM_REFUSALS`] times: a peer that refuses streams on every
+    /// connection, or slot counts that disagree with the streams really
+    /// open, must not cost a flow an unbounded chain of attempts (it once
+    /// recursed until the stack overflowed). Past that it is refused with
+    /// a reason that says so.
+    fn stream_refused_locally(&mut self, f: FlowId, c: ConnId, open_now: u32) {
+        let Some(flow) = self.flows.get_mut(&f) else {
+            return;
+        };
+        flow.stream_refusals = flow.stream_refusals.saturating_add(1);
+        let refusals = flow.stream_refusals;
+        let retry = match flow.pooled.take() {
+            Some(p) => {
+                flow.far = Far::None;
+                self.pool.release(p, self.now);
+                flow.mesh_target.clone()
+            }
+            // Not a pooled connection (a hub link, an inner end-to-end
+            // connection): no other connection to try here.
+            None => None,
+        };
+        // After the release: the slots still claimed are other flows'.
+        self.pool.refused_stream(c, open_now);
+        match retry {
+            Some((service, port, ep)) if refusals < MAX_STREAM_REFUSALS => {
+                self.route_mesh(f, &service, port, ep)
+            }
+            _ => self.refuse(
+                f,
+                Refusal::GeneralFailure,
+                CloseReason::StreamLimit { refusals },
+            ),
         }
     }
 
