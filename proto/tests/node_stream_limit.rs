@@ -121,6 +121,20 @@ fn refused_streams_on_a_small_peer_never_recurse_and_lose_no_flow() {
         );
     }
     assert_eq!(outbound_closes(&world), vec![CloseReason::Done; 12]);
+    // A 503 with END_STREAM ends our side too: the refused streams do
+    // not pile up, so one connection to endpoint 0 serves every attempt.
+    assert_eq!(dials_to(&world, &endpoint(0)), 1);
+}
+
+/// How many connects the agent asked for towards `ep`.
+fn dials_to(world: &World, ep: &Endpoint) -> usize {
+    let suffix = ep.hbone.to_string();
+    world
+        .net
+        .transcript
+        .iter()
+        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(&suffix))
+        .count()
 }
 
 /// A hand-written HBONE peer at endpoint 0's address: TLS and HTTP/2 from
@@ -309,13 +323,7 @@ fn finish_flows(world: &mut World, peer: &mut RawPeer, flows: &[(usize, Vec<u8>)
 }
 
 fn dials(world: &World) -> usize {
-    let suffix = endpoint(0).hbone.to_string();
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(&suffix))
-        .count()
+    dials_to(world, &endpoint(0))
 }
 
 #[test]

@@ -172,9 +172,13 @@ impl Node {
         }
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.remove(&stream);
-            if !ended {
-                let _ = m.h2.reset(stream, ErrorCode::CANCEL);
-            }
+            // The peer's answer ended its side: ending ours closes the
+            // stream. Left half-open, it would count against the peer's
+            // stream limit for as long as the connection lives.
+            let _ = match ended {
+                true => m.h2.finish(stream),
+                false => m.h2.reset(stream, ErrorCode::CANCEL),
+            };
             self.dirty.insert(m.sock);
         }
         let local = self.flows.get_mut(&f).map(|flow| {

@@ -385,9 +385,13 @@ impl Node {
         });
         if let Some(m) = self.conns.get_mut(&c) {
             m.streams.remove(&stream);
-            if !end {
-                let _ = m.h2.reset(stream, ErrorCode::CANCEL);
-            }
+            // The peer's answer ended its side: ending ours closes the
+            // stream. Left half-open, it would count against the peer's
+            // stream limit for as long as the connection lives.
+            let _ = match end {
+                true => m.h2.finish(stream),
+                false => m.h2.reset(stream, ErrorCode::CANCEL),
+            };
             self.dirty.insert(m.sock);
         }
         if let Some(p) = pooled {
