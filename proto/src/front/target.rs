@@ -24,7 +24,8 @@ pub enum TargetError {
     /// The domain is longer than [`MAX_DOMAIN_LEN`] bytes.
     DomainTooLong,
     /// A label is empty, longer than 63 bytes, starts or ends with `-`, or
-    /// has a byte outside `A-Z a-z 0-9 -` (the LDH rule).
+    /// has a byte outside `A-Z a-z 0-9 - _` (the LDH rule, plus `_` for
+    /// names such as `_dmarc.example.com` and `_http._tcp.example.com`).
     InvalidLabel,
     /// The last label is numeric (`1.2.3`, `0x7f000001`): resolvers would
     /// read the name as an IPv4 address, so it is neither a domain nor a
@@ -46,7 +47,7 @@ impl fmt::Display for TargetError {
             TargetError::EmptyHost => "empty host",
             TargetError::DomainTooLong => "domain name longer than 253 bytes",
             TargetError::InvalidLabel => {
-                "domain label is not 1-63 letters, digits or inner hyphens"
+                "domain label is not 1-63 letters, digits, underscores or inner hyphens"
             }
             TargetError::NumericName => "numeric name that is not a valid IPv4 address",
             TargetError::InvalidIpv6 => "invalid IPv6 address in brackets",
@@ -59,7 +60,8 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-/// A validated DNS host name: LDH labels, at most 253 bytes, no trailing dot.
+/// A validated DNS host name: LDH labels (`_` allowed too), at most 253
+/// bytes, no trailing dot.
 ///
 /// The spelling is kept as the client sent it (it is what gets logged and
 /// resolved), but equality, ordering and hashing ignore ASCII case, as DNS
@@ -266,7 +268,7 @@ impl FromStr for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quickcheck::{quickcheck, TestResult};
+    use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 
     fn domain(s: &str) -> Host {
         Host::Domain(DomainName::parse(s).unwrap())
@@ -471,20 +473,116 @@ mod tests {
         quickcheck(prop as fn(u32, u128, u16, Vec<u8>) -> TestResult);
     }
 
+    /// The domain rules, stated on their own: at most 253 bytes (after
+    /// one trailing dot is dropped), labels of 1-63 bytes from
+    /// `A-Z a-z 0-9 - _` that neither start nor end with `-`, and a last
+    /// label that is not all digits or a `0x` hex number (resolvers would
+    /// read that as an IPv4 address).
+    fn obeys_domain_rules(name: &str) -> bool {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let labels: Vec<&str> = name.split('.').collect();
+        let label_ok = |l: &&str| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let last = labels.last().copied().unwrap_or("");
+        let hex = last
+            .strip_prefix("0x")
+            .or_else(|| last.strip_prefix("0X"))
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let numeric = hex || last.bytes().all(|b| b.is_ascii_digit());
+        name.len() <= MAX_DOMAIN_LEN && labels.iter().all(label_ok) && !numeric
+    }
+
+    /// Dotted names built label by label from a small alphabet, so that
+    /// valid names are common and every rule's edge is likely: empty and
+    /// over-long labels, hyphens and underscores at the edges, numeric and
+    /// `0x` last labels, a trailing dot, now and then a byte no label may
+    /// hold.
+    #[derive(Clone, Debug)]
+    struct NameLike(String);
+
+    impl Arbitrary for NameLike {
+        fn arbitrary(g: &mut Gen) -> NameLike {
+            const GOOD: &[char] = &['a', 'b', 'Z', 'x', '0', '7', '-', '_'];
+            const BAD: &[char] = &['*', ' ', 'é', ':', '/'];
+            let labels = 1 + usize::arbitrary(g) % 5;
+            let mut names = Vec::new();
+            for _ in 0..labels {
+                let len = match u8::arbitrary(g) % 10 {
+                    0 => 60 + usize::arbitrary(g) % 8,
+                    _ => usize::arbitrary(g) % 7,
+                };
+                let label: String = (0..len)
+                    .map(|_| match u8::arbitrary(g) % 40 {
+                        0 => *g.choose(BAD).unwrap_or(&'*'),
+                        _ => *g.choose(GOOD).unwrap_or(&'a'),
+                    })
+                    .collect();
+                names.push(label);
+            }
+            let mut s = names.join(".");
+            if u8::arbitrary(g) % 8 == 0 {
+                s.push('.');
+            }
+            NameLike(s)
+        }
+
+        fn shrink(&self) -> Box<dyn Iterator<Item = NameLike>> {
+            Box::new(self.0.shrink().map(NameLike))
+        }
+    }
+
+    fn parses_exactly_the_names_the_rules_allow(s: String) -> bool {
+        let _ = Target::parse(&s);
+        match Host::parse(&s) {
+            Ok(Host::Domain(d)) => {
+                obeys_domain_rules(&s) && d.as_str() == s.strip_suffix('.').unwrap_or(&s)
+            }
+            // An address, or refused: then no rule-abiding name was lost
+            // (a dotted quad is an address, and numeric anyway).
+            Ok(Host::Ip(_)) | Err(_) => !obeys_domain_rules(&s),
+        }
+    }
+
     #[test]
     fn arbitrary_strings_never_panic_and_valid_domains_obey_the_rules() {
-        fn prop(s: String) -> bool {
-            let _ = Target::parse(&s);
-            match Host::parse(&s) {
-                Ok(Host::Domain(d)) => {
-                    d.as_str().len() <= MAX_DOMAIN_LEN
-                        && d.as_str()
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                }
-                _ => true,
-            }
+        fn any(s: String) -> bool {
+            parses_exactly_the_names_the_rules_allow(s)
         }
-        quickcheck(prop as fn(String) -> bool);
+        fn name_like(s: NameLike) -> bool {
+            parses_exactly_the_names_the_rules_allow(s.0)
+        }
+        quickcheck(any as fn(String) -> bool);
+        quickcheck(name_like as fn(NameLike) -> bool);
+    }
+
+    #[test]
+    fn underscore_names_are_domains() {
+        for name in [
+            "_dmarc.example.com",
+            "_http._tcp.example.com",
+            "my_host.internal",
+            "a_.b_c.example",
+            "a._",
+        ] {
+            assert_eq!(
+                Host::parse(name),
+                Ok(Host::Domain(DomainName::parse(name).unwrap())),
+                "{name}"
+            );
+            assert_eq!(
+                Target::parse(&format!("{name}:443")).map(|t| t.port),
+                Ok(443),
+                "{name}"
+            );
+        }
+        // Underscore or not, the other rules still hold.
+        for bad in ["-_a.example", "_a-.example", "_.123", "a b_.example"] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
     }
 }
