@@ -200,3 +200,73 @@ fn a_new_certificate_rolls_hub_links_and_old_links_drain() {
     world.run();
     assert_eq!(world.net.apps[fresh].received, b"after rotation");
 }
+
+/// Agent A alone, its only hub silent (connects never complete), waiting
+/// `wait` for a registry; one flow to echo.shop opened at time 0.
+fn flow_waiting_for_a_silent_hub(wait: Option<core::time::Duration>) -> (World, usize) {
+    let ca = Ca::new(1);
+    let mut world = World::new();
+    world.net.blackhole.insert(addr(HUB_ADDRS[0]));
+    let (mut a, _) = agents(&ca, &[0], 3, &[]);
+    if let Some(wait) = wait {
+        a.hub_links.registry_wait = wait;
+    }
+    world.add_node(a);
+    let app = world.connect_app(addr("127.0.0.1:9000"));
+    world.app_write(app, b"hello");
+    world.run();
+    (world, app)
+}
+
+#[test]
+fn a_flow_waiting_for_the_first_registry_is_refused_at_its_deadline() {
+    use core::time::Duration;
+    use warren_proto::time::Instant;
+    let (mut world, app) = flow_waiting_for_a_silent_hub(None);
+    // The default wait is 5 s: just before it, the flow still waits.
+    world.advance_to(Instant::ZERO + Duration::from_millis(4_999));
+    world.run();
+    assert_eq!(world.nodes[0].flow_count(), 1);
+    assert!(outbound_closes(&world, 0).is_empty());
+    assert!(!world.net.apps[app].eof && !world.net.apps[app].reset);
+    // At 5 s it is refused, saying why (the hub's handshake deadline,
+    // 10 s, has not passed: the link is still "coming").
+    assert_eq!(
+        world.nodes[0].poll_timeout(),
+        Some(Instant::ZERO + Duration::from_secs(5))
+    );
+    world.advance_to(Instant::ZERO + Duration::from_secs(5));
+    world.run();
+    let reasons = outbound_closes(&world, 0);
+    assert_eq!(
+        reasons,
+        vec![CloseReason::NoRegistry {
+            waited: Duration::from_secs(5)
+        }]
+    );
+    assert_eq!(
+        reasons[0].to_string(),
+        "no registry from any hub within 5 s"
+    );
+    assert_eq!(world.nodes[0].flow_count(), 0);
+    assert!(world.net.apps[app].eof || world.net.apps[app].reset);
+}
+
+#[test]
+fn the_registry_wait_is_configurable() {
+    use core::time::Duration;
+    use warren_proto::time::Instant;
+    let wait = Duration::from_millis(1_500);
+    let (mut world, _) = flow_waiting_for_a_silent_hub(Some(wait));
+    world.advance_to(Instant::ZERO + Duration::from_millis(1_499));
+    world.run();
+    assert!(outbound_closes(&world, 0).is_empty());
+    world.advance_to(Instant::ZERO + wait);
+    world.run();
+    let reasons = outbound_closes(&world, 0);
+    assert_eq!(reasons, vec![CloseReason::NoRegistry { waited: wait }]);
+    assert_eq!(
+        reasons[0].to_string(),
+        "no registry from any hub within 1500 ms"
+    );
+}

@@ -43,6 +43,8 @@ pub struct RawAgent {
     #[serde(default)]
     pub hub_identities: Vec<Parsed<PrincipalPattern>>,
     pub route: Option<RawRoute>,
+    /// How long a flow waits for a hub's first registry, in ms.
+    pub hub_registry_wait_ms: Option<Spanned<u32>>,
     /// How flows are spread over a service's endpoints.
     #[serde(default)]
     pub balance: RawBalance,

@@ -26,7 +26,7 @@ use super::{
 };
 use warren_proto::balance::{Ejection, Strategy};
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
-use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route};
+use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route, DEFAULT_REGISTRY_WAIT};
 use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
 
@@ -358,6 +358,12 @@ pub fn resolve(
                 Some(RawRoute::DirectOnly) => Route::DirectOnly,
                 Some(RawRoute::DirectFirst) | None => Route::DirectFirst,
             },
+            registry_wait: Duration::from_millis(u64::from(in_range(
+                raw.hub_registry_wait_ms,
+                100..=300_000,
+                u32::try_from(DEFAULT_REGISTRY_WAIT.as_millis()).unwrap_or(u32::MAX),
+                locator,
+            )?)),
             ..HubLinks::default()
         },
         revocation: match &raw.revocation {

@@ -143,6 +143,9 @@ fn balance_and_route_keys_map_onto_the_node_config() {
             max: Duration::from_secs(4),
         }
     );
+    assert_eq!(cfg.hub_links.registry_wait, Duration::from_secs(5));
+    let cfg = parse_str(&format!("{BASE}hub_registry_wait_ms = 1500\n")).unwrap();
+    assert_eq!(cfg.hub_links.registry_wait, Duration::from_millis(1500));
     for (text, route) in [
         ("hub-only", Route::HubOnly),
         ("direct-first", Route::DirectFirst),
@@ -381,6 +384,12 @@ const CASES: &[Case] = &[
         line: 3,
         key: "hub.suspension_secs",
         says: &["100000 is out of range; expected 1 to 86400"],
+    },
+    Case {
+        text: "hub_registry_wait_ms = 50\n",
+        line: 2,
+        key: "hub_registry_wait_ms",
+        says: &["50 is out of range; expected 100 to 300000"],
     },
     Case {
         text: "[limits]\nmax_frame_size = 100\n",

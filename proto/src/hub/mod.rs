@@ -210,6 +210,11 @@ pub struct HubLinks {
     pub backoff_max: Duration,
     /// Seed of the redial jitter.
     pub seed: u64,
+    /// How long a flow to a service no hub registry lists yet waits for
+    /// the first registry of a hub still coming up (default 5 s); then the
+    /// client is refused (`no registry from any hub within 5 s`). Without
+    /// it such a flow waited until a link failed or the idle timeout.
+    pub registry_wait: Duration,
 }
 
 impl Default for HubLinks {
@@ -221,9 +226,13 @@ impl Default for HubLinks {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             seed: 0,
+            registry_wait: DEFAULT_REGISTRY_WAIT,
         }
     }
 }
+
+/// [`HubLinks::registry_wait`] unless configured.
+pub const DEFAULT_REGISTRY_WAIT: Duration = Duration::from_secs(5);
 
 /// The redial delay after `failures` failures in a row: doubling from
 /// `min` up to `max`, then scaled into [½, 1] by a hash of `seed`, the

@@ -96,6 +96,12 @@ pub enum CloseReason {
         /// How many connections refused it.
         refusals: u8,
     },
+    /// The flow waited this long for a hub's first registry (to learn
+    /// how the service is served) and none came.
+    NoRegistry {
+        /// The configured wait ([`crate::hub::HubLinks::registry_wait`]).
+        waited: Duration,
+    },
     /// The local target or egress destination refused or failed.
     ConnectFailed,
     /// A connect or handshake took too long.
@@ -127,6 +133,7 @@ impl CloseReason {
             CloseReason::Unreachable => "unreachable",
             CloseReason::NoHealthyEndpoint { .. } => "no_healthy_endpoint",
             CloseReason::StreamLimit { .. } => "stream_limit",
+            CloseReason::NoRegistry { .. } => "no_registry",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::Timeout => "timeout",
             CloseReason::LocalReset => "local_reset",
@@ -154,6 +161,9 @@ impl fmt::Display for CloseReason {
                 f,
                 "no stream: the peer's stream limit refused it {refusals} times"
             ),
+            CloseReason::NoRegistry { waited } => {
+                write!(f, "no registry from any hub within {}", Span(*waited))
+            }
             CloseReason::ConnectFailed => f.write_str("connect failed"),
             CloseReason::Timeout => f.write_str("timeout"),
             CloseReason::LocalReset => f.write_str("local reset"),
@@ -162,6 +172,20 @@ impl fmt::Display for CloseReason {
             CloseReason::FrontEnd(e) => write!(f, "front end: {e}"),
             CloseReason::Reconfigured(d) => write!(f, "reconfigured: {d}"),
             CloseReason::Idle => f.write_str("idle"),
+        }
+    }
+}
+
+/// A configured duration for a log line: whole seconds as `5 s`, else
+/// milliseconds (`1500 ms`).
+struct Span(Duration);
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        match ms % 1000 {
+            0 => write!(f, "{} s", ms / 1000),
+            _ => write!(f, "{ms} ms"),
         }
     }
 }

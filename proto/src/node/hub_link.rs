@@ -103,7 +103,18 @@ pub(super) struct Links {
     turn: usize,
     /// Flows to a service no synced registry lists, waiting for a hub's
     /// snapshot to tell whether it is served end to end.
-    parked: Vec<(FlowId, ServiceName, u16)>,
+    parked: Vec<Parked>,
+}
+
+/// A flow waiting for a hub's first registry.
+#[derive(Debug)]
+struct Parked {
+    flow: FlowId,
+    service: ServiceName,
+    port: u16,
+    /// When the client is refused if no registry came
+    /// ([`crate::hub::HubLinks::registry_wait`] after it first parked).
+    deadline: Instant,
 }
 
 /// One hub connection's state, for status pages.
@@ -126,6 +137,11 @@ pub struct HubLinkStatus {
 }
 
 impl Links {
+    /// The earliest deadline of a flow waiting for a registry.
+    pub(super) fn next_registry_deadline(&self) -> Option<Instant> {
+        self.parked.iter().map(|p| p.deadline).min()
+    }
+
     /// The earliest redial.
     pub(super) fn next_retry(&self) -> Option<Instant> {
         self.links
@@ -843,24 +859,55 @@ impl Node {
         if listed || !coming {
             return false;
         }
-        self.links.parked.push((f, service.clone(), port));
+        self.links.parked.push(Parked {
+            flow: f,
+            service: service.clone(),
+            port,
+            deadline: after(self.now, self.config.hub_links.registry_wait),
+        });
         true
     }
 
     /// A registry arrived or a link went down: parked flows are routed
-    /// again (or refused when no hub is left).
+    /// again (or refused when no hub is left). One parked again keeps its
+    /// first deadline: links coming and going must not stretch the wait.
     fn unpark_flows(&mut self) {
-        for (f, service, port) in core::mem::take(&mut self.links.parked) {
-            if !self.flows.contains_key(&f) {
+        let before = core::mem::take(&mut self.links.parked);
+        let deadlines: BTreeMap<FlowId, Instant> =
+            before.iter().map(|p| (p.flow, p.deadline)).collect();
+        for p in before {
+            if !self.flows.contains_key(&p.flow) {
                 continue;
             }
-            if !self.route_via_hub(f, &service, port) {
+            if !self.route_via_hub(p.flow, &p.service, p.port) {
                 self.refuse(
-                    f,
+                    p.flow,
                     crate::front::Refusal::Unreachable,
                     super::CloseReason::Unreachable,
                 );
             }
+        }
+        for p in &mut self.links.parked {
+            if let Some(first) = deadlines.get(&p.flow) {
+                p.deadline = *first;
+            }
+        }
+    }
+
+    /// Refuses the parked flows whose registry wait is over.
+    pub(super) fn expire_parked(&mut self) {
+        let now = self.now;
+        let (late, waiting): (Vec<Parked>, Vec<Parked>) = core::mem::take(&mut self.links.parked)
+            .into_iter()
+            .partition(|p| p.deadline <= now);
+        self.links.parked = waiting;
+        let waited = self.config.hub_links.registry_wait;
+        for p in late {
+            self.refuse(
+                p.flow,
+                crate::front::Refusal::Unreachable,
+                super::CloseReason::NoRegistry { waited },
+            );
         }
     }
 }

@@ -624,6 +624,7 @@ impl Node {
             .chain(self.pool.poll_timeout())
             .chain(self.idle_sweep_at)
             .chain(self.links.next_retry())
+            .chain(self.links.next_registry_deadline())
             .min()
     }
 

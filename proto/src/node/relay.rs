@@ -873,6 +873,13 @@ impl Node {
         if self.idle_sweep_at.is_some_and(|at| at <= now) {
             self.sweep_idle();
         }
+        if self
+            .links
+            .next_registry_deadline()
+            .is_some_and(|at| at <= now)
+        {
+            self.expire_parked();
+        }
         let late_conns: Vec<ConnId> = self
             .conns
             .iter()
