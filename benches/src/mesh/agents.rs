@@ -44,12 +44,7 @@ pub fn path_warren(
     target: SocketAddr,
     dir: &Path,
 ) -> Result<Relay, Missing> {
-    // Both agents derive the same CA from this time (the certificates' validity).
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs()
-        .to_string();
+    let now = ca_epoch()?;
     let (b, hbone) = agent_child(me, runtime, &[&now, "export", &target.to_string()], dir)?;
     let mut front_args = vec![now.as_str(), "front"];
     let hbone = hbone.to_string();
@@ -62,6 +57,17 @@ pub fn path_warren(
         entry,
         daemons: vec![a, b],
     })
+}
+
+/// The CA epoch every agent child of one path is started with: now, in
+/// seconds since 1970, as text. Each child derives the same CA and
+/// certificates (their validity starts there) from it, so the children
+/// trust one another without sharing files.
+pub(super) fn ca_epoch() -> Result<String, Missing> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    Ok(now.as_secs().to_string())
 }
 
 /// Starts one agent child; returns it and the address it printed.
@@ -226,4 +232,20 @@ fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
     let addrs = handle.local_addrs().to_vec();
     std::mem::forget(handle);
     Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_epoch_is_what_a_child_parses_as_its_unix_time() {
+        let epoch = ca_epoch().unwrap();
+        assert!(epoch.bytes().all(|b| b.is_ascii_digit()), "{epoch}");
+        let secs: u64 = epoch
+            .parse()
+            .expect("decimal seconds, as run_agents reads them");
+        // Past 1970 by more than the hour run_agents backdates certificates.
+        assert!(secs > 3600, "{secs}");
+    }
 }

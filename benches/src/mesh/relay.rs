@@ -13,7 +13,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::front::Target as FrontTarget;
@@ -22,7 +22,7 @@ use warren_proto::node::{FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
 use warren_proto::tls::DEFAULT_BUFFER_LIMIT;
 
-use super::agents::{agent_child, SelfExec};
+use super::agents::{agent_child, ca_epoch, SelfExec};
 use super::peers::{Missing, Relay};
 use super::procs::tree_rss;
 use super::target::{TargetServer, MODE_ECHO, MODE_HOLD};
@@ -46,11 +46,7 @@ pub fn path_relayed(
     target: SocketAddr,
     dir: &std::path::Path,
 ) -> Result<Relay, Missing> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs()
-        .to_string();
+    let now = ca_epoch()?;
     let (hub, hub_addr) = agent_child(me, runtime, &[&now, "hub", "127.0.0.1:0"], dir)?;
     let hub_addr = hub_addr.to_string();
     let target = target.to_string();
