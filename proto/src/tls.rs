@@ -15,9 +15,13 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use rustls::ServerConnection;
-use rustls::{AlertDescription, ClientConfig, ClientConnection, Connection, ServerConfig};
+use rustls::{
+    AlertDescription, ClientConfig, ClientConnection, Connection, HandshakeKind, ServerConfig,
+};
 
-use crate::identity::{serial_number, spiffe_id_of, IdentityError, SpiffeId};
+use crate::identity::{
+    serial_number, spiffe_id_of, IdentityError, ResumableConfig, ResumedCheck, SpiffeId,
+};
 
 /// Default bound on outgoing buffered data (plaintext written before the
 /// handshake ends, and encrypted records not yet taken by the host).
@@ -38,6 +42,12 @@ pub enum TlsError {
     Protocol(rustls::Error),
     /// Host misuse: plaintext written after [`TlsSession::close`].
     WriteAfterClose,
+    /// The handshake resumed a stored session, but the peer certificate
+    /// stored with it no longer passes the full handshake's check (expired,
+    /// not the identity expected now, ...). The client's other tickets for
+    /// that endpoint are dropped, so the next connection does a full
+    /// handshake.
+    ResumedRefused(IdentityError),
 }
 
 impl TlsError {
@@ -59,6 +69,7 @@ impl fmt::Display for TlsError {
             TlsError::AlertReceived(alert) => write!(f, "peer sent alert {alert:?}"),
             TlsError::Protocol(e) => write!(f, "TLS error: {e}"),
             TlsError::WriteAfterClose => f.write_str("plaintext written after close_notify"),
+            TlsError::ResumedRefused(e) => write!(f, "resumed session refused: {e}"),
         }
     }
 }
@@ -86,6 +97,11 @@ pub struct TlsSession {
     conn: Connection,
     peer: Option<SpiffeId>,
     peer_serial: Option<Vec<u8>>,
+    /// Re-runs the certificate check on a resumed handshake; without one,
+    /// a resumed handshake is refused.
+    resumed_check: Option<Arc<ResumedCheck>>,
+    /// Why a resumed handshake was refused: the session stays failed.
+    refused: Option<IdentityError>,
     closed: bool,
     peer_closed: bool,
     transport_eof: bool,
@@ -108,12 +124,38 @@ impl TlsSession {
         Ok(TlsSession::with(Connection::Server(conn), buffer_limit))
     }
 
+    /// Starts a client session that may resume a stored session; if it
+    /// does, the server's stored certificate is checked again before the
+    /// handshake counts as done.
+    pub fn client_resumable(
+        config: &ResumableConfig<ClientConfig>,
+        buffer_limit: usize,
+    ) -> Result<TlsSession, TlsError> {
+        let mut session = TlsSession::client(config.config().clone(), buffer_limit)?;
+        session.resumed_check = Some(config.check().clone());
+        Ok(session)
+    }
+
+    /// Starts a server session that may resume a stored session; if it
+    /// does, the client's stored certificate is checked again before the
+    /// handshake counts as done.
+    pub fn server_resumable(
+        config: &ResumableConfig<ServerConfig>,
+        buffer_limit: usize,
+    ) -> Result<TlsSession, TlsError> {
+        let mut session = TlsSession::server(config.config().clone(), buffer_limit)?;
+        session.resumed_check = Some(config.check().clone());
+        Ok(session)
+    }
+
     fn with(mut conn: Connection, buffer_limit: usize) -> TlsSession {
         conn.set_buffer_limit(Some(buffer_limit));
         TlsSession {
             conn,
             peer: None,
             peer_serial: None,
+            resumed_check: None,
+            refused: None,
             closed: false,
             peer_closed: false,
             transport_eof: false,
@@ -157,6 +199,9 @@ impl TlsSession {
     }
 
     fn process(&mut self) -> Result<(), TlsError> {
+        if let Some(why) = &self.refused {
+            return Err(TlsError::ResumedRefused(why.clone()));
+        }
         let state = self
             .conn
             .process_new_packets()
@@ -164,6 +209,9 @@ impl TlsSession {
         self.peer_closed = state.peer_has_closed();
         if self.peer.is_none() && !self.conn.is_handshaking() {
             // The verifier already accepted this leaf, so it parses.
+            if self.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+                self.recheck_resumed()?;
+            }
             let leaf = self
                 .conn
                 .peer_certificates()
@@ -176,9 +224,33 @@ impl TlsSession {
         Ok(())
     }
 
+    /// rustls does not verify certificates on a resumed handshake; the
+    /// stored peer chain must pass the full check now, or the session ends
+    /// before any plaintext of it is used.
+    fn recheck_resumed(&mut self) -> Result<(), TlsError> {
+        let chain = self.conn.peer_certificates().unwrap_or(&[]);
+        let verdict = match &self.resumed_check {
+            Some(check) => check.check(chain).map(|_| ()),
+            None => Err(IdentityError::ChainRejected(
+                "resumed without a re-check".into(),
+            )),
+        };
+        verdict.map_err(|why| {
+            self.refused = Some(why.clone());
+            self.conn.send_close_notify();
+            TlsError::ResumedRefused(why)
+        })
+    }
+
+    /// Whether the handshake was a full one or resumed a stored session
+    /// (`None` while it is under way).
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        self.conn.handshake_kind()
+    }
+
     /// Copies decrypted plaintext into `buf`.
     pub fn read_plaintext(&mut self, buf: &mut [u8]) -> PlaintextRead {
-        if buf.is_empty() {
+        if buf.is_empty() || self.refused.is_some() {
             return PlaintextRead::Empty;
         }
         match self.conn.reader().read(buf) {
@@ -194,6 +266,9 @@ impl TlsSession {
     /// there is none), for callers that can use it without a copy; follow
     /// with [`TlsSession::consume_plaintext`].
     pub fn plaintext(&mut self) -> &[u8] {
+        if self.refused.is_some() {
+            return &[];
+        }
         self.conn.reader().into_first_chunk().unwrap_or(&[])
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use warren_proto::front::Target as FrontTarget;
+use warren_proto::identity::Resumption;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
 use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
@@ -37,20 +38,30 @@ pub struct SelfExec {
 /// Starts agent B (export to `target`) and agent A (tunnel front to it)
 /// on `runtime`, each in its own child process as they would be deployed;
 /// with `cold`, agent A's pool drops a connection 1 ms after its last stream.
+/// TLS resumption is on (the agents' default) unless `full_handshakes`.
 pub fn path_warren(
     me: &SelfExec,
     runtime: &str,
     cold: bool,
+    full_handshakes: bool,
     target: SocketAddr,
     dir: &Path,
 ) -> Result<Relay, Missing> {
     let now = ca_epoch()?;
-    let (b, hbone) = agent_child(me, runtime, &[&now, "export", &target.to_string()], dir)?;
+    let target = target.to_string();
+    let mut export_args = vec![now.as_str(), "export", &target];
+    if full_handshakes {
+        export_args.push(NO_RESUMPTION);
+    }
+    let (b, hbone) = agent_child(me, runtime, &export_args, dir)?;
     let mut front_args = vec![now.as_str(), "front"];
     let hbone = hbone.to_string();
     front_args.push(&hbone);
     if cold {
         front_args.push("cold");
+    }
+    if full_handshakes {
+        front_args.push(NO_RESUMPTION);
     }
     let (a, entry) = agent_child(me, runtime, &front_args, dir)?;
     Ok(Relay {
@@ -108,11 +119,25 @@ fn spiffe(sa: &str) -> Result<SpiffeId, String> {
     SpiffeId::parse(&format!("spiffe://{TD}/ns/bench/sa/{sa}")).map_err(|e| format!("{e:?}"))
 }
 
+/// The agent argument that turns TLS resumption off.
+const NO_RESUMPTION: &str = "no-resumption";
+
+/// An agent identity with TLS resumption on, as `warren agent` defaults.
 pub(super) fn identity(
     ca: &SimCa,
     validity: Validity,
     sa: &str,
     serial: u64,
+) -> Result<MeshIdentity, String> {
+    identity_with(ca, validity, sa, serial, Resumption::default())
+}
+
+fn identity_with(
+    ca: &SimCa,
+    validity: Validity,
+    sa: &str,
+    serial: u64,
+    resumption: Resumption,
 ) -> Result<MeshIdentity, String> {
     let leaf = ca
         .issue(&spiffe(sa)?, serial, validity)
@@ -126,7 +151,8 @@ pub(super) fn identity(
         leaf.chain.clone(),
         leaf.key(),
     )
-    .map_err(|e| format!("{e:?}"))?;
+    .map_err(|e| format!("{e:?}"))?
+    .with_resumption(resumption);
     MeshIdentity::new(params).map_err(|e| format!("{e:?}"))
 }
 
@@ -134,10 +160,16 @@ pub(super) fn identity(
 /// <target>` runs agent B, which exports `sink.bench:80` → target and prints
 /// its HBONE address; `<tokio|smol> <unix time> front <hbone> [cold]` runs
 /// agent A, a tunnel front to that service at `hbone`, and prints the
-/// front's address. Either runs until stdin closes.
+/// front's address. Either runs until stdin closes. A last argument
+/// `no-resumption` makes every TLS handshake a full one.
 pub fn run_agents(args: &[String]) -> Result<(), String> {
     let usage = "usage: --agent <tokio|smol> <unix time> (export <target> | front <hbone> [cold] \
-                 | hub <listen> | relay-export[-plain] <hub> <target> | relay-front <hub>)";
+                 | hub <listen> | relay-export[-plain] <hub> <target> | relay-front <hub>) \
+                 [no-resumption]";
+    let (resumption, args) = match args.split_last() {
+        Some((last, rest)) if last == NO_RESUMPTION => (Resumption::disabled(), rest),
+        _ => (Resumption::default(), args),
+    };
     let [runtime, now, role, addr, rest @ ..] = args else {
         return Err(usage.into());
     };
@@ -156,7 +188,7 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
     } else {
         match (role.as_str(), rest) {
             ("export", []) => {
-                let mut b = NodeConfig::new(identity(&ca, validity, "sink", 3)?);
+                let mut b = NodeConfig::new(identity_with(&ca, validity, "sink", 3, resumption)?);
                 b.hbone_listen = Some(([127, 0, 0, 1], 0).into());
                 b.exports = Exports::new(vec![Export {
                     service,
@@ -168,7 +200,7 @@ pub fn run_agents(args: &[String]) -> Result<(), String> {
                 b
             }
             ("front", cold) => {
-                let mut a = NodeConfig::new(identity(&ca, validity, "client", 2)?);
+                let mut a = NodeConfig::new(identity_with(&ca, validity, "client", 2, resumption)?);
                 // Same-run before/after comparisons of early data (0 = off).
                 if let Some(limit) = std::env::var_os("WARREN_BENCH_EARLY_DATA") {
                     a.early_data_limit = limit.to_str().and_then(|l| l.parse().ok()).unwrap_or(0);

@@ -51,10 +51,13 @@ const RELAY_TOKIO_PLAIN: &str = "warren tokio relayed (e2e off)";
 const RELAY_SMOL: &str = "warren smol relayed (e2e)";
 /// See [`RELAY_TOKIO`].
 const RELAY_SMOL_PLAIN: &str = "warren smol relayed (e2e off)";
-/// Rows that measure only flow setup, each flow on a new mTLS connection.
-const COLD_TOKIO: &str = "warren tokio, cold (new mTLS per flow)";
+/// Rows that measure only flow setup, each flow on a new mTLS connection,
+/// with the agents' defaults (TLS 1.3 resumption on).
+const COLD_TOKIO: &str = "warren tokio, cold (new mTLS per flow, resumed)";
 /// See [`COLD_TOKIO`].
-const COLD_SMOL: &str = "warren smol, cold (new mTLS per flow)";
+const COLD_SMOL: &str = "warren smol, cold (new mTLS per flow, resumed)";
+/// Cold, with resumption off: every flow pays a full handshake.
+const COLD_TOKIO_FULL: &str = "warren tokio, cold (new mTLS per flow, full handshake)";
 
 /// How long each part of the run lasts.
 struct Plan {
@@ -160,7 +163,7 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         Box::new(move || f(t, d, certs.as_ref().map_err(Clone::clone)?))
     };
     let warren = |runtime: &'static str, cold: bool| -> Start<'_> {
-        Box::new(move || path_warren(me, runtime, cold, t, d))
+        Box::new(move || path_warren(me, runtime, cold, false, t, d))
     };
     let relayed = |runtime: &'static str, plain: bool| -> Start<'_> {
         Box::new(move || relay::path_relayed(me, runtime, plain, t, d))
@@ -174,6 +177,10 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         (WARREN_SMOL, warren("smol", false)),
         (COLD_TOKIO, warren("tokio", true)),
         (COLD_SMOL, warren("smol", true)),
+        (
+            COLD_TOKIO_FULL,
+            Box::new(move || path_warren(me, "tokio", true, true, t, d)),
+        ),
     ];
     for (name, runtime, plain) in [
         (RELAY_TOKIO, "tokio", false),
@@ -192,7 +199,7 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         let mut row = Row::new(name);
         match start() {
             Err(why) => row.missing = Some(why),
-            Ok(path) if name == COLD_TOKIO || name == COLD_SMOL => {
+            Ok(path) if [COLD_TOKIO, COLD_SMOL, COLD_TOKIO_FULL].contains(&name) => {
                 // The pause lets agent A's pool drop the connection (1 ms idle timeout).
                 let pause = Some(Duration::from_millis(20));
                 match setup(&path, plan.setups / 4, plan.setup_budget, pause) {

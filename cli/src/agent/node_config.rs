@@ -32,7 +32,10 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
     }
     let hubs = loaded.hubs.clone();
     let hub_identities = loaded.hub_identities.clone();
-    let params = loaded.into_params().map_err(|e| format!("identity: {e}"))?;
+    let params = loaded
+        .into_params()
+        .map_err(|e| format!("identity: {e}"))?
+        .with_resumption(cfg.resumption);
     let identity = MeshIdentity::new(params).map_err(|e| format!("identity: {e}"))?;
     let mut node = NodeConfig::new(identity);
     node.hbone_listen = cfg.hbone_listen;

@@ -32,7 +32,7 @@ use warren_proto::control::ServicePort;
 use warren_proto::front::{self, HttpConnectConfig};
 use warren_proto::h2;
 use warren_proto::hub::{HubLinks, HubRole, DEFAULT_HUB_PORT};
-use warren_proto::identity::SpiffeId;
+use warren_proto::identity::{Resumption, SpiffeId};
 use warren_proto::node::Balancing;
 use warren_proto::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 
@@ -87,6 +87,8 @@ pub struct AgentConfig {
     pub hub: Option<HubRole>,
     /// The revocation list file, read when the node is configured.
     pub revocation: Option<PathBuf>,
+    /// TLS session resumption of mesh connections (`[tls]`).
+    pub resumption: Resumption,
 }
 
 /// Where the identity is read from: three PEM files, or one join ticket

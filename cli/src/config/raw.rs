@@ -52,6 +52,18 @@ pub struct RawAgent {
     pub hub: Option<RawHub>,
     /// A revocation list file (`warren ca revoke`).
     pub revocation: Option<Spanned<String>>,
+    /// Mesh TLS settings.
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub resumption: Option<bool>,
+    pub resumption_max_age_secs: Option<Spanned<u32>>,
+    pub resumption_max_sessions: Option<Spanned<u32>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

@@ -17,7 +17,7 @@ use warren_proto::policy::{
 
 use super::error::Locator;
 use super::raw::{
-    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy,
+    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy, RawTls,
 };
 use super::value::Parsed;
 use super::{
@@ -27,6 +27,7 @@ use super::{
 use warren_proto::balance::{Ejection, Strategy};
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
 use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route, DEFAULT_REGISTRY_WAIT};
+use warren_proto::identity::{Resumption, MAX_MAX_AGE};
 use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
 
@@ -374,6 +375,30 @@ pub fn resolve(
             Some(hub) => Some(hub_role(hub, locator)?),
             None => None,
         },
+        resumption: resumption(raw.tls, locator)?,
+    })
+}
+
+/// The `[tls]` table: resumption on by default, its age at most a day.
+fn resumption(raw: RawTls, locator: &Locator<'_>) -> Result<Resumption, ConfigError> {
+    let d = Resumption::default();
+    let max_age_secs = u32::try_from(d.max_age.as_secs()).unwrap_or(u32::MAX);
+    let max_age = in_range(
+        raw.resumption_max_age_secs,
+        1..=u32::try_from(MAX_MAX_AGE.as_secs()).unwrap_or(u32::MAX),
+        max_age_secs,
+        locator,
+    )?;
+    let max_sessions = in_range(
+        raw.resumption_max_sessions,
+        1..=1_000_000,
+        u32::try_from(d.max_sessions).unwrap_or(u32::MAX),
+        locator,
+    )?;
+    Ok(Resumption {
+        enabled: raw.resumption.unwrap_or(d.enabled),
+        max_age: Duration::from_secs(u64::from(max_age)),
+        max_sessions: usize::try_from(max_sessions).unwrap_or(usize::MAX),
     })
 }
 

@@ -118,6 +118,24 @@ fn a_minimal_file_gets_the_defaults() {
     assert!(cfg.services.is_empty());
     assert_eq!(cfg.h2, h2::Config::default());
     assert_eq!(cfg.balance, Balancing::default());
+    assert_eq!(cfg.resumption, Resumption::default());
+    assert!(cfg.resumption.enabled);
+}
+
+#[test]
+fn the_tls_table_sets_resumption() {
+    let cfg = parse_str(&format!(
+        "{BASE}[tls]\nresumption = false\nresumption_max_age_secs = 30\nresumption_max_sessions = 8\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.resumption,
+        Resumption {
+            enabled: false,
+            max_age: Duration::from_secs(30),
+            max_sessions: 8,
+        }
+    );
 }
 
 #[test]
@@ -402,6 +420,24 @@ const CASES: &[Case] = &[
         line: 3,
         key: "limits.connection_window",
         says: &["expected 65535 to 2147483647"],
+    },
+    Case {
+        text: "[tls]\nresumption_max_age_secs = 86401\n",
+        line: 3,
+        key: "tls.resumption_max_age_secs",
+        says: &["86401 is out of range; expected 1 to 86400"],
+    },
+    Case {
+        text: "[tls]\nresumption_max_sessions = 0\n",
+        line: 3,
+        key: "tls.resumption_max_sessions",
+        says: &["0 is out of range; expected 1 to 1000000"],
+    },
+    Case {
+        text: "[tls]\nresumption = \"yes\"\n",
+        line: 3,
+        key: "tls.resumption",
+        says: &["expected a boolean"],
     },
     Case {
         text: "[limits]\nkeepalive_timeout_secs = 0\n",

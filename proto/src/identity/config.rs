@@ -1,5 +1,7 @@
 //! rustls configs for the mesh: TLS 1.3 only, mutual authentication with
-//! the mesh verifiers, ALPN `h2` (configurable), no resumption, no SNI.
+//! the mesh verifiers, ALPN `h2` (configurable), no SNI, and session
+//! resumption only where the caller re-checks resumed handshakes (the
+//! `resumable_*` configs with their [`ResumedCheck`]).
 //!
 //! The crypto provider and the time provider always come from the host:
 //! this module never asks rustls for a process-wide default, so the
@@ -9,14 +11,16 @@ use core::fmt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rustls::client::Resumption;
+use rustls::client::Resumption as RustlsResumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::NoServerSessionStorage;
+use rustls::server::{NoServerSessionStorage, StoresServerSessions};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::time_provider::TimeProvider;
 use rustls::{ClientConfig, ServerConfig};
 
+use super::resume::TICKETS_PER_HANDSHAKE;
+use super::resume::{ClientSessions, ResumedCheck, Resumption, ServerSessions};
 use super::verify::{spiffe_id_of, MeshClientVerifier, MeshServerVerifier, MeshTrust};
 use super::{IdentityError, SpiffeId};
 
@@ -81,6 +85,44 @@ pub struct MeshTlsParams {
     certified: Arc<CertifiedKey>,
     alpn: Vec<Vec<u8>>,
     id: SpiffeId,
+    resumption: Resumption,
+}
+
+/// A mesh TLS config that resumes sessions, and the check every handshake
+/// resumed with it must pass (see [`crate::tls::TlsSession::client_resumable`]).
+#[derive(Clone, Debug)]
+pub struct ResumableConfig<C> {
+    config: Arc<C>,
+    check: Arc<ResumedCheck>,
+    server_sessions: Option<Arc<ServerSessions>>,
+}
+
+impl<C> ResumableConfig<C> {
+    /// The rustls config.
+    pub fn config(&self) -> &Arc<C> {
+        &self.config
+    }
+
+    /// What a resumed handshake must pass.
+    pub fn check(&self) -> &Arc<ResumedCheck> {
+        &self.check
+    }
+
+    /// Drops every stored session (server) or ticket (client), so each
+    /// next handshake is a full one.
+    pub fn forget_sessions(&self) {
+        if let Some(s) = &self.server_sessions {
+            s.forget();
+        }
+        self.check.forget_tickets();
+    }
+
+    /// Sessions (server) or tickets (client) stored now.
+    pub fn stored_sessions(&self) -> usize {
+        self.server_sessions
+            .as_ref()
+            .map_or_else(|| self.check.stored_tickets(), |s| s.len())
+    }
 }
 
 impl MeshTlsParams {
@@ -112,7 +154,20 @@ impl MeshTlsParams {
             certified,
             alpn: vec![ALPN_H2.to_vec()],
             id,
+            resumption: Resumption::disabled(),
         })
+    }
+
+    /// Sets whether the `resumable_*` configs resume sessions, and their
+    /// limits (off until this is called).
+    pub fn with_resumption(mut self, resumption: Resumption) -> MeshTlsParams {
+        self.resumption = resumption;
+        self
+    }
+
+    /// The resumption settings of the `resumable_*` configs.
+    pub fn resumption(&self) -> Resumption {
+        self.resumption
     }
 
     /// Replaces the ALPN protocols offered (client) or accepted (server),
@@ -163,7 +218,46 @@ impl MeshTlsParams {
             expected,
             self.provider.signature_verification_algorithms,
         );
-        self.client_config_with(verifier)
+        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled())
+    }
+
+    /// Like [`MeshTlsParams::client_config`], but resuming sessions when
+    /// [`MeshTlsParams::resumption`] allows: build one per endpoint
+    /// address (its tickets are offered to whoever the config dials) and
+    /// keep it, since rustls resumes only with the very config (verifier)
+    /// that stored the session. Every handshake made with it must be run
+    /// through [`crate::tls::TlsSession::client_resumable`].
+    pub fn resumable_client_config(
+        &self,
+        expected: impl IntoIterator<Item = SpiffeId>,
+    ) -> Result<ResumableConfig<ClientConfig>, ConfigError> {
+        let expected: BTreeSet<SpiffeId> = expected.into_iter().collect();
+        // Same checks as a plain client config.
+        self.client_config(expected.iter().cloned())?;
+        let verifier = Arc::new(MeshServerVerifier::new(
+            self.trust.clone(),
+            expected,
+            self.provider.signature_verification_algorithms,
+        ));
+        let sessions = Arc::new(ClientSessions::new(
+            self.time.clone(),
+            self.resumption.max_age,
+        ));
+        let resumption = if self.resumption.active() {
+            RustlsResumption::store(sessions.clone())
+        } else {
+            RustlsResumption::disabled()
+        };
+        let config = self.client_config_with(verifier.clone(), resumption)?;
+        Ok(ResumableConfig {
+            config,
+            check: Arc::new(ResumedCheck::of_server(
+                verifier,
+                self.time.clone(),
+                sessions,
+            )),
+            server_sessions: None,
+        })
     }
 
     /// A client config that accepts servers whose SPIFFE id matches any of
@@ -180,23 +274,24 @@ impl MeshTlsParams {
             patterns,
             self.provider.signature_verification_algorithms,
         );
-        self.client_config_with(verifier)
+        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled())
     }
 
     fn client_config_with(
         &self,
-        verifier: MeshServerVerifier,
+        verifier: Arc<MeshServerVerifier>,
+        resumption: RustlsResumption,
     ) -> Result<Arc<ClientConfig>, ConfigError> {
         let mut config =
             ClientConfig::builder_with_details(self.provider.clone(), self.time.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_custom_certificate_verifier(verifier)
                 .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
                     self.certified.clone(),
                 )));
         config.alpn_protocols = self.alpn.clone();
-        config.resumption = Resumption::disabled();
+        config.resumption = resumption;
         // The server name is not an identity here; don't leak one either.
         config.enable_sni = false;
         config.enable_early_data = false;
@@ -206,18 +301,49 @@ impl MeshTlsParams {
     /// A server config that requires a client certificate of our trust
     /// domain.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, ConfigError> {
-        let verifier = MeshClientVerifier::new(
+        let verifier = Arc::new(MeshClientVerifier::new(
             self.trust.clone(),
             self.provider.signature_verification_algorithms,
-        );
+        ));
+        self.server_config_with(verifier, Arc::new(NoServerSessionStorage {}), 0)
+    }
+
+    /// Like [`MeshTlsParams::server_config`], but keeping sessions for
+    /// resumption when [`MeshTlsParams::resumption`] allows (stateful
+    /// tickets: no ticket keys). Every handshake made with it must be run
+    /// through [`crate::tls::TlsSession::server_resumable`].
+    pub fn resumable_server_config(&self) -> Result<ResumableConfig<ServerConfig>, ConfigError> {
+        let verifier = Arc::new(MeshClientVerifier::new(
+            self.trust.clone(),
+            self.provider.signature_verification_algorithms,
+        ));
+        let sessions = Arc::new(ServerSessions::new(self.time.clone(), self.resumption));
+        let config = if self.resumption.active() {
+            self.server_config_with(verifier.clone(), sessions.clone(), TICKETS_PER_HANDSHAKE)?
+        } else {
+            self.server_config_with(verifier.clone(), Arc::new(NoServerSessionStorage {}), 0)?
+        };
+        Ok(ResumableConfig {
+            config,
+            check: Arc::new(ResumedCheck::of_client(verifier, self.time.clone())),
+            server_sessions: Some(sessions),
+        })
+    }
+
+    fn server_config_with(
+        &self,
+        verifier: Arc<MeshClientVerifier>,
+        storage: Arc<dyn StoresServerSessions>,
+        tickets: usize,
+    ) -> Result<Arc<ServerConfig>, ConfigError> {
         let mut config =
             ServerConfig::builder_with_details(self.provider.clone(), self.time.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])?
-                .with_client_cert_verifier(Arc::new(verifier))
+                .with_client_cert_verifier(verifier)
                 .with_cert_resolver(Arc::new(SingleCertAndKey::from(self.certified.clone())));
         config.alpn_protocols = self.alpn.clone();
-        config.session_storage = Arc::new(NoServerSessionStorage {});
-        config.send_tls13_tickets = 0;
+        config.session_storage = storage;
+        config.send_tls13_tickets = tickets;
         config.max_early_data_size = 0;
         Ok(Arc::new(config))
     }

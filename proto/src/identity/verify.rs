@@ -463,15 +463,15 @@ impl MeshServerVerifier {
     }
 }
 
-impl ServerCertVerifier for MeshServerVerifier {
-    fn verify_server_cert(
+impl MeshServerVerifier {
+    /// The whole check of a server's chain at `now`: what a full handshake
+    /// runs, and a resumed one runs again on the stored chain.
+    pub fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<SpiffeId, IdentityError> {
         let id = self.trust.verify(
             end_entity,
             intermediates,
@@ -483,9 +483,22 @@ impl ServerCertVerifier for MeshServerVerifier {
             return Err(IdentityError::UnexpectedIdentity {
                 expected: self.expected.iter().cloned().collect(),
                 got: id,
-            }
-            .into());
+            });
         }
+        Ok(id)
+    }
+}
+
+impl ServerCertVerifier for MeshServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity, intermediates, now)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -533,6 +546,25 @@ impl MeshClientVerifier {
     }
 }
 
+impl MeshClientVerifier {
+    /// The whole check of a client's chain at `now`: what a full handshake
+    /// runs, and a resumed one runs again on the stored chain.
+    pub fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<SpiffeId, IdentityError> {
+        self.trust.verify(
+            end_entity,
+            intermediates,
+            now,
+            PeerRole::Client,
+            &self.algorithms,
+        )
+    }
+}
+
 impl ClientCertVerifier for MeshClientVerifier {
     fn client_auth_mandatory(&self) -> bool {
         true
@@ -548,13 +580,7 @@ impl ClientCertVerifier for MeshClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.trust.verify(
-            end_entity,
-            intermediates,
-            now,
-            PeerRole::Client,
-            &self.algorithms,
-        )?;
+        self.check(end_entity, intermediates, now)?;
         Ok(ClientCertVerified::assertion())
     }
 

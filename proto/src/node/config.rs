@@ -11,7 +11,7 @@ use rustls::ServerConfig;
 use crate::balance::{Ejection, Strategy};
 use crate::front::{HttpConnectConfig, Target};
 use crate::h2;
-use crate::identity::{ConfigError, MeshTlsParams, SpiffeId};
+use crate::identity::{ConfigError, MeshTlsParams, ResumableConfig, SpiffeId};
 use crate::policy::{AuthzPolicy, EgressPolicy, Exports, ServiceName};
 use crate::pool::PoolConfig;
 use crate::tls::DEFAULT_BUFFER_LIMIT;
@@ -21,18 +21,20 @@ use crate::tls::DEFAULT_BUFFER_LIMIT;
 pub(super) const DEFAULT_EARLY_DATA_LIMIT: usize = 16 * 1024;
 
 /// The node's mesh identity: the parameters every TLS config is built
-/// from, and the server config built once from them.
+/// from, and the server config built once from them (with its session
+/// store when the parameters enable resumption: a new identity is a new,
+/// empty store).
 #[derive(Debug, Clone)]
 pub struct MeshIdentity {
     params: Arc<MeshTlsParams>,
-    server: Arc<ServerConfig>,
+    server: ResumableConfig<ServerConfig>,
 }
 
 impl MeshIdentity {
     /// Builds the server config now, so a bad key or certificate is a
     /// configuration error here rather than a failure on the first flow.
     pub fn new(params: MeshTlsParams) -> Result<MeshIdentity, ConfigError> {
-        let server = params.server_config()?;
+        let server = params.resumable_server_config()?;
         Ok(MeshIdentity {
             params: Arc::new(params),
             server,
@@ -52,6 +54,12 @@ impl MeshIdentity {
 
     /// The server config for inbound HBONE connections.
     pub fn server_config(&self) -> &Arc<ServerConfig> {
+        self.server.config()
+    }
+
+    /// The server config with its session store and the re-check of
+    /// resumed handshakes.
+    pub fn resumable_server_config(&self) -> &ResumableConfig<ServerConfig> {
         &self.server
     }
 }

@@ -395,6 +395,18 @@ pub struct FlowSnapshot {
     pub started: crate::time::Instant,
 }
 
+/// Mesh TLS handshakes a node completed, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeCounts {
+    /// Full handshakes: both certificates sent and verified.
+    pub full: u64,
+    /// Handshakes that resumed a stored session and passed the re-check.
+    pub resumed: u64,
+    /// Resumed handshakes whose stored peer certificate failed the
+    /// re-check (the connection was closed).
+    pub resumed_refused: u64,
+}
+
 /// Why a handshake failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HandshakeError {

@@ -23,8 +23,18 @@ impl Node {
         let c = ConnId(self.alloc());
         let mut s = Sock::new(Owner::Mesh(c), peer);
         let deadline = after(self.now, self.config.timeouts.tls_handshake);
-        let server = self.hbone_server_config();
-        match TlsSession::server(server, self.config.tls_buffer_limit) {
+        // A hub's listener also speaks the reverse-link ALPN, from a config
+        // of its own that does not resume.
+        let session = if self.config.hub.is_none() {
+            TlsSession::server_resumable(
+                self.config.identity.resumable_server_config(),
+                self.config.tls_buffer_limit,
+            )
+        } else {
+            let server = self.hbone_server_config();
+            TlsSession::server(server, self.config.tls_buffer_limit)
+        };
+        match session {
             Ok(tls) => {
                 let h2 = self.new_h2(Role::Server);
                 self.conns.insert(

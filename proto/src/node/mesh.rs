@@ -32,6 +32,9 @@ pub(super) struct MeshConn {
     pub connected: bool,
     /// The peer's SETTINGS arrived: streams may be opened.
     pub ready: bool,
+    /// A resumed handshake failed its re-check: its flows may try the
+    /// same endpoint again, with a full handshake.
+    pub resume_refused: bool,
     /// Handshake deadline, cleared once TLS is up.
     pub deadline: Option<Instant>,
     /// When the connection was dialled or accepted (for its age).
@@ -115,6 +118,7 @@ impl MeshConn {
             pool_key,
             peer: None,
             ready: false,
+            resume_refused: false,
             deadline: Some(deadline),
             opened,
             last_heard: opened,

@@ -48,7 +48,7 @@ use crate::time::Instant;
 pub use config::{Balancing, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
     CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowPath, FlowSnapshot,
-    HandshakeError, MetricKey, Metrics, NodeEvent,
+    HandshakeCounts, HandshakeError, MetricKey, Metrics, NodeEvent,
 };
 pub use hub_guard::RefusalCounts;
 pub use hub_link::HubLinkStatus;
@@ -298,7 +298,14 @@ pub struct Node {
     conns: BTreeMap<ConnId, MeshConn>,
     flows: BTreeMap<FlowId, Box<Flow>>,
     pool: Pool,
-    client_tls: BTreeMap<crate::identity::SpiffeId, std::sync::Arc<rustls::ClientConfig>>,
+    /// Client TLS configs per endpoint (address, identity), each with its
+    /// resumption tickets.
+    client_tls: BTreeMap<
+        (SocketAddr, crate::identity::SpiffeId),
+        crate::identity::ResumableConfig<rustls::ClientConfig>,
+    >,
+    /// Mesh TLS handshakes by kind.
+    handshakes: HandshakeCounts,
     outputs: VecDeque<Output>,
     /// Sockets whose output may have changed.
     dirty: BTreeSet<SockId>,
@@ -336,6 +343,7 @@ impl Node {
             conns: BTreeMap::new(),
             flows: BTreeMap::new(),
             client_tls: BTreeMap::new(),
+            handshakes: HandshakeCounts::default(),
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
             metrics: Metrics::new(),
@@ -425,6 +433,12 @@ impl Node {
     /// Flows closed per label set and reason.
     pub fn close_counts(&self) -> &CloseCounts {
         &self.closes
+    }
+
+    /// Mesh TLS handshakes completed, full and resumed, and resumed ones
+    /// refused by the re-check.
+    pub fn handshake_counts(&self) -> HandshakeCounts {
+        self.handshakes
     }
 
     /// The time of the latest input (flow ages are measured against it).

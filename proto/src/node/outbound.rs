@@ -182,20 +182,29 @@ impl Node {
     /// Opens a new mesh connection for `key`, registered in the pool with
     /// one claimed slot.
     fn dial(&mut self, key: &PoolKey, ep: &Endpoint) -> Option<ConnId> {
-        let client = match self.client_tls.get(&ep.identity) {
+        // One config per endpoint: its tickets go back only to the address
+        // that issued them, and only while it must prove the same identity.
+        let tls_key = (ep.hbone, ep.identity.clone());
+        let client = match self.client_tls.get(&tls_key) {
             Some(cfg) => cfg.clone(),
             None => {
                 let cfg = self
                     .config
                     .identity
                     .params()
-                    .client_config([ep.identity.clone()])
+                    .resumable_client_config([ep.identity.clone()])
                     .ok()?;
-                self.client_tls.insert(ep.identity.clone(), cfg.clone());
+                // Bounded like the server's store: past the bound, start
+                // over (the next handshakes are full ones).
+                let bound = self.config.identity.params().resumption().max_sessions;
+                if self.client_tls.len() >= bound.max(1) {
+                    self.client_tls.clear();
+                }
+                self.client_tls.insert(tls_key, cfg.clone());
                 cfg
             }
         };
-        let tls = TlsSession::client(client, self.config.tls_buffer_limit).ok()?;
+        let tls = TlsSession::client_resumable(&client, self.config.tls_buffer_limit).ok()?;
         let c = ConnId(self.alloc());
         let sock = SockId(self.alloc());
         let h2 = self.new_h2(Role::Client);

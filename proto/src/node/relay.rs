@@ -567,6 +567,7 @@ impl Node {
         }
         match event {
             H2Event::Ready => {
+                self.count_handshake(c);
                 if self.refuse_if_revoked(c) {
                     return;
                 }
@@ -698,7 +699,7 @@ impl Node {
             .copied()
             .collect();
         let pooled = conn.pool_key.is_some();
-        let came_up = conn.ready;
+        let came_up = conn.ready || conn.resume_refused;
         conn.streams.clear();
         conn.waiting.clear();
         if pooled {
@@ -727,11 +728,18 @@ impl Node {
         };
         let peer = conn.peer_addr;
         let handshaking = conn.tls.is_handshaking();
+        // A refused resumption says nothing about the endpoint's health: its
+        // tickets are gone, and its flows try it again with a full handshake
+        // (which fails, and counts, if the certificate really is bad).
+        let resume_refused = matches!(error, TlsError::ResumedRefused(_));
+        conn.resume_refused = resume_refused;
         conn.flush_alert();
-        if handshaking {
+        if resume_refused {
+            self.handshakes.resumed_refused = self.handshakes.resumed_refused.saturating_add(1);
+        } else if handshaking {
             self.endpoint_failed(c);
         }
-        if handshaking {
+        if handshaking || resume_refused {
             self.emit(NodeEvent::HandshakeFailed {
                 peer,
                 error: HandshakeError::Tls(error),
@@ -941,7 +949,15 @@ impl Node {
         let rotated = self.config.identity.params().certificate_chain()
             != config.identity.params().certificate_chain();
         self.config = config;
+        // Sessions were made under the old certificate, trust and
+        // revocation list: none survives a new configuration (the client
+        // stores go with their configs, the server's is emptied, as the
+        // identity may be the same one).
         self.client_tls.clear();
+        self.config
+            .identity
+            .resumable_server_config()
+            .forget_sessions();
         // The hub port's TLS config is built from the identity (and the
         // role) on the next accept: kept, it presented the old certificate
         // until it expired and then refused every agent.

@@ -8,11 +8,12 @@ use rcgen::{
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
+use rustls::time_provider::TimeProvider;
+use warren_proto::identity::{MeshTlsParams, MeshTrust, Resumption, SpiffeId, TrustDomain};
 use warren_proto::node::MeshIdentity;
 
-use super::common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY};
-pub use super::common::{NOW, TD};
+use super::common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime};
+pub use super::common::{DAY, NOW, TD};
 
 /// A trust domain's CA.
 pub struct Ca {
@@ -28,6 +29,12 @@ impl Ca {
 
     /// A node identity `spiffe://mesh.test/ns/<ns>/sa/<sa>` with a key from `seed`.
     pub fn identity(&self, seed: u8, ns: &str, sa: &str) -> MeshIdentity {
+        self.identity_with(seed, ns, sa, Leaf::default())
+    }
+
+    /// Like [`Ca::identity`], with the leaf's expiry, clock and resumption
+    /// chosen.
+    pub fn identity_with(&self, seed: u8, ns: &str, sa: &str, leaf: Leaf) -> MeshIdentity {
         let id = format!("spiffe://{TD}/ns/{ns}/sa/{sa}");
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -41,8 +48,8 @@ impl Ca {
         ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = at(NOW - DAY);
-        params.not_after = at(NOW + DAY);
-        params.serial_number = Some(u64::from(seed).into());
+        params.not_after = at(leaf.not_after);
+        params.serial_number = Some(leaf.serial.unwrap_or(u64::from(seed)).into());
         let cert = params
             .signed_by(&key(seed), &self.issuer)
             .unwrap()
@@ -58,13 +65,37 @@ impl Ca {
         let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
         let params = MeshTlsParams::new(
             provider,
-            Arc::new(FixedTime(NOW)),
+            leaf.time,
             trust,
             vec![cert],
             PrivateKeyDer::Pkcs8(ed25519_pkcs8(seed).into()),
         )
-        .unwrap();
+        .unwrap()
+        .with_resumption(leaf.resumption);
         MeshIdentity::new(params).unwrap()
+    }
+}
+
+/// How [`Ca::identity_with`] makes a leaf.
+pub struct Leaf {
+    /// notAfter, unix seconds (default a day after `NOW`).
+    pub not_after: u64,
+    /// The serial (default the key seed).
+    pub serial: Option<u64>,
+    /// The node's certificate clock (default stopped at `NOW`).
+    pub time: Arc<dyn TimeProvider>,
+    /// TLS session resumption (default off).
+    pub resumption: Resumption,
+}
+
+impl Default for Leaf {
+    fn default() -> Leaf {
+        Leaf {
+            not_after: NOW + DAY,
+            serial: None,
+            time: Arc::new(FixedTime(NOW)),
+            resumption: Resumption::disabled(),
+        }
     }
 }
 
