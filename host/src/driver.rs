@@ -287,9 +287,23 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     let core = &mut self.core;
                     let register =
                         |io: &mut Sockets<R, N>, sock| io.insert(sock, Conn::Open(stream));
-                    let (_, deadline) =
-                        drive::accept(&mut core.node, &mut core.io, now, listener, peer, register)
-                            .map_err(host_error)?;
+                    // The client's first bytes are usually there already.
+                    let buf = &mut self.buf.0;
+                    let read_first = move |io: &mut Sockets<R, N>, sock| {
+                        // Moved, not reborrowed: the input borrows the buffer.
+                        let buf = buf;
+                        io.read_now(sock, buf)
+                    };
+                    let (_, deadline) = drive::accept_and_read(
+                        &mut core.node,
+                        &mut core.io,
+                        now,
+                        listener,
+                        peer,
+                        register,
+                        read_first,
+                    )
+                    .map_err(host_error)?;
                     core.deadline = deadline;
                     core.report_failed_listens()?;
                 }

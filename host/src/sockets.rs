@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use warren_proto::drive::Host;
-use warren_proto::node::{ListenError, ListenerId, NodeEvent, SockId};
+use warren_proto::node::{Input, ListenError, ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
 use crate::{Connecting, Notice, Reactor, Resolving};
@@ -83,6 +83,35 @@ impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
         };
         self.socks.insert(sock, sock_state);
         self.queue.kick(sock.0);
+    }
+
+    /// One read of `sock` into `buf` without waiting, as the node's input:
+    /// `None` when nothing is there (the socket's waker is then registered)
+    /// or the socket is not open. Used right after an accept, before the
+    /// node's outputs are carried out (see `drive::accept_and_read`).
+    pub(crate) fn read_now<'b>(&mut self, sock: SockId, buf: &'b mut [u8]) -> Option<Input<'b>> {
+        let s = self.socks.get_mut(&sock)?;
+        let Conn::Open(stream) = &s.conn else {
+            return None;
+        };
+        let waker = s.waker.clone();
+        match R::poll_read(stream, &mut Context::from_waker(&waker), buf) {
+            Poll::Pending => None,
+            Poll::Ready(Ok(0)) => {
+                s.read_closed = true;
+                Some(Input::ReadClosed { sock })
+            }
+            Poll::Ready(Ok(n)) => Some(Input::Received {
+                sock,
+                data: buf.get(..n)?,
+            }),
+            // The look the insert scheduled tries again.
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => None,
+            Poll::Ready(Err(_)) => {
+                self.socks.remove(&sock);
+                Some(Input::Reset { sock })
+            }
+        }
     }
 
     fn bind(&mut self, listener: ListenerId, addr: SocketAddr) -> io::Result<()> {

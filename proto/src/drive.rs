@@ -60,8 +60,37 @@ pub fn accept<H: Host + ?Sized>(
     peer: SocketAddr,
     register: impl FnOnce(&mut H, SockId),
 ) -> Result<(SockId, Option<Instant>), HostError> {
+    accept_and_read(node, host, now, listener, peer, register, |_, _| None)
+}
+
+/// [`accept`], with one read of the new socket before the drain:
+/// `read_first` reads what the socket already holds without waiting and
+/// returns it as the socket's input (`Received`, `ReadClosed`, `Reset`),
+/// or `None` if nothing is there. It is called only if the node reads the
+/// socket at all.
+///
+/// Why: a client writes right after its connect, so by the time the host
+/// accepts, its first bytes are usually there. Fed before the drain, what
+/// they cause leaves together with what the accept caused: a tunnel's
+/// CONNECT and the first DATA in one TLS record and one write (one wake-up
+/// of the peer instead of two), a TLS server's reply to the ClientHello at
+/// once.
+pub fn accept_and_read<'b, H: Host + ?Sized>(
+    node: &mut Node,
+    host: &mut H,
+    now: Instant,
+    listener: ListenerId,
+    peer: SocketAddr,
+    register: impl FnOnce(&mut H, SockId),
+    read_first: impl FnOnce(&mut H, SockId) -> Option<Input<'b>>,
+) -> Result<(SockId, Option<Instant>), HostError> {
     let sock = node.accept(now, listener, peer)?;
     register(host, sock);
+    if node.reads(sock) {
+        if let Some(input) = read_first(host, sock) {
+            node.handle_input(now, input)?;
+        }
+    }
     let deadline = drain(node, host, now)?;
     Ok((sock, deadline))
 }

@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use socket2::SockRef;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use warren_host::{Connecting, Reactor, Resolving};
@@ -53,7 +54,22 @@ impl Reactor for Tokio {
     }
 
     fn connect(addr: SocketAddr) -> Connecting<TcpStream> {
-        Box::pin(TcpStream::connect(addr))
+        Box::pin(async move {
+            let stream = start_connect(addr)?;
+            // On loopback the handshake completes inside connect(2): use
+            // the socket at once, not a runtime turn later when its first
+            // writable event comes (a new flow's target is written sooner).
+            // Connecting, getpeername says ENOTCONN.
+            if stream.peer_addr().is_err() {
+                stream.writable().await?;
+                if let Some(e) = stream.take_error()? {
+                    return Err(e);
+                }
+                // Refused without a pending error (as tokio's connect checks).
+                stream.peer_addr()?;
+            }
+            Ok(stream)
+        })
     }
 
     fn resolve(host: String) -> Resolving {
@@ -73,13 +89,37 @@ impl Reactor for Tokio {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(stream.poll_read_ready(cx))?;
                 }
+                Ok(n) if n > 0 && n < buf.len() => {
+                    // A short read emptied the socket (epoll: TCP copies all
+                    // it has): forget the readiness now, as tokio's own
+                    // `AsyncRead` does, so the next read waits for the next
+                    // event instead of a `recvfrom` that says EAGAIN. A FIN
+                    // stays ready (tokio never clears read-closed).
+                    let _ = stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                    });
+                    return Poll::Ready(Ok(n));
+                }
                 result => return Poll::Ready(result),
             }
         }
     }
 
     fn try_write(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
-        stream.try_write(data)
+        let mut tried = false;
+        let written = stream.try_io(Interest::WRITABLE, || {
+            tried = true;
+            send(stream, data)
+        });
+        match written {
+            // tokio had no event for the socket yet, so it did not try: a
+            // socket we just connected (tokio assumes only accepted ones
+            // ready). Ask the socket itself instead of waiting a runtime
+            // turn for its first event. If it is full, tokio's readiness
+            // is still empty and `poll_writable` waits for that event.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !tried => send(stream, data),
+            other => other,
+        }
     }
 
     fn poll_writable(stream: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
@@ -111,6 +151,25 @@ impl Reactor for Tokio {
     fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
         timer.as_mut().poll(cx)
     }
+}
+
+/// One send(2), as std's and tokio's writes do it: no SIGPIPE for a peer
+/// that is gone (the error says so).
+fn send(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    SockRef::from(stream).send_with_flags(data, libc::MSG_NOSIGNAL)
+}
+
+/// A non-blocking TCP socket with its connect to `addr` under way (or done).
+fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    // Non-blocking from the start: no fcntl round trip.
+    let kind = Type::STREAM.nonblocking();
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    TcpStream::from_std(socket.into())
 }
 
 /// Starts a node on a new thread with a single-threaded tokio runtime and

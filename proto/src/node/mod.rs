@@ -477,6 +477,16 @@ impl Node {
         })
     }
 
+    /// Whether the node takes bytes from `sock` now: it is open, not
+    /// paused, not at EOF and not closing. A host that reads before
+    /// carrying out the node's outputs (see [`crate::drive::accept_and_read`])
+    /// asks this first.
+    pub fn reads(&self, sock: SockId) -> bool {
+        self.socks
+            .get(&sock)
+            .is_some_and(|s| !s.read_paused && !s.read_eof && s.closing.is_none())
+    }
+
     /// Sockets alive now (listeners excluded).
     pub fn sock_count(&self) -> usize {
         self.socks.len()

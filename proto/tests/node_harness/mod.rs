@@ -377,6 +377,36 @@ impl World {
         app
     }
 
+    /// A client connects to a node's listener having already written
+    /// `first`; the node's host reads it at the accept, before carrying out
+    /// the node's outputs ([`drive::accept_and_read`]), as warren-host does.
+    pub fn connect_app_with(&mut self, addr: SocketAddr, first: &[u8]) -> usize {
+        let app = self.new_app();
+        let &(n, listener) = self.net.listeners.get(&addr).expect("a listener");
+        let peer: SocketAddr = format!("192.0.2.1:{}", 10000 + app).parse().unwrap();
+        let now = self.now;
+        let register = |h: &mut NodeHost<'_>, sock| {
+            h.net.connect_pipes(End::App(app), End::Node(n, sock));
+        };
+        let read_first = |_: &mut NodeHost<'_>, sock| Some(Input::Received { sock, data: first });
+        let mut host = NodeHost {
+            n,
+            net: &mut self.net,
+        };
+        drive::accept_and_read(
+            &mut self.nodes[n],
+            &mut host,
+            now,
+            listener,
+            peer,
+            register,
+            read_first,
+        )
+        .unwrap();
+        self.net.apps[app].connected = Some(true);
+        app
+    }
+
     pub fn app_write(&mut self, app: usize, data: &[u8]) {
         self.net.apps[app].outbox.extend(data);
     }
