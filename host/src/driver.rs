@@ -20,7 +20,12 @@ use crate::sockets::{Conn, Sockets};
 use crate::{Notice, Reactor};
 
 /// One socket read: large enough that bulk transfers cost few syscalls.
-const READ_BUF: usize = 64 * 1024;
+/// One buffer per node (not per socket), so its size costs no per-flow
+/// memory. 256 KiB instead of 64 KiB halved the syscalls and context
+/// switches per MiB of one bulk flow through two agents (issue 8, see
+/// benches/WARREN-BENCH.md); loopback's receive queue routinely holds more
+/// than 64 KiB when the node gets to it.
+const READ_BUF: usize = 256 * 1024;
 /// Reads per socket per look, so one busy socket cannot starve the rest.
 const READS_PER_LOOK: usize = 16;
 /// Connections accepted per listener per look.

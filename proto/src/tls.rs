@@ -105,6 +105,7 @@ pub struct TlsSession {
     closed: bool,
     peer_closed: bool,
     transport_eof: bool,
+    buffer_limit: usize,
 }
 
 impl TlsSession {
@@ -159,6 +160,7 @@ impl TlsSession {
             closed: false,
             peer_closed: false,
             transport_eof: false,
+            buffer_limit,
         }
     }
 
@@ -287,13 +289,36 @@ impl TlsSession {
         if self.closed {
             return Err(TlsError::WriteAfterClose);
         }
-        self.conn.writer().write(data).map_err(|e| {
-            // rustls only fails a write to repeat the session's fatal error.
-            match self.conn.process_new_packets() {
-                Err(error) => TlsError::from_rustls(error),
-                Ok(_) => TlsError::Protocol(rustls::Error::General(e.to_string())),
-            }
-        })
+        let written = self.conn.writer().write(data);
+        written.map_err(|e| self.write_failed(e))
+    }
+
+    /// Writes `head` followed by `body` as plaintext, like
+    /// [`TlsSession::write_plaintext`] of their concatenation (same limit,
+    /// same errors) without joining them first: rustls gathers both
+    /// straight into its records (an HTTP/2 frame header and its payload).
+    pub fn write_plaintext_parts(&mut self, head: &[u8], body: &[u8]) -> Result<usize, TlsError> {
+        if self.closed {
+            return Err(TlsError::WriteAfterClose);
+        }
+        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let written = self.conn.writer().write_vectored(&parts);
+        written.map_err(|e| self.write_failed(e))
+    }
+
+    /// rustls only fails a write to repeat the session's fatal error.
+    fn write_failed(&mut self, e: std::io::Error) -> TlsError {
+        match self.conn.process_new_packets() {
+            Err(error) => TlsError::from_rustls(error),
+            Ok(_) => TlsError::Protocol(rustls::Error::General(e.to_string())),
+        }
+    }
+
+    /// The bound on outgoing buffered data this session was made with: a
+    /// write of at most this much is taken whole once
+    /// [`TlsSession::write_tls`] has drained what was pending.
+    pub fn buffer_limit(&self) -> usize {
+        self.buffer_limit
     }
 
     /// Appends every pending TLS record (handshake, application data,

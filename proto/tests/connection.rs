@@ -1531,6 +1531,105 @@ impl Arbitrary for Op {
     }
 }
 
+/// `frame_data` (a frame the caller transmits itself) mixed with queued
+/// `send_data`: it frames nothing while output is queued, never exceeds a
+/// window (three stream windows sum past the connection's, so both bind),
+/// and every accepted byte arrives once, in order, with END_STREAM after
+/// the last (even when the last DATA went out directly).
+#[test]
+fn frames_sent_directly_keep_order_and_windows() {
+    fn prop(ops: Vec<Op>, seed: u64) -> TestResult {
+        let cfg = Config {
+            initial_stream_window: 65_535,
+            initial_connection_window: 100_000,
+            max_frame_size: 16_384,
+            ..Config::default()
+        };
+        let mut p = Pair::ready(cfg.clone(), cfg);
+        p.chunks = Some(Rng(seed | 1));
+        let ids: Vec<StreamId> = (0..3).map(|_| p.open_tunnel()).collect();
+        let mut accepted = [0u64; 3];
+        let mut delivered = [0u64; 3];
+        let read = |p: &mut Pair, i: usize, max: usize, delivered: &mut [u64; 3]| {
+            let data = p.server.recv_data(ids[i]);
+            let n = data.len().min(max);
+            let ok = data[..n] == pattern(delivered[i], n)[..];
+            p.server.release_capacity(ids[i], n).unwrap();
+            delivered[i] += n as u64;
+            ok
+        };
+        let broken = |p: &Pair| {
+            p.server_events
+                .iter()
+                .chain(&p.client_events)
+                .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }))
+        };
+        for op in ops {
+            match op {
+                // Even lengths try the direct path first, as a mesh
+                // connection does; the rest is queued.
+                Op::Send(i, len) => {
+                    let data = pattern(accepted[i], len);
+                    let queued = p.client.pending_transmit() > 0;
+                    let mut header = Vec::new();
+                    let direct = match len % 2 {
+                        0 => p.client.frame_data(ids[i], len, &mut header).unwrap(),
+                        _ => 0,
+                    };
+                    if queued && direct > 0 {
+                        return TestResult::error("framed directly behind queued output");
+                    }
+                    if direct > 0 {
+                        if header.len() != frame::HEADER_LEN || direct > 16_384 {
+                            return TestResult::error("bad direct frame");
+                        }
+                        header.extend_from_slice(&data[..direct]);
+                        Pair::deliver(&mut p.server, p.now, &header, &mut p.chunks);
+                        p.drain_events();
+                    }
+                    let rest = p.client.send_data(ids[i], &data[direct..]).unwrap();
+                    accepted[i] += (direct + rest) as u64;
+                }
+                Op::Release(i, len) => {
+                    if !read(&mut p, i, len, &mut delivered) {
+                        return TestResult::error("bytes out of order");
+                    }
+                }
+                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
+                    p.step();
+                }
+            }
+            if broken(&p) {
+                return TestResult::error("a window was exceeded");
+            }
+        }
+        for id in &ids {
+            p.client.finish(*id).unwrap();
+        }
+        for _ in 0..10_000 {
+            p.step();
+            for i in 0..3 {
+                if !read(&mut p, i, usize::MAX, &mut delivered) {
+                    return TestResult::error("bytes out of order");
+                }
+            }
+            if broken(&p) {
+                return TestResult::error("a window was exceeded");
+            }
+            if delivered == accepted && p.server.pending_transmit() == 0 {
+                break;
+            }
+        }
+        let finished = ids
+            .iter()
+            .all(|id| has(&p.server_events, &Event::PeerFinished { stream: *id }));
+        TestResult::from_bool(delivered == accepted && finished)
+    }
+    QuickCheck::new()
+        .tests(100)
+        .quickcheck(prop as fn(Vec<Op>, u64) -> TestResult);
+}
+
 /// Receive side, two real connections: the receiver never buffers more than
 /// its windows, and every accepted byte arrives once, in order.
 #[test]

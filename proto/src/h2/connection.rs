@@ -829,6 +829,44 @@ impl Connection {
         Ok(n)
     }
 
+    /// Frames up to `max` bytes of payload as one DATA frame on `stream` that
+    /// the caller transmits itself, so the payload skips the copy into the
+    /// output (`send_data`'s only copy). Only while no output is queued, so
+    /// the frame keeps its place in what the peer reads. Charges the windows
+    /// like `send_data`, appends the frame header to `header` and returns the
+    /// payload length it announces: the caller must transmit the header and
+    /// exactly that many bytes of its payload before anything else this
+    /// connection outputs. Returns 0 (and arms nothing) when output is
+    /// queued or there is no capacity: the caller then offers the bytes to
+    /// `send_data`, which queues them or arms `Writable`.
+    pub fn frame_data(
+        &mut self,
+        stream: StreamId,
+        max: usize,
+        header: &mut Vec<u8>,
+    ) -> Result<usize, UsageError> {
+        let core = &mut self.core;
+        if !core.out.is_empty() {
+            return Ok(0);
+        }
+        let max_frame = (core.peer.max_frame_size as usize).max(1);
+        let n = core.capacity_of(stream)?.min(max).min(max_frame);
+        if n == 0 {
+            return Ok(0);
+        }
+        let Some(s) = core.streams.get_mut(&stream) else {
+            return Err(UsageError::UnknownStream(stream));
+        };
+        // No DataMark: this frame is not in the output, so `finish` cannot
+        // flag it and sends its own empty END_STREAM frame instead.
+        encode::data_header(header, stream, n as u32, false);
+        let sent = n as i64;
+        s.send_window -= sent;
+        core.send_window -= sent;
+        debug_assert!(s.send_window >= 0 && core.send_window >= 0);
+        Ok(n)
+    }
+
     /// How many bytes `send_data` would accept now.
     ///
     /// A query only: a 0 here does not arm `Writable`. Only a `send_data`

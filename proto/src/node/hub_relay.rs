@@ -503,7 +503,7 @@ impl Node {
         let Some(m) = self.conns.get_mut(&to.conn) else {
             return 0;
         };
-        let n = m.h2.send_data(to.stream, &chunk).unwrap_or(0);
+        let n = m.send_data(to.stream, &chunk).unwrap_or(0);
         self.dirty.insert(m.sock);
         // Injected bug: a partial send releases the whole chunk, so what
         // the other leg did not take is lost.

@@ -210,7 +210,7 @@ impl Node {
         if !flow.finished && !flow.stream_closed {
             let n = match s.held.is_empty() {
                 true => 0,
-                false => conn.h2.send_data(st, &s.held).unwrap_or(0),
+                false => conn.send_data(st, &s.held).unwrap_or(0),
             };
             if n > 0 {
                 // Injected bug: a partial send drops one byte too few.
@@ -487,7 +487,7 @@ impl Node {
         if flow.finished || flow.stream_closed {
             return 0;
         }
-        let n = m.h2.send_data(st, data).unwrap_or(0);
+        let n = m.send_data(st, data).unwrap_or(0);
         if n > 0 {
             flow.bytes_sent += n as u64;
             let key = metric_key(flow);

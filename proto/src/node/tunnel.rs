@@ -341,7 +341,7 @@ impl Node {
             let Some(o) = self.conns.get_mut(&outer) else {
                 return;
             };
-            let n = o.h2.send_data(stream, &chunk).unwrap_or(0);
+            let n = o.send_data(stream, &chunk).unwrap_or(0);
             self.dirty.insert(o.sock);
             if n == 0 {
                 return;
