@@ -153,3 +153,32 @@ fn on_a_quiet_connection_first_bytes_read_at_the_accept_wait_for_the_200() {
     world.run();
     assert_eq!(world.net.apps[app].received, data);
 }
+
+#[test]
+fn a_flow_over_both_ways_closes_the_client_without_a_shutdown_first() {
+    // The client half-closes, the target answers and closes: node 0 ends
+    // both directions in one settle, and its close sends the FIN (no
+    // shutdown(2) before it). Node 1 still half-closes its target, which
+    // had to answer after the client's FIN.
+    let mut world = warm_pair();
+    let app = world.connect_app_with(addr(TUNNEL), b"E");
+    world.app_shutdown(app);
+    world.run();
+    let got = &world.net.apps[app];
+    assert!(got.received == b"E" && got.eof && !got.reset, "{got:?}");
+    let lines = |prefix: &str| {
+        world
+            .net
+            .transcript
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(lines("0 shutdown "), 0, "{:#?}", world.net.transcript);
+    assert_eq!(lines("1 shutdown "), 1, "{:#?}", world.net.transcript);
+    assert!(world
+        .net
+        .transcript
+        .iter()
+        .any(|l| l.starts_with("0 close ") && l.ends_with("reset=false")));
+}

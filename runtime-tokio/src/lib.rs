@@ -65,7 +65,7 @@ impl Reactor for Tokio {
                 if let Some(e) = stream.take_error()? {
                     return Err(e);
                 }
-                // Refused without a pending error (as tokio's connect checks).
+                // Refused without a pending error: getpeername still says so.
                 stream.peer_addr()?;
             }
             Ok(stream)
@@ -85,20 +85,27 @@ impl Reactor for Tokio {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            match stream.try_read(buf) {
+            let mut short = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let n = stream.try_read(buf)?;
+                if n > 0 && n < buf.len() {
+                    // A short read emptied the socket (epoll: TCP copies
+                    // all it has). Saying "would block" makes tokio forget
+                    // the readiness it saw before this read (as its own
+                    // `AsyncRead` does; an event since then keeps it), so
+                    // the next read waits for the next event instead of a
+                    // `recvfrom` that says EAGAIN. A FIN stays ready.
+                    short = Some(n);
+                    return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                }
+                Ok(n)
+            });
+            if let Some(n) = short {
+                return Poll::Ready(Ok(n));
+            }
+            match read {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready!(stream.poll_read_ready(cx))?;
-                }
-                Ok(n) if n > 0 && n < buf.len() => {
-                    // A short read emptied the socket (epoll: TCP copies all
-                    // it has): forget the readiness now, as tokio's own
-                    // `AsyncRead` does, so the next read waits for the next
-                    // event instead of a `recvfrom` that says EAGAIN. A FIN
-                    // stays ready (tokio never clears read-closed).
-                    let _ = stream.try_io(Interest::READABLE, || {
-                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                    });
-                    return Poll::Ready(Ok(n));
                 }
                 result => return Poll::Ready(result),
             }
@@ -192,4 +199,85 @@ where
     N: FnMut(Notice),
 {
     warren_host::run::<Tokio, F, _, N>(config, shutdown, |_| Poll::Ready(None), notify).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use std::io::{Read, Write};
+    use std::task::Waker;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A loopback pair: a std peer and a tokio stream accepted from it.
+    fn pair() -> (std::net::TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        (peer, TcpStream::from_std(accepted).unwrap())
+    }
+
+    #[test]
+    fn a_short_read_waits_for_the_next_event_and_loses_nothing() {
+        runtime().block_on(async {
+            let (mut peer, stream) = pair();
+            let mut buf = [0u8; 64];
+            peer.write_all(b"a").unwrap();
+            let n = poll_fn(|cx| Tokio::poll_read(&stream, cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(&buf[..n], b"a");
+            // The byte is in the socket (loopback delivers inside the
+            // write), but the runtime has not seen its event: no read is
+            // tried for it yet (before, a `recvfrom` went out at once,
+            // and usually found nothing).
+            peer.write_all(b"b").unwrap();
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(Tokio::poll_read(&stream, &mut cx, &mut buf).is_pending());
+            let n = poll_fn(|cx| Tokio::poll_read(&stream, cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(&buf[..n], b"b");
+            drop(peer);
+            let n = poll_fn(|cx| Tokio::poll_read(&stream, cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(n, 0, "EOF");
+        });
+    }
+
+    #[test]
+    fn a_just_connected_socket_takes_a_write_at_once() {
+        runtime().block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let stream = Tokio::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            // tokio has seen no event for the new socket; the write goes
+            // to the socket anyway instead of waiting a runtime turn.
+            assert_eq!(Tokio::try_write(&stream, b"x").unwrap(), 1);
+            let (mut accepted, _) = listener.accept().unwrap();
+            let mut got = [0u8; 1];
+            accepted.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"x");
+        });
+    }
+
+    #[test]
+    fn a_refused_connect_says_refused() {
+        runtime().block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            drop(listener);
+            let error = Tokio::connect(addr).await.expect_err("refused");
+            assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        });
+    }
 }

@@ -257,8 +257,13 @@ impl Node {
             }
         } else if (flow.peer_finished || flow.stream_closed) && !s.write_shut {
             s.write_shut = true;
-            self.outputs
-                .push_back(Output::ShutdownWrite { sock: local });
+            // When our direction is over too, the flow closes the socket
+            // right after this, and the graceful close sends the FIN: a
+            // shutdown(2) first would only cost a syscall.
+            if !(flow.finished || flow.stream_closed) {
+                self.outputs
+                    .push_back(Output::ShutdownWrite { sock: local });
+            }
         }
         (flow.finished || flow.stream_closed) && s.write_shut
     }
