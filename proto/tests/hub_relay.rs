@@ -205,6 +205,22 @@ fn bytes_round_trip_through_the_hub() {
         })
         .collect();
     assert_eq!(sources, vec![spiffe("shop", "cart"); 3]);
+    // A's access log names the agent the hub picked, as the hub vouched
+    // for it (B is the verified peer of the hub's reverse link).
+    let a_lines: Vec<String> = world
+        .events_of(A)
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::FlowClosed { .. }))
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(a_lines.len(), 3);
+    for line in &a_lines {
+        assert!(
+            line.contains(" dst=spiffe://mesh.test/ns/shop/sa/echo ")
+                && line.contains(" path=hub "),
+            "{line}"
+        );
+    }
     assert_eq!(world.nodes[HUB].relay_count(), 0);
     // The relay's byte counts are the flows' sizes.
     let relayed: u64 = world.nodes[HUB]
