@@ -348,6 +348,8 @@ impl Node {
             // A plain relay refused for want of end-to-end mode goes end to end.
             _ if self.retry_end_to_end(f, c, stream, end) => {}
             Ok(ConnectStatus::Unavailable) if self.retry_elsewhere(f, c, stream, end) => {}
+            Ok(ConnectStatus::Unavailable)
+                if self.retry_on_other_hub(f, c, Some((stream, end))) => {}
             other => {
                 let refusal = match other {
                     Ok(ConnectStatus::Denied) => Refusal::Denied {
@@ -598,6 +600,15 @@ impl Node {
             .flows
             .get(&f)
             .is_some_and(|fl| fl.early.is_empty() && fl.bytes_sent == 0);
+        let hub = match self.flows.get(&f).map(|fl| fl.far) {
+            Some(Far::Stream { conn, .. }) => Some(conn),
+            _ => None,
+        };
+        if let Some(hub) = hub.filter(|_| unsent) {
+            if self.retry_on_other_hub(f, hub, None) {
+                return;
+            }
+        }
         self.retry_opening(f, came_up, unsent, CloseReason::ConnectionLost);
     }
 
