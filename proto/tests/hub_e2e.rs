@@ -190,6 +190,17 @@ fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
         sources(&world, B),
         vec![spiffe("shop", "cart").to_string(); 4]
     );
+    // A's access log names B, proven by the inner handshake.
+    for e in world.events_of(A) {
+        if let NodeEvent::FlowClosed { .. } = e {
+            let line = e.to_string();
+            assert!(
+                line.contains(" dst=spiffe://mesh.test/ns/shop/sa/echo ")
+                    && line.contains(" path=hub "),
+                "{line}"
+            );
+        }
+    }
     // The hub carried every byte, framed and encrypted: more than the
     // flows' bytes each way.
     let payload: u64 = apps.iter().map(|(_, d)| d.len() as u64).sum();

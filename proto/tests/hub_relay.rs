@@ -205,6 +205,22 @@ fn bytes_round_trip_through_the_hub() {
         })
         .collect();
     assert_eq!(sources, vec![spiffe("shop", "cart"); 3]);
+    // A's access log names the agent the hub picked, as the hub vouched
+    // for it (B is the verified peer of the hub's reverse link).
+    let a_lines: Vec<String> = world
+        .events_of(A)
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::FlowClosed { .. }))
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(a_lines.len(), 3);
+    for line in &a_lines {
+        assert!(
+            line.contains(" dst=spiffe://mesh.test/ns/shop/sa/echo ")
+                && line.contains(" path=hub "),
+            "{line}"
+        );
+    }
     assert_eq!(world.nodes[HUB].relay_count(), 0);
     // The relay's byte counts are the flows' sizes.
     let relayed: u64 = world.nodes[HUB]
@@ -532,5 +548,75 @@ fn revoking_an_agent_at_the_hub_closes_its_connections_and_refuses_it() {
     assert_eq!(
         closed(&world, A).last(),
         Some(&(Direction::Outbound, CloseReason::Refused { status: 503 }))
+    );
+}
+
+#[test]
+fn a_flow_whose_hub_dies_before_any_byte_goes_through_the_other_hub() {
+    let mut world = two_hubs();
+    // Two flows: A spreads them over the two hubs, their CONNECTs are out
+    // but the client has written nothing yet.
+    let apps: Vec<usize> = (0..2)
+        .map(|_| world.connect_app(addr("127.0.0.1:9000")))
+        .collect();
+    // Hub 0 dies before answering.
+    world.net.blackhole.insert(addr("10.0.0.9:15009"));
+    world.reset_links(0, 2);
+    world.reset_links(0, 3);
+    for (i, app) in apps.iter().enumerate() {
+        world.app_write(*app, &pattern(10_000, i));
+        world.app_shutdown(*app);
+    }
+    world.run();
+    for (i, app) in apps.iter().enumerate() {
+        assert!(
+            world.net.apps[*app].received == pattern(10_000, i),
+            "flow {i}: echoed through hub 1"
+        );
+    }
+    assert_eq!(
+        closed(&world, 2),
+        vec![(Direction::Outbound, CloseReason::Done); 2]
+    );
+    // Hub 1 relayed both; hub 0 finished none.
+    assert_eq!(
+        closed(&world, 1),
+        vec![(Direction::Relayed, CloseReason::Done); 2]
+    );
+}
+
+#[test]
+fn a_flow_refused_503_by_one_hub_goes_through_the_other() {
+    let mut world = two_hubs();
+    // Two flows, one CONNECT towards each hub, nothing written yet.
+    let apps: Vec<usize> = (0..2)
+        .map(|_| world.connect_app(addr("127.0.0.1:9000")))
+        .collect();
+    // B's links to hub 0 break first: hub 0 no longer has B and answers
+    // its CONNECT 503, while hub 1 still relays to B.
+    world.reset_links(0, 3);
+    for (i, app) in apps.iter().enumerate() {
+        world.app_write(*app, &pattern(10_000, i));
+        world.app_shutdown(*app);
+    }
+    world.run();
+    for (i, app) in apps.iter().enumerate() {
+        assert!(
+            world.net.apps[*app].received == pattern(10_000, i),
+            "flow {i}: echoed through hub 1"
+        );
+    }
+    assert_eq!(
+        closed(&world, 2),
+        vec![(Direction::Outbound, CloseReason::Done); 2]
+    );
+    // Hub 0 refused one (503: nobody serves it there), hub 1 relayed both.
+    assert_eq!(
+        closed(&world, 0),
+        vec![(Direction::Relayed, CloseReason::Unreachable)]
+    );
+    assert_eq!(
+        closed(&world, 1),
+        vec![(Direction::Relayed, CloseReason::Done); 2]
     );
 }

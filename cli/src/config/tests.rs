@@ -97,6 +97,10 @@ fn the_documented_example_parses_into_the_policy_it_describes() {
     // The example spells out the defaults.
     assert_eq!(cfg.h2, h2::Config::default());
     assert_eq!(cfg.hub_links.route, Route::DirectFirst);
+    assert_eq!(
+        cfg.hub_links.registry_wait,
+        warren_proto::hub::DEFAULT_REGISTRY_WAIT
+    );
     let mut balance = Balancing::default();
     balance.services.insert(
         ServiceName::parse("echo.demo").unwrap(),

@@ -27,7 +27,9 @@
 //! authorization policy), picks an endpoint agent for the service from its
 //! registry with [`crate::balance`], opens CONNECT on that agent's reverse
 //! connection and relays the two streams byte for byte. B's status (200,
-//! 401, 503) goes back to A; a service nobody serves gets 503 at once. The
+//! 401, 503) goes back to A (a 200 with the header [`DESTINATION_HEADER`]
+//! naming B, which A's access log shows as the flow's destination, believed
+//! only from a hub); a service nobody serves gets 503 at once. The
 //! relay holds no buffer of its own: bytes stay in the receiving leg's
 //! HTTP/2 buffer until the sending leg accepted them, and only then is the
 //! receive window credited back (WINDOW_UPDATE to A only once B's stream
@@ -119,6 +121,9 @@ pub const CONTROL_PATH: &str = "/warren.control.v1";
 pub const CONTROL_CONTENT_TYPE: &str = "application/x-warren-control";
 /// Header naming the originating agent on a CONNECT the hub relays.
 pub const SOURCE_HEADER: &str = "warren-source";
+/// Header of the hub's 200 to a plain relayed CONNECT naming the agent
+/// it picked (its SPIFFE id, verified on that agent's reverse connection).
+pub const DESTINATION_HEADER: &str = "warren-destination";
 /// ALPN of the inner TLS session of end-to-end mode.
 pub const ALPN_E2E: &[u8] = b"warren-e2e";
 /// `:authority` of a pair stream (a placeholder: the headers name the agent).

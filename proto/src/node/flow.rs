@@ -142,6 +142,8 @@ pub(super) struct Flow {
     /// The flow already retried once after an established connection
     /// under it was lost.
     pub stale_retried: bool,
+    /// A plain relayed flow already moved to a second hub once.
+    pub hub_retried: bool,
     /// Connections that could not open this flow's stream (a peer's
     /// stream limit); bounded by `outbound::MAX_STREAM_REFUSALS`.
     pub stream_refusals: u8,
@@ -179,6 +181,7 @@ impl Flow {
             mesh_target: None,
             tried: Vec::new(),
             stale_retried: false,
+            hub_retried: false,
             stream_refusals: 0,
             path: None,
             early: Vec::new(),

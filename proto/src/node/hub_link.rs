@@ -836,6 +836,73 @@ impl Node {
 }
 
 impl Node {
+    /// A plain relayed flow's hub failed it before any byte was known to
+    /// arrive: its forward connection `failed` died, or the hub answered
+    /// 503 on `refused` (stream, whether the answer ended the hub's side).
+    /// Like an endpoint retry, it tries once more, on another ready hub
+    /// whose registry lists the service, replaying what it sent early
+    /// (the callers only come here when that is safe: a 503 reached no
+    /// target; a lost connection only when nothing went early). Returns
+    /// whether it did.
+    pub(super) fn retry_on_other_hub(
+        &mut self,
+        f: FlowId,
+        failed: ConnId,
+        refused: Option<(StreamId, bool)>,
+    ) -> bool {
+        let Some(flow) = self.flows.get(&f) else {
+            return false;
+        };
+        let eligible = !flow.hub_retried
+            && flow.direction == super::Direction::Outbound
+            && flow.phase == super::flow::Phase::Opening
+            && flow.bytes_sent == 0
+            && flow.mesh_target.is_none()
+            && self.links.slot_of_ref(failed);
+        let target = crate::policy::Authority::parse(&flow.service)
+            .ok()
+            .and_then(|a| a.service_port());
+        let Some((service, port)) = target.filter(|_| eligible) else {
+            return false;
+        };
+        let other = self
+            .links
+            .links
+            .iter()
+            .filter(|l| {
+                l.registry
+                    .entries
+                    .iter()
+                    .any(|e| e.service.port == port && e.service.service == service)
+            })
+            .filter_map(|l| l.forward.conn)
+            .find(|c| *c != failed && self.conns.get(c).is_some_and(|m| m.ready && !m.closing));
+        let Some(c) = other else {
+            return false;
+        };
+        if let (Some((stream, ended)), Some(m)) = (refused, self.conns.get_mut(&failed)) {
+            m.streams.remove(&stream);
+            let _ = match ended {
+                true => m.h2.finish(stream),
+                false => m.h2.reset(stream, h2::ErrorCode::CANCEL),
+            };
+            self.dirty.insert(m.sock);
+        }
+        let local = self.flows.get_mut(&f).map(|flow| {
+            flow.hub_retried = true;
+            flow.stream_closed = false;
+            flow.far = Far::Stream {
+                conn: c,
+                stream: None,
+            };
+            flow.local
+        });
+        if let Some(local) = local {
+            self.replay_early(f, local);
+        }
+        self.open_or_wait(f, c)
+    }
+
     /// Parks flow `f` when no synced registry lists `service:port` but a
     /// hub's snapshot is still to come: whether to go end to end is known
     /// only then (a plain relay to an end-to-end service is refused).

@@ -14,7 +14,7 @@ use crate::balance::Balancer;
 use crate::control::{Endpoint, ServicePort};
 use crate::h2::{ErrorCode, Event as H2Event, Header, Request, StreamId};
 use crate::hbone::{connect_request, parse_connect, ConnectStatus};
-use crate::hub::{E2E_SERVICE_LABEL, SOURCE_HEADER};
+use crate::hub::{DESTINATION_HEADER, E2E_SERVICE_LABEL, SOURCE_HEADER};
 use crate::identity::SpiffeId;
 use crate::policy::{Authority, AuthzRequest};
 use crate::pool::ConnId;
@@ -412,9 +412,13 @@ impl Node {
                     service: relay.service.clone(),
                     path: Some(FlowPath::Hub),
                 };
+                let mut ok = ConnectStatus::Established.response();
+                ok.headers.push(Header::new(
+                    Bytes::from_static(DESTINATION_HEADER.as_bytes()),
+                    Bytes::from(ep.identity.as_str().to_owned()),
+                ));
                 if let Some(m) = self.conns.get_mut(&ac) {
-                    let _ =
-                        m.h2.send_response(ast, &ConnectStatus::Established.response(), false);
+                    let _ = m.h2.send_response(ast, &ok, false);
                     self.dirty.insert(m.sock);
                 }
                 if let Some(b) = self.hub.balancers.get_mut(&sp).filter(|_| balanced) {

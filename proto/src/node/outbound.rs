@@ -8,6 +8,8 @@ use core::net::SocketAddr;
 use crate::front::{self, FrontEnd, Outcome, Progress, Refusal};
 use crate::h2::{self, ErrorCode, Role, StreamId};
 use crate::hbone::{connect_request, ConnectStatus};
+use crate::hub::DESTINATION_HEADER;
+use crate::identity::SpiffeId;
 use crate::policy::{Authority, AuthzRequest, Decision, Reason, ServiceName};
 use crate::pool::{Checkout, ConnId, PoolKey};
 use crate::tls::TlsSession;
@@ -326,7 +328,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_response(&mut self, c: ConnId, stream: StreamId, status: u16, end: bool) {
+    pub(super) fn on_response(
+        &mut self,
+        c: ConnId,
+        stream: StreamId,
+        response: &h2::Response,
+        end: bool,
+    ) {
         let Some(f) = self
             .conns
             .get(&c)
@@ -334,16 +342,23 @@ impl Node {
         else {
             return;
         };
+        let status = response.status;
         match ConnectStatus::from_code(status) {
             Ok(ConnectStatus::Established) => {
+                let named = self.hub_named_destination(c, response);
                 if let Some(flow) = self.flows.get_mut(&f) {
                     flow.peer_finished |= end;
+                    if flow.destination.is_none() {
+                        flow.destination = named;
+                    }
                 }
                 self.flow_established(f, None);
             }
             // A plain relay refused for want of end-to-end mode goes end to end.
             _ if self.retry_end_to_end(f, c, stream, end) => {}
             Ok(ConnectStatus::Unavailable) if self.retry_elsewhere(f, c, stream, end) => {}
+            Ok(ConnectStatus::Unavailable)
+                if self.retry_on_other_hub(f, c, Some((stream, end))) => {}
             other => {
                 let refusal = match other {
                     Ok(ConnectStatus::Denied) => Refusal::Denied {
@@ -365,6 +380,20 @@ impl Node {
                 self.refuse(f, refusal, CloseReason::Refused { status });
             }
         }
+    }
+
+    /// The agent a hub says it relayed a plain CONNECT to (the 200's
+    /// [`DESTINATION_HEADER`]): believed only on a hub link, whose peer
+    /// proved a hub identity, as B believes the hub's source header.
+    fn hub_named_destination(&self, c: ConnId, response: &h2::Response) -> Option<SpiffeId> {
+        if !self.links.slot_of_ref(c) {
+            return None;
+        }
+        let value = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(DESTINATION_HEADER.as_bytes()))?;
+        SpiffeId::parse(core::str::from_utf8(&value.value).ok()?).ok()
     }
 
     /// A direct endpoint answered 503: it does not serve the service (the
@@ -580,6 +609,15 @@ impl Node {
             .flows
             .get(&f)
             .is_some_and(|fl| fl.early.is_empty() && fl.bytes_sent == 0);
+        let hub = match self.flows.get(&f).map(|fl| fl.far) {
+            Some(Far::Stream { conn, .. }) => Some(conn),
+            _ => None,
+        };
+        if let Some(hub) = hub.filter(|_| unsent) {
+            if self.retry_on_other_hub(f, hub, None) {
+                return;
+            }
+        }
         self.retry_opening(f, came_up, unsent, CloseReason::ConnectionLost);
     }
 

@@ -589,7 +589,7 @@ impl Node {
                 stream,
                 response,
                 end_stream,
-            } => self.on_response(c, stream, response.status, end_stream),
+            } => self.on_response(c, stream, &response, end_stream),
             H2Event::Data { stream } => match self.stream_flow(c, stream) {
                 Some(f) => self.settle_flow(f),
                 None => self.discard(c, stream),
