@@ -134,8 +134,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Internal: run as one of the bench's warren agents
-    /// (RUNTIME UNIX-TIME export TARGET | RUNTIME UNIX-TIME front HBONE [cold]).
-    #[arg(long, hide = true, num_args = 4..=5, value_name = "ARG")]
+    /// (RUNTIME UNIX-TIME export TARGET | RUNTIME UNIX-TIME front HBONE [cold], each
+    /// optionally followed by no-resumption).
+    #[arg(long, hide = true, num_args = 4..=6, value_name = "ARG")]
     pub agent: Option<Vec<String>>,
 }
 

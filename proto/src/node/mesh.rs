@@ -35,6 +35,8 @@ pub(super) struct MeshConn {
     /// A resumed handshake failed its re-check: its flows may try the
     /// same endpoint again, with a full handshake.
     pub resume_refused: bool,
+    /// The handshake was counted and the peer checked for revocation.
+    pub handshake_seen: bool,
     /// Handshake deadline, cleared once TLS is up.
     pub deadline: Option<Instant>,
     /// When the connection was dialled or accepted (for its age).
@@ -119,6 +121,7 @@ impl MeshConn {
             peer: None,
             ready: false,
             resume_refused: false,
+            handshake_seen: false,
             deadline: Some(deadline),
             opened,
             last_heard: opened,

@@ -233,6 +233,35 @@ impl Node {
         Some(c)
     }
 
+    /// A pooled connection's TLS handshake just completed: the first
+    /// waiting flow opens its stream now, so its CONNECT (and early data)
+    /// leaves in the same flight as our Finished. Waiting for the server's
+    /// SETTINGS would cost a round trip: a server that authenticates its
+    /// client sends nothing before our Finished. HTTP/2 lets a client send
+    /// requests right after its preface (RFC 9113 §3.4); one stream is
+    /// within any server's limit, the others wait for the SETTINGS that
+    /// say how many it takes.
+    pub(super) fn ready_at_handshake(&mut self, c: ConnId) {
+        let Some(m) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if m.handshake_seen || m.closing || m.pool_key.is_none() || m.peer.is_none() {
+            return;
+        }
+        m.handshake_seen = true;
+        self.count_handshake(c);
+        if self.refuse_if_revoked(c) {
+            return;
+        }
+        let first = self
+            .conns
+            .get_mut(&c)
+            .and_then(|m| (!m.waiting.is_empty()).then(|| m.waiting.remove(0)));
+        if let Some(f) = first {
+            self.open_stream(f, c);
+        }
+    }
+
     /// The peer's SETTINGS arrived: waiting flows open their streams.
     pub(super) fn conn_ready(&mut self, c: ConnId) {
         let Some(conn) = self.conns.get_mut(&c) else {

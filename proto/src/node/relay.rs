@@ -533,6 +533,7 @@ impl Node {
             Ok(n) => n,
             Err(e) => return self.conn_failed(c, e),
         };
+        self.ready_at_handshake(c);
         self.dispatch_h2(c);
         // Only progress re-examines the socket: a retry of held bytes that
         // TLS still refuses must not spin.
@@ -572,9 +573,16 @@ impl Node {
         }
         match event {
             H2Event::Ready => {
-                self.count_handshake(c);
-                if self.refuse_if_revoked(c) {
-                    return;
+                // A pooled connection's handshake was looked at already.
+                let seen = self
+                    .conns
+                    .get_mut(&c)
+                    .is_some_and(|m| core::mem::replace(&mut m.handshake_seen, true));
+                if !seen {
+                    self.count_handshake(c);
+                    if self.refuse_if_revoked(c) {
+                        return;
+                    }
                 }
                 self.conn_ready(c);
                 self.hub_conn_ready(c);
