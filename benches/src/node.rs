@@ -80,6 +80,8 @@ struct Wires {
     app_bytes: u64,
     /// Application sockets on node A that the node half-closed or closed.
     app_done: u64,
+    /// Those sockets, so a half-close followed by a close counts once.
+    app_ended: BTreeSet<(usize, SockId)>,
     events: Vec<NodeEvent>,
 }
 
@@ -160,7 +162,7 @@ impl Host for NodeSide<'_> {
             if w.mode == TargetMode::Echo {
                 w.queue.push_back(((B, sock), Delivery::ReadClosed));
             }
-        } else {
+        } else if w.app_ended.insert((self.me, sock)) {
             w.app_done += 1;
         }
     }
@@ -178,6 +180,9 @@ impl Host for NodeSide<'_> {
                 Delivery::ReadClosed
             };
             w.queue.push_back((peer, d));
+        } else if self.me == A && !reset && w.app_ended.insert(key) {
+            // A graceful close sends the FIN without a shutdown first.
+            w.app_done += 1;
         }
         w.targets.remove(&sock);
     }
@@ -247,6 +252,7 @@ impl NodePair {
                 target_bytes: 0,
                 app_bytes: 0,
                 app_done: 0,
+                app_ended: BTreeSet::new(),
                 events: Vec::new(),
             },
             now,
