@@ -1090,3 +1090,97 @@ fn own_chain_must_come_from_our_ca_and_dates_are_reported_apart() {
         Err(IdentityError::NoUriSan)
     );
 }
+
+/// A client and server pair of resumable configs (resumption on, clocks at `NOW`).
+fn resumable_pair(
+    ca: &Ca,
+) -> (
+    warren_proto::identity::ResumableConfig<rustls::ClientConfig>,
+    warren_proto::identity::ResumableConfig<rustls::ServerConfig>,
+) {
+    let on = warren_proto::identity::Resumption::default();
+    let client = params(ca, leaf(ca, 10, CLIENT_ID), NOW)
+        .with_resumption(on)
+        .resumable_client_config([id(SERVER_ID)])
+        .unwrap();
+    let server = params(ca, leaf(ca, 11, SERVER_ID), NOW)
+        .with_resumption(on)
+        .resumable_server_config()
+        .unwrap();
+    (client, server)
+}
+
+#[test]
+fn a_resumed_session_knows_the_peer_from_the_stored_chain() {
+    use rustls::HandshakeKind;
+    let ca = ca("mesh CA", 1);
+    let (client_cfg, server_cfg) = resumable_pair(&ca);
+    let new_pair = || {
+        (
+            TlsSession::client_resumable(&client_cfg, DEFAULT_BUFFER_LIMIT).unwrap(),
+            TlsSession::server_resumable(&server_cfg, DEFAULT_BUFFER_LIMIT).unwrap(),
+        )
+    };
+    let (mut c1, mut s1) = new_pair();
+    assert_eq!(handshake(&mut c1, &mut s1), (None, None));
+    assert_eq!(c1.handshake_kind(), Some(HandshakeKind::Full));
+    // The server issued tickets; the client keeps them per endpoint.
+    assert!(client_cfg.stored_sessions() > 0);
+    assert!(server_cfg.stored_sessions() > 0);
+    let (mut c2, mut s2) = new_pair();
+    let mut wire = Transcript::default();
+    assert_eq!(pump(&mut c2, &mut s2, &mut wire), (None, None));
+    assert_eq!(c2.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert_eq!(s2.handshake_kind(), Some(HandshakeKind::Resumed));
+    // Identity and serial (what revocation checks) come from the stored
+    // chains, the same as the full handshake's.
+    assert_eq!(c2.peer_identity(), Some(&id(SERVER_ID)));
+    assert_eq!(s2.peer_identity(), Some(&id(CLIENT_ID)));
+    assert_eq!(c2.peer_serial(), c1.peer_serial());
+    assert_eq!(s2.peer_serial(), s1.peer_serial());
+    assert!(c2.peer_serial().is_some());
+    assert_eq!(send(&mut c2, &mut s2, b"ping"), b"ping");
+    // No certificate crossed the wire on resumption.
+    let leaf_der = leaf(&ca, 11, SERVER_ID).chain[0].to_vec();
+    assert!(!wire
+        .to_client
+        .windows(leaf_der.len())
+        .any(|w| w == leaf_der.as_slice()));
+}
+
+#[test]
+fn forgetting_sessions_forces_a_full_handshake() {
+    use rustls::HandshakeKind;
+    let ca = ca("mesh CA", 1);
+    let (client_cfg, server_cfg) = resumable_pair(&ca);
+    let mut c1 = TlsSession::client_resumable(&client_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut s1 = TlsSession::server_resumable(&server_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    assert_eq!(handshake(&mut c1, &mut s1), (None, None));
+    server_cfg.forget_sessions();
+    assert_eq!(server_cfg.stored_sessions(), 0);
+    let mut c2 = TlsSession::client_resumable(&client_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut s2 = TlsSession::server_resumable(&server_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    assert_eq!(handshake(&mut c2, &mut s2), (None, None));
+    // The client offered its ticket; the server no longer had the session.
+    assert_eq!(c2.handshake_kind(), Some(HandshakeKind::Full));
+    client_cfg.forget_sessions();
+    assert_eq!(client_cfg.stored_sessions(), 0);
+}
+
+#[test]
+fn a_session_resumed_without_a_recheck_is_refused() {
+    let ca = ca("mesh CA", 1);
+    let (client_cfg, server_cfg) = resumable_pair(&ca);
+    let mut c1 = TlsSession::client_resumable(&client_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut s1 = TlsSession::server_resumable(&server_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    assert_eq!(handshake(&mut c1, &mut s1), (None, None));
+    // The same rustls config, started without its re-check: fail closed.
+    let mut c2 = TlsSession::client(client_cfg.config().clone(), DEFAULT_BUFFER_LIMIT).unwrap();
+    let mut s2 = TlsSession::server_resumable(&server_cfg, DEFAULT_BUFFER_LIMIT).unwrap();
+    let (client_err, _) = handshake(&mut c2, &mut s2);
+    let err = client_err.expect("refused");
+    assert!(matches!(err, TlsError::ResumedRefused(_)), "{err:?}");
+    assert!(err.to_string().starts_with("resumed session refused"));
+    assert_eq!(c2.peer_identity(), None);
+    assert_eq!(read_all(&mut c2), b"");
+}

@@ -88,7 +88,9 @@ impl MeshPki {
             leaf.chain.clone(),
             leaf.key(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        // As `warren agent` runs by default, so sweeps exercise resumption.
+        .with_resumption(warren_proto::identity::Resumption::default());
         MeshIdentity::new(params).map_err(|e| e.to_string())
     }
 }

@@ -28,6 +28,9 @@ pub(super) const DEFAULT_EARLY_DATA_LIMIT: usize = 16 * 1024;
 pub struct MeshIdentity {
     params: Arc<MeshTlsParams>,
     server: ResumableConfig<ServerConfig>,
+    /// Without session storage: for callers that cannot re-check a
+    /// resumed handshake.
+    plain_server: Arc<ServerConfig>,
 }
 
 impl MeshIdentity {
@@ -35,9 +38,11 @@ impl MeshIdentity {
     /// configuration error here rather than a failure on the first flow.
     pub fn new(params: MeshTlsParams) -> Result<MeshIdentity, ConfigError> {
         let server = params.resumable_server_config()?;
+        let plain_server = params.server_config()?;
         Ok(MeshIdentity {
             params: Arc::new(params),
             server,
+            plain_server,
         })
     }
 
@@ -52,9 +57,11 @@ impl MeshIdentity {
         &self.params
     }
 
-    /// The server config for inbound HBONE connections.
+    /// A server config that never resumes a session, for sessions started
+    /// with [`crate::tls::TlsSession::server`] (which refuses a resumed
+    /// handshake, having no re-check for it).
     pub fn server_config(&self) -> &Arc<ServerConfig> {
-        self.server.config()
+        &self.plain_server
     }
 
     /// The server config with its session store and the re-check of
