@@ -16,6 +16,7 @@
 //! 64 KiB buffer and steps the node.
 
 pub mod admin;
+mod connect;
 mod control;
 mod driver;
 mod ready;
@@ -32,6 +33,7 @@ use std::time::Instant;
 
 use warren_proto::node::{ListenerId, NodeEvent};
 
+pub use connect::{connect_done, connect_outcome, start_connect};
 pub use control::{spawn, Handle};
 pub use driver::{run, Request};
 

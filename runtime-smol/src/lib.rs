@@ -15,8 +15,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use smol::{Async, Timer};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use warren_host::{Connecting, Reactor, Resolving};
+use socket2::SockRef;
+use warren_host::{connect_done, connect_outcome, start_connect, Connecting, Reactor, Resolving};
 use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
@@ -62,14 +62,9 @@ impl Reactor for Smol {
             // On loopback the handshake completes inside connect(2): use
             // the socket at once instead of waiting for the reactor to
             // report it writable (a new flow's target is written sooner).
-            // Connecting, getpeername says ENOTCONN.
-            if stream.get_ref().peer_addr().is_err() {
+            if !connect_done(SockRef::from(stream.get_ref())) {
                 stream.writable().await?;
-                if let Some(e) = stream.get_ref().take_error()? {
-                    return Err(e);
-                }
-                // Refused without a pending error.
-                stream.get_ref().peer_addr()?;
+                connect_outcome(SockRef::from(stream.get_ref()))?;
             }
             Ok(stream)
         })
@@ -131,18 +126,6 @@ impl Reactor for Smol {
     fn poll_timer(timer: &mut Timer, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(timer).poll(cx).map(|_| ())
     }
-}
-
-/// A non-blocking TCP socket with its connect to `addr` under way (or done).
-fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let kind = Type::STREAM.nonblocking();
-    let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(socket.into())
 }
 
 /// Starts a node on a new thread under `smol::block_on` and returns once

@@ -14,11 +14,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use warren_host::{Connecting, Reactor, Resolving};
+use warren_host::{connect_done, connect_outcome, start_connect, Connecting, Reactor, Resolving};
 use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
@@ -55,18 +55,13 @@ impl Reactor for Tokio {
 
     fn connect(addr: SocketAddr) -> Connecting<TcpStream> {
         Box::pin(async move {
-            let stream = start_connect(addr)?;
+            let stream = TcpStream::from_std(start_connect(addr)?)?;
             // On loopback the handshake completes inside connect(2): use
             // the socket at once, not a runtime turn later when its first
             // writable event comes (a new flow's target is written sooner).
-            // Connecting, getpeername says ENOTCONN.
-            if stream.peer_addr().is_err() {
+            if !connect_done(SockRef::from(&stream)) {
                 stream.writable().await?;
-                if let Some(e) = stream.take_error()? {
-                    return Err(e);
-                }
-                // Refused without a pending error: getpeername still says so.
-                stream.peer_addr()?;
+                connect_outcome(SockRef::from(&stream))?;
             }
             Ok(stream)
         })
@@ -164,19 +159,6 @@ impl Reactor for Tokio {
 /// that is gone (the error says so).
 fn send(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
     SockRef::from(stream).send_with_flags(data, libc::MSG_NOSIGNAL)
-}
-
-/// A non-blocking TCP socket with its connect to `addr` under way (or done).
-fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    // Non-blocking from the start: no fcntl round trip.
-    let kind = Type::STREAM.nonblocking();
-    let socket = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    TcpStream::from_std(socket.into())
 }
 
 /// Starts a node on a new thread with a single-threaded tokio runtime and
