@@ -22,8 +22,10 @@ pub enum Bug {
     /// A configuration reload does not re-check live flows against the new
     /// policy, so a revoked flow keeps carrying bytes.
     PolicySkippedAfterReload,
-    /// An idle pooled connection says GOAWAY but stays in the pool, so new
-    /// flows are sent to a connection that can no longer open streams.
+    /// An idle pooled connection says GOAWAY but stays in the pool, and the
+    /// pool does not learn from the streams it then refuses, so new flows
+    /// keep going to a connection that can no longer open streams. (With
+    /// the learning intact, the node routes around such a connection.)
     PoolReuseAfterGoaway,
     /// After a partial send of a socket's bytes into a stream, one byte
     /// fewer is dropped from the buffer than was sent: a byte is repeated.

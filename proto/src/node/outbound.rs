@@ -344,7 +344,13 @@ impl Node {
             None => None,
         };
         // After the release: the slots still claimed are other flows'.
-        self.pool.refused_stream(c, open_now);
+        #[cfg(feature = "sim-bugs")]
+        let learn = !self.injected(crate::sim_bugs::Bug::PoolReuseAfterGoaway);
+        #[cfg(not(feature = "sim-bugs"))]
+        let learn = true;
+        if learn {
+            self.pool.refused_stream(c, open_now);
+        }
         match retry {
             Some((service, port, ep)) if refusals < MAX_STREAM_REFUSALS => {
                 self.route_mesh(f, &service, port, ep)
