@@ -240,6 +240,26 @@ fn a_resumed_session_with_an_expired_peer_certificate_is_refused() {
 }
 
 #[test]
+fn a_chain_already_rechecked_is_still_refused_once_it_expires() {
+    // The second flow resumes and its re-check passes, so the check now
+    // knows B's chain and skips its signatures; the dates still count.
+    let mut m = mesh(Resumption::default(), NOW + 100);
+    assert!(m.flow(b"full"));
+    assert!(m.flow(b"resumed"));
+    assert!(m.handshake_errors(0).is_empty());
+    m.clock.0.store(NOW + 200, Ordering::SeqCst);
+    assert!(!m.flow(b"after"));
+    let expired = IdentityError::Expired {
+        now: NOW + 200,
+        not_after: NOW + 100,
+    };
+    assert_eq!(
+        m.handshake_errors(0).first(),
+        Some(&TlsError::ResumedRefused(expired))
+    );
+}
+
+#[test]
 fn any_new_configuration_drops_stored_sessions_on_both_sides() {
     let mut m = mesh(Resumption::default(), NOW + DAY);
     assert!(m.flow(b"one"));

@@ -28,6 +28,7 @@ use rustls::server::StoresServerSessions;
 use rustls::time_provider::TimeProvider;
 use rustls::NamedGroup;
 
+use super::san::validity as certificate_dates;
 use super::verify::{MeshClientVerifier, MeshServerVerifier};
 use super::{IdentityError, SpiffeId};
 
@@ -317,7 +318,17 @@ pub struct ResumedCheck {
     peer: PeerCheck,
     time: Arc<dyn TimeProvider>,
     sessions: Option<Arc<ClientSessions>>,
+    /// Chains this check has verified in full, and the identity each
+    /// proved. A chain seen again only has its dates checked: its
+    /// signatures and path cannot have changed, and whatever else could
+    /// (trust anchors, expected ids) comes with a new config and so a new
+    /// check. Verifying the signatures on every resumed handshake cost
+    /// about as much as the full handshake resumption saves.
+    verified: Mutex<BTreeMap<Vec<Vec<u8>>, SpiffeId>>,
 }
+
+/// Chains a [`ResumedCheck`] remembers; past this it starts over.
+const MAX_VERIFIED_CHAINS: usize = 1024;
 
 impl ResumedCheck {
     pub(super) fn of_server(
@@ -329,6 +340,7 @@ impl ResumedCheck {
             peer: PeerCheck::Server(verifier),
             time,
             sessions: Some(sessions),
+            verified: Mutex::default(),
         }
     }
 
@@ -340,6 +352,7 @@ impl ResumedCheck {
             peer: PeerCheck::Client(verifier),
             time,
             sessions: None,
+            verified: Mutex::default(),
         }
     }
 
@@ -362,10 +375,35 @@ impl ResumedCheck {
             .time
             .current_time()
             .ok_or_else(|| IdentityError::ChainRejected("no current time".into()))?;
-        match &self.peer {
+        let key: Vec<Vec<u8>> = chain.iter().map(|c| c.to_vec()).collect();
+        if let Some(id) = self.known(&key, now.as_secs()) {
+            return Ok(id);
+        }
+        let id = match &self.peer {
             PeerCheck::Server(v) => v.check(leaf, intermediates, now),
             PeerCheck::Client(v) => v.check(leaf, intermediates, now),
+        }?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= MAX_VERIFIED_CHAINS {
+                verified.clear();
+            }
+            verified.insert(key, id.clone());
         }
+        Ok(id)
+    }
+
+    /// The identity `chain` proved before, if every certificate in it is
+    /// still within its dates at `now`; `None` sends it to the full check
+    /// (which also says precisely what is wrong).
+    fn known(&self, chain: &[Vec<u8>], now: u64) -> Option<SpiffeId> {
+        let in_dates = chain.iter().all(|cert| {
+            certificate_dates(cert)
+                .is_ok_and(|(not_before, not_after)| not_before <= now && now <= not_after)
+        });
+        if !in_dates {
+            return None;
+        }
+        self.verified.lock().ok()?.get(chain).cloned()
     }
 
     /// Drops the client store's tickets (nothing for a server check).

@@ -88,6 +88,86 @@ pub(crate) fn serial_number(cert: &[u8]) -> Result<&[u8], MalformedCertificate> 
     Ok(field.value)
 }
 
+/// `UTCTime` and `GeneralizedTime`: a validity bound.
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+
+/// The validity of `cert`: (notBefore, notAfter) in unix seconds. Only the
+/// `Z` forms DER allows are read (`YYMMDDHHMMSSZ`, `YYYYMMDDHHMMSSZ`).
+pub(crate) fn validity(cert: &[u8]) -> Result<(u64, u64), MalformedCertificate> {
+    let mut input = cert;
+    let mut certificate = expect(&mut input, SEQUENCE)?;
+    let mut tbs = expect(&mut certificate, SEQUENCE)?;
+    let mut field = next_tlv(&mut tbs)?;
+    if field.tag == VERSION {
+        field = next_tlv(&mut tbs)?;
+    }
+    if field.tag != INTEGER {
+        return Err(MalformedCertificate);
+    }
+    expect(&mut tbs, SEQUENCE)?; // signature algorithm
+    expect(&mut tbs, SEQUENCE)?; // issuer
+    let mut validity = expect(&mut tbs, SEQUENCE)?;
+    let not_before = time(next_tlv(&mut validity)?)?;
+    let not_after = time(next_tlv(&mut validity)?)?;
+    Ok((not_before, not_after))
+}
+
+/// A DER time as unix seconds (RFC 5280 §4.1.2.5: UTCTime years 50–99
+/// are 19xx; times before 1970 are refused).
+fn time(tlv: Tlv<'_>) -> Result<u64, MalformedCertificate> {
+    let (year_digits, text) = match tlv.tag {
+        UTC_TIME => (2, tlv.value),
+        GENERALIZED_TIME => (4, tlv.value),
+        _ => return Err(MalformedCertificate),
+    };
+    if text.len() != year_digits + 11 || text.last() != Some(&b'Z') {
+        return Err(MalformedCertificate);
+    }
+    let digits = text.get(..text.len() - 1).ok_or(MalformedCertificate)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(MalformedCertificate);
+    }
+    let number = |from: usize, len: usize| -> u64 {
+        digits
+            .iter()
+            .skip(from)
+            .take(len)
+            .fold(0, |n, d| n * 10 + u64::from(d - b'0'))
+    };
+    let mut year = number(0, year_digits);
+    if year_digits == 2 {
+        year += if year >= 50 { 1900 } else { 2000 };
+    }
+    let at = year_digits;
+    let (month, day) = (number(at, 2), number(at + 2, 2));
+    let (hour, minute, second) = (number(at + 4, 2), number(at + 6, 2), number(at + 8, 2));
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(MalformedCertificate);
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err(MalformedCertificate);
+    }
+    Ok(days_since_epoch(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian;
+/// `year` ≥ 1970, `month` 1–12).
+fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
+    // Counting from March makes February the last month of a year.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let year_of_era = y % 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    // 719468: days from 0000-03-01 to 1970-01-01.
+    (era * 146_097 + day_of_era).saturating_sub(719_468)
+}
+
 /// Every URI SAN of `cert`, in certificate order, across all
 /// subjectAltName extensions (a certificate with two is malformed, but
 /// counting both means it cannot hide a second identity).
@@ -136,6 +216,36 @@ pub(crate) fn uri_sans(cert: &[u8]) -> Result<Vec<&[u8]>, MalformedCertificate> 
 mod tests {
     use super::*;
     use quickcheck::{quickcheck, TestResult};
+
+    #[test]
+    fn validity_of_generated_certificates_is_read_exactly() {
+        use crate::identity::{ca_params, Validity};
+        for (not_before, not_after) in [
+            (0, 1),
+            (1_700_000_000, 1_700_086_400),
+            (951_782_400, 2_524_608_000), // 2000-02-29, 2050-01-01 (GeneralizedTime)
+            (4_102_444_799, 4_102_444_800),
+        ] {
+            let window = Validity {
+                not_before,
+                not_after,
+            };
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let serial = rcgen::SerialNumber::from(1u64);
+            let params = ca_params("t", None, serial, window).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            assert_eq!(validity(cert.der()), Ok((not_before, not_after)));
+        }
+    }
+
+    #[test]
+    fn validity_never_panics() {
+        fn prop(bytes: Vec<u8>) -> bool {
+            let _ = validity(&bytes);
+            true
+        }
+        quickcheck::quickcheck(prop as fn(Vec<u8>) -> bool);
+    }
 
     #[test]
     fn serial_numbers_are_read_with_or_without_a_version() {
