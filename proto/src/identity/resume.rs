@@ -287,13 +287,12 @@ impl ClientSessionStore for ClientSessions {
         let mut store = self.inner.lock().ok()?;
         // Tickets arrive in age order: the newest is the likeliest to be
         // still in the server's store.
-        while let Some((stored, ticket)) = store.tickets.pop_back() {
-            if fresh(stored, now, self.max_age) {
-                return Some(ticket);
-            }
-            // The rest are older still.
-            store.tickets.clear();
+        let (stored, ticket) = store.tickets.pop_back()?;
+        if fresh(stored, now, self.max_age) {
+            return Some(ticket);
         }
+        // The rest are older still.
+        store.tickets.clear();
         None
     }
 }
