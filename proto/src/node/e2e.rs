@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rustls::ServerConfig;
 
 use crate::control::{Endpoint, RegistrySnapshot, ServicePort};
-use crate::h2::{ErrorCode, Header, Request, Role, StreamId};
+use crate::h2::{Header, Request, Role, StreamId};
 use crate::hbone::{connect_request, ConnectStatus};
 use crate::hub::{HubEvent, ALPN_E2E, E2E_AUTHORITY, E2E_INSTANCE_HEADER, E2E_PEER_HEADER};
 use crate::identity::SpiffeId;
@@ -170,17 +170,7 @@ impl Node {
         if !listed {
             return false;
         }
-        if let Some(m) = self.conns.get_mut(&c) {
-            m.streams.remove(&stream);
-            // The peer's answer ended its side: ending ours closes the
-            // stream. Left half-open, it would count against the peer's
-            // stream limit for as long as the connection lives.
-            let _ = match ended {
-                true => m.h2.finish(stream),
-                false => m.h2.reset(stream, ErrorCode::CANCEL),
-            };
-            self.dirty.insert(m.sock);
-        }
+        self.leave_answered_stream(c, stream, ended);
         let local = self.flows.get_mut(&f).map(|flow| {
             flow.stale_retried = true;
             flow.far = Far::None;

@@ -880,13 +880,8 @@ impl Node {
         let Some(c) = other else {
             return false;
         };
-        if let (Some((stream, ended)), Some(m)) = (refused, self.conns.get_mut(&failed)) {
-            m.streams.remove(&stream);
-            let _ = match ended {
-                true => m.h2.finish(stream),
-                false => m.h2.reset(stream, h2::ErrorCode::CANCEL),
-            };
-            self.dirty.insert(m.sock);
+        if let Some((stream, ended)) = refused {
+            self.leave_answered_stream(failed, stream, ended);
         }
         let local = self.flows.get_mut(&f).map(|flow| {
             flow.hub_retried = true;

@@ -456,17 +456,7 @@ impl Node {
             flow.stream_closed = false;
             flow.pooled.take()
         });
-        if let Some(m) = self.conns.get_mut(&c) {
-            m.streams.remove(&stream);
-            // The peer's answer ended its side: ending ours closes the
-            // stream. Left half-open, it would count against the peer's
-            // stream limit for as long as the connection lives.
-            let _ = match end {
-                true => m.h2.finish(stream),
-                false => m.h2.reset(stream, ErrorCode::CANCEL),
-            };
-            self.dirty.insert(m.sock);
-        }
+        self.leave_answered_stream(c, stream, end);
         if let Some(p) = pooled {
             self.pool.release(p, self.now);
         }
@@ -603,6 +593,22 @@ impl Node {
             self.fail_opening(f, CloseReason::StreamReset(code));
         } else {
             self.close_flow(f, CloseReason::StreamReset(code), true);
+        }
+    }
+
+    /// The peer answered `stream` of `c` without a tunnel (a 503, a plain
+    /// relay refused) and its flow goes elsewhere: the stream is forgotten
+    /// and our side ended too, by END_STREAM when the answer `ended` the
+    /// peer's side, else by a reset. Left half-open, it would count
+    /// against the peer's stream limit for as long as the connection lives.
+    pub(super) fn leave_answered_stream(&mut self, c: ConnId, stream: StreamId, ended: bool) {
+        if let Some(m) = self.conns.get_mut(&c) {
+            m.streams.remove(&stream);
+            let _ = match ended {
+                true => m.h2.finish(stream),
+                false => m.h2.reset(stream, ErrorCode::CANCEL),
+            };
+            self.dirty.insert(m.sock);
         }
     }
 
