@@ -38,6 +38,9 @@ use target::TargetServer;
 /// Path names; the report's target checks find rows by them.
 const DIRECT: &str = "direct TCP";
 const SOCAT: &str = "socat relay (8 KiB default)";
+/// Throughput only: what two relays move with no crypto (see
+/// [`peers::path_plain_pair`]).
+const PLAIN_PAIR: &str = "plaintext relay pair, no crypto (2 socat, 256 KiB)";
 const STUNNEL: &str = "stunnel mTLS pair";
 const NGHTTPX: &str = "nghttpx h2 CONNECT chain (defaults)";
 const WARREN_TOKIO: &str = "warren tokio";
@@ -171,6 +174,7 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let mut starts: Vec<(&str, Start<'_>)> = vec![
         (DIRECT, Box::new(move || Ok(peers::path_direct(t)))),
         (SOCAT, Box::new(move || peers::path_socat(t, d))),
+        (PLAIN_PAIR, Box::new(move || peers::path_plain_pair(t, d))),
         (STUNNEL, with_certs(peers::path_stunnel)),
         (NGHTTPX, with_certs(peers::path_nghttpx)),
         (WARREN_TOKIO, warren("tokio", false)),
@@ -207,6 +211,27 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
                     Err(e) => row.missing = Some(format!("failed: {e}")),
                 }
                 row.memory = Err("see the warm row".into());
+            }
+            Ok(path) if name == PLAIN_PAIR => {
+                // A ceiling for throughput only: its setup and memory are
+                // socat's fork per connection, already shown by the socat row.
+                let window = (plan.warmup, plan.window);
+                match (
+                    throughput(&path, 1, &target, window, hz),
+                    throughput(&path, 8, &target, window, hz),
+                ) {
+                    (Ok(one), Ok(eight)) => {
+                        row.one = Some(one.gbps);
+                        row.eight = Some(eight.gbps);
+                        row.cpu = one.core_per_gbps;
+                    }
+                    (a, b) => {
+                        let err = [a.err(), b.err()].into_iter().flatten();
+                        let err = err.map(|e| e.to_string()).collect::<Vec<_>>();
+                        row.missing = Some(format!("failed: {}", err.join("; ")));
+                    }
+                }
+                row.memory = Err("not measured (a process per flow)".into());
             }
             Ok(path) if plan.relayed.contains(&name) => {
                 measure_relayed(&mut row, &path, name, &plan, &target, hz);

@@ -58,6 +58,41 @@ pub fn path_socat(target: SocketAddr, dir: &Path) -> Result<Relay, Missing> {
     })
 }
 
+/// Two socat relays in a row, each with 256 KiB buffers, forking per
+/// connection: the same three TCP hops and two user-space relays as a TLS
+/// pair or a warren agent pair, without crypto or framing. No tunnel with
+/// two relays can move one flow faster than this on the same box, so it
+/// tells what a throughput target asks of the machine.
+pub fn path_plain_pair(target: SocketAddr, dir: &Path) -> Result<Relay, Missing> {
+    if !have("socat") {
+        return Err("socat not installed".into());
+    }
+    let (exit, entry) = (
+        free_port().map_err(|e| e.to_string())?,
+        free_port().map_err(|e| e.to_string())?,
+    );
+    let mut daemons = Vec::new();
+    for (listen, next) in [(exit, target), (entry, ([127, 0, 0, 1], exit).into())] {
+        daemons.push(
+            Daemon::start(
+                Command::new("socat").args([
+                    "-b".to_string(),
+                    "262144".to_string(),
+                    format!("TCP-LISTEN:{listen},fork,reuseaddr,bind=127.0.0.1"),
+                    format!("TCP:{next}"),
+                ]),
+                &dir.join("socat-pair.log"),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        wait_listen(listen).map_err(|e| e.to_string())?;
+    }
+    Ok(Relay {
+        entry: ([127, 0, 0, 1], entry).into(),
+        daemons,
+    })
+}
+
 /// ECDSA P-256 CA and server/client certificates, made with the openssl CLI.
 pub fn make_certs(dir: &Path) -> Result<PathBuf, Missing> {
     if !have("openssl") {

@@ -487,5 +487,16 @@ fn targets(rows: &[Row]) -> String {
         "≥ 0.9",
         |v| v >= 0.9,
     );
+    let pair = one(get(super::PLAIN_PAIR));
+    if let (Some(pair), Some(st)) = (pair, one(stunnel)) {
+        // The 1-flow target is a multiple of a peer; this says what that
+        // multiple asks of the machine.
+        o += &format!(
+            "\nContext for the 1-flow target: two relays with no crypto (socat, 256 KiB buffers, the same three TCP hops) moved {pair:.2} Gbit/s; 1.9 × stunnel is {:.2} Gbit/s ({:.2} × that crypto-free ceiling); warren tokio moved {} of it.\n",
+            1.9 * st,
+            1.9 * st / pair,
+            one(tokio).map_or("–".into(), |w| format!("{:.0} %", 100.0 * w / pair)),
+        );
+    }
     o
 }
