@@ -431,8 +431,10 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     }
 
     fn read(&mut self, sock: SockId) -> io::Result<()> {
-        // The last read took all the socket had.
-        let mut emptied = false;
+        // The last read (of this look, or at the accept: no reactor turn
+        // since) took all the socket had.
+        let mut emptied =
+            (self.core.io.socks.get_mut(&sock)).is_some_and(|s| std::mem::take(&mut s.emptied));
         for _ in 0..READS_PER_LOOK {
             let Some(s) = self.core.io.socks.get_mut(&sock) else {
                 return Ok(());
