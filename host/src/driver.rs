@@ -397,6 +397,9 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             Poll::Ready(Ok(stream)) => {
                 R::set_nodelay(&stream);
                 s.conn = Conn::Open(stream);
+                // The peer has had no time to send: ask the runtime
+                // instead of a first read that would say `WouldBlock`.
+                s.emptied = true;
                 self.core.io.queue.kick(sock.0);
                 Ok(())
             }

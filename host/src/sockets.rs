@@ -36,8 +36,9 @@ pub(crate) struct Sock<R: Reactor> {
     pub(crate) want_write: bool,
     /// A write failed: report `Reset` at the next look.
     pub(crate) failed: bool,
-    /// The read right after the accept emptied the socket: the look the
-    /// insert scheduled asks `poll_read_ready` instead of reading.
+    /// Nothing to read before the runtime says so: the read right after
+    /// the accept emptied the socket, or the socket just connected. The
+    /// next look asks `poll_read_ready` instead of reading.
     pub(crate) emptied: bool,
 }
 
