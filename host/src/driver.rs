@@ -15,9 +15,10 @@ use warren_proto::node::{
 };
 use warren_proto::time::Instant;
 
+use crate::deadline::DeadlineTimer;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
-use crate::{Notice, Reactor};
+use crate::{read_emptied, Notice, Reactor};
 
 /// One socket read: large enough that bulk transfers cost few syscalls.
 /// One buffer per node (not per socket), so its size costs no per-flow
@@ -107,8 +108,8 @@ struct AcceptBackoff {
 struct Driver<R: Reactor, N> {
     core: Core<R, N>,
     buf: Box<ReadBuf>,
-    /// The deadline the timer is set to.
-    armed: Option<Instant>,
+    /// Fires at the node's deadline.
+    timer: DeadlineTimer<R>,
     /// Listeners backing off after accept errors (EMFILE and the like).
     backoff: BTreeMap<ListenerId, AcceptBackoff>,
     /// Fires when the earliest back-off ends.
@@ -172,7 +173,7 @@ where
             deadline: None,
         },
         buf: Box::new(ReadBuf([0; READ_BUF])),
-        armed: None,
+        timer: DeadlineTimer::new(),
         backoff: BTreeMap::new(),
         accept_timer: R::timer(),
         accept_armed: None,
@@ -185,7 +186,6 @@ where
     (driver.core.io.notify)(Notice::Started);
     let mut shutdown = pin!(shutdown);
     let mut requests_open = true;
-    let mut timer = R::timer();
     poll_fn(|cx| {
         if shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
@@ -211,26 +211,22 @@ where
                 Poll::Pending => break,
             }
         }
-        driver.poll(cx, &mut timer)
+        driver.poll(cx)
     })
     .await
 }
 
 impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
-    fn poll(&mut self, cx: &mut Context<'_>, timer: &mut R::Timer) -> Poll<io::Result<()>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.core.io.queue.set_owner(cx.waker());
         for _ in 0..ROUNDS_PER_POLL {
-            let mut fired = false;
-            if let Some(deadline) = self.core.deadline {
-                if self.armed != Some(deadline) {
-                    R::set_timer(timer, self.core.clock.to_std(deadline));
-                    self.armed = Some(deadline);
-                }
-                if R::poll_timer(timer, cx).is_ready() {
-                    self.armed = None;
-                    fired = true;
-                    self.core.step(Input::Timeout)?;
-                }
+            let clock = &self.core.clock;
+            let due = self
+                .timer
+                .poll(self.core.deadline, |at| clock.to_std(at), cx);
+            let fired = due.is_ready();
+            if fired {
+                self.core.step(Input::Timeout)?;
             }
             if self.accept_armed.is_some() && R::poll_timer(&mut self.accept_timer, cx).is_ready() {
                 self.accept_armed = None;
@@ -401,6 +397,9 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             Poll::Ready(Ok(stream)) => {
                 R::set_nodelay(&stream);
                 s.conn = Conn::Open(stream);
+                // The peer has had no time to send: ask the runtime
+                // instead of a first read that would say `WouldBlock`.
+                s.emptied = true;
                 self.core.io.queue.kick(sock.0);
                 Ok(())
             }
@@ -435,6 +434,10 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     }
 
     fn read(&mut self, sock: SockId) -> io::Result<()> {
+        // The last read (of this look, or at the accept: no reactor turn
+        // since) took all the socket had.
+        let mut emptied =
+            (self.core.io.socks.get_mut(&sock)).is_some_and(|s| std::mem::take(&mut s.emptied));
         for _ in 0..READS_PER_LOOK {
             let Some(s) = self.core.io.socks.get_mut(&sock) else {
                 return Ok(());
@@ -446,7 +449,13 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                 return Ok(());
             }
             let waker = s.waker.clone();
-            let read = R::poll_read(stream, &mut Context::from_waker(&waker), &mut self.buf.0);
+            let mut cx = Context::from_waker(&waker);
+            // Ask the runtime instead of a read that would say
+            // `WouldBlock`; the next wake-up looks again, reading first.
+            if emptied && R::poll_read_ready(stream, &mut cx).is_pending() {
+                return Ok(());
+            }
+            let read = R::poll_read(stream, &mut cx, &mut self.buf.0);
             match read {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Ok(0)) => {
@@ -454,6 +463,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     return self.core.step(Input::ReadClosed { sock });
                 }
                 Poll::Ready(Ok(n)) => {
+                    emptied = read_emptied(n, &self.buf.0);
                     let data = &self.buf.0[..n];
                     self.core.step(Input::Received { sock, data })?;
                 }

@@ -18,6 +18,7 @@
 pub mod admin;
 mod connect;
 mod control;
+mod deadline;
 mod driver;
 mod ready;
 mod sockets;
@@ -67,12 +68,20 @@ pub trait Reactor {
     /// Starts resolving the DNS name `host` (no port) without blocking
     /// the node's task (the runtime's resolver or a blocking pool).
     fn resolve(host: String) -> Resolving;
-    /// Reads into `buf`; `Ok(0)` is EOF.
+    /// Reads into `buf`; `Ok(0)` is EOF. A read shorter than `buf`
+    /// emptied the socket (see [`read_emptied`]): the adapter lets its
+    /// runtime forget the readiness it saw before that read, and the host
+    /// asks [`Reactor::poll_read_ready`] instead of reading again in the
+    /// same look, so no read goes out only to say `WouldBlock`.
     fn poll_read(
         stream: &Self::Stream,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>>;
+    /// Right after a read that emptied the socket: ready if the runtime
+    /// has seen it readable since (or failed, or at EOF); registers `cx`'s
+    /// waker for that event otherwise.
+    fn poll_read_ready(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<()>;
     /// Writes what the socket takes now, without waiting (`WouldBlock` when full).
     fn try_write(stream: &Self::Stream, data: &[u8]) -> io::Result<usize>;
     /// Ready once the socket can take more (or has failed).
@@ -89,6 +98,14 @@ pub trait Reactor {
     fn set_timer(timer: &mut Self::Timer, at: Instant);
     /// Ready when `timer` has fired.
     fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// Whether a read of `n` bytes into `buf` emptied the socket: a TCP read
+/// copies all the socket holds up to the buffer's length, so a short one
+/// left nothing behind (more may come at any time; the runtime's next
+/// readiness event says so).
+pub fn read_emptied(n: usize, buf: &[u8]) -> bool {
+    n > 0 && n < buf.len()
 }
 
 /// What the adapter tells its owner.

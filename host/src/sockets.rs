@@ -12,7 +12,7 @@ use warren_proto::drive::Host;
 use warren_proto::node::{Input, ListenError, ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
-use crate::{Connecting, Notice, Reactor, Resolving};
+use crate::{read_emptied, Connecting, Notice, Reactor, Resolving};
 
 /// Where a socket is in its life.
 pub(crate) enum Conn<R: Reactor> {
@@ -36,6 +36,10 @@ pub(crate) struct Sock<R: Reactor> {
     pub(crate) want_write: bool,
     /// A write failed: report `Reset` at the next look.
     pub(crate) failed: bool,
+    /// Nothing to read before the runtime says so: the read right after
+    /// the accept emptied the socket, or the socket just connected. The
+    /// next look asks `poll_read_ready` instead of reading.
+    pub(crate) emptied: bool,
 }
 
 /// One listener the node asked for.
@@ -80,6 +84,7 @@ impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
             read_closed: false,
             want_write: false,
             failed: false,
+            emptied: false,
         };
         self.socks.insert(sock, sock_state);
         self.queue.kick(sock.0);
@@ -101,10 +106,13 @@ impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
                 s.read_closed = true;
                 Some(Input::ReadClosed { sock })
             }
-            Poll::Ready(Ok(n)) => Some(Input::Received {
-                sock,
-                data: buf.get(..n)?,
-            }),
+            Poll::Ready(Ok(n)) => {
+                s.emptied = read_emptied(n, buf);
+                Some(Input::Received {
+                    sock,
+                    data: buf.get(..n)?,
+                })
+            }
             // The look the insert scheduled tries again.
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => None,
             Poll::Ready(Err(_)) => {

@@ -18,7 +18,9 @@ use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use warren_host::{connect_done, connect_outcome, start_connect, Connecting, Reactor, Resolving};
+use warren_host::{
+    connect_done, connect_outcome, read_emptied, start_connect, Connecting, Reactor, Resolving,
+};
 use warren_proto::node::NodeConfig;
 
 pub use warren_host::{Handle, Notice};
@@ -83,13 +85,13 @@ impl Reactor for Tokio {
             let mut short = None;
             let read = stream.try_io(Interest::READABLE, || {
                 let n = stream.try_read(buf)?;
-                if n > 0 && n < buf.len() {
-                    // A short read emptied the socket (epoll: TCP copies
-                    // all it has). Saying "would block" makes tokio forget
-                    // the readiness it saw before this read (as its own
-                    // `AsyncRead` does; an event since then keeps it), so
-                    // the next read waits for the next event instead of a
-                    // `recvfrom` that says EAGAIN. A FIN stays ready.
+                if read_emptied(n, buf) {
+                    // Saying "would block" makes tokio forget the
+                    // readiness it saw before this read (as its own
+                    // `AsyncRead` does after a short read; an event since
+                    // then keeps it), so `poll_read_ready` waits for the
+                    // next event instead of a `recvfrom` that says EAGAIN.
+                    // A FIN stays ready.
                     short = Some(n);
                     return Err(io::Error::from(io::ErrorKind::WouldBlock));
                 }
@@ -105,6 +107,10 @@ impl Reactor for Tokio {
                 result => return Poll::Ready(result),
             }
         }
+    }
+
+    fn poll_read_ready(stream: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
+        stream.poll_read_ready(cx).map(|_| ())
     }
 
     fn try_write(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {

@@ -65,6 +65,9 @@ impl<R: Reactor> Reactor for FailingAccept<R> {
     ) -> Poll<io::Result<usize>> {
         R::poll_read(stream, cx, buf)
     }
+    fn poll_read_ready(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<()> {
+        R::poll_read_ready(stream, cx)
+    }
     fn try_write(stream: &Self::Stream, data: &[u8]) -> io::Result<usize> {
         R::try_write(stream, data)
     }
