@@ -2,12 +2,31 @@
 //!
 //! Connections are pooled per [`PoolKey`] (source identity, destination
 //! node, destination identity) and carry many streams. A new connection is
-//! opened only when every existing one for the key is at its stream limit or
-//! going away. Idle connections are closed after a configurable time.
+//! opened when every existing one for the key is at its stream limit or
+//! going away, or when the only ones with room are *congested*. Idle
+//! connections are closed after a configurable time.
+//!
+//! Congestion (head-of-line blocking, issue 8): all streams of a connection
+//! share its connection-level send window. Receivers that stop reading
+//! hold their streams' windows, and a few of them can hold the whole
+//! connection window, so every other stream on it stalls. The node reports
+//! each connection's send window ([`Pool::send_window`]); a connection
+//! whose window fell below what a new stream could send is congested, and
+//! new flows go to another connection to the same key, opened if needed,
+//! while the key has fewer than
+//! [`PoolConfig::max_connections_per_endpoint`]. The memory bound stays: no
+//! window grows. Flows already on a congested connection stay there (an
+//! HTTP/2 stream cannot move). The connection takes new flows again once
+//! its window recovered.
+//!
+//! Each key remembers the stream limit its peer last announced
+//! (SETTINGS_MAX_CONCURRENT_STREAMS), so flows waiting on the next new
+//! connection to it do not pile up beyond that limit; the memory is kept
+//! for at most [`REMEMBERED_ENDPOINTS`] keys without connections.
 //!
 //! The pool is bookkeeping only: it never sees bytes. The node tells it
 //! what happened to each connection (ready, stream opened/closed, GOAWAY,
-//! failed) and asks it where a flow should go.
+//! failed, send window) and asks it where a flow should go.
 
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -31,15 +50,31 @@ pub struct PoolKey {
     pub destination: SpiffeId,
 }
 
+/// Keys without connections whose peer's stream limit is still
+/// remembered, at most; past it the least recently used is forgotten.
+pub const REMEMBERED_ENDPOINTS: usize = 1024;
+
 /// Pool settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
     /// Streams assumed available on a connection whose peer SETTINGS have
-    /// not arrived yet (RFC 9113 leaves the initial limit unbounded; 100 is
-    /// the value RFC 9113 §6.5.2 recommends peers allow at least).
+    /// not arrived yet, when the key's peer never announced a limit (RFC
+    /// 9113 leaves the initial limit unbounded; 100 is the value RFC 9113
+    /// §6.5.2 recommends peers allow at least).
     pub assumed_max_streams: u32,
     /// Close a connection that has carried no stream for this long.
     pub idle_timeout: Duration,
+    /// Connections one key may have while new flows spread away from
+    /// congested ones (default 4; 1 turns spreading off). Connections
+    /// opened because every other one reached its stream limit are not
+    /// bounded by it: the peer's stream limit decides those.
+    pub max_connections_per_endpoint: u32,
+    /// A connection whose connection-level send window is below this many
+    /// bytes, and below what a new stream's own window would let it send,
+    /// is congested (default 1 MiB). It takes new flows again once the
+    /// window is back to twice that (or to the most it ever was, for a
+    /// peer whose window is smaller).
+    pub congestion_window: u32,
 }
 
 impl Default for PoolConfig {
@@ -47,6 +82,8 @@ impl Default for PoolConfig {
         PoolConfig {
             assumed_max_streams: 100,
             idle_timeout: Duration::from_secs(60),
+            max_connections_per_endpoint: 4,
+            congestion_window: 1 << 20,
         }
     }
 }
@@ -60,6 +97,15 @@ pub enum Checkout {
     Pending(ConnId),
     /// No connection can take the flow: open a new one and [`Pool::insert`] it.
     NeedConnection,
+}
+
+/// A connection's congestion changed (see [`Pool::send_window`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Congestion {
+    /// Its send window fell below the threshold: new flows go elsewhere.
+    Congested,
+    /// Its send window recovered: it takes new flows again.
+    Recovered,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +123,10 @@ struct Entry {
     /// Streams open plus flows waiting for the handshake: both hold a slot.
     claimed: u32,
     idle_since: Option<Instant>,
+    /// The connection window, not its streams', holds back what it sends.
+    congested: bool,
+    /// The largest send window reported (recovery cannot ask for more).
+    peak_window: i64,
 }
 
 impl Entry {
@@ -85,12 +135,25 @@ impl Entry {
     }
 }
 
+/// One key's connections and what its peer told us.
+#[derive(Clone, Debug, Default)]
+struct KeyState {
+    /// Its connections, oldest first.
+    conns: Vec<ConnId>,
+    /// The stream limit its peer last announced, if one did.
+    peer_max_streams: Option<u32>,
+    /// When it was last used, in pool operations (for forgetting).
+    last_use: u64,
+}
+
 /// The pool. Ordered maps keep every decision deterministic.
 #[derive(Debug, Default)]
 pub struct Pool {
     config: PoolConfig,
     entries: BTreeMap<ConnId, Entry>,
-    by_key: BTreeMap<PoolKey, Vec<ConnId>>,
+    keys: BTreeMap<PoolKey, KeyState>,
+    /// Counts uses of keys, the clock of [`KeyState::last_use`].
+    uses: u64,
 }
 
 impl Pool {
@@ -99,64 +162,157 @@ impl Pool {
         Pool {
             config,
             entries: BTreeMap::new(),
-            by_key: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            uses: 0,
         }
     }
 
     /// Chooses a connection for a new flow to `key` and claims a stream slot
-    /// on it. Prefers established connections, oldest first (so that newer
-    /// ones drain and idle out), then handshaking ones.
+    /// on it. Prefers established connections that are not congested,
+    /// oldest first (so that newer ones drain and idle out), then
+    /// handshaking ones. When only congested connections have room, the
+    /// flow gets a new connection while the key has fewer than
+    /// [`PoolConfig::max_connections_per_endpoint`], else the oldest
+    /// congested one (it waits there for the window).
     pub fn checkout(&mut self, key: &PoolKey) -> Checkout {
-        let Some(ids) = self.by_key.get(key) else {
+        self.uses += 1;
+        let Some(state) = self.keys.get_mut(key) else {
             return Checkout::NeedConnection;
         };
-        let pick = |state: ConnState| {
-            ids.iter().copied().find(|id| {
-                self.entries
-                    .get(id)
-                    .is_some_and(|e| e.state == state && e.has_room())
-            })
+        state.last_use = self.uses;
+        let entries = &self.entries;
+        let find = |wanted: &dyn Fn(&Entry) -> bool| {
+            state
+                .conns
+                .iter()
+                .copied()
+                .find(|id| entries.get(id).is_some_and(|e| e.has_room() && wanted(e)))
         };
-        let (id, outcome) = match pick(ConnState::Ready) {
-            Some(id) => (id, Checkout::Ready(id)),
-            None => match pick(ConnState::Handshaking) {
-                Some(id) => (id, Checkout::Pending(id)),
-                None => return Checkout::NeedConnection,
-            },
+        let may_spread = state.conns.len() < self.config.max_connections_per_endpoint as usize;
+        let choice = find(&|e| e.state == ConnState::Ready && !e.congested)
+            .map(Checkout::Ready)
+            .or_else(|| find(&|e| e.state == ConnState::Handshaking).map(Checkout::Pending))
+            .or_else(|| {
+                let congested = find(&|e| e.state == ConnState::Ready);
+                congested.filter(|_| !may_spread).map(Checkout::Ready)
+            });
+        let Some(outcome) = choice else {
+            return Checkout::NeedConnection;
         };
-        if let Some(entry) = self.entries.get_mut(&id) {
-            entry.claimed += 1;
-            entry.idle_since = None;
+        if let Checkout::Ready(id) | Checkout::Pending(id) = outcome {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.claimed += 1;
+                entry.idle_since = None;
+            }
         }
         outcome
     }
 
     /// Registers a connection the node just started for `key`, with one slot
-    /// claimed for the flow that asked for it.
+    /// claimed for the flow that asked for it. Until its peer's SETTINGS
+    /// arrive it is assumed to allow what the key's peer last announced,
+    /// or [`PoolConfig::assumed_max_streams`] if it never did.
     pub fn insert(&mut self, id: ConnId, key: PoolKey) {
         debug_assert!(!self.entries.contains_key(&id), "connection id reused");
-        self.by_key.entry(key.clone()).or_default().push(id);
+        self.uses += 1;
+        if !self.keys.contains_key(&key) {
+            self.forget_stale_keys();
+        }
+        let state = self.keys.entry(key.clone()).or_default();
+        state.conns.push(id);
+        state.last_use = self.uses;
+        let max_streams = state
+            .peer_max_streams
+            .unwrap_or(self.config.assumed_max_streams);
         self.entries.insert(
             id,
             Entry {
                 key,
                 state: ConnState::Handshaking,
-                max_streams: self.config.assumed_max_streams,
+                max_streams,
                 claimed: 1,
                 idle_since: None,
+                congested: false,
+                peak_window: 0,
             },
         );
     }
 
-    /// The connection finished its handshake and the peer allows
-    /// `max_streams` concurrent streams.
-    pub fn ready(&mut self, id: ConnId, max_streams: u32) {
-        if let Some(entry) = self.entries.get_mut(&id) {
-            if entry.state == ConnState::Handshaking {
-                entry.state = ConnState::Ready;
-            }
-            entry.max_streams = max_streams;
+    /// Makes room for one more key: past [`REMEMBERED_ENDPOINTS`] keys
+    /// without connections, the least recently used of them is forgotten.
+    fn forget_stale_keys(&mut self) {
+        let idle = self.keys.values().filter(|k| k.conns.is_empty()).count();
+        if idle < REMEMBERED_ENDPOINTS {
+            return;
         }
+        let stalest = self
+            .keys
+            .iter()
+            .filter(|(_, k)| k.conns.is_empty())
+            .min_by_key(|(_, k)| k.last_use)
+            .map(|(key, _)| key.clone());
+        if let Some(key) = stalest {
+            self.keys.remove(&key);
+        }
+    }
+
+    /// The connection finished its handshake and the peer allows
+    /// `max_streams` concurrent streams (its SETTINGS_MAX_CONCURRENT_STREAMS,
+    /// `u32::MAX` if it announced none). The key remembers the limit for
+    /// its next connections (at least 1: a peer that allows 0 now may
+    /// allow more later, and a new connection must carry its opener).
+    pub fn ready(&mut self, id: ConnId, max_streams: u32) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.state == ConnState::Handshaking {
+            entry.state = ConnState::Ready;
+        }
+        entry.max_streams = max_streams;
+        if let Some(state) = self.keys.get_mut(&entry.key) {
+            state.peer_max_streams = Some(max_streams.max(1));
+        }
+    }
+
+    /// Reports `id`'s connection-level send `window` and the send window
+    /// a stream opened on it now would start with (`stream_window`).
+    /// Returns the change, if this report changed whether `id` is
+    /// congested (edge-triggered: one report per change).
+    ///
+    /// Congested: the window is below both
+    /// [`PoolConfig::congestion_window`] and `stream_window`, so the
+    /// connection window, not a new stream's own, is what holds it back.
+    /// Recovered: the window is back to twice that limit, or to the most
+    /// it ever was if that is less (a peer that never grants more).
+    pub fn send_window(
+        &mut self,
+        id: ConnId,
+        window: i64,
+        stream_window: u32,
+    ) -> Option<Congestion> {
+        // A handshaking connection has sent nothing: its window says
+        // nothing yet.
+        let entry = self
+            .entries
+            .get_mut(&id)
+            .filter(|e| e.state != ConnState::Handshaking)?;
+        entry.peak_window = entry.peak_window.max(window);
+        let limit = i64::from(self.config.congestion_window.min(stream_window));
+        if !entry.congested && window < limit {
+            entry.congested = true;
+            return Some(Congestion::Congested);
+        }
+        let recovered_at = limit.saturating_mul(2).min(entry.peak_window);
+        if entry.congested && window >= recovered_at {
+            entry.congested = false;
+            return Some(Congestion::Recovered);
+        }
+        None
+    }
+
+    /// Whether `id` is congested now.
+    pub fn is_congested(&self, id: ConnId) -> bool {
+        self.entries.get(&id).is_some_and(|e| e.congested)
     }
 
     /// `id` could not open a stream with `open` streams open (the peer
@@ -196,11 +352,10 @@ impl Pool {
         let Some(entry) = self.entries.remove(&id) else {
             return 0;
         };
-        if let Some(ids) = self.by_key.get_mut(&entry.key) {
-            ids.retain(|other| *other != id);
-            if ids.is_empty() {
-                self.by_key.remove(&entry.key);
-            }
+        // The key stays (with its peer's stream limit) until
+        // `forget_stale_keys` needs the room.
+        if let Some(state) = self.keys.get_mut(&entry.key) {
+            state.conns.retain(|other| *other != id);
         }
         entry.claimed
     }
@@ -264,6 +419,7 @@ mod tests {
         Pool::new(PoolConfig {
             assumed_max_streams: 2,
             idle_timeout: Duration::from_secs(5),
+            ..PoolConfig::default()
         })
     }
 
@@ -366,5 +522,303 @@ mod tests {
         assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
         assert!(p.idle_expired(deadline).is_empty());
         assert_eq!(p.poll_timeout(), None);
+    }
+
+    fn spreading_pool(max_connections: u32) -> Pool {
+        Pool::new(PoolConfig {
+            assumed_max_streams: 100,
+            idle_timeout: Duration::from_secs(5),
+            max_connections_per_endpoint: max_connections,
+            congestion_window: 1000,
+        })
+    }
+
+    #[test]
+    fn a_congested_connection_sends_new_flows_elsewhere_until_it_recovers() {
+        let mut p = spreading_pool(4);
+        let k = key("1");
+        p.insert(ConnId(1), k.clone());
+        p.ready(ConnId(1), 100);
+        p.send_window(ConnId(1), 5000, 4000);
+        // The stalled readers hold the connection window.
+        assert_eq!(
+            p.send_window(ConnId(1), 999, 4000),
+            Some(Congestion::Congested)
+        );
+        // Edge-triggered: no second report while it stays congested.
+        assert_eq!(p.send_window(ConnId(1), 0, 4000), None);
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        p.insert(ConnId(2), k.clone());
+        // The spread connection's handshake takes the next flows.
+        assert_eq!(p.checkout(&k), Checkout::Pending(ConnId(2)));
+        p.ready(ConnId(2), 100);
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(2)));
+        // Half way back is not enough (no flapping at the threshold)...
+        assert_eq!(p.send_window(ConnId(1), 1500, 4000), None);
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(2)));
+        // ... twice the threshold is: the oldest connection again.
+        assert_eq!(
+            p.send_window(ConnId(1), 2000, 4000),
+            Some(Congestion::Recovered)
+        );
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+    }
+
+    #[test]
+    fn a_window_below_a_new_streams_own_is_not_congestion() {
+        // A new stream could send only 500 bytes of its own: the
+        // connection's 800 do not hold it back.
+        let mut p = spreading_pool(4);
+        let k = key("1");
+        p.insert(ConnId(1), k.clone());
+        p.ready(ConnId(1), 100);
+        assert_eq!(p.send_window(ConnId(1), 800, 500), None);
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+        assert_eq!(
+            p.send_window(ConnId(1), 499, 500),
+            Some(Congestion::Congested)
+        );
+        // A peer whose window never exceeded 700: recovered at 700.
+        p.send_window(ConnId(1), 600, 500);
+        assert!(p.is_congested(ConnId(1)));
+        assert_eq!(
+            p.send_window(ConnId(1), 800, 500),
+            Some(Congestion::Recovered)
+        );
+    }
+
+    #[test]
+    fn spreading_stops_at_the_per_endpoint_limit() {
+        let mut p = spreading_pool(2);
+        let k = key("1");
+        for id in [1, 2] {
+            if id == 2 {
+                assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+            }
+            p.insert(ConnId(id), k.clone());
+            p.ready(ConnId(id), 100);
+            p.send_window(ConnId(id), 0, 4000);
+        }
+        // Both congested, and the key may have no third: the oldest waits.
+        assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
+        // A limit of 1 never spreads.
+        let mut single = spreading_pool(1);
+        single.insert(ConnId(1), k.clone());
+        single.ready(ConnId(1), 100);
+        single.send_window(ConnId(1), 0, 4000);
+        assert_eq!(single.checkout(&k), Checkout::Ready(ConnId(1)));
+    }
+
+    #[test]
+    fn a_new_connection_assumes_the_stream_limit_its_peer_last_announced() {
+        let mut p = spreading_pool(4);
+        let k = key("1");
+        p.insert(ConnId(1), k.clone());
+        p.ready(ConnId(1), 2);
+        p.release(ConnId(1), Instant::ZERO);
+        assert_eq!(p.idle_expired(Instant::from_nanos(6_000_000_000)).len(), 1);
+        p.remove(ConnId(1));
+        // No connection left, but the key remembers the peer's 2.
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        p.insert(ConnId(2), k.clone());
+        assert_eq!(p.checkout(&k), Checkout::Pending(ConnId(2)));
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        // Another key never heard its peer: the assumed 100.
+        p.insert(ConnId(3), key("2"));
+        for _ in 1..100 {
+            assert_eq!(p.checkout(&key("2")), Checkout::Pending(ConnId(3)));
+        }
+        assert_eq!(p.checkout(&key("2")), Checkout::NeedConnection);
+    }
+
+    #[test]
+    fn remembered_limits_are_bounded() {
+        let mut p = spreading_pool(4);
+        let n = u64::try_from(REMEMBERED_ENDPOINTS).unwrap() + 1;
+        for i in 0..n {
+            let k = PoolKey {
+                node: format!("10.1.{}.{}:15008", i / 256, i % 256),
+                ..key("1")
+            };
+            p.insert(ConnId(i), k);
+            p.ready(ConnId(i), 2);
+            p.release(ConnId(i), Instant::ZERO);
+            p.remove(ConnId(i));
+        }
+        assert_eq!(p.keys.len(), REMEMBERED_ENDPOINTS);
+        // The least recently used (the first) was forgotten.
+        assert!(!p.keys.keys().any(|k| k.node == "10.1.0.0:15008"));
+    }
+
+    /// One step of a pool's life, for the property below.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Checkout,
+        Ready(u8, u8),
+        Release(u8),
+        Window(u8, u32),
+        GoingAway(u8),
+        Remove(u8),
+    }
+
+    impl quickcheck::Arbitrary for Op {
+        fn arbitrary(g: &mut quickcheck::Gen) -> Op {
+            let conn = u8::arbitrary(g) % 8;
+            match u8::arbitrary(g) % 8 {
+                0..=2 => Op::Checkout,
+                3 => Op::Ready(conn, u8::arbitrary(g) % 4),
+                4 => Op::Release(conn),
+                5 => Op::Window(conn, u32::arbitrary(g) % 3000),
+                6 => Op::GoingAway(conn),
+                _ => Op::Remove(conn),
+            }
+        }
+    }
+
+    /// What the property tracks of each connection, independently of the
+    /// pool: its slots, limit, state and congestion.
+    #[derive(Clone, Copy, Debug)]
+    struct Seen {
+        id: ConnId,
+        claimed: u32,
+        max: u32,
+        ready: bool,
+        going_away: bool,
+        congested: bool,
+    }
+
+    impl Seen {
+        fn has_room(&self) -> bool {
+            !self.going_away && self.claimed < self.max
+        }
+    }
+
+    #[test]
+    fn checkout_spreads_only_away_from_congestion_and_within_the_limit() {
+        fn prop(ops: Vec<Op>, limit: u8) -> bool {
+            let max_conns = u32::from(limit % 4) + 1;
+            let mut p = Pool::new(PoolConfig {
+                assumed_max_streams: 3,
+                idle_timeout: Duration::from_secs(5),
+                max_connections_per_endpoint: max_conns,
+                congestion_window: 1000,
+            });
+            let k = key("1");
+            let mut seen: Vec<Seen> = Vec::new();
+            let mut next = 0;
+            let mut learned = None;
+            for op in ops {
+                let pick = |i: u8, seen: &Vec<Seen>| {
+                    seen.get(usize::from(i) % seen.len().max(1)).map(|s| s.id)
+                };
+                match op {
+                    Op::Checkout => {
+                        let out = p.checkout(&k);
+                        let roomy_clear = seen
+                            .iter()
+                            .any(|s| s.has_room() && (!s.ready || !s.congested));
+                        let roomy_congested =
+                            seen.iter().any(|s| s.has_room() && s.ready && s.congested);
+                        match out {
+                            Checkout::NeedConnection => {
+                                // Never while a clear connection has room,
+                                // and for congestion only below the limit.
+                                if roomy_clear {
+                                    return false;
+                                }
+                                if roomy_congested && seen.len() >= max_conns as usize {
+                                    return false;
+                                }
+                                next += 1;
+                                p.insert(ConnId(next), k.clone());
+                                seen.push(Seen {
+                                    id: ConnId(next),
+                                    claimed: 1,
+                                    max: learned.unwrap_or(3),
+                                    ready: false,
+                                    going_away: false,
+                                    congested: false,
+                                });
+                            }
+                            Checkout::Ready(id) | Checkout::Pending(id) => {
+                                let Some(s) = seen.iter_mut().find(|s| s.id == id) else {
+                                    return false;
+                                };
+                                if !s.has_room() || s.ready != matches!(out, Checkout::Ready(_)) {
+                                    return false;
+                                }
+                                // A congested one only when nothing else
+                                // can take the flow and no more may open.
+                                let congested = s.congested;
+                                s.claimed += 1;
+                                if congested && (roomy_clear || seen.len() < max_conns as usize) {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                    Op::Ready(i, limit) => {
+                        if let Some(id) = pick(i, &seen) {
+                            p.ready(id, u32::from(limit));
+                            learned = Some(u32::from(limit).max(1));
+                            if let Some(s) = seen.iter_mut().find(|s| s.id == id) {
+                                s.ready = !s.going_away;
+                                s.max = u32::from(limit);
+                            }
+                        }
+                    }
+                    Op::Release(i) => {
+                        if let Some(s) =
+                            pick(i, &seen).and_then(|id| seen.iter_mut().find(|s| s.id == id))
+                        {
+                            if s.claimed > 0 {
+                                s.claimed -= 1;
+                                p.release(s.id, Instant::ZERO);
+                            }
+                        }
+                    }
+                    Op::Window(i, window) => {
+                        if let Some(s) =
+                            pick(i, &seen).and_then(|id| seen.iter_mut().find(|s| s.id == id))
+                        {
+                            let before = s.congested;
+                            match p.send_window(s.id, i64::from(window), 1 << 20) {
+                                // Handshaking: nothing to report.
+                                Some(_) if !s.ready && !s.going_away => return false,
+                                Some(Congestion::Congested) if !before => s.congested = true,
+                                Some(Congestion::Recovered) if before => s.congested = false,
+                                None => {}
+                                Some(_) => return false,
+                            }
+                            if p.is_congested(s.id) != s.congested {
+                                return false;
+                            }
+                        }
+                    }
+                    Op::GoingAway(i) => {
+                        if let Some(s) =
+                            pick(i, &seen).and_then(|id| seen.iter_mut().find(|s| s.id == id))
+                        {
+                            p.going_away(s.id);
+                            s.going_away = true;
+                            s.ready = false;
+                        }
+                    }
+                    Op::Remove(i) => {
+                        if let Some(id) = pick(i, &seen) {
+                            let claimed = seen.iter().find(|s| s.id == id).map_or(0, |s| s.claimed);
+                            if p.remove(id) != claimed {
+                                return false;
+                            }
+                            seen.retain(|s| s.id != id);
+                        }
+                    }
+                }
+            }
+            true
+        }
+        quickcheck::QuickCheck::new()
+            .tests(500)
+            .quickcheck(prop as fn(Vec<Op>, u8) -> bool);
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use warren_proto::time::Instant;
 
@@ -150,6 +151,8 @@ pub struct FlowReport {
     /// Bytes received but not yet echoed back (echo server only; bounded by
     /// one delivery, since reading pauses while any are held).
     pending: Vec<u8>,
+    /// Left unread until then (a stalling server).
+    stalled_until: Option<Instant>,
 }
 
 /// Dials a server and sends `total` bytes of the stream `seed` in writes
@@ -175,6 +178,8 @@ pub struct StreamClient {
     pub read_closed: bool,
     /// The connection was reset.
     pub reset: bool,
+    /// When the server's half-close arrived (network time).
+    pub finished_at: Option<Instant>,
 }
 
 impl StreamClient {
@@ -197,6 +202,7 @@ impl StreamClient {
             echo: StreamVerifier::new(),
             read_closed: false,
             reset: false,
+            finished_at: None,
         }
     }
 
@@ -272,6 +278,7 @@ impl Application for StreamClient {
             }
             NetEvent::ReadClosed { sock } => {
                 self.read_closed = true;
+                self.finished_at = Some(net.now());
                 net.close(sock);
             }
             NetEvent::Reset { .. } => self.reset = true,
@@ -295,6 +302,8 @@ pub enum ServerMode {
 pub struct StreamServer {
     port: u16,
     mode: ServerMode,
+    /// How long each accepted connection is left unread.
+    stall: Duration,
     listener: Option<ListenerId>,
     /// Every accepted connection, by socket.
     pub flows: BTreeMap<SocketId, FlowReport>,
@@ -306,9 +315,17 @@ impl StreamServer {
         StreamServer {
             port,
             mode,
+            stall: Duration::ZERO,
             listener: None,
             flows: BTreeMap::new(),
         }
+    }
+
+    /// The same server leaving each accepted connection unread for
+    /// `stall` (a receiver that stops reading), then reading as usual.
+    pub fn stalling(mut self, stall: Duration) -> StreamServer {
+        self.stall = stall;
+        self
     }
 
     /// Bytes verified over all connections.
@@ -329,11 +346,32 @@ impl StreamServer {
                 // The report lives on until the end-of-run checks; the
                 // buffer need not.
                 flow.pending = Vec::new();
-            } else {
+            } else if flow.stalled_until.is_none() {
                 let _ = net.resume_read(sock);
             }
         } else {
             let _ = net.pause_read(sock);
+        }
+    }
+}
+
+impl StreamServer {
+    /// When the next stalled connection is to be read, if any.
+    fn next_unstall(&self) -> Option<Instant> {
+        if self.stall.is_zero() {
+            return None;
+        }
+        self.flows.values().filter_map(|f| f.stalled_until).min()
+    }
+
+    /// Reads the connections whose stall is over.
+    fn unstall(&mut self, net: &mut Net) {
+        let now = net.now();
+        for (sock, flow) in &mut self.flows {
+            if flow.stalled_until.is_some_and(|t| t <= now) {
+                flow.stalled_until = None;
+                let _ = net.resume_read(*sock);
+            }
         }
     }
 }
@@ -353,7 +391,12 @@ impl Application for StreamServer {
     fn on_event(&mut self, net: &mut Net, _host: HostId, event: NetEvent) {
         match event {
             NetEvent::Accepted { sock, .. } => {
-                self.flows.insert(sock, FlowReport::default());
+                let mut report = FlowReport::default();
+                if !self.stall.is_zero() {
+                    let _ = net.pause_read(sock);
+                    report.stalled_until = Some(net.now() + self.stall);
+                }
+                self.flows.insert(sock, report);
             }
             NetEvent::Received { sock, data } => {
                 let Some(flow) = self.flows.get_mut(&sock) else {
@@ -455,13 +498,16 @@ impl Application for Endpoint {
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Endpoint::Peer(p) => p.poll_timeout(),
-            Endpoint::Client(_) | Endpoint::Server(_) => None,
+            Endpoint::Server(s) => s.next_unstall(),
+            Endpoint::Client(_) => None,
         }
     }
 
     fn on_timeout(&mut self, net: &mut Net, host: HostId) {
-        if let Endpoint::Peer(p) = self {
-            p.on_timeout(net, host);
+        match self {
+            Endpoint::Peer(p) => p.on_timeout(net, host),
+            Endpoint::Server(s) => s.unstall(net),
+            Endpoint::Client(_) => {}
         }
     }
 }

@@ -16,6 +16,9 @@
 //! - no leaks: at the end no node holds flows (unless a client still
 //!   waits), its sockets are exactly the adapter's, and only mesh
 //!   connections hold sockets; no host error;
+//! - deadlines: a client with `deadline_ms` succeeded that soon after
+//!   its start (a flow stuck behind others on a shared connection does
+//!   not);
 //! - memory: no node ever held more than a bound for one socket, and no
 //!   hub more than two of its stream windows for one relayed flow,
 //!   measured after every input the node handled (see
@@ -54,6 +57,8 @@ pub struct ClientMeta {
     pub start_ms: u64,
     /// A liveness probe.
     pub probe: bool,
+    /// It must have succeeded this long after its start, ms.
+    pub deadline_ms: Option<u64>,
 }
 
 /// Everything the end-of-run checks read.
@@ -505,6 +510,18 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
             }
         }
         let untouched = untouched(o, meta.node, r);
+        if let Some(deadline) = meta
+            .deadline_ms
+            .filter(|_| last_allow && (o.fault_free || untouched))
+        {
+            let done_ms = client.finished_at.map(|t| t.as_nanos() / 1_000_000);
+            let took = done_ms.map(|t| t.saturating_sub(meta.start_ms));
+            if !success || took.is_none_or(|t| t > deadline) {
+                violations.push(format!(
+                    "deadline: {name}: not done within {deadline} ms (took {took:?} ms, success={success})"
+                ));
+            }
+        }
         if (o.fault_free || untouched) && last_allow && !success && !crashed {
             violations.push(format!(
                 "liveness: {name}: allowed flow failed though no fault touched its nodes (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",

@@ -158,6 +158,8 @@ impl MeshSpec {
                 cert_secs: 86_400,
                 stream_window: self.stream_window,
                 pool_idle_ms: None,
+                connection_window: None,
+                pool_max_connections: None,
                 hub: false,
                 hubs: hubs.clone(),
             });
@@ -165,6 +167,7 @@ impl MeshSpec {
                 node: Self::node_name(i),
                 port: SERVER_PORT,
                 mode: Mode::Echo,
+                stall_ms: 0,
             });
         }
         for k in 0..self.hubs {
@@ -178,6 +181,8 @@ impl MeshSpec {
                 cert_secs: 86_400,
                 stream_window: self.stream_window,
                 pool_idle_ms: None,
+                connection_window: None,
+                pool_max_connections: None,
                 hub: true,
                 hubs: Vec::new(),
             });
@@ -208,6 +213,7 @@ impl MeshSpec {
                     start_ms: self.start_ms + p * every_ms / pairs,
                     every_ms,
                     max_write: self.max_write,
+                    deadline_ms: None,
                 });
             }
         }

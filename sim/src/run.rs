@@ -86,6 +86,7 @@ enum Planned {
         bytes: u64,
         max_write: usize,
         probe: bool,
+        deadline_ms: Option<u64>,
     },
     Fault(FaultSpec),
     Undo(FaultSpec, Vec<FaultId>),
@@ -280,6 +281,12 @@ impl<'a> Sim<'a> {
         if let Some(ms) = spec.pool_idle_ms {
             c.pool.idle_timeout = Duration::from_millis(ms);
         }
+        if let Some(window) = spec.connection_window {
+            c.h2.initial_connection_window = window;
+        }
+        if let Some(n) = spec.pool_max_connections {
+            c.pool.max_connections_per_endpoint = n;
+        }
         if spec.hbone {
             c.hbone_listen = Some(SocketAddr::new(node_ip(i), HBONE_PORT));
         }
@@ -368,7 +375,8 @@ impl<'a> Sim<'a> {
                 Mode::Echo => ServerMode::Echo,
                 Mode::Sink => ServerMode::Sink,
             };
-            let server = StreamServer::new(s.port, mode);
+            let stall = Duration::from_millis(s.stall_ms);
+            let server = StreamServer::new(s.port, mode).stalling(stall);
             self.world
                 .place(host, SimApp::Endpoint(Box::new(Endpoint::Server(server))));
         }
@@ -587,7 +595,15 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn start_client(&mut self, node: usize, port: u16, bytes: u64, max_write: usize, probe: bool) {
+    /// Starts a client flow; `kind` is (a liveness probe, its deadline).
+    fn start_client(
+        &mut self,
+        node: usize,
+        port: u16,
+        bytes: u64,
+        max_write: usize,
+        (probe, deadline_ms): (bool, Option<u64>),
+    ) {
         let k = self.next_client;
         self.next_client += 1;
         let mut seed_rng = Seed(self.seed).stream_indexed("client.seed", k);
@@ -600,6 +616,7 @@ impl<'a> Sim<'a> {
             bytes,
             start_ms: self.now_ms(),
             probe,
+            deadline_ms,
         };
         self.stats.flows += 1;
         self.note(format!(
@@ -657,6 +674,7 @@ impl<'a> Sim<'a> {
                     bytes: c.bytes,
                     max_write: c.max_write,
                     probe: false,
+                    deadline_ms: c.deadline_ms,
                 };
                 plan.push((at, start));
             }
@@ -686,6 +704,7 @@ impl<'a> Sim<'a> {
                 bytes: PROBE_BYTES,
                 max_write: 1024,
                 probe: true,
+                deadline_ms: None,
             };
             plan.push((probe_at, start));
         }
@@ -764,8 +783,9 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
                 bytes,
                 max_write,
                 probe,
+                deadline_ms,
             } => {
-                sim.start_client(node, port, bytes, max_write, probe);
+                sim.start_client(node, port, bytes, max_write, (probe, deadline_ms));
                 Ok(())
             }
             Planned::Fault(f) => sim.apply(&f).map(|ids| {

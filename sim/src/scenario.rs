@@ -23,6 +23,8 @@
 //! rules = ["deny secret.shop from */sa/cart", "allow * ns shop"]
 //! stream_window = 65535        # optional HTTP/2 stream window, bytes
 //! pool_idle_ms = 1000          # optional pool idle timeout
+//! connection_window = 262144   # optional HTTP/2 connection window, bytes
+//! pool_max_connections = 4     # optional: connections per peer when congested
 //! hubs = ["hub0"]              # hub nodes it dials (forward + reverse)
 //!
 //! [[node]]
@@ -34,12 +36,14 @@
 //! node = "b"
 //! port = 8080
 //! mode = "echo"                # or "sink"
+//! stall_ms = 0                 # optional: leave each connection unread this long
 //!
 //! [[client]]
 //! node = "a"
 //! port = 9000                  # a tunnel port of that node
 //! bytes = 100000
 //! count = 3                    # flows, started every `every_ms` from `start_ms`
+//! deadline_ms = 2000           # optional: each must succeed this soon after its start
 //!
 //! [[fault]]
 //! at_ms = 1000
@@ -177,6 +181,14 @@ pub struct NodeSpec {
     /// Close pooled connections idle this long, ms (default 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_idle_ms: Option<u64>,
+    /// HTTP/2 connection receive window, bytes (default 16 MiB; at least
+    /// 65535): small ones let a few stalled streams hold all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_window: Option<u32>,
+    /// Connections per peer the pool may spread flows over when one is
+    /// congested (default 4; 1 turns spreading off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max_connections: Option<u32>,
     /// Serve as a hub on port 15009: a relay and registry for agents.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hub: bool,
@@ -214,6 +226,10 @@ pub struct ServerSpec {
     pub port: u16,
     /// Echo or sink.
     pub mode: Mode,
+    /// Leave each accepted connection unread this long, ms, then read it
+    /// as usual (a receiver that stops reading for a while).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stall_ms: u64,
 }
 
 /// Clients opening flows through a node's tunnel.
@@ -238,6 +254,10 @@ pub struct ClientSpec {
     /// Largest single write.
     #[serde(default = "default_max_write")]
     pub max_write: usize,
+    /// Each flow must have succeeded within this long of its start, ms
+    /// (checked at the end of the run; none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 fn one() -> u32 {

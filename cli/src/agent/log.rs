@@ -122,6 +122,12 @@ pub fn notice(agent: &str, notice: Notice) {
             rule = %rule_of(Some(&decision)),
             "policy denied"
         ),
+        // A congested pooled connection is a warning; its recovery is not.
+        Notice::Event(
+            event @ NodeEvent::PoolCongestion {
+                congested: false, ..
+            },
+        ) => info!(agent, "{event}"),
         Notice::Event(event) => warn!(agent, "{event}"),
     }
 }

@@ -92,6 +92,7 @@ pub fn resolve(cfg: &AgentConfig) -> Result<Resolved, String> {
     node.authz = cfg.authz.clone();
     node.egress = cfg.egress.clone();
     node.h2 = cfg.h2.clone();
+    node.pool = cfg.pool;
     node.balance = cfg.balance.clone();
     // Ejection jitter, like the redial jitter, differs per agent.
     node.balance.seed = node.hub_links.seed;

@@ -79,6 +79,8 @@ pub struct AgentConfig {
     pub services: BTreeMap<ServiceName, Vec<Endpoint>>,
     /// HTTP/2 settings and limits of every mesh connection.
     pub h2: h2::Config,
+    /// The outbound connection pool (`[pool]`).
+    pub pool: warren_proto::pool::PoolConfig,
     /// How flows are spread over a service's endpoints (`[balance]`).
     pub balance: Balancing,
     /// The hubs this agent dials.

@@ -36,6 +36,8 @@ pub struct RawAgent {
     pub service: Vec<RawService>,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub pool: RawPool,
     /// Hubs to dial (`ip:port`).
     #[serde(default)]
     pub hubs: Vec<Parsed<SocketAddr>>,
@@ -256,4 +258,13 @@ pub struct RawLimits {
     pub max_send_buffer: Option<Spanned<u32>>,
     pub keepalive_interval_secs: Option<u64>,
     pub keepalive_timeout_secs: Option<Spanned<u64>>,
+}
+
+/// The `[pool]` table: the outbound connection pool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub max_connections_per_endpoint: Option<Spanned<u32>>,
+    pub congestion_window: Option<Spanned<u32>>,
+    pub idle_timeout_secs: Option<Spanned<u32>>,
 }

@@ -17,7 +17,8 @@ use warren_proto::policy::{
 
 use super::error::Locator;
 use super::raw::{
-    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawRoute, RawStrategy, RawTls,
+    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawPool, RawRoute,
+    RawStrategy, RawTls,
 };
 use super::value::Parsed;
 use super::{
@@ -30,6 +31,7 @@ use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route, DEFAULT_REG
 use warren_proto::identity::{Resumption, MAX_MAX_AGE};
 use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
+use warren_proto::pool::PoolConfig;
 
 /// The smallest connection window: RFC 9113 fixes the initial one at
 /// 65535 and a receiver can only widen it.
@@ -350,6 +352,7 @@ pub fn resolve(
         http_proxy,
         services,
         h2: limits(raw.limits, locator)?,
+        pool: pool(raw.pool, locator)?,
         balance: balancing(raw.balance, locator)?,
         hub_links: HubLinks {
             hubs: unwrap(raw.hubs),
@@ -578,6 +581,36 @@ fn in_range(
         ));
     }
     Ok(value)
+}
+
+/// The `[pool]` table. At most 64 connections per endpoint: each may hold
+/// a connection window of the peer's memory, so spreading must stay
+/// small; a congestion window of at least 1 KiB (below that nearly every
+/// connection with a byte in flight would count as congested).
+fn pool(raw: RawPool, locator: &Locator<'_>) -> Result<PoolConfig, ConfigError> {
+    let d = PoolConfig::default();
+    let idle_secs = u32::try_from(d.idle_timeout.as_secs()).unwrap_or(u32::MAX);
+    Ok(PoolConfig {
+        max_connections_per_endpoint: in_range(
+            raw.max_connections_per_endpoint,
+            1..=64,
+            d.max_connections_per_endpoint,
+            locator,
+        )?,
+        congestion_window: in_range(
+            raw.congestion_window,
+            1024..=frame::MAX_WINDOW,
+            d.congestion_window,
+            locator,
+        )?,
+        idle_timeout: Duration::from_secs(u64::from(in_range(
+            raw.idle_timeout_secs,
+            1..=86_400,
+            idle_secs,
+            locator,
+        )?)),
+        ..d
+    })
 }
 
 fn limits(raw: RawLimits, locator: &Locator<'_>) -> Result<h2::Config, ConfigError> {

@@ -232,6 +232,20 @@ fn limits_map_onto_the_h2_config() {
     );
 }
 
+#[test]
+fn pool_maps_onto_the_pool_config() {
+    let cfg = parse_str(&format!(
+        "{BASE}[pool]\nmax_connections_per_endpoint = 2\ncongestion_window = 65536\n\
+         idle_timeout_secs = 5\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.pool.max_connections_per_endpoint, 2);
+    assert_eq!(cfg.pool.congestion_window, 65536);
+    assert_eq!(cfg.pool.idle_timeout, Duration::from_secs(5));
+    let defaults = parse_str(BASE).unwrap();
+    assert_eq!(defaults.pool, warren_proto::pool::PoolConfig::default());
+}
+
 /// One malformed file: its text after [`BASE`], and the line, key and
 /// message fragments its error must show.
 struct Case {
@@ -424,6 +438,24 @@ const CASES: &[Case] = &[
         line: 3,
         key: "limits.connection_window",
         says: &["expected 65535 to 2147483647"],
+    },
+    Case {
+        text: "[pool]\nmax_connections_per_endpoint = 0\n",
+        line: 3,
+        key: "pool.max_connections_per_endpoint",
+        says: &["0 is out of range; expected 1 to 64"],
+    },
+    Case {
+        text: "[pool]\ncongestion_window = 10\n",
+        line: 3,
+        key: "pool.congestion_window",
+        says: &["10 is out of range; expected 1024 to 2147483647"],
+    },
+    Case {
+        text: "[pool]\nidle_timeout_secs = 0\n",
+        line: 3,
+        key: "pool.idle_timeout_secs",
+        says: &["0 is out of range; expected 1 to 86400"],
     },
     Case {
         text: "[tls]\nresumption_max_age_secs = 86401\n",

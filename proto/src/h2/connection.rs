@@ -1007,6 +1007,25 @@ impl Connection {
         (self.core.local_active + self.core.remote_active) as usize
     }
 
+    /// The connection-level send window: DATA bytes the peer lets all our
+    /// streams together send now (RFC 9113 §6.9.1). Only WINDOW_UPDATE on
+    /// stream 0 raises it; no SETTINGS changes it.
+    pub fn send_window(&self) -> i64 {
+        self.core.send_window
+    }
+
+    /// The send window a stream opened now starts with: the peer's
+    /// SETTINGS_INITIAL_WINDOW_SIZE (65,535 until its SETTINGS arrive).
+    pub fn initial_stream_send_window(&self) -> u32 {
+        self.core.peer.initial_window_size
+    }
+
+    /// The streams the peer lets us have open at once: its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, `u32::MAX` while it announced none.
+    pub fn peer_max_concurrent_streams(&self) -> u32 {
+        self.core.peer.max_concurrent_streams
+    }
+
     /// True if a new stream could be opened now.
     pub fn can_open_stream(&self) -> bool {
         self.core.can_open_stream()

@@ -272,6 +272,22 @@ pub enum NodeEvent {
     },
     /// Something about hub connections, the control stream or the registry.
     Hub(crate::hub::HubEvent),
+    /// A pooled connection became congested (its connection-level send
+    /// window, not its streams', holds it back: new flows to its peer go
+    /// to another connection) or recovered (it takes new flows again).
+    /// Edge-triggered: one event per change.
+    PoolCongestion {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The identity the peer proved, when known.
+        identity: Option<SpiffeId>,
+        /// True when it became congested, false when it recovered.
+        congested: bool,
+        /// Its connection-level send window at that moment, bytes.
+        send_window: i64,
+        /// Streams carrying flows on it then (they stay on it).
+        streams: usize,
+    },
     /// The host could not listen where the configuration asked; the node
     /// runs on without that listener.
     ListenFailed {
@@ -365,6 +381,18 @@ impl fmt::Display for NodeEvent {
                 write!(f, "config applied closed_flows={closed_flows}")
             }
             NodeEvent::Hub(event) => write!(f, "hub {event}"),
+            NodeEvent::PoolCongestion {
+                peer,
+                identity,
+                congested,
+                send_window,
+                streams,
+            } => write!(
+                f,
+                "connection {} peer={peer} identity={} send_window={send_window} streams={streams}",
+                if *congested { "congested" } else { "recovered" },
+                Who(identity)
+            ),
             NodeEvent::ListenFailed { addr, error } => {
                 write!(f, "listen failed addr={addr} error=\"{error}\"")
             }

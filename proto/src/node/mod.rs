@@ -21,6 +21,7 @@
 
 mod choose;
 pub mod config;
+mod congestion;
 mod e2e;
 pub mod event;
 mod flow;

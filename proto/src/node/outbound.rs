@@ -270,9 +270,11 @@ impl Node {
         conn.ready = true;
         let waiting = core::mem::take(&mut conn.waiting);
         if conn.pool_key.is_some() {
-            // Peers are configured alike; a later SETTINGS may differ, and
-            // the stream open then fails cleanly instead.
-            self.pool.ready(c, self.config.h2.max_concurrent_streams);
+            // The peer's own limit, which the pool also remembers for the
+            // next connection to it; a later SETTINGS may lower it, and a
+            // stream open then fails cleanly (`stream_refused_locally`).
+            let limit = conn.h2.peer_max_concurrent_streams();
+            self.pool.ready(c, limit);
             self.endpoint_succeeded(c);
         }
         for f in waiting {

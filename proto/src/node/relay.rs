@@ -561,6 +561,7 @@ impl Node {
         while let Some(event) = self.conns.get_mut(&c).and_then(|m| m.h2.poll_event()) {
             self.on_h2_event(c, event);
         }
+        self.track_congestion(c);
     }
 
     pub(super) fn stream_flow(&self, c: ConnId, st: StreamId) -> Option<FlowId> {
