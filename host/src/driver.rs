@@ -480,7 +480,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     }
 }
 
-fn connect_error(e: &io::Error) -> ConnectError {
+pub(crate) fn connect_error(e: &io::Error) -> ConnectError {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::Refused,
         io::ErrorKind::TimedOut => ConnectError::TimedOut,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use warren_proto::drive::Host;
-use warren_proto::node::{Input, ListenError, ListenerId, NodeEvent, SockId};
+use warren_proto::node::{ConnectError, Input, ListenError, ListenerId, NodeEvent, SockId};
 
 use crate::ready::ReadyQueue;
 use crate::{read_emptied, Connecting, Notice, Reactor, Resolving};
@@ -158,6 +158,29 @@ impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
 
     fn connect(&mut self, sock: SockId, addr: SocketAddr) {
         self.insert(sock, Conn::Connecting(R::connect(addr)));
+    }
+
+    fn connect_result_now(&mut self, sock: SockId) -> Option<Result<(), ConnectError>> {
+        let s = self.socks.get_mut(&sock)?;
+        let Conn::Connecting(connecting) = &mut s.conn else {
+            return None;
+        };
+        // The first poll makes the socket and calls connect(2); a loopback
+        // connect is done when it returns. Pending registers the waker,
+        // and the driver's look (which the insert scheduled) polls again.
+        let waker = s.waker.clone();
+        match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => None,
+            Poll::Ready(Ok(stream)) => {
+                R::set_nodelay(&stream);
+                s.conn = Conn::Open(stream);
+                Some(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                self.socks.remove(&sock);
+                Some(Err(crate::driver::connect_error(&e)))
+            }
+        }
     }
 
     fn resolve(&mut self, sock: SockId, host: &str) {

@@ -4,7 +4,7 @@
 
 use core::net::SocketAddr;
 
-use crate::node::{HostError, Input, ListenerId, Node, NodeEvent, Output, SockId};
+use crate::node::{ConnectError, HostError, Input, ListenerId, Node, NodeEvent, Output, SockId};
 use crate::time::Instant;
 
 /// What a host does for the node. Every method must return at once.
@@ -14,8 +14,24 @@ pub trait Host {
     fn listen(&mut self, listener: ListenerId, addr: SocketAddr);
     /// Close the listener; report nothing more for it.
     fn stop_listening(&mut self, listener: ListenerId);
-    /// Start a TCP connect; report the result with `Input::Connected`.
+    /// Start a TCP connect; report the result with `Input::Connected`
+    /// (or, if it is known at once, through [`Host::connect_result_now`]).
     fn connect(&mut self, sock: SockId, addr: SocketAddr);
+    /// Asked right after [`Host::connect`]: the connect's result if it is
+    /// already known without waiting (on loopback the TCP handshake ends
+    /// inside connect(2)), else `None` and the host reports it later as
+    /// `Input::Connected`. A result given here must not be reported again.
+    ///
+    /// Why: fed in the same drain, what the connect unblocks leaves with
+    /// what caused it. An agent's 200 to a CONNECT whose target is on
+    /// loopback then goes in the same TLS flight and the same write as the
+    /// session tickets and SETTINGS of a new connection (one wake-up of
+    /// the client's agent instead of two), and a flow's first bytes reach
+    /// the target in the turn that read them.
+    fn connect_result_now(&mut self, sock: SockId) -> Option<Result<(), ConnectError>> {
+        let _ = sock;
+        None
+    }
     /// Start resolving `host` (a DNS name) for `sock`'s coming connect;
     /// report the addresses with `Input::Resolved`.
     fn resolve(&mut self, sock: SockId, host: &str);
@@ -106,7 +122,14 @@ pub fn drain<H: Host + ?Sized>(
         match output {
             Output::Listen { listener, addr } => host.listen(listener, addr),
             Output::StopListening { listener } => host.stop_listening(listener),
-            Output::Connect { sock, addr } => host.connect(sock, addr),
+            Output::Connect { sock, addr } => {
+                host.connect(sock, addr);
+                if let Some(result) = host.connect_result_now(sock) {
+                    // Its outputs join this drain's, ahead of the
+                    // transmits still due (the node queues those last).
+                    node.handle_input(now, Input::Connected { sock, result })?;
+                }
+            }
             Output::Resolve { sock, host: name } => host.resolve(sock, &name),
             Output::Transmit { sock } => loop {
                 let chunk = node.transmit_chunk(sock);

@@ -12,15 +12,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::client::Resumption as RustlsResumption;
+use rustls::client::TicketRequest;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, StoresServerSessions};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::time_provider::TimeProvider;
-use rustls::{ClientConfig, ServerConfig};
+use rustls::{CipherSuite, ClientConfig, ServerConfig, SupportedCipherSuite};
 
-use super::resume::TICKETS_PER_HANDSHAKE;
 use super::resume::{ClientSessions, ResumedCheck, Resumption, ServerSessions};
+use super::resume::{TICKETS_PER_HANDSHAKE, TICKETS_PER_RESUMPTION};
 use super::verify::{spiffe_id_of, MeshClientVerifier, MeshServerVerifier, MeshTrust};
 use super::{IdentityError, SpiffeId};
 
@@ -125,6 +126,31 @@ impl<C> ResumableConfig<C> {
     }
 }
 
+/// `provider` with TLS13_AES_128_GCM_SHA256 first and every other suite
+/// after it in the provider's order (a provider without it is kept as is).
+///
+/// Why: a mesh connection that lives for one flow (a cold flow) spends a
+/// good part of its CPU in the TLS 1.3 key schedule and transcript hash,
+/// which run on the suite's hash. SHA-256 runs on the CPU's SHA extensions
+/// where it has them (x86 SHA-NI, ARMv8 SHA2); SHA-384 never does. ring's
+/// default order puts AES-256-GCM/SHA-384 first, and the server follows
+/// the client's order. AES-128-GCM keeps 128-bit security; AES-256 stays
+/// offered, so a peer that offers only it still connects.
+fn sha256_suite_first(provider: Arc<CryptoProvider>) -> Arc<CryptoProvider> {
+    let preferred =
+        |suite: &SupportedCipherSuite| suite.suite() == CipherSuite::TLS13_AES_128_GCM_SHA256;
+    let suites = &provider.cipher_suites;
+    if !suites.iter().any(preferred) || suites.first().is_some_and(preferred) {
+        return provider;
+    }
+    let mut reordered = (*provider).clone();
+    // Stable: the others keep their order.
+    reordered
+        .cipher_suites
+        .sort_by_key(|suite| !preferred(suite));
+    Arc::new(reordered)
+}
+
 impl MeshTlsParams {
     /// Checks that `chain`'s leaf names one SPIFFE id of `trust`'s domain
     /// and that the provider can sign with `key` and it is the leaf's key.
@@ -148,7 +174,7 @@ impl MeshTlsParams {
         }
         let certified = Arc::new(CertifiedKey::from_der(chain, key, &provider)?);
         Ok(MeshTlsParams {
-            provider,
+            provider: sha256_suite_first(provider),
             time,
             trust,
             certified,
@@ -218,7 +244,7 @@ impl MeshTlsParams {
             expected,
             self.provider.signature_verification_algorithms,
         );
-        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled())
+        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled(), None)
     }
 
     /// Like [`MeshTlsParams::client_config`], but resuming sessions when
@@ -243,12 +269,16 @@ impl MeshTlsParams {
             self.time.clone(),
             self.resumption.max_age,
         ));
-        let resumption = if self.resumption.active() {
-            RustlsResumption::store(sessions.clone())
+        let (resumption, tickets) = if self.resumption.active() {
+            let tickets = TicketRequest {
+                new_session_count: u8::try_from(TICKETS_PER_HANDSHAKE).unwrap_or(u8::MAX),
+                resumption_count: TICKETS_PER_RESUMPTION,
+            };
+            (RustlsResumption::store(sessions.clone()), Some(tickets))
         } else {
-            RustlsResumption::disabled()
+            (RustlsResumption::disabled(), None)
         };
-        let config = self.client_config_with(verifier.clone(), resumption)?;
+        let config = self.client_config_with(verifier.clone(), resumption, tickets)?;
         Ok(ResumableConfig {
             config,
             check: Arc::new(ResumedCheck::of_server(
@@ -274,13 +304,14 @@ impl MeshTlsParams {
             patterns,
             self.provider.signature_verification_algorithms,
         );
-        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled())
+        self.client_config_with(Arc::new(verifier), RustlsResumption::disabled(), None)
     }
 
     fn client_config_with(
         &self,
         verifier: Arc<MeshServerVerifier>,
         resumption: RustlsResumption,
+        tickets: Option<TicketRequest>,
     ) -> Result<Arc<ClientConfig>, ConfigError> {
         let mut config =
             ClientConfig::builder_with_details(self.provider.clone(), self.time.clone())
@@ -292,6 +323,7 @@ impl MeshTlsParams {
                 )));
         config.alpn_protocols = self.alpn.clone();
         config.resumption = resumption;
+        config.send_ticket_request = tickets;
         // The server name is not an identity here; don't leak one either.
         config.enable_sni = false;
         config.enable_early_data = false;
@@ -344,6 +376,9 @@ impl MeshTlsParams {
         config.alpn_protocols = self.alpn.clone();
         config.session_storage = storage;
         config.send_tls13_tickets = tickets;
+        // Honour a client's RFC 9149 ticket request up to the same count
+        // (ours ask for fewer on a resumed handshake); 0 ignores requests.
+        config.max_tls13_tickets = tickets;
         config.max_early_data_size = 0;
         Ok(Arc::new(config))
     }

@@ -43,9 +43,16 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1024;
 /// Tickets a client keeps per endpoint: enough for a few connections
 /// opened at once, each ticket being single-use.
 const TICKETS_PER_ENDPOINT: usize = 4;
-/// Tickets the server issues per handshake: one to replace the one used,
-/// one spare for a connection opened alongside.
+/// Tickets the server issues per full handshake: one for the next
+/// connection, one spare for a connection opened alongside.
 pub(super) const TICKETS_PER_HANDSHAKE: usize = 2;
+/// Tickets a client asks for on a resumed handshake (RFC 9149
+/// `ticket_request`): one replaces the one it used, so its stock from the
+/// full handshake stays as it was. A second would be a spare it already
+/// has, and cost both sides a ticket's key derivation and three
+/// `getrandom` calls on every cold flow, and the server a slot in its
+/// bounded store until it ages out.
+pub(super) const TICKETS_PER_RESUMPTION: u8 = 1;
 
 /// Whether and for how long TLS sessions are resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -336,14 +336,23 @@ impl MeshConn {
         }
     }
 
-    /// Sends close_notify after what is queued.
+    /// Sends close_notify after what is queued. Its record joins the
+    /// chunk still waiting for the socket (the GOAWAY that ended the
+    /// connection, usually), so both leave in one write: the chunk was
+    /// filled before HTTP/2 said it was closed, and a chunk of its own
+    /// cost a second write on every connection's close.
     pub fn close_tls(&mut self) {
         self.tls.close();
+        // Before the TCP connect nothing is sent (the socket just closes).
+        if self.connected {
+            self.flush_alert();
+        }
     }
 }
 
 impl MeshConn {
-    /// After a TLS failure: the alert rustls queued goes out with the chunk.
+    /// After a TLS failure or close: the alert rustls queued goes out with
+    /// the chunk.
     pub fn flush_alert(&mut self) {
         if self.out_pos >= self.out.len() {
             self.out.clear();
