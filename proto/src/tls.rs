@@ -27,6 +27,10 @@ use crate::identity::{
 /// handshake ends, and encrypted records not yet taken by the host).
 pub const DEFAULT_BUFFER_LIMIT: usize = 64 * 1024;
 
+/// The most plaintext one TLS record carries (rustls' default maximum
+/// fragment, which mesh configs keep).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+
 /// Why a TLS session failed. After any of these the session is dead; the
 /// host should still drain [`TlsSession::write_tls`] once, which carries
 /// the alert telling the peer why, then close the socket.
@@ -294,16 +298,56 @@ impl TlsSession {
     }
 
     /// Writes `head` followed by `body` as plaintext, like
-    /// [`TlsSession::write_plaintext`] of their concatenation (same limit,
-    /// same errors) without joining them first: rustls gathers both
-    /// straight into its records (an HTTP/2 frame header and its payload).
-    pub fn write_plaintext_parts(&mut self, head: &[u8], body: &[u8]) -> Result<usize, TlsError> {
+    /// [`TlsSession::write_plaintext`] of their concatenation without joining
+    /// them first (an HTTP/2 frame header and its payload), and appends the
+    /// records to `out` as [`TlsSession::write_tls`] does. Returns how much
+    /// plaintext was taken: at most [`TlsSession::buffer_limit`] per call,
+    /// less when TLS's own limit is reached (same errors as
+    /// `write_plaintext`).
+    ///
+    /// It hands rustls at most one record's plaintext at a time and moves
+    /// that record into `out` before sealing the next: rustls seals each
+    /// record into a fresh buffer, so taking it at once copies it while it
+    /// is still in cache and lets the allocator reuse one buffer for every
+    /// record (issue 8: about 10 % less CPU in TLS on the sending side than
+    /// sealing a 64 KiB frame's four records before draining them).
+    pub fn write_plaintext_parts(
+        &mut self,
+        head: &[u8],
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, TlsError> {
         if self.closed {
             return Err(TlsError::WriteAfterClose);
         }
-        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
-        let written = self.conn.writer().write_vectored(&parts);
-        written.map_err(|e| self.write_failed(e))
+        let total = head.len().saturating_add(body.len()).min(self.buffer_limit);
+        let mut taken = 0;
+        while taken < total {
+            let piece = RECORD_PLAINTEXT.min(total - taken);
+            let head_part = head.get(taken..).unwrap_or(&[]);
+            let head_part = head_part.get(..piece).unwrap_or(head_part);
+            let body_start = taken.saturating_sub(head.len());
+            let body_end = body_start.saturating_add(piece - head_part.len());
+            let body_part = body.get(body_start..body_end).unwrap_or(&[]);
+            let parts = [
+                std::io::IoSlice::new(head_part),
+                std::io::IoSlice::new(body_part),
+            ];
+            match self.conn.writer().write_vectored(&parts) {
+                Ok(n) => {
+                    taken += n;
+                    self.write_tls(out);
+                    if n < piece {
+                        break;
+                    }
+                }
+                // Bytes already taken were sealed: report them; the
+                // failure repeats on the next write.
+                Err(_) if taken > 0 => break,
+                Err(e) => return Err(self.write_failed(e)),
+            }
+        }
+        Ok(taken)
     }
 
     /// rustls only fails a write to repeat the session's fatal error.

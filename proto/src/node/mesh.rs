@@ -239,16 +239,19 @@ impl MeshConn {
                 self.h2.poll_transmit(now, &mut self.plain);
             }
             let pending = self.plain.get(self.plain_pos..).unwrap_or(&[]);
+            let before = self.out.len();
             let accepted = if pending.is_empty() {
                 0
             } else {
-                self.tls.write_plaintext(pending)?
+                self.tls
+                    .write_plaintext_parts(pending, &[], &mut self.out)?
             };
             if let Some(tap) = self.tapped.as_mut() {
                 tap.extend_from_slice(pending.get(..accepted).unwrap_or(&[]));
             }
             self.plain_pos += accepted;
-            let produced = self.tls.write_tls(&mut self.out);
+            self.tls.write_tls(&mut self.out);
+            let produced = self.out.len() - before;
             if (accepted == 0 && produced == 0) || self.out.len() >= FILL_TARGET {
                 return Ok(());
             }
@@ -287,7 +290,7 @@ impl MeshConn {
             // out first; a failed session then fails at the next fill.
             let taken = self
                 .tls
-                .write_plaintext_parts(&header, payload)
+                .write_plaintext_parts(&header, payload, &mut self.out)
                 .unwrap_or(0);
             if let Some(tap) = self.tapped.as_mut() {
                 let frame = header.iter().chain(payload).take(taken);
