@@ -1566,6 +1566,40 @@ impl ThreeStreams {
         ok
     }
 
+    /// Whether either side saw a connection error or a reset stream.
+    fn broken(&self) -> bool {
+        self.p
+            .server_events
+            .iter()
+            .chain(&self.p.client_events)
+            .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }))
+    }
+
+    /// Applies `ops` in order (a send is `send`'s to make: stream, length),
+    /// asking `healthy` after each, then drains; the first error ends it.
+    fn run(
+        &mut self,
+        ops: Vec<Op>,
+        mut send: impl FnMut(&mut ThreeStreams, usize, usize) -> Result<(), TestResult>,
+        healthy: impl Fn(&ThreeStreams) -> Result<(), TestResult>,
+    ) -> Result<(), TestResult> {
+        for op in ops {
+            match op {
+                Op::Send(i, len) => send(self, i, len)?,
+                Op::Release(i, len) => {
+                    if !self.read(i, len) {
+                        return Err(TestResult::error("bytes out of order"));
+                    }
+                }
+                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
+                    self.p.step();
+                }
+            }
+            healthy(self)?;
+        }
+        self.drain(healthy)
+    }
+
     /// Finishes the three streams and steps until every accepted byte
     /// arrived (10 000 steps at most), reading everything after each step
     /// and asking `healthy`, whose error ends the drain.
@@ -1608,57 +1642,38 @@ fn frames_sent_directly_keep_order_and_windows() {
         };
         let mut t = ThreeStreams::new(cfg, seed);
         let intact = |t: &ThreeStreams| {
-            let broken =
-                t.p.server_events
-                    .iter()
-                    .chain(&t.p.client_events)
-                    .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }));
-            if broken {
+            if t.broken() {
                 Err(TestResult::error("a window was exceeded"))
             } else {
                 Ok(())
             }
         };
-        for op in ops {
-            match op {
-                // Even lengths try the direct path first, as a mesh
-                // connection does; the rest is queued.
-                Op::Send(i, len) => {
-                    let data = pattern(t.accepted[i], len);
-                    let queued = t.p.client.pending_transmit() > 0;
-                    let mut header = Vec::new();
-                    let direct = match len % 2 {
-                        0 => t.p.client.frame_data(t.ids[i], len, &mut header).unwrap(),
-                        _ => 0,
-                    };
-                    if queued && direct > 0 {
-                        return TestResult::error("framed directly behind queued output");
-                    }
-                    if direct > 0 {
-                        if header.len() != frame::HEADER_LEN || direct > 16_384 {
-                            return TestResult::error("bad direct frame");
-                        }
-                        header.extend_from_slice(&data[..direct]);
-                        Pair::deliver(&mut t.p.server, t.p.now, &header, &mut t.p.chunks);
-                        t.p.drain_events();
-                    }
-                    let rest = t.p.client.send_data(t.ids[i], &data[direct..]).unwrap();
-                    t.accepted[i] += (direct + rest) as u64;
-                }
-                Op::Release(i, len) => {
-                    if !t.read(i, len) {
-                        return TestResult::error("bytes out of order");
-                    }
-                }
-                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
-                    t.p.step();
-                }
+        // Even lengths try the direct path first, as a mesh connection
+        // does; the rest is queued.
+        let send = |t: &mut ThreeStreams, i: usize, len: usize| {
+            let data = pattern(t.accepted[i], len);
+            let queued = t.p.client.pending_transmit() > 0;
+            let mut header = Vec::new();
+            let direct = match len % 2 {
+                0 => t.p.client.frame_data(t.ids[i], len, &mut header).unwrap(),
+                _ => 0,
+            };
+            if queued && direct > 0 {
+                return Err(TestResult::error("framed directly behind queued output"));
             }
-            if let Err(failed) = intact(&t) {
-                return failed;
+            if direct > 0 {
+                if header.len() != frame::HEADER_LEN || direct > 16_384 {
+                    return Err(TestResult::error("bad direct frame"));
+                }
+                header.extend_from_slice(&data[..direct]);
+                Pair::deliver(&mut t.p.server, t.p.now, &header, &mut t.p.chunks);
+                t.p.drain_events();
             }
-        }
-        if let Err(failed) = t.drain(intact) {
+            let rest = t.p.client.send_data(t.ids[i], &data[direct..]).unwrap();
+            t.accepted[i] += (direct + rest) as u64;
+            Ok(())
+        };
+        if let Err(failed) = t.run(ops, send, intact) {
             return failed;
         }
         let finished = t
@@ -1686,46 +1701,28 @@ fn flow_control_receive_invariants() {
             ..Config::default()
         };
         let mut t = ThreeStreams::new(cfg, seed);
-        let within_windows =
-            |t: &ThreeStreams| {
-                let buffered: Vec<usize> = t
-                    .ids
-                    .iter()
-                    .map(|id| t.p.server.recv_data(*id).len())
-                    .collect();
-                let ok =
-                    buffered.iter().all(|b| *b <= stream_window as usize)
-                        && buffered.iter().sum::<usize>() <= connection_window as usize
-                        && !t.p.server_events.iter().chain(&t.p.client_events).any(|e| {
-                            matches!(e, Event::ConnectionError { .. } | Event::Reset { .. })
-                        });
-                if ok {
-                    Ok(())
-                } else {
-                    Err(TestResult::failed())
-                }
-            };
-        for op in ops {
-            match op {
-                Op::Send(i, len) => {
-                    let data = pattern(t.accepted[i], len);
-                    t.accepted[i] += t.p.client.send_data(t.ids[i], &data).unwrap() as u64;
-                }
-                Op::Release(i, len) => {
-                    if !t.read(i, len) {
-                        return TestResult::error("bytes out of order");
-                    }
-                }
-                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
-                    t.p.step();
-                }
+        let within_windows = |t: &ThreeStreams| {
+            let buffered: Vec<usize> = t
+                .ids
+                .iter()
+                .map(|id| t.p.server.recv_data(*id).len())
+                .collect();
+            let ok = buffered.iter().all(|b| *b <= stream_window as usize)
+                && buffered.iter().sum::<usize>() <= connection_window as usize
+                && !t.broken();
+            if ok {
+                Ok(())
+            } else {
+                Err(TestResult::failed())
             }
-            if let Err(failed) = within_windows(&t) {
-                return failed;
-            }
-        }
-        // Drain: everything accepted arrives.
-        if let Err(failed) = t.drain(within_windows) {
+        };
+        let send = |t: &mut ThreeStreams, i: usize, len: usize| {
+            let data = pattern(t.accepted[i], len);
+            t.accepted[i] += t.p.client.send_data(t.ids[i], &data).unwrap() as u64;
+            Ok(())
+        };
+        // Everything accepted arrives once the streams are drained.
+        if let Err(failed) = t.run(ops, send, within_windows) {
             return failed;
         }
         TestResult::from_bool(t.delivered == t.accepted)
