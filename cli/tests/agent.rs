@@ -6,13 +6,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::Path;
 
-use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
+use support::two_agents::signal;
+use support::{
+    echo_server, free_port, identity_toml, issue_pki, start_ready, warren, write, TempDir, WAIT,
+};
 
 fn agents_tunnel_bytes_exactly(runtime: &str) {
     let dir = TempDir::new(&format!("agents-{runtime}"));
@@ -29,11 +27,7 @@ fn agents_tunnel_bytes_exactly(runtime: &str) {
         &format!(
             r#"hbone_listen = "127.0.0.1:{b_hbone}"
 admin = "127.0.0.1:{b_admin}"
-[identity]
-cert = "b/cert.pem"
-key = "b/key.pem"
-ca = "b/ca.pem"
-[[export]]
+{identity}[[export]]
 service = "echo.test"
 port = 7
 target = "127.0.0.1:{echo}"
@@ -42,7 +36,8 @@ name = "web-may-echo"
 action = "allow"
 service = "echo.test"
 principals = ["{client}"]
-"#
+"#,
+            identity = identity_toml("b")
         ),
     );
     write(
@@ -50,26 +45,17 @@ principals = ["{client}"]
         &format!(
             r#"hbone_listen = "127.0.0.1:{a_hbone}"
 admin = "127.0.0.1:{a_admin}"
-[identity]
-cert = "a/cert.pem"
-key = "a/key.pem"
-ca = "a/ca.pem"
-[[tunnel]]
+{identity}[[tunnel]]
 listen = "127.0.0.1:{tunnel}"
 to = "echo.test:7"
 [[service]]
 name = "echo.test"
 endpoints = [{{ addr = "127.0.0.1:{b_hbone}", identity = "{server}" }}]
-"#
+"#,
+            identity = identity_toml("a")
         ),
     );
-    let start = |file: &str| {
-        let mut cmd = warren();
-        cmd.args(["agent", "--config", &d(file), "--runtime", runtime]);
-        let agent = Running::start(cmd);
-        agent.wait_stderr("ready");
-        agent
-    };
+    let start = |file: &str| start_ready(&["agent", "--config", &d(file), "--runtime", runtime]);
     let b = start("b.toml");
     let a = start("a.toml");
 
@@ -143,14 +129,6 @@ fn config_errors_name_file_line_and_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3:"), "{err}");
     assert!(err.contains("socks5.listen"), "{err}");
-}
-
-fn signal(agent: &Running, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &agent.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -8,14 +8,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
+use support::{
+    echo_server, free_port, hub_links_toml, identity_toml, issue_pki, start_ready, write, TempDir,
+    WAIT,
+};
 
 /// One SOCKS5 flow through A's proxy to echo.demo:8080: sends `payload`,
 /// half-closes, and returns what came back (empty when refused).
@@ -71,32 +69,26 @@ fn flows_take_the_configured_path(route: &str, runtime: &str, path: &str) {
         &format!(
             r#"hbone_listen = "127.0.0.1:{hub_port}"
 admin = "127.0.0.1:{hub_admin}"
-[identity]
-cert = "h/cert.pem"
-key = "h/key.pem"
-ca = "h/ca.pem"
-[hub]
+{identity}[hub]
 [[hub.announce]]
 principals = ["*"]
 services = ["own-namespace"]
-"#
+"#,
+            identity = identity_toml("h")
         ),
     );
-    let links = format!("hubs = [\"127.0.0.1:{hub_port}\"]\nhub_identities = [\"{hub_id}\"]\n");
+    let links = hub_links_toml(hub_port, hub_id);
     write(
         &dir.path().join("b.toml"),
         &format!(
             r#"admin = "127.0.0.1:{b_admin}"
 hbone_listen = "127.0.0.1:{b_hbone}"
-{links}[identity]
-cert = "b/cert.pem"
-key = "b/key.pem"
-ca = "b/ca.pem"
-[[export]]
+{links}{identity}[[export]]
 service = "echo.demo"
 port = 8080
 target = "127.0.0.1:{service}"
-"#
+"#,
+            identity = identity_toml("b")
         ),
     );
     write(
@@ -104,21 +96,14 @@ target = "127.0.0.1:{service}"
         &format!(
             r#"admin = "127.0.0.1:{a_admin}"
 route = "{route}"
-{links}[identity]
-cert = "a/cert.pem"
-key = "a/key.pem"
-ca = "a/ca.pem"
-[socks5]
+{links}{identity}[socks5]
 listen = "127.0.0.1:{socks}"
-"#
+"#,
+            identity = identity_toml("a")
         ),
     );
     let start = |command: &str, file: &str| {
-        let mut cmd = warren();
-        cmd.args([command, "--config", &d(file), "--runtime", runtime]);
-        let process = Running::start(cmd);
-        process.wait_stderr("ready");
-        process
+        start_ready(&[command, "--config", &d(file), "--runtime", runtime])
     };
     let hub = start("hub", "hub.toml");
     let b = start("agent", "b.toml");

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use support::two_agents::{exchange_on, pattern};
-use support::{echo_server, free_port, issue_pki, warren, Running, TempDir, WAIT};
+use support::{echo_server, free_port, identity_toml, issue_pki, warren, Running, TempDir, WAIT};
 use tokio::runtime::Runtime;
 use warren_interop::hbone_peer::{
     Answer, PeerClient, PeerError, PeerIdentity, PeerServer, PeerTunnel, Seen,
@@ -79,11 +79,8 @@ fn identity_and_listen(hbone: u16) -> String {
     format!(
         r#"hbone_listen = "127.0.0.1:{hbone}"
 admin = "127.0.0.1:{admin}"
-[identity]
-cert = "agent/cert.pem"
-key = "agent/key.pem"
-ca = "agent/ca.pem"
-"#,
+{identity}"#,
+        identity = identity_toml("agent"),
         admin = free_port()
     )
 }

@@ -7,15 +7,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener};
-use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use support::hub_mesh::{curl_until_ok, listening_ports};
-use support::{free_port, issue_pki, ok, warren, Running, TempDir};
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
+use support::{
+    free_port, hub_links_toml, identity_toml, issue_pki, ok, start_ready, write, TempDir,
+};
 
 /// A one-line HTTP service: answers every request with its method and path.
 fn http_service() -> u16 {
@@ -50,6 +47,21 @@ fn http_service() -> u16 {
     port
 }
 
+/// curl through A's SOCKS5 proxy at `socks`, giving up after 5 s.
+fn curl_via_socks(socks: u16, url: &str) -> Output {
+    Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--socks5-hostname",
+            &format!("127.0.0.1:{socks}"),
+            url,
+        ])
+        .output()
+        .unwrap()
+}
+
 /// `end_to_end`: B's export keeps the default (end-to-end mode on), or
 /// says `end_to_end = false` (the hub relays plaintext).
 fn agent_b_with_no_port_serves_through_the_hub(runtime: &str, end_to_end: bool) {
@@ -74,11 +86,7 @@ fn agent_b_with_no_port_serves_through_the_hub(runtime: &str, end_to_end: bool) 
             r#"hbone_listen = "127.0.0.1:{hub_port}"
 admin = "127.0.0.1:{hub_admin}"
 revocation = "revoked.txt"
-[identity]
-cert = "h/cert.pem"
-key = "h/key.pem"
-ca = "h/ca.pem"
-[hub]
+{identity}[hub]
 [[hub.announce]]
 principals = ["*"]
 services = ["own-namespace"]
@@ -87,10 +95,11 @@ name = "web-may-use-demo"
 action = "allow"
 service = "echo.demo"
 principals = ["{client}"]
-"#
+"#,
+            identity = identity_toml("h")
         ),
     );
-    let links = format!("hubs = [\"127.0.0.1:{hub_port}\"]\nhub_identities = [\"{hub_id}\"]\n");
+    let links = hub_links_toml(hub_port, hub_id);
     let mode = if end_to_end {
         ""
     } else {
@@ -100,36 +109,26 @@ principals = ["{client}"]
         &dir.path().join("b.toml"),
         &format!(
             r#"admin = "127.0.0.1:{b_admin}"
-{links}[identity]
-cert = "b/cert.pem"
-key = "b/key.pem"
-ca = "b/ca.pem"
-[[export]]
+{links}{identity}[[export]]
 service = "echo.demo"
 port = 8080
 target = "127.0.0.1:{service}"
-{mode}"#
+{mode}"#,
+            identity = identity_toml("b")
         ),
     );
     write(
         &dir.path().join("a.toml"),
         &format!(
             r#"admin = "127.0.0.1:{a_admin}"
-{links}[identity]
-cert = "a/cert.pem"
-key = "a/key.pem"
-ca = "a/ca.pem"
-[socks5]
+{links}{identity}[socks5]
 listen = "127.0.0.1:{socks}"
-"#
+"#,
+            identity = identity_toml("a")
         ),
     );
     let start = |command: &str, file: &str| {
-        let mut cmd = warren();
-        cmd.args([command, "--config", &d(file), "--runtime", runtime]);
-        let process = Running::start(cmd);
-        process.wait_stderr("ready");
-        process
+        start_ready(&[command, "--config", &d(file), "--runtime", runtime])
     };
     let hub = start("hub", "hub.toml");
     let b = start("agent", "b.toml");
@@ -152,17 +151,7 @@ listen = "127.0.0.1:{socks}"
     // B listens on its admin port and nothing else.
     assert_eq!(listening_ports(b.pid()), BTreeSet::from([b_admin]));
     // A service nobody announced: the hub answers 503 at once, curl fails.
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "5",
-            "--socks5-hostname",
-            &format!("127.0.0.1:{socks}"),
-            "http://nope.demo:8080/",
-        ])
-        .output()
-        .unwrap();
+    let out = curl_via_socks(socks, "http://nope.demo:8080/");
     assert!(!out.status.success());
     hub.wait_stderr("service=nope.demo:8080");
 
@@ -180,17 +169,7 @@ listen = "127.0.0.1:{socks}"
     ]);
     hub.wait_stderr("revoked peer=spiffe://test.warren/ns/web/sa/client");
     hub.wait_stderr("laptop stolen");
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "5",
-            "--socks5-hostname",
-            &format!("127.0.0.1:{socks}"),
-            "http://echo.demo:8080/after",
-        ])
-        .output()
-        .unwrap();
+    let out = curl_via_socks(socks, "http://echo.demo:8080/after");
     assert!(!out.status.success(), "a revoked agent got through");
     if end_to_end {
         // A's connections closed, and with them the pair stream: the hub

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use support::hub_mesh::{curl_until_ok, listening_ports, CLIENT, SERVER};
 use support::two_agents::http_server;
-use support::{curl, free_port, issue_pki, ok, warren, Running, TempDir};
+use support::{curl, free_port, identity_toml, issue_pki, ok, start_ready, TempDir};
 
 /// The hub's identity: matches the tickets' default hub pattern.
 const HUB: &str = "spiffe://test.warren/ns/mesh/sa/hub1";
@@ -23,15 +23,12 @@ fn hub_toml(dir: &Path, name: &str, folder: &str, port: u16, admin: u16) {
     let text = format!(
         r#"hbone_listen = "127.0.0.1:{port}"
 admin = "127.0.0.1:{admin}"
-[identity]
-cert = "{folder}/cert.pem"
-key = "{folder}/key.pem"
-ca = "{folder}/ca.pem"
-[hub]
+{identity}[hub]
 [[hub.announce]]
 principals = ["*"]
 services = ["own-namespace"]
-"#
+"#,
+        identity = identity_toml(folder)
     );
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -72,11 +69,7 @@ fn agents_from_tickets_verify_their_hub(runtime: &str) {
     )
     .unwrap();
     let start = |command: &str, args: &[&str]| {
-        let mut cmd = warren();
-        cmd.arg(command).args(args).args(["--runtime", runtime]);
-        let process = Running::start(cmd);
-        process.wait_stderr(" ready ");
-        process
+        start_ready(&[&[command], args, &["--runtime", runtime]].concat())
     };
 
     // A mesh identity that is not a hub's holds the hub's address: the

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{free_port, warren};
+use support::{free_port, hub_links_toml, identity_toml, warren, write};
 
 #[test]
 fn status_without_an_agent_says_where_it_looked() {
@@ -22,10 +22,6 @@ fn status_without_an_agent_says_where_it_looked() {
              is `warren agent` running with admin = \"{admin}\"?"
         )
     );
-}
-
-fn write(path: &std::path::Path, text: &str) {
-    std::fs::write(path, text).unwrap();
 }
 
 /// `warren status --admin ADMIN` once `want` shows in it (the links come
@@ -65,42 +61,31 @@ fn status_shows_hub_links_on_an_agent_and_the_hub_itself() {
         &format!(
             r#"hbone_listen = "127.0.0.1:{hub_port}"
 admin = "127.0.0.1:{hub_admin}"
-[identity]
-cert = "h/cert.pem"
-key = "h/key.pem"
-ca = "h/ca.pem"
-[hub]
+{identity}[hub]
 connects_per_second = 50
 [[hub.announce]]
 principals = ["*"]
 services = ["own-namespace"]
-"#
+"#,
+            identity = identity_toml("h")
         ),
     );
     write(
         &dir.path().join("b.toml"),
         &format!(
             r#"admin = "127.0.0.1:{b_admin}"
-hubs = ["127.0.0.1:{hub_port}"]
-hub_identities = ["{hub_id}"]
-[identity]
-cert = "b/cert.pem"
-key = "b/key.pem"
-ca = "b/ca.pem"
-[[export]]
+{links}{identity}[[export]]
 service = "echo.demo"
 port = 8080
 target = "127.0.0.1:{target}"
-"#
+"#,
+            identity = identity_toml("b"),
+            links = hub_links_toml(hub_port, hub_id),
         ),
     );
     let start = |command: &str, file: &str| {
-        let mut cmd = warren();
         let path = dir.path().join(file);
-        cmd.args([command, "--config", path.to_str().unwrap()]);
-        let process = support::Running::start(cmd);
-        process.wait_stderr("ready");
-        process
+        support::start_ready(&[command, "--config", path.to_str().unwrap()])
     };
     let _hub = start("hub", "hub.toml");
     let _b = start("agent", "b.toml");

@@ -1531,6 +1531,101 @@ impl Arbitrary for Op {
     }
 }
 
+/// Three tunnels over one ready pair whose bytes travel in random chunks,
+/// and per stream how many bytes the client accepted and the server
+/// delivered (each stream carries [`pattern`] from offset 0).
+struct ThreeStreams {
+    p: Pair,
+    ids: Vec<StreamId>,
+    accepted: [u64; 3],
+    delivered: [u64; 3],
+}
+
+impl ThreeStreams {
+    /// Both sides with `cfg`, chunked by a generator seeded from `seed`.
+    fn new(cfg: Config, seed: u64) -> ThreeStreams {
+        let mut p = Pair::ready(cfg.clone(), cfg);
+        p.chunks = Some(Rng(seed | 1));
+        let ids = (0..3).map(|_| p.open_tunnel()).collect();
+        ThreeStreams {
+            p,
+            ids,
+            accepted: [0; 3],
+            delivered: [0; 3],
+        }
+    }
+
+    /// The server reads at most `max` of stream `i`'s bytes and returns
+    /// their credit; false when they are not the next bytes sent.
+    fn read(&mut self, i: usize, max: usize) -> bool {
+        let data = self.p.server.recv_data(self.ids[i]);
+        let n = data.len().min(max);
+        let ok = data[..n] == pattern(self.delivered[i], n)[..];
+        self.p.server.release_capacity(self.ids[i], n).unwrap();
+        self.delivered[i] += n as u64;
+        ok
+    }
+
+    /// Whether either side saw a connection error or a reset stream.
+    fn broken(&self) -> bool {
+        self.p
+            .server_events
+            .iter()
+            .chain(&self.p.client_events)
+            .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }))
+    }
+
+    /// Applies `ops` in order (a send is `send`'s to make: stream, length),
+    /// asking `healthy` after each, then drains; the first error ends it.
+    fn run(
+        &mut self,
+        ops: Vec<Op>,
+        mut send: impl FnMut(&mut ThreeStreams, usize, usize) -> Result<(), TestResult>,
+        healthy: impl Fn(&ThreeStreams) -> Result<(), TestResult>,
+    ) -> Result<(), TestResult> {
+        for op in ops {
+            match op {
+                Op::Send(i, len) => send(self, i, len)?,
+                Op::Release(i, len) => {
+                    if !self.read(i, len) {
+                        return Err(TestResult::error("bytes out of order"));
+                    }
+                }
+                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
+                    self.p.step();
+                }
+            }
+            healthy(self)?;
+        }
+        self.drain(healthy)
+    }
+
+    /// Finishes the three streams and steps until every accepted byte
+    /// arrived (10 000 steps at most), reading everything after each step
+    /// and asking `healthy`, whose error ends the drain.
+    fn drain(
+        &mut self,
+        healthy: impl Fn(&ThreeStreams) -> Result<(), TestResult>,
+    ) -> Result<(), TestResult> {
+        for id in &self.ids {
+            self.p.client.finish(*id).unwrap();
+        }
+        for _ in 0..10_000 {
+            self.p.step();
+            for i in 0..3 {
+                if !self.read(i, usize::MAX) {
+                    return Err(TestResult::error("bytes out of order"));
+                }
+            }
+            healthy(self)?;
+            if self.delivered == self.accepted && self.p.server.pending_transmit() == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `frame_data` (a frame the caller transmits itself) mixed with queued
 /// `send_data`: it frames nothing while output is queued, never exceeds a
 /// window (three stream windows sum past the connection's, so both bind),
@@ -1545,85 +1640,47 @@ fn frames_sent_directly_keep_order_and_windows() {
             max_frame_size: 16_384,
             ..Config::default()
         };
-        let mut p = Pair::ready(cfg.clone(), cfg);
-        p.chunks = Some(Rng(seed | 1));
-        let ids: Vec<StreamId> = (0..3).map(|_| p.open_tunnel()).collect();
-        let mut accepted = [0u64; 3];
-        let mut delivered = [0u64; 3];
-        let read = |p: &mut Pair, i: usize, max: usize, delivered: &mut [u64; 3]| {
-            let data = p.server.recv_data(ids[i]);
-            let n = data.len().min(max);
-            let ok = data[..n] == pattern(delivered[i], n)[..];
-            p.server.release_capacity(ids[i], n).unwrap();
-            delivered[i] += n as u64;
-            ok
+        let mut t = ThreeStreams::new(cfg, seed);
+        let intact = |t: &ThreeStreams| {
+            if t.broken() {
+                Err(TestResult::error("a window was exceeded"))
+            } else {
+                Ok(())
+            }
         };
-        let broken = |p: &Pair| {
-            p.server_events
-                .iter()
-                .chain(&p.client_events)
-                .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }))
+        // Even lengths try the direct path first, as a mesh connection
+        // does; the rest is queued.
+        let send = |t: &mut ThreeStreams, i: usize, len: usize| {
+            let data = pattern(t.accepted[i], len);
+            let queued = t.p.client.pending_transmit() > 0;
+            let mut header = Vec::new();
+            let direct = match len % 2 {
+                0 => t.p.client.frame_data(t.ids[i], len, &mut header).unwrap(),
+                _ => 0,
+            };
+            if queued && direct > 0 {
+                return Err(TestResult::error("framed directly behind queued output"));
+            }
+            if direct > 0 {
+                if header.len() != frame::HEADER_LEN || direct > 16_384 {
+                    return Err(TestResult::error("bad direct frame"));
+                }
+                header.extend_from_slice(&data[..direct]);
+                Pair::deliver(&mut t.p.server, t.p.now, &header, &mut t.p.chunks);
+                t.p.drain_events();
+            }
+            let rest = t.p.client.send_data(t.ids[i], &data[direct..]).unwrap();
+            t.accepted[i] += (direct + rest) as u64;
+            Ok(())
         };
-        for op in ops {
-            match op {
-                // Even lengths try the direct path first, as a mesh
-                // connection does; the rest is queued.
-                Op::Send(i, len) => {
-                    let data = pattern(accepted[i], len);
-                    let queued = p.client.pending_transmit() > 0;
-                    let mut header = Vec::new();
-                    let direct = match len % 2 {
-                        0 => p.client.frame_data(ids[i], len, &mut header).unwrap(),
-                        _ => 0,
-                    };
-                    if queued && direct > 0 {
-                        return TestResult::error("framed directly behind queued output");
-                    }
-                    if direct > 0 {
-                        if header.len() != frame::HEADER_LEN || direct > 16_384 {
-                            return TestResult::error("bad direct frame");
-                        }
-                        header.extend_from_slice(&data[..direct]);
-                        Pair::deliver(&mut p.server, p.now, &header, &mut p.chunks);
-                        p.drain_events();
-                    }
-                    let rest = p.client.send_data(ids[i], &data[direct..]).unwrap();
-                    accepted[i] += (direct + rest) as u64;
-                }
-                Op::Release(i, len) => {
-                    if !read(&mut p, i, len, &mut delivered) {
-                        return TestResult::error("bytes out of order");
-                    }
-                }
-                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
-                    p.step();
-                }
-            }
-            if broken(&p) {
-                return TestResult::error("a window was exceeded");
-            }
+        if let Err(failed) = t.run(ops, send, intact) {
+            return failed;
         }
-        for id in &ids {
-            p.client.finish(*id).unwrap();
-        }
-        for _ in 0..10_000 {
-            p.step();
-            for i in 0..3 {
-                if !read(&mut p, i, usize::MAX, &mut delivered) {
-                    return TestResult::error("bytes out of order");
-                }
-            }
-            if broken(&p) {
-                return TestResult::error("a window was exceeded");
-            }
-            if delivered == accepted && p.server.pending_transmit() == 0 {
-                break;
-            }
-        }
-        let finished = ids
+        let finished = t
+            .ids
             .iter()
-            .all(|id| has(&p.server_events, &Event::PeerFinished { stream: *id }));
-        TestResult::from_bool(delivered == accepted && finished)
+            .all(|id| has(&t.p.server_events, &Event::PeerFinished { stream: *id }));
+        TestResult::from_bool(t.delivered == t.accepted && finished)
     }
     QuickCheck::new()
         .tests(100)
@@ -1643,67 +1700,32 @@ fn flow_control_receive_invariants() {
             max_frame_size: 16_384,
             ..Config::default()
         };
-        let mut p = Pair::ready(cfg.clone(), cfg);
-        p.chunks = Some(Rng(seed | 1));
-        let ids: Vec<StreamId> = (0..3).map(|_| p.open_tunnel()).collect();
-        let mut accepted = [0u64; 3];
-        let mut delivered = [0u64; 3];
-        let check = |p: &Pair| {
-            let buffered: Vec<usize> = ids.iter().map(|id| p.server.recv_data(*id).len()).collect();
-            buffered.iter().all(|b| *b <= stream_window as usize)
+        let mut t = ThreeStreams::new(cfg, seed);
+        let within_windows = |t: &ThreeStreams| {
+            let buffered: Vec<usize> = t
+                .ids
+                .iter()
+                .map(|id| t.p.server.recv_data(*id).len())
+                .collect();
+            let ok = buffered.iter().all(|b| *b <= stream_window as usize)
                 && buffered.iter().sum::<usize>() <= connection_window as usize
-                && !p
-                    .server_events
-                    .iter()
-                    .chain(&p.client_events)
-                    .any(|e| matches!(e, Event::ConnectionError { .. } | Event::Reset { .. }))
+                && !t.broken();
+            if ok {
+                Ok(())
+            } else {
+                Err(TestResult::failed())
+            }
         };
-        let read = |p: &mut Pair, i: usize, max: usize, delivered: &mut [u64; 3]| {
-            let data = p.server.recv_data(ids[i]);
-            let n = data.len().min(max);
-            let ok = data[..n] == pattern(delivered[i], n)[..];
-            p.server.release_capacity(ids[i], n).unwrap();
-            delivered[i] += n as u64;
-            ok
+        let send = |t: &mut ThreeStreams, i: usize, len: usize| {
+            let data = pattern(t.accepted[i], len);
+            t.accepted[i] += t.p.client.send_data(t.ids[i], &data).unwrap() as u64;
+            Ok(())
         };
-        for op in ops {
-            match op {
-                Op::Send(i, len) => {
-                    let data = pattern(accepted[i], len);
-                    accepted[i] += p.client.send_data(ids[i], &data).unwrap() as u64;
-                }
-                Op::Release(i, len) => {
-                    if !read(&mut p, i, len, &mut delivered) {
-                        return TestResult::error("bytes out of order");
-                    }
-                }
-                Op::Step | Op::WindowUpdate(..) | Op::InitialWindow(_) => {
-                    p.step();
-                }
-            }
-            if !check(&p) {
-                return TestResult::failed();
-            }
+        // Everything accepted arrives once the streams are drained.
+        if let Err(failed) = t.run(ops, send, within_windows) {
+            return failed;
         }
-        // Drain: everything accepted arrives.
-        for id in &ids {
-            p.client.finish(*id).unwrap();
-        }
-        for _ in 0..10_000 {
-            p.step();
-            for i in 0..3 {
-                if !read(&mut p, i, usize::MAX, &mut delivered) {
-                    return TestResult::error("bytes out of order");
-                }
-            }
-            if !check(&p) {
-                return TestResult::failed();
-            }
-            if delivered == accepted && p.server.pending_transmit() == 0 {
-                break;
-            }
-        }
-        TestResult::from_bool(delivered == accepted)
+        TestResult::from_bool(t.delivered == t.accepted)
     }
     QuickCheck::new()
         .tests(100)

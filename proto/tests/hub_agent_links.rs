@@ -4,49 +4,20 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
 use node_harness::certs::Ca;
+use node_harness::config::{addr, exports, pattern, tunnel, ECHO, TUNNEL};
+use node_harness::hubs::{hub_links, hub_node, HUB_ADDRS};
 use node_harness::World;
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance};
-use warren_proto::front::Target as FrontTarget;
-use warren_proto::hub::{HubEvent, HubLinks, HubRole, LinkKind};
-use warren_proto::node::{CloseReason, Direction, FrontConfig, FrontKind, NodeConfig, NodeEvent};
-use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
-
-const HUB_ADDRS: [&str; 2] = ["10.0.0.9:15009", "10.0.0.10:15009"];
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
+use warren_proto::hub::{HubEvent, HubLinks, LinkKind};
+use warren_proto::node::{CloseReason, NodeConfig, NodeEvent};
 
 fn hub(ca: &Ca, i: usize) -> NodeConfig {
-    let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
-    hub.hbone_listen = Some(addr(HUB_ADDRS[i]));
-    hub.hub = Some(HubRole {
-        announce: AnnouncePolicy::new(vec![ExportRule {
-            principals: vec![PrincipalPattern::new("*").unwrap()],
-            services: vec![ServiceAllowance::OwnNamespace],
-        }]),
-        ..HubRole::default()
-    });
-    hub
+    hub_node(ca, 9 + i as u8, &format!("hub{i}"), HUB_ADDRS[i])
 }
 
 fn links(hubs: &[usize]) -> HubLinks {
-    HubLinks {
-        hubs: hubs.iter().map(|i| addr(HUB_ADDRS[*i])).collect(),
-        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
-        seed: 7,
-        ..HubLinks::default()
-    }
+    let addrs: Vec<&str> = hubs.iter().map(|i| HUB_ADDRS[*i]).collect();
+    hub_links(&addrs)
 }
 
 /// Agent A (`shop/cart`, tunnel 9000 → echo.shop:80) dials `a_hubs`;
@@ -54,20 +25,10 @@ fn links(hubs: &[usize]) -> HubLinks {
 /// and dials `b_hubs`.
 fn agents(ca: &Ca, a_hubs: &[usize], b_key: u8, b_hubs: &[usize]) -> (NodeConfig, NodeConfig) {
     let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
+    a.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
     a.hub_links = links(a_hubs);
     let mut b = NodeConfig::new(ca.identity(b_key, "shop", "echo"));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
+    b.exports = exports("echo.shop", ECHO);
     b.hub_links = links(b_hubs);
     (a, b)
 }
@@ -78,21 +39,6 @@ fn link_ups(world: &World, n: usize) -> Vec<LinkKind> {
         .into_iter()
         .filter_map(|e| match e {
             NodeEvent::Hub(HubEvent::LinkUp { kind, .. }) => Some(*kind),
-            _ => None,
-        })
-        .collect()
-}
-
-fn outbound_closes(world: &World, n: usize) -> Vec<CloseReason> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed {
-                direction: Direction::Outbound,
-                reason,
-                ..
-            } => Some(reason.clone()),
             _ => None,
         })
         .collect()
@@ -135,7 +81,7 @@ fn flows_go_to_the_hub_that_lists_the_service() {
         assert!(world.net.apps[*app].received == *data, "app {app}");
     }
     // Before the fix A sent every other flow to hub 0, which answered 503.
-    assert_eq!(outbound_closes(&world, a_n), vec![CloseReason::Done; 6]);
+    assert_eq!(world.outbound_closes(a_n), vec![CloseReason::Done; 6]);
 }
 
 #[test]
@@ -227,7 +173,7 @@ fn a_flow_waiting_for_the_first_registry_is_refused_at_its_deadline() {
     world.advance_to(Instant::ZERO + Duration::from_millis(4_999));
     world.run();
     assert_eq!(world.nodes[0].flow_count(), 1);
-    assert!(outbound_closes(&world, 0).is_empty());
+    assert!(world.outbound_closes(0).is_empty());
     assert!(!world.net.apps[app].eof && !world.net.apps[app].reset);
     // At 5 s it is refused, saying why (the hub's handshake deadline,
     // 10 s, has not passed: the link is still "coming").
@@ -237,7 +183,7 @@ fn a_flow_waiting_for_the_first_registry_is_refused_at_its_deadline() {
     );
     world.advance_to(Instant::ZERO + Duration::from_secs(5));
     world.run();
-    let reasons = outbound_closes(&world, 0);
+    let reasons = world.outbound_closes(0);
     assert_eq!(
         reasons,
         vec![CloseReason::NoRegistry {
@@ -260,10 +206,10 @@ fn the_registry_wait_is_configurable() {
     let (mut world, _) = flow_waiting_for_a_silent_hub(Some(wait));
     world.advance_to(Instant::ZERO + Duration::from_millis(1_499));
     world.run();
-    assert!(outbound_closes(&world, 0).is_empty());
+    assert!(world.outbound_closes(0).is_empty());
     world.advance_to(Instant::ZERO + wait);
     world.run();
-    let reasons = outbound_closes(&world, 0);
+    let reasons = world.outbound_closes(0);
     assert_eq!(reasons, vec![CloseReason::NoRegistry { waited: wait }]);
     assert_eq!(
         reasons[0].to_string(),

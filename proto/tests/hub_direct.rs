@@ -5,17 +5,12 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
 use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, pattern, ECHO, TUNNEL};
+use node_harness::hubs::HubMesh;
 use node_harness::World;
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
-use warren_proto::front::Target as FrontTarget;
-use warren_proto::hub::{HubLinks, HubRole, Route};
-use warren_proto::node::{
-    CloseReason, Direction, FlowPath, FrontConfig, FrontKind, NodeConfig, NodeEvent,
-};
-use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
+use warren_proto::hub::Route;
+use warren_proto::node::{CloseReason, Direction, FlowPath, NodeConfig, NodeEvent};
 
 const HUB: usize = 0;
 const A: usize = 1;
@@ -23,16 +18,6 @@ const B: usize = 2;
 
 /// Where B listens and what it announces.
 const B_HBONE: &str = "10.0.0.3:15008";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
 
 /// How the world is set up around B's announced address.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,47 +42,16 @@ fn setup(route: Route, at_b: AtB) -> World {
 /// when `plaintext`: hub flows are then one hub relay each.
 fn setup_with(route: Route, at_b: AtB, plaintext: bool) -> World {
     let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-    hub.hbone_listen = Some(addr("10.0.0.9:15009"));
-    hub.hub = Some(HubRole {
-        announce: AnnouncePolicy::new(vec![ExportRule {
-            principals: vec![PrincipalPattern::new("*").unwrap()],
-            services: vec![ServiceAllowance::OwnNamespace],
-        }]),
-        ..HubRole::default()
-    });
-    let links = HubLinks {
-        hubs: vec![addr("10.0.0.9:15009")],
-        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
-        route,
-        seed: 7,
-        ..HubLinks::default()
-    };
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.hub_links = links.clone();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(B_HBONE));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
-    b.hub_links = links;
+    let mut mesh = HubMesh::new(&ca);
     if plaintext {
-        b.relay_plaintext.insert(ServicePort {
-            service: ServiceName::parse("echo.shop").unwrap(),
-            port: 80,
-        });
+        mesh = mesh.plaintext();
     }
-    world.add_node(hub);
+    mesh.a.hub_links.route = route;
+    mesh.b.hub_links.route = route;
+    mesh.b.hbone_listen = Some(addr(B_HBONE));
+    let HubMesh { hubs, a, b } = mesh;
+    let mut world = World::new();
+    world.add_node(hubs[0].clone());
     world.add_node(a);
     match at_b {
         AtB::Listening => {
@@ -117,18 +71,9 @@ fn setup_with(route: Route, at_b: AtB, plaintext: bool) -> World {
             world.add_node(c);
         }
     }
-    world.add_echo_server(addr("127.0.0.2:8080"));
+    world.add_echo_server(addr(ECHO));
     world.run();
     world
-}
-
-/// One flow through A's tunnel; returns the client app.
-fn flow(world: &mut World, data: &[u8]) -> usize {
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, data);
-    world.app_shutdown(app);
-    world.run();
-    app
 }
 
 /// (direction, path, reason) of each flow node `n` closed.
@@ -148,22 +93,12 @@ fn closed(world: &World, n: usize) -> Vec<(Direction, Option<FlowPath>, CloseRea
         .collect()
 }
 
-/// How many connects A asked for towards B's announced address.
-fn dials_to_b(world: &World) -> usize {
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{A} connect")) && l.ends_with(B_HBONE))
-        .count()
-}
-
 #[test]
 fn direct_first_dials_the_registry_address() {
     let mut world = setup(Route::DirectFirst, AtB::Listening);
     for i in 0..3 {
         let data = pattern(100_000, i);
-        let app = flow(&mut world, &data);
+        let app = world.flow(TUNNEL, &data);
         assert!(world.net.apps[app].received == data, "flow {i}");
     }
     let direct = (
@@ -179,7 +114,7 @@ fn direct_first_dials_the_registry_address() {
     );
     assert_eq!(closed(&world, B), vec![inbound; 3]);
     assert!(closed(&world, HUB).is_empty(), "the hub relayed nothing");
-    assert_eq!(dials_to_b(&world), 1, "one pooled connection");
+    assert_eq!(world.dials(A, addr(B_HBONE)), 1, "one pooled connection");
     let line = world
         .events_of(A)
         .into_iter()
@@ -198,7 +133,7 @@ fn direct_first_falls_back_to_the_hub_when_the_address_refuses() {
     let mut world = setup(Route::DirectFirst, AtB::Refusing);
     for i in 0..3 {
         let data = pattern(100_000, i);
-        let app = flow(&mut world, &data);
+        let app = world.flow(TUNNEL, &data);
         assert!(
             world.net.apps[app].received == data,
             "flow {i}: no byte lost"
@@ -215,7 +150,11 @@ fn direct_first_falls_back_to_the_hub_when_the_address_refuses() {
     assert_eq!(world.nodes[HUB].pair_relay_count(), 1);
     let inbound = (Direction::Inbound, Some(FlowPath::Hub), CloseReason::Done);
     assert_eq!(closed(&world, B), vec![inbound; 3]);
-    assert_eq!(dials_to_b(&world), 1, "ejected after the first refusal");
+    assert_eq!(
+        world.dials(A, addr(B_HBONE)),
+        1,
+        "ejected after the first refusal"
+    );
     let ejected = world.events_of(A).into_iter().any(|e| {
         matches!(e, NodeEvent::EndpointEjected { endpoint, .. }
             if endpoint.hbone == addr(B_HBONE) && endpoint.identity == spiffe("shop", "echo"))
@@ -227,7 +166,7 @@ fn direct_first_falls_back_to_the_hub_when_the_address_refuses() {
 fn a_direct_connection_must_prove_the_registry_identity() {
     let mut world = setup(Route::DirectFirst, AtB::Impostor);
     let data = pattern(10_000, 1);
-    let app = flow(&mut world, &data);
+    let app = world.flow(TUNNEL, &data);
     assert!(world.net.apps[app].received == data);
     let handshake_failed = world
         .events_of(A)
@@ -246,10 +185,10 @@ fn hub_only_never_dials_direct() {
     let mut world = setup_with(Route::HubOnly, AtB::Listening, true);
     for i in 0..3 {
         let data = pattern(20_000, i);
-        let app = flow(&mut world, &data);
+        let app = world.flow(TUNNEL, &data);
         assert!(world.net.apps[app].received == data, "flow {i}");
     }
-    assert_eq!(dials_to_b(&world), 0);
+    assert_eq!(world.dials(A, addr(B_HBONE)), 0);
     let via_hub = (Direction::Outbound, Some(FlowPath::Hub), CloseReason::Done);
     assert_eq!(closed(&world, A), vec![via_hub; 3]);
     let relayed = (Direction::Relayed, Some(FlowPath::Hub), CloseReason::Done);
@@ -260,7 +199,7 @@ fn hub_only_never_dials_direct() {
 #[test]
 fn direct_only_refuses_rather_than_use_the_hub() {
     let mut world = setup(Route::DirectOnly, AtB::Refusing);
-    let app = flow(&mut world, b"must not cross a relay");
+    let app = world.flow(TUNNEL, b"must not cross a relay");
     assert!(world.net.apps[app].received.is_empty());
     assert!(world.net.apps[app].eof);
     assert_eq!(
@@ -278,7 +217,7 @@ fn direct_only_refuses_rather_than_use_the_hub() {
 fn direct_only_goes_direct_when_the_address_answers() {
     let mut world = setup(Route::DirectOnly, AtB::Listening);
     let data = pattern(5_000, 3);
-    let app = flow(&mut world, &data);
+    let app = world.flow(TUNNEL, &data);
     assert!(world.net.apps[app].received == data);
     let direct = (
         Direction::Outbound,
@@ -291,14 +230,14 @@ fn direct_only_goes_direct_when_the_address_answers() {
 #[test]
 fn an_address_withdrawn_from_the_registry_sends_flows_via_the_hub() {
     let mut world = setup(Route::DirectFirst, AtB::Listening);
-    flow(&mut world, b"direct");
+    world.flow(TUNNEL, b"direct");
     // B stops listening: its announcement loses the address.
     let mut b = world.nodes[B].config().clone();
     b.hbone_listen = None;
     world.apply_config(B, b);
     world.run();
     let data = pattern(30_000, 2);
-    let app = flow(&mut world, &data);
+    let app = world.flow(TUNNEL, &data);
     assert!(world.net.apps[app].received == data);
     let paths: Vec<Option<FlowPath>> = closed(&world, A).into_iter().map(|(_, p, _)| p).collect();
     assert_eq!(paths, vec![Some(FlowPath::Direct), Some(FlowPath::Hub)]);

@@ -4,109 +4,36 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
 use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, pattern};
+use node_harness::hubs::{HubMesh, HUB_ADDRS};
 use node_harness::World;
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
-use warren_proto::front::Target as FrontTarget;
-use warren_proto::hub::{HubEvent, HubLinks, HubRole, Route};
-use warren_proto::node::{CloseReason, Direction, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::hub::{HubEvent, HubLinks};
+use warren_proto::node::{CloseReason, Direction, NodeConfig, NodeEvent};
 use warren_proto::policy::{
-    Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
-    ServiceName, Target,
+    Action, AuthzPolicy, AuthzRule, Conditions, PrincipalPattern, RuleName,
 };
 
 const HUB: usize = 0;
 const A: usize = 1;
 const B: usize = 2;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn links() -> HubLinks {
-    HubLinks {
-        hubs: vec![addr("10.0.0.9:15009")],
-        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
-        route: Route::DirectFirst,
-        seed: 7,
-        ..HubLinks::default()
-    }
-}
-
-fn echo() -> ServicePort {
-    ServicePort {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-    }
-}
-
 /// Node 0 the hub, node 1 agent A (`cart`, tunnel 9000 → echo.shop:80),
 /// node 2 agent B (`echo`, exports echo.shop:80, end to end unless
 /// `plaintext`).
-fn setup(plaintext: bool) -> (World, [NodeConfig; 3]) {
+fn setup(plaintext: bool) -> (World, Vec<NodeConfig>) {
     let (mut world, configs) = setup_cold(plaintext);
     world.run();
     (world, configs)
 }
 
 /// `setup` before any byte moved: no agent is connected to the hub yet.
-fn setup_cold(plaintext: bool) -> (World, [NodeConfig; 3]) {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-    hub.hbone_listen = Some(addr("10.0.0.9:15009"));
-    hub.hub = Some(HubRole {
-        announce: AnnouncePolicy::new(vec![ExportRule {
-            principals: vec![PrincipalPattern::new("*").unwrap()],
-            services: vec![ServiceAllowance::OwnNamespace],
-        }]),
-        ..HubRole::default()
-    });
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.hub_links = links();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
+fn setup_cold(plaintext: bool) -> (World, Vec<NodeConfig>) {
+    let mut mesh = HubMesh::new(&Ca::new(1));
     if plaintext {
-        b.relay_plaintext.insert(echo());
+        mesh = mesh.plaintext();
     }
-    b.hub_links = links();
-    world.add_node(hub.clone());
-    world.add_node(a.clone());
-    world.add_node(b.clone());
-    world.add_echo_server(addr("127.0.0.2:8080"));
-    (world, [hub, a, b])
-}
-
-fn closed(world: &World, n: usize) -> Vec<(Direction, CloseReason)> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed {
-                direction, reason, ..
-            } => Some((*direction, reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
+    (mesh.world(), mesh.configs())
 }
 
 fn deny_cart() -> AuthzPolicy {
@@ -164,11 +91,11 @@ fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
         assert!(world.net.apps[*app].eof);
     }
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done); 4]
     );
     assert_eq!(
-        closed(&world, B),
+        world.closed_flows(B),
         vec![(Direction::Inbound, CloseReason::Done); 4]
     );
     // One inner handshake on each side, one relayed pair stream at the
@@ -221,11 +148,11 @@ fn a_flow_older_than_the_registry_still_goes_end_to_end() {
     world.run();
     assert_eq!(world.net.apps[app].received, b"early");
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done)]
     );
     assert_eq!(
-        closed(&world, B),
+        world.closed_flows(B),
         vec![
             (Direction::Inbound, CloseReason::Refused { status: 401 }),
             (Direction::Inbound, CloseReason::Done)
@@ -252,10 +179,10 @@ fn a_flow_waits_for_the_registry_before_choosing_the_mode() {
     world.run();
     assert_eq!(world.net.apps[app].received, b"patient");
     assert_eq!(
-        closed(&world, B),
+        world.closed_flows(B),
         vec![(Direction::Inbound, CloseReason::Done)]
     );
-    assert_eq!(closed(&world, HUB), vec![]);
+    assert_eq!(world.closed_flows(HUB), vec![]);
     assert_eq!(e2e_handshakes(&world, A), 1);
 }
 
@@ -271,7 +198,7 @@ fn the_endpoint_authorizes_with_the_inner_identity() {
     world.run();
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 401 })]
     );
     // The hub allowed the pair (its relay opened); B said no, naming its rule.
@@ -309,11 +236,11 @@ fn the_hub_policy_authorizes_the_pair() {
     world.run();
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 401 })]
     );
     assert!(matches!(
-        closed(&world, HUB)[..],
+        world.closed_flows(HUB)[..],
         [(Direction::Relayed, CloseReason::Denied(_))]
     ));
     assert_eq!(e2e_handshakes(&world, B), 0, "B never heard of it");
@@ -334,11 +261,11 @@ fn a_plain_relayed_connect_to_an_end_to_end_service_is_refused() {
     world.run();
     // B refused the plain relay without dialling its target, and said why.
     assert_eq!(
-        closed(&world, B)[0],
+        world.closed_flows(B)[0],
         (Direction::Inbound, CloseReason::Refused { status: 401 })
     );
     assert_eq!(
-        closed(&world, HUB)[0],
+        world.closed_flows(HUB)[0],
         (Direction::Relayed, CloseReason::Refused { status: 401 })
     );
     let refusals = world
@@ -355,7 +282,7 @@ fn a_plain_relayed_connect_to_an_end_to_end_service_is_refused() {
     assert_eq!(world.net.apps[app].received, b"hello");
     assert_eq!(world.net.server_apps.len(), 1, "B dialled its target once");
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done)]
     );
     assert_eq!(e2e_handshakes(&world, A), 1);
@@ -372,11 +299,11 @@ fn an_agent_gone_from_the_hub_is_503_at_once() {
     world.run();
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 503 })]
     );
     assert_eq!(
-        closed(&world, HUB),
+        world.closed_flows(HUB),
         vec![(Direction::Relayed, CloseReason::Unreachable)]
     );
 }
@@ -394,7 +321,7 @@ fn losing_the_hub_ends_the_inner_connection_and_its_flows() {
     world.run();
     assert!(world.net.apps[app].reset || world.net.apps[app].eof);
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::ConnectionLost)]
     );
     assert_eq!(world.nodes[HUB].relay_count(), 0);
@@ -495,7 +422,7 @@ fn an_idle_inner_connection_closes_cleanly_everywhere() {
     assert_eq!(world.nodes[A].pair_stream_count(), 0);
     assert_eq!(world.nodes[B].pair_stream_count(), 0);
     assert_eq!(
-        closed(&world, HUB),
+        world.closed_flows(HUB),
         vec![(Direction::Relayed, CloseReason::Done)]
     );
     assert_eq!(world.nodes[A].connection_count(), 2, "forward and reverse");
@@ -516,45 +443,8 @@ fn an_idle_inner_connection_closes_cleanly_everywhere() {
 /// losing a hub loses only the flows inside its pair stream.
 #[test]
 fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let hub_addrs = [addr("10.0.0.9:15009"), addr("10.0.0.10:15009")];
-    for (i, listen) in hub_addrs.iter().enumerate() {
-        let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
-        hub.hbone_listen = Some(*listen);
-        hub.hub = Some(HubRole {
-            announce: AnnouncePolicy::new(vec![ExportRule {
-                principals: vec![PrincipalPattern::new("*").unwrap()],
-                services: vec![ServiceAllowance::OwnNamespace],
-            }]),
-            ..HubRole::default()
-        });
-        world.add_node(hub);
-    }
-    let both = HubLinks {
-        hubs: hub_addrs.to_vec(),
-        ..links()
-    };
+    let mut world = HubMesh::two_hubs(&Ca::new(1)).world();
     let (a, b) = (2, 3);
-    let mut a_cfg = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a_cfg.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a_cfg.hub_links = both.clone();
-    let mut b_cfg = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b_cfg.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
-    b_cfg.hub_links = both;
-    world.add_node(a_cfg);
-    world.add_node(b_cfg);
-    world.add_echo_server(addr("127.0.0.2:8080"));
     world.run();
     let apps: Vec<usize> = (0..4)
         .map(|i| {
@@ -571,7 +461,7 @@ fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
     assert_eq!(world.nodes[0].relay_count(), 1);
     assert_eq!(world.nodes[1].relay_count(), 1);
     // Hub 0 dies.
-    world.net.blackhole.insert(hub_addrs[0]);
+    world.net.blackhole.insert(addr(HUB_ADDRS[0]));
     world.reset_links(0, a);
     world.reset_links(0, b);
     world.run();

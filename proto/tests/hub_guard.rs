@@ -14,95 +14,50 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, pattern, tunnel, TUNNEL};
+use node_harness::hubs::{self, hub_links, hub_node, HubMesh, HUB_ADDRS};
 use node_harness::World;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use warren_proto::control::{
-    encode, Announce, AnnouncePolicy, ExportRule, FrameDecoder, Message, Rejection,
-    ServiceAllowance, ServicePort, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
+    encode, Announce, AnnouncePolicy, FrameDecoder, Message, Rejection, ServicePort,
+    DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2::{self, ErrorCode, Event, Header, Request, StreamId};
 use warren_proto::hub::{
-    AgentLimits, HubEvent, HubLinks, HubRole, Offence, Rate, Route, CONTROL_CONTENT_TYPE,
-    CONTROL_PATH,
+    AgentLimits, HubEvent, HubRole, Offence, Rate, CONTROL_CONTENT_TYPE, CONTROL_PATH,
 };
 use warren_proto::identity::SpiffeId;
-use warren_proto::node::{FrontConfig, FrontKind, MeshIdentity, NodeConfig, NodeEvent};
-use warren_proto::policy::{Export, Exports, PrincipalPattern, ServiceName, Target};
+use warren_proto::node::{MeshIdentity, NodeConfig, NodeEvent};
+use warren_proto::policy::{PrincipalPattern, ServiceName};
 use warren_proto::tls::TlsSession;
 
 const HUB: usize = 0;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 fn hub_addr() -> SocketAddr {
-    addr("10.0.0.9:15009")
+    addr(HUB_ADDRS[0])
 }
 
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
-
+/// [`hubs::hub_role`] with these agent limits and at most `max_services`
+/// announced per agent.
 fn hub_role(limits: AgentLimits, max_services: u32) -> HubRole {
+    let role = hubs::hub_role();
     HubRole {
-        announce: AnnouncePolicy::new(vec![ExportRule {
-            principals: vec![PrincipalPattern::new("*").unwrap()],
-            services: vec![ServiceAllowance::OwnNamespace],
-        }])
-        .with_max_services(max_services),
+        announce: role.announce.with_max_services(max_services),
         limits,
-        ..HubRole::default()
+        ..role
     }
 }
 
-fn links() -> HubLinks {
-    HubLinks {
-        hubs: vec![hub_addr()],
-        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
-        route: Route::DirectFirst,
-        seed: 7,
-        ..HubLinks::default()
-    }
-}
-
-/// Node 0 the hub, node 1 agent A (`cart`, tunnel 9000 → echo.shop:80),
-/// node 2 agent B (`echo`, serves echo.shop:80 from an echo server).
+/// Node 0 the hub in `role`, node 1 agent A (`cart`, tunnel 9000 →
+/// echo.shop:80), node 2 agent B (`echo`, serves echo.shop:80 from an echo
+/// server).
 fn setup(ca: &Ca, role: HubRole) -> World {
-    let mut world = World::new();
-    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-    hub.hbone_listen = Some(hub_addr());
-    hub.hub = Some(role);
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.hub_links = links();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
-    b.hub_links = links();
     // Plaintext relays: these tests send plain CONNECTs (a raw agent's
     // flood among them) to count the hub's per-CONNECT budget; an
     // end-to-end export would refuse each one at B with 401.
-    b.relay_plaintext.insert(ServicePort {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-    });
-    world.add_node(hub);
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr("127.0.0.2:8080"));
+    let mut mesh = HubMesh::new(ca).plaintext();
+    mesh.hubs[0].hub = Some(role);
+    let mut world = mesh.world();
     world.run();
     world
 }
@@ -823,8 +778,7 @@ fn arbitrary_control_bytes_change_only_what_policy_permits() {
         let role = hub_role(limits, 3);
         let me = spiffe("shop", "raw");
         let mut world = World::new();
-        let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-        hub.hbone_listen = Some(hub_addr());
+        let mut hub = hub_node(&ca, 9, "hub", HUB_ADDRS[0]);
         hub.hub = Some(role.clone());
         world.add_node(hub);
         let mut raw = RawAgent::connect(&mut world, &ca.identity(5, "shop", "raw"));
@@ -881,7 +835,7 @@ fn a_registry_larger_than_a_frame_is_sent_in_parts() {
     assert_eq!(held, snapshot);
     // A real agent joining now holds the same registry, and still flows.
     let mut c = NodeConfig::new(ca.identity(4, "shop", "late-agent"));
-    c.hub_links = links();
+    c.hub_links = hub_links(&HUB_ADDRS[..1]);
     let n = world.add_node(c);
     world.run();
     assert_eq!(
@@ -916,8 +870,7 @@ fn a_revoked_serial_is_closed_at_the_hub_at_once() {
     world.run();
     assert_eq!(world.net.apps[open].received, b"before");
     // B's certificate has serial 3 (the harness uses the key seed).
-    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-    hub.hbone_listen = Some(hub_addr());
+    let mut hub = hub_node(&ca, 9, "hub", HUB_ADDRS[0]);
     hub.hub = Some(hub_role(AgentLimits::default(), 8));
     hub.revocation =
         warren_proto::revocation::RevocationList::parse("serial 00:03 key leaked\n").unwrap();
@@ -951,13 +904,8 @@ fn an_agent_closes_links_to_a_hub_whose_serial_is_revoked() {
     let ca = Ca::new(1);
     let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
     let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.hub_links = links();
+    a.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
+    a.hub_links = hub_links(&HUB_ADDRS[..1]);
     a.revocation =
         warren_proto::revocation::RevocationList::parse("serial 9 stolen hub key\n").unwrap();
     world.apply_config(1, a);

@@ -4,15 +4,13 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
 use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, pattern, tunnel};
+use node_harness::hubs::HubMesh;
 use node_harness::{Server, World};
-use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2;
-use warren_proto::hub::{HubEvent, HubLinks, HubRole, LinkKind, Route};
-use warren_proto::node::{CloseReason, Direction, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::hub::{HubEvent, LinkKind};
+use warren_proto::node::{CloseReason, Direction, NodeConfig, NodeEvent};
 use warren_proto::policy::{
     Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
     ServiceName, Target,
@@ -23,26 +21,6 @@ const HUB: usize = 0;
 const A: usize = 1;
 const B: usize = 2;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
-
-fn links() -> HubLinks {
-    HubLinks {
-        hubs: vec![addr("10.0.0.9:15009")],
-        identities: vec![PrincipalPattern::new("spiffe://mesh.test/ns/mesh/sa/hub*").unwrap()],
-        route: Route::DirectFirst,
-        seed: 7,
-        ..HubLinks::default()
-    }
-}
-
 fn deny_rule(name: &str, principal: &str) -> AuthzRule {
     let mut rule = AuthzRule::new(RuleName::new(name).unwrap(), Action::Deny);
     rule.when = Conditions {
@@ -52,85 +30,25 @@ fn deny_rule(name: &str, principal: &str) -> AuthzRule {
     rule
 }
 
-fn echo_port() -> ServicePort {
-    ServicePort {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-    }
-}
-
 struct Setup {
     world: World,
-    configs: [NodeConfig; 3],
+    configs: Vec<NodeConfig>,
 }
 
 /// Node 0 the hub, node 1 agent A (`cart`, tunnel 9000 → echo.shop:80,
 /// 9001 → nope.shop:80), node 2 agent B (`echo`, exports echo.shop:80 →
 /// an echo server, no listener).
 fn setup(h2: h2::Config) -> Setup {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut hub = NodeConfig::new(ca.identity(9, "mesh", "hub"));
-    hub.hbone_listen = Some(addr("10.0.0.9:15009"));
-    hub.hub = Some(HubRole {
-        announce: AnnouncePolicy::new(vec![ExportRule {
-            principals: vec![PrincipalPattern::new("*").unwrap()],
-            services: vec![ServiceAllowance::OwnNamespace],
-        }]),
-        ..HubRole::default()
-    });
-    hub.h2 = h2.clone();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![
-        FrontConfig {
-            listen: addr("127.0.0.1:9000"),
-            kind: FrontKind::Tunnel {
-                to: FrontTarget::parse("echo.shop:80").unwrap(),
-            },
-        },
-        FrontConfig {
-            listen: addr("127.0.0.1:9001"),
-            kind: FrontKind::Tunnel {
-                to: FrontTarget::parse("nope.shop:80").unwrap(),
-            },
-        },
-    ];
-    a.hub_links = links();
-    a.h2 = h2.clone();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
     // These tests are about the plain relay (end-to-end mode off); see
     // hub_e2e.rs for the default.
-    b.relay_plaintext.insert(echo_port());
-    b.hub_links = links();
-    b.h2 = h2;
-    world.add_node(hub.clone());
-    world.add_node(a.clone());
-    world.add_node(b.clone());
-    world.add_echo_server(addr("127.0.0.2:8080"));
+    let mut mesh = HubMesh::new(&Ca::new(1)).plaintext().h2(h2);
+    mesh.a.fronts.push(tunnel("127.0.0.1:9001", "nope.shop:80"));
+    let mut world = mesh.world();
     world.run();
     Setup {
         world,
-        configs: [hub, a, b],
+        configs: mesh.configs(),
     }
-}
-
-fn closed(world: &World, n: usize) -> Vec<(Direction, CloseReason)> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed {
-                direction, reason, ..
-            } => Some((*direction, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -186,13 +104,13 @@ fn bytes_round_trip_through_the_hub() {
         assert!(world.net.apps[*app].eof);
     }
     let done = (Direction::Relayed, CloseReason::Done);
-    assert_eq!(closed(&world, HUB), vec![done.clone(); 3]);
+    assert_eq!(world.closed_flows(HUB), vec![done.clone(); 3]);
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done); 3]
     );
     assert_eq!(
-        closed(&world, B),
+        world.closed_flows(B),
         vec![(Direction::Inbound, CloseReason::Done); 3]
     );
     // B authorized the flows as A, from the hub's header.
@@ -240,14 +158,14 @@ fn unknown_service_is_answered_503_at_once() {
     assert!(world.net.apps[app].received.is_empty());
     assert!(world.net.apps[app].eof || world.net.apps[app].reset);
     assert_eq!(
-        closed(&world, HUB),
+        world.closed_flows(HUB),
         vec![(Direction::Relayed, CloseReason::Unreachable)]
     );
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 503 })]
     );
-    assert!(closed(&world, B).is_empty(), "B never heard of it");
+    assert!(world.closed_flows(B).is_empty(), "B never heard of it");
 }
 
 #[test]
@@ -274,10 +192,10 @@ fn hub_policy_denies_with_401_and_names_the_rule() {
         .collect();
     assert_eq!(denied, vec!["no-cart".to_string()]);
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 401 })]
     );
-    assert!(closed(&world, B).is_empty());
+    assert!(world.closed_flows(B).is_empty());
 }
 
 #[test]
@@ -294,11 +212,11 @@ fn endpoint_policy_denial_comes_back_as_401() {
     world.run();
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed(&world, A),
+        world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Refused { status: 401 })]
     );
     assert_eq!(
-        closed(&world, HUB),
+        world.closed_flows(HUB),
         vec![(Direction::Relayed, CloseReason::Refused { status: 401 })]
     );
 }
@@ -338,45 +256,7 @@ fn slow_reader_keeps_hub_buffers_bounded() {
 
 /// Two hubs (nodes 0 and 1), A (node 2) and B (node 3) connected to both.
 fn two_hubs() -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let hub_addrs = [addr("10.0.0.9:15009"), addr("10.0.0.10:15009")];
-    for (i, listen) in hub_addrs.iter().enumerate() {
-        let mut hub = NodeConfig::new(ca.identity(9 + i as u8, "mesh", &format!("hub{i}")));
-        hub.hbone_listen = Some(*listen);
-        hub.hub = Some(HubRole {
-            announce: AnnouncePolicy::new(vec![ExportRule {
-                principals: vec![PrincipalPattern::new("*").unwrap()],
-                services: vec![ServiceAllowance::OwnNamespace],
-            }]),
-            ..HubRole::default()
-        });
-        world.add_node(hub);
-    }
-    let both = HubLinks {
-        hubs: hub_addrs.to_vec(),
-        ..links()
-    };
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.hub_links = both.clone();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.0.2:8080")),
-    }])
-    .unwrap();
-    b.relay_plaintext.insert(echo_port());
-    b.hub_links = both;
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr("127.0.0.2:8080"));
+    let mut world = HubMesh::two_hubs(&Ca::new(1)).plaintext().world();
     world.run();
     world
 }
@@ -546,7 +426,7 @@ fn revoking_an_agent_at_the_hub_closes_its_connections_and_refuses_it() {
     world.run();
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed(&world, A).last(),
+        world.closed_flows(A).last(),
         Some(&(Direction::Outbound, CloseReason::Refused { status: 503 }))
     );
 }
@@ -575,12 +455,12 @@ fn a_flow_whose_hub_dies_before_any_byte_goes_through_the_other_hub() {
         );
     }
     assert_eq!(
-        closed(&world, 2),
+        world.closed_flows(2),
         vec![(Direction::Outbound, CloseReason::Done); 2]
     );
     // Hub 1 relayed both; hub 0 finished none.
     assert_eq!(
-        closed(&world, 1),
+        world.closed_flows(1),
         vec![(Direction::Relayed, CloseReason::Done); 2]
     );
 }
@@ -607,16 +487,16 @@ fn a_flow_refused_503_by_one_hub_goes_through_the_other() {
         );
     }
     assert_eq!(
-        closed(&world, 2),
+        world.closed_flows(2),
         vec![(Direction::Outbound, CloseReason::Done); 2]
     );
     // Hub 0 refused one (503: nobody serves it there), hub 1 relayed both.
     assert_eq!(
-        closed(&world, 0),
+        world.closed_flows(0),
         vec![(Direction::Relayed, CloseReason::Unreachable)]
     );
     assert_eq!(
-        closed(&world, 1),
+        world.closed_flows(1),
         vec![(Direction::Relayed, CloseReason::Done); 2]
     );
 }

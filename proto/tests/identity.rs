@@ -358,22 +358,28 @@ fn server_cert_rejected(
     assert_eq!(client.peer_identity(), None);
 }
 
+/// The same refusal both ways, at [`NOW`]: a client presenting
+/// `leaf(signer, 10, client_id)` to a mesh server, and a server presenting
+/// `leaf(signer, 11, server_id)` to a mesh client expecting [`SERVER_ID`].
+fn rejected_both_ways(
+    ca: &Ca,
+    signer: &Ca,
+    (client_id, server_id): (&str, &str),
+    why: IdentityError,
+    alert: AlertDescription,
+) {
+    client_cert_rejected(ca, leaf(signer, 10, client_id), NOW, why.clone(), alert);
+    server_cert_rejected(ca, leaf(signer, 11, server_id), SERVER_ID, NOW, why, alert);
+}
+
 #[test]
 fn certificate_from_another_ca_is_an_unknown_issuer() {
     let ca = ca("mesh CA", 1);
     let rogue = self::ca("rogue CA", 2);
-    client_cert_rejected(
+    rejected_both_ways(
         &ca,
-        leaf(&rogue, 10, CLIENT_ID),
-        NOW,
-        IdentityError::UnknownIssuer,
-        AlertDescription::UnknownCA,
-    );
-    server_cert_rejected(
-        &ca,
-        leaf(&rogue, 11, SERVER_ID),
-        SERVER_ID,
-        NOW,
+        &rogue,
+        (CLIENT_ID, SERVER_ID),
         IdentityError::UnknownIssuer,
         AlertDescription::UnknownCA,
     );
@@ -385,18 +391,10 @@ fn certificate_from_a_ca_impersonating_ours_has_a_bad_signature() {
     // name, and the signature is what fails.
     let ca = ca("mesh CA", 1);
     let rogue = self::ca("mesh CA", 2);
-    client_cert_rejected(
+    rejected_both_ways(
         &ca,
-        leaf(&rogue, 10, CLIENT_ID),
-        NOW,
-        IdentityError::BadSignature,
-        AlertDescription::DecryptError,
-    );
-    server_cert_rejected(
-        &ca,
-        leaf(&rogue, 11, SERVER_ID),
-        SERVER_ID,
-        NOW,
+        &rogue,
+        (CLIENT_ID, SERVER_ID),
         IdentityError::BadSignature,
         AlertDescription::DecryptError,
     );
@@ -410,18 +408,10 @@ fn spiffe_id_of_another_trust_domain_is_refused() {
         expected: TrustDomain::new(TD).unwrap(),
         got: id(foreign),
     };
-    client_cert_rejected(
+    rejected_both_ways(
         &ca,
-        leaf(&ca, 10, foreign),
-        NOW,
-        why.clone(),
-        AlertDescription::CertificateUnknown,
-    );
-    server_cert_rejected(
         &ca,
-        leaf(&ca, 11, foreign),
-        SERVER_ID,
-        NOW,
+        (foreign, foreign),
         why,
         AlertDescription::CertificateUnknown,
     );

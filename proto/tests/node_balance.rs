@@ -4,42 +4,20 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
 use node_harness::World;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use warren_proto::balance::{Ejection, Strategy};
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::SpiffeId;
-use warren_proto::node::{
-    CloseReason, Direction, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent,
-};
-use warren_proto::policy::{Export, Exports, ServiceName, Target};
+use warren_proto::node::{CloseReason, Direction, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::policy::ServiceName;
 use warren_proto::time::Instant;
 
 const AGENT: usize = 0;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
-
 fn echo() -> ServiceName {
     ServiceName::parse("echo.shop").unwrap()
-}
-
-/// Endpoint `i`'s HBONE address (10.0.1.i:15008) and identity (`echo<i>`).
-fn endpoint(i: usize) -> Endpoint {
-    Endpoint {
-        hbone: format!("10.0.1.{i}:15008").parse().unwrap(),
-        identity: spiffe("shop", &format!("echo{i}")),
-    }
 }
 
 /// A world with the agent (node 0: tunnel 127.0.0.1:9000 → echo.shop:80,
@@ -50,41 +28,18 @@ fn mesh(n: usize, alive: &[usize], strategy: Strategy) -> (World, NodeConfig) {
     let ca = Ca::new(1);
     let mut world = World::new();
     let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
+    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
     agent
         .directory
-        .insert(echo(), (0..n).map(endpoint).collect());
+        .insert(echo(), (0..n).map(echo_endpoint).collect());
     agent.balance.strategy = strategy;
     world.add_node(agent.clone());
     for &i in alive {
-        let ep = endpoint(i);
-        let target: SocketAddr = format!("127.0.1.{i}:8080").parse().unwrap();
-        let mut node = NodeConfig::new(ca.identity(10 + i as u8, "shop", &format!("echo{i}")));
-        node.hbone_listen = Some(ep.hbone);
-        node.exports = Exports::new(vec![Export {
-            service: echo(),
-            port: 80,
-            target: Target::Addr(target),
-        }])
-        .unwrap();
-        world.add_node(node);
-        world.add_echo_server(target);
+        let target = format!("127.0.1.{i}:8080");
+        world.add_node(endpoint_node(&ca, i as u8, "echo.shop", &target));
+        world.add_echo_server(addr(&target));
     }
     (world, agent)
-}
-
-/// One flow through the agent's tunnel: writes `data`, half-closes, runs.
-fn flow(world: &mut World, data: &[u8]) -> usize {
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, data);
-    world.app_shutdown(app);
-    world.run();
-    app
 }
 
 /// The destination identity of each outbound flow the agent opened, in
@@ -108,28 +63,17 @@ fn count(ids: &[SpiffeId], id: &SpiffeId) -> usize {
     ids.iter().filter(|x| *x == id).count()
 }
 
-/// How many connects the agent asked for towards `ep`.
-fn dials(world: &World, ep: &Endpoint) -> usize {
-    let suffix = ep.hbone.to_string();
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(&suffix))
-        .count()
-}
-
 #[test]
 fn round_robin_spreads_flows_evenly_over_endpoints() {
     let (mut world, _) = mesh(3, &[0, 1, 2], Strategy::RoundRobin);
     for i in 0..12 {
-        let app = flow(&mut world, &pattern(300, i));
+        let app = world.flow(TUNNEL, &pattern(300, i));
         assert!(world.net.apps[app].received == pattern(300, i), "flow {i}");
     }
     let to = opened_to(&world);
     assert_eq!(to.len(), 12);
     for i in 0..3 {
-        assert_eq!(count(&to, &endpoint(i).identity), 4, "endpoint {i}");
+        assert_eq!(count(&to, &echo_endpoint(i).identity), 4, "endpoint {i}");
     }
     // In turn: no endpoint twice in a row.
     assert!(to.windows(2).all(|w| w[0] != w[1]), "{to:?}");
@@ -141,7 +85,7 @@ fn least_flows_sends_new_flows_to_the_least_loaded_endpoints() {
     // Three long flows, one per endpoint.
     let mut apps = Vec::new();
     for i in 0..3 {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
+        let app = world.connect_app(addr(TUNNEL));
         world.app_write(app, &pattern(10, i));
         world.run();
         apps.push(app);
@@ -149,7 +93,7 @@ fn least_flows_sends_new_flows_to_the_least_loaded_endpoints() {
     let first = opened_to(&world);
     assert_eq!(first.len(), 3);
     for i in 0..3 {
-        assert_eq!(count(&first, &endpoint(i).identity), 1);
+        assert_eq!(count(&first, &echo_endpoint(i).identity), 1);
     }
     // The first stays open; the other two end.
     let busy = first[0].clone();
@@ -159,7 +103,7 @@ fn least_flows_sends_new_flows_to_the_least_loaded_endpoints() {
     world.run();
     // Two new long flows avoid the endpoint still carrying one.
     for i in 3..5 {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
+        let app = world.connect_app(addr(TUNNEL));
         world.app_write(app, &pattern(10, i));
         world.run();
     }
@@ -184,15 +128,10 @@ fn sticky_keeps_each_source_on_one_endpoint() {
     let ca = Ca::new(1);
     let mut other = agent.clone();
     other.identity = ca.identity(3, "shop", "web");
-    other.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.2:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
+    other.fronts = vec![tunnel("127.0.0.2:9000", "echo.shop:80")];
     let web = world.add_node(other);
     for i in 0..8 {
-        flow(&mut world, &pattern(100, i));
+        world.flow(TUNNEL, &pattern(100, i));
         let app = world.connect_app(addr("127.0.0.2:9000"));
         world.app_write(app, &pattern(100, i));
         world.app_shutdown(app);
@@ -220,9 +159,9 @@ fn sticky_keeps_each_source_on_one_endpoint() {
 #[test]
 fn sticky_source_moves_only_while_its_endpoint_is_ejected() {
     let (mut world, _) = mesh(3, &[0, 1, 2], Strategy::Sticky);
-    flow(&mut world, b"first");
+    world.flow(TUNNEL, b"first");
     let home = opened_to(&world)[0].clone();
-    let i = (0..3).find(|&i| endpoint(i).identity == home).unwrap();
+    let i = (0..3).find(|&i| echo_endpoint(i).identity == home).unwrap();
     // Its node stops listening: the next flow's connect is refused.
     let node = 1 + i;
     let mut cfg = world.nodes[node].config().clone();
@@ -230,7 +169,7 @@ fn sticky_source_moves_only_while_its_endpoint_is_ejected() {
     world.apply_config(node, cfg.clone());
     world.reset_links(AGENT, node);
     world.run();
-    let app = flow(&mut world, &pattern(5000, 1));
+    let app = world.flow(TUNNEL, &pattern(5000, 1));
     assert!(
         world.net.apps[app].received == pattern(5000, 1),
         "retried whole"
@@ -240,18 +179,18 @@ fn sticky_source_moves_only_while_its_endpoint_is_ejected() {
     );
     assert!(ejected, "the refusing endpoint was ejected");
     for k in 2..5 {
-        flow(&mut world, &pattern(10, k));
+        world.flow(TUNNEL, &pattern(10, k));
     }
     let to = opened_to(&world);
     let away = &to[1..];
     assert!(!away.contains(&home));
     assert!(away.iter().all(|d| *d == away[0]), "one fallback: {away:?}");
     // It listens again; after the back-off the source comes home.
-    cfg.hbone_listen = Some(endpoint(i).hbone);
+    cfg.hbone_listen = Some(echo_endpoint(i).hbone);
     world.apply_config(node, cfg);
     world.advance_to(Instant::from_nanos(61_000_000_000));
     world.run();
-    flow(&mut world, b"home again");
+    world.flow(TUNNEL, b"home again");
     assert_eq!(opened_to(&world).last(), Some(&home));
 }
 
@@ -261,7 +200,7 @@ fn a_per_service_strategy_overrides_the_default() {
     agent.balance.services.insert(echo(), Strategy::Sticky);
     world.apply_config(AGENT, agent);
     for i in 0..6 {
-        flow(&mut world, &pattern(10, i));
+        world.flow(TUNNEL, &pattern(10, i));
     }
     let to = opened_to(&world);
     assert!(to.iter().all(|d| *d == to[0]), "{to:?}");
@@ -306,7 +245,9 @@ fn all_endpoints_ejected_refuses_and_says_so() {
     );
     // The first flow tried both and ejected both; the second probed only
     // the one readmitted soonest.
-    let dialled: Vec<usize> = (0..2).map(|i| dials(&world, &endpoint(i))).collect();
+    let dialled: Vec<usize> = (0..2)
+        .map(|i| world.dials(AGENT, echo_endpoint(i).hbone))
+        .collect();
     assert!(dialled.contains(&1) && dialled.contains(&2), "{dialled:?}");
     let ejections = world
         .events_of(AGENT)
@@ -320,7 +261,7 @@ fn all_endpoints_ejected_refuses_and_says_so() {
 fn a_recovered_endpoint_takes_the_next_flow_even_while_ejected() {
     // One endpoint, not listening yet: the first flow ejects it.
     let (mut world, _) = mesh(1, &[], Strategy::RoundRobin);
-    let app = flow(&mut world, b"too early");
+    let app = world.flow(TUNNEL, b"too early");
     assert!(world.net.apps[app].received.is_empty());
     let (mut late, _) = mesh(1, &[0], Strategy::RoundRobin);
     // It comes up within its back-off (no time passes): the next flow
@@ -328,7 +269,7 @@ fn a_recovered_endpoint_takes_the_next_flow_even_while_ejected() {
     world.add_node(late.nodes.remove(1).config().clone());
     world.add_echo_server(addr("127.0.1.0:8080"));
     for i in 0..3 {
-        let app = flow(&mut world, &pattern(1000, i));
+        let app = world.flow(TUNNEL, &pattern(1000, i));
         assert!(world.net.apps[app].received == pattern(1000, i), "flow {i}");
     }
     assert_eq!(
@@ -340,7 +281,7 @@ fn a_recovered_endpoint_takes_the_next_flow_even_while_ejected() {
         .concat()
     );
     assert_eq!(
-        dials(&world, &endpoint(0)),
+        world.dials(AGENT, echo_endpoint(0).hbone),
         2,
         "one pooled connection after"
     );
@@ -351,18 +292,10 @@ fn an_endpoint_that_does_not_serve_the_service_sends_flows_elsewhere() {
     // Endpoint 0 is up but exports another service: it answers 503.
     let (mut world, _) = mesh(2, &[1], Strategy::RoundRobin);
     let ca = Ca::new(1);
-    let mut stale = NodeConfig::new(ca.identity(10, "shop", "echo0"));
-    stale.hbone_listen = Some(endpoint(0).hbone);
-    stale.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("other.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.1.0:8080")),
-    }])
-    .unwrap();
-    let stale = world.add_node(stale);
+    let stale = world.add_node(endpoint_node(&ca, 0, "other.shop", "127.0.1.0:8080"));
     for i in 0..4 {
         let data = pattern(20_000, i);
-        let app = flow(&mut world, &data);
+        let app = world.flow(TUNNEL, &data);
         assert!(
             world.net.apps[app].received == data,
             "flow {i}: no byte lost"
@@ -395,11 +328,11 @@ fn ejection_waits_for_the_configured_number_of_failures() {
     };
     world.apply_config(AGENT, agent);
     for i in 0..8 {
-        let app = flow(&mut world, &pattern(50, i));
+        let app = world.flow(TUNNEL, &pattern(50, i));
         assert!(world.net.apps[app].received == pattern(50, i), "flow {i}");
     }
     // Round-robin turns reach the dead endpoint until its third failure.
-    assert_eq!(dials(&world, &endpoint(0)), 3);
+    assert_eq!(world.dials(AGENT, echo_endpoint(0).hbone), 3);
     assert_eq!(world.close_reasons(1).len(), 8, "all served by endpoint 1");
 }
 
@@ -444,7 +377,7 @@ fn dead_endpoints_cost_no_bytes_and_one_dial_each() {
         let alive: Vec<usize> = (0..l.alive.len()).filter(|&i| l.alive[i]).collect();
         let (mut world, _) = mesh(l.alive.len(), &alive, l.strategy);
         for f in 0..l.flows {
-            let app = flow(&mut world, &pattern(2000, f));
+            let app = world.flow(TUNNEL, &pattern(2000, f));
             let got = &world.net.apps[app];
             let ok = if alive.is_empty() {
                 got.received.is_empty() && got.eof
@@ -457,7 +390,7 @@ fn dead_endpoints_cost_no_bytes_and_one_dial_each() {
         }
         let dead_dials: Vec<usize> = (0..l.alive.len())
             .filter(|&i| !l.alive[i])
-            .map(|i| dials(&world, &endpoint(i)))
+            .map(|i| world.dials(AGENT, echo_endpoint(i).hbone))
             .collect();
         let dead_dials_once = if alive.is_empty() {
             dead_dials.iter().sum::<usize>() == l.alive.len() + l.flows - 1

@@ -3,78 +3,27 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
 use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, pattern, DirectPair, ECHO, TUNNEL};
 use node_harness::{Server, World};
 use warren_proto::front::Target as FrontTarget;
-use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use warren_proto::node::{CloseReason, FrontKind, NodeEvent};
 use warren_proto::policy::{
-    Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
-    ServiceName, Target,
+    Action, AuthzPolicy, AuthzRule, Conditions, PrincipalPattern, RuleName,
 };
-
-const TUNNEL: &str = "127.0.0.1:9000";
-const HBONE_B: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// Node 0: agent "shop/cart" with a tunnel to echo.shop:80. Node 1: agent
 /// "shop/echo" exporting echo.shop:80 → the echo server.
 fn two_nodes(authz: AuthzPolicy) -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts.push(FrontConfig {
-        listen: addr(TUNNEL),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(HBONE_B),
-            identity: spiffe("shop", "echo"),
-        }],
-    );
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(HBONE_B));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
-    b.authz = authz;
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr(ECHO));
-    world
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn closed_reasons(world: &World, n: usize) -> Vec<CloseReason> {
-    world
-        .events_of(n)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
+    let mut pair = DirectPair::new(&Ca::new(1));
+    pair.b.authz = authz;
+    pair.world()
 }
 
 fn echo(size: usize) {
     let mut world = two_nodes(AuthzPolicy::default());
     let app = world.connect_app(addr(TUNNEL));
-    let data = pattern(size);
+    let data = pattern(size, 0);
     world.app_write(app, &data);
     world.app_shutdown(app);
     world.run();
@@ -86,8 +35,8 @@ fn echo(size: usize) {
     );
     assert!(got.eof, "client saw the half-close come back");
     assert!(!got.reset);
-    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::Done]);
-    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done]);
     for n in 0..2 {
         assert_eq!(world.nodes[n].flow_count(), 0, "node {n} leaks flows");
     }
@@ -172,7 +121,7 @@ fn denied_flow_gets_401_and_names_the_rule() {
     );
     assert_eq!(source, Some(spiffe("shop", "cart")));
     assert_eq!(
-        closed_reasons(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 401 }]
     );
     assert_eq!(
@@ -185,7 +134,7 @@ fn denied_flow_gets_401_and_names_the_rule() {
 #[test]
 fn half_close_from_the_server_side_first() {
     let mut world = two_nodes(AuthzPolicy::default());
-    let greeting = pattern(100_000);
+    let greeting = pattern(100_000, 0);
     world.add_server(addr(ECHO), Server::SpeakFirst(greeting.clone()));
     let app = world.connect_app(addr(TUNNEL));
     world.run();
@@ -193,15 +142,15 @@ fn half_close_from_the_server_side_first() {
     assert!(world.net.apps[app].received == greeting);
     assert!(world.net.apps[app].eof);
     assert_eq!(world.nodes[0].flow_count(), 1, "flow still open one way");
-    let request = pattern(70_000);
+    let request = pattern(70_000, 0);
     world.app_write(app, &request);
     world.app_shutdown(app);
     world.run();
     let server = world.net.server_apps[0];
     assert!(world.net.apps[server].received == request);
     assert!(world.net.apps[server].eof);
-    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::Done]);
-    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::Done]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::Done]);
 }
 
 #[test]
@@ -209,7 +158,7 @@ fn half_close_from_the_client_side_first() {
     let mut world = two_nodes(AuthzPolicy::default());
     world.add_server(addr(ECHO), Server::Sink);
     let app = world.connect_app(addr(TUNNEL));
-    let request = pattern(50_000);
+    let request = pattern(50_000, 0);
     world.app_write(app, &request);
     world.app_shutdown(app);
     world.run();
@@ -247,9 +196,9 @@ fn client_reset_reaches_the_server() {
         world.net.apps[server].reset,
         "reset propagated to the target"
     );
-    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::LocalReset]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::LocalReset]);
     assert!(matches!(
-        closed_reasons(&world, 1)[..],
+        world.close_reasons(1)[..],
         [CloseReason::StreamReset(_)]
     ));
     assert_eq!(world.nodes[0].flow_count() + world.nodes[1].flow_count(), 0);
@@ -266,9 +215,9 @@ fn server_reset_reaches_the_client() {
     world.app_reset(server);
     world.run();
     assert!(world.net.apps[app].reset, "reset propagated to the client");
-    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::LocalReset]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::LocalReset]);
     assert!(matches!(
-        closed_reasons(&world, 0)[..],
+        world.close_reasons(0)[..],
         [CloseReason::StreamReset(_)]
     ));
 }
@@ -286,7 +235,7 @@ fn unknown_service_port_gets_503() {
     world.run();
     assert!(world.net.apps[app].eof);
     assert_eq!(
-        closed_reasons(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 503 }]
     );
 }
@@ -301,10 +250,10 @@ fn target_down_gets_503() {
     assert!(world.net.apps[app].eof);
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
-        closed_reasons(&world, 0),
+        world.close_reasons(0),
         vec![CloseReason::Refused { status: 503 }]
     );
-    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectFailed]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::ConnectFailed]);
 }
 
 #[test]
@@ -366,7 +315,7 @@ fn echo_survives_any_read_size_and_buffer_size() {
     }
     fn echo_exact(mut world: World, size: usize) -> bool {
         let app = world.connect_app(addr(TUNNEL));
-        let data = pattern(size);
+        let data = pattern(size, 0);
         world.app_write(app, &data);
         world.app_shutdown(app);
         world.run();
@@ -435,7 +384,7 @@ fn a_mesh_connection_ending_without_goaway_resets_the_local_socket_mid_flow() {
         "node A shut a socket's write side: {:#?}",
         world.net.transcript
     );
-    let reasons = closed_reasons(&world, 0);
+    let reasons = world.close_reasons(0);
     assert_eq!(reasons.len(), 1);
     assert_ne!(reasons[0], CloseReason::Done, "{reasons:?}");
 }
@@ -449,8 +398,8 @@ fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
     world.reset_links(0, 1);
     world.run();
     assert!(world.net.apps[first].reset);
-    assert_eq!(closed_reasons(&world, 0), vec![CloseReason::ConnectionLost]);
-    assert_eq!(closed_reasons(&world, 1), vec![CloseReason::ConnectionLost]);
+    assert_eq!(world.close_reasons(0), vec![CloseReason::ConnectionLost]);
+    assert_eq!(world.close_reasons(1), vec![CloseReason::ConnectionLost]);
     for n in 0..2 {
         assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
     }

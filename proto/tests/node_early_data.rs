@@ -4,69 +4,27 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, endpoint, exports, pattern, DirectPair, ECHO, HBONE_B, TUNNEL};
 use node_harness::World;
 use quickcheck::{QuickCheck, TestResult};
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2;
-use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig};
+use warren_proto::node::{CloseReason, NodeConfig};
 use warren_proto::policy::{
-    Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
-    ServiceName, Target,
+    Action, AuthzPolicy, AuthzRule, Conditions, PrincipalPattern, RuleName, ServiceName,
 };
-
-const TUNNEL: &str = "127.0.0.1:9000";
-const HBONE_B: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
 
 /// Node 0 "shop/cart" tunnels 9000 → echo.shop:80 with `early_limit`;
 /// node 1 "shop/echo" exports echo.shop:80 → the echo server under `authz`.
 fn two_nodes(early_limit: usize, authz: AuthzPolicy, h2: h2::Config) -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts.push(FrontConfig {
-        listen: addr(TUNNEL),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(HBONE_B),
-            identity: spiffe("shop", "echo"),
-        }],
-    );
-    a.early_data_limit = early_limit;
-    a.h2 = h2.clone();
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(HBONE_B));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
-    b.authz = authz;
-    b.h2 = h2;
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr(ECHO));
-    world
+    let mut pair = DirectPair::new(&Ca::new(1));
+    pair.a.early_data_limit = early_limit;
+    pair.a.h2 = h2.clone();
+    pair.b.authz = authz;
+    pair.b.h2 = h2;
+    pair.world()
 }
 
 /// Node 1 receives the flow's first bytes while its target is still
@@ -142,15 +100,6 @@ fn flow_on_a_dead_connection(written: usize, quiet: Duration) -> (World, usize, 
     (world, app, data)
 }
 
-fn dials(world: &World) -> usize {
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with("0 connect") && l.ends_with(HBONE_B))
-        .count()
-}
-
 #[test]
 fn a_flow_on_a_quiet_connection_sends_nothing_early_and_retries_exactly() {
     // Silent for longer than early_data_max_silence (1 s): the stream opens
@@ -166,7 +115,11 @@ fn a_flow_on_a_quiet_connection_sends_nothing_early_and_retries_exactly() {
             got.eof,
             got.reset
         );
-        assert_eq!(dials(&world), 2, "retried on a new connection");
+        assert_eq!(
+            world.dials(0, addr(HBONE_B)),
+            2,
+            "retried on a new connection"
+        );
         assert_eq!(world.close_reasons(0), vec![CloseReason::Done; 2]);
         assert_eq!(world.nodes[0].held_bytes(), 0);
     }
@@ -181,7 +134,7 @@ fn a_flow_whose_early_bytes_may_have_arrived_is_not_retried() {
     let got = &world.net.apps[app];
     // A FIN would tell the client its bytes arrived: a reset says they may not.
     assert!(got.received.is_empty() && got.reset && !got.eof, "{got:?}");
-    assert_eq!(dials(&world), 1, "no second connection");
+    assert_eq!(world.dials(0, addr(HBONE_B)), 1, "no second connection");
     assert_eq!(
         world.close_reasons(0),
         vec![CloseReason::Done, CloseReason::ConnectionLost]
@@ -193,38 +146,20 @@ fn a_flow_whose_early_bytes_may_have_arrived_is_not_retried() {
 /// at most one CONNECT at a time and whose target never accepts, and node 2.
 fn refusing_endpoint_first(early_limit: usize) -> World {
     let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts.push(FrontConfig {
-        listen: addr(TUNNEL),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    let ep = |hbone: &str, sa: &str| Endpoint {
-        hbone: addr(hbone),
-        identity: spiffe("shop", sa),
-    };
+    let DirectPair { mut a, mut b } = DirectPair::new(&ca);
     a.directory.insert(
         ServiceName::parse("echo.shop").unwrap(),
-        vec![ep(HBONE_B, "echo"), ep("10.0.0.3:15008", "echo2")],
+        vec![
+            endpoint(HBONE_B, "echo"),
+            endpoint("10.0.0.3:15008", "echo2"),
+        ],
     );
     a.early_data_limit = early_limit;
-    let export = |target: &str| {
-        Exports::new(vec![Export {
-            service: ServiceName::parse("echo.shop").unwrap(),
-            port: 80,
-            target: Target::Addr(addr(target)),
-        }])
-        .unwrap()
-    };
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(HBONE_B));
-    b.exports = export(ECHO);
     b.h2.max_pending_accept = 1;
     let mut c = NodeConfig::new(ca.identity(4, "shop", "echo2"));
     c.hbone_listen = Some(addr("10.0.0.3:15008"));
-    c.exports = export("127.0.0.3:8080");
+    c.exports = exports("echo.shop", "127.0.0.3:8080");
+    let mut world = World::new();
     // The refusing node first: the harness delivers pipes in node order,
     // so its RST_STREAM reaches node 1 a round after the client's bytes,
     // which node 1 has sent early by then.

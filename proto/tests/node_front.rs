@@ -3,25 +3,17 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
-use node_harness::{World, SOCKS_OK};
-use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, tunnel, DirectPair, HBONE_B, TUNNEL};
+use node_harness::{socks_request_domain, World, SOCKS_OK};
+use warren_proto::node::{CloseReason, FrontConfig, FrontKind, NodeEvent};
 use warren_proto::policy::{
-    Action, Cidr, Destination, EgressPolicy, EgressRule, Export, Exports, PortRange, Reason,
-    RuleName, ServiceName, Target,
+    Action, Cidr, Destination, EgressPolicy, EgressRule, PortRange, Reason, RuleName,
 };
 
 const SOCKS: &str = "127.0.0.1:1080";
 const HTTP: &str = "127.0.0.1:3128";
-const HBONE_B: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
 const OUTSIDE: &str = "198.51.100.7:7";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 fn lab_rule() -> EgressRule {
     let mut rule = EgressRule::new(RuleName::new("lab").unwrap(), Action::Allow);
@@ -30,11 +22,11 @@ fn lab_rule() -> EgressRule {
     rule
 }
 
+/// A [`DirectPair`] whose A has a SOCKS5 and an HTTP CONNECT front
+/// instead of the tunnel, and egress to the lab's outside echo server.
 fn world() -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts = vec![
+    let mut pair = DirectPair::new(&Ca::new(1));
+    pair.a.fronts = vec![
         FrontConfig {
             listen: addr(SOCKS),
             kind: FrontKind::Socks5,
@@ -44,34 +36,10 @@ fn world() -> World {
             kind: FrontKind::HttpConnect(Default::default()),
         },
     ];
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(HBONE_B),
-            identity: spiffe("shop", "echo"),
-        }],
-    );
-    a.egress = EgressPolicy::new(vec![lab_rule()]);
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(HBONE_B));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr(ECHO));
+    pair.a.egress = EgressPolicy::new(vec![lab_rule()]);
+    let mut world = pair.world();
     world.add_echo_server(addr(OUTSIDE));
     world
-}
-
-fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
-    let mut r = vec![5, 1, 0, 5, 1, 0, 3, host.len() as u8];
-    r.extend_from_slice(host.as_bytes());
-    r.extend_from_slice(&port.to_be_bytes());
-    r
 }
 
 fn socks_request_v4(ip: [u8; 4], port: u16) -> Vec<u8> {
@@ -242,22 +210,14 @@ fn config_swap_adds_and_drops_front_ends() {
     let mut config = world.nodes[0].config().clone();
     // Drop SOCKS, add a tunnel.
     config.fronts.remove(0);
-    config.fronts.push(FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: warren_proto::front::Target::parse("echo.shop:80").unwrap(),
-        },
-    });
+    config.fronts.push(tunnel(TUNNEL, "echo.shop:80"));
     world.apply_config(0, config);
     world.run();
     let socks = world.connect_app(addr(SOCKS));
     world.run();
     assert!(world.net.apps[socks].reset, "dropped front end refuses");
-    let tunnel = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(tunnel, b"new");
-    world.app_shutdown(tunnel);
-    world.run();
-    assert_eq!(world.net.apps[tunnel].received, b"new");
+    let app = world.flow(TUNNEL, b"new");
+    assert_eq!(world.net.apps[app].received, b"new");
 }
 
 fn deny_cart(world: &mut World) {

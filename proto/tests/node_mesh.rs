@@ -3,54 +3,15 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, endpoint, export, exports, pattern, tunnel};
 use node_harness::{Server, World};
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2;
-use warren_proto::node::{
-    CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeError, NodeConfig, NodeEvent,
-};
+use warren_proto::node::{CloseReason, HandshakeError, NodeConfig, NodeEvent};
 use warren_proto::policy::{
-    Action, AuthzPolicy, AuthzRule, Conditions, Export, Exports, PrincipalPattern, RuleName,
-    ServiceName, Target,
+    Action, AuthzPolicy, AuthzRule, Conditions, Exports, PrincipalPattern, RuleName, ServiceName,
 };
 use warren_proto::time::Instant;
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
-
-fn tunnel(listen: &str, to: &str) -> FrontConfig {
-    FrontConfig {
-        listen: addr(listen),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse(to).unwrap(),
-        },
-    }
-}
-
-fn endpoint(hbone: &str, sa: &str) -> Vec<Endpoint> {
-    vec![Endpoint {
-        hbone: addr(hbone),
-        identity: spiffe("shop", sa),
-    }]
-}
-
-fn export(service: &str, target: &str) -> Export {
-    Export {
-        service: ServiceName::parse(service).unwrap(),
-        port: 80,
-        target: Target::Addr(addr(target)),
-    }
-}
 
 /// Node 0 "cart": tunnels 9000 → echo.shop:80 (node 1), 9001 → db.shop:80
 /// (node 2). Node 1 "echo": exports echo.shop. Node 2 "db": exports
@@ -65,24 +26,24 @@ fn three_nodes(h2: h2::Config) -> (World, [NodeConfig; 3]) {
     ];
     a.directory.insert(
         ServiceName::parse("echo.shop").unwrap(),
-        endpoint("10.0.0.2:15008", "echo"),
+        vec![endpoint("10.0.0.2:15008", "echo")],
     );
     a.directory.insert(
         ServiceName::parse("db.shop").unwrap(),
-        endpoint("10.0.0.3:15008", "db"),
+        vec![endpoint("10.0.0.3:15008", "db")],
     );
     a.h2 = h2.clone();
     let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
     b.hbone_listen = Some(addr("10.0.0.2:15008"));
-    b.exports = Exports::new(vec![export("echo.shop", "127.0.0.2:8080")]).unwrap();
+    b.exports = exports("echo.shop", "127.0.0.2:8080");
     b.h2 = h2.clone();
     let mut c = NodeConfig::new(ca.identity(4, "shop", "db"));
     c.hbone_listen = Some(addr("10.0.0.3:15008"));
-    c.exports = Exports::new(vec![export("db.shop", "127.0.0.3:5432")]).unwrap();
+    c.exports = exports("db.shop", "127.0.0.3:5432");
     c.fronts = vec![tunnel("127.0.0.3:9100", "echo.shop:80")];
     c.directory.insert(
         ServiceName::parse("echo.shop").unwrap(),
-        endpoint("10.0.0.2:15008", "echo"),
+        vec![endpoint("10.0.0.2:15008", "echo")],
     );
     c.h2 = h2;
     world.add_node(a.clone());
@@ -326,7 +287,7 @@ fn wrong_server_identity_fails_the_handshake() {
     // Node 0 expects "db" at echo's address.
     a.directory.insert(
         ServiceName::parse("echo.shop").unwrap(),
-        endpoint("10.0.0.2:15008", "db"),
+        vec![endpoint("10.0.0.2:15008", "db")],
     );
     world.apply_config(0, a);
     let app = world.connect_app(addr("127.0.0.1:9000"));
@@ -421,8 +382,7 @@ fn echo_on_two_endpoints(first: &str) -> World {
     .unwrap();
     world.apply_config(2, c);
     world.add_echo_server(addr("127.0.0.3:8080"));
-    let mut eps = endpoint(first, "echo");
-    eps.extend(endpoint("10.0.0.3:15008", "db"));
+    let eps = vec![endpoint(first, "echo"), endpoint("10.0.0.3:15008", "db")];
     a.directory
         .insert(ServiceName::parse("echo.shop").unwrap(), eps);
     world.apply_config(0, a);
@@ -468,11 +428,9 @@ fn a_dead_endpoint_is_ejected_and_its_flows_retry_elsewhere() {
         4,
         "every flow ended up on node 2"
     );
-    let refused_connects = world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with("0 connect") && l.ends_with("10.0.0.9:15008"))
-        .count();
-    assert_eq!(refused_connects, 1, "the dead endpoint was tried once");
+    assert_eq!(
+        world.dials(0, addr("10.0.0.9:15008")),
+        1,
+        "the dead endpoint was tried once"
+    );
 }

@@ -5,13 +5,13 @@
 
 mod node_harness;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use node_harness::certs::{spiffe, Ca};
-use node_harness::{World, SOCKS_OK};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, endpoint, tunnel, HBONE_B, TUNNEL};
+use node_harness::{socks_request_domain, World, SOCKS_OK};
 use warren_proto::node::{
-    CloseReason, Endpoint, FrontConfig, FrontKind, Input, Node, NodeConfig, NodeEvent, Output,
-    ResolveError,
+    CloseReason, FrontConfig, FrontKind, Input, Node, NodeConfig, NodeEvent, Output, ResolveError,
 };
 use warren_proto::policy::{
     Action, Cidr, Destination, DomainPattern, EgressPolicy, EgressRule, Export, Exports, PortRange,
@@ -20,18 +20,12 @@ use warren_proto::policy::{
 use warren_proto::time::Instant;
 
 const SOCKS: &str = "127.0.0.1:1080";
-const TUNNEL: &str = "127.0.0.1:9000";
-const HBONE_B: &str = "10.0.0.2:15008";
 /// Where `db.internal` (node B's export target) lives.
 const DB: &str = "127.0.0.9:5432";
 /// Inside the `lab` CIDR rule.
 const LAB_HOST: &str = "198.51.100.7:7";
 /// Outside every CIDR rule.
 const CDN_HOST: &str = "203.0.113.50:443";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 fn ip(s: &str) -> IpAddr {
     addr(s).ip()
@@ -68,19 +62,11 @@ fn world() -> World {
             listen: addr(SOCKS),
             kind: FrontKind::Socks5,
         },
-        FrontConfig {
-            listen: addr(TUNNEL),
-            kind: FrontKind::Tunnel {
-                to: warren_proto::front::Target::parse("db.shop:5432").unwrap(),
-            },
-        },
+        tunnel(TUNNEL, "db.shop:5432"),
     ];
     a.directory.insert(
         ServiceName::parse("db.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(HBONE_B),
-            identity: spiffe("shop", "db"),
-        }],
+        vec![endpoint(HBONE_B, "db")],
     );
     a.egress = EgressPolicy::new(vec![lab_rule(), cdn_rule()]);
     let mut b = NodeConfig::new(ca.identity(3, "shop", "db"));
@@ -108,13 +94,6 @@ fn world() -> World {
         world.add_echo_server(addr(server));
     }
     world
-}
-
-fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
-    let mut r = vec![5, 1, 0, 5, 1, 0, 3, host.len() as u8];
-    r.extend_from_slice(host.as_bytes());
-    r.extend_from_slice(&port.to_be_bytes());
-    r
 }
 
 /// The transcript lines of node `n` containing `word` (e.g. "resolve").

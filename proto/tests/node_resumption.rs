@@ -6,32 +6,19 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use node_harness::certs::{spiffe, Ca, Leaf, DAY, NOW};
+use node_harness::config::{addr, DirectPair, TUNNEL};
 use node_harness::World;
 use rustls::pki_types::UnixTime;
 use rustls::time_provider::TimeProvider;
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::{IdentityError, Resumption};
-use warren_proto::node::{
-    CloseReason, Endpoint, FrontConfig, FrontKind, HandshakeCounts, HandshakeError, NodeConfig,
-    NodeEvent,
-};
-use warren_proto::policy::{Export, Exports, ServiceName, Target};
+use warren_proto::node::{CloseReason, HandshakeCounts, HandshakeError, NodeConfig, NodeEvent};
 use warren_proto::revocation::Serial;
 use warren_proto::tls::TlsError;
-
-const A_FRONT: &str = "127.0.0.1:9000";
-const B_HBONE: &str = "10.0.0.2:15008";
-const TARGET: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// A certificate clock the test moves.
 #[derive(Debug)]
@@ -68,35 +55,13 @@ fn leaf(clock: &Arc<Clock>, resumption: Resumption, not_after: u64) -> Leaf {
 fn mesh(resumption: Resumption, b_not_after: u64) -> Mesh {
     let ca = Ca::new(1);
     let clock = Arc::new(Clock(AtomicU64::new(NOW)));
-    let mut a =
-        NodeConfig::new(ca.identity_with(2, "shop", "cart", leaf(&clock, resumption, NOW + DAY)));
-    a.fronts = vec![FrontConfig {
-        listen: addr(A_FRONT),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(B_HBONE),
-            identity: spiffe("shop", "echo"),
-        }],
+    let mut pair = DirectPair::with_identities(
+        ca.identity_with(2, "shop", "cart", leaf(&clock, resumption, NOW + DAY)),
+        ca.identity_with(3, "shop", "echo", leaf(&clock, resumption, b_not_after)),
     );
-    a.pool.idle_timeout = Duration::from_secs(1);
-    let mut b =
-        NodeConfig::new(ca.identity_with(3, "shop", "echo", leaf(&clock, resumption, b_not_after)));
-    b.hbone_listen = Some(addr(B_HBONE));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(TARGET)),
-    }])
-    .unwrap();
-    let mut world = World::new();
-    world.add_node(a.clone());
-    world.add_node(b.clone());
-    world.add_echo_server(addr(TARGET));
+    pair.a.pool.idle_timeout = Duration::from_secs(1);
+    let world = pair.world();
+    let DirectPair { a, b } = pair;
     Mesh {
         world,
         ca,
@@ -110,7 +75,7 @@ impl Mesh {
     /// One flow through A, then a pause long enough for A's pool to close
     /// the connection. Returns whether the bytes came back.
     fn flow(&mut self, data: &[u8]) -> bool {
-        let app = self.world.connect_app(addr(A_FRONT));
+        let app = self.world.connect_app(addr(TUNNEL));
         self.world.app_write(app, data);
         self.world.app_shutdown(app);
         self.world.run();

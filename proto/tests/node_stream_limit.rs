@@ -5,47 +5,16 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
 use node_harness::World;
-use warren_proto::front::Target as FrontTarget;
-use warren_proto::node::{
-    CloseReason, Direction, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent,
-};
-use warren_proto::policy::{Export, Exports, ServiceName, Target};
+use warren_proto::node::{CloseReason, NodeConfig};
+use warren_proto::policy::ServiceName;
 
 const AGENT: usize = 0;
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
-
 fn echo() -> ServiceName {
     ServiceName::parse("echo.shop").unwrap()
-}
-
-/// Endpoint `i`'s HBONE address (10.0.1.i:15008) and identity (`echo<i>`).
-fn endpoint(i: usize) -> Endpoint {
-    Endpoint {
-        hbone: format!("10.0.1.{i}:15008").parse().unwrap(),
-        identity: spiffe("shop", &format!("echo{i}")),
-    }
-}
-
-/// A tunnel flow through the agent: writes `data`, half-closes, runs.
-fn flow(world: &mut World, data: &[u8]) -> usize {
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, data);
-    world.app_shutdown(app);
-    world.run();
-    app
 }
 
 /// The agent (node 0, tunnel 127.0.0.1:9000 → echo.shop:80 over
@@ -56,53 +25,18 @@ fn stale_endpoint_world(stale_streams: u32) -> World {
     let ca = Ca::new(1);
     let mut world = World::new();
     let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
+    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
     agent
         .directory
-        .insert(echo(), vec![endpoint(0), endpoint(1)]);
+        .insert(echo(), vec![echo_endpoint(0), echo_endpoint(1)]);
     world.add_node(agent);
-    let mut stale = NodeConfig::new(ca.identity(10, "shop", "echo0"));
-    stale.hbone_listen = Some(endpoint(0).hbone);
+    let mut stale = endpoint_node(&ca, 0, "other.shop", "127.0.1.0:8080");
     stale.h2.max_concurrent_streams = stale_streams;
-    stale.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("other.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr("127.0.1.0:8080")),
-    }])
-    .unwrap();
     world.add_node(stale);
-    let mut good = NodeConfig::new(ca.identity(11, "shop", "echo1"));
-    good.hbone_listen = Some(endpoint(1).hbone);
-    good.exports = Exports::new(vec![Export {
-        service: echo(),
-        port: 80,
-        target: Target::Addr(addr("127.0.1.1:8080")),
-    }])
-    .unwrap();
-    world.add_node(good);
+    world.add_node(endpoint_node(&ca, 1, "echo.shop", "127.0.1.1:8080"));
     world.add_echo_server(addr("127.0.1.1:8080"));
     world.run();
     world
-}
-
-fn outbound_closes(world: &World) -> Vec<CloseReason> {
-    world
-        .events_of(AGENT)
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::FlowClosed {
-                direction: Direction::Outbound,
-                reason,
-                ..
-            } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -114,27 +48,16 @@ fn refused_streams_on_a_small_peer_never_recurse_and_lose_no_flow() {
     let mut world = stale_endpoint_world(2);
     for i in 0..12 {
         let data = pattern(5_000, i);
-        let app = flow(&mut world, &data);
+        let app = world.flow(TUNNEL, &data);
         assert!(
             world.net.apps[app].received == data,
             "flow {i}: echoed byte-exact"
         );
     }
-    assert_eq!(outbound_closes(&world), vec![CloseReason::Done; 12]);
+    assert_eq!(world.outbound_closes(AGENT), vec![CloseReason::Done; 12]);
     // A 503 with END_STREAM ends our side too: the refused streams do
     // not pile up, so one connection to endpoint 0 serves every attempt.
-    assert_eq!(dials_to(&world, &endpoint(0)), 1);
-}
-
-/// How many connects the agent asked for towards `ep`.
-fn dials_to(world: &World, ep: &Endpoint) -> usize {
-    let suffix = ep.hbone.to_string();
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(&suffix))
-        .count()
+    assert_eq!(world.dials(AGENT, echo_endpoint(0).hbone), 1);
 }
 
 /// A hand-written HBONE peer at endpoint 0's address: TLS and HTTP/2 from
@@ -285,15 +208,10 @@ fn raw_peer_world(initial_limit: u32) -> (World, RawPeer) {
     let ca = Ca::new(1);
     let mut world = World::new();
     let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    agent.directory.insert(echo(), vec![endpoint(0)]);
+    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
+    agent.directory.insert(echo(), vec![echo_endpoint(0)]);
     world.add_node(agent);
-    world.add_server(endpoint(0).hbone, node_harness::Server::Sink);
+    world.add_server(echo_endpoint(0).hbone, node_harness::Server::Sink);
     let peer = RawPeer::new(ca.identity(10, "shop", "echo0"), initial_limit);
     (world, peer)
 }
@@ -302,7 +220,7 @@ fn raw_peer_world(initial_limit: u32) -> (World, RawPeer) {
 fn open_flows(world: &mut World, n: usize, salt: usize) -> Vec<(usize, Vec<u8>)> {
     (0..n)
         .map(|i| {
-            let app = world.connect_app(addr("127.0.0.1:9000"));
+            let app = world.connect_app(addr(TUNNEL));
             let data = pattern(3_000, salt + i);
             world.app_write(app, &data);
             (app, data)
@@ -323,7 +241,7 @@ fn finish_flows(world: &mut World, peer: &mut RawPeer, flows: &[(usize, Vec<u8>)
 }
 
 fn dials(world: &World) -> usize {
-    dials_to(world, &endpoint(0))
+    world.dials(AGENT, echo_endpoint(0).hbone)
 }
 
 #[test]
@@ -346,7 +264,7 @@ fn a_peer_lowering_its_stream_limit_mid_flight_loses_no_flow() {
     let third = open_flows(&mut world, 10, 200);
     peer.pump(&mut world);
     finish_flows(&mut world, &mut peer, &third);
-    assert_eq!(outbound_closes(&world), vec![CloseReason::Done; 33]);
+    assert_eq!(world.outbound_closes(AGENT), vec![CloseReason::Done; 33]);
     assert_eq!(dials(&world), 2, "the second connection carried the rest");
 }
 
@@ -364,7 +282,7 @@ fn a_peer_allowing_one_stream_per_connection_opens_or_refuses_every_flow_with_th
         world.app_shutdown(*app);
     }
     peer.pump(&mut world);
-    let closes = outbound_closes(&world);
+    let closes = world.outbound_closes(AGENT);
     assert_eq!(closes.len(), 20, "every flow accounted for: {closes:?}");
     for reason in &closes {
         assert!(

@@ -5,60 +5,18 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, pattern, DirectPair, TUNNEL};
 use node_harness::World;
 use quickcheck::{QuickCheck, TestResult};
-use warren_proto::front::Target as FrontTarget;
-use warren_proto::node::{Endpoint, FrontConfig, FrontKind, NodeConfig};
-use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
-
-const TUNNEL: &str = "127.0.0.1:9000";
-const HBONE_B: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
-}
 
 /// Node 0 tunnels 9000 → echo.shop:80; node 1 exports it to an echo
 /// server. One flow has run, so node 0 holds a pooled connection to
 /// node 1 that was heard from just now.
 fn warm_pair() -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut a = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    a.fronts.push(FrontConfig {
-        listen: addr(TUNNEL),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(HBONE_B),
-            identity: spiffe("shop", "echo"),
-        }],
-    );
-    let mut b = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    b.hbone_listen = Some(addr(HBONE_B));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
-    b.authz = AuthzPolicy::default();
-    world.add_node(a);
-    world.add_node(b);
-    world.add_echo_server(addr(ECHO));
+    let mut world = DirectPair::new(&Ca::new(1)).world();
     let warm = world.connect_app(addr(TUNNEL));
     world.app_write(warm, b"warm");
     world.run();
@@ -83,7 +41,7 @@ fn writes_of_node_0(world: &World) -> Vec<usize> {
 
 fn first_bytes_leave_with_the_connect(n: usize) -> TestResult {
     let mut world = warm_pair();
-    let data = pattern(n);
+    let data = pattern(n, 0);
     let app = world.connect_app_with(addr(TUNNEL), &data);
     // Everything the accept caused went out in one write: the CONNECT
     // HEADERS and the DATA behind it (TLS adds its own bytes on top).
@@ -145,7 +103,7 @@ fn on_a_quiet_connection_first_bytes_read_at_the_accept_wait_for_the_200() {
     let later = world.nodes[0].now().saturating_add(Duration::from_secs(2));
     world.advance_to(later);
     world.net.transcript.clear();
-    let data = pattern(1000);
+    let data = pattern(1000, 0);
     let app = world.connect_app_with(addr(TUNNEL), &data);
     let writes = writes_of_node_0(&world);
     assert!(writes.len() == 1 && writes[0] < data.len(), "{writes:?}");

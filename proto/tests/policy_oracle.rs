@@ -396,6 +396,15 @@ impl Tally {
         self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts the reference's answer (`reason`, `rule`) and says whether
+    /// `got` is the same decision.
+    fn agrees(&self, got: &Decision, (reason, rule): (Reason, Option<String>)) -> bool {
+        self.count(reason);
+        got.reason == reason
+            && got.allowed == reason.allows()
+            && got.rule.as_ref().map(|r| r.as_str().to_owned()) == rule
+    }
+
     fn get(&self, reason: Reason) -> usize {
         self.0[reason as usize].load(Ordering::Relaxed)
     }
@@ -442,11 +451,7 @@ fn authz_agrees_with_the_reference() {
             service: case.service,
             port: case.port,
         });
-        let (reason, rule) = naive_authz(&case);
-        AUTHZ_TALLY.count(reason);
-        got.reason == reason
-            && got.allowed == reason.allows()
-            && got.rule.as_ref().map(|r| r.as_str().to_owned()) == rule
+        AUTHZ_TALLY.agrees(&got, naive_authz(&case))
     }
     QuickCheck::new()
         .tests(3000)
@@ -615,11 +620,7 @@ fn egress_agrees_with_the_reference() {
             host: Host::parse(case.host).unwrap(),
             port: case.port,
         });
-        let (reason, rule) = naive_egress(&case);
-        EGRESS_TALLY.count(reason);
-        got.reason == reason
-            && got.allowed == reason.allows()
-            && got.rule.as_ref().map(|r| r.as_str().to_owned()) == rule
+        EGRESS_TALLY.agrees(&got, naive_egress(&case))
     }
     QuickCheck::new()
         .tests(3000)

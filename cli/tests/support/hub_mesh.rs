@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::two_agents::{echo_server, http_server, pattern};
-use super::{curl, free_port, issue_pki, warren, Running, TempDir, WAIT};
+use super::{curl, free_port, identity_toml, issue_pki, warren, Running, TempDir, WAIT};
 
 /// Agent A's identity.
 pub const CLIENT: &str = "spiffe://test.warren/ns/web/sa/client";
@@ -154,9 +154,6 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
                 hubs.join(", ")
             )
         };
-        let identity = |folder: &str| {
-            format!("[identity]\ncert = \"{folder}/cert.pem\"\nkey = \"{folder}/key.pem\"\nca = \"{folder}/ca.pem\"\n")
-        };
         self.write(
             "a.toml",
             &format!(
@@ -164,7 +161,7 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
                  [[tunnel]]\nlisten = \"127.0.0.1:{}\"\nto = \"echo.demo:7\"\n",
                 self.a_admin,
                 links(a_dials),
-                identity("a"),
+                identity_toml("a"),
                 self.socks,
                 self.echo_tunnel
             ),
@@ -180,7 +177,7 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
                 "admin = \"127.0.0.1:{}\"\n{}{}{}{}",
                 self.b_admin,
                 links(b_dials),
-                identity("b"),
+                identity_toml("b"),
                 export("echo.demo", 7, self.backends.echo),
                 export("web.demo", 80, self.backends.web),
             ),
@@ -191,7 +188,7 @@ principals = ["spiffe://test.warren/ns/web/sa/*"]
                 "admin = \"127.0.0.1:{}\"\n{}{}{}",
                 self.c_admin,
                 links(b_dials),
-                identity("c"),
+                identity_toml("c"),
                 export("echo.demo", 7, self.backends.replica_echo),
             ),
         );

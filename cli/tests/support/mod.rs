@@ -208,6 +208,33 @@ pub fn echo_server() -> u16 {
     port
 }
 
+/// Writes `text` to `path` (a configuration file, a revocation list).
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// Starts `warren` with `args` and waits for its ready line.
+pub fn start_ready(args: &[&str]) -> Running {
+    let mut cmd = warren();
+    cmd.args(args);
+    let process = Running::start(cmd);
+    // " ready ": "Address already in use" contains "ready".
+    process.wait_stderr(" ready ");
+    process
+}
+
+/// The `[identity]` table of a configuration whose certificate, key and
+/// CA `warren ca issue` wrote to `folder` (relative to the file).
+pub fn identity_toml(folder: &str) -> String {
+    format!("[identity]\ncert = \"{folder}/cert.pem\"\nkey = \"{folder}/key.pem\"\nca = \"{folder}/ca.pem\"\n")
+}
+
+/// An agent's hub settings: dial the hub at `127.0.0.1:hub_port`, which
+/// must prove `hub_id`.
+pub fn hub_links_toml(hub_port: u16, hub_id: &str) -> String {
+    format!("hubs = [\"127.0.0.1:{hub_port}\"]\nhub_identities = [\"{hub_id}\"]\n")
+}
+
 /// Runs `warren` to completion and checks it succeeded.
 pub fn ok(args: &[&str]) {
     let out = warren().args(args).output().unwrap();

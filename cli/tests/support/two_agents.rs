@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 
 pub use super::echo_server;
-use super::{free_port, issue_pki, warren, Running, TempDir, WAIT};
+use super::{free_port, identity_toml, issue_pki, start_ready, Running, TempDir, WAIT};
 
 /// Agent A's identity.
 pub const CLIENT: &str = "spiffe://test.warren/ns/web/sa/client";
@@ -142,11 +142,7 @@ impl TwoAgents {
         let text = format!(
             r#"hbone_listen = "127.0.0.1:{b_hbone}"
 admin = "127.0.0.1:{b_admin}"
-[identity]
-cert = "b/cert.pem"
-key = "b/key.pem"
-ca = "b/ca.pem"
-[[export]]
+{identity}[[export]]
 service = "web.test"
 port = 80
 target = "127.0.0.1:{web}"
@@ -168,6 +164,7 @@ action = "deny"
 service = "secret.test"
 not_namespaces = ["ops"]
 {extra}"#,
+            identity = identity_toml("b"),
             b_hbone = self.b_hbone,
             b_admin = self.b_admin,
             web = self.web,
@@ -193,11 +190,7 @@ not_namespaces = ["ops"]
         let text = format!(
             r#"hbone_listen = "127.0.0.1:{a_hbone}"
 admin = "127.0.0.1:{a_admin}"
-[identity]
-cert = "a/cert.pem"
-key = "a/key.pem"
-ca = "a/ca.pem"
-[[tunnel]]
+{identity}[[tunnel]]
 listen = "127.0.0.1:{web_tunnel}"
 to = "web.test:80"
 [[tunnel]]
@@ -223,6 +216,7 @@ endpoints = {endpoints}
 name = "secret.test"
 endpoints = {endpoints}
 {extra}"#,
+            identity = identity_toml("a"),
             a_hbone = free_port(),
             a_admin = self.a_admin,
             web_tunnel = self.web_tunnel,
@@ -237,18 +231,14 @@ endpoints = {endpoints}
     /// Starts `warren agent` with `file` (in the pair's folder); waits
     /// until it is ready.
     pub fn start(&self, file: &str) -> Running {
-        let mut cmd = warren();
-        cmd.args([
+        let config = self.file(file);
+        start_ready(&[
             "agent",
             "--config",
-            self.file(file).to_str().unwrap(),
+            config.to_str().unwrap(),
             "--runtime",
             &self.runtime,
-        ]);
-        let agent = Running::start(cmd);
-        // " ready ": "Address already in use" contains "ready".
-        agent.wait_stderr(" ready ");
-        agent
+        ])
     }
 
     /// Starts B, then A.

@@ -259,4 +259,6 @@ impl FrontEnd {
 }
 
 #[cfg(test)]
+mod fed;
+#[cfg(test)]
 mod tests;

@@ -1,26 +1,25 @@
 //! The three front ends driven the way the node drives them, through
 //! [`FrontEnd`].
 
+use super::fed::feed_reads;
 use super::*;
+
+/// Sent bytes, and the target with leftover or the rejection.
+type Fed = (Vec<u8>, Result<(Target, Vec<u8>), FrontError>);
 
 /// Drives `front` like the node: an empty feed on accept, then `reads`;
 /// returns everything sent before the reply, the progress' target and
 /// leftover, or the error.
-/// Sent bytes, and the target with leftover or the rejection.
-type Fed = (Vec<u8>, Result<(Target, Vec<u8>), FrontError>);
-
 fn drive(front: &mut FrontEnd, reads: &[&[u8]]) -> Fed {
-    let mut sent = Vec::new();
-    for read in [&b""[..]].iter().chain(reads) {
-        let step = front.feed(read).unwrap();
-        sent.extend_from_slice(&step.send);
-        match step.progress {
-            Progress::NeedMore => {}
-            Progress::Ready { target, leftover } => return (sent, Ok((target, leftover.to_vec()))),
-            Progress::Rejected(e) => return (sent, Err(e)),
-        }
+    let accept: &[u8] = b"";
+    let (sent, got) = feed_reads([accept].into_iter().chain(reads.iter().copied()), |read| {
+        front.feed(read)
+    });
+    match got {
+        Ok(Some(ready)) => (sent, Ok(ready)),
+        Ok(None) => panic!("request incomplete after all reads"),
+        Err(e) => (sent, Err(e)),
     }
-    panic!("request incomplete after all reads");
 }
 
 #[test]

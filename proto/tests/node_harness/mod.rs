@@ -5,10 +5,21 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod config;
+pub mod hubs;
 
 /// A SOCKS5 client's view of a granted CONNECT: the no-auth method choice,
 /// then success with a zero IPv4 bind address.
 pub const SOCKS_OK: [u8; 12] = [5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+
+/// What a SOCKS5 client writes to reach `host:port` by name: its no-auth
+/// greeting, then CONNECT with a domain address.
+pub fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
+    let mut r = vec![5, 1, 0, 5, 1, 0, 3, host.len() as u8];
+    r.extend_from_slice(host.as_bytes());
+    r.extend_from_slice(&port.to_be_bytes());
+    r
+}
 
 #[path = "../common/mod.rs"]
 pub mod common;
@@ -18,8 +29,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
-    CloseReason, ConnectError, Input, ListenError, ListenerId, Node, NodeConfig, NodeEvent,
-    ResolveError, SockId,
+    CloseReason, ConnectError, Direction, Input, ListenError, ListenerId, Node, NodeConfig,
+    NodeEvent, ResolveError, SockId,
 };
 use warren_proto::time::Instant;
 
@@ -673,6 +684,16 @@ impl World {
             .collect()
     }
 
+    /// How many TCP connects node `n` has started to `to`.
+    pub fn dials(&self, n: usize, to: SocketAddr) -> usize {
+        let (start, end) = (format!("{n} connect"), to.to_string());
+        self.net
+            .transcript
+            .iter()
+            .filter(|l| l.starts_with(&start) && l.ends_with(&end))
+            .count()
+    }
+
     /// Events of node `n`.
     pub fn events_of(&self, n: usize) -> Vec<&NodeEvent> {
         self.net
@@ -691,6 +712,28 @@ impl World {
                 NodeEvent::FlowClosed { reason, .. } => Some(reason.clone()),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// Node `n`'s closed flows, in order: each one's direction and reason.
+    pub fn closed_flows(&self, n: usize) -> Vec<(Direction, CloseReason)> {
+        self.events_of(n)
+            .into_iter()
+            .filter_map(|e| match e {
+                NodeEvent::FlowClosed {
+                    direction, reason, ..
+                } => Some((*direction, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Why node `n`'s outbound flows closed, in order.
+    pub fn outbound_closes(&self, n: usize) -> Vec<CloseReason> {
+        self.closed_flows(n)
+            .into_iter()
+            .filter(|(direction, _)| *direction == Direction::Outbound)
+            .map(|(_, reason)| reason)
             .collect()
     }
 }

@@ -2,6 +2,7 @@
 //! 7.88.1 (`--proxytunnel -x http://...`) talking to a loopback listener.
 
 use super::*;
+use crate::front::fed::{feed_reads, Fed};
 use crate::front::{Host, Refusal};
 use quickcheck::{quickcheck, TestResult};
 
@@ -13,28 +14,12 @@ const CURL_CONNECT_V6: &[u8] = b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r
 const CURL_HTTP_GET: &[u8] =
     b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
 
-/// What feeding produced: sent bytes, and the target with leftover once
-/// ready (`None` while incomplete) or the rejection.
-type Fed = (Vec<u8>, Result<Option<(Target, Vec<u8>)>, HttpConnectError>);
-
 fn target(s: &str) -> Target {
     Target::parse(s).unwrap()
 }
 
-fn feed_all(front: &mut HttpConnect, chunks: &[&[u8]]) -> Fed {
-    let mut sent = Vec::new();
-    for chunk in chunks {
-        let step = front.feed(chunk).unwrap();
-        sent.extend_from_slice(&step.send);
-        match step.progress {
-            Progress::NeedMore => {}
-            Progress::Ready { target, leftover } => {
-                return (sent, Ok(Some((target, leftover.to_vec()))))
-            }
-            Progress::Rejected(e) => return (sent, Err(e)),
-        }
-    }
-    (sent, Ok(None))
+fn feed_all(front: &mut HttpConnect, chunks: &[&[u8]]) -> Fed<HttpConnectError> {
+    feed_reads(chunks.iter().copied(), |chunk| front.feed(chunk))
 }
 
 fn ready(head: &[u8]) -> (Target, Vec<u8>) {

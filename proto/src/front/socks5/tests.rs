@@ -2,6 +2,7 @@
 //! curl 7.88.1 talking to a loopback listener.
 
 use super::*;
+use crate::front::fed::{feed_reads, Fed};
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 
 /// curl's greeting: no authentication and GSSAPI.
@@ -18,10 +19,6 @@ const CURL_HTTP_GET: &[u8] =
     b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
 
 /// A reply with `code` and the unspecified address 0.0.0.0:0.
-/// What feeding produced: sent bytes, and the target with leftover once
-/// ready (`None` while incomplete) or the rejection.
-type Fed = (Vec<u8>, Result<Option<(Target, Vec<u8>)>, Socks5Error>);
-
 fn reply_bytes(code: u8) -> Vec<u8> {
     vec![0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]
 }
@@ -32,21 +29,9 @@ fn target(s: &str) -> Target {
 
 /// Feeds `chunks` in order; returns all bytes to send, the final progress'
 /// target (if ready) with its leftover, or the error.
-fn run(chunks: &[&[u8]]) -> Fed {
+fn run(chunks: &[&[u8]]) -> Fed<Socks5Error> {
     let mut s = Socks5::new();
-    let mut sent = Vec::new();
-    for chunk in chunks {
-        let step = s.feed(chunk).unwrap();
-        sent.extend_from_slice(&step.send);
-        match step.progress {
-            Progress::NeedMore => {}
-            Progress::Ready { target, leftover } => {
-                return (sent, Ok(Some((target, leftover.to_vec()))))
-            }
-            Progress::Rejected(e) => return (sent, Err(e)),
-        }
-    }
-    (sent, Ok(None))
+    feed_reads(chunks.iter().copied(), |chunk| s.feed(chunk))
 }
 
 fn ready(chunks: &[&[u8]]) -> (Vec<u8>, Target, Vec<u8>) {

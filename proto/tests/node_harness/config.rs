@@ -1,0 +1,142 @@
+//! Config pieces node tests fill the same way: addresses, test payloads,
+//! tunnel fronts, exports and directory endpoints, and the two-agent pair
+//! most flow tests start from.
+
+use std::net::SocketAddr;
+
+use warren_proto::front::Target as FrontTarget;
+use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
+use warren_proto::policy::{Export, Exports, ServiceName, Target};
+
+use super::certs::{spiffe, Ca};
+use super::World;
+
+/// Agent A's tunnel front.
+pub const TUNNEL: &str = "127.0.0.1:9000";
+/// Agent B's HBONE listener in a [`DirectPair`].
+pub const HBONE_B: &str = "10.0.0.2:15008";
+/// The echo server behind B's export.
+pub const ECHO: &str = "127.0.0.2:8080";
+
+/// A socket address written the usual way; the tests only write valid ones.
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// `n` bytes that differ with `salt` and do not repeat with a short
+/// period, so a lost, reordered or foreign chunk shows in a comparison.
+pub fn pattern(n: usize, salt: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
+        .collect()
+}
+
+/// A tunnel front listening at `listen` that sends every flow to `to`
+/// (`service:port`).
+pub fn tunnel(listen: &str, to: &str) -> FrontConfig {
+    FrontConfig {
+        listen: addr(listen),
+        kind: FrontKind::Tunnel {
+            to: FrontTarget::parse(to).unwrap(),
+        },
+    }
+}
+
+/// One export: `service` port 80 served by the TCP server at `target`.
+pub fn export(service: &str, target: &str) -> Export {
+    Export {
+        service: ServiceName::parse(service).unwrap(),
+        port: 80,
+        target: Target::Addr(addr(target)),
+    }
+}
+
+/// Exactly one export, [`export`]`(service, target)`.
+pub fn exports(service: &str, target: &str) -> Exports {
+    Exports::new(vec![export(service, target)]).unwrap()
+}
+
+/// A directory endpoint: HBONE at `hbone`, identity `shop/<sa>`.
+pub fn endpoint(hbone: &str, sa: &str) -> Endpoint {
+    Endpoint {
+        hbone: addr(hbone),
+        identity: spiffe("shop", sa),
+    }
+}
+
+/// Endpoint `i` of a service several nodes serve: HBONE at
+/// 10.0.1.`i`:15008, identity `shop/echo<i>`.
+pub fn echo_endpoint(i: usize) -> Endpoint {
+    endpoint(&format!("10.0.1.{i}:15008"), &format!("echo{i}"))
+}
+
+/// The node behind [`echo_endpoint`]`(i)`: `shop/echo<i>` with key
+/// `10 + i`, listening at the endpoint's HBONE address and exporting
+/// `service` port 80 → `target`.
+pub fn endpoint_node(ca: &Ca, i: u8, service: &str, target: &str) -> NodeConfig {
+    let mut node = NodeConfig::new(ca.identity(10 + i, "shop", &format!("echo{i}")));
+    node.hbone_listen = Some(echo_endpoint(usize::from(i)).hbone);
+    node.exports = exports(service, target);
+    node
+}
+
+/// Two agents that talk directly, before either is in a world.
+///
+/// By default: A (`shop/cart`, key 2) tunnels [`TUNNEL`] → echo.shop:80
+/// and its directory lists B at [`HBONE_B`]; B (`shop/echo`, key 3)
+/// listens at [`HBONE_B`] and exports echo.shop:80 → [`ECHO`]. Everything
+/// else is `NodeConfig::new`'s default; tests change the fields they are
+/// about before [`DirectPair::world`].
+pub struct DirectPair {
+    /// Node 0, the agent the test's clients use.
+    pub a: NodeConfig,
+    /// Node 1, the agent serving echo.shop.
+    pub b: NodeConfig,
+}
+
+impl DirectPair {
+    /// The default pair, with identities from `ca`.
+    pub fn new(ca: &Ca) -> DirectPair {
+        DirectPair::with_identities(
+            ca.identity(2, "shop", "cart"),
+            ca.identity(3, "shop", "echo"),
+        )
+    }
+
+    /// The default pair with identities made elsewhere (for leaves with
+    /// their own clock or resumption); `b` must prove `shop/echo`.
+    pub fn with_identities(a: MeshIdentity, b: MeshIdentity) -> DirectPair {
+        let mut a = NodeConfig::new(a);
+        a.fronts.push(tunnel(TUNNEL, "echo.shop:80"));
+        a.directory.insert(
+            ServiceName::parse("echo.shop").unwrap(),
+            vec![endpoint(HBONE_B, "echo")],
+        );
+        let mut b = NodeConfig::new(b);
+        b.hbone_listen = Some(addr(HBONE_B));
+        b.exports = exports("echo.shop", ECHO);
+        DirectPair { a, b }
+    }
+
+    /// A world of A (node 0), B (node 1) and the echo server at [`ECHO`];
+    /// nothing has run yet.
+    pub fn world(&self) -> World {
+        let mut world = World::new();
+        world.add_node(self.a.clone());
+        world.add_node(self.b.clone());
+        world.add_echo_server(addr(ECHO));
+        world
+    }
+}
+
+impl World {
+    /// One flow through the front at `listen`: a client writes `data`,
+    /// half-closes, and the world runs until quiet. Returns the client app.
+    pub fn flow(&mut self, listen: &str, data: &[u8]) -> usize {
+        let app = self.connect_app(addr(listen));
+        self.app_write(app, data);
+        self.app_shutdown(app);
+        self.run();
+        app
+    }
+}
