@@ -31,9 +31,11 @@ use crate::{Handle, Notice, Reactor};
 
 mod accept;
 mod admin;
+mod reads;
 mod stop;
 pub use accept::{accept_errors_back_off, FailingAccept};
 pub use admin::admin_endpoints;
+pub use reads::{emptied_sockets_are_not_read_again, ReadTracking};
 pub use stop::inspect_while_stopping;
 
 /// How long a test waits for a byte or an event before it calls the run
@@ -112,6 +114,10 @@ macro_rules! suite_tests {
         #[test]
         fn inspect_returns_while_the_node_stops() {
             $crate::suite::inspect_while_stopping::<$rt>();
+        }
+        #[test]
+        fn emptied_sockets_are_not_read_again() {
+            $crate::suite::emptied_sockets_are_not_read_again::<$rt>();
         }
     };
 }
