@@ -11,8 +11,8 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use support::{
-    echo_server, free_port, hub_links_toml, identity_toml, issue_pki, start_ready, write, TempDir,
-    WAIT,
+    echo_server, free_port, hub_links_toml, identity_toml, issue_pki, start_hub_b_a, write,
+    TempDir, WAIT,
 };
 
 /// One SOCKS5 flow through A's proxy to echo.demo:8080: sends `payload`,
@@ -51,7 +51,6 @@ fn echo_until_ok(socks: u16, payload: &[u8]) {
 
 fn flows_take_the_configured_path(route: &str, runtime: &str, path: &str) {
     let dir = TempDir::new(&format!("direct-{route}-{runtime}"));
-    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
     let hub_id = "spiffe://test.warren/ns/mesh/sa/hub";
     let client = "spiffe://test.warren/ns/web/sa/client";
     let server = "spiffe://test.warren/ns/demo/sa/server";
@@ -102,12 +101,7 @@ listen = "127.0.0.1:{socks}"
             identity = identity_toml("a")
         ),
     );
-    let start = |command: &str, file: &str| {
-        start_ready(&[command, "--config", &d(file), "--runtime", runtime])
-    };
-    let hub = start("hub", "hub.toml");
-    let b = start("agent", "b.toml");
-    let a = start("agent", "a.toml");
+    let (hub, b, a) = start_hub_b_a(dir.path(), runtime);
 
     echo_until_ok(socks, b"over-the-mesh");
     a.wait_stderr(&format!("path={path}"));

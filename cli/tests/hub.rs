@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use support::hub_mesh::{curl_until_ok, listening_ports};
 use support::{
-    free_port, hub_links_toml, identity_toml, issue_pki, ok, start_ready, write, TempDir,
+    free_port, hub_links_toml, identity_toml, issue_pki, ok, start_hub_b_a, write, TempDir,
 };
 
 /// A one-line HTTP service: answers every request with its method and path.
@@ -127,12 +127,7 @@ listen = "127.0.0.1:{socks}"
             identity = identity_toml("a")
         ),
     );
-    let start = |command: &str, file: &str| {
-        start_ready(&[command, "--config", &d(file), "--runtime", runtime])
-    };
-    let hub = start("hub", "hub.toml");
-    let b = start("agent", "b.toml");
-    let a = start("agent", "a.toml");
+    let (hub, b, a) = start_hub_b_a(dir.path(), runtime);
 
     let answer = curl_until_ok(socks, "http://echo.demo:8080/through-the-hub");
     assert_eq!(answer, "B says: GET /through-the-hub\n");

@@ -140,10 +140,7 @@ fn a_new_certificate_rolls_hub_links_and_old_links_drain() {
     settle(&mut world);
     assert_eq!(world.nodes[hub_n].connection_count(), 4);
     // New flows cross the new links.
-    let fresh = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(fresh, b"after rotation");
-    world.app_shutdown(fresh);
-    world.run();
+    let fresh = world.flow("127.0.0.1:9000", b"after rotation");
     assert_eq!(world.net.apps[fresh].received, b"after rotation");
 }
 

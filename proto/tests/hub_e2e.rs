@@ -142,10 +142,7 @@ fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
 #[test]
 fn a_flow_older_than_the_registry_still_goes_end_to_end() {
     let (mut world, _) = setup_cold(false);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"early");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", b"early");
     assert_eq!(world.net.apps[app].received, b"early");
     assert_eq!(
         world.closed_flows(A),
@@ -173,10 +170,7 @@ fn a_flow_waits_for_the_registry_before_choosing_the_mode() {
     world.run();
     assert_eq!(world.nodes[HUB].hub_registry().len(), 1, "B announced");
     world.apply_config(A, configs[A].clone());
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"patient");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", b"patient");
     assert_eq!(world.net.apps[app].received, b"patient");
     assert_eq!(
         world.closed_flows(B),
@@ -255,10 +249,7 @@ fn a_plain_relayed_connect_to_an_end_to_end_service_is_refused() {
     let mut b = configs[B].clone();
     b.relay_plaintext.clear();
     world.apply_config(B, b);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", b"hello");
     // B refused the plain relay without dialling its target, and said why.
     assert_eq!(
         world.closed_flows(B)[0],
@@ -342,10 +333,7 @@ fn hub_plaintext(plaintext: bool) -> Vec<u8> {
     let mut data = pattern(50_000, 1);
     data.extend_from_slice(marker);
     data.extend(pattern(50_000, 2));
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, &data);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", &data);
     // The flow worked (and echoed the marker back through the hub).
     assert!(world.net.apps[app].received == data);
     let (seen, dropped) = world.nodes[HUB].recorded_plaintext();
@@ -380,13 +368,7 @@ fn a_slow_reader_keeps_the_hub_bounded_end_to_end() {
     // Default windows: the pair stream's 4 MiB window, one send buffer
     // and one TLS fill per direction.
     let bound = 2 * ((4 << 20) + (1 << 20) + (256 << 10) + (64 << 10));
-    let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
-    let seen = peak.clone();
-    world.check = Some(Box::new(move |w: &World| {
-        let held = w.nodes[HUB].connection_buffered();
-        seen.set(seen.get().max(held));
-        assert!(held <= bound, "hub holds {held} bytes, bound {bound}");
-    }));
+    world.bound_buffered(HUB, bound);
     world.run();
     let sink = *world.net.server_apps.last().unwrap();
     assert!(world.net.apps[sink].received == data);
@@ -399,10 +381,7 @@ fn a_slow_reader_keeps_the_hub_bounded_end_to_end() {
 #[test]
 fn an_idle_inner_connection_closes_cleanly_everywhere() {
     let (mut world, _) = setup(false);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"once");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", b"once");
     assert_eq!(world.net.apps[app].received, b"once");
     assert_eq!(world.nodes[A].connection_count(), 3);
     assert_eq!(world.nodes[B].connection_count(), 3);
@@ -430,10 +409,7 @@ fn an_idle_inner_connection_closes_cleanly_everywhere() {
     assert_eq!(world.nodes[HUB].connection_count(), 4);
     // Nothing of the pair stream is left buffered anywhere.
     assert_eq!(world.nodes[HUB].connection_buffered(), 0);
-    let again = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(again, b"twice");
-    world.app_shutdown(again);
-    world.run();
+    let again = world.flow("127.0.0.1:9000", b"twice");
     assert_eq!(world.net.apps[again].received, b"twice");
     assert_eq!(e2e_handshakes(&world, A), 2);
 }
@@ -481,10 +457,7 @@ fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
         assert!(world.net.apps[*app].eof);
     }
     // A new flow goes through hub 1, on its inner connection.
-    let fresh = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(fresh, b"still here");
-    world.app_shutdown(fresh);
-    world.run();
+    let fresh = world.flow("127.0.0.1:9000", b"still here");
     assert_eq!(world.net.apps[fresh].received, b"still here");
     assert_eq!(e2e_handshakes(&world, a), 2, "no new handshake");
 }

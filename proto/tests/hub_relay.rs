@@ -239,13 +239,7 @@ fn slow_reader_keeps_hub_buffers_bounded() {
     // Per direction the hub holds at most one stream window of received
     // bytes, one send buffer and one TLS fill (256 KiB); two directions.
     let bound = 2 * ((256 << 10) + (64 << 10) + (256 << 10) + (64 << 10));
-    let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
-    let seen = peak.clone();
-    world.check = Some(Box::new(move |w: &World| {
-        let held = w.nodes[HUB].connection_buffered();
-        seen.set(seen.get().max(held));
-        assert!(held <= bound, "hub holds {held} bytes, bound {bound}");
-    }));
+    let peak = world.bound_buffered(HUB, bound);
     world.run();
     assert!(peak.get() > 100 << 10, "the test never filled the hub");
     // All 8 MiB still arrive, slowly, in order.
@@ -309,10 +303,7 @@ fn losing_one_hub_keeps_flows_on_the_other_and_new_flows_work() {
     assert!(world.net.apps[app].received == expected);
     assert!(world.net.apps[app].eof);
     // A new flow goes through hub 1.
-    let fresh = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(fresh, b"still here");
-    world.app_shutdown(fresh);
-    world.run();
+    let fresh = world.flow("127.0.0.1:9000", b"still here");
     assert_eq!(world.net.apps[fresh].received, b"still here");
     // Hub 0 comes back: the agents redial after their back-off.
     world.net.blackhole.remove(&addr("10.0.0.9:15009"));
@@ -369,10 +360,7 @@ fn an_announcement_outside_the_identity_is_rejected_and_others_unaffected() {
     assert_eq!(rejected(B), expected, "B hears why on its control stream");
     // All or nothing: B's earlier announcement stands, and A still gets through.
     assert_eq!(world.nodes[HUB].hub_registry().len(), 1);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"ping");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", b"ping");
     assert_eq!(world.net.apps[app].received, b"ping");
 }
 

@@ -132,10 +132,7 @@ fn sticky_keeps_each_source_on_one_endpoint() {
     let web = world.add_node(other);
     for i in 0..8 {
         world.flow(TUNNEL, &pattern(100, i));
-        let app = world.connect_app(addr("127.0.0.2:9000"));
-        world.app_write(app, &pattern(100, i));
-        world.app_shutdown(app);
-        world.run();
+        let app = world.flow("127.0.0.2:9000", &pattern(100, i));
         assert!(world.net.apps[app].received == pattern(100, i));
     }
     let to = opened_to(&world);

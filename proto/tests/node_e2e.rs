@@ -330,10 +330,7 @@ fn echo_survives_any_read_size_and_buffer_size() {
 #[test]
 fn idle_pooled_connection_closes_gracefully_on_both_sides() {
     let mut world = two_nodes(AuthzPolicy::default());
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"abc");
-    world.app_shutdown(app);
-    world.run();
+    world.flow(TUNNEL, b"abc");
     assert_eq!(world.nodes[0].connection_count(), 1, "kept for reuse");
     // Reused by the next flow: still one connection.
     let again = world.connect_app(addr(TUNNEL));
@@ -403,9 +400,6 @@ fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
     for n in 0..2 {
         assert_eq!(world.nodes[n].connection_count(), 0, "node {n}");
     }
-    let second = world.connect_app(addr(TUNNEL));
-    world.app_write(second, b"after");
-    world.app_shutdown(second);
-    world.run();
+    let second = world.flow(TUNNEL, b"after");
     assert_eq!(world.net.apps[second].received, b"after");
 }

@@ -82,10 +82,7 @@ fn the_default_bound_is_sixteen_kib() {
 /// stale-pooled-connection-after-crash). Returns the world and the app.
 fn flow_on_a_dead_connection(written: usize, quiet: Duration) -> (World, usize, Vec<u8>) {
     let mut world = two_nodes(16 * 1024, AuthzPolicy::default(), h2::Config::default());
-    let warm = world.connect_app(addr(TUNNEL));
-    world.app_write(warm, b"warm");
-    world.app_shutdown(warm);
-    world.run();
+    let warm = world.flow(TUNNEL, b"warm");
     assert_eq!(world.net.apps[warm].received, b"warm", "the warm-up flow");
     world.silence_links(1, 0);
     let later = world.nodes[0].now().saturating_add(quiet);

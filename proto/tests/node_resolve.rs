@@ -122,10 +122,7 @@ fn socks_flow(world: &mut World, host: &str, port: u16, payload: &[u8]) -> usize
 #[test]
 fn an_export_whose_target_is_a_name_is_resolved_and_reached() {
     let mut world = world();
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"select 1");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, b"select 1");
     assert_eq!(world.net.apps[app].received, b"select 1");
     assert!(world.net.apps[app].eof);
     assert_eq!(transcript(&world, 1, "resolve").len(), 1);
@@ -359,10 +356,7 @@ fn a_refused_address_of_the_answer_falls_back_to_the_next() {
         .net
         .names
         .insert("db.internal".into(), vec![ip("[::1]:1"), ip(DB)]);
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"select 1");
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, b"select 1");
     assert_eq!(world.net.apps[app].received, b"select 1");
     let connects = transcript(&world, 1, "connect");
     assert_eq!(connects.len(), 2, "{connects:?}");

@@ -223,6 +223,25 @@ pub fn start_ready(args: &[&str]) -> Running {
     process
 }
 
+/// Starts `warren hub` with `dir/hub.toml`, then `warren agent` with
+/// `dir/b.toml` and `dir/a.toml`, all on `runtime`, each once ready.
+pub fn start_hub_b_a(dir: &Path, runtime: &str) -> (Running, Running, Running) {
+    let start = |command: &str, file: &str| {
+        let config = dir.join(file);
+        start_ready(&[
+            command,
+            "--config",
+            config.to_str().unwrap(),
+            "--runtime",
+            runtime,
+        ])
+    };
+    let hub = start("hub", "hub.toml");
+    let b = start("agent", "b.toml");
+    let a = start("agent", "a.toml");
+    (hub, b, a)
+}
+
 /// The `[identity]` table of a configuration whose certificate, key and
 /// CA `warren ca issue` wrote to `folder` (relative to the file).
 pub fn identity_toml(folder: &str) -> String {

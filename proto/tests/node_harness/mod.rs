@@ -24,8 +24,10 @@ pub fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
 #[path = "../common/mod.rs"]
 pub mod common;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use warren_proto::drive::{self, Host};
 use warren_proto::node::{
@@ -682,6 +684,20 @@ impl World {
                 _ => None,
             })
             .collect()
+    }
+
+    /// From now on checks after every delivery step that node `n` holds
+    /// at most `bound` bytes in its connections' buffers; returns the
+    /// most it has held since.
+    pub fn bound_buffered(&mut self, n: usize, bound: usize) -> Rc<Cell<usize>> {
+        let peak = Rc::new(Cell::new(0usize));
+        let seen = peak.clone();
+        self.check = Some(Box::new(move |w: &World| {
+            let held = w.nodes[n].connection_buffered();
+            seen.set(seen.get().max(held));
+            assert!(held <= bound, "node {n} holds {held} bytes, bound {bound}");
+        }));
+        peak
     }
 
     /// How many TCP connects node `n` has started to `to`.
