@@ -15,57 +15,29 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use node_harness::certs::{spiffe, Ca, Leaf};
+use node_harness::config::{addr, DirectPair, ECHO, TUNNEL};
 use node_harness::World;
 use warren_proto::drive::{self, Host};
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::Resumption;
-use warren_proto::node::{
-    ConnectError, Endpoint, FrontConfig, FrontKind, Input, ListenerId, Node, NodeConfig, NodeEvent,
-    SockId,
-};
-use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
+use warren_proto::node::{ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, SockId};
+use warren_proto::policy::AuthzPolicy;
 use warren_proto::time::Instant;
 
-const A_FRONT: &str = "127.0.0.1:9000";
-const B_HBONE: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 /// Node 0 ("cart") tunnels 9000 → echo.shop:80 on node 1 ("echo"), which
-/// exports it to an echo server. A's pool closes a connection 1 s after
-/// its last stream, so a flow after a pause is a cold one.
+/// exports it to an echo server (the [`DirectPair`]). A's pool closes a
+/// connection 1 s after its last stream, so a flow after a pause is a cold
+/// one.
 fn configs(resumption: Resumption) -> (NodeConfig, NodeConfig) {
     let ca = Ca::new(1);
     let leaf = || Leaf {
         resumption,
         ..Leaf::default()
     };
-    let mut a = NodeConfig::new(ca.identity_with(2, "shop", "cart", leaf()));
-    a.fronts.push(FrontConfig {
-        listen: addr(A_FRONT),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    });
-    a.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(B_HBONE),
-            identity: spiffe("shop", "echo"),
-        }],
+    let DirectPair { mut a, mut b } = DirectPair::with_identities(
+        ca.identity_with(2, "shop", "cart", leaf()),
+        ca.identity_with(3, "shop", "echo", leaf()),
     );
     a.pool.idle_timeout = Duration::from_secs(1);
-    let mut b = NodeConfig::new(ca.identity_with(3, "shop", "echo", leaf()));
-    b.hbone_listen = Some(addr(B_HBONE));
-    b.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
     b.authz = AuthzPolicy::default();
     (a, b)
 }
@@ -220,7 +192,7 @@ impl Loopback {
     /// The client connects to A's front with its first bytes already
     /// written, as warren-host reads them at the accept.
     fn client(&mut self, first: &[u8]) {
-        let &(n, listener) = self.net.listeners.get(&addr(A_FRONT)).unwrap();
+        let &(n, listener) = self.net.listeners.get(&addr(TUNNEL)).unwrap();
         let peer = addr("192.0.2.1:40000");
         let mut host = LoopHost {
             n,
@@ -442,7 +414,7 @@ fn server_sessions_after(flows: usize) -> usize {
     world.add_node(b);
     world.add_echo_server(addr(ECHO));
     for _ in 0..flows {
-        let app = world.connect_app(addr(A_FRONT));
+        let app = world.connect_app(addr(TUNNEL));
         world.app_write(app, b"x");
         world.app_shutdown(app);
         world.run();

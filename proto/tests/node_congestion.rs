@@ -9,29 +9,14 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
-use node_harness::{Server, World};
-use warren_proto::front::Target as FrontTarget;
+use node_harness::certs::Ca;
+use node_harness::config::{addr, pattern, DirectPair, HBONE_B, TUNNEL};
+use node_harness::World;
 use warren_proto::h2;
-use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, NodeConfig, NodeEvent};
-use warren_proto::policy::{Export, Exports, ServiceName, Target};
+use warren_proto::node::{CloseReason, NodeEvent};
 use warren_proto::pool::PoolConfig;
 
 const AGENT: usize = 0;
-const PEER: &str = "10.0.0.2:15008";
-const ECHO: &str = "127.0.0.2:8080";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
 
 fn scaled_h2() -> h2::Config {
     h2::Config {
@@ -41,62 +26,32 @@ fn scaled_h2() -> h2::Config {
     }
 }
 
-/// The agent (tunnel 127.0.0.1:9000 → echo.shop:80) and the node serving
-/// echo.shop at 10.0.0.2, both with the scaled windows; the agent spreads
-/// over at most `max_connections` connections.
+/// The [`DirectPair`] (agent tunnels to echo.shop at 10.0.0.2), both
+/// nodes with the scaled windows; the agent spreads over at most
+/// `max_connections` connections.
 fn world(max_connections: u32) -> World {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
-    agent.directory.insert(
-        ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(PEER),
-            identity: spiffe("shop", "echo"),
-        }],
-    );
-    agent.h2 = scaled_h2();
-    agent.pool = PoolConfig {
+    let mut pair = DirectPair::new(&Ca::new(1));
+    pair.a.h2 = scaled_h2();
+    pair.b.h2 = scaled_h2();
+    pair.a.pool = PoolConfig {
         congestion_window: 64 << 10,
         max_connections_per_endpoint: max_connections,
         ..PoolConfig::default()
     };
-    world.add_node(agent);
-    let mut peer = NodeConfig::new(ca.identity(3, "shop", "echo"));
-    peer.hbone_listen = Some(addr(PEER));
-    peer.exports = Exports::new(vec![Export {
-        service: ServiceName::parse("echo.shop").unwrap(),
-        port: 80,
-        target: Target::Addr(addr(ECHO)),
-    }])
-    .unwrap();
-    peer.h2 = scaled_h2();
-    world.add_node(peer);
-    world.add_server(addr(ECHO), Server::Echo);
+    let mut world = pair.world();
     world.run();
     world
 }
 
 /// Opens a tunnel flow writing `data`; returns the client app.
 fn start(world: &mut World, data: &[u8]) -> usize {
-    let app = world.connect_app(addr("127.0.0.1:9000"));
+    let app = world.connect_app(addr(TUNNEL));
     world.app_write(app, data);
     app
 }
 
 fn dials(world: &World) -> usize {
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(PEER))
-        .count()
+    world.dials(AGENT, addr(HBONE_B))
 }
 
 /// The agent's congestion events, as (congested, streams).

@@ -6,29 +6,16 @@
 
 mod node_harness;
 
-use std::net::SocketAddr;
-
-use node_harness::certs::{spiffe, Ca};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, echo_endpoint, pattern, DirectPair, TUNNEL};
 use node_harness::World;
-use warren_proto::front::Target as FrontTarget;
 use warren_proto::h2::{Config, Connection, Event, Role};
-use warren_proto::node::{CloseReason, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
+use warren_proto::node::{CloseReason, MeshIdentity};
 use warren_proto::policy::ServiceName;
 use warren_proto::time::Instant;
 use warren_proto::tls::{PlaintextRead, TlsSession};
 
 const AGENT: usize = 0;
-const PEER: &str = "10.0.1.0:15008";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn pattern(n: usize, salt: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i * 7 + salt * 13 + i / 251) as u8)
-        .collect()
-}
 
 /// A hand-driven HBONE peer (warren-proto's TLS and HTTP/2, no node)
 /// allowing `limit` streams per connection: answers every CONNECT 200 and
@@ -143,27 +130,18 @@ impl Session {
     }
 }
 
-/// The agent (tunnel 127.0.0.1:9000 → echo.shop:80, one endpoint: the raw
-/// peer allowing 2 streams).
+/// The [`DirectPair`]'s agent A whose one echo.shop endpoint is the raw
+/// peer (`echo_endpoint(0)`, allowing 2 streams).
 fn setup() -> (World, RawPeer) {
     let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![FrontConfig {
-        listen: addr("127.0.0.1:9000"),
-        kind: FrontKind::Tunnel {
-            to: FrontTarget::parse("echo.shop:80").unwrap(),
-        },
-    }];
+    let mut agent = DirectPair::new(&ca).a;
     agent.directory.insert(
         ServiceName::parse("echo.shop").unwrap(),
-        vec![Endpoint {
-            hbone: addr(PEER),
-            identity: spiffe("shop", "echo0"),
-        }],
+        vec![echo_endpoint(0)],
     );
+    let mut world = World::new();
     world.add_node(agent);
-    world.add_server(addr(PEER), node_harness::Server::Sink);
+    world.add_server(echo_endpoint(0).hbone, node_harness::Server::Sink);
     let peer = RawPeer {
         identity: ca.identity(10, "shop", "echo0"),
         limit: 2,
@@ -173,19 +151,14 @@ fn setup() -> (World, RawPeer) {
 }
 
 fn dials(world: &World) -> usize {
-    world
-        .net
-        .transcript
-        .iter()
-        .filter(|l| l.starts_with(&format!("{AGENT} connect")) && l.ends_with(PEER))
-        .count()
+    world.dials(AGENT, echo_endpoint(0).hbone)
 }
 
 /// Opens `n` flows at once, each writing its pattern.
 fn open(world: &mut World, n: usize, salt: usize) -> Vec<(usize, Vec<u8>)> {
     (0..n)
         .map(|i| {
-            let app = world.connect_app(addr("127.0.0.1:9000"));
+            let app = world.connect_app(addr(TUNNEL));
             let data = pattern(3_000, salt + i);
             world.app_write(app, &data);
             (app, data)
