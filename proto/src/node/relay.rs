@@ -358,6 +358,20 @@ impl Node {
 
     /// Closes a socket of a closed flow: at once with `reset`, else after
     /// its pending bytes (a front end's refusal).
+    /// Removes `sock`'s connect from the outputs if the host has not
+    /// taken it yet; says whether it did. The host then never hears of the
+    /// socket, so it needs no `Close`, and a host that knows a connect's
+    /// result at once (`drive::Host::connect_result_now`) cannot report it
+    /// for a socket the node already forgot: the same input can queue a
+    /// target's connect and abandon it (HEADERS and RST_STREAM in one read).
+    fn take_back_connect(&mut self, sock: SockId) -> bool {
+        let queued = self
+            .outputs
+            .iter()
+            .position(|o| matches!(o, Output::Connect { sock: s, .. } if *s == sock));
+        queued.and_then(|at| self.outputs.remove(at)).is_some()
+    }
+
     fn release_sock(&mut self, sock: SockId, reset: bool) {
         // A socket still connecting has nothing to flush: abort it, so no
         // `Connected` can arrive for a socket the node forgot.
@@ -366,7 +380,7 @@ impl Node {
             .get(&sock)
             .is_some_and(|s| s.connect_deadline.is_some());
         if reset || connecting {
-            if self.socks.remove(&sock).is_some() {
+            if self.socks.remove(&sock).is_some() && !self.take_back_connect(sock) {
                 self.outputs.push_back(Output::Close { sock, reset: true });
             }
         } else if let Some(s) = self.socks.get_mut(&sock) {

@@ -133,6 +133,33 @@ pub struct Net {
     pub cap: usize,
     /// Every output, for determinism checks.
     pub transcript: Vec<String>,
+    /// Connects to a server complete inside `Host::connect`, as on
+    /// loopback: the host answers them through `Host::connect_result_now`.
+    pub instant_connects: bool,
+    /// Nodes that read nothing for now: what is sent to them waits, so
+    /// what several writes carried arrives in one read later.
+    pub held: BTreeSet<usize>,
+}
+
+impl Net {
+    /// A server app for a connection from `from` to the server `server`,
+    /// its pipes connected.
+    fn serve(&mut self, from: End, server: Server) {
+        self.apps.push(App::default());
+        let app = self.apps.len() - 1;
+        self.server_apps.push(app);
+        let a = &mut self.apps[app];
+        a.read_per_round = self.slow_servers;
+        match server {
+            Server::Echo => a.echo = true,
+            Server::SpeakFirst(data) => {
+                a.outbox.extend(data);
+                a.shutdown_after_outbox = true;
+            }
+            Server::Sink => {}
+        }
+        self.connect_pipes(from, End::App(app));
+    }
 }
 
 struct NodeHost<'a> {
@@ -170,6 +197,27 @@ impl Host for NodeHost<'_> {
             sock,
             addr,
         });
+    }
+    fn connect_result_now(&mut self, sock: SockId) -> Option<Result<(), ConnectError>> {
+        if !self.net.instant_connects {
+            return None;
+        }
+        let me = self.n;
+        let Some(Action::Connect {
+            node,
+            sock: s,
+            addr,
+        }) = self.net.actions.back()
+        else {
+            return None;
+        };
+        let server = self.net.servers.get(addr).cloned();
+        let (true, Some(server)) = (*node == me && *s == sock, server) else {
+            return None;
+        };
+        self.net.actions.pop_back();
+        self.net.serve(End::Node(me, sock), server);
+        Some(Ok(()))
     }
     fn resolve(&mut self, sock: SockId, host: &str) {
         self.net
@@ -464,20 +512,7 @@ impl World {
                         },
                     );
                 } else if let Some(server) = self.net.servers.get(&addr).cloned() {
-                    let app = self.new_app();
-                    self.net.server_apps.push(app);
-                    let slow = self.net.slow_servers;
-                    let a = &mut self.net.apps[app];
-                    a.read_per_round = slow;
-                    match server {
-                        Server::Echo => a.echo = true,
-                        Server::SpeakFirst(data) => {
-                            a.outbox.extend(data);
-                            a.shutdown_after_outbox = true;
-                        }
-                        Server::Sink => {}
-                    }
-                    self.net.connect_pipes(from, End::App(app));
+                    self.net.serve(from, server);
                     self.step(
                         node,
                         Input::Connected {
@@ -577,7 +612,9 @@ impl World {
             return false;
         };
         let to = p.to;
-        if self.net.paused.contains(&to) {
+        if self.net.paused.contains(&to)
+            || matches!(to, End::Node(n, _) if self.net.held.contains(&n))
+        {
             return false;
         }
         let mut progress = false;
