@@ -215,9 +215,6 @@ impl Pool {
     pub fn insert(&mut self, id: ConnId, key: PoolKey) {
         debug_assert!(!self.entries.contains_key(&id), "connection id reused");
         self.uses += 1;
-        if !self.keys.contains_key(&key) {
-            self.forget_stale_keys();
-        }
         let state = self.keys.entry(key.clone()).or_default();
         state.conns.push(id);
         state.last_use = self.uses;
@@ -238,29 +235,35 @@ impl Pool {
         );
     }
 
-    /// Makes room for one more key: past [`REMEMBERED_ENDPOINTS`] keys
-    /// without connections, the least recently used of them is forgotten.
-    fn forget_stale_keys(&mut self) {
-        let idle = self.keys.values().filter(|k| k.conns.is_empty()).count();
-        if idle < REMEMBERED_ENDPOINTS {
-            return;
-        }
-        let stalest = self
-            .keys
-            .iter()
-            .filter(|(_, k)| k.conns.is_empty())
-            .min_by_key(|(_, k)| k.last_use)
-            .map(|(key, _)| key.clone());
-        if let Some(key) = stalest {
-            self.keys.remove(&key);
+    /// Forgets the least recently used keys without connections until at
+    /// most `keep` of them are left.
+    fn forget_stale_keys(&mut self, keep: usize) {
+        loop {
+            let idle = self.keys.values().filter(|k| k.conns.is_empty()).count();
+            if idle <= keep {
+                return;
+            }
+            let stalest = self
+                .keys
+                .iter()
+                .filter(|(_, k)| k.conns.is_empty())
+                .min_by_key(|(_, k)| k.last_use)
+                .map(|(key, _)| key.clone());
+            match stalest {
+                Some(key) => self.keys.remove(&key),
+                None => return,
+            };
         }
     }
 
     /// The connection finished its handshake and the peer allows
     /// `max_streams` concurrent streams (its SETTINGS_MAX_CONCURRENT_STREAMS,
     /// `u32::MAX` if it announced none). The key remembers the limit for
-    /// its next connections (at least 1: a peer that allows 0 now may
-    /// allow more later, and a new connection must carry its opener).
+    /// its next connections, clamped to 1 (a peer that allows 0 now may
+    /// allow more later, and a new connection must carry its opener) and
+    /// to [`PoolConfig::assumed_max_streams`] (a peer that announced no
+    /// limit, `u32::MAX`, must not lift the bound on flows waiting on a
+    /// handshake).
     pub fn ready(&mut self, id: ConnId, max_streams: u32) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
@@ -270,7 +273,8 @@ impl Pool {
         }
         entry.max_streams = max_streams;
         if let Some(state) = self.keys.get_mut(&entry.key) {
-            state.peer_max_streams = Some(max_streams.max(1));
+            state.peer_max_streams =
+                Some(max_streams.clamp(1, self.config.assumed_max_streams.max(1)));
         }
     }
 
@@ -279,11 +283,17 @@ impl Pool {
     /// Returns the change, if this report changed whether `id` is
     /// congested (edge-triggered: one report per change).
     ///
-    /// Congested: the window is below both
-    /// [`PoolConfig::congestion_window`] and `stream_window`, so the
-    /// connection window, not a new stream's own, is what holds it back.
-    /// Recovered: the window is back to twice that limit, or to the most
-    /// it ever was if that is less (a peer that never grants more).
+    /// Congested: the window is below [`PoolConfig::congestion_window`],
+    /// below `stream_window` (so the connection window, not a new stream's
+    /// own, is what holds it back) and below a quarter of the most it ever
+    /// was. Recovered: the window is back to twice that limit.
+    ///
+    /// Why the quarter: a receiver sends WINDOW_UPDATE once half of its
+    /// window is unreleased, so an idle connection's window rests anywhere
+    /// above half of its peak. Both thresholds stay below that, so a peer
+    /// granting less than `congestion_window` neither flaps (congested at
+    /// rest, recovered on the next report) nor sticks congested with
+    /// nothing in flight.
     pub fn send_window(
         &mut self,
         id: ConnId,
@@ -297,12 +307,13 @@ impl Pool {
             .get_mut(&id)
             .filter(|e| e.state != ConnState::Handshaking)?;
         entry.peak_window = entry.peak_window.max(window);
-        let limit = i64::from(self.config.congestion_window.min(stream_window));
+        let limit =
+            i64::from(self.config.congestion_window.min(stream_window)).min(entry.peak_window / 4);
         if !entry.congested && window < limit {
             entry.congested = true;
             return Some(Congestion::Congested);
         }
-        let recovered_at = limit.saturating_mul(2).min(entry.peak_window);
+        let recovered_at = limit.saturating_mul(2);
         if entry.congested && window >= recovered_at {
             entry.congested = false;
             return Some(Congestion::Recovered);
@@ -352,10 +363,13 @@ impl Pool {
         let Some(entry) = self.entries.remove(&id) else {
             return 0;
         };
-        // The key stays (with its peer's stream limit) until
-        // `forget_stale_keys` needs the room.
+        // The key stays (with its peer's stream limit), unless it makes one
+        // key without connections too many.
         if let Some(state) = self.keys.get_mut(&entry.key) {
             state.conns.retain(|other| *other != id);
+            if state.conns.is_empty() {
+                self.forget_stale_keys(REMEMBERED_ENDPOINTS);
+            }
         }
         entry.claimed
     }
@@ -572,17 +586,41 @@ mod tests {
         let k = key("1");
         p.insert(ConnId(1), k.clone());
         p.ready(ConnId(1), 100);
+        assert_eq!(p.send_window(ConnId(1), 5000, 500), None);
         assert_eq!(p.send_window(ConnId(1), 800, 500), None);
         assert_eq!(p.checkout(&k), Checkout::Ready(ConnId(1)));
         assert_eq!(
             p.send_window(ConnId(1), 499, 500),
             Some(Congestion::Congested)
         );
-        // A peer whose window never exceeded 700: recovered at 700.
-        p.send_window(ConnId(1), 600, 500);
-        assert!(p.is_congested(ConnId(1)));
+        assert_eq!(p.send_window(ConnId(1), 999, 500), None);
         assert_eq!(
-            p.send_window(ConnId(1), 800, 500),
+            p.send_window(ConnId(1), 1000, 500),
+            Some(Congestion::Recovered)
+        );
+    }
+
+    #[test]
+    fn a_peer_granting_less_than_the_threshold_neither_flaps_nor_sticks() {
+        // The peer's connection window is 800, under the pool's 1000.
+        let mut p = spreading_pool(4);
+        p.insert(ConnId(1), key("1"));
+        p.ready(ConnId(1), 100);
+        // At rest: not congested, report after report.
+        for _ in 0..3 {
+            assert_eq!(p.send_window(ConnId(1), 800, 4000), None);
+        }
+        // Congested below a quarter of it...
+        assert_eq!(p.send_window(ConnId(1), 200, 4000), None);
+        assert_eq!(
+            p.send_window(ConnId(1), 199, 4000),
+            Some(Congestion::Congested)
+        );
+        // ... and recovered at half of it, which the receiver's
+        // WINDOW_UPDATEs (sent once half is unreleased) always restore.
+        assert_eq!(p.send_window(ConnId(1), 399, 4000), None);
+        assert_eq!(
+            p.send_window(ConnId(1), 400, 4000),
             Some(Congestion::Recovered)
         );
     }
@@ -597,6 +635,7 @@ mod tests {
             }
             p.insert(ConnId(id), k.clone());
             p.ready(ConnId(id), 100);
+            p.send_window(ConnId(id), 5000, 4000);
             p.send_window(ConnId(id), 0, 4000);
         }
         // Both congested, and the key may have no third: the oldest waits.
@@ -605,7 +644,9 @@ mod tests {
         let mut single = spreading_pool(1);
         single.insert(ConnId(1), k.clone());
         single.ready(ConnId(1), 100);
+        single.send_window(ConnId(1), 5000, 4000);
         single.send_window(ConnId(1), 0, 4000);
+        assert!(single.is_congested(ConnId(1)));
         assert_eq!(single.checkout(&k), Checkout::Ready(ConnId(1)));
     }
 
@@ -648,6 +689,35 @@ mod tests {
         assert_eq!(p.keys.len(), REMEMBERED_ENDPOINTS);
         // The least recently used (the first) was forgotten.
         assert!(!p.keys.keys().any(|k| k.node == "10.1.0.0:15008"));
+        // Keys whose connections all end together are bounded too.
+        let mut p = spreading_pool(4);
+        let ids = 0..n + 10;
+        for i in ids.clone() {
+            let k = PoolKey {
+                node: format!("10.2.{}.{}:15008", i / 256, i % 256),
+                ..key("1")
+            };
+            p.insert(ConnId(i), k);
+        }
+        for i in ids {
+            p.remove(ConnId(i));
+        }
+        assert_eq!(p.keys.len(), REMEMBERED_ENDPOINTS);
+    }
+
+    #[test]
+    fn a_peer_announcing_no_limit_leaves_the_assumed_bound_on_a_handshake() {
+        let mut p = spreading_pool(4);
+        let k = key("1");
+        p.insert(ConnId(1), k.clone());
+        p.ready(ConnId(1), u32::MAX);
+        p.remove(ConnId(1));
+        p.insert(ConnId(2), k.clone());
+        // The assumed 100 (one claimed by the opener), not u32::MAX.
+        for _ in 1..100 {
+            assert_eq!(p.checkout(&k), Checkout::Pending(ConnId(2)));
+        }
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
     }
 
     /// One step of a pool's life, for the property below.
