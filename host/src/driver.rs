@@ -385,29 +385,12 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     }
 
     fn connect(&mut self, sock: SockId) -> io::Result<()> {
-        let Some(s) = self.core.io.socks.get_mut(&sock) else {
+        let Some(result) = self.core.io.poll_connect(sock) else {
             return Ok(());
         };
-        let Conn::Connecting(connecting) = &mut s.conn else {
-            return Ok(());
-        };
-        let waker = s.waker.clone();
-        let result = match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
-            Poll::Pending => return Ok(()),
-            Poll::Ready(Ok(stream)) => {
-                R::set_nodelay(&stream);
-                s.conn = Conn::Open(stream);
-                // The peer has had no time to send: ask the runtime
-                // instead of a first read that would say `WouldBlock`.
-                s.emptied = true;
-                self.core.io.queue.kick(sock.0);
-                Ok(())
-            }
-            Poll::Ready(Err(e)) => {
-                self.core.io.socks.remove(&sock);
-                Err(connect_error(&e))
-            }
-        };
+        if result.is_ok() {
+            self.core.io.queue.kick(sock.0);
+        }
         self.core.step(Input::Connected { sock, result })
     }
 

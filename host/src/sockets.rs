@@ -76,6 +76,31 @@ fn listen_error(e: &io::Error) -> ListenError {
 
 impl<R: Reactor, N: FnMut(Notice)> Sockets<R, N> {
     /// Registers a socket and schedules its first look.
+    /// Polls `sock`'s connect once: `None` while it is not done (or
+    /// `sock` is not connecting). Done, the socket is open (no Nagle, and
+    /// marked emptied: the peer has had no time to send, so the first look
+    /// asks the runtime instead of reading to hear `WouldBlock`) or gone.
+    pub(crate) fn poll_connect(&mut self, sock: SockId) -> Option<Result<(), ConnectError>> {
+        let s = self.socks.get_mut(&sock)?;
+        let Conn::Connecting(connecting) = &mut s.conn else {
+            return None;
+        };
+        let waker = s.waker.clone();
+        match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => None,
+            Poll::Ready(Ok(stream)) => {
+                R::set_nodelay(&stream);
+                s.conn = Conn::Open(stream);
+                s.emptied = true;
+                Some(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                self.socks.remove(&sock);
+                Some(Err(crate::driver::connect_error(&e)))
+            }
+        }
+    }
+
     pub(crate) fn insert(&mut self, sock: SockId, conn: Conn<R>) {
         let sock_state = Sock {
             conn,
@@ -161,26 +186,10 @@ impl<R: Reactor, N: FnMut(Notice)> Host for Sockets<R, N> {
     }
 
     fn connect_result_now(&mut self, sock: SockId) -> Option<Result<(), ConnectError>> {
-        let s = self.socks.get_mut(&sock)?;
-        let Conn::Connecting(connecting) = &mut s.conn else {
-            return None;
-        };
         // The first poll makes the socket and calls connect(2); a loopback
         // connect is done when it returns. Pending registers the waker,
         // and the driver's look (which the insert scheduled) polls again.
-        let waker = s.waker.clone();
-        match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
-            Poll::Pending => None,
-            Poll::Ready(Ok(stream)) => {
-                R::set_nodelay(&stream);
-                s.conn = Conn::Open(stream);
-                Some(Ok(()))
-            }
-            Poll::Ready(Err(e)) => {
-                self.socks.remove(&sock);
-                Some(Err(crate::driver::connect_error(&e)))
-            }
-        }
+        self.poll_connect(sock)
     }
 
     fn resolve(&mut self, sock: SockId, host: &str) {
