@@ -67,17 +67,7 @@ fn congested_edges(world: &World) -> usize {
 #[test]
 fn a_flow_behind_four_stalled_readers_gets_a_second_inner_connection() {
     let mut world = setup();
-    world.net.slow_servers = Some(0);
-    let stalled: Vec<(usize, Vec<u8>)> = (0..4)
-        .map(|i| {
-            let data = pattern(400 << 10, i);
-            let app = world.connect_app(addr(TUNNEL));
-            world.app_write(app, &data);
-            (app, data)
-        })
-        .collect();
-    world.run();
-    world.net.slow_servers = None;
+    let stalled = world.stall_readers(TUNNEL, 4, 400 << 10);
     assert_eq!(inner_connections(&world), 1);
     assert_eq!(congested_edges(&world), 1);
     let data = pattern(100_000, 9);
@@ -88,14 +78,7 @@ fn a_flow_behind_four_stalled_readers_gets_a_second_inner_connection() {
     assert!(world.net.apps[fifth].received == data, "echoed byte-exact");
     assert_eq!(inner_connections(&world), 2, "a second inner connection");
     // The readers resume: the stalled four finish, no byte lost.
-    let servers: Vec<usize> = world.net.server_apps.clone();
-    for app in servers {
-        world.net.apps[app].read_per_round = None;
-    }
-    for (app, _) in &stalled {
-        world.app_shutdown(*app);
-    }
-    world.run();
+    world.resume_readers(&stalled);
     for (i, (app, data)) in stalled.iter().enumerate() {
         assert!(world.net.apps[*app].received == *data, "flow {i} echoed");
     }

@@ -80,16 +80,7 @@ fn streams_per_connection(world: &World) -> Vec<usize> {
 /// Four flows of 400 KiB each whose echo servers do not read: their
 /// streams hold 4 × 256 KiB, the whole connection window.
 fn stall_four(world: &mut World) -> Vec<(usize, Vec<u8>)> {
-    world.net.slow_servers = Some(0);
-    let stalled: Vec<(usize, Vec<u8>)> = (0..4)
-        .map(|i| {
-            let data = pattern(400 << 10, i);
-            (start(world, &data), data)
-        })
-        .collect();
-    world.run();
-    world.net.slow_servers = None;
-    stalled
+    world.stall_readers(TUNNEL, 4, 400 << 10)
 }
 
 #[test]
@@ -129,14 +120,7 @@ fn the_congested_connection_takes_flows_again_once_its_readers_resume() {
     world.run();
     assert_eq!(streams_per_connection(&world), vec![4, 1]);
     // The readers resume and the four flows finish: no byte lost.
-    let servers: Vec<usize> = world.net.server_apps.clone();
-    for app in servers {
-        world.net.apps[app].read_per_round = None;
-    }
-    for (app, _) in &stalled {
-        world.app_shutdown(*app);
-    }
-    world.run();
+    world.resume_readers(&stalled);
     for (i, (app, data)) in stalled.iter().enumerate() {
         assert!(world.net.apps[*app].received == *data, "flow {i} echoed");
         assert!(world.net.apps[*app].eof, "flow {i} closed");
@@ -171,14 +155,7 @@ fn at_the_per_endpoint_limit_new_flows_wait_on_the_congested_connection() {
     assert!(world.net.apps[fifth].received.len() < data.len());
     assert_eq!(streams_per_connection(&world), vec![5]);
     // Once the readers resume, it completes too.
-    let servers: Vec<usize> = world.net.server_apps.clone();
-    for app in servers {
-        world.net.apps[app].read_per_round = None;
-    }
-    for (app, _) in &stalled {
-        world.app_shutdown(*app);
-    }
-    world.run();
+    world.resume_readers(&stalled);
     assert!(world.net.apps[fifth].received == data);
     assert_eq!(world.close_reasons(AGENT), vec![CloseReason::Done; 5]);
 }

@@ -139,4 +139,35 @@ impl World {
         self.run();
         app
     }
+
+    /// `n` flows through the front at `listen` whose servers read nothing:
+    /// flow `i`'s client writes `pattern(bytes, i)` and the world runs
+    /// until their windows are full. Returns (client app, data) per flow;
+    /// servers connected later read as usual.
+    pub fn stall_readers(&mut self, listen: &str, n: usize, bytes: usize) -> Vec<(usize, Vec<u8>)> {
+        self.net.slow_servers = Some(0);
+        let stalled = (0..n)
+            .map(|i| {
+                let data = pattern(bytes, i);
+                let app = self.connect_app(addr(listen));
+                self.app_write(app, &data);
+                (app, data)
+            })
+            .collect();
+        self.run();
+        self.net.slow_servers = None;
+        stalled
+    }
+
+    /// Every server reads again, the [`World::stall_readers`] clients
+    /// half-close, and the world runs until quiet.
+    pub fn resume_readers(&mut self, stalled: &[(usize, Vec<u8>)]) {
+        for app in self.net.server_apps.clone() {
+            self.net.apps[app].read_per_round = None;
+        }
+        for (app, _) in stalled {
+            self.app_shutdown(*app);
+        }
+        self.run();
+    }
 }
