@@ -75,26 +75,17 @@ fn expect<'a>(input: &mut &'a [u8], tag: u8) -> Result<&'a [u8], MalformedCertif
 /// The serial number field of `cert`: the big-endian bytes of its
 /// `INTEGER`, sign byte and all (what a revocation list compares).
 pub(crate) fn serial_number(cert: &[u8]) -> Result<&[u8], MalformedCertificate> {
-    let mut input = cert;
-    let mut certificate = expect(&mut input, SEQUENCE)?;
-    let mut tbs = expect(&mut certificate, SEQUENCE)?;
-    let mut field = next_tlv(&mut tbs)?;
-    if field.tag == VERSION {
-        field = next_tlv(&mut tbs)?;
-    }
-    if field.tag != INTEGER || field.value.is_empty() {
+    let (serial, _) = serial_and_rest(cert)?;
+    if serial.is_empty() {
         return Err(MalformedCertificate);
     }
-    Ok(field.value)
+    Ok(serial)
 }
 
-/// `UTCTime` and `GeneralizedTime`: a validity bound.
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
-
-/// The validity of `cert`: (notBefore, notAfter) in unix seconds. Only the
-/// `Z` forms DER allows are read (`YYMMDDHHMMSSZ`, `YYYYMMDDHHMMSSZ`).
-pub(crate) fn validity(cert: &[u8]) -> Result<(u64, u64), MalformedCertificate> {
+/// The serial number's `INTEGER` value (possibly empty) and the rest of
+/// the `TBSCertificate` after it (signature algorithm, issuer, validity,
+/// ...): the walk into a certificate that every field reader starts with.
+fn serial_and_rest(cert: &[u8]) -> Result<(&[u8], &[u8]), MalformedCertificate> {
     let mut input = cert;
     let mut certificate = expect(&mut input, SEQUENCE)?;
     let mut tbs = expect(&mut certificate, SEQUENCE)?;
@@ -105,6 +96,17 @@ pub(crate) fn validity(cert: &[u8]) -> Result<(u64, u64), MalformedCertificate> 
     if field.tag != INTEGER {
         return Err(MalformedCertificate);
     }
+    Ok((field.value, tbs))
+}
+
+/// `UTCTime` and `GeneralizedTime`: a validity bound.
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+
+/// The validity of `cert`: (notBefore, notAfter) in unix seconds. Only the
+/// `Z` forms DER allows are read (`YYMMDDHHMMSSZ`, `YYYYMMDDHHMMSSZ`).
+pub(crate) fn validity(cert: &[u8]) -> Result<(u64, u64), MalformedCertificate> {
+    let (_, mut tbs) = serial_and_rest(cert)?;
     expect(&mut tbs, SEQUENCE)?; // signature algorithm
     expect(&mut tbs, SEQUENCE)?; // issuer
     let mut validity = expect(&mut tbs, SEQUENCE)?;
