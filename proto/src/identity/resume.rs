@@ -49,8 +49,9 @@ pub(super) const TICKETS_PER_HANDSHAKE: usize = 2;
 /// Tickets a client asks for on a resumed handshake (RFC 9149
 /// `ticket_request`): one replaces the one it used, so its stock from the
 /// full handshake stays as it was. A second would be a spare it already
-/// has, and cost both sides a ticket's key derivation and three
-/// `getrandom` calls on every cold flow, and the server a slot in its
+/// has, and cost both sides a ticket's key derivation and three draws
+/// from the host's `CryptoProvider` random source on every cold flow (each
+/// a syscall with ring's), and the server a slot in its
 /// bounded store until it ages out.
 pub(super) const TICKETS_PER_RESUMPTION: u8 = 1;
 
