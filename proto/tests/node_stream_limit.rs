@@ -7,6 +7,7 @@ mod node_harness;
 
 use node_harness::certs::Ca;
 use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
+use node_harness::raw_peer::{open_flows, RawPeer};
 use node_harness::World;
 use warren_proto::node::{CloseReason, NodeConfig};
 use warren_proto::policy::ServiceName;
@@ -60,193 +61,13 @@ fn refused_streams_on_a_small_peer_never_recurse_and_lose_no_flow() {
     assert_eq!(world.dials(AGENT, echo_endpoint(0).hbone), 1);
 }
 
-/// A hand-written HBONE peer at endpoint 0's address: TLS and HTTP/2 from
-/// warren-proto driven by the test, so it can send a SETTINGS that lowers
-/// its stream limit whenever the test says. It answers every CONNECT 200
-/// and echoes each stream; one session per connection the agent dials.
-struct RawPeer {
-    identity: warren_proto::node::MeshIdentity,
-    sessions: Vec<Session>,
-    /// Each new session's initial stream limit.
-    initial_limit: u32,
-}
-
-struct Session {
-    app: usize,
-    tls: warren_proto::tls::TlsSession,
-    h2: warren_proto::h2::Connection,
-    taken: usize,
-    /// Raw SETTINGS frames to send after the next HTTP/2 output.
-    inject: Vec<u8>,
-}
-
-/// A SETTINGS frame carrying only MAX_CONCURRENT_STREAMS = `limit`.
-fn settings_max_streams(limit: u32) -> Vec<u8> {
-    let mut frame = vec![0, 0, 6, 0x4, 0, 0, 0, 0, 0, 0, 0x3];
-    frame.extend_from_slice(&limit.to_be_bytes());
-    frame
-}
-
-impl RawPeer {
-    fn new(identity: warren_proto::node::MeshIdentity, initial_limit: u32) -> RawPeer {
-        RawPeer {
-            identity,
-            sessions: Vec::new(),
-            initial_limit,
-        }
-    }
-
-    /// Runs the world and the peer's sessions until nothing changes.
-    fn pump(&mut self, world: &mut World) {
-        loop {
-            world.run();
-            let mut progress = false;
-            for &app in &world.net.server_apps {
-                if self.sessions.iter().any(|s| s.app == app) {
-                    continue;
-                }
-                let config = self.identity.server_config().clone();
-                let h2_config = warren_proto::h2::Config {
-                    max_concurrent_streams: self.initial_limit,
-                    ..warren_proto::h2::Config::default()
-                };
-                self.sessions.push(Session {
-                    app,
-                    tls: warren_proto::tls::TlsSession::server(config, 1 << 20).unwrap(),
-                    h2: warren_proto::h2::Connection::new(
-                        warren_proto::h2::Role::Server,
-                        h2_config,
-                        world.now,
-                    ),
-                    taken: 0,
-                    inject: Vec::new(),
-                });
-            }
-            for s in &mut self.sessions {
-                progress |= s.step(world);
-            }
-            if !progress {
-                return;
-            }
-        }
-    }
-
-    /// Session `i` announces a stream limit of `limit` from now on.
-    fn lower_limit(&mut self, world: &mut World, i: usize, limit: u32) {
-        self.sessions[i].inject.extend(settings_max_streams(limit));
-        self.pump(world);
-    }
-}
-
-impl Session {
-    fn step(&mut self, world: &mut World) -> bool {
-        use warren_proto::h2::Event;
-        let mut progress = false;
-        let received = &world.net.apps[self.app].received;
-        if received.len() > self.taken {
-            let mut input = received[self.taken..].to_vec();
-            self.taken = received.len();
-            progress = true;
-            while !input.is_empty() {
-                let n = self.tls.read_tls(&input).unwrap();
-                input.drain(..n);
-                let mut plain = vec![0; 64 << 10];
-                while let warren_proto::tls::PlaintextRead::Data(k) =
-                    self.tls.read_plaintext(&mut plain)
-                {
-                    self.h2.handle_input(world.now, &plain[..k]);
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-        while let Some(e) = self.h2.poll_event() {
-            match e {
-                Event::Request { stream, .. } => {
-                    let ok = warren_proto::hbone::ConnectStatus::Established.response();
-                    self.h2.send_response(stream, &ok, false).unwrap();
-                }
-                Event::Data { stream } => {
-                    // Flows here are small: the echo fits the windows.
-                    let data = self.h2.recv_data(stream).to_vec();
-                    self.h2.release_capacity(stream, data.len()).unwrap();
-                    let sent = self.h2.send_data(stream, &data).unwrap();
-                    assert_eq!(sent, data.len(), "echo fits the window");
-                }
-                Event::PeerFinished { stream } => {
-                    let _ = self.h2.finish(stream);
-                }
-                _ => {}
-            }
-        }
-        let mut plain = Vec::new();
-        self.h2.poll_transmit(world.now, &mut plain);
-        plain.append(&mut self.inject);
-        if !plain.is_empty() {
-            progress = true;
-            let mut at = 0;
-            while at < plain.len() {
-                at += self.tls.write_plaintext(&plain[at..]).unwrap();
-                let mut out = Vec::new();
-                self.tls.write_tls(&mut out);
-                world.app_write(self.app, &out);
-            }
-        }
-        let mut out = Vec::new();
-        if self.tls.write_tls(&mut out) > 0 {
-            world.app_write(self.app, &out);
-            progress = true;
-        }
-        progress
-    }
-}
-
-/// The agent (node 0, tunnel 127.0.0.1:9000 → echo.shop:80) whose only
-/// endpoint is the raw peer.
-fn raw_peer_world(initial_limit: u32) -> (World, RawPeer) {
-    let ca = Ca::new(1);
-    let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-    agent.directory.insert(echo(), vec![echo_endpoint(0)]);
-    world.add_node(agent);
-    world.add_server(echo_endpoint(0).hbone, node_harness::Server::Sink);
-    let peer = RawPeer::new(ca.identity(10, "shop", "echo0"), initial_limit);
-    (world, peer)
-}
-
-/// Opens `n` tunnel flows at once, each writing its pattern.
-fn open_flows(world: &mut World, n: usize, salt: usize) -> Vec<(usize, Vec<u8>)> {
-    (0..n)
-        .map(|i| {
-            let app = world.connect_app(addr(TUNNEL));
-            let data = pattern(3_000, salt + i);
-            world.app_write(app, &data);
-            (app, data)
-        })
-        .collect()
-}
-
-/// Half-closes each flow's client and checks the echo came back whole.
-fn finish_flows(world: &mut World, peer: &mut RawPeer, flows: &[(usize, Vec<u8>)]) {
-    for (app, _) in flows {
-        world.app_shutdown(*app);
-    }
-    peer.pump(world);
-    for (app, data) in flows {
-        assert!(world.net.apps[*app].received == *data, "app {app}: echoed");
-        assert!(world.net.apps[*app].eof, "app {app}: closed cleanly");
-    }
-}
-
 fn dials(world: &World) -> usize {
     world.dials(AGENT, echo_endpoint(0).hbone)
 }
 
 #[test]
 fn a_peer_lowering_its_stream_limit_mid_flight_loses_no_flow() {
-    let (mut world, mut peer) = raw_peer_world(1000);
+    let (mut world, mut peer) = RawPeer::world(1000);
     // Three long flows open on the first connection...
     let first = open_flows(&mut world, 3, 0);
     peer.pump(&mut world);
@@ -256,14 +77,14 @@ fn a_peer_lowering_its_stream_limit_mid_flight_loses_no_flow() {
     // Twenty flows at once while the three are still open go elsewhere.
     let second = open_flows(&mut world, 20, 100);
     peer.pump(&mut world);
-    finish_flows(&mut world, &mut peer, &second);
+    peer.finish(&mut world, &second);
     assert_eq!(dials(&world), 2, "one new connection for the twenty");
     // The first three end; their connection now has no stream open and
     // still allows none: new flows must not be refused there.
-    finish_flows(&mut world, &mut peer, &first);
+    peer.finish(&mut world, &first);
     let third = open_flows(&mut world, 10, 200);
     peer.pump(&mut world);
-    finish_flows(&mut world, &mut peer, &third);
+    peer.finish(&mut world, &third);
     assert_eq!(world.outbound_closes(AGENT), vec![CloseReason::Done; 33]);
     assert_eq!(dials(&world), 2, "the second connection carried the rest");
 }
@@ -275,7 +96,7 @@ fn a_peer_allowing_one_stream_per_connection_opens_or_refuses_every_flow_with_th
     // flow opens on a connection of its own or is refused saying why;
     // none is lost, and the agent dials at most one connection per
     // refusal a flow may take.
-    let (mut world, mut peer) = raw_peer_world(1);
+    let (mut world, mut peer) = RawPeer::world(1);
     let flows = open_flows(&mut world, 20, 0);
     peer.pump(&mut world);
     for (app, _) in &flows {

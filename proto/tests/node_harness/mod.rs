@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod config;
 pub mod hubs;
+pub mod raw_peer;
 
 /// A SOCKS5 client's view of a granted CONNECT: the no-auth method choice,
 /// then success with a zero IPv4 bind address.
