@@ -53,6 +53,11 @@ pub struct Config {
     pub ping_rate: RateLimit,
     /// SETTINGS frames from the peer.
     pub settings_rate: RateLimit,
+    /// Parameters in one SETTINGS frame from the peer (default 32, as
+    /// nghttp2). Each SETTINGS_INITIAL_WINDOW_SIZE shifts every open
+    /// stream's window, so an uncapped 1 MiB frame of them costs
+    /// 174,762 × open streams updates (CVE-2020-11080).
+    pub max_settings_per_frame: u32,
     /// DATA frames with no payload and no END_STREAM, and HEADERS/
     /// CONTINUATION with empty fragments.
     pub empty_frame_rate: RateLimit,
@@ -101,6 +106,7 @@ impl Default for Config {
                 max: 100,
                 per: Duration::from_secs(10),
             },
+            max_settings_per_frame: 32,
             empty_frame_rate: RateLimit {
                 max: 1000,
                 per: Duration::from_secs(10),

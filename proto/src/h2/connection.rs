@@ -34,6 +34,7 @@
 //! | streams reset by the peer | 1000 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | streams we reset because of the peer | 200 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | PING / SETTINGS from the peer | 100 per 10 s each | GOAWAY ENHANCE_YOUR_CALM |
+//! | parameters in one SETTINGS frame | 32 | GOAWAY ENHANCE_YOUR_CALM |
 //! | empty DATA/HEADERS/CONTINUATION | 1000 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | WINDOW_UPDATE from the peer | 10 000 per 1 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | SETTINGS acknowledgement | 10 s | GOAWAY SETTINGS_TIMEOUT |
@@ -129,6 +130,8 @@ pub enum Limit {
     PingRate,
     /// `settings_rate`
     SettingsRate,
+    /// `max_settings_per_frame`
+    SettingsParameters,
     /// `empty_frame_rate`
     EmptyFrameRate,
     /// `window_update_rate`

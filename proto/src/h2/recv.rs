@@ -662,6 +662,11 @@ impl Core {
         if !self.limits.settings.record(now) {
             return Err(ConnError::calm(Limit::SettingsRate, kind::SETTINGS));
         }
+        // Checked before any parameter is applied: the cost of a frame is
+        // its parameters times the open streams (see `set_peer_initial_window`).
+        if list.len() > self.config.max_settings_per_frame as usize {
+            return Err(ConnError::calm(Limit::SettingsParameters, kind::SETTINGS));
+        }
         for s in list.iter() {
             match s.id {
                 setting::HEADER_TABLE_SIZE => {
