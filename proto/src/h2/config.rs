@@ -63,6 +63,10 @@ pub struct Config {
     pub empty_frame_rate: RateLimit,
     /// WINDOW_UPDATE frames from the peer.
     pub window_update_rate: RateLimit,
+    /// GOAWAY frames from the peer (default 10 per 10 s). A graceful
+    /// shutdown takes two; each one walks the streams above its last id
+    /// and becomes an event, so a flood costs far more than it carries.
+    pub goaway_rate: RateLimit,
     /// How long the peer has to acknowledge our SETTINGS (default 10 s).
     pub settings_timeout: Duration,
     /// Send a PING after this much silence from the peer (default 30 s;
@@ -114,6 +118,10 @@ impl Default for Config {
             window_update_rate: RateLimit {
                 max: 10_000,
                 per: Duration::from_secs(1),
+            },
+            goaway_rate: RateLimit {
+                max: 10,
+                per: Duration::from_secs(10),
             },
             settings_timeout: Duration::from_secs(10),
             keepalive_interval: Some(Duration::from_secs(30)),

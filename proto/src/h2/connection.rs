@@ -37,6 +37,7 @@
 //! | parameters in one SETTINGS frame | 32 | GOAWAY ENHANCE_YOUR_CALM |
 //! | empty DATA/HEADERS/CONTINUATION | 1000 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | WINDOW_UPDATE from the peer | 10 000 per 1 s | GOAWAY ENHANCE_YOUR_CALM |
+//! | GOAWAY from the peer | 10 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | SETTINGS acknowledgement | 10 s | GOAWAY SETTINGS_TIMEOUT |
 //! | keepalive PING after silence / answer within | 30 s / 10 s | GOAWAY NO_ERROR, closed |
 //! | between the two GOAWAYs of a graceful shutdown | 1 s | |
@@ -136,6 +137,8 @@ pub enum Limit {
     EmptyFrameRate,
     /// `window_update_rate`
     WindowUpdateRate,
+    /// `goaway_rate`
+    GoAwayRate,
     /// `settings_timeout`
     SettingsTimeout,
     /// `keepalive_timeout`
@@ -395,6 +398,7 @@ pub(super) struct Limits {
     pub(super) settings: RateCounter,
     pub(super) empty_frame: RateCounter,
     pub(super) window_update: RateCounter,
+    pub(super) goaway: RateCounter,
 }
 
 /// A connection error: what goes into GOAWAY and `Event::ConnectionError`.
@@ -513,6 +517,7 @@ impl Connection {
             settings: RateCounter::new(config.settings_rate),
             empty_frame: RateCounter::new(config.empty_frame_rate),
             window_update: RateCounter::new(config.window_update_rate),
+            goaway: RateCounter::new(config.goaway_rate),
         };
         let core = Core {
             role,

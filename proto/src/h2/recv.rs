@@ -107,6 +107,9 @@ impl Core {
                 error_code,
                 debug_data,
             } => {
+                if !self.limits.goaway.record(now) {
+                    return Err(ConnError::calm(Limit::GoAwayRate, kind::GOAWAY));
+                }
                 self.on_goaway(last_stream_id, error_code, debug_data);
                 Ok(())
             }
