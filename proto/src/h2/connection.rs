@@ -1282,11 +1282,14 @@ impl Core {
     }
 
     /// `Writable` for every waiting stream that can send again.
+    ///
+    /// Afterwards no waiter can send: each is held by its stream window,
+    /// the connection window or a full send buffer, and `send_data` adds
+    /// a stream only when one of them stops it. So a waiter becomes ready
+    /// only when its own window grows ([`Core::wake_stream`]), the
+    /// connection window reopens or the buffer drains (a full scan here).
     pub(super) fn wake_writable(&mut self) {
-        if self.writable_waiters.is_empty()
-            || self.send_window <= 0
-            || self.out.len() >= self.config.max_send_buffer as usize
-        {
+        if !self.may_wake_any() {
             return;
         }
         let ready: Vec<StreamId> = self
@@ -1303,6 +1306,27 @@ impl Core {
             self.writable_waiters.remove(&id);
             self.events.push_back(Event::Writable { stream: id });
         }
+    }
+
+    /// `Writable` for `id` if it waits and can send again (its own send
+    /// window grew).
+    pub(super) fn wake_stream(&mut self, id: StreamId) {
+        let ready = self.may_wake_any()
+            && self
+                .streams
+                .get(&id)
+                .is_some_and(|s| s.send_window > 0 && s.send == SendPhase::Body);
+        if ready && self.writable_waiters.remove(&id) {
+            self.events.push_back(Event::Writable { stream: id });
+        }
+    }
+
+    /// Someone waits, and neither the connection window nor the send buffer
+    /// holds every sender back.
+    fn may_wake_any(&self) -> bool {
+        !self.writable_waiters.is_empty()
+            && self.send_window > 0
+            && self.out.len() < self.config.max_send_buffer as usize
     }
 
     pub(super) fn next_ping_payload(&mut self) -> [u8; 8] {
