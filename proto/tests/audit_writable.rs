@@ -147,12 +147,8 @@ fn no_waiter_is_left_able_to_send() {
             server.handle_input(NOW, &bytes);
             while let Some(e) = server.poll_event() {
                 match e {
-                    Event::Writable { stream } => {
-                        if !waiting.remove(&stream) {
-                            return TestResult::error(format!(
-                                "Writable for {stream}, not waiting"
-                            ));
-                        }
+                    Event::Writable { stream } if !waiting.remove(&stream) => {
+                        return TestResult::error(format!("Writable for {stream}, not waiting"));
                     }
                     Event::ConnectionError { .. } | Event::Reset { .. } => {
                         return TestResult::error(format!("unexpected {e:?}"))
