@@ -4,7 +4,11 @@
 //! each 13-byte WINDOW_UPDATE (+1024, under the dribble rate) cost 1000
 //! lookups: 1 MiB of them took 4.5 s here, against 1.4 ms with no waiters.
 //! Now only a reopened connection window, a drained send buffer or the
-//! waiter's own window wakes it. That relies on one invariant, which this
+//! waiter's own window wakes it, and a scan sets aside the waiters held by
+//! their own window (with one stream sending and 999 held, 50,000
+//! connection credits of 1024 bytes, each spent at once, took 1.06 s
+//! with the reopen-only rule and 9.9 ms with the set-aside one). That
+//! relies on one invariant, which this
 //! property checks against a model over arbitrary credit, SETTINGS, sends
 //! and transmits: once the events are drained, no stream still waiting for
 //! `Writable` can send (no missed wake-up), and `Writable` only names

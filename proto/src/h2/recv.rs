@@ -702,6 +702,7 @@ impl Core {
             self.peer_settings_seen = true;
             self.events.push_back(Event::Ready);
         }
+        self.rescan_window_waiters();
         self.wake_writable();
         Ok(())
     }
