@@ -2157,7 +2157,7 @@ impl Arbitrary for Move {
             7 => Move::Settings(
                 Vec::<(u16, u32)>::arbitrary(g)
                     .into_iter()
-                    .take(4)
+                    .take(if u8::arbitrary(g) % 8 == 0 { 40 } else { 4 })
                     .map(|(k, v)| (k % 9, if bool::arbitrary(g) { v % 70_000 } else { v }))
                     .collect(),
             ),
@@ -2304,8 +2304,16 @@ fn arbitrary_frame_sequences_never_panic_and_stay_bounded() {
             if closed {
                 raw.events.clear();
             }
+            let before = raw.events.len();
             raw.send(&bytes);
-            raw.output();
+            let seen = raw.output();
+            if let Some(unanswered) =
+                unanswered_error(raw.events.get(before..).unwrap_or(&[]), &seen)
+            {
+                return TestResult::error(format!(
+                    "{unanswered:?} not answered on the wire: {seen:?}"
+                ));
+            }
             if closed && !raw.events.is_empty() {
                 return TestResult::error(format!("events after Closed: {:?}", raw.events));
             }
@@ -2319,6 +2327,27 @@ fn arbitrary_frame_sequences_never_panic_and_stay_bounded() {
     QuickCheck::new()
         .tests(3000)
         .quickcheck(prop as fn(Vec<Move>) -> TestResult);
+}
+
+/// The first error event that went out without its frame: a connection
+/// error without a GOAWAY of its code, or a stream reset for a peer's
+/// violation without an RST_STREAM of its code (or the GOAWAY of that code
+/// that closed the connection, which covers every stream).
+fn unanswered_error<'a>(events: &'a [Event], seen: &[Seen]) -> Option<&'a Event> {
+    let sent = |kind: u8, stream: u32, code: ErrorCode| {
+        seen.iter()
+            .any(|s| s.kind == kind && s.stream == stream && s.code == code.0)
+    };
+    events.iter().find(|e| match e {
+        Event::ConnectionError { code, .. } => !sent(kind::GOAWAY, 0, *code),
+        Event::Reset {
+            stream,
+            code,
+            remote: false,
+            violation: Some(_),
+        } => !sent(kind::RST_STREAM, stream.get(), *code) && !sent(kind::GOAWAY, 0, *code),
+        _ => false,
+    })
 }
 
 /// Liveness of the `Writable` contract: a sender that only retries after

@@ -53,11 +53,20 @@ pub struct Config {
     pub ping_rate: RateLimit,
     /// SETTINGS frames from the peer.
     pub settings_rate: RateLimit,
+    /// Parameters in one SETTINGS frame from the peer (default 32, as
+    /// nghttp2). Each SETTINGS_INITIAL_WINDOW_SIZE shifts every open
+    /// stream's window, so an uncapped 1 MiB frame of them costs
+    /// 174,762 × open streams updates (CVE-2020-11080).
+    pub max_settings_per_frame: u32,
     /// DATA frames with no payload and no END_STREAM, and HEADERS/
     /// CONTINUATION with empty fragments.
     pub empty_frame_rate: RateLimit,
     /// WINDOW_UPDATE frames from the peer.
     pub window_update_rate: RateLimit,
+    /// GOAWAY frames from the peer (default 10 per 10 s). A graceful
+    /// shutdown takes two; each one walks the streams above its last id
+    /// and becomes an event, so a flood costs far more than it carries.
+    pub goaway_rate: RateLimit,
     /// How long the peer has to acknowledge our SETTINGS (default 10 s).
     pub settings_timeout: Duration,
     /// Send a PING after this much silence from the peer (default 30 s;
@@ -101,6 +110,7 @@ impl Default for Config {
                 max: 100,
                 per: Duration::from_secs(10),
             },
+            max_settings_per_frame: 32,
             empty_frame_rate: RateLimit {
                 max: 1000,
                 per: Duration::from_secs(10),
@@ -108,6 +118,10 @@ impl Default for Config {
             window_update_rate: RateLimit {
                 max: 10_000,
                 per: Duration::from_secs(1),
+            },
+            goaway_rate: RateLimit {
+                max: 10,
+                per: Duration::from_secs(10),
             },
             settings_timeout: Duration::from_secs(10),
             keepalive_interval: Some(Duration::from_secs(30)),

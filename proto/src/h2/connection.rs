@@ -34,8 +34,10 @@
 //! | streams reset by the peer | 1000 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | streams we reset because of the peer | 200 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | PING / SETTINGS from the peer | 100 per 10 s each | GOAWAY ENHANCE_YOUR_CALM |
+//! | parameters in one SETTINGS frame | 32 | GOAWAY ENHANCE_YOUR_CALM |
 //! | empty DATA/HEADERS/CONTINUATION | 1000 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | WINDOW_UPDATE from the peer | 10 000 per 1 s | GOAWAY ENHANCE_YOUR_CALM |
+//! | GOAWAY from the peer | 10 per 10 s | GOAWAY ENHANCE_YOUR_CALM |
 //! | SETTINGS acknowledgement | 10 s | GOAWAY SETTINGS_TIMEOUT |
 //! | keepalive PING after silence / answer within | 30 s / 10 s | GOAWAY NO_ERROR, closed |
 //! | between the two GOAWAYs of a graceful shutdown | 1 s | |
@@ -129,10 +131,14 @@ pub enum Limit {
     PingRate,
     /// `settings_rate`
     SettingsRate,
+    /// `max_settings_per_frame`
+    SettingsParameters,
     /// `empty_frame_rate`
     EmptyFrameRate,
     /// `window_update_rate`
     WindowUpdateRate,
+    /// `goaway_rate`
+    GoAwayRate,
     /// `settings_timeout`
     SettingsTimeout,
     /// `keepalive_timeout`
@@ -351,8 +357,14 @@ pub(super) struct Core {
     pub(super) final_goaway_sent: bool,
     pub(super) goaway_received: Option<StreamId>,
     pub(super) closed_emitted: bool,
-    /// Streams whose `send_data` was short-changed, waiting for `Writable`.
+    /// Streams whose `send_data` was short-changed, waiting for `Writable`
+    /// (those last seen held by their own send window are in
+    /// `window_waiters` instead).
     pub(super) writable_waiters: BTreeSet<StreamId>,
+    /// Waiters held by their own send window: only that window growing
+    /// (WINDOW_UPDATE, SETTINGS) can wake them, so the scans on every
+    /// connection credit skip them.
+    pub(super) window_waiters: BTreeSet<StreamId>,
     pub(super) limits: Limits,
     /// The bug the simulator injected, if any.
     #[cfg(feature = "sim-bugs")]
@@ -392,6 +404,7 @@ pub(super) struct Limits {
     pub(super) settings: RateCounter,
     pub(super) empty_frame: RateCounter,
     pub(super) window_update: RateCounter,
+    pub(super) goaway: RateCounter,
 }
 
 /// A connection error: what goes into GOAWAY and `Event::ConnectionError`.
@@ -510,6 +523,7 @@ impl Connection {
             settings: RateCounter::new(config.settings_rate),
             empty_frame: RateCounter::new(config.empty_frame_rate),
             window_update: RateCounter::new(config.window_update_rate),
+            goaway: RateCounter::new(config.goaway_rate),
         };
         let core = Core {
             role,
@@ -554,6 +568,7 @@ impl Connection {
             goaway_received: None,
             closed_emitted: false,
             writable_waiters: BTreeSet::new(),
+            window_waiters: BTreeSet::new(),
             limits,
             config,
             #[cfg(feature = "sim-bugs")]
@@ -804,6 +819,8 @@ impl Connection {
         let capacity = core.capacity_of(stream)?;
         let n = capacity.min(data.len());
         if n < data.len() {
+            // Sorted by what holds it at the next scan.
+            core.window_waiters.remove(&stream);
             core.writable_waiters.insert(stream);
         }
         let Some(payload) = data.get(..n).filter(|p| !p.is_empty()) else {
@@ -1129,7 +1146,7 @@ impl Core {
         if stream.awaiting_answer {
             self.pending_answer -= 1;
         }
-        self.writable_waiters.remove(&id);
+        self.forget_waiter(id);
         self.credit_connection(stream.buf.len());
         Some(*stream)
     }
@@ -1162,7 +1179,7 @@ impl Core {
             }
             stream.send = SendPhase::Done;
         }
-        self.writable_waiters.remove(&id);
+        self.forget_waiter(id);
     }
 
     /// Our END_STREAM was queued on `id`.
@@ -1171,7 +1188,7 @@ impl Core {
             stream.send = SendPhase::Done;
             stream.last_data = None;
         }
-        self.writable_waiters.remove(&id);
+        self.forget_waiter(id);
         self.close_if_finished(id);
     }
 
@@ -1193,7 +1210,7 @@ impl Core {
         if drained {
             self.streams.remove(&id);
         }
-        self.writable_waiters.remove(&id);
+        self.forget_waiter(id);
         self.closed.insert(id.get(), ClosedHow::Finished);
         self.events.push_back(Event::StreamClosed { stream: id });
     }
@@ -1274,27 +1291,73 @@ impl Core {
     }
 
     /// `Writable` for every waiting stream that can send again.
+    ///
+    /// Afterwards no waiter can send: each is held by its stream window,
+    /// the connection window or a full send buffer, and `send_data` adds
+    /// a stream only when one of them stops it. So a waiter becomes ready
+    /// only when its own window grows ([`Core::wake_stream`]), the
+    /// connection window reopens or the buffer drains (a scan here). The
+    /// scan moves waiters held by their own window aside, so a peer that
+    /// keeps many at zero window does not make every scan pay for them.
     pub(super) fn wake_writable(&mut self) {
-        if self.writable_waiters.is_empty()
-            || self.send_window <= 0
-            || self.out.len() >= self.config.max_send_buffer as usize
-        {
+        if !self.may_wake_any() {
             return;
         }
-        let ready: Vec<StreamId> = self
-            .writable_waiters
-            .iter()
-            .filter(|id| {
-                self.streams
-                    .get(id)
-                    .is_some_and(|s| s.send_window > 0 && s.send == SendPhase::Body)
-            })
-            .copied()
-            .collect();
+        let mut ready = Vec::new();
+        let mut held = Vec::new();
+        for id in &self.writable_waiters {
+            match self.streams.get(id) {
+                Some(s) if s.send == SendPhase::Body && s.send_window > 0 => ready.push(*id),
+                Some(s) if s.send == SendPhase::Body => held.push(*id),
+                _ => {}
+            }
+        }
+        for id in held {
+            self.writable_waiters.remove(&id);
+            self.window_waiters.insert(id);
+        }
         for id in ready {
             self.writable_waiters.remove(&id);
             self.events.push_back(Event::Writable { stream: id });
         }
+    }
+
+    /// `Writable` for `id` if it waits and can send again (its own send
+    /// window grew).
+    pub(super) fn wake_stream(&mut self, id: StreamId) {
+        let open = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.send_window > 0 && s.send == SendPhase::Body);
+        if !open {
+            return;
+        }
+        if self.window_waiters.remove(&id) {
+            self.writable_waiters.insert(id);
+        }
+        if self.may_wake_any() && self.writable_waiters.remove(&id) {
+            self.events.push_back(Event::Writable { stream: id });
+        }
+    }
+
+    /// Every waiter back in the scanned set: the peer's SETTINGS may have
+    /// opened every stream's window at once.
+    pub(super) fn rescan_window_waiters(&mut self) {
+        self.writable_waiters.append(&mut self.window_waiters);
+    }
+
+    /// `id` no longer waits for `Writable` (it ended or stopped sending).
+    pub(super) fn forget_waiter(&mut self, id: StreamId) {
+        self.writable_waiters.remove(&id);
+        self.window_waiters.remove(&id);
+    }
+
+    /// Someone waits, and neither the connection window nor the send buffer
+    /// holds every sender back.
+    fn may_wake_any(&self) -> bool {
+        !self.writable_waiters.is_empty()
+            && self.send_window > 0
+            && self.out.len() < self.config.max_send_buffer as usize
     }
 
     pub(super) fn next_ping_payload(&mut self) -> [u8; 8] {
@@ -1374,6 +1437,7 @@ impl Core {
         self.keepalive_ping = None;
         self.grace_deadline = None;
         self.writable_waiters.clear();
+        self.window_waiters.clear();
     }
 
     /// `Closed` once done and every final byte was handed out.

@@ -107,6 +107,9 @@ impl Core {
                 error_code,
                 debug_data,
             } => {
+                if !self.limits.goaway.record(now) {
+                    return Err(ConnError::calm(Limit::GoAwayRate, kind::GOAWAY));
+                }
                 self.on_goaway(last_stream_id, error_code, debug_data);
                 Ok(())
             }
@@ -662,6 +665,11 @@ impl Core {
         if !self.limits.settings.record(now) {
             return Err(ConnError::calm(Limit::SettingsRate, kind::SETTINGS));
         }
+        // Checked before any parameter is applied: the cost of a frame is
+        // its parameters times the open streams (see `set_peer_initial_window`).
+        if list.len() > self.config.max_settings_per_frame as usize {
+            return Err(ConnError::calm(Limit::SettingsParameters, kind::SETTINGS));
+        }
         for s in list.iter() {
             match s.id {
                 setting::HEADER_TABLE_SIZE => {
@@ -694,6 +702,7 @@ impl Core {
             self.peer_settings_seen = true;
             self.events.push_back(Event::Ready);
         }
+        self.rescan_window_waiters();
         self.wake_writable();
         Ok(())
     }
@@ -809,12 +818,20 @@ impl Core {
         }
         let increment = window_of(increment);
         if id.is_connection() {
+            let was_exhausted = self.send_window <= 0;
             self.send_window = grow(self.send_window, increment).ok_or(ConnError::new(
                 ErrorCode::FLOW_CONTROL_ERROR,
                 Violation::WindowOverflow,
                 kind::WINDOW_UPDATE,
             ))?;
-            self.wake_writable();
+            // While the connection window is open, whoever still waits is
+            // held by its own stream window or by the send buffer (see
+            // `wake_writable`): only reopening it can wake anyone. Scanning
+            // the waiters on every credit let a peer holding 1000 streams
+            // at zero window buy 1000 lookups per 13-byte frame.
+            if was_exhausted {
+                self.wake_writable();
+            }
             return Ok(());
         }
         if let Some(stream) = self.streams.get_mut(&id) {
@@ -834,9 +851,7 @@ impl Core {
                     )
                 }
             }
-            if self.writable_waiters.contains(&id) {
-                self.wake_writable();
-            }
+            self.wake_stream(id);
             return Ok(());
         }
         self.refuse_if_idle(id, kind::WINDOW_UPDATE)

@@ -220,6 +220,14 @@ pub struct HubLinks {
     /// client is refused (`no registry from any hub within 5 s`). Without
     /// it such a flow waited until a link failed or the idle timeout.
     pub registry_wait: Duration,
+    /// Control bytes queued towards one hub at most (default 1 MiB); a
+    /// hub that reads slower (it can make us answer its pings and never
+    /// take the answers) loses its control stream, which reconnects.
+    pub max_control_outbox: usize,
+    /// Rows of one hub's registry an agent keeps at most (default 65,536,
+    /// the hub's own default cap); a snapshot or delta past it drops the
+    /// control stream.
+    pub max_registry_entries: usize,
 }
 
 impl Default for HubLinks {
@@ -232,6 +240,8 @@ impl Default for HubLinks {
             backoff_max: Duration::from_secs(30),
             seed: 0,
             registry_wait: DEFAULT_REGISTRY_WAIT,
+            max_control_outbox: DEFAULT_CONTROL_OUTBOX,
+            max_registry_entries: DEFAULT_MAX_ENTRIES,
         }
     }
 }

@@ -529,9 +529,11 @@ impl Node {
 
     /// Queues a control message towards hub `i`.
     fn link_send(&mut self, i: usize, message: &Message) {
+        let max_outbox = self.config.hub_links.max_control_outbox;
         let Some(control) = self.links.links.get_mut(i).and_then(|l| l.control.as_mut()) else {
             return;
         };
+        let before = control.outbox.len();
         if encode(
             message,
             crate::control::DEFAULT_MAX_FRAME_LEN,
@@ -541,6 +543,14 @@ impl Node {
         {
             let error = "announcement exceeds the control frame limit".to_string();
             return self.emit(NodeEvent::Hub(HubEvent::ControlError { peer: None, error }));
+        }
+        // A message always fits an empty outbox (an announcement is no sign
+        // of a slow reader); past the bound the hub is not reading what it
+        // makes us send (its pings' answers).
+        if before > 0 && control.outbox.len() > max_outbox {
+            control.outbox.truncate(before);
+            let error = format!("hub reads control messages too slowly ({before} bytes queued)");
+            return self.link_control_lost(i, Some(error));
         }
         self.link_flush(i);
     }
@@ -644,6 +654,9 @@ impl Node {
         match message {
             Message::Registry(snapshot) => {
                 let (epoch, entries) = (snapshot.epoch, snapshot.entries.len());
+                if entries > self.config.hub_links.max_registry_entries {
+                    return self.registry_too_large(i);
+                }
                 if let Some(l) = self.links.links.get_mut(i) {
                     l.registry = snapshot;
                     l.synced = true;
@@ -657,6 +670,14 @@ impl Node {
                 self.unpark_flows();
             }
             Message::RegistryDelta(delta) => {
+                let max = self.config.hub_links.max_registry_entries;
+                let grows_past = self.links.links.get(i).is_some_and(|l| {
+                    let kept = l.registry.entries.len().saturating_sub(delta.removed.len());
+                    kept.saturating_add(delta.added.len()) > max
+                });
+                if grows_past {
+                    return self.registry_too_large(i);
+                }
                 let applied = self
                     .links
                     .links
@@ -693,6 +714,13 @@ impl Node {
             }
             _ => {}
         }
+    }
+
+    /// Hub `i` sent more registry rows than we keep.
+    fn registry_too_large(&mut self, i: usize) {
+        let max = self.config.hub_links.max_registry_entries;
+        let error = format!("hub registry would exceed {max} entries");
+        self.link_control_lost(i, Some(error));
     }
 
     /// A connection ended: if it was a hub link, schedule the redial.
