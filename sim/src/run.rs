@@ -694,10 +694,12 @@ impl<'a> Sim<'a> {
             quiet = quiet.max(f.at_ms + lasts);
         }
         let probe_at = quiet.max(self.scenario.duration_ms) + self.scenario.heal_ms;
+        // Ports only clients that give up use need not work: no probe.
         let mut probes: Vec<(usize, u16)> = self
             .scenario
             .clients
             .iter()
+            .filter(|c| c.give_up_ms.is_none())
             .filter_map(|c| Some((self.scenario.node_index(&c.node)?, c.port)))
             .collect();
         probes.sort();

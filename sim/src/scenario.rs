@@ -269,7 +269,8 @@ pub struct ClientSpec {
     pub deadline_ms: Option<u64>,
     /// Each flow resets its connection if the server has not finished
     /// this long after its connect, ms, as a client that gives up waiting
-    /// does; such flows need not succeed (none by default).
+    /// does; such flows need not succeed, and a port only such clients
+    /// use gets no liveness probe (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub give_up_ms: Option<u64>,
 }
