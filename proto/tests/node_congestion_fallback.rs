@@ -35,6 +35,9 @@ fn world() -> (World, DirectPair) {
     let mut pair = DirectPair::new(&Ca::new(1));
     pair.a.h2 = scaled_h2();
     pair.b.h2 = scaled_h2();
+    // The agent gives up on a stalled handshake (2 s) well before B's own
+    // timers for it (10 s) run out: only the agent ends it.
+    pair.a.timeouts.tls_handshake = Duration::from_secs(2);
     pair.a.pool = PoolConfig {
         congestion_window: 64 << 10,
         max_connections_per_endpoint: 4,
@@ -70,10 +73,15 @@ fn streams_per_connection(world: &World) -> Vec<usize> {
 /// Stalls four readers (the agent's connection to B is congested), then
 /// lets `break_dial` break what the agent's next dial to B will meet,
 /// starts a fifth flow of 100 KiB (which asks for a second connection)
-/// and runs, advancing time past the handshake timeout when `wait`.
-/// Checks that the fifth flow fell back to the congested connection and
-/// completes once the readers resume. Returns the world for more checks.
-fn fifth_flow_survives(break_dial: impl FnOnce(&mut World, &DirectPair), wait: bool) -> World {
+/// and runs, advancing time past the handshake timeout when `wait`, then
+/// lets `repair` undo what must not outlive the failure. Checks that the
+/// fifth flow fell back to the congested connection and completes once
+/// the readers resume. Returns the world for more checks.
+fn fifth_flow_survives(
+    break_dial: impl FnOnce(&mut World, &DirectPair),
+    wait: bool,
+    repair: impl FnOnce(&mut World),
+) -> World {
     let (mut world, pair) = world();
     let stalled = world.stall_readers(TUNNEL, 4, 400 << 10);
     assert_eq!(world.dials(AGENT, addr(HBONE_B)), 1);
@@ -93,6 +101,8 @@ fn fifth_flow_survives(break_dial: impl FnOnce(&mut World, &DirectPair), wait: b
         world.advance_to(late);
         world.run();
     }
+    repair(&mut world);
+    world.run();
     assert_eq!(
         world.close_reasons(AGENT),
         Vec::<CloseReason>::new(),
@@ -134,6 +144,7 @@ fn a_refused_connect_sends_the_waiting_flow_back_to_the_congested_connection() {
     fifth_flow_survives(
         |world, pair| reconfigure_b(world, pair, |b| b.hbone_listen = None),
         false,
+        |_| {},
     );
 }
 
@@ -146,6 +157,23 @@ fn a_connect_that_times_out_sends_the_waiting_flow_back_to_the_congested_connect
             world.net.blackhole.insert(addr(HBONE_B));
         },
         true,
+        |_| {},
+    );
+}
+
+#[test]
+fn a_handshake_that_times_out_sends_the_waiting_flow_back_to_the_congested_connection() {
+    // B reads nothing for a while: the new connection's TCP connect
+    // completes but its ClientHello goes unanswered until the agent's
+    // handshake timeout. Then B reads again.
+    fifth_flow_survives(
+        |world, _| {
+            world.net.held.insert(B);
+        },
+        true,
+        |world| {
+            world.net.held.remove(&B);
+        },
     );
 }
 
@@ -159,6 +187,7 @@ fn a_failed_handshake_sends_the_waiting_flow_back_to_the_congested_connection() 
             reconfigure_b(world, pair, |b| b.identity = impostor);
         },
         false,
+        |_| {},
     );
     let failed_handshakes = world
         .events_of(AGENT)
@@ -177,7 +206,7 @@ fn without_a_connection_with_room_the_flow_is_still_refused() {
     let app = world.connect_app(addr(TUNNEL));
     world.app_write(app, b"hello");
     world.run();
-    let late = world.now + Duration::from_secs(11);
+    let late = world.now + Duration::from_secs(3);
     world.advance_to(late);
     world.run();
     assert!(fallbacks(&world).is_empty());
