@@ -11,7 +11,7 @@ N="${1:-200}"
 JOBS="${JOBS:-2}"
 # Seeds the bug-exposing scenarios must pass without bugs.
 CLEAN_SEEDS=1000
-BUG_SCENARIOS=(sim/scenarios/small-windows.toml sim/scenarios/policy-revoke.toml sim/scenarios/stalled-upload.toml sim/scenarios/hub-partition.toml)
+BUG_SCENARIOS=(sim/scenarios/small-windows.toml sim/scenarios/policy-revoke.toml sim/scenarios/stalled-upload.toml sim/scenarios/hub-partition.toml sim/scenarios/instant-connects.toml)
 # Scenarios that cost ten times the others per seed (50 agents and a hub:
 # about 0.2 s of CPU a seed) get N/4 seeds in the twice-compared sweep.
 HEAVY_SCENARIOS=(sim/scenarios/hub-and-spoke.toml)

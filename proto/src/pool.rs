@@ -17,7 +17,10 @@
 //! [`PoolConfig::max_connections_per_endpoint`]. The memory bound stays: no
 //! window grows. Flows already on a congested connection stay there (an
 //! HTTP/2 stream cannot move). The connection takes new flows again once
-//! its window recovered.
+//! its window recovered. When that new connection cannot be had (the dial
+//! fails at once, or its connect or handshake fails), its flows fall back
+//! to the least congested connection with room ([`Pool::fallback`])
+//! instead of being refused.
 //!
 //! Each key remembers the stream limit its peer last announced
 //! (SETTINGS_MAX_CONCURRENT_STREAMS), so flows waiting on the next new
@@ -127,6 +130,9 @@ struct Entry {
     congested: bool,
     /// The largest send window reported (recovery cannot ask for more).
     peak_window: i64,
+    /// The send window last reported: how congested it is (a fallback
+    /// picks the largest).
+    window: i64,
 }
 
 impl Entry {
@@ -208,6 +214,50 @@ impl Pool {
         outcome
     }
 
+    /// Chooses a connection for a flow to `key` whose new connection
+    /// could not be had: the dial failed at once, or the connection failed
+    /// before it came up. [`Pool::checkout`] would ask for another one;
+    /// this never does. In order: an established connection that is not
+    /// congested (oldest first), one still in its handshake, then the
+    /// least congested established one (the largest send window last
+    /// reported; the oldest of equals), so that a flow is refused only
+    /// when no connection to the key has room. Claims a stream slot on
+    /// the one chosen; `None` (nothing claimed) when none has room.
+    pub fn fallback(&mut self, key: &PoolKey) -> Option<Checkout> {
+        self.uses += 1;
+        let state = self.keys.get_mut(key)?;
+        state.last_use = self.uses;
+        let roomy = || {
+            state
+                .conns
+                .iter()
+                .filter_map(|id| self.entries.get(id).map(|e| (*id, e)))
+                .filter(|(_, e)| e.has_room())
+        };
+        let clear = roomy().find(|(_, e)| e.state == ConnState::Ready && !e.congested);
+        let outcome = clear
+            .map(|(id, _)| Checkout::Ready(id))
+            .or_else(|| {
+                roomy()
+                    .find(|(_, e)| e.state == ConnState::Handshaking)
+                    .map(|(id, _)| Checkout::Pending(id))
+            })
+            .or_else(|| {
+                // `min_by_key` keeps the first (oldest) of equals.
+                roomy()
+                    .filter(|(_, e)| e.state == ConnState::Ready)
+                    .min_by_key(|(_, e)| core::cmp::Reverse(e.window))
+                    .map(|(id, _)| Checkout::Ready(id))
+            })?;
+        if let Checkout::Ready(id) | Checkout::Pending(id) = outcome {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.claimed += 1;
+                entry.idle_since = None;
+            }
+        }
+        Some(outcome)
+    }
+
     /// Registers a connection the node just started for `key`, with one slot
     /// claimed for the flow that asked for it. Until its peer's SETTINGS
     /// arrive it is assumed to allow what the key's peer last announced,
@@ -231,6 +281,7 @@ impl Pool {
                 idle_since: None,
                 congested: false,
                 peak_window: 0,
+                window: 0,
             },
         );
     }
@@ -307,6 +358,7 @@ impl Pool {
             .get_mut(&id)
             .filter(|e| e.state != ConnState::Handshaking)?;
         entry.peak_window = entry.peak_window.max(window);
+        entry.window = window;
         let limit =
             i64::from(self.config.congestion_window.min(stream_window)).min(entry.peak_window / 4);
         if !entry.congested && window < limit {
@@ -651,6 +703,46 @@ mod tests {
     }
 
     #[test]
+    fn a_spread_that_cannot_be_had_falls_back_to_the_least_congested_connection() {
+        let mut p = spreading_pool(4);
+        let k = key("1");
+        for (id, window) in [(1, 300), (2, 700), (3, 700)] {
+            p.insert(ConnId(id), k.clone());
+            p.ready(ConnId(id), 2);
+            p.send_window(ConnId(id), 5000, 4000);
+            assert_eq!(
+                p.send_window(ConnId(id), window, 4000),
+                Some(Congestion::Congested)
+            );
+        }
+        // All three congested, and a fourth may open: checkout asks for it.
+        assert_eq!(p.checkout(&k), Checkout::NeedConnection);
+        // Its dial fails at once (no TLS session): the largest window
+        // takes the flow, the older of the two equal ones.
+        assert_eq!(p.fallback(&k), Some(Checkout::Ready(ConnId(2))));
+        // Connection 2 is now full (2 of 2): connection 3, then 1.
+        assert_eq!(p.fallback(&k), Some(Checkout::Ready(ConnId(3))));
+        assert_eq!(p.fallback(&k), Some(Checkout::Ready(ConnId(1))));
+        // None has room: nothing claimed, the flow is refused.
+        assert_eq!(p.fallback(&k), None);
+        assert_eq!(p.remove(ConnId(1)), 2);
+        // A handshaking connection with room comes before a congested one,
+        // a clear one before both; a key never dialled has nothing.
+        p.release(ConnId(2), Instant::ZERO);
+        p.insert(ConnId(4), k.clone());
+        assert_eq!(p.fallback(&k), Some(Checkout::Pending(ConnId(4))));
+        p.send_window(ConnId(3), 5000, 4000);
+        assert!(!p.is_congested(ConnId(3)));
+        p.release(ConnId(3), Instant::ZERO);
+        assert_eq!(p.fallback(&k), Some(Checkout::Ready(ConnId(3))));
+        assert_eq!(p.fallback(&key("2")), None);
+        // Going away is never chosen.
+        p.going_away(ConnId(2));
+        p.going_away(ConnId(4));
+        assert_eq!(p.fallback(&k), None);
+    }
+
+    #[test]
     fn a_new_connection_assumes_the_stream_limit_its_peer_last_announced() {
         let mut p = spreading_pool(4);
         let k = key("1");
@@ -724,6 +816,7 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         Checkout,
+        Fallback,
         Ready(u8, u8),
         Release(u8),
         Window(u8, u32),
@@ -734,8 +827,9 @@ mod tests {
     impl quickcheck::Arbitrary for Op {
         fn arbitrary(g: &mut quickcheck::Gen) -> Op {
             let conn = u8::arbitrary(g) % 8;
-            match u8::arbitrary(g) % 8 {
+            match u8::arbitrary(g) % 9 {
                 0..=2 => Op::Checkout,
+                8 => Op::Fallback,
                 3 => Op::Ready(conn, u8::arbitrary(g) % 4),
                 4 => Op::Release(conn),
                 5 => Op::Window(conn, u32::arbitrary(g) % 3000),
@@ -755,6 +849,8 @@ mod tests {
         ready: bool,
         going_away: bool,
         congested: bool,
+        /// The send window last reported while established.
+        window: i64,
     }
 
     impl Seen {
@@ -808,6 +904,7 @@ mod tests {
                                     ready: false,
                                     going_away: false,
                                     congested: false,
+                                    window: 0,
                                 });
                             }
                             Checkout::Ready(id) | Checkout::Pending(id) => {
@@ -826,6 +923,39 @@ mod tests {
                                 }
                             }
                         }
+                    }
+                    Op::Fallback => {
+                        let roomy = |s: &&Seen| s.has_room();
+                        let clear = seen.iter().filter(roomy).any(|s| s.ready && !s.congested);
+                        let handshaking = seen.iter().filter(roomy).any(|s| !s.ready);
+                        let best_window = seen
+                            .iter()
+                            .filter(roomy)
+                            .filter(|s| s.ready)
+                            .map(|s| s.window)
+                            .max();
+                        let out = p.fallback(&k);
+                        let Some(Checkout::Ready(id) | Checkout::Pending(id)) = out else {
+                            // Refused only when no connection has room.
+                            if seen.iter().any(|s| s.has_room()) {
+                                return false;
+                            }
+                            continue;
+                        };
+                        let Some(s) = seen.iter_mut().find(|s| s.id == id) else {
+                            return false;
+                        };
+                        // Clear, else handshaking, else the largest window.
+                        let fits = match (s.ready, s.congested) {
+                            (true, false) => true,
+                            (false, _) => !clear,
+                            (true, true) => !clear && !handshaking && Some(s.window) == best_window,
+                        };
+                        let ready = matches!(out, Some(Checkout::Ready(_)));
+                        if !s.has_room() || !fits || ready != s.ready {
+                            return false;
+                        }
+                        s.claimed += 1;
                     }
                     Op::Ready(i, limit) => {
                         if let Some(id) = pick(i, &seen) {
@@ -852,6 +982,9 @@ mod tests {
                             pick(i, &seen).and_then(|id| seen.iter_mut().find(|s| s.id == id))
                         {
                             let before = s.congested;
+                            if s.ready || s.going_away {
+                                s.window = i64::from(window);
+                            }
                             match p.send_window(s.id, i64::from(window), 1 << 20) {
                                 // Handshaking: nothing to report.
                                 Some(_) if !s.ready && !s.going_away => return false,

@@ -37,11 +37,18 @@ pub enum Bug {
     /// the sending leg when the other leg took only part of it: the rest
     /// of the chunk is lost in the middle of the flow.
     HubRelayDropsUnsent,
+    /// A socket whose connect the node queued and abandoned in the same
+    /// input (a stream's HEADERS and RST_STREAM read together) gets a
+    /// `Close` queued behind its `Connect` instead of the `Connect` taken
+    /// back: a host that knows a connect's result at once
+    /// (`Host::connect_result_now`) reports it for a socket the node
+    /// already forgot.
+    AbandonedConnectNotTakenBack,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::LostWindowUpdate,
         Bug::HalfCloseAsFullClose,
         Bug::PolicySkippedAfterReload,
@@ -49,6 +56,7 @@ impl Bug {
         Bug::RelayOffByOne,
         Bug::MissingPauseRead,
         Bug::HubRelayDropsUnsent,
+        Bug::AbandonedConnectNotTakenBack,
     ];
 
     /// The bug's command-line name.
@@ -61,6 +69,7 @@ impl Bug {
             Bug::RelayOffByOne => "relay-off-by-one",
             Bug::MissingPauseRead => "missing-pause-read",
             Bug::HubRelayDropsUnsent => "hub-relay-drops-unsent",
+            Bug::AbandonedConnectNotTakenBack => "abandoned-connect-not-taken-back",
         }
     }
 }

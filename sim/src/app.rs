@@ -180,6 +180,13 @@ pub struct StreamClient {
     pub reset: bool,
     /// When the server's half-close arrived (network time).
     pub finished_at: Option<Instant>,
+    /// How long after its connect the client gives up (see
+    /// [`StreamClient::giving_up_after`]).
+    give_up_after: Option<Duration>,
+    /// When it gives up, once connected.
+    give_up_at: Option<Instant>,
+    /// The client reset its connection itself (it gave up).
+    pub gave_up: bool,
 }
 
 impl StreamClient {
@@ -203,6 +210,34 @@ impl StreamClient {
             read_closed: false,
             reset: false,
             finished_at: None,
+            give_up_after: None,
+            give_up_at: None,
+            gave_up: false,
+        }
+    }
+
+    /// A client that resets its connection if the server has not
+    /// half-closed `after` its connect completed, as one that gives up
+    /// waiting does.
+    pub fn giving_up_after(mut self, after: Option<Duration>) -> Self {
+        self.give_up_after = after;
+        self
+    }
+
+    /// When the client gives up, unless it finished before.
+    pub fn give_up_at(&self) -> Option<Instant> {
+        self.give_up_at
+            .filter(|_| !self.read_closed && !self.reset && !self.gave_up)
+    }
+
+    /// Its time to give up came: reset the connection.
+    pub fn give_up(&mut self, net: &mut Net) {
+        if self.give_up_at().is_none_or(|at| at > net.now()) {
+            return;
+        }
+        self.gave_up = true;
+        if let Some(sock) = self.sock {
+            net.abort(sock);
         }
     }
 
@@ -268,6 +303,7 @@ impl Application for StreamClient {
         match event {
             NetEvent::Connected { result, .. } => {
                 self.connected = Some(result);
+                self.give_up_at = self.give_up_after.map(|after| net.now() + after);
                 if result.is_ok() {
                     self.send_more(net);
                 }
@@ -499,7 +535,7 @@ impl Application for Endpoint {
         match self {
             Endpoint::Peer(p) => p.poll_timeout(),
             Endpoint::Server(s) => s.next_unstall(),
-            Endpoint::Client(_) => None,
+            Endpoint::Client(c) => c.give_up_at(),
         }
     }
 
@@ -507,7 +543,7 @@ impl Application for Endpoint {
         match self {
             Endpoint::Peer(p) => p.on_timeout(net, host),
             Endpoint::Server(s) => s.unstall(net),
-            Endpoint::Client(_) => {}
+            Endpoint::Client(c) => c.give_up(net),
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct ClientMeta {
     pub probe: bool,
     /// It must have succeeded this long after its start, ms.
     pub deadline_ms: Option<u64>,
+    /// It resets its connection if not done in time (`give_up_ms`): it
+    /// need not succeed, only deliver nothing wrong.
+    pub gives_up: bool,
 }
 
 /// Everything the end-of-run checks read.
@@ -471,8 +474,10 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
             && client.read_closed
             && !client.reset
             && !nothing_moved;
-        let finished =
-            client.read_closed || client.reset || matches!(client.connected, Some(Err(_)));
+        let finished = client.read_closed
+            || client.reset
+            || client.gave_up
+            || matches!(client.connected, Some(Err(_)));
         if let Some(at) = client.echo.mismatch() {
             violations.push(format!("integrity: {name}: wrong echo byte at offset {at}"));
         }
@@ -512,7 +517,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
         let untouched = untouched(o, meta.node, r);
         if let Some(deadline) = meta
             .deadline_ms
-            .filter(|_| last_allow && (o.fault_free || untouched))
+            .filter(|_| last_allow && (o.fault_free || untouched) && !meta.gives_up)
         {
             let done_ms = client.finished_at.map(|t| t.as_nanos() / 1_000_000);
             let took = done_ms.map(|t| t.saturating_sub(meta.start_ms));
@@ -522,7 +527,7 @@ pub fn check_end(o: &Observed<'_>, violations: &mut Vec<String>) -> u64 {
                 ));
             }
         }
-        if (o.fault_free || untouched) && last_allow && !success && !crashed {
+        if (o.fault_free || untouched) && last_allow && !success && !crashed && !meta.gives_up {
             violations.push(format!(
                 "liveness: {name}: allowed flow failed though no fault touched its nodes (connected={:?} read_closed={} reset={} echo={} server={server_bytes})",
                 client.connected, client.read_closed, client.reset, client.echo.verified()

@@ -214,6 +214,7 @@ impl MeshSpec {
                     every_ms,
                     max_write: self.max_write,
                     deadline_ms: None,
+                    give_up_ms: None,
                 });
             }
         }

@@ -77,6 +77,8 @@ struct NetHost<'a> {
     /// Sockets this input wrote to or paused/resumed: with the input's own
     /// socket, the only ones whose buffered bytes can have grown.
     touched: &'a mut Vec<SockId>,
+    /// Answer `connect_result_now` when the net knows the result at once.
+    instant_connects: bool,
 }
 
 impl Host for NetHost<'_> {
@@ -108,6 +110,18 @@ impl Host for NetHost<'_> {
             Ok(s) => self.maps.bind(sock, s),
             Err(_) => self.maps.failed_connects.push(sock),
         }
+    }
+
+    fn connect_result_now(&mut self, sock: SockId) -> Option<Result<(), NodeConnectError>> {
+        if !self.instant_connects {
+            return None;
+        }
+        let net_sock = *self.maps.socks.get(&sock)?;
+        let result = self.net.connect_result_now(net_sock)?;
+        if result.is_err() {
+            self.maps.forget(sock);
+        }
+        Some(result.map_err(node_connect_error))
     }
 
     fn resolve(&mut self, sock: SockId, _host: &str) {
@@ -167,6 +181,15 @@ impl Host for NetHost<'_> {
     }
 }
 
+/// The node's name for the net's connect failure.
+fn node_connect_error(e: ConnectError) -> NodeConnectError {
+    match e {
+        ConnectError::Refused => NodeConnectError::Refused,
+        ConnectError::TimedOut => NodeConnectError::TimedOut,
+        ConnectError::Unreachable => NodeConnectError::Unreachable,
+    }
+}
+
 /// The most bytes a node held for one socket, and when.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BufferedPeak {
@@ -197,6 +220,10 @@ pub struct NodeHost {
     pub log: NodeLog,
     /// `HostError`s the node returned: bugs in this adapter or the node.
     pub host_errors: Vec<String>,
+    /// Connects the net can answer at once (to the node's own host) are
+    /// answered inside the drain (`Host::connect_result_now`), as
+    /// warren-host does on loopback; off by default.
+    instant_connects: bool,
 }
 
 impl NodeHost {
@@ -217,7 +244,14 @@ impl NodeHost {
                 ..NodeLog::default()
             },
             host_errors: Vec::new(),
+            instant_connects: false,
         }
+    }
+
+    /// Whether the node hears connects to its own host complete inside
+    /// the drain that started them (scenario key `instant_connects`).
+    pub fn set_instant_connects(&mut self, on: bool) {
+        self.instant_connects = on;
     }
 
     /// The node.
@@ -296,6 +330,7 @@ impl NodeHost {
             maps: &mut self.maps,
             log: &mut self.log,
             touched: &mut self.touched,
+            instant_connects: self.instant_connects,
         };
         let result = match input {
             Some(input) => drive::step(&mut self.node, &mut h, now, input),
@@ -348,6 +383,7 @@ impl NodeHost {
             maps: &mut self.maps,
             log: &mut self.log,
             touched: &mut self.touched,
+            instant_connects: self.instant_connects,
         };
         // The socket is mapped before the drain, which may already write
         // to it or close it.
@@ -388,11 +424,7 @@ impl Application for NodeHost {
         };
         match event {
             NetEvent::Connected { result, .. } => {
-                let result = result.map_err(|e| match e {
-                    ConnectError::Refused => NodeConnectError::Refused,
-                    ConnectError::TimedOut => NodeConnectError::TimedOut,
-                    ConnectError::Unreachable => NodeConnectError::Unreachable,
-                });
+                let result = result.map_err(node_connect_error);
                 if result.is_err() {
                     self.maps.forget(sock);
                 }

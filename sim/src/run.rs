@@ -87,6 +87,7 @@ enum Planned {
         max_write: usize,
         probe: bool,
         deadline_ms: Option<u64>,
+        give_up_ms: Option<u64>,
     },
     Fault(FaultSpec),
     Undo(FaultSpec, Vec<FaultId>),
@@ -364,8 +365,8 @@ impl<'a> Sim<'a> {
     fn start_host(&mut self, i: usize) -> Result<(), String> {
         let config = self.config(i, self.scenario.nodes[i].cert_secs)?;
         let host = self.hosts[i];
-        #[allow(unused_mut)] // only a sim-bugs build touches it
         let mut node = NodeHost::new(config, self.keep_log);
+        node.set_instant_connects(self.scenario.instant_connects);
         #[cfg(feature = "sim-bugs")]
         node.inject_bug(self.scenario.inject);
         self.world.place(host, SimApp::Node(Box::new(node)));
@@ -595,21 +596,23 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    /// Starts a client flow; `kind` is (a liveness probe, its deadline).
+    /// Starts a client flow; `kind` is (a liveness probe, its deadline,
+    /// how long after its connect it gives up, ms).
     fn start_client(
         &mut self,
         node: usize,
         port: u16,
         bytes: u64,
         max_write: usize,
-        (probe, deadline_ms): (bool, Option<u64>),
+        (probe, deadline_ms, give_up_after): (bool, Option<u64>, Option<u64>),
     ) {
         let k = self.next_client;
         self.next_client += 1;
         let mut seed_rng = Seed(self.seed).stream_indexed("client.seed", k);
         let stream_seed = seed_rng.next_u64();
         let rng = Seed(self.seed).stream_indexed("client.writes", k);
-        let client = StreamClient::new(loopback(port), stream_seed, bytes, max_write, rng);
+        let client = StreamClient::new(loopback(port), stream_seed, bytes, max_write, rng)
+            .giving_up_after(give_up_after.map(Duration::from_millis));
         let meta = ClientMeta {
             node,
             port,
@@ -617,6 +620,7 @@ impl<'a> Sim<'a> {
             start_ms: self.now_ms(),
             probe,
             deadline_ms,
+            gives_up: give_up_after.is_some(),
         };
         self.stats.flows += 1;
         self.note(format!(
@@ -675,6 +679,7 @@ impl<'a> Sim<'a> {
                     max_write: c.max_write,
                     probe: false,
                     deadline_ms: c.deadline_ms,
+                    give_up_ms: c.give_up_ms,
                 };
                 plan.push((at, start));
             }
@@ -689,10 +694,12 @@ impl<'a> Sim<'a> {
             quiet = quiet.max(f.at_ms + lasts);
         }
         let probe_at = quiet.max(self.scenario.duration_ms) + self.scenario.heal_ms;
+        // Ports only clients that give up use need not work: no probe.
         let mut probes: Vec<(usize, u16)> = self
             .scenario
             .clients
             .iter()
+            .filter(|c| c.give_up_ms.is_none())
             .filter_map(|c| Some((self.scenario.node_index(&c.node)?, c.port)))
             .collect();
         probes.sort();
@@ -705,6 +712,7 @@ impl<'a> Sim<'a> {
                 max_write: 1024,
                 probe: true,
                 deadline_ms: None,
+                give_up_ms: None,
             };
             plan.push((probe_at, start));
         }
@@ -784,8 +792,10 @@ fn run_with(scenario: &Scenario, seed: u64, keep_log: bool) -> RunReport {
                 max_write,
                 probe,
                 deadline_ms,
+                give_up_ms,
             } => {
-                sim.start_client(node, port, bytes, max_write, (probe, deadline_ms));
+                let kind = (probe, deadline_ms, give_up_ms);
+                sim.start_client(node, port, bytes, max_write, kind);
                 Ok(())
             }
             Planned::Fault(f) => sim.apply(&f).map(|ids| {

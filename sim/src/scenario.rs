@@ -6,6 +6,7 @@
 //! name = "two-node-echo"
 //! duration_ms = 20000          # virtual time of the workload
 //! heal_ms = 15000              # quiet time after the last fault before liveness probes
+//! instant_connects = false     # nodes learn a connect to their own host inside the drain
 //!
 //! [network]                    # all optional
 //! latency_us = 500
@@ -44,6 +45,7 @@
 //! bytes = 100000
 //! count = 3                    # flows, started every `every_ms` from `start_ms`
 //! deadline_ms = 2000           # optional: each must succeed this soon after its start
+//! give_up_ms = 150             # optional: each resets its connection if not done this soon
 //!
 //! [[fault]]
 //! at_ms = 1000
@@ -87,6 +89,13 @@ pub struct Scenario {
     /// The trust domain.
     #[serde(default = "default_trust_domain")]
     pub trust_domain: String,
+    /// Nodes learn the result of a connect to their own host (a loopback
+    /// target) inside the drain that started it, through
+    /// `Host::connect_result_now`, as warren-host does on loopback:
+    /// connected if something listens there, refused if not. Off by
+    /// default (the result then arrives as a later event).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub instant_connects: bool,
     /// Link behaviour.
     #[serde(default)]
     pub network: Network,
@@ -258,6 +267,12 @@ pub struct ClientSpec {
     /// (checked at the end of the run; none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Each flow resets its connection if the server has not finished
+    /// this long after its connect, ms, as a client that gives up waiting
+    /// does; such flows need not succeed, and a port only such clients
+    /// use gets no liveness probe (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub give_up_ms: Option<u64>,
 }
 
 fn one() -> u32 {

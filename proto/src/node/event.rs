@@ -288,6 +288,25 @@ pub enum NodeEvent {
         /// Streams carrying flows on it then (they stay on it).
         streams: usize,
     },
+    /// A flow's new pooled connection (opened to spread away from
+    /// congested ones) could not be had, and the flow went to the least
+    /// congested live connection to the same peer instead of being
+    /// refused (see [`crate::pool::Pool::fallback`]).
+    PoolFallback {
+        /// The flow.
+        flow: FlowId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The identity the peer proved, when known (not yet while the
+        /// connection taking the flow is in its handshake).
+        identity: Option<SpiffeId>,
+        /// The taking connection's connection-level send window, bytes.
+        send_window: i64,
+        /// Streams carrying flows on it before this one.
+        streams: usize,
+        /// What happened to the new connection.
+        cause: DialFailure,
+    },
     /// The host could not listen where the configuration asked; the node
     /// runs on without that listener.
     ListenFailed {
@@ -296,6 +315,25 @@ pub enum NodeEvent {
         /// Why.
         error: super::ListenError,
     },
+}
+
+/// Why a flow did not get the new pooled connection it asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialFailure {
+    /// The dial never started: the client TLS configuration or session
+    /// could not be made.
+    NotStarted,
+    /// The TCP connect or the TLS handshake failed or timed out.
+    Failed,
+}
+
+impl fmt::Display for DialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DialFailure::NotStarted => "dial_not_started",
+            DialFailure::Failed => "dial_failed",
+        })
+    }
 }
 
 /// An identity for a log line, `-` when unknown (also for hub events).
@@ -391,6 +429,19 @@ impl fmt::Display for NodeEvent {
                 f,
                 "connection {} peer={peer} identity={} send_window={send_window} streams={streams}",
                 if *congested { "congested" } else { "recovered" },
+                Who(identity)
+            ),
+            NodeEvent::PoolFallback {
+                flow,
+                peer,
+                identity,
+                send_window,
+                streams,
+                cause,
+            } => write!(
+                f,
+                "pool fallback {flow} peer={peer} identity={} \
+                 send_window={send_window} streams={streams} cause={cause}",
                 Who(identity)
             ),
             NodeEvent::ListenFailed { addr, error } => {

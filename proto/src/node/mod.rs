@@ -48,8 +48,8 @@ use crate::time::Instant;
 
 pub use config::{Balancing, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
-    CloseCounts, CloseReason, ConnSnapshot, Direction, FlowCounters, FlowPath, FlowSnapshot,
-    HandshakeCounts, HandshakeError, MetricKey, Metrics, NodeEvent,
+    CloseCounts, CloseReason, ConnSnapshot, DialFailure, Direction, FlowCounters, FlowPath,
+    FlowSnapshot, HandshakeCounts, HandshakeError, MetricKey, Metrics, NodeEvent,
 };
 pub use hub_guard::RefusalCounts;
 pub use hub_link::HubLinkStatus;

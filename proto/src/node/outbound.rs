@@ -16,7 +16,7 @@ use crate::tls::TlsSession;
 
 use super::choose::Chosen;
 use super::config::{Endpoint, FrontKind};
-use super::event::{CloseReason, Direction, FlowPath, NodeEvent};
+use super::event::{CloseReason, DialFailure, Direction, FlowPath, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
 use super::mesh::MeshConn;
 use super::relay::{after, metric_key};
@@ -143,16 +143,17 @@ impl Node {
             flow.path = Some(FlowPath::Direct);
         }
         self.set_mesh_target(f, Some((service.clone(), port, ep.clone())));
-        let key = PoolKey {
-            source: self.config.identity.id().clone(),
-            node: ep.hbone.to_string(),
-            destination: ep.identity.clone(),
-        };
+        let key = self.pool_key(&ep);
         let c = match self.pool.checkout(&key) {
             Checkout::Ready(c) | Checkout::Pending(c) => c,
             Checkout::NeedConnection => match self.dial(&key, &ep) {
                 Some(c) => c,
-                None => return self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable),
+                None => match self.fall_back(f, &key, DialFailure::NotStarted) {
+                    Some(c) => c,
+                    None => {
+                        return self.refuse(f, Refusal::GeneralFailure, CloseReason::Unreachable)
+                    }
+                },
             },
         };
         if let Some(flow) = self.flows.get_mut(&f) {
@@ -168,6 +169,71 @@ impl Node {
         } else if let Some(m) = self.conns.get_mut(&c) {
             m.waiting.push(f);
         }
+    }
+
+    /// The pool key of this node's flows to `ep`.
+    fn pool_key(&self, ep: &Endpoint) -> PoolKey {
+        PoolKey {
+            source: self.config.identity.id().clone(),
+            node: ep.hbone.to_string(),
+            destination: ep.identity.clone(),
+        }
+    }
+
+    /// `f` could not have a new connection for `key` (`cause`): it takes
+    /// the connection [`crate::pool::Pool::fallback`] chooses, if one has
+    /// room (a congested connection is slower than a new one would have
+    /// been, but a refusal is worse), and the event says so. `None` when
+    /// none has room: the caller goes on as without a fallback.
+    fn fall_back(&mut self, f: FlowId, key: &PoolKey, cause: DialFailure) -> Option<ConnId> {
+        let (Checkout::Ready(c) | Checkout::Pending(c)) = self.pool.fallback(key)? else {
+            return None;
+        };
+        if let Some(m) = self.conns.get(&c) {
+            let event = NodeEvent::PoolFallback {
+                flow: f,
+                peer: m.peer_addr,
+                identity: m.peer.clone(),
+                send_window: m.h2.send_window(),
+                streams: m.streams.len(),
+                cause,
+            };
+            self.emit(event);
+        }
+        Some(c)
+    }
+
+    /// The new connection `f` waited for failed before it came up (its
+    /// TCP connect or TLS handshake failed or timed out). If that
+    /// connection was opened to spread away from congested ones, these
+    /// can still take `f`: it goes to one of them instead of counting the
+    /// endpoint as tried (with a single endpoint, that refused the flow).
+    /// False when no connection to the endpoint has room.
+    fn fall_back_after_failure(&mut self, f: FlowId) -> bool {
+        let Some((_, _, ep)) = self.flows.get(&f).and_then(|fl| fl.mesh_target.clone()) else {
+            return false;
+        };
+        let key = self.pool_key(&ep);
+        let Some(c) = self.fall_back(f, &key, DialFailure::Failed) else {
+            return false;
+        };
+        if let Some(flow) = self.flows.get_mut(&f) {
+            flow.pooled = Some(c);
+            flow.stream_closed = false;
+            flow.far = Far::Stream {
+                conn: c,
+                stream: None,
+            };
+        }
+        if self.open_or_wait(f, c) {
+            return true;
+        }
+        // The pool named a connection the node no longer has: the slot
+        // goes back and the flow takes the usual way.
+        if let Some(p) = self.flows.get_mut(&f).and_then(|fl| fl.pooled.take()) {
+            self.pool.release(p, self.now);
+        }
+        false
     }
 
     /// Flow `f`, attached to connection `c`, opens its stream now if `c`
@@ -672,7 +738,13 @@ impl Node {
     /// a fresh connection first. Each endpoint fails a flow at most once
     /// and the stale retry happens once, so retries are bounded by the
     /// service's endpoints. Else the flow is refused with `reason`.
+    /// A connection that never came up first hands its flows to the other
+    /// connections to the same endpoint that have room (congested ones it
+    /// was opened to relieve), see [`Node::fall_back_after_failure`].
     fn retry_opening(&mut self, f: FlowId, came_up: bool, may_retry: bool, reason: CloseReason) {
+        if may_retry && !came_up && self.fall_back_after_failure(f) {
+            return;
+        }
         let retry = self.flows.get_mut(&f).and_then(|flow| {
             let (service, port, ep) = flow.mesh_target.clone().filter(|_| may_retry)?;
             if came_up && !flow.stale_retried {

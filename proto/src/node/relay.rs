@@ -379,8 +379,13 @@ impl Node {
             .socks
             .get(&sock)
             .is_some_and(|s| s.connect_deadline.is_some());
+        // Injected bug: the connect stays queued, with a Close behind it.
+        #[cfg(feature = "sim-bugs")]
+        let take_back = !self.injected(crate::sim_bugs::Bug::AbandonedConnectNotTakenBack);
+        #[cfg(not(feature = "sim-bugs"))]
+        let take_back = true;
         if reset || connecting {
-            if self.socks.remove(&sock).is_some() && !self.take_back_connect(sock) {
+            if self.socks.remove(&sock).is_some() && !(take_back && self.take_back_connect(sock)) {
                 self.outputs.push_back(Output::Close { sock, reset: true });
             }
         } else if let Some(s) = self.socks.get_mut(&sock) {

@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use warren_proto::time::Instant;
 
-use super::{Conn, ConnState, ConnectError, End, HostId, Net, NetEvent, Scheduled};
+use super::{Conn, ConnState, ConnectError, End, HostId, Net, NetEvent, Scheduled, SocketId};
 use crate::trace::TraceEntry;
 
 impl Net {
@@ -213,6 +213,51 @@ impl Net {
                 },
             );
         }
+    }
+
+    /// The result of `sock`'s connect if the network knows it without
+    /// waiting, for a host that asks right after `connect` (as warren-host
+    /// does on loopback, where the TCP handshake ends inside connect(2)):
+    /// a connect from a host to itself crosses no link, so no latency and
+    /// no fault stands in its way. Established if a listener is there (its
+    /// `Accepted` comes as usual), refused if none. `None` for any other
+    /// connect (and a second ask): its result comes as
+    /// [`NetEvent::Connected`]. A result returned here is never also sent
+    /// as an event; it is traced like one.
+    pub fn connect_result_now(&mut self, sock: SocketId) -> Option<Result<(), ConnectError>> {
+        let (id, _) = self.sockets.get(&sock).copied()?;
+        let conn = self.connecting(id)?;
+        let (Some(client), Some(server)) = (conn.hosts[0], conn.hosts[1]) else {
+            return None;
+        };
+        if client != server {
+            return None;
+        }
+        let result = match self.listener_for(server, conn.addrs[1]) {
+            Some(_) => Ok(()),
+            None => Err(ConnectError::Refused),
+        };
+        self.cancel_connect_timers(id);
+        self.trace.record(
+            self.now,
+            TraceEntry::Connected {
+                sock: sock.0,
+                outcome: u8::from(result.is_err()),
+            },
+        );
+        match result {
+            Ok(()) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.state = ConnState::Established;
+                }
+                self.ensure_accepted(id);
+            }
+            Err(_) => {
+                self.stats.connect_failures += 1;
+                self.detach(id, 0);
+            }
+        }
+        Some(result)
     }
 
     pub(super) fn fail_connect(&mut self, id: u64, error: ConnectError) {
