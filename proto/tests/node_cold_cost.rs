@@ -14,10 +14,11 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use node_harness::certs::{Ca, Leaf};
-use node_harness::config::{addr, DirectPair, ECHO, TUNNEL};
+use node_harness::config::{addr, DirectPair, ECHO, HBONE_B, TUNNEL};
 use node_harness::World;
 use warren_proto::identity::Resumption;
 use warren_proto::policy::AuthzPolicy;
+use warren_proto::tls::TlsSession;
 
 /// The system allocator, counting the allocations (and reallocations)
 /// made on a thread while that thread counts.
@@ -168,4 +169,50 @@ fn counting_relayed_bytes_copies_no_labels() {
 fn the_count_is_exact_so_the_budget_can_be_tight() {
     // Deterministic: the same world allocates the same on every run.
     assert_eq!(allocations_per_cold_flow(2), allocations_per_cold_flow(2));
+}
+
+/// A TLS client of B's HBONE listener driven by the test: the handshake,
+/// then close_notify with no FIN behind it (the FIN of a peer that closes
+/// right after its close_notify reaches B in a read of its own). B must
+/// end the connection on the close_notify alone: waiting for the FIN cost
+/// B a wake-up per cold flow at teardown.
+#[test]
+fn a_peers_close_notify_ends_the_connection_without_waiting_for_the_fin() {
+    let ca = Ca::new(1);
+    let DirectPair { b, .. } = DirectPair::new(&ca);
+    let mut world = World::new();
+    world.add_node(b);
+    world.add_echo_server(addr(ECHO));
+    let config = ca
+        .identity(2, "shop", "cart")
+        .params()
+        .client_config([node_harness::certs::spiffe("shop", "echo")])
+        .unwrap();
+    let mut tls = TlsSession::client(config, 1 << 16).unwrap();
+    let app = world.connect_app(addr(HBONE_B));
+    let mut taken = 0;
+    // Both flights each way, then B's session tickets.
+    for _ in 0..8 {
+        let mut out = Vec::new();
+        tls.write_tls(&mut out);
+        world.app_write(app, &out);
+        world.run();
+        let received = &world.net.apps[app].received;
+        let n = tls.read_tls(received.get(taken..).unwrap_or(&[])).unwrap();
+        taken += n;
+    }
+    assert!(!tls.is_handshaking(), "handshake done");
+    assert_eq!(world.nodes[0].connection_count(), 1);
+    tls.close();
+    let mut out = Vec::new();
+    tls.write_tls(&mut out);
+    world.app_write(app, &out);
+    world.run();
+    assert!(!world.net.apps[app].shut, "no FIN was sent");
+    assert_eq!(
+        world.nodes[0].connection_count(),
+        0,
+        "B closed on the close_notify"
+    );
+    assert!(world.net.apps[app].eof, "B's side closed");
 }

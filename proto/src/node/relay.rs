@@ -552,6 +552,30 @@ impl Node {
         if taken > 0 || !data.is_empty() {
             self.dirty.insert(sock);
         }
+        // After the peer's close_notify nothing more can be read (TLS
+        // discards what follows), so the connection ends now, as it would
+        // at the transport's end, instead of in a wake-up of its own for
+        // the FIN right behind it (issue 8: B's teardown read GOAWAY and
+        // close_notify, then woke again for the FIN).
+        if self
+            .conns
+            .get(&c)
+            .is_some_and(|m| m.tls.peer_closed() && !m.closing)
+        {
+            self.conn_ended(c);
+        }
+    }
+
+    /// The peer will send nothing more: what it sent is handled, then the
+    /// connection closes (its flows end as at a lost connection).
+    fn conn_ended(&mut self, c: ConnId) {
+        let now = self.now;
+        if let Some(conn) = self.conns.get_mut(&c) {
+            // A TLS error here only says the peer did not close cleanly.
+            let _ = conn.receive_eof(now);
+        }
+        self.dispatch_h2(c);
+        self.conn_finish(c);
     }
 
     /// Produces the connection's next ciphertext chunk (if the last one
@@ -797,15 +821,7 @@ impl Node {
         let owner = self.owner(sock)?;
         self.sock_mut(sock)?.read_eof = true;
         match owner {
-            Owner::Mesh(c) => {
-                let now = self.now;
-                if let Some(conn) = self.conns.get_mut(&c) {
-                    // A TLS error here only says the peer did not close cleanly.
-                    let _ = conn.receive_eof(now);
-                }
-                self.dispatch_h2(c);
-                self.conn_finish(c);
-            }
+            Owner::Mesh(c) => self.conn_ended(c),
             Owner::Flow(f) => match self.flows.get(&f).map(|fl| fl.phase) {
                 Some(Phase::Front) => self.close_flow(
                     f,
