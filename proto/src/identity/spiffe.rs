@@ -2,6 +2,7 @@
 
 use core::fmt;
 use core::str::FromStr;
+use std::sync::Arc;
 
 /// Why a string is not a mesh SPIFFE id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,9 +84,15 @@ impl fmt::Debug for TrustDomain {
 ///
 /// Ordering and equality are those of the canonical string, so ids can key
 /// ordered maps deterministically.
+///
+/// A clone shares the string: a flow copies its ids into metric keys,
+/// events, pool keys and TLS config keys several times, and each copy was
+/// an allocation (52 string clones per cold flow on the dialling agent,
+/// issue 8, benches/WARREN-BENCH.md). The string never changes after
+/// parsing, so sharing it is invisible.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpiffeId {
-    uri: String,
+    uri: Arc<str>,
     // Byte offsets into `uri` of the trust domain end, namespace and name.
     td_end: usize,
     ns: (usize, usize),
@@ -144,7 +151,7 @@ impl SpiffeId {
         let ns_start = td_end + "/ns/".len();
         let sa_start = ns_start + ns.len() + "/sa/".len();
         Ok(SpiffeId {
-            uri: s.to_owned(),
+            uri: Arc::from(s),
             td_end,
             ns: (ns_start, ns_start + ns.len()),
             sa: (sa_start, sa_start + sa.len()),
@@ -266,5 +273,20 @@ mod tests {
         let a = SpiffeId::parse("spiffe://a.org/ns/x/sa/y").unwrap();
         let b = SpiffeId::parse("spiffe://b.org/ns/a/sa/a").unwrap();
         assert!(a < b);
+    }
+
+    #[test]
+    fn a_clone_shares_the_string_and_still_compares_by_content() {
+        let a = SpiffeId::parse("spiffe://a.org/ns/x/sa/y").unwrap();
+        let b = a.clone();
+        assert!(
+            core::ptr::eq(a.as_str(), b.as_str()),
+            "a clone copied the string"
+        );
+        let c = SpiffeId::parse(a.as_str()).unwrap();
+        assert!(!core::ptr::eq(a.as_str(), c.as_str()));
+        assert_eq!(a, c);
+        assert_eq!(a.cmp(&c), core::cmp::Ordering::Equal);
+        assert_eq!((c.namespace(), c.name()), ("x", "y"));
     }
 }

@@ -13,8 +13,9 @@ use crate::tls::TlsSession;
 
 use super::event::{CloseReason, Direction, FlowPath, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
+use super::labels::{self, Labels};
 use super::mesh::MeshConn;
-use super::relay::{after, metric_key};
+use super::relay::after;
 use super::resolve::Dest;
 use super::{FlowId, Node, Output, SockId};
 
@@ -201,11 +202,8 @@ impl Node {
 
     /// The access-log line of a flow refused before it had a socket.
     pub(super) fn log_unopened(&mut self, f: FlowId, flow: Flow, reason: CloseReason) {
-        self.metrics.entry(metric_key(&flow)).or_default().closed += 1;
-        *self
-            .closes
-            .entry((metric_key(&flow), reason.label()))
-            .or_default() += 1;
+        labels::count(&mut self.metrics, &flow, |c| c.closed += 1);
+        *self.closes.entry((flow.key(), reason.label())).or_default() += 1;
         self.emit(NodeEvent::FlowClosed {
             flow: f,
             direction: flow.direction,

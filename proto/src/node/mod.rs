@@ -31,6 +31,7 @@ mod hub_relay;
 mod hub_role;
 mod hub_status;
 mod inbound;
+mod labels;
 mod mesh;
 mod outbound;
 mod relay;

@@ -18,8 +18,9 @@ use super::choose::Chosen;
 use super::config::{Endpoint, FrontKind};
 use super::event::{CloseReason, DialFailure, Direction, FlowPath, NodeEvent};
 use super::flow::{Far, Flow, Owner, Phase, Sock};
+use super::labels;
 use super::mesh::MeshConn;
-use super::relay::{after, metric_key};
+use super::relay::after;
 use super::resolve::{Dest, NameVerdict};
 use super::{FlowId, Node, Output, SockId};
 
@@ -551,7 +552,10 @@ impl Node {
         // The bytes sent before the 200 arrived: no replay needs them now.
         let early = core::mem::take(&mut flow.early).len() as u64;
         flow.bytes_sent += early;
-        self.metrics.entry(metric_key(flow)).or_default().bytes_sent += early;
+        labels::count(&mut self.metrics, &**flow, |c| {
+            c.bytes_sent += early;
+            c.opened += 1;
+        });
         // The front end's last word: an idle flow keeps none of its state.
         let reply = flow
             .front
@@ -567,7 +571,6 @@ impl Node {
             service: flow.service.clone(),
             path: flow.path,
         };
-        self.metrics.entry(metric_key(flow)).or_default().opened += 1;
         if let Some(s) = self.socks.get_mut(&local) {
             s.prefix.extend_from_slice(&reply);
         }

@@ -8,8 +8,9 @@ use crate::pool::ConnId;
 use crate::time::Instant;
 use crate::tls::TlsError;
 
-use super::event::{CloseReason, HandshakeError, MetricKey, NodeEvent};
+use super::event::{CloseReason, HandshakeError, NodeEvent};
 use super::flow::{Far, Owner, Phase};
+use super::labels::{self, Labels};
 use super::{ConnectError, FlowId, HostError, Node, NodeConfig, Output, SockId};
 
 impl Node {
@@ -84,7 +85,6 @@ impl Node {
                     return Ok(());
                 };
                 flow.last_active = self.now;
-                let key = metric_key(flow);
                 let towards_local = sock == flow.local;
                 let n64 = n as u64;
                 if towards_local {
@@ -119,12 +119,13 @@ impl Node {
                     }
                     _ => {}
                 }
-                let counters = self.metrics.entry(key).or_default();
-                if towards_local {
-                    counters.bytes_received += n64;
-                } else {
-                    counters.bytes_sent += n64;
-                }
+                labels::count(&mut self.metrics, &**flow, |counters| {
+                    if towards_local {
+                        counters.bytes_received += n64;
+                    } else {
+                        counters.bytes_sent += n64;
+                    }
+                });
                 self.settle_flow(f);
             }
         }
@@ -223,8 +224,7 @@ impl Node {
                 let n_dropped = n;
                 s.take_held(n_dropped);
                 flow.bytes_sent += n as u64;
-                let key = metric_key(flow);
-                self.metrics.entry(key).or_default().bytes_sent += n as u64;
+                labels::count(&mut self.metrics, &**flow, |c| c.bytes_sent += n as u64);
                 self.dirty.insert(conn.sock);
             }
             if s.held.is_empty() {
@@ -338,9 +338,8 @@ impl Node {
         if let Some(target) = flow.mesh_target.clone() {
             self.count_flow(target, false);
         }
-        let key = metric_key(&flow);
-        self.metrics.entry(key.clone()).or_default().closed += 1;
-        *self.closes.entry((key, reason.label())).or_default() += 1;
+        labels::count(&mut self.metrics, &*flow, |c| c.closed += 1);
+        *self.closes.entry((flow.key(), reason.label())).or_default() += 1;
         let duration = self.now.saturating_duration_since(flow.started);
         self.emit(NodeEvent::FlowClosed {
             flow: f,
@@ -514,8 +513,7 @@ impl Node {
         let n = m.send_data(st, data).unwrap_or(0);
         if n > 0 {
             flow.bytes_sent += n as u64;
-            let key = metric_key(flow);
-            self.metrics.entry(key).or_default().bytes_sent += n as u64;
+            labels::count(&mut self.metrics, &**flow, |c| c.bytes_sent += n as u64);
             self.dirty.insert(m.sock);
         }
         n
@@ -559,6 +557,30 @@ impl Node {
         if taken > 0 || !data.is_empty() {
             self.dirty.insert(sock);
         }
+        // After the peer's close_notify nothing more can be read (TLS
+        // discards what follows), so the connection ends now, as it would
+        // at the transport's end, instead of in a wake-up of its own for
+        // the FIN right behind it (issue 8: B's teardown read GOAWAY and
+        // close_notify, then woke again for the FIN).
+        if self
+            .conns
+            .get(&c)
+            .is_some_and(|m| m.tls.peer_closed() && !m.closing)
+        {
+            self.conn_ended(c);
+        }
+    }
+
+    /// The peer will send nothing more: what it sent is handled, then the
+    /// connection closes (its flows end as at a lost connection).
+    fn conn_ended(&mut self, c: ConnId) {
+        let now = self.now;
+        if let Some(conn) = self.conns.get_mut(&c) {
+            // A TLS error here only says the peer did not close cleanly.
+            let _ = conn.receive_eof(now);
+        }
+        self.dispatch_h2(c);
+        self.conn_finish(c);
     }
 
     /// Produces the connection's next ciphertext chunk (if the last one
@@ -804,15 +826,7 @@ impl Node {
         let owner = self.owner(sock)?;
         self.sock_mut(sock)?.read_eof = true;
         match owner {
-            Owner::Mesh(c) => {
-                let now = self.now;
-                if let Some(conn) = self.conns.get_mut(&c) {
-                    // A TLS error here only says the peer did not close cleanly.
-                    let _ = conn.receive_eof(now);
-                }
-                self.dispatch_h2(c);
-                self.conn_finish(c);
-            }
+            Owner::Mesh(c) => self.conn_ended(c),
             Owner::Flow(f) => match self.flows.get(&f).map(|fl| fl.phase) {
                 Some(Phase::Front) => self.close_flow(
                     f,
@@ -1068,16 +1082,6 @@ impl Node {
             .values()
             .map(|fl| after(fl.last_active, idle))
             .min();
-    }
-}
-
-/// The counter labels of a flow.
-pub(super) fn metric_key(flow: &super::flow::Flow) -> MetricKey {
-    MetricKey {
-        source: flow.source.clone(),
-        destination: flow.destination.clone(),
-        service: flow.service.clone(),
-        direction: flow.direction,
     }
 }
 
