@@ -133,9 +133,27 @@ impl World {
     /// One flow through the front at `listen`: a client writes `data`,
     /// half-closes, and the world runs until quiet. Returns the client app.
     pub fn flow(&mut self, listen: &str, data: &[u8]) -> usize {
+        let app = self.start_flow(listen, data);
+        self.run();
+        app
+    }
+
+    /// [`World::flow`] without the run: a client connects to the front at
+    /// `listen`, writes `data` and half-closes; nothing moves until the
+    /// test runs the world. Returns the client app.
+    pub fn start_flow(&mut self, listen: &str, data: &[u8]) -> usize {
         let app = self.connect_app(addr(listen));
         self.app_write(app, data);
         self.app_shutdown(app);
+        app
+    }
+
+    /// [`World::flow`] without the half-close: a client connects to the
+    /// front at `listen`, writes `data` and keeps its side open while the
+    /// world runs until quiet. Returns the client app.
+    pub fn open_flow(&mut self, listen: &str, data: &[u8]) -> usize {
+        let app = self.connect_app(addr(listen));
+        self.app_write(app, data);
         self.run();
         app
     }
