@@ -5,7 +5,9 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
+use node_harness::config::{
+    addr, cart_over, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL,
+};
 use node_harness::{socks_request_domain, World};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use warren_proto::balance::{Ejection, Strategy};
@@ -27,11 +29,7 @@ fn echo() -> ServiceName {
 fn mesh(n: usize, alive: &[usize], strategy: Strategy) -> (World, NodeConfig) {
     let ca = Ca::new(1);
     let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-    agent
-        .directory
-        .insert(echo(), (0..n).map(echo_endpoint).collect());
+    let mut agent = cart_over(&ca, (0..n).map(echo_endpoint).collect());
     agent.balance.strategy = strategy;
     world.add_node(agent.clone());
     for &i in alive {

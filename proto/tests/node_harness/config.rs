@@ -80,6 +80,18 @@ pub fn endpoint_node(ca: &Ca, i: u8, service: &str, target: &str) -> NodeConfig 
     node
 }
 
+/// The agent of the several-endpoint tests: `shop/cart` with key 2,
+/// tunnelling [`TUNNEL`] → echo.shop:80, its directory listing
+/// `endpoints` for echo.shop.
+pub fn cart_over(ca: &Ca, endpoints: Vec<Endpoint>) -> NodeConfig {
+    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
+    agent
+        .directory
+        .insert(ServiceName::parse("echo.shop").unwrap(), endpoints);
+    agent
+}
+
 /// Two agents that talk directly, before either is in a world.
 ///
 /// By default: A (`shop/cart`, key 2) tunnels [`TUNNEL`] → echo.shop:80

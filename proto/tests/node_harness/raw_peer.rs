@@ -5,12 +5,11 @@
 
 use warren_proto::h2::{Config, Connection, Event, Role};
 use warren_proto::hbone::ConnectStatus;
-use warren_proto::node::{MeshIdentity, NodeConfig};
-use warren_proto::policy::ServiceName;
+use warren_proto::node::MeshIdentity;
 use warren_proto::tls::TlsSession;
 
 use super::certs::Ca;
-use super::config::{addr, echo_endpoint, pattern, tunnel, TUNNEL};
+use super::config::{addr, cart_over, echo_endpoint, pattern, TUNNEL};
 use super::tls_pipe::TlsPipe;
 use super::{Server, World};
 
@@ -50,13 +49,7 @@ impl RawPeer {
     pub fn world(initial_limit: u32) -> (World, RawPeer) {
         let ca = Ca::new(1);
         let mut world = World::new();
-        let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-        agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-        agent.directory.insert(
-            ServiceName::parse("echo.shop").unwrap(),
-            vec![echo_endpoint(0)],
-        );
-        world.add_node(agent);
+        world.add_node(cart_over(&ca, vec![echo_endpoint(0)]));
         world.add_server(echo_endpoint(0).hbone, Server::Sink);
         let peer = RawPeer {
             identity: ca.identity(10, "shop", "echo0"),
