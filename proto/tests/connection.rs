@@ -779,6 +779,18 @@ impl RawClient {
         self.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(limit));
     }
 
+    /// Asserts the server reset stream 1 with `code` for `violation` (a
+    /// stream error) and the connection lives on.
+    fn assert_only_stream_1_reset(&self, code: ErrorCode, violation: Violation) {
+        assert!(self.events.contains(&Event::Reset {
+            stream: StreamId::new(1),
+            code,
+            remote: false,
+            violation: Some(violation)
+        }));
+        assert_eq!(self.connection_error(), None);
+    }
+
     /// Asserts a GOAWAY with `code` went out and the event names `violation`.
     fn assert_failed(&mut self, code: ErrorCode, violation: Violation) {
         assert_eq!(
@@ -1249,13 +1261,7 @@ fn flow_control_violations() {
     bytes.extend(data_frame(1, &vec![0; 65_535], false));
     bytes.extend(data_frame(1, b"!", false));
     raw.send(&bytes);
-    assert!(raw.events.contains(&Event::Reset {
-        stream: StreamId::new(1),
-        code: ErrorCode::FLOW_CONTROL_ERROR,
-        remote: false,
-        violation: Some(Violation::FlowControlOverrun)
-    }));
-    assert_eq!(raw.connection_error(), None);
+    raw.assert_only_stream_1_reset(ErrorCode::FLOW_CONTROL_ERROR, Violation::FlowControlOverrun);
     // Connection window: connection error.
     let mut raw = RawClient::new(cfg);
     let mut bytes = raw.connect(1);
@@ -1863,13 +1869,7 @@ fn second_headers_without_end_stream_is_malformed() {
     let mut bytes = raw.connect(1);
     bytes.extend(raw.headers(1, &[Header::new("x-trailer", "1")], false));
     raw.send(&bytes);
-    assert!(raw.events.contains(&Event::Reset {
-        stream: StreamId::new(1),
-        code: ErrorCode::PROTOCOL_ERROR,
-        remote: false,
-        violation: Some(Violation::MalformedMessage)
-    }));
-    assert_eq!(raw.connection_error(), None);
+    raw.assert_only_stream_1_reset(ErrorCode::PROTOCOL_ERROR, Violation::MalformedMessage);
 }
 
 #[test]
