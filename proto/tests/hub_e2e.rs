@@ -68,24 +68,13 @@ fn sources(world: &World, n: usize) -> Vec<String> {
 #[test]
 fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
     let (mut world, _) = setup(false);
-    let mut apps = Vec::new();
-    for (i, size) in [1, 70_000, 600_000].into_iter().enumerate() {
-        let data = pattern(size, i);
-        let app = world.start_flow("127.0.0.1:9000", &data);
-        apps.push((app, data));
-    }
-    world.run();
+    let mut apps = world.flows_of_sizes("127.0.0.1:9000", &[1, 70_000, 600_000]);
     // A later flow reuses the pooled inner connection.
     let data = pattern(30_000, 7);
     let late = world.start_flow("127.0.0.1:9000", &data);
     apps.push((late, data));
     world.run();
-    for (app, data) in &apps {
-        let got = &world.net.apps[*app].received;
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "bytes differ");
-        assert!(world.net.apps[*app].eof);
-    }
+    world.assert_echoed(&apps);
     assert_eq!(
         world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done); 4]

@@ -88,19 +88,8 @@ fn agents_connect_and_the_hub_files_announcements() {
 #[test]
 fn bytes_round_trip_through_the_hub() {
     let Setup { mut world, .. } = setup(h2::Config::default());
-    let mut apps = Vec::new();
-    for (i, size) in [1, 70_000, 600_000].into_iter().enumerate() {
-        let data = pattern(size, i);
-        let app = world.start_flow("127.0.0.1:9000", &data);
-        apps.push((app, data));
-    }
-    world.run();
-    for (app, data) in &apps {
-        let got = &world.net.apps[*app].received;
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "bytes differ");
-        assert!(world.net.apps[*app].eof);
-    }
+    let apps = world.flows_of_sizes("127.0.0.1:9000", &[1, 70_000, 600_000]);
+    world.assert_echoed(&apps);
     let done = (Direction::Relayed, CloseReason::Done);
     assert_eq!(world.closed_flows(HUB), vec![done.clone(); 3]);
     assert_eq!(

@@ -170,6 +170,33 @@ impl World {
         app
     }
 
+    /// One [`World::start_flow`] through `listen` per size, flow `i`
+    /// writing `pattern(sizes[i], i)`, all at once; then the world runs
+    /// until quiet. Returns (client app, data) per flow.
+    pub fn flows_of_sizes(&mut self, listen: &str, sizes: &[usize]) -> Vec<(usize, Vec<u8>)> {
+        let flows = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let data = pattern(size, i);
+                (self.start_flow(listen, &data), data)
+            })
+            .collect();
+        self.run();
+        flows
+    }
+
+    /// Asserts each flow's client got its data back whole, byte for byte,
+    /// and then the end of the stream.
+    pub fn assert_echoed(&self, flows: &[(usize, Vec<u8>)]) {
+        for (app, data) in flows {
+            let got = &self.net.apps[*app].received;
+            assert_eq!(got.len(), data.len());
+            assert!(got == data, "bytes differ");
+            assert!(self.net.apps[*app].eof);
+        }
+    }
+
     /// `n` flows through the front at `listen` whose servers read nothing:
     /// flow `i`'s client writes `pattern(bytes, i)` and the world runs
     /// until their windows are full. Returns (client app, data) per flow;
