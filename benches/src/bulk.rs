@@ -6,7 +6,7 @@
 //! windows back. Windows are 4 MiB per stream and 16 MiB per connection,
 //! frames up to 1 MiB: warren's defaults, and the anchors' "tuned" h2.
 
-use warren_proto::h2::{Config, Event, Request, Response, StreamId};
+use warren_proto::h2::{Config, Connection, Event, Request, Response, StreamId};
 
 use crate::pair::Pair;
 use crate::{AUTHORITY, MIB};
@@ -51,31 +51,13 @@ impl WarrenBulk {
         let target = self.received + total;
         let mut sent = 0u64;
         while self.received < target {
-            let mut moved = 0;
-            while sent < total {
-                let offset = (sent % MIB as u64) as usize;
-                let want = (total - sent).min((MIB - offset) as u64) as usize;
-                let chunk = &self.chunk[offset..offset + want];
-                let n = self
-                    .pair
-                    .client(|c| c.send_data(stream, chunk))
-                    .expect("send_data on the bulk stream");
-                if n == 0 {
-                    break;
-                }
-                sent += n as u64;
-                moved += n;
-            }
-            moved += self.pair.client_to_server();
-            let read = self.pair.server(|s| {
-                while s.poll_event().is_some() {}
-                let read = std::hint::black_box(s.recv_data(stream)).len();
-                if read > 0 {
-                    s.release_capacity(stream, read)
-                        .expect("release_capacity on the bulk stream");
-                }
-                read
+            let pair = &mut self.pair;
+            let mut moved = offer_chunks(&self.chunk, &mut sent, total, |chunk| {
+                pair.client(|c| c.send_data(stream, chunk))
+                    .expect("send_data on the bulk stream")
             });
+            moved += self.pair.client_to_server();
+            let read = self.pair.server(|s| read_and_release(s, stream));
             self.received += read as u64;
             moved += read + self.pair.server_to_client();
             self.pair.client(|c| while c.poll_event().is_some() {});
@@ -97,6 +79,43 @@ impl Default for WarrenBulk {
     fn default() -> Self {
         WarrenBulk::new()
     }
+}
+
+/// Offers `send` the payload from byte `sent` on, in slices of `chunk`
+/// (the payload repeats it), until `total` bytes are sent or `send` takes
+/// nothing more. Advances `sent`; returns the bytes taken.
+pub fn offer_chunks(
+    chunk: &[u8],
+    sent: &mut u64,
+    total: u64,
+    mut send: impl FnMut(&[u8]) -> usize,
+) -> usize {
+    let mut taken = 0;
+    while *sent < total {
+        let offset = (*sent % chunk.len() as u64) as usize;
+        let want = (total - *sent).min((chunk.len() - offset) as u64) as usize;
+        let n = send(&chunk[offset..offset + want]);
+        if n == 0 {
+            break;
+        }
+        *sent += n as u64;
+        taken += n;
+    }
+    taken
+}
+
+/// The receiving end's turn: drops its events, reads what `stream` holds
+/// (through `black_box`, so the read is not optimised away) and releases
+/// it all, which credits the windows back. Returns the bytes read.
+pub fn read_and_release(server: &mut Connection, stream: StreamId) -> usize {
+    while server.poll_event().is_some() {}
+    let read = std::hint::black_box(server.recv_data(stream)).len();
+    if read > 0 {
+        server
+            .release_capacity(stream, read)
+            .expect("release_capacity on the bulk stream");
+    }
+    read
 }
 
 /// Opens a CONNECT stream from the client and answers it with 200 on the

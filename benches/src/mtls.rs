@@ -17,6 +17,7 @@ use warren_proto::tls::{TlsSession, DEFAULT_BUFFER_LIMIT};
 use warren_sim::certs::{CertClock, SimCa, Validity};
 use warren_sim::pki::EPOCH_UNIX;
 
+use crate::bulk::{offer_chunks, read_and_release};
 use crate::{AUTHORITY, MIB};
 
 /// The trust domain of the benchmark mesh.
@@ -283,28 +284,12 @@ impl TlsH2Bulk {
         let target = self.received + total;
         let mut sent = 0u64;
         while self.received < target {
-            let mut moved = 0;
-            while sent < total {
-                let offset = (sent % MIB as u64) as usize;
-                let want = (total - sent).min((MIB - offset) as u64) as usize;
-                let n = self
-                    .client
-                    .h2
-                    .send_data(stream, &self.chunk[offset..offset + want])
-                    .expect("send_data");
-                if n == 0 {
-                    break;
-                }
-                sent += n as u64;
-                moved += n;
-            }
+            let client = &mut self.client.h2;
+            let mut moved = offer_chunks(&self.chunk, &mut sent, total, |chunk| {
+                client.send_data(stream, chunk).expect("send_data")
+            });
             moved += self.round();
-            let server = &mut self.server.h2;
-            while server.poll_event().is_some() {}
-            let read = std::hint::black_box(server.recv_data(stream)).len();
-            if read > 0 {
-                server.release_capacity(stream, read).expect("release");
-            }
+            let read = read_and_release(&mut self.server.h2, stream);
             self.received += read as u64;
             moved += read;
             while self.client.h2.poll_event().is_some() {}

@@ -9,17 +9,20 @@ use std::collections::BTreeSet;
 use support::hub_mesh::listening_ports;
 use support::{curl, warren, Running};
 
-fn demo_answers_curl(runtime: &str, base: u16) {
+/// Starts `warren demo` with `flags` on `runtime`, its ports counted from
+/// `base`; returns it once ready, with what it printed until then.
+fn start_demo(flags: &[&str], runtime: &str, base: u16) -> (Running, String) {
     let mut cmd = warren();
-    cmd.args([
-        "demo",
-        "--runtime",
-        runtime,
-        "--port-base",
-        &base.to_string(),
-    ]);
+    cmd.arg("demo")
+        .args(flags)
+        .args(["--runtime", runtime, "--port-base", &base.to_string()]);
     let demo = Running::start(cmd);
     let printed = demo.wait_stdout("ready").join("\n");
+    (demo, printed)
+}
+
+fn demo_answers_curl(runtime: &str, base: u16) {
+    let (demo, printed) = start_demo(&[], runtime, base);
     let socks = format!("127.0.0.1:{}", base + 1);
     let proxy = format!("http://127.0.0.1:{}", base + 2);
     let tunnel = format!("http://127.0.0.1:{}/tunnel", base + 3);
@@ -95,17 +98,7 @@ fn demo_on_smol_answers_curl() {
 /// `warren demo --hub`: the same curl commands work with neither agent
 /// listening for HBONE, through the hub; the denial still comes from B.
 fn demo_with_a_hub_answers_curl(runtime: &str, base: u16) {
-    let mut cmd = warren();
-    cmd.args([
-        "demo",
-        "--hub",
-        "--runtime",
-        runtime,
-        "--port-base",
-        &base.to_string(),
-    ]);
-    let demo = Running::start(cmd);
-    let printed = demo.wait_stdout("ready").join("\n");
+    let (demo, printed) = start_demo(&["--hub"], runtime, base);
     assert!(
         printed.contains("dials out only (no HBONE port)"),
         "{printed}"

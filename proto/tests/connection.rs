@@ -111,6 +111,16 @@ impl Pair {
         panic!("the pair never went idle");
     }
 
+    /// Asserts the client's next deadline is `after` from now, moves the
+    /// clock there (the server hears nothing) and lets the client's timer
+    /// fire.
+    fn client_timer_fires_after(&mut self, after: Duration) {
+        assert_eq!(self.client.poll_timeout(), Some(self.now + after));
+        self.now = self.now + after;
+        self.client.handle_timeout(self.now);
+        self.drain_events();
+    }
+
     fn advance(&mut self, d: Duration) {
         self.now = self.now + d;
         self.client.handle_timeout(self.now);
@@ -457,10 +467,7 @@ fn bulk_transfer_with_small_windows_and_a_slow_reader() {
     }
     p.drive();
     assert!(has(&p.server_events, &Event::PeerFinished { stream: id }));
-    assert!(p
-        .client_events
-        .iter()
-        .any(|e| matches!(e, Event::Writable { .. })));
+    assert!(any_writable(&p.client_events));
 }
 
 #[test]
@@ -546,13 +553,7 @@ fn keepalive_ping_and_timeout() {
     p.client.handle_timeout(p.now);
     let mut lost = Vec::new();
     p.client.poll_transmit(p.now, &mut lost);
-    assert_eq!(
-        p.client.poll_timeout(),
-        Some(p.now + Duration::from_secs(10))
-    );
-    p.now = p.now + Duration::from_secs(10);
-    p.client.handle_timeout(p.now);
-    p.drain_events();
+    p.client_timer_fires_after(Duration::from_secs(10));
     assert!(has(
         &p.client_events,
         &Event::ConnectionError {
@@ -587,13 +588,7 @@ fn settings_timeout() {
     // The server never answers.
     let mut out = Vec::new();
     p.client.poll_transmit(p.now, &mut out);
-    assert_eq!(
-        p.client.poll_timeout(),
-        Some(p.now + Duration::from_secs(10))
-    );
-    p.now = p.now + Duration::from_secs(10);
-    p.client.handle_timeout(p.now);
-    p.drain_events();
+    p.client_timer_fires_after(Duration::from_secs(10));
     assert_eq!(
         p.client_events[0],
         Event::ConnectionError {
@@ -757,6 +752,45 @@ impl RawClient {
         })
     }
 
+    /// Sends `message(self, i)` for each `i` below `n`, one read each,
+    /// stopping once the connection has failed.
+    fn send_until_failed(
+        &mut self,
+        n: u32,
+        mut message: impl FnMut(&mut RawClient, u32) -> Vec<u8>,
+    ) {
+        for i in 0..n {
+            let bytes = message(self, i);
+            self.send(&bytes);
+            if self.connection_error().is_some() {
+                break;
+            }
+        }
+    }
+
+    /// Sends `opening` and then `copies` of `frame`, all in one read, and
+    /// asserts the server gave up with ENHANCE_YOUR_CALM naming `limit`.
+    fn assert_flood_calmed(&mut self, opening: Vec<u8>, frame: &[u8], copies: usize, limit: Limit) {
+        let mut bytes = opening;
+        for _ in 0..copies {
+            bytes.extend_from_slice(frame);
+        }
+        self.send(&bytes);
+        self.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(limit));
+    }
+
+    /// Asserts the server reset stream 1 with `code` for `violation` (a
+    /// stream error) and the connection lives on.
+    fn assert_only_stream_1_reset(&self, code: ErrorCode, violation: Violation) {
+        assert!(self.events.contains(&Event::Reset {
+            stream: StreamId::new(1),
+            code,
+            remote: false,
+            violation: Some(violation)
+        }));
+        assert_eq!(self.connection_error(), None);
+    }
+
     /// Asserts a GOAWAY with `code` went out and the event names `violation`.
     fn assert_failed(&mut self, code: ErrorCode, violation: Violation) {
         assert_eq!(
@@ -812,15 +846,12 @@ const MEMORY_BOUND: usize = 1 << 20;
 #[test]
 fn attack_rapid_reset() {
     let mut raw = RawClient::new(Config::default());
-    for i in 0..1500u32 {
+    raw.send_until_failed(1500, |raw, i| {
         let id = 2 * i + 1;
         let mut bytes = raw.connect(id);
         encode::rst_stream(&mut bytes, StreamId::new(id), ErrorCode::CANCEL);
-        raw.send(&bytes);
-        if raw.connection_error().is_some() {
-            break;
-        }
-    }
+        bytes
+    });
     raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::RemoteResetRate));
     let requests = raw
         .events
@@ -865,15 +896,12 @@ fn attack_made_you_reset_with_malformed_requests() {
 #[test]
 fn attack_made_you_reset_with_window_overflow() {
     let mut raw = RawClient::new(Config::default());
-    for i in 0..1000u32 {
+    raw.send_until_failed(1000, |raw, i| {
         let id = StreamId::new(2 * i + 1);
         let mut bytes = raw.connect(id.get());
         encode::window_update(&mut bytes, id, frame::MAX_WINDOW);
-        raw.send(&bytes);
-        if raw.connection_error().is_some() {
-            break;
-        }
-    }
+        bytes
+    });
     assert_eq!(
         raw.connection_error(),
         Some((ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::LocalResetRate)))
@@ -915,23 +943,17 @@ fn attack_ping_flood() {
 #[test]
 fn attack_settings_flood() {
     let mut raw = RawClient::new(Config::default());
-    let mut bytes = Vec::new();
-    for _ in 0..200 {
-        encode::settings(&mut bytes, false, &[]);
-    }
-    raw.send(&bytes);
-    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::SettingsRate));
+    let mut settings = Vec::new();
+    encode::settings(&mut settings, false, &[]);
+    raw.assert_flood_calmed(Vec::new(), &settings, 200, Limit::SettingsRate);
 }
 
 #[test]
 fn attack_empty_data_frames() {
     let mut raw = RawClient::new(Config::default());
-    let mut bytes = raw.connect(1);
-    for _ in 0..2000 {
-        bytes.extend(data_frame(1, b"", false));
-    }
-    raw.send(&bytes);
-    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::EmptyFrameRate));
+    let opening = raw.connect(1);
+    let empty = data_frame(1, b"", false);
+    raw.assert_flood_calmed(opening, &empty, 2000, Limit::EmptyFrameRate);
 }
 
 #[test]
@@ -941,23 +963,16 @@ fn attack_empty_continuation_frames() {
         ..Config::default()
     };
     let mut raw = RawClient::new(cfg);
-    let mut bytes = open_block(1, b"");
-    for _ in 0..5000 {
-        bytes.extend(continuation(1, b"", false));
-    }
-    raw.send(&bytes);
-    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::EmptyFrameRate));
+    let empty = continuation(1, b"", false);
+    raw.assert_flood_calmed(open_block(1, b""), &empty, 5000, Limit::EmptyFrameRate);
 }
 
 #[test]
 fn attack_window_update_flood() {
     let mut raw = RawClient::new(Config::default());
-    let mut bytes = Vec::new();
-    for _ in 0..20_000 {
-        encode::window_update(&mut bytes, StreamId::CONNECTION, 1);
-    }
-    raw.send(&bytes);
-    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::WindowUpdateRate));
+    let mut update = Vec::new();
+    encode::window_update(&mut update, StreamId::CONNECTION, 1);
+    raw.assert_flood_calmed(Vec::new(), &update, 20_000, Limit::WindowUpdateRate);
 }
 
 fn continuation(id: u32, fragment: &[u8], end_headers: bool) -> Vec<u8> {
@@ -988,14 +1003,12 @@ fn open_block(id: u32, fragment: &[u8]) -> Vec<u8> {
 fn attack_continuation_flood() {
     let mut raw = RawClient::new(Config::default());
     let block = raw.block(&connect_fields());
-    let mut bytes = open_block(1, &block);
-    for _ in 0..100 {
-        bytes.extend(continuation(1, b"\x40\x01a\x01b", false));
-    }
-    raw.send(&bytes);
-    raw.assert_failed(
-        ErrorCode::ENHANCE_YOUR_CALM,
-        calm(Limit::ContinuationFrames),
+    let field = continuation(1, b"\x40\x01a\x01b", false);
+    raw.assert_flood_calmed(
+        open_block(1, &block),
+        &field,
+        100,
+        Limit::ContinuationFrames,
     );
     assert!(raw.peak_memory < MEMORY_BOUND);
 }
@@ -1004,12 +1017,8 @@ fn attack_continuation_flood() {
 fn attack_oversized_field_block() {
     let mut raw = RawClient::new(Config::default());
     let chunk = vec![b'a'; 100_000];
-    let mut bytes = open_block(1, &chunk);
-    for _ in 0..20 {
-        bytes.extend(continuation(1, &chunk, false));
-    }
-    raw.send(&bytes);
-    raw.assert_failed(ErrorCode::ENHANCE_YOUR_CALM, calm(Limit::HeaderListSize));
+    let more = continuation(1, &chunk, false);
+    raw.assert_flood_calmed(open_block(1, &chunk), &more, 20, Limit::HeaderListSize);
     assert!(raw.peak_memory < 300_000, "{}", raw.peak_memory);
 }
 
@@ -1024,14 +1033,12 @@ fn attack_control_frames_while_output_is_not_drained() {
         ..Config::default()
     };
     let mut raw = RawClient::new(cfg);
-    for i in 0..10_000u64 {
+    // The host never calls poll_transmit.
+    raw.send_until_failed(10_000, |_, i| {
         let mut bytes = Vec::new();
-        encode::ping(&mut bytes, false, i.to_be_bytes());
-        raw.send(&bytes); // the host never calls poll_transmit
-        if raw.connection_error().is_some() {
-            break;
-        }
-    }
+        encode::ping(&mut bytes, false, u64::from(i).to_be_bytes());
+        bytes
+    });
     assert_eq!(
         raw.connection_error(),
         Some((
@@ -1254,13 +1261,7 @@ fn flow_control_violations() {
     bytes.extend(data_frame(1, &vec![0; 65_535], false));
     bytes.extend(data_frame(1, b"!", false));
     raw.send(&bytes);
-    assert!(raw.events.contains(&Event::Reset {
-        stream: StreamId::new(1),
-        code: ErrorCode::FLOW_CONTROL_ERROR,
-        remote: false,
-        violation: Some(Violation::FlowControlOverrun)
-    }));
-    assert_eq!(raw.connection_error(), None);
+    raw.assert_only_stream_1_reset(ErrorCode::FLOW_CONTROL_ERROR, Violation::FlowControlOverrun);
     // Connection window: connection error.
     let mut raw = RawClient::new(cfg);
     let mut bytes = raw.connect(1);
@@ -1868,13 +1869,7 @@ fn second_headers_without_end_stream_is_malformed() {
     let mut bytes = raw.connect(1);
     bytes.extend(raw.headers(1, &[Header::new("x-trailer", "1")], false));
     raw.send(&bytes);
-    assert!(raw.events.contains(&Event::Reset {
-        stream: StreamId::new(1),
-        code: ErrorCode::PROTOCOL_ERROR,
-        remote: false,
-        violation: Some(Violation::MalformedMessage)
-    }));
-    assert_eq!(raw.connection_error(), None);
+    raw.assert_only_stream_1_reset(ErrorCode::PROTOCOL_ERROR, Violation::MalformedMessage);
 }
 
 #[test]
@@ -1973,30 +1968,37 @@ fn client_rejects_push_and_data_before_the_response() {
     )));
 }
 
-#[test]
-fn writable_follows_a_window_update() {
+/// A ready pair whose server grants 65,535 bytes a stream, and a tunnel
+/// whose client has sent the first `len` (at least 65,535) bytes of `len`:
+/// its whole window, so its send capacity is 0.
+fn tunnel_with_its_window_used(len: usize) -> (Pair, StreamId, Vec<u8>) {
     let cfg = Config {
         initial_stream_window: 65_535,
         ..Config::default()
     };
     let mut p = Pair::ready(Config::default(), cfg);
     let id = p.open_tunnel();
-    let big = vec![1u8; 100_000];
+    let big = vec![1u8; len];
     assert_eq!(p.client.send_data(id, &big).unwrap(), 65_535);
     assert_eq!(p.client.send_capacity(id), 0);
+    (p, id, big)
+}
+
+/// Whether `events` hold a `Writable` for any stream.
+fn any_writable(events: &[Event]) -> bool {
+    events.iter().any(|e| matches!(e, Event::Writable { .. }))
+}
+
+#[test]
+fn writable_follows_a_window_update() {
+    let (mut p, id, big) = tunnel_with_its_window_used(100_000);
     assert_eq!(p.client.send_data(id, &big).unwrap(), 0);
     p.drive();
-    assert!(!p
-        .client_events
-        .iter()
-        .any(|e| matches!(e, Event::Writable { .. })));
+    assert!(!any_writable(&p.client_events));
     // A small read does not yet announce credit; half the window does.
     read_some(&mut p.server, id, 1000);
     p.drive();
-    assert!(!p
-        .client_events
-        .iter()
-        .any(|e| matches!(e, Event::Writable { .. })));
+    assert!(!any_writable(&p.client_events));
     read_some(&mut p.server, id, 40_000);
     p.drive();
     assert!(has(&p.client_events, &Event::Writable { stream: id }));
@@ -2007,23 +2009,12 @@ fn writable_follows_a_window_update() {
 /// the `send_data` that is short-changed afterwards does.
 #[test]
 fn send_capacity_alone_does_not_arm_writable() {
-    let cfg = Config {
-        initial_stream_window: 65_535,
-        ..Config::default()
-    };
-    let mut p = Pair::ready(Config::default(), cfg);
-    let id = p.open_tunnel();
-    let big = vec![1u8; 65_535];
-    assert_eq!(p.client.send_data(id, &big).unwrap(), 65_535);
-    assert_eq!(p.client.send_capacity(id), 0);
+    let (mut p, id, big) = tunnel_with_its_window_used(65_535);
     p.drive();
     read_some(&mut p.server, id, 40_000);
     p.drive();
     assert!(p.client.send_capacity(id) > 0);
-    assert!(!p
-        .client_events
-        .iter()
-        .any(|e| matches!(e, Event::Writable { .. })));
+    assert!(!any_writable(&p.client_events));
     // Use up the credit, then offer more than fits: that arms it.
     let credit = p.client.send_capacity(id);
     assert_eq!(p.client.send_data(id, &big).unwrap(), credit);

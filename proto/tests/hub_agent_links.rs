@@ -69,10 +69,8 @@ fn flows_go_to_the_hub_that_lists_the_service() {
     assert_eq!(world.nodes[1].hub_registry().len(), 1);
     let apps: Vec<(usize, Vec<u8>)> = (0..6)
         .map(|i| {
-            let app = world.connect_app(addr("127.0.0.1:9000"));
             let data = pattern(5_000 + i, i);
-            world.app_write(app, &data);
-            world.app_shutdown(app);
+            let app = world.start_flow("127.0.0.1:9000", &data);
             (app, data)
         })
         .collect();
@@ -97,10 +95,8 @@ fn a_new_certificate_rolls_hub_links_and_old_links_drain() {
     assert_eq!(link_ups(&world, b_n).len(), 2);
     assert_eq!(world.nodes[hub_n].connection_count(), 4);
     // A flow through B is open when B's certificate changes.
-    let open = world.connect_app(addr("127.0.0.1:9000"));
     let first = pattern(20_000, 1);
-    world.app_write(open, &first);
-    world.run();
+    let open = world.open_flow("127.0.0.1:9000", &first);
     assert!(world.net.apps[open].received == first);
     let mut rotated = b;
     rotated.identity = ca.identity(23, "shop", "echo");
@@ -155,9 +151,7 @@ fn flow_waiting_for_a_silent_hub(wait: Option<core::time::Duration>) -> (World, 
         a.hub_links.registry_wait = wait;
     }
     world.add_node(a);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     (world, app)
 }
 

@@ -6,7 +6,7 @@ mod node_harness;
 
 use node_harness::certs::{spiffe, Ca};
 use node_harness::config::{addr, pattern};
-use node_harness::hubs::{HubMesh, HUB_ADDRS};
+use node_harness::hubs::HubMesh;
 use node_harness::World;
 use warren_proto::hub::{HubEvent, HubLinks};
 use warren_proto::node::{CloseReason, Direction, NodeConfig, NodeEvent};
@@ -68,28 +68,13 @@ fn sources(world: &World, n: usize) -> Vec<String> {
 #[test]
 fn flows_round_trip_end_to_end_sharing_one_inner_connection() {
     let (mut world, _) = setup(false);
-    let mut apps = Vec::new();
-    for (i, size) in [1, 70_000, 600_000].into_iter().enumerate() {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
-        let data = pattern(size, i);
-        world.app_write(app, &data);
-        world.app_shutdown(app);
-        apps.push((app, data));
-    }
-    world.run();
+    let mut apps = world.flows_of_sizes("127.0.0.1:9000", &[1, 70_000, 600_000]);
     // A later flow reuses the pooled inner connection.
-    let late = world.connect_app(addr("127.0.0.1:9000"));
     let data = pattern(30_000, 7);
-    world.app_write(late, &data);
-    world.app_shutdown(late);
+    let late = world.start_flow("127.0.0.1:9000", &data);
     apps.push((late, data));
     world.run();
-    for (app, data) in &apps {
-        let got = &world.net.apps[*app].received;
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "bytes differ");
-        assert!(world.net.apps[*app].eof);
-    }
+    world.assert_echoed(&apps);
     assert_eq!(
         world.closed_flows(A),
         vec![(Direction::Outbound, CloseReason::Done); 4]
@@ -187,9 +172,7 @@ fn the_endpoint_authorizes_with_the_inner_identity() {
     b.authz = deny_cart();
     world.apply_config(B, b);
     world.run();
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
         world.closed_flows(A),
@@ -225,9 +208,7 @@ fn the_hub_policy_authorizes_the_pair() {
     let mut hub = configs[HUB].clone();
     hub.authz = deny_cart();
     world.apply_config(HUB, hub);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
         world.closed_flows(A),
@@ -285,9 +266,7 @@ fn an_agent_gone_from_the_hub_is_503_at_once() {
     // B's links to the hub die; A's next flow leaves before the hub's
     // registry change reaches it.
     world.reset_links(HUB, B);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
         world.closed_flows(A),
@@ -302,9 +281,7 @@ fn an_agent_gone_from_the_hub_is_503_at_once() {
 #[test]
 fn losing_the_hub_ends_the_inner_connection_and_its_flows() {
     let (mut world, _) = setup(false);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"open");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"open");
     assert_eq!(world.net.apps[app].received, b"open");
     let conns = world.nodes[A].connection_count();
     assert_eq!(conns, 3, "forward, reverse and the inner connection");
@@ -361,10 +338,8 @@ fn a_slow_reader_keeps_the_hub_bounded_end_to_end() {
     let (mut world, _) = setup(false);
     world.add_server(addr("127.0.0.2:8080"), node_harness::Server::Sink);
     world.net.slow_servers = Some(512);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
     let data = pattern(4 << 20, 3);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
+    world.start_flow("127.0.0.1:9000", &data);
     // Default windows: the pair stream's 4 MiB window, one send buffer
     // and one TLS fill per direction.
     let bound = 2 * ((4 << 20) + (1 << 20) + (256 << 10) + (64 << 10));
@@ -420,7 +395,7 @@ fn an_idle_inner_connection_closes_cleanly_everywhere() {
 #[test]
 fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
     let mut world = HubMesh::two_hubs(&Ca::new(1)).world();
-    let (a, b) = (2, 3);
+    let a = 2;
     world.run();
     let apps: Vec<usize> = (0..4)
         .map(|i| {
@@ -437,15 +412,9 @@ fn two_hubs_carry_one_inner_connection_each_and_survive_losing_one() {
     assert_eq!(world.nodes[0].relay_count(), 1);
     assert_eq!(world.nodes[1].relay_count(), 1);
     // Hub 0 dies.
-    world.net.blackhole.insert(addr(HUB_ADDRS[0]));
-    world.reset_links(0, a);
-    world.reset_links(0, b);
+    world.first_hub_dies();
     world.run();
-    let alive: Vec<usize> = apps
-        .iter()
-        .copied()
-        .filter(|app| !world.net.apps[*app].reset && !world.net.apps[*app].eof)
-        .collect();
+    let alive = world.live_apps(&apps);
     assert_eq!(alive.len(), 2, "the flows inside hub 1's pair stream live");
     for app in &alive {
         world.app_write(*app, b"+more");

@@ -7,7 +7,7 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, pattern, TUNNEL};
+use node_harness::config::{pattern, TUNNEL};
 use node_harness::hubs::HubMesh;
 use node_harness::World;
 use warren_proto::h2;
@@ -71,10 +71,7 @@ fn a_flow_behind_four_stalled_readers_gets_a_second_inner_connection() {
     assert_eq!(inner_connections(&world), 1);
     assert_eq!(congested_edges(&world), 1);
     let data = pattern(100_000, 9);
-    let fifth = world.connect_app(addr(TUNNEL));
-    world.app_write(fifth, &data);
-    world.app_shutdown(fifth);
-    world.run();
+    let fifth = world.flow(TUNNEL, &data);
     assert!(world.net.apps[fifth].received == data, "echoed byte-exact");
     assert_eq!(inner_connections(&world), 2, "a second inner connection");
     // The readers resume: the stalled four finish, no byte lost.

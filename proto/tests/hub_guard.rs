@@ -16,6 +16,7 @@ use bytes::Bytes;
 use node_harness::certs::{spiffe, Ca};
 use node_harness::config::{addr, pattern, tunnel, TUNNEL};
 use node_harness::hubs::{self, hub_links, hub_node, HubMesh, HUB_ADDRS};
+use node_harness::tls_pipe::TlsPipe;
 use node_harness::World;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use warren_proto::control::{
@@ -64,10 +65,8 @@ fn setup(ca: &Ca, role: HubRole) -> World {
 
 /// A hand-driven agent: TLS client and HTTP/2 client over an app pipe.
 struct RawAgent {
-    app: usize,
-    tls: TlsSession,
+    pipe: TlsPipe,
     h2: h2::Connection,
-    taken: usize,
     events: Vec<Event>,
     control: Option<StreamId>,
     /// Bytes the hub sent on the control stream (taken as they arrive: a
@@ -89,10 +88,8 @@ impl RawAgent {
             .unwrap();
         let app = world.connect_app(hub_addr());
         let mut agent = RawAgent {
-            app,
-            tls: TlsSession::client(config, 1 << 20).unwrap(),
+            pipe: TlsPipe::new(app, TlsSession::client(config, 1 << 20).unwrap()),
             h2: h2::Connection::new(h2::Role::Client, h2::Config::default(), world.now),
-            taken: 0,
             events: Vec::new(),
             control: None,
             control_in: Vec::new(),
@@ -106,28 +103,12 @@ impl RawAgent {
     fn pump(&mut self, world: &mut World) {
         loop {
             world.run();
-            let mut progress = false;
-            let received = &world.net.apps[self.app].received;
-            if received.len() > self.taken {
-                let mut input = received[self.taken..].to_vec();
-                self.taken = received.len();
-                progress = true;
-                while !input.is_empty() {
-                    let n = match self.tls.read_tls(&input) {
-                        Ok(n) => n,
-                        Err(e) => panic!("raw agent TLS: {e:?}"),
-                    };
-                    input.drain(..n);
-                    let mut plain = vec![0; 64 << 10];
-                    while let warren_proto::tls::PlaintextRead::Data(k) =
-                        self.tls.read_plaintext(&mut plain)
-                    {
-                        self.feed(world, &plain[..k]);
-                    }
-                    if n == 0 {
-                        break;
-                    }
-                }
+            let mut input = Vec::new();
+            let mut progress = self
+                .pipe
+                .receive(world, |plain| input.extend_from_slice(plain));
+            if !input.is_empty() {
+                self.feed(world, &input);
             }
             while let Some(e) = self.h2.poll_event() {
                 // A refused CONNECT: end our side too, as an agent does,
@@ -146,22 +127,7 @@ impl RawAgent {
             }
             let mut plain = Vec::new();
             self.h2.poll_transmit(world.now, &mut plain);
-            let mut at = 0;
-            while at < plain.len() {
-                let n = self.tls.write_plaintext(&plain[at..]).unwrap();
-                at += n;
-                let mut out = Vec::new();
-                self.tls.write_tls(&mut out);
-                world.app_write(self.app, &out);
-            }
-            let mut out = Vec::new();
-            if self.tls.write_tls(&mut out) > 0 {
-                world.app_write(self.app, &out);
-                progress = true;
-            }
-            if !plain.is_empty() {
-                progress = true;
-            }
+            progress |= self.pipe.send(world, &plain);
             if !progress {
                 break;
             }
@@ -314,11 +280,8 @@ fn served_by(world: &World, who: &SpiffeId) -> BTreeSet<ServicePort> {
 
 /// A's flow through the hub to B still carries bytes exactly.
 fn a_flow_works(world: &mut World, size: usize, salt: usize) {
-    let app = world.connect_app(addr("127.0.0.1:9000"));
     let data = pattern(size, salt);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow("127.0.0.1:9000", &data);
     assert!(world.net.apps[app].received == data, "A's bytes differ");
     assert!(world.net.apps[app].eof);
 }
@@ -538,10 +501,8 @@ fn a_connect_flood_is_refused_suspended_and_others_flow() {
     let flooder = ca.identity(5, "shop", "flood");
     let mut raw = RawAgent::connect(&mut world, &flooder);
     // A's flow starts first and runs through the flood.
-    let a_app = world.connect_app(addr("127.0.0.1:9000"));
     let a_data = pattern(300_000, 4);
-    world.app_write(a_app, &a_data);
-    world.app_shutdown(a_app);
+    let a_app = world.start_flow("127.0.0.1:9000", &a_data);
     let peak = std::rc::Rc::new(std::cell::Cell::new((0usize, 0usize)));
     let seen = peak.clone();
     world.check = Some(Box::new(move |w: &World| {
@@ -865,9 +826,7 @@ fn revoked_events(world: &World, n: usize) -> Vec<(SpiffeId, String)> {
 fn a_revoked_serial_is_closed_at_the_hub_at_once() {
     let ca = Ca::new(1);
     let mut world = setup(&ca, hub_role(AgentLimits::default(), 8));
-    let open = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(open, b"before");
-    world.run();
+    let open = world.open_flow("127.0.0.1:9000", b"before");
     assert_eq!(world.net.apps[open].received, b"before");
     // B's certificate has serial 3 (the harness uses the key seed).
     let mut hub = hub_node(&ca, 9, "hub", HUB_ADDRS[0]);
@@ -890,9 +849,7 @@ fn a_revoked_serial_is_closed_at_the_hub_at_once() {
     // A (serial 2) keeps both links; its new flow finds nobody: 503.
     let a = &world.nodes[1].hub_links()[0];
     assert!(a.forward_up && a.reverse_up && a.control);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert!(world.net.apps[app].eof || world.net.apps[app].reset);
 }

@@ -88,21 +88,8 @@ fn agents_connect_and_the_hub_files_announcements() {
 #[test]
 fn bytes_round_trip_through_the_hub() {
     let Setup { mut world, .. } = setup(h2::Config::default());
-    let mut apps = Vec::new();
-    for (i, size) in [1, 70_000, 600_000].into_iter().enumerate() {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
-        let data = pattern(size, i);
-        world.app_write(app, &data);
-        world.app_shutdown(app);
-        apps.push((app, data));
-    }
-    world.run();
-    for (app, data) in &apps {
-        let got = &world.net.apps[*app].received;
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "bytes differ");
-        assert!(world.net.apps[*app].eof);
-    }
+    let apps = world.flows_of_sizes("127.0.0.1:9000", &[1, 70_000, 600_000]);
+    world.assert_echoed(&apps);
     let done = (Direction::Relayed, CloseReason::Done);
     assert_eq!(world.closed_flows(HUB), vec![done.clone(); 3]);
     assert_eq!(
@@ -152,9 +139,7 @@ fn bytes_round_trip_through_the_hub() {
 #[test]
 fn unknown_service_is_answered_503_at_once() {
     let Setup { mut world, .. } = setup(h2::Config::default());
-    let app = world.connect_app(addr("127.0.0.1:9001"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9001", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert!(world.net.apps[app].eof || world.net.apps[app].reset);
     assert_eq!(
@@ -176,9 +161,7 @@ fn hub_policy_denies_with_401_and_names_the_rule() {
     let mut hub = configs[HUB].clone();
     hub.authz = AuthzPolicy::new(vec![deny_rule("no-cart", "*/sa/cart")]);
     world.apply_config(HUB, hub);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     let denied: Vec<String> = world
         .events_of(HUB)
@@ -207,9 +190,7 @@ fn endpoint_policy_denial_comes_back_as_401() {
     b.authz = AuthzPolicy::new(vec![deny_rule("b-says-no", "*/sa/cart")]);
     world.apply_config(B, b);
     world.run();
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
         world.closed_flows(A),
@@ -232,10 +213,8 @@ fn slow_reader_keeps_hub_buffers_bounded() {
     let Setup { mut world, .. } = setup(cfg);
     world.add_server(addr("127.0.0.2:8080"), Server::Sink);
     world.net.slow_servers = Some(512);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
     let data = pattern(8 << 20, 3);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
+    world.start_flow("127.0.0.1:9000", &data);
     // Per direction the hub holds at most one stream window of received
     // bytes, one send buffer and one TLS fill (256 KiB); two directions.
     let bound = 2 * ((256 << 10) + (64 << 10) + (256 << 10) + (64 << 10));
@@ -283,15 +262,9 @@ fn losing_one_hub_keeps_flows_on_the_other_and_new_flows_work() {
     assert_eq!(world.nodes[0].relay_count(), 1);
     assert_eq!(world.nodes[1].relay_count(), 1);
     // Hub 0 dies: its connections reset, its address stops answering.
-    world.net.blackhole.insert(addr("10.0.0.9:15009"));
-    world.reset_links(0, 2);
-    world.reset_links(0, 3);
+    world.first_hub_dies();
     world.run();
-    let survivor: Vec<usize> = flows
-        .iter()
-        .copied()
-        .filter(|app| !world.net.apps[*app].reset && !world.net.apps[*app].eof)
-        .collect();
+    let survivor = world.live_apps(&flows);
     assert_eq!(survivor.len(), 1, "exactly the flow on hub 1 survives");
     let app = survivor[0];
     let salt = flows.iter().position(|f| *f == app).unwrap();
@@ -370,9 +343,7 @@ fn revoking_an_agent_at_the_hub_closes_its_connections_and_refuses_it() {
         mut world, configs, ..
     } = setup(h2::Config::default());
     // A flow through B is open when B is revoked.
-    let open = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(open, b"before");
-    world.run();
+    let open = world.open_flow("127.0.0.1:9000", b"before");
     assert_eq!(world.net.apps[open].received, b"before");
     let mut hub = configs[HUB].clone();
     hub.revocation =
@@ -409,9 +380,7 @@ fn revoking_an_agent_at_the_hub_closes_its_connections_and_refuses_it() {
         .count();
     assert!(again > 2, "redials are refused too");
     assert!(world.nodes[HUB].hub_registry().is_empty());
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hello");
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
         world.closed_flows(A).last(),
@@ -428,9 +397,7 @@ fn a_flow_whose_hub_dies_before_any_byte_goes_through_the_other_hub() {
         .map(|_| world.connect_app(addr("127.0.0.1:9000")))
         .collect();
     // Hub 0 dies before answering.
-    world.net.blackhole.insert(addr("10.0.0.9:15009"));
-    world.reset_links(0, 2);
-    world.reset_links(0, 3);
+    world.first_hub_dies();
     echo_through_hub_1(&mut world, &apps);
     // Hub 1 relayed both; hub 0 finished none.
     assert_eq!(

@@ -21,7 +21,7 @@ use warren_proto::tls::{PlaintextRead, TlsError, TlsSession, DEFAULT_BUFFER_LIMI
 
 mod common;
 
-use common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY, NOW, TD};
+use common::{at, ed25519_pkcs8, key, self_signed_ca, workload_leaf, FixedTime, DAY, NOW, TD};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -49,20 +49,7 @@ fn uri(s: &str) -> SanType {
 /// A workload leaf: valid a day either side of NOW, both EKUs, one URI SAN
 /// `id`; `edit` then breaks it the way a test needs.
 fn leaf_with(ca: &Ca, seed: u8, id: &str, edit: impl FnOnce(&mut CertificateParams)) -> Leaf {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "workload");
-    params.subject_alt_names = vec![uri(id)];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.not_before = at(NOW - DAY);
-    params.not_after = at(NOW + DAY);
-    params.serial_number = Some(u64::from(seed).into());
+    let mut params = workload_leaf(id, seed);
     edit(&mut params);
     let key = key(seed);
     let cert = params.signed_by(&key, &ca.issuer).unwrap().der().clone();
@@ -111,21 +98,33 @@ fn params(ca: &Ca, leaf: Leaf, now: u64) -> MeshTlsParams {
 /// own builder around the mesh server verifier, since `MeshTlsParams`
 /// refuses to present a certificate peers would reject.
 fn raw_client(ca: &Ca, leaf: Leaf, expected: &str, now: u64) -> TlsSession {
+    let mut config = raw_client_builder(ca, expected, now, &rustls::version::TLS13)
+        .with_client_auth_cert(leaf.chain, leaf.key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap()
+}
+
+/// rustls' client builder around the mesh server verifier (expecting
+/// `expected`) at `now`, speaking only `version`, up to the choice of a
+/// client certificate: the test picks what the client presents.
+fn raw_client_builder(
+    ca: &Ca,
+    expected: &str,
+    now: u64,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
     let p = provider();
     let verifier = MeshServerVerifier::new(
         trust(ca),
         [id(expected)].into_iter().collect(),
         p.signature_verification_algorithms,
     );
-    let mut config = rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(now)))
-        .with_protocol_versions(&[&rustls::version::TLS13])
+    rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(now)))
+        .with_protocol_versions(&[version])
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(leaf.chain, leaf.key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap()
 }
 
 /// A server session whose certificate may be anything (see `raw_client`).
@@ -143,6 +142,15 @@ fn raw_server(ca: &Ca, leaf: Leaf, now: u64) -> TlsSession {
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec()];
     TlsSession::server(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap()
+}
+
+/// A mesh client and a mesh server with leaves of one CA, handshaken.
+fn connected() -> (TlsSession, TlsSession) {
+    let ca = ca("mesh CA", 1);
+    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
+    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
+    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    (client, server)
 }
 
 fn mesh_client(ca: &Ca, leaf: Leaf, expected: &[&str], now: u64) -> TlsSession {
@@ -619,18 +627,8 @@ fn leaf_without_the_role_in_its_key_usage_is_refused() {
 #[test]
 fn tls12_clients_are_refused() {
     let ca = ca("mesh CA", 1);
-    let p = provider();
-    let verifier = MeshServerVerifier::new(
-        trust(&ca),
-        [id(SERVER_ID)].into_iter().collect(),
-        p.signature_verification_algorithms,
-    );
     let client_leaf = leaf(&ca, 10, CLIENT_ID);
-    let config = rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(NOW)))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+    let config = raw_client_builder(&ca, SERVER_ID, NOW, &rustls::version::TLS12)
         .with_client_auth_cert(client_leaf.chain, client_leaf.key)
         .unwrap();
     let mut client = TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap();
@@ -725,10 +723,7 @@ fn configs_refuse_what_peers_would_refuse() {
 
 #[test]
 fn received_plaintext_is_bounded_and_backpressures() {
-    let ca = ca("mesh CA", 1);
-    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
-    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
-    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let (mut client, mut server) = connected();
 
     // The writer accepts at most the buffer limit before the host drains.
     let big = vec![7u8; 1 << 20];
@@ -750,10 +745,7 @@ fn received_plaintext_is_bounded_and_backpressures() {
 
 #[test]
 fn zero_copy_reads_see_the_same_bytes() {
-    let ca = ca("mesh CA", 1);
-    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
-    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
-    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let (mut client, mut server) = connected();
     assert_eq!(client.write_plaintext(b"hello mesh").unwrap(), 10);
     let mut wire = Vec::new();
     client.write_tls(&mut wire);
@@ -768,10 +760,7 @@ fn zero_copy_reads_see_the_same_bytes() {
 
 #[test]
 fn transport_eof_without_close_notify_is_a_truncation() {
-    let ca = ca("mesh CA", 1);
-    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
-    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
-    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let (_, mut server) = connected();
     server.read_eof().unwrap();
     assert_eq!(server.read_plaintext(&mut [0; 4]), PlaintextRead::Truncated);
 }
@@ -790,10 +779,7 @@ fn garbage_from_the_network_is_an_error_not_a_panic() {
 
 #[test]
 fn bytes_after_close_notify_are_discarded_not_left_pending() {
-    let ca = ca("mesh CA", 1);
-    let mut client = mesh_client(&ca, leaf(&ca, 10, CLIENT_ID), &[SERVER_ID], NOW);
-    let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);
-    assert_eq!(handshake(&mut client, &mut server), (None, None));
+    let (mut client, mut server) = connected();
     client.close();
     let mut wire = Vec::new();
     client.write_tls(&mut wire);
@@ -974,18 +960,8 @@ fn arbitrary_certificate_bytes_are_refused_without_panic() {
 #[test]
 fn client_without_a_certificate_is_refused() {
     let ca = ca("mesh CA", 1);
-    let p = provider();
-    let verifier = MeshServerVerifier::new(
-        trust(&ca),
-        [id(SERVER_ID)].into_iter().collect(),
-        p.signature_verification_algorithms,
-    );
-    let mut config = rustls::ClientConfig::builder_with_details(p, Arc::new(FixedTime(NOW)))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+    let mut config =
+        raw_client_builder(&ca, SERVER_ID, NOW, &rustls::version::TLS13).with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let mut client = TlsSession::client(Arc::new(config), DEFAULT_BUFFER_LIMIT).unwrap();
     let mut server = mesh_server(&ca, leaf(&ca, 11, SERVER_ID), NOW);

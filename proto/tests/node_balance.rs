@@ -5,8 +5,10 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
-use node_harness::World;
+use node_harness::config::{
+    addr, cart_over, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL,
+};
+use node_harness::{socks_request_domain, World};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use warren_proto::balance::{Ejection, Strategy};
 use warren_proto::identity::SpiffeId;
@@ -27,11 +29,7 @@ fn echo() -> ServiceName {
 fn mesh(n: usize, alive: &[usize], strategy: Strategy) -> (World, NodeConfig) {
     let ca = Ca::new(1);
     let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-    agent
-        .directory
-        .insert(echo(), (0..n).map(echo_endpoint).collect());
+    let mut agent = cart_over(&ca, (0..n).map(echo_endpoint).collect());
     agent.balance.strategy = strategy;
     world.add_node(agent.clone());
     for &i in alive {
@@ -85,9 +83,7 @@ fn least_flows_sends_new_flows_to_the_least_loaded_endpoints() {
     // Three long flows, one per endpoint.
     let mut apps = Vec::new();
     for i in 0..3 {
-        let app = world.connect_app(addr(TUNNEL));
-        world.app_write(app, &pattern(10, i));
-        world.run();
+        let app = world.open_flow(TUNNEL, &pattern(10, i));
         apps.push(app);
     }
     let first = opened_to(&world);
@@ -103,9 +99,7 @@ fn least_flows_sends_new_flows_to_the_least_loaded_endpoints() {
     world.run();
     // Two new long flows avoid the endpoint still carrying one.
     for i in 3..5 {
-        let app = world.connect_app(addr(TUNNEL));
-        world.app_write(app, &pattern(10, i));
-        world.run();
+        world.open_flow(TUNNEL, &pattern(10, i));
     }
     let to = opened_to(&world);
     let new = &to[3..];
@@ -213,12 +207,7 @@ fn all_endpoints_ejected_refuses_and_says_so() {
     }];
     world.apply_config(AGENT, agent);
     for _ in 0..2 {
-        let app = world.connect_app(addr("127.0.0.1:1080"));
-        let mut req = vec![5, 1, 0, 5, 1, 0, 3, 9];
-        req.extend_from_slice(b"echo.shop");
-        req.extend_from_slice(&80u16.to_be_bytes());
-        world.app_write(app, &req);
-        world.run();
+        let app = world.open_flow("127.0.0.1:1080", &socks_request_domain("echo.shop", 80));
         // Method choice, then "host unreachable" (4).
         assert_eq!(
             world.net.apps[app].received,

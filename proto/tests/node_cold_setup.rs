@@ -414,10 +414,7 @@ fn server_sessions_after(flows: usize) -> usize {
     world.add_node(b);
     world.add_echo_server(addr(ECHO));
     for _ in 0..flows {
-        let app = world.connect_app(addr(TUNNEL));
-        world.app_write(app, b"x");
-        world.app_shutdown(app);
-        world.run();
+        let app = world.flow(TUNNEL, b"x");
         assert_eq!(world.net.apps[app].received, b"x");
         let later = world.now + Duration::from_secs(2);
         world.advance_to(later);

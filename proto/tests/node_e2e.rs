@@ -22,11 +22,8 @@ fn two_nodes(authz: AuthzPolicy) -> World {
 
 fn echo(size: usize) {
     let mut world = two_nodes(AuthzPolicy::default());
-    let app = world.connect_app(addr(TUNNEL));
     let data = pattern(size, 0);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, &data);
     let got = &world.net.apps[app];
     assert!(
         got.received == data,
@@ -84,9 +81,7 @@ fn denied_flow_gets_401_and_names_the_rule() {
         ..Conditions::default()
     };
     let mut world = two_nodes(AuthzPolicy::new(vec![rule]));
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"secret");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"secret");
     let got = &world.net.apps[app];
     assert!(got.received.is_empty());
     assert!(got.eof, "the client's connection is closed");
@@ -157,11 +152,8 @@ fn half_close_from_the_server_side_first() {
 fn half_close_from_the_client_side_first() {
     let mut world = two_nodes(AuthzPolicy::default());
     world.add_server(addr(ECHO), Server::Sink);
-    let app = world.connect_app(addr(TUNNEL));
     let request = pattern(50_000, 0);
-    world.app_write(app, &request);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, &request);
     let server = world.net.server_apps[0];
     assert!(world.net.apps[server].received == request);
     assert!(world.net.apps[server].eof);
@@ -179,9 +171,7 @@ fn half_close_from_the_client_side_first() {
 fn client_reset_reaches_the_server() {
     let mut world = two_nodes(AuthzPolicy::default());
     world.add_server(addr(ECHO), Server::Sink);
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"hello");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"hello");
     let server = world.net.server_apps[0];
     assert_eq!(world.net.apps[server].received, b"hello");
     let live: Vec<_> = world.nodes[1].flows().collect();
@@ -207,9 +197,7 @@ fn client_reset_reaches_the_server() {
 #[test]
 fn server_reset_reaches_the_client() {
     let mut world = two_nodes(AuthzPolicy::default());
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"ping");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"ping");
     assert_eq!(world.net.apps[app].received, b"ping");
     let server = world.net.server_apps[0];
     world.app_reset(server);
@@ -244,9 +232,7 @@ fn unknown_service_port_gets_503() {
 fn target_down_gets_503() {
     let mut world = two_nodes(AuthzPolicy::default());
     world.net.servers.clear();
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"x");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"x");
     assert!(world.net.apps[app].eof);
     assert!(world.net.apps[app].received.is_empty());
     assert_eq!(
@@ -314,11 +300,8 @@ fn echo_survives_any_read_size_and_buffer_size() {
         echo_exact(world, size)
     }
     fn echo_exact(mut world: World, size: usize) -> bool {
-        let app = world.connect_app(addr(TUNNEL));
         let data = pattern(size, 0);
-        world.app_write(app, &data);
-        world.app_shutdown(app);
-        world.run();
+        let app = world.flow(TUNNEL, &data);
         let got = &world.net.apps[app];
         got.received == data && got.eof && world.nodes[0].flow_count() == 0
     }
@@ -357,9 +340,7 @@ fn idle_pooled_connection_closes_gracefully_on_both_sides() {
 #[test]
 fn a_mesh_connection_ending_without_goaway_resets_the_local_socket_mid_flow() {
     let mut world = two_nodes(AuthzPolicy::default());
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"before");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"before");
     assert_eq!(
         world.net.apps[app].received, b"before",
         "the flow is relaying"
@@ -389,9 +370,7 @@ fn a_mesh_connection_ending_without_goaway_resets_the_local_socket_mid_flow() {
 #[test]
 fn losing_the_mesh_connection_resets_its_flows_and_the_next_flow_redials() {
     let mut world = two_nodes(AuthzPolicy::default());
-    let first = world.connect_app(addr(TUNNEL));
-    world.app_write(first, b"before");
-    world.run();
+    let first = world.open_flow(TUNNEL, b"before");
     world.reset_links(0, 1);
     world.run();
     assert!(world.net.apps[first].reset);

@@ -34,9 +34,7 @@ fn two_nodes(early_limit: usize, authz: AuthzPolicy, h2: h2::Config) -> World {
 fn early_bytes_wait_at_the_server(written: usize, early_limit: usize) -> TestResult {
     let mut world = two_nodes(early_limit, AuthzPolicy::default(), h2::Config::default());
     world.net.blackhole.insert(addr(ECHO));
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, &pattern(written, 1));
-    world.run();
+    let app = world.open_flow(TUNNEL, &pattern(written, 1));
     let sent = written.min(early_limit);
     let at_server = world.nodes[1].held_bytes();
     if at_server != sent {
@@ -87,11 +85,8 @@ fn flow_on_a_dead_connection(written: usize, quiet: Duration) -> (World, usize, 
     world.silence_links(1, 0);
     let later = world.nodes[0].now().saturating_add(quiet);
     world.advance_to(later);
-    let app = world.connect_app(addr(TUNNEL));
     let data = pattern(written, 2);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, &data);
     world.reset_links(1, 0);
     world.run();
     (world, app, data)
@@ -174,15 +169,10 @@ fn refused_stream_replays(written: usize, early_limit: usize) -> TestResult {
     let mut world = refusing_endpoint_first(early_limit);
     // Flow 1 holds node 0's only pending CONNECT; flow 2 goes to node 2.
     for i in 0..2 {
-        let app = world.connect_app(addr(TUNNEL));
-        world.app_write(app, &pattern(10, i));
-        world.run();
+        world.open_flow(TUNNEL, &pattern(10, i));
     }
-    let app = world.connect_app(addr(TUNNEL));
     let data = pattern(written, 3);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(TUNNEL, &data);
     let got = &world.net.apps[app];
     if got.received != data || !got.eof || got.reset {
         return TestResult::error(format!(

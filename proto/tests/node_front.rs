@@ -5,7 +5,7 @@ mod node_harness;
 
 use node_harness::certs::Ca;
 use node_harness::config::{addr, tunnel, DirectPair, HBONE_B, TUNNEL};
-use node_harness::{socks_request_domain, World, SOCKS_OK};
+use node_harness::{socks_flow, socks_request_domain, World, SOCKS_OK};
 use warren_proto::node::{CloseReason, FrontConfig, FrontKind, NodeEvent};
 use warren_proto::policy::{
     Action, Cidr, Destination, EgressPolicy, EgressRule, PortRange, Reason, RuleName,
@@ -52,12 +52,7 @@ fn socks_request_v4(ip: [u8; 4], port: u16) -> Vec<u8> {
 #[test]
 fn socks5_to_a_mesh_service_with_pipelined_data() {
     let mut world = world();
-    let app = world.connect_app(addr(SOCKS));
-    let mut bytes = socks_request_domain("echo.shop", 80);
-    bytes.extend_from_slice(b"early bytes");
-    world.app_write(app, &bytes);
-    world.app_shutdown(app);
-    world.run();
+    let app = socks_flow(&mut world, SOCKS, "echo.shop", 80, b"early bytes");
     let mut want = SOCKS_OK.to_vec();
     want.extend_from_slice(b"early bytes");
     assert_eq!(world.net.apps[app].received, want);
@@ -69,12 +64,9 @@ fn socks5_to_a_mesh_service_with_pipelined_data() {
 #[test]
 fn socks5_egress_allowed_connects_directly() {
     let mut world = world();
-    let app = world.connect_app(addr(SOCKS));
     let mut bytes = socks_request_v4([198, 51, 100, 7], 7);
     bytes.extend_from_slice(&[9u8; 100_000]);
-    world.app_write(app, &bytes);
-    world.app_shutdown(app);
-    world.run();
+    let app = world.flow(SOCKS, &bytes);
     let got = &world.net.apps[app].received;
     assert_eq!(got[..12], SOCKS_OK);
     assert!(got[12..] == [9u8; 100_000][..]);
@@ -86,9 +78,7 @@ fn socks5_egress_allowed_connects_directly() {
 #[test]
 fn socks5_egress_denied_answers_not_allowed() {
     let mut world = world();
-    let app = world.connect_app(addr(SOCKS));
-    world.app_write(app, &socks_request_v4([203, 0, 113, 5], 22));
-    world.run();
+    let app = world.open_flow(SOCKS, &socks_request_v4([203, 0, 113, 5], 22));
     let got = &world.net.apps[app].received;
     assert_eq!(got[..4], [5, 0, 5, 2], "greeting ok, then 0x02 not allowed");
     assert!(world.net.apps[app].eof);
@@ -122,9 +112,7 @@ fn http_connect_egress_denied_is_403_with_the_rule() {
     let mut config = world.nodes[0].config().clone();
     config.egress = EgressPolicy::new(vec![deny, lab_rule()]);
     world.nodes[0] = warren_proto::node::Node::new(config, world.now);
-    let app = world.connect_app(addr(HTTP));
-    world.app_write(app, b"CONNECT 198.51.100.7:22 HTTP/1.1\r\n\r\n");
-    world.run();
+    let app = world.open_flow(HTTP, b"CONNECT 198.51.100.7:22 HTTP/1.1\r\n\r\n");
     let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 403"), "{got}");
     assert!(got.contains("no-ssh"), "{got}");
@@ -134,9 +122,7 @@ fn http_connect_egress_denied_is_403_with_the_rule() {
 #[test]
 fn http_connect_egress_target_refused_is_502() {
     let mut world = world();
-    let app = world.connect_app(addr(HTTP));
-    world.app_write(app, b"CONNECT 198.51.100.8:7 HTTP/1.1\r\n\r\n");
-    world.run();
+    let app = world.open_flow(HTTP, b"CONNECT 198.51.100.8:7 HTTP/1.1\r\n\r\n");
     let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 502"), "{got}");
     assert_eq!(world.close_reasons(0), vec![CloseReason::ConnectFailed]);
@@ -145,9 +131,7 @@ fn http_connect_egress_target_refused_is_502() {
 #[test]
 fn malformed_socks_is_rejected_and_logged() {
     let mut world = world();
-    let app = world.connect_app(addr(SOCKS));
-    world.app_write(app, &[4, 1, 0, 80]);
-    world.run();
+    let app = world.open_flow(SOCKS, &[4, 1, 0, 80]);
     assert!(world.net.apps[app].eof);
     assert!(matches!(
         world.close_reasons(0)[..],
@@ -159,9 +143,7 @@ fn malformed_socks_is_rejected_and_logged() {
 #[test]
 fn a_silent_proxy_client_is_closed_at_its_deadline() {
     let mut world = world();
-    let app = world.connect_app(addr(HTTP));
-    world.app_write(app, b"CONNECT echo.shop:80 HTTP/1.1\r\n");
-    world.run();
+    let app = world.open_flow(HTTP, b"CONNECT echo.shop:80 HTTP/1.1\r\n");
     assert!(!world.net.apps[app].eof, "still waiting for the head");
     let deadline = world.nodes[0].poll_timeout().expect("a request deadline");
     world.advance_to(deadline);
@@ -232,15 +214,25 @@ fn deny_cart(world: &mut World) {
     world.apply_config(1, b);
 }
 
+/// A SOCKS5 client and an HTTP CONNECT client both ask for echo.shop at
+/// `port`, and the world runs until quiet. Returns (socks app, http app).
+fn ask_both_fronts(world: &mut World, port: u16) -> (usize, usize) {
+    let socks = world.connect_app(addr(SOCKS));
+    world.app_write(socks, &socks_request_domain("echo.shop", port));
+    let http = world.connect_app(addr(HTTP));
+    world.app_write(
+        http,
+        format!("CONNECT echo.shop:{port} HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    world.run();
+    (socks, http)
+}
+
 #[test]
 fn remote_401_is_socks_not_allowed_and_http_403() {
     let mut world = world();
     deny_cart(&mut world);
-    let socks = world.connect_app(addr(SOCKS));
-    world.app_write(socks, &socks_request_domain("echo.shop", 80));
-    let http = world.connect_app(addr(HTTP));
-    world.app_write(http, b"CONNECT echo.shop:80 HTTP/1.1\r\n\r\n");
-    world.run();
+    let (socks, http) = ask_both_fronts(&mut world, 80);
     assert_eq!(world.net.apps[socks].received[..4], [5, 0, 5, 2]);
     let got = String::from_utf8(world.net.apps[http].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 403"), "{got}");
@@ -250,11 +242,7 @@ fn remote_401_is_socks_not_allowed_and_http_403() {
 #[test]
 fn remote_503_is_socks_host_unreachable_and_http_502() {
     let mut world = world();
-    let socks = world.connect_app(addr(SOCKS));
-    world.app_write(socks, &socks_request_domain("echo.shop", 81));
-    let http = world.connect_app(addr(HTTP));
-    world.app_write(http, b"CONNECT echo.shop:81 HTTP/1.1\r\n\r\n");
-    world.run();
+    let (socks, http) = ask_both_fronts(&mut world, 81);
     assert_eq!(world.net.apps[socks].received[..4], [5, 0, 5, 4]);
     let got = String::from_utf8(world.net.apps[http].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 502"), "{got}");

@@ -7,7 +7,7 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, pattern, DirectPair, TUNNEL};
+use node_harness::config::{pattern, DirectPair, TUNNEL};
 
 const B: usize = 1;
 
@@ -24,9 +24,7 @@ fn a_connect_abandoned_in_the_input_that_started_it_is_never_run() {
     // B reads nothing while A sends a flow's HEADERS and DATA, then (the
     // client reset) its RST_STREAM: B gets all three in one read.
     world.net.held.insert(B);
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"early");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"early");
     world.app_reset(app);
     world.run();
     world.net.held.remove(&B);

@@ -94,9 +94,7 @@ fn changing_what_a_front_end_speaks_keeps_its_listener() {
     assert!(lines(&world, "unlisten").is_empty());
     assert_eq!(lines(&world, "listen").len(), 3);
     // The next client on the old SOCKS port now speaks HTTP CONNECT.
-    let app = world.connect_app(addr(SOCKS));
-    world.app_write(app, b"CONNECT 192.0.2.9:1 HTTP/1.1\r\n\r\n");
-    world.run();
+    let app = world.open_flow(SOCKS, b"CONNECT 192.0.2.9:1 HTTP/1.1\r\n\r\n");
     let got = String::from_utf8(world.net.apps[app].received.clone()).unwrap();
     assert!(got.starts_with("HTTP/1.1 403"), "{got}");
 }

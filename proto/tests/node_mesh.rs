@@ -65,10 +65,8 @@ fn three_node_scenario() -> Vec<String> {
     ];
     let mut apps = Vec::new();
     for (i, (listen, size)) in flows.iter().enumerate() {
-        let app = world.connect_app(addr(listen));
         let data = pattern(*size, i);
-        world.app_write(app, &data);
-        world.app_shutdown(app);
+        let app = world.start_flow(listen, &data);
         apps.push((app, data));
     }
     world.run();
@@ -141,10 +139,8 @@ fn slow_reader_bounds_what_is_in_flight() {
     let window = 256 << 10;
     let (mut world, _) = three_nodes(cfg);
     world.add_server(addr("127.0.0.2:8080"), Server::Sink);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
     let data = pattern(8 << 20, 3);
-    world.app_write(app, &data);
-    world.app_shutdown(app);
+    let app = world.start_flow("127.0.0.1:9000", &data);
     // Sender side: the h2 send buffer, one TLS fill, TLS's own buffer and
     // one read; the pipes of the model network hold their capacity each.
     let bound = window + (64 << 10) + (256 << 10) + (64 << 10) + 16 * 1024 + 4 * world.net.cap
@@ -188,9 +184,7 @@ fn stalled_reader_stops_the_client() {
     };
     let (mut world, _) = three_nodes(cfg);
     world.add_server(addr("127.0.0.2:8080"), Server::Sink);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, &[1]);
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", &[1]);
     let server = world.net.server_apps[0];
     world.net.apps[server].stalled = true;
     let data = pattern(8 << 20, 5);
@@ -255,9 +249,7 @@ fn unreachable_node_times_out_the_handshake() {
     let (mut world, _) = three_nodes(h2::Config::default());
     // Nobody answers at echo's HBONE address: the connect stays pending.
     world.net.blackhole.insert(addr("10.0.0.2:15008"));
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"x");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"x");
     let deadline = world.nodes[0].poll_timeout().expect("a handshake deadline");
     world.advance_to(deadline);
     world.run();
@@ -290,9 +282,7 @@ fn wrong_server_identity_fails_the_handshake() {
         vec![endpoint("10.0.0.2:15008", "db")],
     );
     world.apply_config(0, a);
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"x");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"x");
     assert!(world.net.apps[app].eof);
     assert!(world.net.apps[app].received.is_empty());
     let failed = world.events_of(0).into_iter().any(|e| {
@@ -357,9 +347,7 @@ fn idle_flows_are_reset_and_busy_ones_are_not() {
 #[test]
 fn withdrawing_an_export_cuts_its_flows() {
     let (mut world, [_, mut b, _]) = three_nodes(h2::Config::default());
-    let app = world.connect_app(addr("127.0.0.1:9000"));
-    world.app_write(app, b"hi");
-    world.run();
+    let app = world.open_flow("127.0.0.1:9000", b"hi");
     assert_eq!(world.net.apps[app].received, b"hi");
     b.exports = Exports::default();
     world.apply_config(1, b);
@@ -395,9 +383,7 @@ fn flows_take_turns_across_a_services_endpoints() {
     let mut world = echo_on_two_endpoints("10.0.0.2:15008");
     let mut apps = Vec::new();
     for i in 0..4 {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
-        world.app_write(app, &pattern(100, i));
-        world.app_shutdown(app);
+        let app = world.start_flow("127.0.0.1:9000", &pattern(100, i));
         apps.push(app);
     }
     world.run();
@@ -412,14 +398,9 @@ fn flows_take_turns_across_a_services_endpoints() {
 fn a_dead_endpoint_is_ejected_and_its_flows_retry_elsewhere() {
     // Node 1's HBONE port refuses connections.
     let mut world = echo_on_two_endpoints("10.0.0.9:15008");
-    let mut apps = Vec::new();
-    for i in 0..4 {
-        let app = world.connect_app(addr("127.0.0.1:9000"));
-        world.app_write(app, &pattern(100, i));
-        world.app_shutdown(app);
-        apps.push(app);
-        world.run();
-    }
+    let apps: Vec<usize> = (0..4)
+        .map(|i| world.flow("127.0.0.1:9000", &pattern(100, i)))
+        .collect();
     for (i, app) in apps.iter().enumerate() {
         assert!(world.net.apps[*app].received == pattern(100, i), "flow {i}");
     }

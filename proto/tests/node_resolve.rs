@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use node_harness::certs::Ca;
 use node_harness::config::{addr, endpoint, tunnel, HBONE_B, TUNNEL};
-use node_harness::{socks_request_domain, World, SOCKS_OK};
+use node_harness::{socks_flow, socks_request_domain, World, SOCKS_OK};
 use warren_proto::node::{
     CloseReason, FrontConfig, FrontKind, Input, Node, NodeConfig, NodeEvent, Output, ResolveError,
 };
@@ -108,17 +108,6 @@ fn transcript(world: &World, n: usize, word: &str) -> Vec<String> {
         .collect()
 }
 
-/// A SOCKS5 client asks for `host:port`, sends `payload` and half-closes.
-fn socks_flow(world: &mut World, host: &str, port: u16, payload: &[u8]) -> usize {
-    let app = world.connect_app(addr(SOCKS));
-    let mut bytes = socks_request_domain(host, port);
-    bytes.extend_from_slice(payload);
-    world.app_write(app, &bytes);
-    world.app_shutdown(app);
-    world.run();
-    app
-}
-
 #[test]
 fn an_export_whose_target_is_a_name_is_resolved_and_reached() {
     let mut world = world();
@@ -136,9 +125,7 @@ fn an_export_whose_target_is_a_name_is_resolved_and_reached() {
 fn an_export_whose_name_does_not_resolve_answers_503() {
     let mut world = world();
     world.net.names.remove("db.internal");
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"select 1");
-    world.run();
+    let app = world.open_flow(TUNNEL, b"select 1");
     assert_eq!(world.close_reasons(1), vec![CloseReason::Unreachable]);
     assert_eq!(
         world.close_reasons(0),
@@ -152,7 +139,7 @@ fn an_export_whose_name_does_not_resolve_answers_503() {
 fn egress_to_a_name_a_domain_rule_allows_uses_any_address_it_resolves_to() {
     let mut world = world();
     // 203.0.113.50 is outside every CIDR rule: the name's rule decides.
-    let app = socks_flow(&mut world, "www.cdn.example", 443, b"GET /");
+    let app = socks_flow(&mut world, SOCKS, "www.cdn.example", 443, b"GET /");
     let got = &world.net.apps[app].received;
     assert_eq!(got[..12], SOCKS_OK);
     assert_eq!(&got[12..], b"GET /");
@@ -165,7 +152,7 @@ fn egress_to_a_name_a_domain_rule_allows_uses_any_address_it_resolves_to() {
 #[test]
 fn egress_to_a_name_no_rule_names_is_allowed_when_its_address_is_in_an_allowed_cidr() {
     let mut world = world();
-    let app = socks_flow(&mut world, "lab.example", 7, b"ping");
+    let app = socks_flow(&mut world, SOCKS, "lab.example", 7, b"ping");
     let got = &world.net.apps[app].received;
     assert_eq!(got[..12], SOCKS_OK);
     assert_eq!(&got[12..], b"ping");
@@ -175,7 +162,7 @@ fn egress_to_a_name_no_rule_names_is_allowed_when_its_address_is_in_an_allowed_c
 #[test]
 fn egress_to_a_name_resolving_outside_every_cidr_is_denied_without_a_connect() {
     let mut world = world();
-    let app = socks_flow(&mut world, "elsewhere.example", 7, b"ping");
+    let app = socks_flow(&mut world, SOCKS, "elsewhere.example", 7, b"ping");
     assert_eq!(world.net.apps[app].received[..4], [5, 0, 5, 2]);
     assert_eq!(transcript(&world, 0, "resolve").len(), 1);
     assert!(transcript(&world, 0, "connect").is_empty());
@@ -195,7 +182,7 @@ fn a_name_a_deny_rule_matches_is_refused_before_resolving() {
     let deny = rule("no-lab-name", Action::Deny, Destination::Domain(lab), 7);
     config.egress.rules.insert(0, deny);
     world.apply_config(0, config);
-    let app = socks_flow(&mut world, "lab.example", 7, b"ping");
+    let app = socks_flow(&mut world, SOCKS, "lab.example", 7, b"ping");
     assert_eq!(world.net.apps[app].received[..4], [5, 0, 5, 2]);
     assert!(transcript(&world, 0, "resolve").is_empty());
 }
@@ -206,7 +193,7 @@ fn without_any_cidr_rule_an_unnamed_domain_is_denied_before_resolving() {
     let mut config = world.nodes[0].config().clone();
     config.egress = EgressPolicy::new(vec![cdn_rule()]);
     world.apply_config(0, config);
-    let app = socks_flow(&mut world, "lab.example", 7, b"ping");
+    let app = socks_flow(&mut world, SOCKS, "lab.example", 7, b"ping");
     assert_eq!(world.net.apps[app].received[..4], [5, 0, 5, 2]);
     assert!(transcript(&world, 0, "resolve").is_empty());
 }
@@ -214,7 +201,7 @@ fn without_any_cidr_rule_an_unnamed_domain_is_denied_before_resolving() {
 #[test]
 fn an_egress_name_that_does_not_resolve_is_host_unreachable() {
     let mut world = world();
-    let app = socks_flow(&mut world, "nowhere.cdn.example", 443, b"");
+    let app = socks_flow(&mut world, SOCKS, "nowhere.cdn.example", 443, b"");
     assert_eq!(
         world.net.apps[app].received[..4],
         [5, 0, 5, 4],
@@ -227,9 +214,7 @@ fn an_egress_name_that_does_not_resolve_is_host_unreachable() {
 #[test]
 fn a_flow_allowed_by_its_name_survives_a_config_swap_that_keeps_the_rule() {
     let mut world = world();
-    let app = world.connect_app(addr(SOCKS));
-    world.app_write(app, &socks_request_domain("www.cdn.example", 443));
-    world.run();
+    let app = world.open_flow(SOCKS, &socks_request_domain("www.cdn.example", 443));
     assert_eq!(world.net.apps[app].received, SOCKS_OK);
     // The same rules again: judged by its name, not by 203.0.113.50 (which
     // no rule allows).
@@ -371,9 +356,7 @@ fn when_every_address_refuses_the_flow_ends_once() {
         "db.internal".into(),
         vec![ip("[::1]:1"), ip("127.0.0.99:1")],
     );
-    let app = world.connect_app(addr(TUNNEL));
-    world.app_write(app, b"select 1");
-    world.run();
+    world.open_flow(TUNNEL, b"select 1");
     assert_eq!(transcript(&world, 1, "connect").len(), 2);
     assert_eq!(world.close_reasons(1), vec![CloseReason::ConnectFailed]);
     assert_eq!(

@@ -6,17 +6,12 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, echo_endpoint, endpoint_node, pattern, tunnel, TUNNEL};
+use node_harness::config::{addr, cart_over, echo_endpoint, endpoint_node, pattern, TUNNEL};
 use node_harness::raw_peer::{open_flows, RawPeer};
 use node_harness::World;
-use warren_proto::node::{CloseReason, NodeConfig};
-use warren_proto::policy::ServiceName;
+use warren_proto::node::CloseReason;
 
 const AGENT: usize = 0;
-
-fn echo() -> ServiceName {
-    ServiceName::parse("echo.shop").unwrap()
-}
 
 /// The agent (node 0, tunnel 127.0.0.1:9000 → echo.shop:80 over
 /// endpoints 0 and 1), endpoint 0 exporting another service (it answers
@@ -25,12 +20,7 @@ fn echo() -> ServiceName {
 fn stale_endpoint_world(stale_streams: u32) -> World {
     let ca = Ca::new(1);
     let mut world = World::new();
-    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-    agent
-        .directory
-        .insert(echo(), vec![echo_endpoint(0), echo_endpoint(1)]);
-    world.add_node(agent);
+    world.add_node(cart_over(&ca, vec![echo_endpoint(0), echo_endpoint(1)]));
     let mut stale = endpoint_node(&ca, 0, "other.shop", "127.0.1.0:8080");
     stale.h2.max_concurrent_streams = stale_streams;
     world.add_node(stale);

@@ -17,9 +17,7 @@ use quickcheck::{QuickCheck, TestResult};
 /// node 1 that was heard from just now.
 fn warm_pair() -> World {
     let mut world = DirectPair::new(&Ca::new(1)).world();
-    let warm = world.connect_app(addr(TUNNEL));
-    world.app_write(warm, b"warm");
-    world.run();
+    let warm = world.open_flow(TUNNEL, b"warm");
     assert_eq!(world.net.apps[warm].received, b"warm", "the warm-up flow");
     world.net.transcript.clear();
     world

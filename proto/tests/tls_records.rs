@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use quickcheck::{QuickCheck, TestResult};
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType};
 use rustls::pki_types::PrivateKeyDer;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
 use warren_proto::tls::{PlaintextRead, TlsError, TlsSession};
 
 mod common;
 
-use common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime, DAY, NOW, TD};
+use common::{ed25519_pkcs8, key, self_signed_ca, workload_leaf, FixedTime, NOW, TD};
 
 const CLIENT_ID: &str = "spiffe://mesh.test/ns/shop/sa/cart";
 const SERVER_ID: &str = "spiffe://mesh.test/ns/shop/sa/db";
@@ -27,18 +26,7 @@ const RECORD_OVERHEAD: usize = 5 + 1 + 16;
 /// CA of seed 1.
 fn params(seed: u8, id: &str) -> MeshTlsParams {
     let (issuer, ca_cert) = self_signed_ca("mesh CA", 1);
-    let mut leaf = CertificateParams::default();
-    leaf.distinguished_name = rcgen::DistinguishedName::new();
-    leaf.distinguished_name.push(DnType::CommonName, "workload");
-    leaf.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.not_before = at(NOW - DAY);
-    leaf.not_after = at(NOW + DAY);
-    leaf.serial_number = Some(u64::from(seed).into());
+    let leaf = workload_leaf(id, seed);
     let cert = leaf.signed_by(&key(seed), &issuer).unwrap().der().clone();
     let trust = MeshTrust::new(TrustDomain::new(TD).unwrap(), &[ca_cert]).unwrap();
     MeshTlsParams::new(

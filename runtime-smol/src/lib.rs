@@ -277,9 +277,10 @@ mod tests {
         .await
     }
 
-    /// A pair whose accepted socket has waited for bytes once and been
-    /// woken for "a": the state after every wake-up in a running node.
-    async fn woken_for_a() -> (TcpStream, Async<CountingStream>, Arc<SockWaker>) {
+    /// A pair whose accepted socket has waited for bytes once, been woken
+    /// for "a" and read it: the state after every wake-up in a running
+    /// node. Returns the socket's waker as well, for the test's polls.
+    async fn a_woken_and_read() -> (TcpStream, Async<CountingStream>, Arc<SockWaker>, Waker) {
         let (mut peer, io) = pair();
         let sock = Arc::new(SockWaker::default());
         let waker = Waker::from(Arc::clone(&sock));
@@ -295,19 +296,18 @@ mod tests {
         Timer::after(Duration::from_millis(1)).await;
         peer.write_all(b"a").unwrap();
         woken(&sock).await;
-        (peer, io, sock)
+        let Poll::Ready(Ok(1)) = poll_read_from(&io, &mut cx, &mut buf) else {
+            panic!("the byte the socket was woken for");
+        };
+        (peer, io, sock, waker)
     }
 
     #[test]
     fn readiness_already_used_up_costs_no_second_read() {
         smol::block_on(async {
-            let (mut peer, io, sock) = woken_for_a().await;
-            let waker = Waker::from(Arc::clone(&sock));
+            let (mut peer, io, sock, waker) = a_woken_and_read().await;
             let mut cx = Context::from_waker(&waker);
             let mut buf = [0u8; 64];
-            let Poll::Ready(Ok(1)) = poll_read_from(&io, &mut cx, &mut buf) else {
-                panic!("the byte the socket was woken for");
-            };
             assert_eq!(reads(&io), 2);
             // A read now says `WouldBlock`. async-io still answers ready
             // for the event already used; before, that answer cost a
@@ -327,13 +327,9 @@ mod tests {
     #[test]
     fn a_read_that_empties_the_socket_waits_for_the_next_event() {
         smol::block_on(async {
-            let (mut peer, io, sock) = woken_for_a().await;
-            let waker = Waker::from(Arc::clone(&sock));
+            let (mut peer, io, sock, waker) = a_woken_and_read().await;
             let mut cx = Context::from_waker(&waker);
             let mut buf = [0u8; 64];
-            let Poll::Ready(Ok(1)) = poll_read_from(&io, &mut cx, &mut buf) else {
-                panic!("the byte the socket was woken for");
-            };
             // The short read registered for the next event itself, so the
             // host's look at readiness (`Smol::poll_read_ready`: async-io's
             // `poll_readable`) waits. Before, it answered ready for the

@@ -129,15 +129,22 @@ fn send(
     }
 }
 
-/// One connection: handshake, a few KiB each way, close_notify both ways.
-fn connection(w: &World, wire: &mut Transcript) {
-    let mut client = TlsSession::client(
+/// A fresh client session (expecting [`SERVER`]) and server session
+/// from `w`'s identities.
+fn sessions(w: &World) -> (TlsSession, TlsSession) {
+    let client = TlsSession::client(
         w.client.client_config([id(SERVER)]).unwrap(),
         DEFAULT_BUFFER_LIMIT,
     )
     .unwrap();
-    let mut server =
+    let server =
         TlsSession::server(w.server.server_config().unwrap(), DEFAULT_BUFFER_LIMIT).unwrap();
+    (client, server)
+}
+
+/// One connection: handshake, a few KiB each way, close_notify both ways.
+fn connection(w: &World, wire: &mut Transcript) {
+    let (mut client, mut server) = sessions(w);
     assert_eq!(pump(&mut client, &mut server, wire), (None, None));
     assert_eq!(client.peer_identity(), Some(&id(SERVER)));
     assert_eq!(server.peer_identity(), Some(&id(CLIENT)));
@@ -209,13 +216,7 @@ fn certificates_expire_in_virtual_time() {
     let w = world(7);
     connection(&w, &mut Transcript::default());
     w.clock.advance(2 * HOUR);
-    let mut client = TlsSession::client(
-        w.client.client_config([id(SERVER)]).unwrap(),
-        DEFAULT_BUFFER_LIMIT,
-    )
-    .unwrap();
-    let mut server =
-        TlsSession::server(w.server.server_config().unwrap(), DEFAULT_BUFFER_LIMIT).unwrap();
+    let (mut client, mut server) = sessions(&w);
     let (client_err, _) = pump(&mut client, &mut server, &mut Transcript::default());
     assert_eq!(
         client_err,

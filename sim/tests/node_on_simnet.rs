@@ -6,7 +6,11 @@
 //!
 //! Half-closes, resets and slow readers are in `node_on_simnet_flows.rs`.
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::assert_no_flows_left;
 
 use warren_proto::h2;
 use warren_proto::pool::PoolConfig;
@@ -36,14 +40,9 @@ fn closes(agents: &Agents, i: usize) -> BTreeMap<&'static str, u64> {
 
 /// Nothing left open on any node, and neither node nor adapter misused.
 fn assert_quiet(agents: &Agents) {
+    assert_no_flows_left(agents);
     for i in 0..agents.len() {
         let host = agents.node(i);
-        assert_eq!(host.node().flow_count(), 0, "agent {i} leaks flows");
-        assert!(
-            host.host_errors.is_empty(),
-            "agent {i}: {:?}",
-            host.host_errors
-        );
         assert!(host.misuse().is_empty(), "agent {i}: {:?}", host.misuse());
     }
 }

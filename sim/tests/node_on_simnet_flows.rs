@@ -4,7 +4,11 @@
 //! order, so "the server still sends after the client's FIN" is a fact of
 //! the script, not of timing.
 
+mod common;
+
 use core::time::Duration;
+
+use common::assert_no_flows_left;
 
 use warren_proto::h2;
 use warren_sim::agents::{Agents, AppRef};
@@ -62,18 +66,6 @@ fn closed(agents: &Agents, i: usize) -> Vec<&'static str> {
         out.extend(std::iter::repeat_n(*reason, *n as usize));
     }
     out
-}
-
-fn assert_no_flows_left(agents: &Agents) {
-    for i in 0..agents.len() {
-        let host = agents.node(i);
-        assert_eq!(host.node().flow_count(), 0, "agent {i} leaks flows");
-        assert!(
-            host.host_errors.is_empty(),
-            "agent {i}: {:?}",
-            host.host_errors
-        );
-    }
 }
 
 #[test]

@@ -32,26 +32,27 @@ impl Windows {
     };
 }
 
+/// Applies one test's settings to an h2 client or server builder: the two
+/// builder types share no trait, so the one list of settings is a macro.
+macro_rules! with_windows {
+    ($builder:expr, $windows:expr) => {{
+        let mut builder = $builder;
+        builder
+            .initial_window_size($windows.stream)
+            .initial_connection_window_size($windows.connection)
+            .max_concurrent_streams(1000)
+            .max_send_buffer_size(1 << 20)
+            .max_frame_size(1 << 20);
+        builder
+    }};
+}
+
 pub fn server_builder(windows: Windows) -> h2::server::Builder {
-    let mut builder = h2::server::Builder::new();
-    builder
-        .initial_window_size(windows.stream)
-        .initial_connection_window_size(windows.connection)
-        .max_concurrent_streams(1000)
-        .max_send_buffer_size(1 << 20)
-        .max_frame_size(1 << 20);
-    builder
+    with_windows!(h2::server::Builder::new(), windows)
 }
 
 pub fn client_builder(windows: Windows) -> h2::client::Builder {
-    let mut builder = h2::client::Builder::new();
-    builder
-        .initial_window_size(windows.stream)
-        .initial_connection_window_size(windows.connection)
-        .max_concurrent_streams(1000)
-        .max_send_buffer_size(1 << 20)
-        .max_frame_size(1 << 20);
-    builder
+    with_windows!(h2::client::Builder::new(), windows)
 }
 
 /// A CONNECT request to `authority`, as h2 wants it (authority-form URI).

@@ -29,3 +29,35 @@ pub(crate) fn feed_reads<'r, E>(
     }
     (sent, Ok(None))
 }
+
+/// [`feed_reads`], with the reads that come after the request added to the
+/// leftover: once the request is ready the caller owns every later byte,
+/// so a ready result's leftover is all the client sent past its request.
+pub(crate) fn feed_reads_keeping_the_rest<'r, E>(
+    reads: &'r [Vec<u8>],
+    feed: impl FnMut(&'r [u8]) -> Result<Step<'r, E>, UsageError>,
+) -> Fed<E> {
+    let mut rest = reads.iter();
+    let (sent, got) = feed_reads(rest.by_ref().map(Vec::as_slice), feed);
+    let got = got.map(|ready| {
+        ready.map(|(target, mut leftover)| {
+            rest.for_each(|read| leftover.extend_from_slice(read));
+            (target, leftover)
+        })
+    });
+    (sent, got)
+}
+
+/// Splits `bytes` at the given cut points (each taken modulo the length
+/// plus one, so any `usize` from quickcheck is a cut), in order.
+pub(crate) fn cut(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for p in points.into_iter().chain([bytes.len()]) {
+        out.push(bytes[start..p].to_vec());
+        start = p;
+    }
+    out
+}

@@ -2,7 +2,10 @@
 //! trust domain, and Ed25519 keys from fixed seeds, so every run makes the
 //! same certificates. Included by `identity.rs` and by `node_harness`.
 
-use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::time_provider::TimeProvider;
 
@@ -48,6 +51,28 @@ pub fn key(seed: u8) -> KeyPair {
 /// `secs` since the unix epoch as rcgen wants it.
 pub fn at(secs: u64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap()
+}
+
+/// A workload leaf's certificate params: common name "workload", SPIFFE
+/// ID `id` as its URI SAN, server and client auth, digital signature,
+/// valid from a day before [`NOW`] to a day after, serial `seed` (the key
+/// seed the caller signs with). Tests change fields from there.
+pub fn workload_leaf(id: &str, seed: u8) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "workload");
+    params.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = at(NOW - DAY);
+    params.not_after = at(NOW + DAY);
+    params.serial_number = Some(u64::from(seed).into());
+    params
 }
 
 /// A self-signed CA named `name` with the key of `seed`, valid a year either

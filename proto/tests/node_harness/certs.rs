@@ -3,16 +3,14 @@
 
 use std::sync::Arc;
 
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::time_provider::TimeProvider;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, Resumption, SpiffeId, TrustDomain};
 use warren_proto::node::MeshIdentity;
 
-use super::common::{at, ed25519_pkcs8, key, self_signed_ca, FixedTime};
+use super::common::{at, ed25519_pkcs8, key, self_signed_ca, workload_leaf, FixedTime};
 pub use super::common::{DAY, NOW, TD};
 
 /// A trust domain's CA.
@@ -36,18 +34,7 @@ impl Ca {
     /// chosen.
     pub fn identity_with(&self, seed: u8, ns: &str, sa: &str, leaf: Leaf) -> MeshIdentity {
         let id = format!("spiffe://{TD}/ns/{ns}/sa/{sa}");
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "workload");
-        params.subject_alt_names = vec![SanType::URI(id.as_str().try_into().unwrap())];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = at(NOW - DAY);
+        let mut params = workload_leaf(&id, seed);
         params.not_after = at(leaf.not_after);
         params.serial_number = Some(leaf.serial.unwrap_or(u64::from(seed)).into());
         let cert = params

@@ -80,6 +80,18 @@ pub fn endpoint_node(ca: &Ca, i: u8, service: &str, target: &str) -> NodeConfig 
     node
 }
 
+/// The agent of the several-endpoint tests: `shop/cart` with key 2,
+/// tunnelling [`TUNNEL`] → echo.shop:80, its directory listing
+/// `endpoints` for echo.shop.
+pub fn cart_over(ca: &Ca, endpoints: Vec<Endpoint>) -> NodeConfig {
+    let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
+    agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
+    agent
+        .directory
+        .insert(ServiceName::parse("echo.shop").unwrap(), endpoints);
+    agent
+}
+
 /// Two agents that talk directly, before either is in a world.
 ///
 /// By default: A (`shop/cart`, key 2) tunnels [`TUNNEL`] → echo.shop:80
@@ -133,11 +145,56 @@ impl World {
     /// One flow through the front at `listen`: a client writes `data`,
     /// half-closes, and the world runs until quiet. Returns the client app.
     pub fn flow(&mut self, listen: &str, data: &[u8]) -> usize {
+        let app = self.start_flow(listen, data);
+        self.run();
+        app
+    }
+
+    /// [`World::flow`] without the run: a client connects to the front at
+    /// `listen`, writes `data` and half-closes; nothing moves until the
+    /// test runs the world. Returns the client app.
+    pub fn start_flow(&mut self, listen: &str, data: &[u8]) -> usize {
         let app = self.connect_app(addr(listen));
         self.app_write(app, data);
         self.app_shutdown(app);
+        app
+    }
+
+    /// [`World::flow`] without the half-close: a client connects to the
+    /// front at `listen`, writes `data` and keeps its side open while the
+    /// world runs until quiet. Returns the client app.
+    pub fn open_flow(&mut self, listen: &str, data: &[u8]) -> usize {
+        let app = self.connect_app(addr(listen));
+        self.app_write(app, data);
         self.run();
         app
+    }
+
+    /// One [`World::start_flow`] through `listen` per size, flow `i`
+    /// writing `pattern(sizes[i], i)`, all at once; then the world runs
+    /// until quiet. Returns (client app, data) per flow.
+    pub fn flows_of_sizes(&mut self, listen: &str, sizes: &[usize]) -> Vec<(usize, Vec<u8>)> {
+        let flows = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let data = pattern(size, i);
+                (self.start_flow(listen, &data), data)
+            })
+            .collect();
+        self.run();
+        flows
+    }
+
+    /// Asserts each flow's client got its data back whole, byte for byte,
+    /// and then the end of the stream.
+    pub fn assert_echoed(&self, flows: &[(usize, Vec<u8>)]) {
+        for (app, data) in flows {
+            let got = &self.net.apps[*app].received;
+            assert_eq!(got.len(), data.len());
+            assert!(got == data, "bytes differ");
+            assert!(self.net.apps[*app].eof);
+        }
     }
 
     /// `n` flows through the front at `listen` whose servers read nothing:

@@ -135,3 +135,22 @@ impl HubMesh {
         world
     }
 }
+
+impl World {
+    /// In a [`HubMesh::two_hubs`] world, hub 0 dies: its address stops
+    /// answering and its links to A (node 2) and B (node 3) reset. Nothing
+    /// runs yet.
+    pub fn first_hub_dies(&mut self) {
+        self.net.blackhole.insert(addr(HUB_ADDRS[0]));
+        self.reset_links(0, 2);
+        self.reset_links(0, 3);
+    }
+
+    /// The apps among `apps` whose flows were neither reset nor ended.
+    pub fn live_apps(&self, apps: &[usize]) -> Vec<usize> {
+        apps.iter()
+            .copied()
+            .filter(|app| !self.net.apps[*app].reset && !self.net.apps[*app].eof)
+            .collect()
+    }
+}

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod config;
 pub mod hubs;
 pub mod raw_peer;
+pub mod tls_pipe;
 
 /// A SOCKS5 client's view of a granted CONNECT: the no-auth method choice,
 /// then success with a zero IPv4 bind address.
@@ -20,6 +21,15 @@ pub fn socks_request_domain(host: &str, port: u16) -> Vec<u8> {
     r.extend_from_slice(host.as_bytes());
     r.extend_from_slice(&port.to_be_bytes());
     r
+}
+
+/// A SOCKS5 client of the front at `listen` asks for `host:port` by name,
+/// sends `payload` right behind its request and half-closes; the world
+/// runs until quiet. Returns the client app.
+pub fn socks_flow(world: &mut World, listen: &str, host: &str, port: u16, payload: &[u8]) -> usize {
+    let mut bytes = socks_request_domain(host, port);
+    bytes.extend_from_slice(payload);
+    world.flow(listen, &bytes)
 }
 
 #[path = "../common/mod.rs"]

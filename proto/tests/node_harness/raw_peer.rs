@@ -5,12 +5,12 @@
 
 use warren_proto::h2::{Config, Connection, Event, Role};
 use warren_proto::hbone::ConnectStatus;
-use warren_proto::node::{MeshIdentity, NodeConfig};
-use warren_proto::policy::ServiceName;
-use warren_proto::tls::{PlaintextRead, TlsSession};
+use warren_proto::node::MeshIdentity;
+use warren_proto::tls::TlsSession;
 
 use super::certs::Ca;
-use super::config::{addr, echo_endpoint, pattern, tunnel, TUNNEL};
+use super::config::{addr, cart_over, echo_endpoint, pattern, TUNNEL};
+use super::tls_pipe::TlsPipe;
 use super::{Server, World};
 
 /// The peer at endpoint 0's address. It answers every CONNECT 200 and
@@ -25,10 +25,8 @@ pub struct RawPeer {
 
 /// One connection to the [`RawPeer`].
 pub struct Session {
-    app: usize,
-    tls: TlsSession,
+    pipe: TlsPipe,
     h2: Connection,
-    taken: usize,
     /// Raw SETTINGS frames to send after the next HTTP/2 output.
     inject: Vec<u8>,
     open: usize,
@@ -51,13 +49,7 @@ impl RawPeer {
     pub fn world(initial_limit: u32) -> (World, RawPeer) {
         let ca = Ca::new(1);
         let mut world = World::new();
-        let mut agent = NodeConfig::new(ca.identity(2, "shop", "cart"));
-        agent.fronts = vec![tunnel(TUNNEL, "echo.shop:80")];
-        agent.directory.insert(
-            ServiceName::parse("echo.shop").unwrap(),
-            vec![echo_endpoint(0)],
-        );
-        world.add_node(agent);
+        world.add_node(cart_over(&ca, vec![echo_endpoint(0)]));
         world.add_server(echo_endpoint(0).hbone, Server::Sink);
         let peer = RawPeer {
             identity: ca.identity(10, "shop", "echo0"),
@@ -72,17 +64,16 @@ impl RawPeer {
         loop {
             world.run();
             for &app in &world.net.server_apps {
-                if self.sessions.iter().all(|s| s.app != app) {
+                if self.sessions.iter().all(|s| s.pipe.app != app) {
                     let config = Config {
                         max_concurrent_streams: self.initial_limit,
                         ..Config::default()
                     };
+                    let tls =
+                        TlsSession::server(self.identity.server_config().clone(), 1 << 20).unwrap();
                     self.sessions.push(Session {
-                        app,
-                        tls: TlsSession::server(self.identity.server_config().clone(), 1 << 20)
-                            .unwrap(),
+                        pipe: TlsPipe::new(app, tls),
                         h2: Connection::new(Role::Server, config, world.now),
-                        taken: 0,
                         inject: Vec::new(),
                         open: 0,
                         most_open: 0,
@@ -122,24 +113,9 @@ impl RawPeer {
 impl Session {
     fn step(&mut self, world: &mut World) -> bool {
         let now = world.now;
-        let mut progress = false;
-        let received = &world.net.apps[self.app].received;
-        if received.len() > self.taken {
-            let mut input = received[self.taken..].to_vec();
-            self.taken = received.len();
-            progress = true;
-            while !input.is_empty() {
-                let n = self.tls.read_tls(&input).unwrap();
-                input.drain(..n);
-                let mut plain = vec![0; 64 << 10];
-                while let PlaintextRead::Data(k) = self.tls.read_plaintext(&mut plain) {
-                    self.h2.handle_input(now, &plain[..k]);
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-        }
+        let mut progress = self
+            .pipe
+            .receive(world, |plain| self.h2.handle_input(now, plain));
         while let Some(e) = self.h2.poll_event() {
             match e {
                 Event::Request { stream, .. } => {
@@ -167,21 +143,7 @@ impl Session {
         let mut plain = Vec::new();
         self.h2.poll_transmit(now, &mut plain);
         plain.append(&mut self.inject);
-        if !plain.is_empty() {
-            progress = true;
-            let mut at = 0;
-            while at < plain.len() {
-                at += self.tls.write_plaintext(&plain[at..]).unwrap();
-                let mut out = Vec::new();
-                self.tls.write_tls(&mut out);
-                world.app_write(self.app, &out);
-            }
-        }
-        let mut out = Vec::new();
-        if self.tls.write_tls(&mut out) > 0 {
-            world.app_write(self.app, &out);
-            progress = true;
-        }
+        progress |= self.pipe.send(world, &plain);
         progress
     }
 }

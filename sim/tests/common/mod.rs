@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use warren_sim::agents::Agents;
 use warren_sim::app::{Endpoint, ServerMode, StreamClient, StreamServer};
 use warren_sim::net::{HostId, Net, NetConfig, NetEvent};
 use warren_sim::rng::Seed;
@@ -111,4 +112,17 @@ pub fn assert_echoes_complete(
         assert!(c.read_closed && !c.reset, "seed {seed}");
     }
     assert_eq!(world.net().open_connections(), 0, "seed {seed}: leak");
+}
+
+/// Every agent has closed all its flows and its host saw no error.
+pub fn assert_no_flows_left(agents: &Agents) {
+    for i in 0..agents.len() {
+        let host = agents.node(i);
+        assert_eq!(host.node().flow_count(), 0, "agent {i} leaks flows");
+        assert!(
+            host.host_errors.is_empty(),
+            "agent {i}: {:?}",
+            host.host_errors
+        );
+    }
 }

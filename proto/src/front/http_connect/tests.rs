@@ -2,7 +2,7 @@
 //! 7.88.1 (`--proxytunnel -x http://...`) talking to a loopback listener.
 
 use super::*;
-use crate::front::fed::{feed_reads, Fed};
+use crate::front::fed::{cut, feed_reads, feed_reads_keeping_the_rest, Fed};
 use crate::front::{Host, Refusal};
 use quickcheck::{quickcheck, TestResult};
 
@@ -376,36 +376,10 @@ fn any_chunking_gives_the_same_target_and_leftover() {
         }
         head.push_str("\r\n");
         let bytes = [head.as_bytes(), &data].concat();
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-        points.sort_unstable();
+        let reads = cut(&bytes, &cuts);
         let mut front = HttpConnect::new(HttpConnectConfig::default());
-        let mut start = 0;
-        let mut target = None;
-        let mut leftover = Vec::new();
-        for p in points.into_iter().chain([bytes.len()]) {
-            let chunk = &bytes[start..p];
-            start = p;
-            if target.is_some() {
-                leftover.extend_from_slice(chunk);
-                continue;
-            }
-            let step = front.feed(chunk).unwrap();
-            if !step.send.is_empty() {
-                return TestResult::failed();
-            }
-            match step.progress {
-                Progress::NeedMore => {}
-                Progress::Ready {
-                    target: t,
-                    leftover: l,
-                } => {
-                    target = Some(t);
-                    leftover.extend_from_slice(l);
-                }
-                Progress::Rejected(_) => return TestResult::failed(),
-            }
-        }
-        TestResult::from_bool(target == Some(want) && leftover == data)
+        let (sent, got) = feed_reads_keeping_the_rest(&reads, |read| front.feed(read));
+        TestResult::from_bool(sent.is_empty() && got.is_ok_and(|ready| ready == Some((want, data))))
     }
     quickcheck(prop as fn((u8, u32, u128), u16, Vec<u8>, Vec<u8>, Vec<usize>) -> TestResult);
 }

@@ -2,7 +2,7 @@
 //! curl 7.88.1 talking to a loopback listener.
 
 use super::*;
-use crate::front::fed::{feed_reads, Fed};
+use crate::front::fed::{cut, feed_reads, feed_reads_keeping_the_rest, Fed};
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 
 /// curl's greeting: no authentication and GSSAPI.
@@ -363,53 +363,22 @@ impl Arbitrary for ValidClient {
     }
 }
 
-/// Splits `bytes` at the given cut points.
-fn chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    points.sort_unstable();
-    let mut out = Vec::new();
-    let mut start = 0;
-    for p in points.into_iter().chain([bytes.len()]) {
-        out.push(bytes[start..p].to_vec());
-        start = p;
-    }
-    out
-}
-
 #[test]
 fn any_chunking_gives_the_same_target_and_leftover() {
     fn prop(client: ValidClient, cuts: Vec<usize>) -> bool {
-        let chunks = chunks(&client.bytes, &cuts);
+        let reads = cut(&client.bytes, &cuts);
         let mut s = Socks5::new();
-        let mut sent = Vec::new();
-        let mut leftover = Vec::new();
-        let mut target = None;
-        for chunk in &chunks {
-            if target.is_some() {
-                // After the request, the caller owns every byte.
-                leftover.extend_from_slice(chunk);
-                continue;
-            }
-            let step = s.feed(chunk).unwrap();
-            sent.extend_from_slice(&step.send);
-            match step.progress {
-                Progress::NeedMore => {}
-                Progress::Ready {
-                    target: t,
-                    leftover: l,
-                } => {
-                    target = Some(t);
-                    leftover.extend_from_slice(l);
-                }
-                Progress::Rejected(_) => return false,
-            }
-            if s.buffered() > MAX_REQUEST_LEN {
-                return false;
-            }
-        }
-        sent == b"\x05\x00"
-            && target == Some(client.target)
-            && leftover == client.bytes[client.request_end..]
+        let mut over_limit = false;
+        let (sent, got) = feed_reads_keeping_the_rest(&reads, |read| {
+            let step = s.feed(read);
+            over_limit |= s.buffered() > MAX_REQUEST_LEN;
+            step
+        });
+        !over_limit
+            && sent == b"\x05\x00"
+            && got.is_ok_and(|ready| {
+                ready == Some((client.target, client.bytes[client.request_end..].to_vec()))
+            })
     }
     quickcheck(prop as fn(ValidClient, Vec<usize>) -> bool);
 }
@@ -431,7 +400,7 @@ fn arbitrary_bytes_never_panic_and_stay_bounded() {
         }
         input.extend_from_slice(&bytes);
         let mut s = Socks5::new();
-        for chunk in chunks(&input, &cuts) {
+        for chunk in cut(&input, &cuts) {
             match s.feed(&chunk) {
                 Ok(step) => {
                     if s.buffered() > MAX_REQUEST_LEN {
