@@ -349,3 +349,68 @@ impl Interleaved {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::peers::path_direct;
+
+    #[test]
+    fn rows_take_their_pooled_rounds_and_a_failure_in_the_rounds_says_so() {
+        let w = |bytes: u64| Window {
+            bytes,
+            secs: 1.0,
+            cpu_s: Some(0.1),
+        };
+        let mut out = Interleaved {
+            figures: Vec::new(),
+            windows: [(WARREN_TOKIO, vec![w(1_000_000_000), w(500_000_000)])].into(),
+            samples: [(DIRECT, vec![30.0, 10.0, 20.0])].into(),
+            failed: BTreeMap::new(),
+        };
+        out.fail(NGHTTPX, "connection refused", &mut []);
+        let mut rows = [DIRECT, WARREN_TOKIO, NGHTTPX, STUNNEL].map(Row::new);
+        rows[3].missing = Some("stunnel not installed".into());
+        out.fill(&mut rows);
+        // 1.5 GB in 2 s = 6 Gbit/s; 0.2 s of CPU in 2 s = 10 %core.
+        assert_eq!(rows[1].one, Some(6.0));
+        assert_eq!(rows[1].cpu, Some(10.0 / 6.0));
+        assert_eq!(rows[0].setup.map(|s| s.p50), Some(20.0));
+        assert_eq!(
+            rows[2].missing.as_deref(),
+            Some("failed: connection refused (interleaved rounds)")
+        );
+        assert_eq!(rows[3].missing.as_deref(), Some("stunnel not installed"));
+    }
+
+    #[test]
+    fn paths_not_started_are_out_of_the_rounds_with_their_reason() {
+        let paths: BTreeMap<&'static str, Relay> =
+            [(WARREN_TOKIO, path_direct(([127, 0, 0, 1], 9).into()))].into();
+        let missing: BTreeMap<String, String> = [
+            (STUNNEL.to_string(), "stunnel not installed".to_string()),
+            (NGHTTPX.to_string(), "failed: timed out".to_string()),
+        ]
+        .into();
+        let mut r = Rounds::default();
+        let started = present(&BULK_PATHS, &paths, &missing, &mut [&mut r]);
+        assert_eq!(started, [WARREN_TOKIO]);
+        assert_eq!(r.excluded(STUNNEL), Some("missing: stunnel not installed"));
+        assert_eq!(r.excluded(NGHTTPX), Some("failed: timed out"));
+        assert_eq!(r.excluded(WARREN_SMOL), Some("not started"));
+        assert_eq!(r.excluded(WARREN_TOKIO), None);
+    }
+
+    #[test]
+    fn the_rows_measured_in_rounds_are_the_ones_the_figures_need() {
+        for path in [WARREN_TOKIO, WARREN_SMOL, STUNNEL, NGHTTPX, PLAIN_PAIR] {
+            assert!(measures_bulk(path) && uses(path), "{path}");
+        }
+        for path in [DIRECT, WARREN_TOKIO, STUNNEL, COLD_TOKIO] {
+            assert!(times_setup(path) && uses(path), "{path}");
+        }
+        for path in [super::super::SOCAT, super::super::COLD_SMOL] {
+            assert!(!uses(path), "{path}");
+        }
+    }
+}

@@ -619,3 +619,121 @@ fn targets(rows: &[Row], figures: &[Figure]) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::rounds::{median, Rounds};
+    use crate::mesh::{STUNNEL, WARREN_SMOL, WARREN_TOKIO};
+
+    /// warren tokio and smol measured in three rounds; stunnel not installed.
+    fn figures() -> Vec<Figure> {
+        let mut gbps = Rounds::default();
+        for (round, (tokio, smol)) in [(10.0, 9.0), (8.0, 8.8), (12.0, 6.0)]
+            .into_iter()
+            .enumerate()
+        {
+            gbps.record(WARREN_TOKIO, round, tokio);
+            gbps.record(WARREN_SMOL, round, smol);
+        }
+        gbps.exclude(STUNNEL, "missing: stunnel not installed");
+        let figure = |name, a, b| Figure {
+            name,
+            measure: "1 flow Gbit/s",
+            a,
+            b: Some(b),
+            order: vec![STUNNEL, WARREN_TOKIO, WARREN_SMOL],
+            rounds: gbps.ratios(a, b),
+        };
+        vec![
+            figure(ONE_VS_STUNNEL, WARREN_TOKIO, STUNNEL),
+            figure(SMOL_VS_TOKIO, WARREN_SMOL, WARREN_TOKIO),
+        ]
+    }
+
+    fn line<'a>(text: &'a str, start: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in\n{text}"))
+    }
+
+    #[test]
+    fn the_interleaved_table_gives_median_spread_and_rounds_and_says_missing() {
+        let t = interleaved_table(&figures());
+        // Ratios 0.9, 1.1, 0.5: median 0.9; each path's own median too.
+        assert_eq!(
+            line(&t, "| smol 1 flow / tokio 1 flow |"),
+            "| smol 1 flow / tokio 1 flow | 0.90 | 0.50–1.10 | 3 | 1 flow Gbit/s | warren smol | 8.80 | warren tokio | 10.00 |"
+        );
+        let missing = line(&t, "| warren tokio 1 flow / stunnel pair |");
+        assert!(
+            missing.contains("stunnel mTLS pair: missing: stunnel not installed"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_targets_table_takes_the_interleaved_median_and_names_a_missing_peer() {
+        let mut tokio = Row::new(WARREN_TOKIO);
+        // The per-path row's pooled reading differs from the rounds' median:
+        // the target line must show the median.
+        tokio.one = Some(99.0);
+        let rows = [Row::new(crate::mesh::DIRECT), tokio];
+        let t = targets(&rows, &figures());
+        assert!(t.contains("median over interleaved rounds"), "{t}");
+        assert_eq!(
+            line(&t, "| smol 1 flow / tokio 1 flow |"),
+            "| smol 1 flow / tokio 1 flow | 0.90 | ≥ 0.9 | yes | 0.50–1.10 (3 rounds) |"
+        );
+        assert_eq!(
+            line(&t, "| warren tokio 1 flow / stunnel pair |"),
+            "| warren tokio 1 flow / stunnel pair | – | ≥ 1.9 | – | stunnel mTLS pair: missing: stunnel not installed |"
+        );
+        // Figures not run in rounds say so rather than showing a blank.
+        assert!(line(&t, "| warm setup p50 / direct TCP connect+echo |")
+            .ends_with("| – | ≤ 2.5 | – | not measured in rounds |"));
+        assert!(
+            line(&t, "| warren tokio idle RSS KiB per flow per agent @1k |")
+                .ends_with("| – (one reading) |")
+        );
+    }
+
+    #[test]
+    fn a_figures_json_line_holds_every_round_so_the_median_can_be_recomputed() {
+        let figures = figures();
+        let lines = json_lines(
+            &Machine {
+                info: BTreeMap::new(),
+            },
+            &[],
+            &figures,
+        );
+        let parsed: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let smol = parsed
+            .iter()
+            .find(|v| v["interleaved"] == SMOL_VS_TOKIO)
+            .unwrap();
+        let per_round: Vec<f64> = smol["per_round"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["a"].as_f64().unwrap() / r["b"].as_f64().unwrap())
+            .collect();
+        assert_eq!(per_round.len(), 3);
+        assert_eq!(smol["rounds"], 3);
+        let recomputed = median(&per_round).unwrap();
+        assert!((recomputed - smol["median"].as_f64().unwrap()).abs() < 1e-3);
+        let stunnel = parsed
+            .iter()
+            .find(|v| v["interleaved"] == ONE_VS_STUNNEL)
+            .unwrap();
+        assert_eq!(
+            stunnel["missing"],
+            "stunnel mTLS pair: missing: stunnel not installed"
+        );
+        assert!(stunnel.get("median").is_none());
+    }
+}
