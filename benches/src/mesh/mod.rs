@@ -136,13 +136,15 @@ impl Plan {
                 relayed: &[RELAY_TOKIO, RELAY_TOKIO_PLAIN, RELAY_SMOL, RELAY_SMOL_PLAIN],
                 slow_flows: 64,
                 relayed_eight: true,
+                // The rounds replace the paths' own 1-flow windows (5 × 5 s)
+                // and setup phases (4 × ≤ 4 s): ~28 s of rounds in their place.
                 rounds: RoundPlan {
-                    bulk_rounds: 10,
+                    bulk_rounds: 8,
                     warmup: Duration::from_millis(100),
                     window: Duration::from_millis(400),
                     warm_rounds: 40,
                     warm_flows: 50,
-                    cold_rounds: 20,
+                    cold_rounds: 12,
                     cold_flows: 10,
                     cold_peer_flows: 30,
                     pause: Duration::from_millis(20),
