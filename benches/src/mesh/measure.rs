@@ -4,13 +4,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::peers::Relay;
-use super::procs::{tree_rss, tree_ticks};
+use super::procs::{tree_cpu, tree_rss};
 use super::target::{TargetServer, CHUNK, MODE_ECHO, MODE_SINK};
 
 /// Throughput of some parallel bulk flows through a path, and the relay's CPU.
@@ -21,14 +21,58 @@ pub struct Throughput {
     pub core_per_gbps: Option<f64>,
 }
 
+impl Throughput {
+    /// The throughput of `windows` pooled: all their bytes over all their
+    /// time, and all the relay's CPU time over it (None if a window had none).
+    pub fn of(windows: &[Window]) -> Throughput {
+        let bytes: u64 = windows.iter().map(|w| w.bytes).sum();
+        let secs: f64 = windows.iter().map(|w| w.secs).sum();
+        let cpu_s: Option<f64> = windows.iter().map(|w| w.cpu_s).sum();
+        let gbps = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1e9
+        } else {
+            0.0
+        };
+        Throughput {
+            gbps,
+            core_per_gbps: cpu_s
+                .filter(|_| gbps > 0.0)
+                .map(|cpu| 100.0 * cpu / secs / gbps),
+        }
+    }
+}
+
+/// What one bulk window counted, kept raw so that the windows of several
+/// interleaved rounds can be pooled into one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Payload bytes the target server received in the window.
+    pub bytes: u64,
+    /// The window's length.
+    pub secs: f64,
+    /// The relay trees' CPU seconds in the window; None without a relay.
+    pub cpu_s: Option<f64>,
+}
+
 /// Runs `flows` parallel bulk flows for `warmup` + `window`; counts the window.
 pub fn throughput(
     path: &Relay,
     flows: usize,
     target: &TargetServer,
-    (warmup, window): (Duration, Duration),
-    hz: f64,
+    span: (Duration, Duration),
 ) -> io::Result<Throughput> {
+    bulk_window(path, flows, target, span).map(|w| Throughput::of(&[w]))
+}
+
+/// Runs `flows` parallel bulk flows for `warmup` + `window` and returns what
+/// the window counted. Returns once the target server's count stopped
+/// moving, so the next window counts none of these flows' bytes.
+pub fn bulk_window(
+    path: &Relay,
+    flows: usize,
+    target: &TargetServer,
+    (warmup, window): (Duration, Duration),
+) -> io::Result<Window> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..flows {
@@ -55,28 +99,44 @@ pub fn throughput(
     thread::sleep(warmup);
     let (b0, c0, t0) = (
         target.received.load(Ordering::Relaxed),
-        tree_ticks(&roots),
+        tree_cpu(&roots),
         Instant::now(),
     );
     thread::sleep(window);
     let (b1, c1, secs) = (
         target.received.load(Ordering::Relaxed),
-        tree_ticks(&roots),
+        tree_cpu(&roots),
         t0.elapsed().as_secs_f64(),
     );
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let _ = c.join();
     }
-    let gbps = b1.saturating_sub(b0) as f64 * 8.0 / secs / 1e9;
-    let core = 100.0 * c1.saturating_sub(c0) as f64 / hz / secs;
-    Ok(Throughput {
-        gbps,
-        core_per_gbps: (!roots.is_empty() && gbps > 0.0).then(|| core / gbps),
+    settle(&target.received);
+    Ok(Window {
+        bytes: b1.saturating_sub(b0),
+        secs,
+        cpu_s: c0.zip(c1).map(|(c0, c1)| c1.since(&c0)),
     })
 }
 
+/// Waits (at most 0.5 s) until `count` is the same twice 5 ms apart: the
+/// bytes the stopped flows left in the relay have arrived.
+fn settle(count: &AtomicU64) {
+    let t0 = Instant::now();
+    let mut last = count.load(Ordering::Relaxed);
+    while t0.elapsed() < Duration::from_millis(500) {
+        thread::sleep(Duration::from_millis(5));
+        let now = count.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// Flow setup: connect → first echoed byte, one flow after another.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Setup {
     /// Median, µs.
     pub p50: f64,
@@ -85,6 +145,25 @@ pub struct Setup {
     /// Flows set up per second, one at a time: samples / their summed time
     /// (pauses between flows not counted).
     pub per_s: f64,
+}
+
+impl Setup {
+    /// The figures of some setup times (µs); NaN where there is none.
+    pub fn of(samples: &[f64]) -> Setup {
+        let mut v = samples.to_vec();
+        v.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            v.get(((v.len() as f64 - 1.0) * q) as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let total_us: f64 = v.iter().sum();
+        Setup {
+            p50: pick(0.5),
+            p99: pick(0.99),
+            per_s: v.len() as f64 / total_us * 1e6,
+        }
+    }
 }
 
 /// Times up to `n` flows within `budget`, after one warm-up flow. With
@@ -96,38 +175,41 @@ pub fn setup(
     budget: Duration,
     pause: Option<Duration>,
 ) -> io::Result<Setup> {
-    let one = || -> io::Result<Duration> {
-        let t = Instant::now();
-        let mut conn = TcpStream::connect(path.entry)?;
-        conn.set_nodelay(true)?;
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        conn.write_all(&[MODE_ECHO])?;
-        conn.read_exact(&mut [0u8; 1])?;
-        let d = t.elapsed();
-        drop(conn);
-        Ok(d)
-    };
-    one()?;
+    setup_flow(path)?;
+    Ok(Setup::of(&setup_samples(path, n, budget, pause)?))
+}
+
+/// One flow: connect, send the echo mode byte, read the first byte back,
+/// close; returns the time from connect to that byte.
+pub fn setup_flow(path: &Relay) -> io::Result<Duration> {
+    let t = Instant::now();
+    let mut conn = TcpStream::connect(path.entry)?;
+    conn.set_nodelay(true)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(&[MODE_ECHO])?;
+    conn.read_exact(&mut [0u8; 1])?;
+    let d = t.elapsed();
+    drop(conn);
+    Ok(d)
+}
+
+/// Times up to `n` flows within `budget` (µs each), each after `pause`
+/// if given.
+pub fn setup_samples(
+    path: &Relay,
+    n: usize,
+    budget: Duration,
+    pause: Option<Duration>,
+) -> io::Result<Vec<f64>> {
     let mut v: Vec<f64> = Vec::with_capacity(n);
     let t0 = Instant::now();
     while v.len() < n && t0.elapsed() < budget {
         if let Some(p) = pause {
             thread::sleep(p);
         }
-        v.push(one()?.as_secs_f64() * 1e6);
+        v.push(setup_flow(path)?.as_secs_f64() * 1e6);
     }
-    v.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        v.get(((v.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let total_us: f64 = v.iter().sum();
-    Ok(Setup {
-        p50: pick(0.5),
-        p99: pick(0.99),
-        per_s: v.len() as f64 / total_us * 1e6,
-    })
+    Ok(v)
 }
 
 /// The relay's RSS growth per flow with some flows open.
@@ -253,4 +335,49 @@ fn busy_round(flows: &mut [TcpStream], roots: &[u32]) -> io::Result<(u64, u64)> 
     }
     thread::sleep(Duration::from_millis(200));
     Ok((in_flight, tree_rss(roots)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_windows_are_all_bytes_over_all_time_and_all_cpu_over_it() {
+        // 10 Gbit/s for 1 s and 2 Gbit/s for 2 s: 1.75 GB in 3 s = 4.67
+        // Gbit/s, weighted by time (not the mean of the two, 6).
+        let w = |bytes: u64, secs: f64, cpu: f64| Window {
+            bytes,
+            secs,
+            cpu_s: Some(cpu),
+        };
+        let t = Throughput::of(&[w(1_250_000_000, 1.0, 0.5), w(500_000_000, 2.0, 0.4)]);
+        assert!(
+            (t.gbps - 1.75e9 * 8.0 / 3.0 / 1e9).abs() < 1e-9,
+            "{}",
+            t.gbps
+        );
+        let core = 100.0 * 0.9 / 3.0;
+        assert!((t.core_per_gbps.unwrap() - core / t.gbps).abs() < 1e-9);
+        // One window without a relay's CPU: no CPU figure for the pool.
+        let direct = Throughput::of(&[
+            w(1_000, 1.0, 0.1),
+            Window {
+                bytes: 1_000,
+                secs: 1.0,
+                cpu_s: None,
+            },
+        ]);
+        assert_eq!(direct.core_per_gbps, None);
+        assert_eq!(Throughput::of(&[]).gbps, 0.0);
+    }
+
+    #[test]
+    fn setup_figures_are_order_statistics_and_count_over_summed_time() {
+        let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let s = Setup::of(&samples);
+        assert_eq!((s.p50, s.p99), (50.0, 99.0));
+        // 100 flows in 5050 µs.
+        assert!((s.per_s - 100.0 / 5050e-6).abs() < 1e-6);
+        assert!(Setup::of(&[]).p50.is_nan());
+    }
 }

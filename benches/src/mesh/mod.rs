@@ -12,24 +12,35 @@
 //! path are read the same way, from /proc, and none of the load generator's
 //! CPU is counted.
 //!
+//! The target figures are ratios of two paths; each is measured in
+//! interleaved rounds with both paths started ([`interleave`]), so that
+//! both see the same load, and reported as the median of its per-round
+//! values.
+//!
 //! Rooms: [`target`] (the target server), [`procs`] (relay processes and
 //! /proc), [`peers`] (direct, socat, stunnel, nghttpx), [`agents`] (the
-//! warren path and its child process), [`measure`], [`report`].
+//! warren path and its child process), [`measure`], [`rounds`] (ABBA order,
+//! per-round bookkeeping, medians), [`interleave`] (the rounds run),
+//! [`report`].
 
 pub mod agents;
+pub mod interleave;
 pub mod measure;
 pub mod peers;
 pub mod procs;
 pub mod relay;
 pub mod report;
+pub mod rounds;
 pub mod target;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agents::{path_warren, SelfExec};
+use interleave::RoundPlan;
 use measure::{memory, setup, throughput};
 use peers::{Missing, Relay};
 use report::{Machine, Row};
@@ -79,15 +90,18 @@ struct Plan {
     slow_flows: usize,
     /// Whether relayed rows measure 8 parallel flows too (not in --quick).
     relayed_eight: bool,
+    /// The interleaved rounds of the target figures.
+    rounds: RoundPlan,
 }
 
 impl Plan {
     fn new(quick: bool) -> Plan {
         if quick {
             Plan {
-                // Sized to stay under 30 s with the box at load average ~18.
-                warmup: Duration::from_millis(200),
-                window: Duration::from_millis(500),
+                // Sized to stay under 30 s with the box at load average ~18
+                // (0.1 s + 0.4 s windows leave room for the interleaved rounds).
+                warmup: Duration::from_millis(100),
+                window: Duration::from_millis(400),
                 setups: 200,
                 setup_budget: Duration::from_millis(500),
                 memory_counts: &[1000],
@@ -95,6 +109,21 @@ impl Plan {
                 relayed: &[RELAY_TOKIO, RELAY_TOKIO_PLAIN],
                 slow_flows: 16,
                 relayed_eight: false,
+                // ~4.5 s of bulk rounds (5 paths × 0.13 s + connect and
+                // settle, 6 times), ~0.5 s warm and ~1 s cold at load 12.
+                rounds: RoundPlan {
+                    bulk_rounds: 6,
+                    warmup: Duration::from_millis(30),
+                    window: Duration::from_millis(100),
+                    warm_rounds: 12,
+                    warm_flows: 50,
+                    cold_rounds: 6,
+                    cold_flows: 6,
+                    cold_peer_flows: 16,
+                    pause: Duration::from_millis(20),
+                    gap: Duration::from_millis(5),
+                    budget: Duration::from_secs(8),
+                },
             }
         } else {
             Plan {
@@ -107,6 +136,21 @@ impl Plan {
                 relayed: &[RELAY_TOKIO, RELAY_TOKIO_PLAIN, RELAY_SMOL, RELAY_SMOL_PLAIN],
                 slow_flows: 64,
                 relayed_eight: true,
+                // The rounds replace the paths' own 1-flow windows (5 × 5 s)
+                // and setup phases (4 × ≤ 4 s): ~28 s of rounds in their place.
+                rounds: RoundPlan {
+                    bulk_rounds: 8,
+                    warmup: Duration::from_millis(100),
+                    window: Duration::from_millis(400),
+                    warm_rounds: 40,
+                    warm_flows: 50,
+                    cold_rounds: 12,
+                    cold_flows: 10,
+                    cold_peer_flows: 30,
+                    pause: Duration::from_millis(20),
+                    gap: Duration::from_millis(5),
+                    budget: Duration::from_secs(40),
+                },
             }
         }
     }
@@ -147,7 +191,6 @@ pub fn main(args: Args, me: &SelfExec) -> Result<(), String> {
 fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let started = Instant::now();
     let plan = Plan::new(quick);
-    let hz = procs::clock_ticks();
     let mut machine = Machine::probe();
     let fd_limit = procs::raise_fd_limit().unwrap_or(1024);
     machine.info.insert("fd_limit", fd_limit.to_string());
@@ -171,7 +214,7 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let relayed = |runtime: &'static str, plain: bool| -> Start<'_> {
         Box::new(move || relay::path_relayed(me, runtime, plain, t, d))
     };
-    let mut starts: Vec<(&str, Start<'_>)> = vec![
+    let starts: Vec<(&'static str, Start<'_>)> = vec![
         (DIRECT, Box::new(move || Ok(peers::path_direct(t)))),
         (SOCAT, Box::new(move || peers::path_socat(t, d))),
         (PLAIN_PAIR, Box::new(move || peers::path_plain_pair(t, d))),
@@ -186,6 +229,7 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
             Box::new(move || path_warren(me, "tokio", true, true, t, d)),
         ),
     ];
+    let mut relayed_starts: Vec<(&'static str, Start<'_>)> = Vec::new();
     for (name, runtime, plain) in [
         (RELAY_TOKIO, "tokio", false),
         (RELAY_TOKIO_PLAIN, "tokio", true),
@@ -193,86 +237,44 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         (RELAY_SMOL_PLAIN, "smol", true),
     ] {
         if plan.relayed.contains(&name) {
-            starts.push((name, relayed(runtime, plain)));
+            relayed_starts.push((name, relayed(runtime, plain)));
         }
     }
 
     let mut rows: Vec<Row> = Vec::new();
+    // Paths of the interleaved rounds stay started until the rounds are over.
+    let mut kept: BTreeMap<&'static str, Relay> = BTreeMap::new();
     for (name, start) in starts {
-        eprintln!("# {name} ...");
+        eprintln!("# {:.1} s: {name} ...", started.elapsed().as_secs_f64());
         let mut row = Row::new(name);
         match start() {
             Err(why) => row.missing = Some(why),
-            Ok(path) if [COLD_TOKIO, COLD_SMOL, COLD_TOKIO_FULL].contains(&name) => {
-                // The pause lets agent A's pool drop the connection (1 ms idle timeout).
-                let pause = Some(Duration::from_millis(20));
-                match setup(&path, plan.setups / 4, plan.setup_budget, pause) {
-                    Ok(s) => row.setup = Some(s),
-                    Err(e) => row.missing = Some(format!("failed: {e}")),
-                }
-                row.memory = Err("see the warm row".into());
-            }
-            Ok(path) if name == PLAIN_PAIR => {
-                // A ceiling for throughput only: its setup and memory are
-                // socat's fork per connection, already shown by the socat row.
-                let window = (plan.warmup, plan.window);
-                match (
-                    throughput(&path, 1, &target, window, hz),
-                    throughput(&path, 8, &target, window, hz),
-                ) {
-                    (Ok(one), Ok(eight)) => {
-                        row.one = Some(one.gbps);
-                        row.eight = Some(eight.gbps);
-                        row.cpu = one.core_per_gbps;
-                    }
-                    (a, b) => {
-                        let err = [a.err(), b.err()].into_iter().flatten();
-                        let err = err.map(|e| e.to_string()).collect::<Vec<_>>();
-                        row.missing = Some(format!("failed: {}", err.join("; ")));
-                    }
-                }
-                row.memory = Err("not measured (a process per flow)".into());
-            }
-            Ok(path) if plan.relayed.contains(&name) => {
-                measure_relayed(&mut row, &path, name, &plan, &target, hz);
-            }
             Ok(path) => {
-                // First, on a fresh relay (see `measure::memory`).
-                row.memory = match name {
-                    DIRECT => Err("no relay".into()),
-                    // Its exit hop forks bash + socat per flow.
-                    NGHTTPX => Err("not measured (exit hop forks per flow)".into()),
-                    // A process per flow, ~2.6 MiB each: 10k would be ~26 GB.
-                    SOCAT => Ok(memory(&path, &[1000], max_flows, plan.memory_budget)),
-                    _ => Ok(memory(
-                        &path,
-                        plan.memory_counts,
-                        max_flows,
-                        plan.memory_budget,
-                    )),
-                };
-                let window = (plan.warmup, plan.window);
-                let one = throughput(&path, 1, &target, window, hz);
-                let eight = throughput(&path, 8, &target, window, hz);
-                let lat = setup(&path, plan.setups, plan.setup_budget, None);
-                match (one, eight, lat) {
-                    (Ok(one), Ok(eight), Ok(lat)) => {
-                        row.one = Some(one.gbps);
-                        row.eight = Some(eight.gbps);
-                        row.cpu = one.core_per_gbps;
-                        row.setup = Some(lat);
-                    }
-                    (a, b, c) => {
-                        let err = [a.err(), b.err(), c.err()]
-                            .into_iter()
-                            .flatten()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        row.missing = Some(format!("failed: {err}"));
-                    }
+                measure_row(&mut row, &path, &plan, &target, max_flows);
+                if interleave::uses(name) && row.missing.is_none() {
+                    kept.insert(name, path);
                 }
             }
+        }
+        rows.push(row);
+    }
+    let missing: BTreeMap<String, String> = rows
+        .iter()
+        .filter_map(|r| Some((r.name.clone(), r.missing.clone()?)))
+        .collect();
+    eprintln!(
+        "# {:.1} s: interleaved rounds ...",
+        started.elapsed().as_secs_f64()
+    );
+    let interleaved = interleave::run(&kept, &missing, &plan.rounds, &target);
+    interleaved.fill(&mut rows);
+    drop(kept);
+    for (name, start) in relayed_starts {
+        eprintln!("# {:.1} s: {name} ...", started.elapsed().as_secs_f64());
+        let mut row = Row::new(name);
+        match start() {
+            Err(why) => row.missing = Some(why),
+            Ok(path) => measure_relayed(&mut row, &path, name, &plan, &target),
         }
         rows.push(row);
     }
@@ -281,12 +283,77 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     machine.info.insert("quick", quick.to_string());
     machine.info.insert("elapsed_s", format!("{elapsed:.1}"));
-    for line in report::json_lines(&machine, &rows) {
+    let figures = &interleaved.figures;
+    for line in report::json_lines(&machine, &rows, figures) {
         println!("{line}");
     }
     println!();
-    print!("{}", report::markdown(&machine, &rows, quick, elapsed));
+    print!(
+        "{}",
+        report::markdown(&machine, &rows, figures, quick, elapsed)
+    );
     Ok(())
+}
+
+/// The figures of a path's row that are measured on their own, one path
+/// after another: memory first (on the fresh relay), then 8 flows, and the
+/// 1-flow throughput and flow setup unless the interleaved rounds measure
+/// them (see [`interleave::Interleaved::fill`]).
+fn measure_row(row: &mut Row, path: &Relay, plan: &Plan, target: &TargetServer, max_flows: usize) {
+    let name = row.name.clone();
+    let name = name.as_str();
+    let window = (plan.warmup, plan.window);
+    let mut errors = Vec::new();
+    if [COLD_TOKIO, COLD_SMOL, COLD_TOKIO_FULL].contains(&name) {
+        row.memory = Err("see the warm row".into());
+    } else {
+        row.memory = match name {
+            DIRECT => Err("no relay".into()),
+            // Its exit hop forks bash + socat per flow.
+            NGHTTPX => Err("not measured (exit hop forks per flow)".into()),
+            // Its setup and memory are socat's fork per connection, already
+            // shown by the socat row: a ceiling for throughput only.
+            PLAIN_PAIR => Err("not measured (a process per flow)".into()),
+            // A process per flow, ~2.6 MiB each: 10k would be ~26 GB.
+            SOCAT => Ok(memory(path, &[1000], max_flows, plan.memory_budget)),
+            // First, on a fresh relay (see `measure::memory`).
+            _ => Ok(memory(
+                path,
+                plan.memory_counts,
+                max_flows,
+                plan.memory_budget,
+            )),
+        };
+        if !interleave::measures_bulk(name) {
+            match throughput(path, 1, target, window) {
+                Ok(one) => {
+                    row.one = Some(one.gbps);
+                    row.cpu = one.core_per_gbps;
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        match throughput(path, 8, target, window) {
+            Ok(eight) => row.eight = Some(eight.gbps),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !interleave::times_setup(name) && name != PLAIN_PAIR {
+        let setup = if [COLD_TOKIO, COLD_SMOL, COLD_TOKIO_FULL].contains(&name) {
+            // The pause lets agent A's pool drop the connection (1 ms idle timeout).
+            let pause = Some(Duration::from_millis(20));
+            setup(path, plan.setups / 4, plan.setup_budget, pause)
+        } else {
+            setup(path, plan.setups, plan.setup_budget, None)
+        };
+        match setup {
+            Ok(s) => row.setup = Some(s),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        row.missing = Some(format!("failed: {}", errors.join("; ")));
+    }
 }
 
 /// Bytes each slow-receiver flow pushes at most (the path stalls sooner).
@@ -301,7 +368,6 @@ fn measure_relayed(
     name: &str,
     plan: &Plan,
     target: &TargetServer,
-    hz: f64,
 ) {
     let e2e = !name.contains("e2e off");
     match relay::slow_receiver(path, target, e2e, plan.slow_flows, SLOW_PUSH_PER_FLOW) {
@@ -310,10 +376,10 @@ fn measure_relayed(
     }
     row.memory = Err("see the hub's slow-receiver figure".into());
     let window = (plan.warmup, plan.window);
-    let one = throughput(path, 1, target, window, hz);
+    let one = throughput(path, 1, target, window);
     let eight = plan
         .relayed_eight
-        .then(|| throughput(path, 8, target, window, hz));
+        .then(|| throughput(path, 8, target, window));
     let lat = setup(path, plan.setups, plan.setup_budget, None);
     let mut errors = Vec::new();
     match one {

@@ -1,6 +1,7 @@
-//! The run's output: JSON lines (one `machine` line, one line per path),
-//! then markdown tables with every figure as a ratio to direct TCP and to
-//! each peer of the same run, and the issue's targets checked.
+//! The run's output: JSON lines (one `machine` line, one line per path,
+//! one per interleaved figure), then markdown tables with every figure as a
+//! ratio to direct TCP and to each peer of the same run, the interleaved
+//! figures, and the issue's targets checked.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,8 +9,13 @@ use std::thread;
 
 use serde_json::{json, Value};
 
+use super::interleave::{
+    COLD_VS_STUNNEL, ONE_VS_NGHTTPX, ONE_VS_PLAIN_PAIR, ONE_VS_STUNNEL, RELAY_CPU, SMOL_VS_TOKIO,
+    WARM_VS_DIRECT,
+};
 use super::measure::{Memory, MemoryAt, Setup, BUSY_BYTES};
 use super::relay::SlowReceiver;
+use super::rounds::Figure;
 
 /// Every figure of one path; None where it was not measured.
 pub struct Row {
@@ -118,8 +124,9 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// One JSON object per line: the machine, then each path.
-pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
+/// One JSON object per line: the machine, then each path, then each
+/// interleaved figure.
+pub fn json_lines(machine: &Machine, rows: &[Row], figures: &[Figure]) -> Vec<String> {
     let mut out = vec![json!({ "machine": machine.info }).to_string()];
     for r in rows {
         let v = match &r.missing {
@@ -156,7 +163,42 @@ pub fn json_lines(machine: &Machine, rows: &[Row]) -> Vec<String> {
         };
         out.push(v.to_string());
     }
+    out.extend(figures.iter().map(|f| figure_json(f).to_string()));
     out
+}
+
+/// An interleaved figure with every round's values, so that a reader can
+/// recompute the median; or why it has none.
+fn figure_json(f: &Figure) -> Value {
+    let mut v = json!({
+        "interleaved": f.name,
+        "a": f.a,
+        "b": f.b,
+        "measure": f.measure,
+        "order_even_rounds": f.order,
+        "order_odd_rounds": "reversed",
+    });
+    match (&f.rounds, f.summary()) {
+        (Ok(rounds), Some(s)) => {
+            v["median"] = round(s.median);
+            v["min"] = round(s.min);
+            v["max"] = round(s.max);
+            v["rounds"] = json!(s.rounds);
+            v["per_round"] = rounds
+                .iter()
+                .map(|r| {
+                    json!({
+                        "round": r.round,
+                        "a": round(r.a),
+                        "b": r.b.map(round),
+                        "value": round(r.value),
+                    })
+                })
+                .collect();
+        }
+        _ => v["missing"] = json!(f.why_none()),
+    }
+    v
 }
 
 fn slow_json(s: &SlowReceiver) -> Value {
@@ -194,7 +236,13 @@ fn find<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
 }
 
 /// The markdown tables.
-pub fn markdown(machine: &Machine, rows: &[Row], quick: bool, elapsed_s: f64) -> String {
+pub fn markdown(
+    machine: &Machine,
+    rows: &[Row],
+    figures: &[Figure],
+    quick: bool,
+    elapsed_s: f64,
+) -> String {
     let mut o = String::new();
     let i = &machine.info;
     o += &format!(
@@ -211,6 +259,7 @@ pub fn markdown(machine: &Machine, rows: &[Row], quick: bool, elapsed_s: f64) ->
     if machine.busy("loadavg_start") || machine.busy("loadavg_end") {
         o += "\nWARNING: load average above nproc: other work shared the cores; absolute figures and p99s are unreliable, compare ratios only.\n";
     }
+    o += "\nThe 1-flow Gbit/s and relay %core of the paths in the interleaved bulk rounds, and the setup figures of those in the setup rounds, pool all of their rounds' windows and flows (see the interleaved table).\n";
     o += "\n| path | 1 flow Gbit/s | ×direct | 8 flows Gbit/s | ×direct | relay %core per Gbit/s | setup p50 µs | p99 µs | p50 ×direct | serial flows/s |\n";
     o += "|---|---|---|---|---|---|---|---|---|---|\n";
     let direct = rows.first();
@@ -236,7 +285,8 @@ pub fn markdown(machine: &Machine, rows: &[Row], quick: bool, elapsed_s: f64) ->
     }
     o += &memory_table(rows);
     o += &versus_table(rows);
-    o += &targets(rows);
+    o += &interleaved_table(figures);
+    o += &targets(rows, figures);
     o += &relayed_table(rows);
     o
 }
@@ -437,13 +487,77 @@ impl Goal {
     }
 }
 
-/// The issue's targets, each from figures of this run.
-fn targets(rows: &[Row]) -> String {
-    let mut o = String::from("\nTargets (issue 8), from this run:\n\n| figure | value | target | met |\n|---|---|---|---|\n");
+/// A target figure's reading: the median of its interleaved rounds with
+/// their min–max, or one reading of this run.
+enum Reading<'a> {
+    /// Measured in interleaved rounds.
+    Rounds(Option<&'a Figure>),
+    /// One reading.
+    Once(Option<f64>),
+}
+
+impl Reading<'_> {
+    /// The value, and the min–max column's text.
+    fn value(&self) -> (Option<f64>, String) {
+        match self {
+            Reading::Once(v) => (*v, "– (one reading)".into()),
+            Reading::Rounds(None) => (None, "not measured in rounds".into()),
+            Reading::Rounds(Some(f)) => match (f.summary(), f.why_none()) {
+                (Some(s), _) => (
+                    Some(s.median),
+                    format!("{:.2}–{:.2} ({} rounds)", s.min, s.max, s.rounds),
+                ),
+                (None, why) => (None, why.unwrap_or_default()),
+            },
+        }
+    }
+}
+
+/// The interleaved figures: median, min–max and rounds, and each path's
+/// own median over the rounds; a figure whose path is missing says why.
+fn interleaved_table(figures: &[Figure]) -> String {
+    let mut o = String::from(
+        "\nInterleaved rounds (the issue's target figures): the paths of a figure stay started and are measured alternately in short rounds, even rounds in list order and odd rounds reversed (A B … B A), and the figure is taken per round; median, min–max and number of rounds, and the median of each path's own per-round measurement:\n\n",
+    );
+    o += "| figure | median | min–max | rounds | measured per round | A | A median | B | B median |\n|---|---|---|---|---|---|---|---|---|\n";
+    for f in figures {
+        let b = f.b.unwrap_or("–");
+        let (Some(s), Ok(rounds)) = (f.summary(), &f.rounds) else {
+            o += &format!(
+                "| {} | {} | – | – | {} | {} | – | {b} | – |\n",
+                f.name,
+                f.why_none().unwrap_or_default(),
+                f.measure,
+                f.a,
+            );
+            continue;
+        };
+        let own =
+            |v: Vec<f64>| super::rounds::median(&v).map_or("–".into(), |m| format!("{m:.2}"));
+        let a_median = own(rounds.iter().map(|r| r.a).collect());
+        let b_median = if f.b.is_some() {
+            own(rounds.iter().filter_map(|r| r.b).collect())
+        } else {
+            "–".into()
+        };
+        o += &format!(
+            "| {} | {:.2} | {:.2}–{:.2} | {} | {} | {} | {a_median} | {b} | {b_median} |\n",
+            f.name, s.median, s.min, s.max, s.rounds, f.measure, f.a,
+        );
+    }
+    o
+}
+
+/// The issue's targets: those measured in interleaved rounds as the median
+/// of their rounds, the others from one reading of this run.
+fn targets(rows: &[Row], figures: &[Figure]) -> String {
+    let mut o = String::from(
+        "\nTargets (issue 8), from this run. value: the median over interleaved rounds (the figure's two paths measured alternately, ABBA order), or one reading where the last column says so; last column: min–max of the per-round values and the number of rounds:\n\n| figure | value | target | met | min–max over rounds |\n|---|---|---|---|---|\n",
+    );
     let get = |name: &str| find(rows, name);
-    let (tokio, smol) = (get(super::WARREN_TOKIO), get(super::WARREN_SMOL));
-    let (stunnel, nghttpx, direct) = (get(super::STUNNEL), get(super::NGHTTPX), get(super::DIRECT));
-    let cold = get(super::COLD_TOKIO);
+    let fig = |name: &str| Reading::Rounds(figures.iter().find(|f| f.name == name));
+    let tokio = get(super::WARREN_TOKIO);
+    let stunnel = get(super::STUNNEL);
     let cold_full = get(super::COLD_TOKIO_FULL);
     let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -451,75 +565,175 @@ fn targets(rows: &[Row]) -> String {
     };
     let one = |r: Option<&Row>| r.and_then(|r| r.one);
     let per_s = |r: Option<&Row>| r.and_then(Row::per_s);
-    let figures = [
-        (
-            "warren tokio 1 flow / stunnel pair",
-            div(one(tokio), one(stunnel)),
-            Goal::AtLeast(1.9),
-        ),
-        (
-            "warren tokio relay %core per Gbit/s",
-            tokio.and_then(|r| r.cpu),
-            Goal::AtMost(16.0),
-        ),
-        (
-            "warren tokio 1 flow / nghttpx chain",
-            div(one(tokio), one(nghttpx)),
-            Goal::AtLeast(3.0),
-        ),
-        (
-            "warm setup p50 / direct TCP connect+echo",
-            div(tokio.and_then(Row::p50), direct.and_then(Row::p50)),
-            Goal::AtMost(2.5),
-        ),
-        (
-            "cold flows/s / stunnel pair (default config: resumption on)",
-            div(per_s(cold), per_s(stunnel)),
-            Goal::AtLeast(2.0),
-        ),
+    let lines = [
+        (ONE_VS_STUNNEL, fig(ONE_VS_STUNNEL), Goal::AtLeast(1.9)),
+        (RELAY_CPU, fig(RELAY_CPU), Goal::AtMost(16.0)),
+        (ONE_VS_NGHTTPX, fig(ONE_VS_NGHTTPX), Goal::AtLeast(3.0)),
+        (WARM_VS_DIRECT, fig(WARM_VS_DIRECT), Goal::AtMost(2.5)),
+        (COLD_VS_STUNNEL, fig(COLD_VS_STUNNEL), Goal::AtLeast(2.0)),
         (
             "cold flows/s / stunnel pair, full handshakes (resumption off)",
-            div(per_s(cold_full), per_s(stunnel)),
+            Reading::Once(div(per_s(cold_full), per_s(stunnel))),
             Goal::Compare(2.0),
         ),
         (
             "warren tokio idle RSS KiB per flow per agent @1k",
-            tokio
-                .and_then(|r| r.memory_at(1000))
-                .map(|p| p.idle_kib / 2.0),
+            Reading::Once(
+                tokio
+                    .and_then(|r| r.memory_at(1000))
+                    .map(|p| p.idle_kib / 2.0),
+            ),
             Goal::AtMost(2.0),
         ),
         (
             "warren tokio RSS KiB per flow per agent, idle after busy",
-            tokio
-                .and_then(Row::memory_last)
-                .and_then(|p| p.after_kib)
-                .map(|k| k / 2.0),
+            Reading::Once(
+                tokio
+                    .and_then(Row::memory_last)
+                    .and_then(|p| p.after_kib)
+                    .map(|k| k / 2.0),
+            ),
             Goal::AtMost(2.0),
         ),
-        (
-            "smol 1 flow / tokio 1 flow",
-            div(one(smol), one(tokio)),
-            Goal::AtLeast(0.9),
-        ),
+        (SMOL_VS_TOKIO, fig(SMOL_VS_TOKIO), Goal::AtLeast(0.9)),
     ];
-    for (what, v, goal) in figures {
+    for (what, reading, goal) in lines {
+        let (v, spread) = reading.value();
         let (val, met) = match v {
             Some(v) => (format!("{v:.2}"), if goal.met(v) { "yes" } else { "no" }),
             None => ("–".into(), "–"),
         };
-        o += &format!("| {what} | {val} | {} | {met} |\n", goal.text());
+        o += &format!("| {what} | {val} | {} | {met} | {spread} |\n", goal.text());
     }
     let pair = one(get(super::PLAIN_PAIR));
     if let (Some(pair), Some(st)) = (pair, one(stunnel)) {
         // The 1-flow target is a multiple of a peer; this says what that
         // multiple asks of the machine.
+        let share = fig(ONE_VS_PLAIN_PAIR).value().0;
         o += &format!(
-            "\nContext for the 1-flow target: two relays with no crypto (socat, 256 KiB buffers, the same three TCP hops) moved {pair:.2} Gbit/s; 1.9 × stunnel is {:.2} Gbit/s ({:.2} × that crypto-free ceiling); warren tokio moved {} of it.\n",
+            "\nContext for the 1-flow target: two relays with no crypto (socat, 256 KiB buffers, the same three TCP hops) moved {pair:.2} Gbit/s; 1.9 × stunnel is {:.2} Gbit/s ({:.2} × that crypto-free ceiling); warren tokio moved {} of it (median of the interleaved rounds).\n",
             1.9 * st,
             1.9 * st / pair,
-            one(tokio).map_or("–".into(), |w| format!("{:.0} %", 100.0 * w / pair)),
+            share.map_or("–".into(), |w| format!("{:.0} %", 100.0 * w)),
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::rounds::{median, Rounds};
+    use crate::mesh::{STUNNEL, WARREN_SMOL, WARREN_TOKIO};
+
+    /// warren tokio and smol measured in three rounds; stunnel not installed.
+    fn figures() -> Vec<Figure> {
+        let mut gbps = Rounds::default();
+        for (round, (tokio, smol)) in [(10.0, 9.0), (8.0, 8.8), (12.0, 6.0)]
+            .into_iter()
+            .enumerate()
+        {
+            gbps.record(WARREN_TOKIO, round, tokio);
+            gbps.record(WARREN_SMOL, round, smol);
+        }
+        gbps.exclude(STUNNEL, "missing: stunnel not installed");
+        let figure = |name, a, b| Figure {
+            name,
+            measure: "1 flow Gbit/s",
+            a,
+            b: Some(b),
+            order: vec![STUNNEL, WARREN_TOKIO, WARREN_SMOL],
+            rounds: gbps.ratios(a, b),
+        };
+        vec![
+            figure(ONE_VS_STUNNEL, WARREN_TOKIO, STUNNEL),
+            figure(SMOL_VS_TOKIO, WARREN_SMOL, WARREN_TOKIO),
+        ]
+    }
+
+    fn line<'a>(text: &'a str, start: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in\n{text}"))
+    }
+
+    #[test]
+    fn the_interleaved_table_gives_median_spread_and_rounds_and_says_missing() {
+        let t = interleaved_table(&figures());
+        // Ratios 0.9, 1.1, 0.5: median 0.9; each path's own median too.
+        assert_eq!(
+            line(&t, "| smol 1 flow / tokio 1 flow |"),
+            "| smol 1 flow / tokio 1 flow | 0.90 | 0.50–1.10 | 3 | 1 flow Gbit/s | warren smol | 8.80 | warren tokio | 10.00 |"
+        );
+        let missing = line(&t, "| warren tokio 1 flow / stunnel pair |");
+        assert!(
+            missing.contains("stunnel mTLS pair: missing: stunnel not installed"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_targets_table_takes_the_interleaved_median_and_names_a_missing_peer() {
+        let mut tokio = Row::new(WARREN_TOKIO);
+        // The per-path row's pooled reading differs from the rounds' median:
+        // the target line must show the median.
+        tokio.one = Some(99.0);
+        let rows = [Row::new(crate::mesh::DIRECT), tokio];
+        let t = targets(&rows, &figures());
+        assert!(t.contains("median over interleaved rounds"), "{t}");
+        assert_eq!(
+            line(&t, "| smol 1 flow / tokio 1 flow |"),
+            "| smol 1 flow / tokio 1 flow | 0.90 | ≥ 0.9 | yes | 0.50–1.10 (3 rounds) |"
+        );
+        assert_eq!(
+            line(&t, "| warren tokio 1 flow / stunnel pair |"),
+            "| warren tokio 1 flow / stunnel pair | – | ≥ 1.9 | – | stunnel mTLS pair: missing: stunnel not installed |"
+        );
+        // Figures not run in rounds say so rather than showing a blank.
+        assert!(line(&t, "| warm setup p50 / direct TCP connect+echo |")
+            .ends_with("| – | ≤ 2.5 | – | not measured in rounds |"));
+        assert!(
+            line(&t, "| warren tokio idle RSS KiB per flow per agent @1k |")
+                .ends_with("| – (one reading) |")
+        );
+    }
+
+    #[test]
+    fn a_figures_json_line_holds_every_round_so_the_median_can_be_recomputed() {
+        let figures = figures();
+        let lines = json_lines(
+            &Machine {
+                info: BTreeMap::new(),
+            },
+            &[],
+            &figures,
+        );
+        let parsed: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let smol = parsed
+            .iter()
+            .find(|v| v["interleaved"] == SMOL_VS_TOKIO)
+            .unwrap();
+        let per_round: Vec<f64> = smol["per_round"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["a"].as_f64().unwrap() / r["b"].as_f64().unwrap())
+            .collect();
+        assert_eq!(per_round.len(), 3);
+        assert_eq!(smol["rounds"], 3);
+        let recomputed = median(&per_round).unwrap();
+        assert!((recomputed - smol["median"].as_f64().unwrap()).abs() < 1e-3);
+        let stunnel = parsed
+            .iter()
+            .find(|v| v["interleaved"] == ONE_VS_STUNNEL)
+            .unwrap();
+        assert_eq!(
+            stunnel["missing"],
+            "stunnel mTLS pair: missing: stunnel not installed"
+        );
+        assert!(stunnel.get("median").is_none());
+    }
 }
