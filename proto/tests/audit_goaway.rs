@@ -7,40 +7,17 @@
 //! has a use for two (RFC 9113 §6.8: a graceful shutdown); more than
 //! `Config::goaway_rate` allows is ENHANCE_YOUR_CALM.
 
+mod server_streams;
+
 use core::time::Duration;
 
 use warren_proto::h2::frame::{self, encode, Frame, FrameDecoder};
 use warren_proto::h2::{
-    hpack, Config, Connection, ErrorCode, Event, Header, Limit, RateLimit, Role, StreamId,
-    Violation,
+    Config, Connection, ErrorCode, Event, Limit, RateLimit, StreamId, Violation,
 };
 use warren_proto::time::Instant;
 
-const START: Instant = Instant::from_nanos(1);
-
-/// A server after the client preface and SETTINGS, with `streams` CONNECT
-/// streams opened by the client.
-fn server_with_streams(config: Config, streams: u32) -> Connection {
-    let mut server = Connection::new(Role::Server, config, START);
-    let mut hello = frame::PREFACE.to_vec();
-    encode::settings(&mut hello, false, &[]);
-    encode::settings(&mut hello, true, &[]);
-    let mut hpack = hpack::Encoder::new();
-    for i in 0..streams {
-        let mut block = Vec::new();
-        let fields = [
-            Header::new(":method", "CONNECT"),
-            Header::new(":authority", "10.1.1.1:80"),
-        ];
-        hpack.encode(&fields, &mut block);
-        encode::headers(&mut hello, StreamId::new(2 * i + 1), &block, false, 16_384);
-    }
-    server.handle_input(START, &hello);
-    while server.poll_event().is_some() {}
-    let mut out = Vec::new();
-    server.poll_transmit(START, &mut out);
-    server
-}
+use server_streams::{server_with_streams, START};
 
 /// `n` GOAWAY frames with `code`, the last stream id going down from 2001.
 fn goaways(n: u32, code: ErrorCode) -> Vec<u8> {

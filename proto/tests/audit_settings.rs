@@ -6,40 +6,13 @@
 //! kind CVE-2020-11080 describes for nghttp2, which caps a frame at 32
 //! parameters. These tests pin the cap and what a peer gets past it.
 
+mod server_streams;
+
 use warren_proto::h2::frame::{self, encode, setting, Frame, FrameDecoder, Setting};
-use warren_proto::h2::{
-    hpack, Config, Connection, ErrorCode, Event, Header, Limit, Role, StreamId, Violation,
-};
+use warren_proto::h2::{Config, Connection, ErrorCode, Event, Limit, Violation};
 use warren_proto::time::Instant;
 
-/// A server after the client preface and SETTINGS, with `streams` CONNECT
-/// streams opened by the client.
-fn server_with_streams(config: Config, streams: u32) -> Connection {
-    let now = Instant::from_nanos(1);
-    let mut server = Connection::new(Role::Server, config, now);
-    let mut hello = frame::PREFACE.to_vec();
-    encode::settings(&mut hello, false, &[]);
-    encode::settings(&mut hello, true, &[]);
-    let mut hpack = hpack::Encoder::new();
-    for i in 0..streams {
-        let mut block = Vec::new();
-        let fields = [
-            Header::new(":method", "CONNECT"),
-            Header::new(":authority", "10.1.1.1:80"),
-        ];
-        hpack.encode(&fields, &mut block);
-        encode::headers(&mut hello, StreamId::new(2 * i + 1), &block, false, 16_384);
-    }
-    server.handle_input(now, &hello);
-    let mut requests = 0;
-    while let Some(e) = server.poll_event() {
-        requests += usize::from(matches!(e, Event::Request { .. }));
-    }
-    assert_eq!(requests, streams as usize);
-    let mut out = Vec::new();
-    server.poll_transmit(now, &mut out);
-    server
-}
+use server_streams::server_with_streams;
 
 /// A SETTINGS frame of `n` parameters alternating the initial window.
 fn window_settings(n: usize) -> Vec<u8> {
