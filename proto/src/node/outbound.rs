@@ -164,12 +164,7 @@ impl Node {
                 stream: None,
             };
         }
-        let ready = self.conns.get(&c).is_some_and(|m| m.ready);
-        if ready {
-            self.open_stream(f, c);
-        } else if let Some(m) = self.conns.get_mut(&c) {
-            m.waiting.push(f);
-        }
+        self.open_or_wait(f, c);
     }
 
     /// The pool key of this node's flows to `ep`.
