@@ -68,15 +68,6 @@ fn congestion(world: &World) -> Vec<(bool, usize)> {
         .collect()
 }
 
-/// Streams on each of the agent's pooled connections, oldest first.
-fn streams_per_connection(world: &World) -> Vec<usize> {
-    world.nodes[AGENT]
-        .connections()
-        .filter(|c| c.pooled)
-        .map(|c| c.streams)
-        .collect()
-}
-
 /// Four flows of 400 KiB each whose echo servers do not read: their
 /// streams hold 4 × 256 KiB, the whole connection window.
 fn stall_four(world: &mut World) -> Vec<(usize, Vec<u8>)> {
@@ -109,7 +100,7 @@ fn a_flow_started_behind_four_stalled_readers_completes_on_a_second_connection()
         vec![CloseReason::Done],
         "the fifth flow closed cleanly; the four still stall"
     );
-    assert_eq!(streams_per_connection(&world), vec![4, 0]);
+    assert_eq!(world.streams_per_connection(AGENT), vec![4, 0]);
 }
 
 #[test]
@@ -118,7 +109,7 @@ fn the_congested_connection_takes_flows_again_once_its_readers_resume() {
     let stalled = stall_four(&mut world);
     let fifth = start(&mut world, &pattern(1000, 9));
     world.run();
-    assert_eq!(streams_per_connection(&world), vec![4, 1]);
+    assert_eq!(world.streams_per_connection(AGENT), vec![4, 1]);
     // The readers resume and the four flows finish: no byte lost.
     world.resume_readers(&stalled);
     for (i, (app, data)) in stalled.iter().enumerate() {
@@ -132,7 +123,7 @@ fn the_congested_connection_takes_flows_again_once_its_readers_resume() {
     let data = pattern(50_000, 10);
     let sixth = start(&mut world, &data);
     world.run();
-    assert_eq!(streams_per_connection(&world), vec![1, 1]);
+    assert_eq!(world.streams_per_connection(AGENT), vec![1, 1]);
     world.app_shutdown(fifth);
     world.app_shutdown(sixth);
     world.run();
@@ -153,7 +144,7 @@ fn at_the_per_endpoint_limit_new_flows_wait_on_the_congested_connection() {
     world.run();
     assert_eq!(dials(&world), 1);
     assert!(world.net.apps[fifth].received.len() < data.len());
-    assert_eq!(streams_per_connection(&world), vec![5]);
+    assert_eq!(world.streams_per_connection(AGENT), vec![5]);
     // Once the readers resume, it completes too.
     world.resume_readers(&stalled);
     assert!(world.net.apps[fifth].received == data);

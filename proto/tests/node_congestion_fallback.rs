@@ -61,15 +61,6 @@ fn fallbacks(world: &World) -> Vec<(DialFailure, usize)> {
         .collect()
 }
 
-/// Streams on each of the agent's pooled connections, oldest first.
-fn streams_per_connection(world: &World) -> Vec<usize> {
-    world.nodes[AGENT]
-        .connections()
-        .filter(|c| c.pooled)
-        .map(|c| c.streams)
-        .collect()
-}
-
 /// Stalls four readers (the agent's connection to B is congested), then
 /// lets `break_dial` break what the agent's next dial to B will meet,
 /// starts a fifth flow of 100 KiB (which asks for a second connection)
@@ -113,7 +104,7 @@ fn fifth_flow_survives(
         vec![(DialFailure::Failed, 4)],
         "one fallback, onto the stalled readers' connection"
     );
-    assert_eq!(streams_per_connection(&world), vec![5]);
+    assert_eq!(world.streams_per_connection(AGENT), vec![5]);
     assert_eq!(
         world.dials(AGENT, addr(HBONE_B)),
         2,

@@ -748,6 +748,15 @@ impl World {
         peak
     }
 
+    /// Streams on each of node `n`'s pooled connections, oldest first.
+    pub fn streams_per_connection(&self, n: usize) -> Vec<usize> {
+        self.nodes[n]
+            .connections()
+            .filter(|c| c.pooled)
+            .map(|c| c.streams)
+            .collect()
+    }
+
     /// How many TCP connects node `n` has started to `to`.
     pub fn dials(&self, n: usize, to: SocketAddr) -> usize {
         let (start, end) = (format!("{n} connect"), to.to_string());
