@@ -13,11 +13,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use node_harness::certs::{Ca, Leaf};
-use node_harness::config::{addr, DirectPair, ECHO, HBONE_B, TUNNEL};
+use node_harness::certs::Ca;
+use node_harness::config::{addr, cold_pair, DirectPair, ECHO, HBONE_B, TUNNEL};
 use node_harness::World;
 use warren_proto::identity::Resumption;
-use warren_proto::policy::AuthzPolicy;
 use warren_proto::tls::TlsSession;
 
 /// The system allocator, counting the allocations (and reallocations)
@@ -75,18 +74,8 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
 /// pool closes a connection 1 s after its last stream, so a flow after a
 /// 2 s pause is a cold one.
 fn world() -> World {
-    let ca = Ca::new(1);
     // Resumption on, as agents default (the harness's leaves default off).
-    let leaf = || Leaf {
-        resumption: Resumption::default(),
-        ..Leaf::default()
-    };
-    let DirectPair { mut a, mut b } = DirectPair::with_identities(
-        ca.identity_with(2, "shop", "cart", leaf()),
-        ca.identity_with(3, "shop", "echo", leaf()),
-    );
-    a.pool.idle_timeout = Duration::from_secs(1);
-    b.authz = AuthzPolicy::default();
+    let DirectPair { a, b } = cold_pair(Resumption::default());
     let mut world = World::new();
     world.add_node(a);
     world.add_node(b);

@@ -14,13 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use node_harness::certs::{spiffe, Ca, Leaf};
-use node_harness::config::{addr, DirectPair, ECHO, TUNNEL};
+use node_harness::certs::{spiffe, Ca};
+use node_harness::config::{addr, cold_pair, DirectPair, ECHO, TUNNEL};
 use node_harness::World;
 use warren_proto::drive::{self, Host};
 use warren_proto::identity::Resumption;
 use warren_proto::node::{ConnectError, Input, ListenerId, Node, NodeConfig, NodeEvent, SockId};
-use warren_proto::policy::AuthzPolicy;
 use warren_proto::time::Instant;
 
 /// Node 0 ("cart") tunnels 9000 → echo.shop:80 on node 1 ("echo"), which
@@ -28,17 +27,7 @@ use warren_proto::time::Instant;
 /// connection 1 s after its last stream, so a flow after a pause is a cold
 /// one.
 fn configs(resumption: Resumption) -> (NodeConfig, NodeConfig) {
-    let ca = Ca::new(1);
-    let leaf = || Leaf {
-        resumption,
-        ..Leaf::default()
-    };
-    let DirectPair { mut a, mut b } = DirectPair::with_identities(
-        ca.identity_with(2, "shop", "cart", leaf()),
-        ca.identity_with(3, "shop", "echo", leaf()),
-    );
-    a.pool.idle_timeout = Duration::from_secs(1);
-    b.authz = AuthzPolicy::default();
+    let DirectPair { a, b } = cold_pair(resumption);
     (a, b)
 }
 

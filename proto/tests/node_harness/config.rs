@@ -3,12 +3,14 @@
 //! most flow tests start from.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use warren_proto::front::Target as FrontTarget;
+use warren_proto::identity::Resumption;
 use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
-use warren_proto::policy::{Export, Exports, ServiceName, Target};
+use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
 
-use super::certs::{spiffe, Ca};
+use super::certs::{spiffe, Ca, Leaf};
 use super::World;
 
 /// Agent A's tunnel front.
@@ -227,4 +229,22 @@ impl World {
         }
         self.run();
     }
+}
+
+/// The pair the cold-flow tests start from: both leaves with `resumption`,
+/// A's pool closing a connection 1 s after its last stream (so a flow after
+/// a longer pause is a cold one), and B allowing every caller.
+pub fn cold_pair(resumption: Resumption) -> DirectPair {
+    let ca = Ca::new(1);
+    let leaf = || Leaf {
+        resumption,
+        ..Leaf::default()
+    };
+    let mut pair = DirectPair::with_identities(
+        ca.identity_with(2, "shop", "cart", leaf()),
+        ca.identity_with(3, "shop", "echo", leaf()),
+    );
+    pair.a.pool.idle_timeout = Duration::from_secs(1);
+    pair.b.authz = AuthzPolicy::default();
+    pair
 }
