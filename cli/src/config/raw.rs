@@ -47,6 +47,10 @@ pub struct RawAgent {
     pub route: Option<RawRoute>,
     /// How long a flow waits for a hub's first registry, in ms.
     pub hub_registry_wait_ms: Option<Spanned<u32>>,
+    /// Control bytes queued towards one hub at most.
+    pub hub_max_control_outbox: Option<Spanned<u32>>,
+    /// Rows of one hub's registry kept at most.
+    pub hub_max_registry_entries: Option<Spanned<u32>>,
     /// How flows are spread over a service's endpoints.
     #[serde(default)]
     pub balance: RawBalance,
@@ -111,9 +115,11 @@ pub struct RawHub {
     pub announce: Vec<RawAnnounceRule>,
     pub strategy: Option<RawStrategy>,
     pub max_services_per_agent: Option<u32>,
-    pub max_registry_entries: Option<usize>,
+    pub max_registry_entries: Option<Spanned<u32>>,
     /// Longest control frame (an announcement) taken or sent, in bytes.
     pub max_control_frame: Option<Spanned<u32>>,
+    /// Control bytes queued towards one agent at most.
+    pub max_control_outbox: Option<Spanned<u32>>,
     /// Per-connection control-message rate and burst.
     pub control_messages_per_second: Option<Spanned<u32>>,
     pub control_messages_burst: Option<Spanned<u32>>,

@@ -27,11 +27,14 @@ use super::{
 };
 use warren_proto::balance::{Ejection, Strategy};
 use warren_proto::control::{AnnouncePolicy, ExportRule, ServiceAllowance, ServicePort};
-use warren_proto::hub::{AgentLimits, HubLinks, HubRole, Rate, Route, DEFAULT_REGISTRY_WAIT};
+use warren_proto::hub::{
+    AgentLimits, HubLinks, HubRole, Rate, Route, DEFAULT_CONTROL_OUTBOX, DEFAULT_REGISTRY_WAIT,
+};
 use warren_proto::identity::{Resumption, MAX_MAX_AGE};
 use warren_proto::node::Balancing;
 use warren_proto::policy::Glob;
 use warren_proto::pool::PoolConfig;
+use warren_proto::registry::DEFAULT_MAX_ENTRIES;
 
 /// The smallest connection window: RFC 9113 fixes the initial one at
 /// 65535 and a receiver can only widen it.
@@ -368,6 +371,8 @@ pub fn resolve(
                 u32::try_from(DEFAULT_REGISTRY_WAIT.as_millis()).unwrap_or(u32::MAX),
                 locator,
             )?)),
+            max_control_outbox: control_outbox(raw.hub_max_control_outbox, locator)?,
+            max_registry_entries: registry_entries(raw.hub_max_registry_entries, locator)?,
             ..HubLinks::default()
         },
         revocation: match &raw.revocation {
@@ -466,12 +471,32 @@ fn hub_role(raw: RawHub, locator: &Locator<'_>) -> Result<HubRole, ConfigError> 
     )?;
     Ok(HubRole {
         announce,
-        max_registry_entries: raw.max_registry_entries.unwrap_or(d.max_registry_entries),
+        max_registry_entries: registry_entries(raw.max_registry_entries, locator)?,
         max_control_frame: max_control_frame as usize,
+        max_control_outbox: control_outbox(raw.max_control_outbox, locator)?,
         limits,
         strategy: raw.strategy.map_or(Strategy::RoundRobin, strategy),
         ..d
     })
+}
+
+/// A bound on control bytes queued towards one peer (`[hub]
+/// max_control_outbox` on a hub, `hub_max_control_outbox` on an agent):
+/// 64 KiB to 64 MiB, default 1 MiB. Below 64 KiB a registry snapshot in
+/// several frames would not fit and the control stream would drop at
+/// once; the cap keeps one slow peer from holding unbounded memory.
+fn control_outbox(n: Option<Spanned<u32>>, locator: &Locator<'_>) -> Result<usize, ConfigError> {
+    let default = u32::try_from(DEFAULT_CONTROL_OUTBOX).unwrap_or(u32::MAX);
+    in_range(n, 64 << 10..=64 << 20, default, locator).map(|n| n as usize)
+}
+
+/// A bound on registry rows (`[hub] max_registry_entries` on a hub,
+/// `hub_max_registry_entries` on an agent): 1 to 10,000,000, default
+/// 65,536. An agent's bound should be at least its hubs' (a registry
+/// past it drops the control stream).
+fn registry_entries(n: Option<Spanned<u32>>, locator: &Locator<'_>) -> Result<usize, ConfigError> {
+    let default = u32::try_from(DEFAULT_MAX_ENTRIES).unwrap_or(u32::MAX);
+    in_range(n, 1..=10_000_000, default, locator).map(|n| n as usize)
 }
 
 fn strategy(raw: RawStrategy) -> Strategy {

@@ -422,6 +422,18 @@ const CASES: &[Case] = &[
         says: &["100000 is out of range; expected 1 to 86400"],
     },
     Case {
+        text: "hub_max_control_outbox = 1000\n",
+        line: 2,
+        key: "hub_max_control_outbox",
+        says: &["1000 is out of range; expected 65536 to 67108864"],
+    },
+    Case {
+        text: "[hub]\nmax_registry_entries = 0\n",
+        line: 3,
+        key: "hub.max_registry_entries",
+        says: &["0 is out of range; expected 1 to 10000000"],
+    },
+    Case {
         text: "hub_registry_wait_ms = 50\n",
         line: 2,
         key: "hub_registry_wait_ms",
@@ -725,4 +737,23 @@ fn the_hub_table_sets_per_agent_limits_and_defaults_the_rest() {
     assert_eq!(hub.max_control_frame, 131_072);
     let plain = parse_str(&format!("{BASE}[hub]\n")).unwrap().hub.unwrap();
     assert_eq!(plain.limits, d);
+    assert_eq!(plain.max_control_outbox, 1 << 20);
+    assert_eq!(plain.max_registry_entries, 65_536);
+}
+
+#[test]
+fn control_outbox_and_registry_bounds_are_keys_on_hubs_and_agents() {
+    let text = format!(
+        "{BASE}hub_max_control_outbox = 262144\nhub_max_registry_entries = 5000\n\
+         [hub]\nmax_control_outbox = 4194304\nmax_registry_entries = 2000\n"
+    );
+    let cfg = parse_str(&text).unwrap();
+    assert_eq!(cfg.hub_links.max_control_outbox, 262_144);
+    assert_eq!(cfg.hub_links.max_registry_entries, 5000);
+    let hub = cfg.hub.unwrap();
+    assert_eq!(hub.max_control_outbox, 4 << 20);
+    assert_eq!(hub.max_registry_entries, 2000);
+    let plain = parse_str(BASE).unwrap();
+    assert_eq!(plain.hub_links.max_control_outbox, 1 << 20);
+    assert_eq!(plain.hub_links.max_registry_entries, 65_536);
 }
