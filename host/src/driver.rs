@@ -16,6 +16,7 @@ use warren_proto::node::{
 use warren_proto::time::Instant;
 
 use crate::deadline::DeadlineTimer;
+use crate::heap_trim::{release_free_heap, HeapTrim, TrimStep};
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
 use crate::{read_emptied, Notice, Reactor};
@@ -116,6 +117,12 @@ struct Driver<R: Reactor, N> {
     accept_timer: R::Timer,
     /// The time `accept_timer` is set to.
     accept_armed: Option<std::time::Instant>,
+    /// When to give the heap's free pages back (see [`crate::heap_trim`]).
+    trim: HeapTrim,
+    /// Fires when a quiet spell may have begun.
+    trim_timer: R::Timer,
+    /// `trim_timer` is set and has not fired.
+    trim_armed: bool,
 }
 
 /// Something asked of a running node from outside its task.
@@ -177,6 +184,9 @@ where
         backoff: BTreeMap::new(),
         accept_timer: R::timer(),
         accept_armed: None,
+        trim: HeapTrim::default(),
+        trim_timer: R::timer(),
+        trim_armed: false,
     };
     driver.core.drain()?;
     if let Some(e) = driver.core.io.fatal.take() {
@@ -234,6 +244,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
+                self.settle_heap(cx);
                 return Poll::Pending;
             }
             for id in ids {
@@ -243,6 +254,27 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
         // Still busy: let the runtime run other tasks, then come back.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Before the task sleeps: trims the heap once a quiet spell follows
+    /// a burst, or sets the timer that will look again.
+    fn settle_heap(&mut self, cx: &mut Context<'_>) {
+        let fired = self.trim_armed && R::poll_timer(&mut self.trim_timer, cx).is_ready();
+        if fired {
+            self.trim_armed = false;
+        }
+        match self.trim.decide(std::time::Instant::now(), fired) {
+            TrimStep::Wait => {}
+            TrimStep::Trim => release_free_heap(),
+            TrimStep::Arm(at) => {
+                R::set_timer(&mut self.trim_timer, at);
+                self.trim_armed = true;
+                // Polled once so the timer wakes this task.
+                if R::poll_timer(&mut self.trim_timer, cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
+            }
+        }
     }
 
     /// Makes what progress `id` allows without blocking.
@@ -446,6 +478,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     return self.core.step(Input::ReadClosed { sock });
                 }
                 Poll::Ready(Ok(n)) => {
+                    self.trim.read(n);
                     emptied = read_emptied(n, &self.buf.0);
                     let data = &self.buf.0[..n];
                     self.core.step(Input::Received { sock, data })?;

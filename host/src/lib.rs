@@ -20,6 +20,7 @@ mod connect;
 mod control;
 mod deadline;
 mod driver;
+mod heap_trim;
 mod ready;
 mod sockets;
 #[cfg(feature = "suite")]

@@ -1,0 +1,212 @@
+//! Gives the C heap's free pages back to the system once the node has been
+//! quiet for a while after moving many bytes.
+//!
+//! Why: glibc's malloc keeps what a program frees in its heap, and returns
+//! only the top of it to the system. After a burst (the bench's 1000 flows
+//! each echoing 64 KiB at once) an agent's heap held 1.8 MB in use and 8.9–
+//! 10.3 MB free, so its RSS stayed at 13–24 KiB per flow while the flows sat
+//! idle again, against 1.5–1.7 KiB per idle flow that never carried
+//! traffic. `malloc_trim(0)` releases the free pages inside the heap too:
+//! the same agents fell to 4.2–4.5 KiB per flow (benches/WARREN-BENCH.md,
+//! sixth pass). jemalloc and mimalloc (their Debian builds, preloaded) kept
+//! more, 25–47 KiB per flow two seconds after the same burst.
+//!
+//! The policy is in [`HeapTrim`], which only decides (no clock, no timer, no
+//! libc), so it is tested on its own; the driver owns the timer and calls
+//! [`release_free_heap`].
+
+use std::time::{Duration, Instant};
+
+/// Bytes the node must have read since the last trim before a quiet spell
+/// trims: a node that moved little cannot have grown its heap much, and a
+/// trim walks the whole heap.
+pub(crate) const TRIM_AFTER_BYTES: u64 = 4 << 20;
+/// How long the node must see no socket read before it trims. A node
+/// moving bulk data reads every few hundred microseconds, so it never
+/// trims mid-transfer; one whose flows went idle gives its memory back
+/// within a tenth of a second. A trim costs one walk of the heap's free
+/// lists plus the page faults of the next burst, so at most ten per second
+/// of bursty traffic (4 MiB each) cost little against what they return.
+pub(crate) const TRIM_QUIET: Duration = Duration::from_millis(100);
+
+/// When to trim: after [`TRIM_AFTER_BYTES`] were read, once the node has
+/// been quiet for [`TRIM_QUIET`].
+#[derive(Debug, Default)]
+pub(crate) struct HeapTrim {
+    /// Bytes read since the last trim.
+    moved: u64,
+    /// Bytes were read since [`HeapTrim::decide`] last ran.
+    active: bool,
+    /// When the last activity was seen (at a `decide`).
+    last_active: Option<Instant>,
+    /// The time the driver's trim timer is set to.
+    armed: Option<Instant>,
+}
+
+/// What the driver does about the heap when it is about to sleep.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TrimStep {
+    /// Nothing to do (little moved, or the timer is already set right).
+    Wait,
+    /// Set the trim timer to this time.
+    Arm(Instant),
+    /// Trim now.
+    Trim,
+}
+
+impl HeapTrim {
+    /// The node read `n` bytes from a socket.
+    pub(crate) fn read(&mut self, n: usize) {
+        self.moved = self.moved.saturating_add(n as u64);
+        self.active = true;
+    }
+
+    /// Called when the driver is about to sleep, at `now`, with `fired` set
+    /// when the trim timer has fired since the last call. Activity is
+    /// dated here, not per read, so a busy node reads the clock once per
+    /// sleep rather than once per read.
+    pub(crate) fn decide(&mut self, now: Instant, fired: bool) -> TrimStep {
+        if fired {
+            self.armed = None;
+        }
+        if std::mem::take(&mut self.active) {
+            self.last_active = Some(now);
+        }
+        let Some(last) = self.last_active else {
+            return TrimStep::Wait;
+        };
+        if self.moved < TRIM_AFTER_BYTES {
+            return TrimStep::Wait;
+        }
+        let due = last + TRIM_QUIET;
+        if now >= due {
+            self.moved = 0;
+            self.armed = None;
+            return TrimStep::Trim;
+        }
+        // A timer set earlier than `due` fires and is set again then: one
+        // wake-up per quiet period while busy, not a reset per read.
+        if self.armed.is_some() {
+            return TrimStep::Wait;
+        }
+        self.armed = Some(due);
+        TrimStep::Arm(due)
+    }
+}
+
+/// Returns the heap's free pages to the system (glibc's `malloc_trim(0)`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn release_free_heap() {
+    // SAFETY: malloc_trim only walks and madvises glibc's own free lists;
+    // it takes the allocator's locks like any malloc call.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other C libraries keep no such heap or have no such call: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn release_free_heap() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+    /// One thing that happens to the driver.
+    #[derive(Clone, Debug)]
+    enum Event {
+        /// Reads of this many KiB, then the driver sleeps.
+        Busy(u32),
+        /// This many ms pass; the trim timer fires if it was due.
+        Pause(u16),
+    }
+
+    impl Arbitrary for Event {
+        fn arbitrary(g: &mut Gen) -> Event {
+            if bool::arbitrary(g) {
+                Event::Busy(u32::arbitrary(g) % 8192)
+            } else {
+                Event::Pause(u16::arbitrary(g) % 300)
+            }
+        }
+    }
+
+    /// Trims happen only after the quiet period following enough bytes,
+    /// and a quiet spell after enough bytes always ends in one trim.
+    #[test]
+    fn trims_once_after_each_quiet_spell_that_follows_enough_bytes() {
+        fn prop(events: Vec<Event>) -> bool {
+            let start = Instant::now();
+            let mut now = start;
+            let mut trim = HeapTrim::default();
+            let mut timer: Option<Instant> = None;
+            let mut moved = 0u64;
+            let mut last_read: Option<Instant> = None;
+            for e in events {
+                let step = match e {
+                    Event::Busy(kib) => {
+                        trim.read(kib as usize * 1024);
+                        moved += u64::from(kib) * 1024;
+                        if kib > 0 {
+                            last_read = Some(now);
+                        }
+                        trim.decide(now, false)
+                    }
+                    Event::Pause(ms) => {
+                        now += Duration::from_millis(u64::from(ms));
+                        let fired = timer.is_some_and(|at| at <= now);
+                        if fired {
+                            timer = None;
+                        }
+                        trim.decide(now, fired)
+                    }
+                };
+                match step {
+                    TrimStep::Trim => {
+                        let quiet = last_read.is_some_and(|t| now >= t + TRIM_QUIET);
+                        if moved < TRIM_AFTER_BYTES || !quiet {
+                            return false;
+                        }
+                        moved = 0;
+                        timer = None;
+                    }
+                    TrimStep::Arm(at) => {
+                        if at <= now || timer.is_some() {
+                            return false;
+                        }
+                        timer = Some(at);
+                    }
+                    TrimStep::Wait => {}
+                }
+                // Enough bytes and not yet quiet: a timer must be pending,
+                // or the quiet spell would never end in a trim.
+                if moved >= TRIM_AFTER_BYTES && timer.is_none() {
+                    return false;
+                }
+            }
+            true
+        }
+        QuickCheck::new()
+            .tests(500)
+            .quickcheck(prop as fn(Vec<Event>) -> bool);
+    }
+
+    #[test]
+    fn a_burst_then_quiet_trims_and_a_trickle_never_does() {
+        let t0 = Instant::now();
+        let mut trim = HeapTrim::default();
+        trim.read(8 << 20);
+        assert_eq!(trim.decide(t0, false), TrimStep::Arm(t0 + TRIM_QUIET));
+        // Still busy when the timer fires: set again from the last activity.
+        trim.read(1);
+        let t1 = t0 + TRIM_QUIET;
+        assert_eq!(trim.decide(t1, true), TrimStep::Arm(t1 + TRIM_QUIET));
+        assert_eq!(trim.decide(t1 + TRIM_QUIET, true), TrimStep::Trim);
+        // After the trim the count starts again: a trickle waits.
+        trim.read(1024);
+        let t2 = t1 + TRIM_QUIET * 5;
+        assert_eq!(trim.decide(t2, false), TrimStep::Wait);
+        assert_eq!(trim.decide(t2 + TRIM_QUIET * 10, false), TrimStep::Wait);
+    }
+}
