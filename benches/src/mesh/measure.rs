@@ -297,6 +297,11 @@ pub fn memory(
         if flows.is_empty() {
             break;
         }
+        eprintln!(
+            "#   memory: {} flows open after {:.1} s",
+            flows.len(),
+            t0.elapsed().as_secs_f64()
+        );
         out.points.push(MemoryAt {
             asked,
             flows: flows.len(),
@@ -309,7 +314,12 @@ pub fn memory(
         }
     }
     if let Some(last) = out.points.last_mut() {
-        match busy_round(&mut flows, &roots) {
+        let busy = busy_round(&mut flows, &roots);
+        eprintln!(
+            "#   memory: busy round done after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        match busy {
             Ok((busy, after)) => {
                 last.busy_kib = Some(per_flow(busy, flows.len()));
                 last.after_kib = Some(per_flow(after, flows.len()));
@@ -318,6 +328,11 @@ pub fn memory(
         }
     }
     drop(warm);
+    drop(flows);
+    eprintln!(
+        "#   memory: flows closed after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     out
 }
 
