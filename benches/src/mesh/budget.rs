@@ -52,7 +52,7 @@ impl Budget {
     /// `share`; returns the factor its durations are to be scaled by.
     pub fn start(&mut self, name: &str, share: Duration) -> f64 {
         self.end();
-        let left = self.total.saturating_sub(self.started.elapsed());
+        let left = self.left();
         let scale = scale_for(left.as_secs_f64(), self.ahead_s);
         self.ahead_s = (self.ahead_s - share.as_secs_f64()).max(0.0);
         self.phases.push(Phase {
@@ -63,6 +63,20 @@ impl Budget {
         });
         self.current = Some(Instant::now());
         scale
+    }
+
+    /// The most the running phase may still take: the time left less the
+    /// phases after it at their scaled shares. A loop that can stop early
+    /// (rounds, setup samples) stops there, so that the last phases
+    /// cannot overrun the total when earlier ones overran their shares.
+    pub fn allowance(&self) -> Duration {
+        let scale = self.phases.last().map_or(1.0, |p| p.scale);
+        self.left()
+            .saturating_sub(Duration::from_secs_f64(self.ahead_s * scale))
+    }
+
+    fn left(&self) -> Duration {
+        self.total.saturating_sub(self.started.elapsed())
     }
 
     /// Ends the running phase, if any.
@@ -129,6 +143,21 @@ mod tests {
         assert_eq!(names, ["one", "two"]);
         assert!(b.phases().iter().all(|p| p.took_s.is_some()));
         assert_eq!(b.phases()[1].share_s, 20.0);
+    }
+
+    #[test]
+    fn the_allowance_leaves_the_later_phases_their_shares() {
+        let mut b = Budget::new(Duration::from_secs(100), Duration::from_secs(30));
+        b.start("one", Duration::from_secs(10));
+        // 100 s left, 20 s of shares after this phase: up to ~80 s.
+        let a = b.allowance().as_secs_f64();
+        assert!(a > 79.0 && a <= 80.0, "{a}");
+        b.start("two", Duration::from_secs(20));
+        // The last phase may take what is left.
+        assert!(b.allowance().as_secs_f64() > 99.0);
+        let mut late = Budget::new(Duration::ZERO, Duration::from_secs(30));
+        late.start("one", Duration::from_secs(10));
+        assert_eq!(late.allowance(), Duration::ZERO);
     }
 
     #[test]

@@ -167,15 +167,16 @@ impl Interleaved {
 /// Runs the three phases over `paths` (the started ones; `missing` says why
 /// any other was not started; `planned` lists every path the run has a
 /// row for) and makes the figures. `phase` starts each phase on the run's
-/// time budget and returns the factor its time is scaled by: a phase
-/// starts no new round after `plan.budget` × that factor.
+/// time budget and returns the factor its time is scaled by and the most
+/// it may take: a phase starts no new round after `plan.budget` × that
+/// factor, or after that most, whichever comes first.
 pub fn run(
     paths: &BTreeMap<&'static str, Relay>,
     missing: &BTreeMap<String, String>,
     planned: &[&str],
     plan: &RoundPlan,
     target: &TargetServer,
-    phase: &mut dyn FnMut(&str) -> f64,
+    phase: &mut dyn FnMut(&str) -> (f64, Duration),
 ) -> Interleaved {
     let mut out = Interleaved {
         figures: Vec::new(),
@@ -194,7 +195,7 @@ pub fn run(
     let bulk = present(&listed, paths, missing, &mut [&mut gbps, &mut cpu]);
     let t0 = Instant::now();
     eprintln!("#   bulk rounds: {bulk:?}");
-    let bulk_budget = scaled(plan.budget, phase(BULK));
+    let bulk_budget = capped(plan.budget, phase(BULK));
     for round in 0..plan.bulk_rounds {
         if t0.elapsed() > bulk_budget {
             break;
@@ -223,7 +224,7 @@ pub fn run(
     );
     let warm_block = |_: &str| (plan.warm_flows, plan.gap, None);
     let p50 = |s: &Setup| s.p50;
-    let warm_budget = scaled(plan.budget, phase(WARM));
+    let warm_budget = capped(plan.budget, phase(WARM));
     out.setup_phase(
         &warm_paths,
         paths,
@@ -246,7 +247,7 @@ pub fn run(
         }
     };
     let per_s = |s: &Setup| s.per_s;
-    let cold_budget = scaled(plan.budget, phase(COLD));
+    let cold_budget = capped(plan.budget, phase(COLD));
     out.setup_phase(
         &cold_paths,
         paths,
@@ -331,6 +332,11 @@ pub fn run(
         }
     }
     out
+}
+
+/// `budget` scaled by a phase's factor and capped at its allowance.
+fn capped(budget: Duration, (scale, allowance): (f64, Duration)) -> Duration {
+    scaled(budget, scale).min(allowance)
 }
 
 /// The paths of `list` that were started; every other one is excluded

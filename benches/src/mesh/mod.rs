@@ -219,10 +219,12 @@ impl Plan {
     }
 }
 
-/// A plan's durations for one phase, scaled by the budget.
+/// A plan's durations for one phase, scaled by the budget; the loops that
+/// can stop early also stop at the phase's allowance.
 struct Scaled<'a> {
     plan: &'a Plan,
     scale: f64,
+    allowance: Duration,
 }
 
 impl Scaled<'_> {
@@ -234,11 +236,11 @@ impl Scaled<'_> {
     }
 
     fn setup_budget(&self) -> Duration {
-        scaled(self.plan.setup_budget, self.scale)
+        scaled(self.plan.setup_budget, self.scale).min(self.allowance)
     }
 
     fn memory_budget(&self) -> Duration {
-        scaled(self.plan.memory_budget, self.scale)
+        scaled(self.plan.memory_budget, self.scale).min(self.allowance)
     }
 }
 
@@ -337,7 +339,11 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         match start() {
             Err(why) => row.missing = Some(why),
             Ok(path) => {
-                let durations = Scaled { plan: &plan, scale };
+                let durations = Scaled {
+                    plan: &plan,
+                    scale,
+                    allowance: budget.allowance(),
+                };
                 measure_row(&mut row, &path, &durations, &target, max_flows);
                 if interleave::uses(name) && row.missing.is_none() {
                     kept.insert(name, path);
@@ -356,7 +362,11 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         match start() {
             Err(why) => row.missing = Some(why),
             Ok(path) => {
-                let durations = Scaled { plan: &plan, scale };
+                let durations = Scaled {
+                    plan: &plan,
+                    scale,
+                    allowance: budget.allowance(),
+                };
                 measure_relayed(&mut row, &path, &durations, &target);
                 if interleave::uses(name) && row.missing.is_none() {
                     kept.insert(name, path);
@@ -380,7 +390,10 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
         &planned,
         &plan.rounds,
         &target,
-        &mut |phase| budget.start(phase, plan.share(phase)),
+        &mut |phase| {
+            let scale = budget.start(phase, plan.share(phase));
+            (scale, budget.allowance())
+        },
     );
     budget.end();
     interleaved.fill(&mut rows);
