@@ -363,7 +363,7 @@ fn relayed_table(rows: &[Row], figures: &[Figure]) -> String {
     }
     let stunnel = find(rows, super::STUNNEL);
     let mut o = String::from(
-        "\nRelayed (agent A → hub → agent B, B listening nowhere; one hub process), same run. Hub under a slow receiver: flows whose target never reads, each pushed until the path stalls; the hub's RSS growth against its bound = one stream window per hub stream (end to end all flows ride one pair stream), at most one connection window, plus 2 × (HTTP/2 send buffer + TLS buffer) for the two legs' connections:\n\n",
+        "\nRelayed (agent A → hub → agent B, B listening nowhere; one hub process), same run. Hub under a slow receiver: flows whose target never reads, each pushed until the path stalls; the hub's RSS growth against its bound = one stream window per hub stream (end to end all flows ride one pair stream), at most one connection window, plus 2 × (HTTP/2 send buffer + TLS buffer) for the two legs' connections. The bound counts the bytes the windows let the hub hold; RSS also counts the capacity its buffers were allocated with (see benches/WARREN-BENCH.md, sixth pass):\n\n",
     );
     o += "| relayed path | 1 flow Gbit/s | / direct agent→agent | / stunnel pair | 8 flows Gbit/s | relay %core per Gbit/s | setup p50 µs | p99 µs | slow-receiver flows | pushed MiB | drained in s | hub RSS growth MiB | KiB per flow | window bound MiB | within |\n";
     o += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
