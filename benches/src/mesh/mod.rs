@@ -496,7 +496,10 @@ fn measure_row(
 }
 
 /// Bytes each slow-receiver flow pushes at most (the path stalls sooner).
-const SLOW_PUSH_PER_FLOW: u64 = 8 << 20;
+/// 8 MiB was too little for 16 flows: the path's socket buffers took
+/// ~7.5 MiB per flow and the hub's connection window 1 MiB more, so in
+/// `--quick` every flow could reach the cap without the hub filling.
+const SLOW_PUSH_PER_FLOW: u64 = 16 << 20;
 /// How long the held flows may take to drain once released (~400 MiB in
 /// the full run, through the relayed path).
 const SLOW_DRAIN_WAIT: Duration = Duration::from_secs(10);

@@ -180,6 +180,9 @@ pub struct SlowReceiver {
     pub hub_streams: usize,
     /// Bytes the clients got into the path before every flow stalled.
     pub pushed: u64,
+    /// Flows that stalled before reaching the per-flow cap (a flow that
+    /// reached it did not fill the path; the figure wants all stalled).
+    pub stalled: usize,
     /// Bytes pushed that had not reached the target when the drain wait
     /// ended (0: the next measurement had the path to itself).
     pub undrained: u64,
@@ -289,6 +292,7 @@ pub fn slow_receiver(
         flows,
         hub_streams: if e2e { 1 } else { flows },
         pushed,
+        stalled: sent.iter().filter(|&&s| s < per_flow).count(),
         undrained: pushed.saturating_sub(target.drained.load(Ordering::Relaxed)),
         drain_s: t0.elapsed().as_secs_f64(),
         hub_growth: after.saturating_sub(before),
@@ -310,6 +314,7 @@ mod tests {
             flows: 64,
             hub_streams,
             pushed: 0,
+            stalled: 64,
             undrained: 0,
             drain_s: 0.0,
             hub_growth: 0,

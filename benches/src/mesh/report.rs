@@ -254,6 +254,7 @@ fn slow_json(s: &SlowReceiver) -> Value {
         "flows": s.flows,
         "hub_streams": s.hub_streams,
         "bytes_pushed": s.pushed,
+        "flows_stalled": s.stalled,
         "bytes_undrained": s.undrained,
         "drain_s": round(s.drain_s),
         "hub_rss_growth_bytes": s.hub_growth,
@@ -384,7 +385,10 @@ fn relayed_table(rows: &[Row], figures: &[Figure]) -> String {
             cell(r.cpu, 1),
             cell(r.p50(), 0),
             cell(r.setup.as_ref().map(|s| s.p99), 0),
-            slow.map_or("–".into(), |s| s.flows.to_string()),
+            slow.map_or("–".into(), |s| format!(
+                "{} ({} stalled)",
+                s.flows, s.stalled
+            )),
             cell(slow.map(|s| s.pushed as f64 / MIB), 1),
             slow.map_or("–".into(), |s| if s.undrained == 0 {
                 format!("{:.2}", s.drain_s)
