@@ -429,10 +429,7 @@ fn relayed_table(rows: &[Row], figures: &[Figure]) -> String {
         ] {
             let (v, spread) = reading.value();
             let (val, met) = match v {
-                Some(v) => (
-                    format!("{v:.2}"),
-                    if goal.met(v) { "met" } else { "missed" },
-                ),
+                Some(v) => (shown(v, goal), if goal.met(v) { "met" } else { "missed" }),
                 None => ("–".into(), "–"),
             };
             o += &format!("| {what} | {val} | {} | {met} | {spread} |\n", goal.text());
@@ -448,10 +445,25 @@ fn relayed_table(rows: &[Row], figures: &[Figure]) -> String {
 
 /// The slow-receiver target line: hub RSS growth as a share of its windows.
 fn line_bound(o: &mut String, name: &str, share: f64) {
-    let met = if share <= 1.0 { "met" } else { "missed" };
+    let goal = Goal::AtMost(1.0);
+    let met = if goal.met(share) { "met" } else { "missed" };
     *o += &format!(
-        "| {name} hub RSS growth / window bound, slow receiver | {share:.3} | ≤ 1 | {met} | – (one reading) |\n"
+        "| {name} hub RSS growth / window bound, slow receiver | {} | ≤ 1 | {met} | – (one reading) |\n",
+        shown(share, goal)
     );
+}
+
+/// A target figure's value with two decimals, or three where two would
+/// round it across its target (0.697 against ≥ 0.7 would read "0.70 …
+/// missed", 1.003 against ≤ 1 "1.00 … missed").
+fn shown(v: f64, goal: Goal) -> String {
+    let two = format!("{v:.2}");
+    let rounded: f64 = two.parse().unwrap_or(v);
+    if goal.met(rounded) == goal.met(v) {
+        two
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 fn memory_table(rows: &[Row]) -> String {
@@ -658,7 +670,7 @@ fn targets(rows: &[Row], figures: &[Figure]) -> String {
     for (what, reading, goal) in lines {
         let (v, spread) = reading.value();
         let (val, met) = match v {
-            Some(v) => (format!("{v:.2}"), if goal.met(v) { "yes" } else { "no" }),
+            Some(v) => (shown(v, goal), if goal.met(v) { "yes" } else { "no" }),
             None => ("–".into(), "–"),
         };
         o += &format!("| {what} | {val} | {} | {met} | {spread} |\n", goal.text());
@@ -854,6 +866,10 @@ mod tests {
         );
         o.clear();
         line_bound(&mut o, "x", 1.0);
-        assert!(o.contains("| 1.000 | ≤ 1 | met |"), "{o}");
+        assert!(o.contains("| 1.00 | ≤ 1 | met |"), "{o}");
+        // Two decimals where they do not hide the outcome.
+        assert_eq!(shown(0.684, Goal::AtMost(1.0)), "0.68");
+        assert_eq!(shown(0.697, Goal::AtLeast(0.7)), "0.697");
+        assert_eq!(shown(0.703, Goal::AtLeast(0.7)), "0.70");
     }
 }
