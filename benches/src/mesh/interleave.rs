@@ -6,8 +6,9 @@
 //!
 //! Three phases, one measure each:
 //! - *bulk*: one 1-flow window per path and round through the nghttpx
-//!   chain, the stunnel pair, warren tokio, warren smol and the plaintext
-//!   relay pair: Gbit/s, and the relay's %core per Gbit/s;
+//!   chain, the stunnel pair, warren tokio and smol relayed end to end
+//!   through a hub, warren tokio, warren smol and the plaintext relay
+//!   pair: Gbit/s, and the relay's %core per Gbit/s;
 //! - *warm setup*: a block of flows per path and round through direct TCP
 //!   and warren tokio: the block's p50;
 //! - *cold setup*: a block of flows per path and round through the stunnel
@@ -18,16 +19,29 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::budget::scaled;
 use super::measure::{bulk_window, setup_flow, setup_samples, Setup, Throughput, Window};
 use super::peers::Relay;
 use super::report::Row;
 use super::rounds::{round_order, Figure, Rounds};
 use super::target::TargetServer;
-use super::{COLD_TOKIO, DIRECT, NGHTTPX, PLAIN_PAIR, STUNNEL, WARREN_SMOL, WARREN_TOKIO};
+use super::{
+    COLD_TOKIO, DIRECT, NGHTTPX, PLAIN_PAIR, RELAY_SMOL, RELAY_TOKIO, STUNNEL, WARREN_SMOL,
+    WARREN_TOKIO,
+};
 
 /// The bulk rounds' paths, warren tokio in the middle: each figure's two
-/// paths at most two windows apart within a round.
-const BULK_PATHS: [&str; 5] = [NGHTTPX, STUNNEL, WARREN_TOKIO, WARREN_SMOL, PLAIN_PAIR];
+/// paths at most three windows apart within a round (a relayed row next
+/// to its direct agent→agent row).
+const BULK_PATHS: [&str; 7] = [
+    NGHTTPX,
+    STUNNEL,
+    RELAY_TOKIO,
+    WARREN_TOKIO,
+    WARREN_SMOL,
+    RELAY_SMOL,
+    PLAIN_PAIR,
+];
 /// The warm setup rounds' paths.
 const WARM_PATHS: [&str; 2] = [DIRECT, WARREN_TOKIO];
 /// The cold setup rounds' paths.
@@ -47,6 +61,21 @@ pub const WARM_VS_DIRECT: &str = "warm setup p50 / direct TCP connect+echo";
 pub const COLD_VS_STUNNEL: &str = "cold flows/s / stunnel pair (default config: resumption on)";
 /// See [`ONE_VS_STUNNEL`].
 pub const SMOL_VS_TOKIO: &str = "smol 1 flow / tokio 1 flow";
+/// Issue 9's relayed figures (end to end), see [`ONE_VS_STUNNEL`].
+pub const RELAY_TOKIO_VS_DIRECT: &str = "warren tokio relayed (e2e) 1 flow / direct agent→agent";
+/// See [`RELAY_TOKIO_VS_DIRECT`].
+pub const RELAY_TOKIO_VS_STUNNEL: &str = "warren tokio relayed (e2e) 1 flow / stunnel pair";
+/// See [`RELAY_TOKIO_VS_DIRECT`].
+pub const RELAY_SMOL_VS_DIRECT: &str = "warren smol relayed (e2e) 1 flow / direct agent→agent";
+/// See [`RELAY_TOKIO_VS_DIRECT`].
+pub const RELAY_SMOL_VS_STUNNEL: &str = "warren smol relayed (e2e) 1 flow / stunnel pair";
+
+/// The phases of the rounds, as the time budget names them.
+pub const BULK: &str = "interleaved bulk rounds";
+/// See [`BULK`].
+pub const WARM: &str = "interleaved warm setup rounds";
+/// See [`BULK`].
+pub const COLD: &str = "interleaved cold setup rounds";
 
 /// Whether the rounds measure `path`'s 1-flow throughput and relay CPU
 /// (its row then takes them from the rounds).
@@ -91,7 +120,8 @@ pub struct RoundPlan {
     /// Before each warm setup block: the other path's last flow is torn
     /// down meanwhile.
     pub gap: Duration,
-    /// Each phase starts no new round after this long.
+    /// Each phase starts no new round after this long (times the phase's
+    /// scale from the run's time budget).
     pub budget: Duration,
 }
 
@@ -135,12 +165,18 @@ impl Interleaved {
 }
 
 /// Runs the three phases over `paths` (the started ones; `missing` says why
-/// any other was not started) and makes the figures.
+/// any other was not started; `planned` lists every path the run has a
+/// row for) and makes the figures. `phase` starts each phase on the run's
+/// time budget and returns the factor its time is scaled by and the most
+/// it may take: a phase starts no new round after `plan.budget` × that
+/// factor, or after that most, whichever comes first.
 pub fn run(
     paths: &BTreeMap<&'static str, Relay>,
     missing: &BTreeMap<String, String>,
+    planned: &[&str],
     plan: &RoundPlan,
     target: &TargetServer,
+    phase: &mut dyn FnMut(&str) -> (f64, Duration),
 ) -> Interleaved {
     let mut out = Interleaved {
         figures: Vec::new(),
@@ -150,11 +186,18 @@ pub fn run(
     };
     let (mut gbps, mut cpu) = (Rounds::default(), Rounds::default());
     let (mut warm, mut cold) = (Rounds::default(), Rounds::default());
-    let bulk = present(&BULK_PATHS, paths, missing, &mut [&mut gbps, &mut cpu]);
+    // Paths the run does not plan (the smol relayed row in --quick) are
+    // left out of the rounds altogether.
+    let listed: Vec<&'static str> = BULK_PATHS
+        .into_iter()
+        .filter(|p| planned.contains(p))
+        .collect();
+    let bulk = present(&listed, paths, missing, &mut [&mut gbps, &mut cpu]);
     let t0 = Instant::now();
     eprintln!("#   bulk rounds: {bulk:?}");
+    let bulk_budget = capped(plan.budget, phase(BULK));
     for round in 0..plan.bulk_rounds {
-        if t0.elapsed() > plan.budget {
+        if t0.elapsed() > bulk_budget {
             break;
         }
         for name in round_order(&bulk, round) {
@@ -181,10 +224,11 @@ pub fn run(
     );
     let warm_block = |_: &str| (plan.warm_flows, plan.gap, None);
     let p50 = |s: &Setup| s.p50;
+    let warm_budget = capped(plan.budget, phase(WARM));
     out.setup_phase(
         &warm_paths,
         paths,
-        plan,
+        warm_budget,
         plan.warm_rounds,
         warm_block,
         p50,
@@ -203,10 +247,11 @@ pub fn run(
         }
     };
     let per_s = |s: &Setup| s.per_s;
+    let cold_budget = capped(plan.budget, phase(COLD));
     out.setup_phase(
         &cold_paths,
         paths,
-        plan,
+        cold_budget,
         plan.cold_rounds,
         cold_block,
         per_s,
@@ -265,7 +310,33 @@ pub fn run(
         ),
         ratio(SMOL_VS_TOKIO, one, &gbps, WARREN_SMOL, WARREN_TOKIO, &bulk),
     ];
+    for (relayed, direct, vs_direct, vs_stunnel) in [
+        (
+            RELAY_TOKIO,
+            WARREN_TOKIO,
+            RELAY_TOKIO_VS_DIRECT,
+            RELAY_TOKIO_VS_STUNNEL,
+        ),
+        (
+            RELAY_SMOL,
+            WARREN_SMOL,
+            RELAY_SMOL_VS_DIRECT,
+            RELAY_SMOL_VS_STUNNEL,
+        ),
+    ] {
+        if listed.contains(&relayed) {
+            out.figures.extend([
+                ratio(vs_direct, one, &gbps, relayed, direct, &bulk),
+                ratio(vs_stunnel, one, &gbps, relayed, STUNNEL, &bulk),
+            ]);
+        }
+    }
     out
+}
+
+/// `budget` scaled by a phase's factor and capped at its allowance.
+fn capped(budget: Duration, (scale, allowance): (f64, Duration)) -> Duration {
+    scaled(budget, scale).min(allowance)
 }
 
 /// The paths of `list` that were started; every other one is excluded
@@ -313,7 +384,7 @@ impl Interleaved {
         &mut self,
         order: &[&'static str],
         paths: &BTreeMap<&'static str, Relay>,
-        plan: &RoundPlan,
+        budget: Duration,
         n_rounds: usize,
         block: impl Fn(&str) -> (usize, Duration, Option<Duration>),
         value: impl Fn(&Setup) -> f64,
@@ -328,7 +399,7 @@ impl Interleaved {
         }
         let t0 = Instant::now();
         for round in 0..n_rounds {
-            if t0.elapsed() > plan.budget {
+            if t0.elapsed() > budget {
                 break;
             }
             for name in round_order(order, round) {
@@ -337,7 +408,7 @@ impl Interleaved {
                 };
                 let (flows, lead, pause) = block(name);
                 thread::sleep(lead);
-                match setup_samples(path, flows, plan.budget, pause) {
+                match setup_samples(path, flows, budget, pause) {
                     Ok(v) if !v.is_empty() => {
                         rounds.record(name, round, value(&Setup::of(&v)));
                         self.samples.entry(name).or_default().extend(v);
@@ -403,13 +474,25 @@ mod tests {
 
     #[test]
     fn the_rows_measured_in_rounds_are_the_ones_the_figures_need() {
-        for path in [WARREN_TOKIO, WARREN_SMOL, STUNNEL, NGHTTPX, PLAIN_PAIR] {
+        for path in [
+            WARREN_TOKIO,
+            WARREN_SMOL,
+            STUNNEL,
+            NGHTTPX,
+            PLAIN_PAIR,
+            RELAY_TOKIO,
+            RELAY_SMOL,
+        ] {
             assert!(measures_bulk(path) && uses(path), "{path}");
         }
         for path in [DIRECT, WARREN_TOKIO, STUNNEL, COLD_TOKIO] {
             assert!(times_setup(path) && uses(path), "{path}");
         }
-        for path in [super::super::SOCAT, super::super::COLD_SMOL] {
+        for path in [
+            super::super::SOCAT,
+            super::super::COLD_SMOL,
+            super::super::RELAY_TOKIO_PLAIN,
+        ] {
             assert!(!uses(path), "{path}");
         }
     }

@@ -2,7 +2,7 @@
 //! from this process: bulk throughput with the relay's CPU, flow setup
 //! latency and rate, and the relay's memory per idle and per busy flow.
 
-use std::io::{self, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -243,33 +243,31 @@ pub struct Memory {
 pub const BUSY_BYTES: usize = 64 * 1024;
 
 /// Opens flows through `path` up to each of `counts` (ascending, at most
-/// `max_flows`, within `budget`) and measures the relay tree's RSS growth
-/// per idle flow at each; then, with the most flows, while every flow moves
-/// [`BUSY_BYTES`] each way and idle again after that. (Busy rounds come
-/// last: memory a flow keeps after traffic would count as idle growth of
-/// the next count.)
+/// `max_flows`, within `budget`, `batch` at a time) and measures the relay
+/// tree's RSS growth per idle flow at each; then, with the most flows,
+/// while every flow moves [`BUSY_BYTES`] each way and idle again after
+/// that. (Busy rounds come last: memory a flow keeps after traffic would
+/// count as idle growth of the next count.)
 /// Run on a fresh relay: after bulk runs the allocator would hand new
 /// flows memory freed by them and the growth would read ~0.
-pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration) -> Memory {
+pub fn memory(
+    path: &Relay,
+    counts: &[usize],
+    max_flows: usize,
+    budget: Duration,
+    batch: usize,
+) -> Memory {
     let mut out = Memory::default();
     let roots = path.roots();
     // One flow first, so warren's pooled HBONE connection is not counted per flow.
-    let open = || -> io::Result<TcpStream> {
-        let mut conn = TcpStream::connect(path.entry)?;
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        conn.set_write_timeout(Some(Duration::from_secs(10)))?;
-        conn.write_all(&[MODE_ECHO])?;
-        conn.read_exact(&mut [0u8; 1])?;
-        Ok(conn)
-    };
-    let warm = match open() {
+    let warm = match open_flows(path, 1).and_then(|mut v| v.pop().ok_or(ErrorKind::Other.into())) {
         Ok(c) => c,
         Err(e) => {
             out.cut = Some(format!("first flow failed: {e}"));
             return out;
         }
     };
-    let before = tree_rss(&roots);
+    let before = steady_rss(&roots);
     let per_flow = |rss: u64, n: usize| rss.saturating_sub(before) as f64 / n as f64 / 1024.0;
     let t0 = Instant::now();
     let mut flows: Vec<TcpStream> = Vec::new();
@@ -282,11 +280,14 @@ pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration
         }
         while flows.len() < want {
             if t0.elapsed() > budget {
-                out.cut = Some(format!("time budget ({} s) ran out", budget.as_secs()));
+                out.cut = Some(format!(
+                    "time budget ({:.1} s) ran out",
+                    budget.as_secs_f64()
+                ));
                 break;
             }
-            match open() {
-                Ok(c) => flows.push(c),
+            match open_flows(path, batch.max(1).min(want - flows.len())) {
+                Ok(more) => flows.extend(more),
                 Err(e) => {
                     out.cut = Some(format!("flow {} failed: {e}", flows.len() + 1));
                     break;
@@ -296,11 +297,15 @@ pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration
         if flows.is_empty() {
             break;
         }
-        thread::sleep(Duration::from_millis(200));
+        eprintln!(
+            "#   memory: {} flows open after {:.1} s",
+            flows.len(),
+            t0.elapsed().as_secs_f64()
+        );
         out.points.push(MemoryAt {
             asked,
             flows: flows.len(),
-            idle_kib: per_flow(tree_rss(&roots), flows.len()),
+            idle_kib: per_flow(steady_rss(&roots), flows.len()),
             busy_kib: None,
             after_kib: None,
         });
@@ -309,7 +314,12 @@ pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration
         }
     }
     if let Some(last) = out.points.last_mut() {
-        match busy_round(&mut flows, &roots) {
+        let busy = busy_round(&mut flows, &roots);
+        eprintln!(
+            "#   memory: busy round done after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        match busy {
             Ok((busy, after)) => {
                 last.busy_kib = Some(per_flow(busy, flows.len()));
                 last.after_kib = Some(per_flow(after, flows.len()));
@@ -318,11 +328,53 @@ pub fn memory(path: &Relay, counts: &[usize], max_flows: usize, budget: Duration
         }
     }
     drop(warm);
+    drop(flows);
+    eprintln!(
+        "#   memory: flows closed after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     out
 }
 
+/// Opens `n` echo flows through `path` at once: connects them all, sends
+/// each its mode byte, then reads each one's first echoed byte, so the
+/// relay sets them up concurrently (one by one, 10k flows took ~10 s).
+fn open_flows(path: &Relay, n: usize) -> io::Result<Vec<TcpStream>> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let conn = TcpStream::connect(path.entry)?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+        conns.push(conn);
+    }
+    for c in conns.iter_mut() {
+        c.write_all(&[MODE_ECHO])?;
+    }
+    for c in conns.iter_mut() {
+        c.read_exact(&mut [0u8; 1])?;
+    }
+    Ok(conns)
+}
+
+/// The relay tree's RSS once it stops moving: read every 10 ms until two
+/// reads agree, at most 200 ms (the fixed 200 ms wait this replaces was a
+/// guess; the flows were already set up or echoed when it began).
+fn steady_rss(roots: &[u32]) -> u64 {
+    let t0 = Instant::now();
+    let mut last = tree_rss(roots);
+    while t0.elapsed() < Duration::from_millis(200) {
+        thread::sleep(Duration::from_millis(10));
+        let now = tree_rss(roots);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// Writes [`BUSY_BYTES`] on every flow, then reads every echo back; returns
-/// the RSS with the echoes in flight and after they were read.
+/// the RSS with the echoes in flight and once they were read.
 fn busy_round(flows: &mut [TcpStream], roots: &[u32]) -> io::Result<(u64, u64)> {
     let data = vec![0x5a; BUSY_BYTES];
     for c in flows.iter_mut() {
@@ -333,8 +385,7 @@ fn busy_round(flows: &mut [TcpStream], roots: &[u32]) -> io::Result<(u64, u64)> 
     for c in flows.iter_mut() {
         c.read_exact(&mut back)?;
     }
-    thread::sleep(Duration::from_millis(200));
-    Ok((in_flight, tree_rss(roots)))
+    Ok((in_flight, steady_rss(roots)))
 }
 
 #[cfg(test)]

@@ -180,6 +180,14 @@ pub struct SlowReceiver {
     pub hub_streams: usize,
     /// Bytes the clients got into the path before every flow stalled.
     pub pushed: u64,
+    /// Flows that stalled before reaching the per-flow cap (a flow that
+    /// reached it did not fill the path; the figure wants all stalled).
+    pub stalled: usize,
+    /// Bytes pushed that had not reached the target when the drain wait
+    /// ended (0: the next measurement had the path to itself).
+    pub undrained: u64,
+    /// How long the drain took, seconds.
+    pub drain_s: f64,
     /// The hub process's RSS growth over the run, bytes.
     pub hub_growth: u64,
     /// The hub's configured stream window (receive), bytes.
@@ -207,17 +215,22 @@ impl SlowReceiver {
     }
 }
 
+/// No byte moved on any slow-receiver flow for this long: the path is full.
+const STALLED: Duration = Duration::from_millis(100);
+
 /// Opens `flows` flows through `path` (end to end or not: `e2e`) whose
 /// target never reads, pushes up to `per_flow` bytes on each until the path
 /// stops taking them, and reads the hub's RSS (the path's first daemon)
-/// before and after; then lets the target read again, so the path's
-/// windows come back for the next measurement.
+/// before and after; then lets the target read again and waits (at most
+/// `drain_wait`) until every byte pushed arrived, so the path's windows
+/// and socket buffers are empty for the next measurement.
 pub fn slow_receiver(
     path: &Relay,
     target: &TargetServer,
     e2e: bool,
     flows: usize,
     per_flow: u64,
+    drain_wait: Duration,
 ) -> io::Result<SlowReceiver> {
     let hub = path
         .daemons
@@ -225,6 +238,7 @@ pub fn slow_receiver(
         .map(|d| d.child.id())
         .ok_or_else(|| io::Error::other("no hub"))?;
     target.release_holds.store(false, Ordering::Relaxed);
+    target.drained.store(0, Ordering::Relaxed);
     let before = tree_rss(&[hub]);
     let mut conns = Vec::with_capacity(flows);
     for _ in 0..flows {
@@ -233,39 +247,54 @@ pub fn slow_receiver(
         c.write_all(&[MODE_HOLD])?;
         // The target's `!`: the flow is set up end to end.
         c.read_exact(&mut [0u8; 1])?;
-        // A write that takes this long means the path is full.
-        c.set_write_timeout(Some(Duration::from_millis(50)))?;
+        c.set_nonblocking(true)?;
         conns.push(c);
     }
     let chunk = vec![0x5a; 64 * 1024];
-    // Bytes in per flow, None once the flow stalled or reached `per_flow`;
-    // round-robin, so every flow fills while the others wait on the hub.
-    let mut sent: Vec<Option<u64>> = vec![Some(0); conns.len()];
-    let mut pushed = 0u64;
-    while sent.iter().any(Option::is_some) {
-        for (c, slot) in conns.iter_mut().zip(sent.iter_mut()) {
-            let Some(so_far) = *slot else { continue };
-            // A timed-out write that moved nothing: the flow is stalled.
-            let step = match c.write(&chunk) {
-                Ok(n) => n as u64,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => 0,
+    // Round-robin over the flows, each write taking what its socket takes
+    // now, until every flow reached `per_flow` or nothing moved on any of
+    // them for [`STALLED`]: every flow fills while the others wait.
+    let mut sent = vec![0u64; conns.len()];
+    let mut moved_at = Instant::now();
+    while sent.iter().any(|&s| s < per_flow) && moved_at.elapsed() < STALLED {
+        let mut moved = false;
+        for (c, so_far) in conns.iter_mut().zip(sent.iter_mut()) {
+            let want = per_flow.saturating_sub(*so_far).min(chunk.len() as u64) as usize;
+            if want == 0 {
+                continue;
+            }
+            match c.write(chunk.get(..want).unwrap_or(&chunk)) {
+                Ok(n) => {
+                    *so_far += n as u64;
+                    moved |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
-            };
-            pushed += step;
-            let total = so_far + step;
-            *slot = (step > 0 && total < per_flow).then_some(total);
+            }
+        }
+        if moved {
+            moved_at = Instant::now();
+        } else {
+            thread::sleep(Duration::from_millis(1));
         }
     }
-    // Let the last frames land in the hub before reading its RSS.
-    thread::sleep(Duration::from_millis(200));
+    let pushed: u64 = sent.iter().sum();
+    // Nothing moved for [`STALLED`]: the hub holds what it will hold.
     let after = tree_rss(&[hub]);
     target.release_holds.store(true, Ordering::Relaxed);
     drop(conns);
+    let t0 = Instant::now();
+    while target.drained.load(Ordering::Relaxed) < pushed && t0.elapsed() < drain_wait {
+        thread::sleep(Duration::from_millis(5));
+    }
     let h2 = warren_proto::h2::Config::default();
     Ok(SlowReceiver {
         flows,
         hub_streams: if e2e { 1 } else { flows },
         pushed,
+        stalled: sent.iter().filter(|&&s| s < per_flow).count(),
+        undrained: pushed.saturating_sub(target.drained.load(Ordering::Relaxed)),
+        drain_s: t0.elapsed().as_secs_f64(),
         hub_growth: after.saturating_sub(before),
         stream_window: u64::from(h2.initial_stream_window),
         connection_window: u64::from(h2.initial_connection_window),
@@ -285,6 +314,9 @@ mod tests {
             flows: 64,
             hub_streams,
             pushed: 0,
+            stalled: 64,
+            undrained: 0,
+            drain_s: 0.0,
             hub_growth: 0,
             stream_window: 4 * MIB,
             connection_window: 16 * MIB,

@@ -14,7 +14,7 @@ pub const MODE_SINK: u8 = b'S';
 pub const MODE_ECHO: u8 = b'E';
 /// First byte a client sends: the target server answers `!` and then
 /// reads nothing (a slow receiver) until [`TargetServer::release_holds`]
-/// is set, then discards the rest.
+/// is set, then discards the rest, counting it in [`TargetServer::drained`].
 pub const MODE_HOLD: u8 = b'H';
 /// Size of each bulk client write and sink read.
 pub const CHUNK: usize = 256 * 1024;
@@ -33,6 +33,10 @@ pub struct TargetServer {
     /// While false, hold connections read nothing; once true they drain
     /// (so a held flow's bytes stop pinning the path's windows).
     pub release_holds: Arc<AtomicBool>,
+    /// Bytes hold connections received once released: a slow-receiver
+    /// figure waits until every byte its clients pushed got here, so the
+    /// next measurement does not share the path with the drain.
+    pub drained: Arc<AtomicU64>,
 }
 
 /// Starts the server on an ephemeral loopback port.
@@ -43,24 +47,28 @@ pub fn start() -> io::Result<TargetServer> {
     let count = Arc::clone(&received);
     let release_holds = Arc::new(AtomicBool::new(false));
     let release = Arc::clone(&release_holds);
+    let drained = Arc::new(AtomicU64::new(0));
+    let held_count = Arc::clone(&drained);
     thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             let count = Arc::clone(&count);
             let release = Arc::clone(&release);
+            let held_count = Arc::clone(&held_count);
             // Out of threads or memory: the connection drops and the client sees it.
             let _ = thread::Builder::new()
                 .stack_size(STACK)
-                .spawn(move || serve(conn, &count, &release));
+                .spawn(move || serve(conn, &count, &release, &held_count));
         }
     });
     Ok(TargetServer {
         addr,
         received,
         release_holds,
+        drained,
     })
 }
 
-fn serve(mut conn: TcpStream, received: &AtomicU64, release: &AtomicBool) {
+fn serve(mut conn: TcpStream, received: &AtomicU64, release: &AtomicBool, drained: &AtomicU64) {
     let _ = conn.set_nodelay(true);
     let mut mode = [0u8; 1];
     if conn.read_exact(&mut mode).is_err() {
@@ -70,7 +78,7 @@ fn serve(mut conn: TcpStream, received: &AtomicU64, release: &AtomicBool) {
         echo(&mut conn);
     } else if mode[0] == MODE_HOLD {
         hold(&mut conn, release);
-        sink(&mut conn, &AtomicU64::new(0));
+        sink(&mut conn, drained);
     } else {
         sink(&mut conn, received);
     }
