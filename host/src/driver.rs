@@ -16,6 +16,7 @@ use warren_proto::node::{
 use warren_proto::time::Instant;
 
 use crate::deadline::DeadlineTimer;
+use crate::keyshare;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
 use crate::{read_emptied, Notice, Reactor};
@@ -234,6 +235,9 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
+                // Nothing to do until the next event: make the key pairs
+                // the next handshakes will want now, not in their turn.
+                keyshare::top_up();
                 return Poll::Pending;
             }
             for id in ids {

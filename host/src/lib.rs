@@ -20,6 +20,7 @@ mod connect;
 mod control;
 mod deadline;
 mod driver;
+pub mod keyshare;
 mod ready;
 mod sockets;
 #[cfg(feature = "suite")]
