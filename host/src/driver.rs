@@ -236,8 +236,12 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
                 // Nothing to do until the next event: make the key pairs
-                // the next handshakes will want now, not in their turn.
-                keyshare::top_up();
+                // the next handshakes will want now, not in their turn;
+                // unless a handshake waits for its peer, whose flight
+                // would wait for them.
+                if keyshare::short() && !self.core.node.handshaking() {
+                    keyshare::top_up();
+                }
                 return Poll::Pending;
             }
             for id in ids {

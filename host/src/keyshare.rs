@@ -6,8 +6,10 @@
 //! and both land on a cold flow's critical path: agent A's before its first
 //! byte goes out, agent B's before its first flight. Neither depends on
 //! anything the peer sends, so the owner task makes them while it has
-//! nothing else to do (just before it parks) and the handshake takes one
-//! ready-made.
+//! nothing else to do (just before it parks, and only while no handshake
+//! of its node is waiting for the peer's next flight: made while one waits,
+//! a key pair delays that flight's processing whenever the peer ran on the
+//! same CPU) and the handshake takes one ready-made.
 //!
 //! Forward secrecy is unchanged: every key pair is still used for exactly
 //! one handshake and dropped after it (rustls consumes it); it only exists
@@ -89,9 +91,15 @@ pub fn with_stocked_key_shares(provider: CryptoProvider) -> CryptoProvider {
     }
 }
 
+/// Whether the stock is short of [`SPARES`] and some provider takes from
+/// it: one lock, so the owner task asks every time it is about to park.
+pub fn short() -> bool {
+    IN_USE.load(Ordering::Relaxed)
+        && STOCK.lock().unwrap_or_else(PoisonError::into_inner).len() < SPARES
+}
+
 /// Makes key pairs until the stock holds [`SPARES`]; returns how many it
-/// made. Cheap when the stock is full (one lock), so the owner task calls
-/// it every time it is about to park.
+/// made.
 pub fn top_up() -> usize {
     let mut made = 0;
     if !IN_USE.load(Ordering::Relaxed) {
@@ -129,7 +137,9 @@ mod tests {
         let _turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         drain();
         IN_USE.store(true, Ordering::Relaxed);
+        assert!(short());
         assert_eq!(top_up(), SPARES);
+        assert!(!short());
         assert_eq!(top_up(), 0, "a full stock makes nothing");
         let stocked: Vec<Vec<u8>> = STOCK
             .lock()
@@ -145,6 +155,7 @@ mod tests {
         // Dry: made inline, and still fresh.
         let inline = STOCKED_X25519.start().unwrap();
         assert!(!stocked.iter().any(|k| k[..] == *inline.pub_key()));
+        assert!(short());
         assert_eq!(top_up(), SPARES);
         drain();
     }
