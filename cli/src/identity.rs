@@ -16,6 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::time_provider::DefaultTimeProvider;
+use warren_host::keyshare::with_stocked_key_shares;
 use warren_proto::identity::{
     spiffe_id_of, ConfigError, IdentityError, MeshTlsParams, MeshTrust, SpiffeId, TrustDomain,
     TrustError,
@@ -226,11 +227,12 @@ fn assemble(
 
 impl LoadedIdentity {
     /// The mesh TLS parameters of a real (not simulated) node: ring's
-    /// crypto and the system clock. Fails when the key is not the
-    /// certificate's.
+    /// crypto, with X25519 key pairs made while the node is idle (see
+    /// `warren_host::keyshare`), and the system clock. Fails when the key
+    /// is not the certificate's.
     pub fn into_params(self) -> Result<MeshTlsParams, ConfigError> {
         MeshTlsParams::new(
-            Arc::new(default_provider()),
+            Arc::new(with_stocked_key_shares(default_provider())),
             Arc::new(DefaultTimeProvider),
             Arc::new(self.trust),
             self.chain,

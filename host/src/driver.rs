@@ -17,6 +17,7 @@ use warren_proto::time::Instant;
 
 use crate::deadline::DeadlineTimer;
 use crate::heap_trim::{release_free_heap, HeapTrim, TrimStep};
+use crate::keyshare;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
 use crate::{read_emptied, Notice, Reactor};
@@ -244,6 +245,13 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
+                // Nothing to do until the next event: make the key pairs
+                // the next handshakes will want now, not in their turn;
+                // unless a handshake waits for its peer, whose flight
+                // would wait for them.
+                if keyshare::short() && !self.core.node.handshaking() {
+                    keyshare::top_up();
+                }
                 self.settle_heap(cx);
                 return Poll::Pending;
             }

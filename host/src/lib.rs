@@ -21,6 +21,7 @@ mod control;
 mod deadline;
 mod driver;
 mod heap_trim;
+pub mod keyshare;
 mod ready;
 mod sockets;
 #[cfg(feature = "suite")]

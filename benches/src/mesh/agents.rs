@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use warren_host::keyshare::with_stocked_key_shares;
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::Resumption;
 use warren_proto::identity::{MeshTlsParams, MeshTrust, SpiffeId, TrustDomain};
@@ -144,8 +145,10 @@ fn identity_with(
         .map_err(|e| format!("{e:?}"))?;
     let td = TrustDomain::new(TD).map_err(|e| format!("{e:?}"))?;
     let trust = MeshTrust::new(td, &[ca.cert().clone()]).map_err(|e| format!("{e:?}"))?;
+    // As `warren agent` does: key pairs made while the agent is idle.
+    let provider = with_stocked_key_shares(rustls::crypto::ring::default_provider());
     let params = MeshTlsParams::new(
-        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(provider),
         Arc::new(rustls::time_provider::DefaultTimeProvider),
         Arc::new(trust),
         leaf.chain.clone(),

@@ -499,6 +499,16 @@ impl Node {
         self.conns.len()
     }
 
+    /// Whether a mesh connection's TLS handshake is under way, i.e. a
+    /// peer's handshake flight may arrive at any moment. A host that has
+    /// work it can do at any time (warren-host makes the next handshakes'
+    /// key pairs) does it when this is false, so the work never delays the
+    /// reply a handshake waits for. One look at every connection, as
+    /// [`Node::poll_timeout`] takes.
+    pub fn handshaking(&self) -> bool {
+        self.conns.values().any(|m| m.tls.is_handshaking())
+    }
+
     /// Bytes the node holds for `sock`: read but not passed on, plus
     /// output produced but not taken by the socket, plus (a flow's client
     /// socket) the copy of bytes sent before the 200 (excluding HTTP/2
