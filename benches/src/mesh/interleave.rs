@@ -110,12 +110,15 @@ pub struct RoundPlan {
     pub cold_rounds: usize,
     /// Cold warren flows per block.
     pub cold_flows: usize,
-    /// stunnel flows per block of the cold rounds (one after another, as
-    /// its row has always measured them).
+    /// stunnel flows per block of the cold rounds.
     pub cold_peer_flows: usize,
-    /// Before each cold warren flow: agent A's pool (1 ms idle timeout)
-    /// drops the connection meanwhile. Also before each stunnel block, so
-    /// that warren's teardown is over when it starts.
+    /// Before each cold flow of either path: agent A's pool (1 ms idle
+    /// timeout) drops the connection meanwhile. stunnel's flows get the
+    /// same pause (each of its flows is a new handshake anyway), so both
+    /// paths start every flow from the same idle box: timed back to back,
+    /// stunnel's flows ran on warm CPUs and caches and warren's did not,
+    /// which read stunnel 22 % faster (mean 1724 µs against 2216 µs, same
+    /// quiet hour; benches/WARREN-BENCH.md, sixth pass).
     pub pause: Duration,
     /// Before each warm setup block: the other path's last flow is torn
     /// down meanwhile.
@@ -240,11 +243,12 @@ pub fn run(
         t0.elapsed().as_secs_f64()
     );
     let cold_block = |name: &str| {
-        if name == COLD_TOKIO {
-            (plan.cold_flows, Duration::ZERO, Some(plan.pause))
+        let flows = if name == COLD_TOKIO {
+            plan.cold_flows
         } else {
-            (plan.cold_peer_flows, plan.pause, None)
-        }
+            plan.cold_peer_flows
+        };
+        (flows, Duration::ZERO, Some(plan.pause))
     };
     let per_s = |s: &Setup| s.per_s;
     let cold_budget = capped(plan.budget, phase(COLD));
