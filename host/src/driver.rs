@@ -18,6 +18,7 @@ use warren_proto::time::Instant;
 use crate::deadline::DeadlineTimer;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
+use crate::spin::{LoopOptions, Spin};
 use crate::{read_emptied, Notice, Reactor};
 
 /// One socket read: large enough that bulk transfers cost few syscalls.
@@ -116,6 +117,8 @@ struct Driver<R: Reactor, N> {
     accept_timer: R::Timer,
     /// The time `accept_timer` is set to.
     accept_armed: Option<std::time::Instant>,
+    /// Whether to poll again instead of parking.
+    spin: Spin,
 }
 
 /// Something asked of a running node from outside its task.
@@ -144,6 +147,23 @@ impl std::fmt::Debug for Request {
 /// adapter misused the node (a bug).
 pub async fn run<R, F, C, N>(
     config: NodeConfig,
+    shutdown: F,
+    requests: C,
+    notify: N,
+) -> io::Result<()>
+where
+    R: Reactor,
+    F: Future<Output = ()>,
+    C: FnMut(&mut Context<'_>) -> Poll<Option<Request>>,
+    N: FnMut(Notice),
+{
+    run_with::<R, F, C, N>(config, LoopOptions::default(), shutdown, requests, notify).await
+}
+
+/// [`run`] with `options` for how the loop waits (see [`LoopOptions`]).
+pub async fn run_with<R, F, C, N>(
+    config: NodeConfig,
+    options: LoopOptions,
     shutdown: F,
     mut requests: C,
     notify: N,
@@ -177,6 +197,7 @@ where
         backoff: BTreeMap::new(),
         accept_timer: R::timer(),
         accept_armed: None,
+        spin: Spin::new(options),
     };
     driver.core.drain()?;
     if let Some(e) = driver.core.io.fatal.take() {
@@ -234,8 +255,21 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
+                if self.spin.keep_polling() {
+                    // Let any thread waiting for this CPU run first: the
+                    // one whose answer this node waits for may be queued
+                    // here, and the scheduler would otherwise let a
+                    // spinning node finish its slice before it (measured:
+                    // spinning without the yield made warm setup slower).
+                    std::thread::yield_now();
+                    // Polled again after one non-blocking look at the
+                    // reactor (tokio and async-io both poll their driver
+                    // with a zero timeout when the task woke itself).
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
+            self.spin.worked();
             for id in ids {
                 self.look(id)?;
             }
