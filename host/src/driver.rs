@@ -255,24 +255,12 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
-                if self.spin.keep_polling() {
-                    // Let any thread waiting for this CPU run first: the
-                    // one whose answer this node waits for may be queued
-                    // here, and the scheduler would otherwise let a
-                    // spinning node finish its slice before it (measured:
-                    // spinning without the yield made warm setup slower).
-                    std::thread::yield_now();
-                    // Polled again after one non-blocking look at the
-                    // reactor (tokio and async-io both poll their driver
-                    // with a zero timeout when the task woke itself).
-                    cx.waker().wake_by_ref();
-                }
                 return Poll::Pending;
             }
-            self.spin.worked();
             for id in ids {
                 self.look(id)?;
             }
+            self.spin.worked();
         }
         // Still busy: let the runtime run other tasks, then come back.
         cx.waker().wake_by_ref();
