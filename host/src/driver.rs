@@ -255,6 +255,15 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
+                if self.spin.keep_polling() {
+                    // Let a thread queued for this CPU run first: it may
+                    // be the one whose answer the node waits for.
+                    std::thread::yield_now();
+                    // Polled again after one non-blocking look at the
+                    // reactor (tokio and async-io both poll their driver
+                    // with a zero timeout when the task woke itself).
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             for id in ids {

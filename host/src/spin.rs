@@ -1,162 +1,116 @@
-//! Keeping the CPU awake for a short while after the node did work, so the
-//! next hand-off does not wake a halted vCPU.
+//! The bounded spin before parking: after the node did work, its loop may
+//! keep polling the runtime's reactor without blocking for a short budget
+//! before it parks.
 //!
 //! Why: a flow's setup is a chain of hand-offs between threads (client →
-//! agent A → agent B → target → B → A → client). On a quiet VM each
-//! hand-off tends to wake a thread on a vCPU that has halted, and leaving
-//! the halt (an IPI to the host, the vCPU scheduled again) cost more than
-//! the work of the hop itself: on a quiet 2-vCPU VM it was most of warm
-//! setup's time (issue 8, see benches/WARREN-BENCH.md, sixth pass).
+//! agent A → agent B → target → B → A → client). When the thread a
+//! hand-off wakes sleeps on an idle vCPU, the wake-up first pays for the
+//! vCPU leaving its halt (an IPI, the host scheduling the vCPU again); on
+//! a quiet 2-vCPU VM that was most of warm setup's time (issue 8, see
+//! benches/WARREN-BENCH.md, sixth pass). A node that keeps polling for a
+//! few tens of µs after its last turn sees the answer it waits for without
+//! a wake-up. It costs CPU, so it is off unless configured, and it only
+//! starts after the node did work: an idle node parks at once.
 //!
-//! How: a *keeper* thread at `SCHED_IDLE` priority spins (no syscalls)
-//! until the budget after the node's last work is spent, then parks until
-//! the node works again. At `SCHED_IDLE` it runs only on a CPU nothing else
-//! wants, and any other thread that wakes preempts it at once, so it never
-//! delays the node, the peer or anyone else; the scheduler counts a CPU
-//! that runs only it as idle when it places a waking thread, and a running
-//! vCPU takes that thread without leaving a halt. Under load it does not
-//! run at all. The first attempt spun in the node's own loop (polling the
-//! reactor, yielding between polls): quiet, it was as fast, but with two
-//! busy loops on the box a spinning node that yielded lost the wake-up
-//! preemption a sleeping thread gets, and warm setup went from 0.17 to
-//! 4 ms.
+//! Between polls the loop yields the CPU (`sched_yield`), so a thread the
+//! node waits for that is queued on the same CPU runs first. But a
+//! runnable node loses the wake-up preemption a sleeping one gets: with a
+//! busy loop on its CPU it waits out the loop's time slice (~4 ms) before
+//! it polls again. So a poll that comes [`CONTENDED_GAP`] (or the budget,
+//! if longer) after the one before (the CPU was someone else's for that
+//! long) ends the spin, and the node does not spin again for
+//! [`CONTENDED_PAUSE`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Time between two polls of a spin that says another thread held the CPU
+/// for a time slice: far above a yield to a thread that hands over a few
+/// bytes or starts a connection (tens of µs; a threshold of 50 µs paused
+/// most spins on a quiet box), below a busy thread's turn (a 4 ms tick).
+pub(crate) const CONTENDED_GAP: Duration = Duration::from_micros(500);
+
+/// How long a node that found its CPU taken while spinning parks at once.
+/// A busy loop on the CPU then costs one flow one time slice per pause.
+pub(crate) const CONTENDED_PAUSE: Duration = Duration::from_secs(1);
 
 /// How a node's loop waits for its next event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoopOptions {
-    /// After the node last did work, keep a CPU from going idle for this
-    /// long with a keeper thread at `SCHED_IDLE` priority (Linux; it runs
-    /// only when no other thread wants the CPU), so the node's next event
-    /// does not wait for a halted vCPU to wake. Zero (the default) starts
-    /// no keeper.
+    /// After the node last did work, keep polling the runtime's reactor
+    /// without blocking for this long, yielding the CPU to any other
+    /// runnable thread between polls, before parking. A spin that finds
+    /// the CPU taken by another thread (0.5 ms between two polls) stops,
+    /// and the node parks at once for the next second. Zero (the default)
+    /// parks at once.
     pub spin: Duration,
 }
 
-/// What the node and its keeper share.
-#[derive(Debug)]
-struct Shared {
-    /// The keeper spins while its clock is below this (ns since `epoch`).
-    until: AtomicU64,
-    /// The keeper is parked (or about to): the node unparks it.
-    parked: AtomicBool,
-    /// The node's loop has ended: the keeper exits.
-    stop: AtomicBool,
-    epoch: Instant,
-}
-
-impl Shared {
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-}
-
-/// The node loop's side of the keeper; dropping it stops the keeper.
+/// When the loop keeps polling instead of parking.
 #[derive(Debug)]
 pub(crate) struct Spin {
-    budget: u64,
-    keeper: Option<(Arc<Shared>, JoinHandle<()>)>,
+    budget: Duration,
+    /// When the node last did work; `None` when no spin is running (an
+    /// idle node never spins).
+    worked_at: Option<Instant>,
+    /// The spin's last poll, to notice time spent off the CPU.
+    polled_at: Option<Instant>,
+    /// No spin before this: the last one found the CPU contended.
+    paused_until: Option<Instant>,
 }
 
 impl Spin {
-    /// Starts the keeper thread if `options` ask for a spin (and the thread
-    /// can be started: without it the node just parks).
     pub(crate) fn new(options: LoopOptions) -> Spin {
-        let budget = u64::try_from(options.spin.as_nanos()).unwrap_or(u64::MAX);
-        let keeper = (budget > 0).then(|| {
-            let shared = Arc::new(Shared {
-                until: AtomicU64::new(0),
-                parked: AtomicBool::new(false),
-                stop: AtomicBool::new(false),
-                epoch: Instant::now(),
-            });
-            let theirs = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("warren-keeper".into())
-                .stack_size(64 * 1024)
-                .spawn(move || keep(&theirs))
-                .ok()
-                .map(|thread| (shared, thread))
-        });
         Spin {
-            budget,
-            keeper: keeper.flatten(),
+            budget: options.spin,
+            worked_at: None,
+            polled_at: None,
+            paused_until: None,
         }
     }
 
-    /// The node did work just now: the keeper keeps a CPU awake for the
-    /// budget from now. Costs a clock read and a store; a syscall only
-    /// when the keeper had parked.
+    /// The node did work just now. Reads the clock only when spinning is on.
     pub(crate) fn worked(&mut self) {
-        let Some((shared, thread)) = &self.keeper else {
-            return;
+        if !self.budget.is_zero() {
+            self.worked_at_time(Instant::now());
+        }
+    }
+
+    /// Whether the loop polls once more instead of parking (and yields the
+    /// CPU before it does).
+    pub(crate) fn keep_polling(&mut self) -> bool {
+        self.worked_at.is_some() && self.keep_polling_at(Instant::now())
+    }
+
+    fn worked_at_time(&mut self, now: Instant) {
+        // A new spin: the time the work took is not time off the CPU.
+        self.worked_at = Some(now);
+        self.polled_at = None;
+    }
+
+    /// [`Spin::keep_polling`] as of `now`.
+    fn keep_polling_at(&mut self, now: Instant) -> bool {
+        let Some(worked_at) = self.worked_at else {
+            return false;
         };
-        let until = shared.now().saturating_add(self.budget);
-        // SeqCst here and in the keeper: either the keeper sees the new
-        // `until` before it parks or we see it parked and unpark it.
-        shared.until.store(until, Ordering::SeqCst);
-        if shared.parked.swap(false, Ordering::SeqCst) {
-            thread.thread().unpark();
+        if self.paused_until.is_some_and(|until| now < until) {
+            self.worked_at = None;
+            return false;
         }
-    }
-}
-
-impl Drop for Spin {
-    fn drop(&mut self) {
-        if let Some((shared, thread)) = self.keeper.take() {
-            shared.stop.store(true, Ordering::Release);
-            thread.thread().unpark();
-            let _ = thread.join();
+        let off_cpu = self
+            .polled_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.budget.max(CONTENDED_GAP));
+        if off_cpu {
+            self.paused_until = now.checked_add(CONTENDED_PAUSE);
+            self.worked_at = None;
+            return false;
         }
-    }
-}
-
-/// Whether the keeper spins at `now` (ns) when the node asked for `until`.
-fn spinning(now: u64, until: u64) -> bool {
-    now < until
-}
-
-/// The keeper's loop: spin while the node's budget lasts, park otherwise.
-fn keep(shared: &Shared) {
-    if !lower_to_idle_priority() {
-        // At normal priority a spinning thread would take the CPU from the
-        // threads the node waits for: better no keeper at all.
-        return;
-    }
-    while !shared.stop.load(Ordering::Acquire) {
-        if spinning(shared.now(), shared.until.load(Ordering::Acquire)) {
-            std::hint::spin_loop();
-            continue;
+        if now.saturating_duration_since(worked_at) >= self.budget {
+            self.worked_at = None;
+            return false;
         }
-        shared.parked.store(true, Ordering::SeqCst);
-        // Work that came between the look above and `parked` unparks us
-        // or shows in `until`; `park` returns at once after an unpark.
-        if !spinning(shared.now(), shared.until.load(Ordering::SeqCst))
-            && !shared.stop.load(Ordering::Acquire)
-        {
-            std::thread::park();
-        }
-        shared.parked.store(false, Ordering::Release);
+        self.polled_at = Some(now);
+        true
     }
-}
-
-/// Moves the calling thread to `SCHED_IDLE`; false where that fails or
-/// does not exist.
-#[cfg(target_os = "linux")]
-fn lower_to_idle_priority() -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param for the call's duration; pid
-    // 0 is the calling thread.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_to_idle_priority() -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -169,46 +123,92 @@ mod tests {
         })
     }
 
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
     #[test]
-    fn the_default_starts_no_keeper() {
+    fn the_default_never_spins() {
         assert_eq!(LoopOptions::default().spin, Duration::ZERO);
         let mut s = Spin::new(LoopOptions::default());
-        assert!(s.keeper.is_none());
         s.worked();
+        assert!(!s.keep_polling());
+        let t = Instant::now();
+        s.worked_at_time(t);
+        assert!(!s.keep_polling_at(t));
     }
 
     #[test]
-    fn the_keeper_spins_only_until_the_budget_after_the_last_work() {
-        assert!(spinning(0, 50_000));
-        assert!(spinning(49_999, 50_000));
-        assert!(!spinning(50_000, 50_000));
-        assert!(!spinning(u64::MAX, 50_000));
-        // Before any work `until` is 0: an idle node's keeper never spins.
-        assert!(!spinning(0, 0));
+    fn a_node_that_did_no_work_never_spins() {
+        let mut s = spin(50);
+        assert!(!s.keep_polling_at(Instant::now()));
+        assert!(!s.keep_polling());
     }
 
-    /// Waits (bounded, by polling) until `shared` says the keeper parked.
-    fn parks(shared: &Shared) -> bool {
-        for _ in 0..5_000 {
-            if shared.parked.load(Ordering::Acquire) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+    #[test]
+    fn spinning_stops_once_the_budget_after_the_last_work_is_spent() {
+        let mut s = spin(50);
+        let t = Instant::now();
+        s.worked_at_time(t);
+        for step in 0..50 {
+            assert!(s.keep_polling_at(t + us(step)), "{step} µs");
         }
-        false
+        assert!(!s.keep_polling_at(t + us(50)));
+        // Parked: no polling again until new work.
+        assert!(!s.keep_polling_at(t + us(51)));
+        // New work starts a new budget.
+        let later = t + Duration::from_millis(3);
+        s.worked_at_time(later);
+        assert!(s.keep_polling_at(later + us(10)));
+        assert!(s.keep_polling_at(later + us(49)));
+        assert!(!s.keep_polling_at(later + us(60)));
     }
 
     #[test]
-    #[cfg(target_os = "linux")]
-    fn the_keeper_parks_when_idle_and_after_the_budget_and_stops_with_the_node() {
-        let mut s = spin(200);
-        let shared = Arc::clone(&s.keeper.as_ref().expect("a keeper").0);
-        assert!(parks(&shared), "an idle node's keeper parks");
-        s.worked();
-        assert!(shared.until.load(Ordering::Acquire) > 0);
-        // The budget runs out and the keeper parks again.
-        assert!(parks(&shared), "parked again after the budget");
-        drop(s);
-        assert_eq!(Arc::strong_count(&shared), 1, "the keeper has exited");
+    fn a_spin_that_lost_its_cpu_stops_and_pauses_spinning() {
+        let mut s = spin(50);
+        let t = Instant::now();
+        s.worked_at_time(t);
+        assert!(s.keep_polling_at(t + us(1)));
+        // The next poll comes a whole budget later: another thread had the
+        // CPU (a busy loop's time slice).
+        let back = t + Duration::from_millis(4);
+        assert!(!s.keep_polling_at(back));
+        // Work during the pause parks at once afterwards.
+        s.worked_at_time(back + us(10));
+        assert!(!s.keep_polling_at(back + us(11)));
+        let after = back + CONTENDED_PAUSE;
+        s.worked_at_time(after);
+        assert!(
+            s.keep_polling_at(after + us(1)),
+            "spins again after the pause"
+        );
+    }
+
+    #[test]
+    fn a_stay_off_the_cpu_shorter_than_the_budget_keeps_spinning() {
+        let mut s = spin(50);
+        let t = Instant::now();
+        s.worked_at_time(t);
+        assert!(s.keep_polling_at(t + us(1)));
+        // 30 µs away (a thread the node waits for ran): still spinning.
+        assert!(s.keep_polling_at(t + us(31)));
+        assert!(s.keep_polling_at(t + us(49)));
+        // 200 µs away: past the budget, so this spin ends, but the next
+        // one is not paused.
+        assert!(!s.keep_polling_at(t + us(249)));
+        s.worked_at_time(t + us(300));
+        assert!(s.keep_polling_at(t + us(301)));
+    }
+
+    #[test]
+    fn work_in_between_is_not_time_off_the_cpu() {
+        let mut s = spin(50);
+        let t = Instant::now();
+        s.worked_at_time(t);
+        assert!(s.keep_polling_at(t + us(1)));
+        // The poll found work that took 200 µs: a new spin, not a pause.
+        s.worked_at_time(t + us(201));
+        assert!(s.keep_polling_at(t + us(202)));
     }
 }

@@ -255,9 +255,9 @@ fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
             eprintln!("{n:?}");
         }
     };
-    // WARREN_BENCH_SPIN_US=N: a keeper thread keeps a CPU awake for up to
-    // N µs after the node did work (`LoopOptions::spin`; off by default,
-    // as in `warren agent`), for same-run before/after comparisons.
+    // WARREN_BENCH_SPIN_US=N: the node's loop spins up to N µs after it
+    // did work before parking (`LoopOptions::spin`; off by default, as in
+    // `warren agent`), for same-run before/after comparisons.
     let options = warren_tokio::LoopOptions {
         spin: Duration::from_micros(
             std::env::var("WARREN_BENCH_SPIN_US")
