@@ -259,9 +259,10 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                     // Let a thread queued for this CPU run first: it may
                     // be the one whose answer the node waits for.
                     std::thread::yield_now();
-                    // Polled again after one non-blocking look at the
-                    // reactor (tokio and async-io both poll their driver
-                    // with a zero timeout when the task woke itself).
+                    // Polled again after one look at the reactor that does
+                    // not block: tokio's park returns at once on the
+                    // eventfd this wake-up wrote, async-io polls with a
+                    // zero timeout when the task woke itself.
                     cx.waker().wake_by_ref();
                 }
                 return Poll::Pending;
