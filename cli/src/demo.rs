@@ -19,6 +19,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{info, warn};
+use warren_host::LoopOptions;
 use warren_proto::identity::{SpiffeId, TrustDomain};
 
 use crate::agent::{self, RunningAgent, Runtime, DRAIN_DEADLINE};
@@ -311,15 +312,33 @@ pub fn run(runtime: Runtime, base: u16, now: u64, hub: bool) -> Result<(), Strin
     serve_http(port(base, SECRET)?, "secret")?;
     let node_hub = match hub {
         true => Some(
-            RunningAgent::start(runtime, "hub", agent::node_config(&h)?, h.admin)
-                .map_err(|e| format!("cannot start the hub: {e}"))?,
+            RunningAgent::start(
+                runtime,
+                "hub",
+                agent::node_config(&h)?,
+                LoopOptions::default(),
+                h.admin,
+            )
+            .map_err(|e| format!("cannot start the hub: {e}"))?,
         ),
         false => None,
     };
-    let node_b = RunningAgent::start(runtime, "b", agent::node_config(&b)?, b.admin)
-        .map_err(|e| format!("cannot start agent B: {e}"))?;
-    let node_a = RunningAgent::start(runtime, "a", agent::node_config(&a)?, a.admin)
-        .map_err(|e| format!("cannot start agent A: {e}"))?;
+    let node_b = RunningAgent::start(
+        runtime,
+        "b",
+        agent::node_config(&b)?,
+        LoopOptions::default(),
+        b.admin,
+    )
+    .map_err(|e| format!("cannot start agent B: {e}"))?;
+    let node_a = RunningAgent::start(
+        runtime,
+        "a",
+        agent::node_config(&a)?,
+        LoopOptions::default(),
+        a.admin,
+    )
+    .map_err(|e| format!("cannot start agent A: {e}"))?;
     let listeners: Vec<SocketAddr> = node_a.handle().local_addrs().to_vec();
     info!(runtime = ?runtime, ?listeners, "demo agents started");
     print!("{}", instructions(base, &dir.0, hub)?);

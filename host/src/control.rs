@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use warren_proto::node::{Node, NodeConfig};
 
-use crate::{run, Notice, Reactor, Request};
+use crate::{run_with, LoopOptions, Notice, Reactor, Request};
 
 /// Requests from the handle to the owner task.
 #[derive(Default)]
@@ -122,7 +122,21 @@ impl std::fmt::Debug for Control {
 /// Starts a node on a new thread with runtime `R` and returns once its
 /// listeners are bound. `on_notice` runs on the node's thread for every
 /// event and every later listener change.
-pub fn spawn<R, E>(config: NodeConfig, mut on_notice: E) -> io::Result<Handle>
+pub fn spawn<R, E>(config: NodeConfig, on_notice: E) -> io::Result<Handle>
+where
+    R: Reactor,
+    E: FnMut(Notice) + Send + 'static,
+{
+    spawn_with::<R, E>(config, LoopOptions::default(), on_notice)
+}
+
+/// [`spawn`] with `options` for how the node's loop waits (see
+/// [`LoopOptions`]).
+pub fn spawn_with<R, E>(
+    config: NodeConfig,
+    options: LoopOptions,
+    mut on_notice: E,
+) -> io::Result<Handle>
 where
     R: Reactor,
     E: FnMut(Notice) + Send + 'static,
@@ -151,7 +165,9 @@ where
             };
             let stop = poll_fn(|cx| owner_side.poll_stop(cx));
             let requests = |cx: &mut Context<'_>| owner_side.poll_request(cx);
-            R::block_on(run::<R, _, _, _>(config, stop, requests, notify))?
+            R::block_on(run_with::<R, _, _, _>(
+                config, options, stop, requests, notify,
+            ))?
         })?;
     let mut handle = Handle {
         addrs: Vec::new(),

@@ -20,6 +20,7 @@ use crate::heap_trim::{release_free_heap, HeapTrim, TrimStep};
 use crate::keyshare;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
+use crate::spin::{LoopOptions, Spin};
 use crate::{read_emptied, Notice, Reactor};
 
 /// One socket read: large enough that bulk transfers cost few syscalls.
@@ -124,6 +125,8 @@ struct Driver<R: Reactor, N> {
     trim_timer: R::Timer,
     /// `trim_timer` is set and has not fired.
     trim_armed: bool,
+    /// Whether to poll again instead of parking.
+    spin: Spin,
 }
 
 /// Something asked of a running node from outside its task.
@@ -152,6 +155,23 @@ impl std::fmt::Debug for Request {
 /// adapter misused the node (a bug).
 pub async fn run<R, F, C, N>(
     config: NodeConfig,
+    shutdown: F,
+    requests: C,
+    notify: N,
+) -> io::Result<()>
+where
+    R: Reactor,
+    F: Future<Output = ()>,
+    C: FnMut(&mut Context<'_>) -> Poll<Option<Request>>,
+    N: FnMut(Notice),
+{
+    run_with::<R, F, C, N>(config, LoopOptions::default(), shutdown, requests, notify).await
+}
+
+/// [`run`] with `options` for how the loop waits (see [`LoopOptions`]).
+pub async fn run_with<R, F, C, N>(
+    config: NodeConfig,
+    options: LoopOptions,
     shutdown: F,
     mut requests: C,
     notify: N,
@@ -188,6 +208,7 @@ where
         trim: HeapTrim::default(),
         trim_timer: R::timer(),
         trim_armed: false,
+        spin: Spin::new(options),
     };
     driver.core.drain()?;
     if let Some(e) = driver.core.io.fatal.take() {
@@ -245,19 +266,31 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
-                // Nothing to do until the next event: make the key pairs
-                // the next handshakes will want now, not in their turn;
-                // unless a handshake waits for its peer, whose flight
-                // would wait for them.
-                if keyshare::short() && !self.core.node.handshaking() {
-                    keyshare::top_up();
+                if self.spin.keep_polling() {
+                    // Let a thread queued for this CPU run first: it may
+                    // be the one whose answer the node waits for.
+                    std::thread::yield_now();
+                    // Polled again after one look at the reactor that does
+                    // not block: tokio's park returns at once on the
+                    // eventfd this wake-up wrote, async-io polls with a
+                    // zero timeout when the task woke itself.
+                    cx.waker().wake_by_ref();
+                } else {
+                    // Nothing to do until the next event: make the key pairs
+                    // the next handshakes will want now, not in their turn;
+                    // unless a handshake waits for its peer, whose flight
+                    // would wait for them.
+                    if keyshare::short() && !self.core.node.handshaking() {
+                        keyshare::top_up();
+                    }
+                    self.settle_heap(cx);
                 }
-                self.settle_heap(cx);
                 return Poll::Pending;
             }
             for id in ids {
                 self.look(id)?;
             }
+            self.spin.worked();
         }
         // Still busy: let the runtime run other tasks, then come back.
         cx.waker().wake_by_ref();

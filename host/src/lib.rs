@@ -24,6 +24,7 @@ mod heap_trim;
 pub mod keyshare;
 mod ready;
 mod sockets;
+mod spin;
 #[cfg(feature = "suite")]
 pub mod suite;
 
@@ -37,8 +38,9 @@ use std::time::Instant;
 use warren_proto::node::{ListenerId, NodeEvent};
 
 pub use connect::{connect_done, connect_outcome, start_connect};
-pub use control::{spawn, Handle};
-pub use driver::{run, Request};
+pub use control::{spawn, spawn_with, Handle};
+pub use driver::{run, run_with, Request};
+pub use spin::LoopOptions;
 
 /// A connect in progress.
 pub type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>>>>;

@@ -27,7 +27,7 @@ use warren_proto::policy::{
 };
 use warren_sim::certs::{SimCa, Validity};
 
-use crate::{Handle, Notice, Reactor};
+use crate::{Handle, LoopOptions, Notice, Reactor};
 
 mod accept;
 mod admin;
@@ -66,6 +66,10 @@ macro_rules! suite_tests {
         #[test]
         fn concurrent_flows_share_the_mesh() {
             $crate::suite::concurrent::<$rt>(32, 256 << 10);
+        }
+        #[test]
+        fn spinning_nodes_carry_flows() {
+            $crate::suite::spinning::<$rt>();
         }
         #[test]
         fn denied_flow_never_reaches_the_target() {
@@ -128,7 +132,16 @@ fn start<R: Reactor>(
     config: NodeConfig,
     events: Sender<NodeEvent>,
 ) -> std::io::Result<(Vec<SocketAddr>, Handle)> {
-    let handle = crate::spawn::<R, _>(config, move |notice| {
+    start_with::<R>(config, LoopOptions::default(), events)
+}
+
+/// [`start`] with loop `options`.
+fn start_with<R: Reactor>(
+    config: NodeConfig,
+    options: LoopOptions,
+    events: Sender<NodeEvent>,
+) -> std::io::Result<(Vec<SocketAddr>, Handle)> {
+    let handle = crate::spawn_with::<R, _>(config, options, move |notice| {
         if let Notice::Event(e) = notice {
             let _ = events.send(e);
         }
@@ -287,16 +300,21 @@ struct Mesh {
 }
 
 fn mesh<R: Reactor>(server: Server, authz: AuthzPolicy) -> Mesh {
+    mesh_with::<R>(server, authz, LoopOptions::default())
+}
+
+/// [`mesh`] with both nodes' loops run with `options`.
+fn mesh_with<R: Reactor>(server: Server, authz: AuthzPolicy, options: LoopOptions) -> Mesh {
     let pki = Pki::new();
     let target = target_server(server);
 
     let b = server_config(&pki, target.addr, authz);
     let (b_tx, b_events) = mpsc::channel();
-    let (b_addrs, b_node) = start::<R>(b, b_tx).unwrap();
+    let (b_addrs, b_node) = start_with::<R>(b, options, b_tx).unwrap();
 
     let a = client_config(&pki, b_addrs[0]);
     let (a_tx, a_events) = mpsc::channel();
-    let (a_addrs, a_node) = start::<R>(a, a_tx).unwrap();
+    let (a_addrs, a_node) = start_with::<R>(a, options, a_tx).unwrap();
     Mesh {
         pki,
         tunnel: a_addrs[0],
@@ -370,6 +388,33 @@ pub fn echo<R: Reactor>(size: usize) {
     let size = size as u64;
     assert_eq!(mesh.closed(0), (CloseReason::Done, size, size), "node A");
     assert_eq!(mesh.closed(1), (CloseReason::Done, size, size), "node B");
+}
+
+/// Nodes that spin before parking ([`LoopOptions::spin`]) carry flows
+/// like parking ones: one after another (each new flow finds the nodes
+/// spinning after the last one) and many at once, byte for byte.
+pub fn spinning<R: Reactor>() {
+    let options = LoopOptions {
+        spin: Duration::from_micros(200),
+    };
+    let mesh = mesh_with::<R>(Server::Echo, AuthzPolicy::default(), options);
+    for size in [1, 1 << 20, 3] {
+        let data = pattern(size);
+        let got = exchange(mesh.tunnel, &data);
+        assert!(got == data, "echo of {size} B came back altered");
+        let size = size as u64;
+        assert_eq!(mesh.closed(0), (CloseReason::Done, size, size), "node A");
+        assert_eq!(mesh.closed(1), (CloseReason::Done, size, size), "node B");
+    }
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let tunnel = mesh.tunnel;
+            s.spawn(move || {
+                let data: Vec<u8> = pattern(64 << 10).iter().map(|b| b ^ i).collect();
+                assert!(exchange(tunnel, &data) == data, "flow {i}");
+            });
+        }
+    });
 }
 
 /// `flows` clients at once, each with its own bytes, over one mesh: every

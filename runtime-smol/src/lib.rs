@@ -21,7 +21,7 @@ use warren_host::{
 };
 use warren_proto::node::NodeConfig;
 
-pub use warren_host::{Handle, Notice};
+pub use warren_host::{Handle, LoopOptions, Notice};
 
 /// smol as a [`Reactor`]: non-blocking std sockets registered with
 /// async-io; try the call, and on `WouldBlock` wait for readiness.
@@ -189,6 +189,15 @@ where
     E: FnMut(Notice) + Send + 'static,
 {
     warren_host::spawn::<Smol, E>(config, on_notice)
+}
+
+/// [`spawn`] with `options` for how the node's loop waits: e.g. a bounded
+/// spin after the node did work (see [`LoopOptions`]).
+pub fn spawn_with<E>(config: NodeConfig, options: LoopOptions, on_notice: E) -> io::Result<Handle>
+where
+    E: FnMut(Notice) + Send + 'static,
+{
+    warren_host::spawn_with::<Smol, E>(config, options, on_notice)
 }
 
 /// Runs `config`'s node on smol's reactor (one task) until `shutdown`

@@ -23,7 +23,7 @@ use warren_host::{
 };
 use warren_proto::node::NodeConfig;
 
-pub use warren_host::{Handle, Notice};
+pub use warren_host::{Handle, LoopOptions, Notice};
 
 /// tokio as a [`Reactor`]: `try_read`/`try_write` with readiness polls.
 #[derive(Debug)]
@@ -175,6 +175,15 @@ where
     E: FnMut(Notice) + Send + 'static,
 {
     warren_host::spawn::<Tokio, E>(config, on_notice)
+}
+
+/// [`spawn`] with `options` for how the node's loop waits: e.g. a bounded
+/// spin after the node did work (see [`LoopOptions`]).
+pub fn spawn_with<E>(config: NodeConfig, options: LoopOptions, on_notice: E) -> io::Result<Handle>
+where
+    E: FnMut(Notice) + Send + 'static,
+{
+    warren_host::spawn_with::<Tokio, E>(config, options, on_notice)
 }
 
 /// Runs `config`'s node on the current tokio runtime (one task) until

@@ -258,9 +258,20 @@ fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
             eprintln!("{n:?}");
         }
     };
+    // WARREN_BENCH_SPIN_US=N: the node's loop spins up to N µs after it
+    // did work before parking (`LoopOptions::spin`; off by default, as in
+    // `warren agent`), for same-run before/after comparisons.
+    let options = warren_tokio::LoopOptions {
+        spin: Duration::from_micros(
+            std::env::var("WARREN_BENCH_SPIN_US")
+                .ok()
+                .and_then(|us| us.parse().ok())
+                .unwrap_or(0),
+        ),
+    };
     let handle = match runtime {
-        "tokio" => warren_tokio::spawn(config, notice),
-        "smol" => warren_smol::spawn(config, notice),
+        "tokio" => warren_tokio::spawn_with(config, options, notice),
+        "smol" => warren_smol::spawn_with(config, options, notice),
         other => return Err(format!("unknown runtime {other}")),
     }
     .map_err(|e| e.to_string())?;

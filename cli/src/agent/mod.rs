@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use warren_host::admin::{AdminServer, NoticeRecord, RecordedNode};
-use warren_host::{Handle, Notice};
+use warren_host::{Handle, LoopOptions, Notice};
 use warren_proto::node::NodeConfig;
 
 use crate::config::{self, AgentConfig};
@@ -48,6 +48,7 @@ fn start(
     runtime: Runtime,
     agent: &'static str,
     config: NodeConfig,
+    options: LoopOptions,
     record: NoticeRecord,
 ) -> io::Result<Handle> {
     let on_notice = move |n: Notice| {
@@ -55,8 +56,8 @@ fn start(
         log::notice(agent, n);
     };
     match runtime {
-        Runtime::Tokio => warren_tokio::spawn(config, on_notice),
-        Runtime::Smol => warren_smol::spawn(config, on_notice),
+        Runtime::Tokio => warren_tokio::spawn_with(config, options, on_notice),
+        Runtime::Smol => warren_smol::spawn_with(config, options, on_notice),
     }
 }
 
@@ -83,7 +84,8 @@ pub struct RunningAgent {
 }
 
 impl RunningAgent {
-    /// Starts `config`'s node on `runtime` (see [`start`]) and its admin
+    /// Starts `config`'s node on `runtime` with loop `options` (see
+    /// [`start`]) and its admin
     /// endpoint on `admin`. An admin address that cannot be bound fails the
     /// start like any other listener (issue 6: a port in use is a clear
     /// error, nothing half-started): the node is stopped again.
@@ -91,10 +93,11 @@ impl RunningAgent {
         runtime: Runtime,
         agent: &'static str,
         config: NodeConfig,
+        options: LoopOptions,
         admin: SocketAddr,
     ) -> io::Result<RunningAgent> {
         let record = NoticeRecord::default();
-        let handle = Arc::new(start(runtime, agent, config, record.clone())?);
+        let handle = Arc::new(start(runtime, agent, config, options, record.clone())?);
         let source = RecordedNode {
             handle: Arc::clone(&handle),
             record,
@@ -155,7 +158,7 @@ pub fn run(file: PathBuf, ticket: Option<PathBuf>, runtime: Runtime) -> Result<(
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let id = node.identity.id().to_string();
-    let agent = RunningAgent::start(runtime, "agent", node, cfg.admin)
+    let agent = RunningAgent::start(runtime, "agent", node, cfg.runtime, cfg.admin)
         .map_err(|e| format!("cannot start the agent: {e}"))?;
     info!(
         config = %file.display(),

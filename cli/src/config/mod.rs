@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use warren_host::LoopOptions;
 use warren_proto::control::ServicePort;
 use warren_proto::front::{self, HttpConnectConfig};
 use warren_proto::h2;
@@ -91,6 +92,9 @@ pub struct AgentConfig {
     pub revocation: Option<PathBuf>,
     /// TLS session resumption of mesh connections (`[tls]`).
     pub resumption: Resumption,
+    /// How the node's loop waits for events (`[runtime]`). Read when the
+    /// agent starts; a reload does not change it.
+    pub runtime: LoopOptions,
 }
 
 /// Where the identity is read from: three PEM files, or one join ticket

@@ -61,6 +61,16 @@ pub struct RawAgent {
     /// Mesh TLS settings.
     #[serde(default)]
     pub tls: RawTls,
+    /// How the node's loop waits for events.
+    #[serde(default)]
+    pub runtime: RawRuntime,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub spin_us: Option<Spanned<u32>>,
 }
 
 /// The `[tls]` table.

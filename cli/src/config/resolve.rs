@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
+use warren_host::LoopOptions;
 use warren_proto::front::HttpConnectConfig;
 use warren_proto::h2::{self, frame};
 use warren_proto::policy::{
@@ -17,7 +18,7 @@ use warren_proto::policy::{
 
 use super::error::Locator;
 use super::raw::{
-    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawPool, RawRoute,
+    RawAction, RawAgent, RawBalance, RawHub, RawIdentity, RawLimits, RawPool, RawRoute, RawRuntime,
     RawStrategy, RawTls,
 };
 use super::value::Parsed;
@@ -384,6 +385,17 @@ pub fn resolve(
             None => None,
         },
         resumption: resumption(raw.tls, locator)?,
+        runtime: loop_options(raw.runtime, locator)?,
+    })
+}
+
+/// The `[runtime]` table: no spin unless asked for, at most 1 ms of it
+/// (a longer spin only burns CPU: a hand-off that takes longer than that
+/// is not one a wake-up slows down noticeably).
+fn loop_options(raw: RawRuntime, locator: &Locator<'_>) -> Result<LoopOptions, ConfigError> {
+    let spin_us = in_range(raw.spin_us, 0..=1000, 0, locator)?;
+    Ok(LoopOptions {
+        spin: Duration::from_micros(u64::from(spin_us)),
     })
 }
 

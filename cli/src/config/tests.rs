@@ -143,6 +143,16 @@ fn the_tls_table_sets_resumption() {
 }
 
 #[test]
+fn the_node_loop_parks_at_once_unless_the_runtime_table_asks_for_a_spin() {
+    let cfg = parse_str(BASE).unwrap();
+    assert_eq!(cfg.runtime.spin, Duration::ZERO);
+    let cfg = parse_str(&format!("{BASE}[runtime]\nspin_us = 50\n")).unwrap();
+    assert_eq!(cfg.runtime.spin, Duration::from_micros(50));
+    let cfg = parse_str(&format!("{BASE}[runtime]\nspin_us = 1000\n")).unwrap();
+    assert_eq!(cfg.runtime.spin, Duration::from_millis(1));
+}
+
+#[test]
 fn balance_and_route_keys_map_onto_the_node_config() {
     let cfg = parse_str(&format!(
         "{BASE}route = \"direct-only\"\n\
@@ -480,6 +490,12 @@ const CASES: &[Case] = &[
         line: 3,
         key: "tls.resumption_max_sessions",
         says: &["0 is out of range; expected 1 to 1000000"],
+    },
+    Case {
+        text: "[runtime]\nspin_us = 1001\n",
+        line: 3,
+        key: "runtime.spin_us",
+        says: &["1001 is out of range; expected 0 to 1000"],
     },
     Case {
         text: "[tls]\nresumption = \"yes\"\n",
