@@ -373,8 +373,16 @@ fn steady_rss(roots: &[u32]) -> u64 {
     last
 }
 
+/// How long the flows sit with no traffic before the "idle after busy"
+/// RSS is read: idle means idle for a moment, not the instant the last
+/// echo was read. A warren agent gives its freed heap back after 100 ms
+/// without reads (host's `heap_trim`); the other relays are read the same
+/// way.
+const IDLE_AFTER_BUSY: Duration = Duration::from_millis(300);
+
 /// Writes [`BUSY_BYTES`] on every flow, then reads every echo back; returns
-/// the RSS with the echoes in flight and once they were read.
+/// the RSS with the echoes in flight and once the flows were idle for
+/// [`IDLE_AFTER_BUSY`].
 fn busy_round(flows: &mut [TcpStream], roots: &[u32]) -> io::Result<(u64, u64)> {
     let data = vec![0x5a; BUSY_BYTES];
     for c in flows.iter_mut() {
@@ -385,6 +393,7 @@ fn busy_round(flows: &mut [TcpStream], roots: &[u32]) -> io::Result<(u64, u64)> 
     for c in flows.iter_mut() {
         c.read_exact(&mut back)?;
     }
+    thread::sleep(IDLE_AFTER_BUSY);
     Ok((in_flight, steady_rss(roots)))
 }
 
