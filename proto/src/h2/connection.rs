@@ -935,13 +935,33 @@ impl Connection {
         Ok(())
     }
 
-    /// The received payload of `stream` not yet released, as one contiguous
-    /// slice (empty if none).
+    /// The first contiguous piece of `stream`'s received payload not yet
+    /// released: empty only when nothing is unread. The buffer is a queue
+    /// of chunks, so more may follow this piece ([`Connection::recv_len`]
+    /// says how much in all); releasing the piece brings the next one to
+    /// the front.
     pub fn recv_data(&self, stream: StreamId) -> &[u8] {
         self.core
             .streams
             .get(&stream)
-            .map_or(&[], |s| s.buf.as_slice())
+            .map_or(&[], |s| s.buf.first_piece())
+    }
+
+    /// All of `stream`'s received payload not yet released, piece by piece
+    /// in order (the first is [`Connection::recv_data`]); for a reader that
+    /// wants it all without releasing, such as a vectored write.
+    pub fn recv_pieces(&self, stream: StreamId) -> impl Iterator<Item = &[u8]> + '_ {
+        self.core
+            .streams
+            .get(&stream)
+            .into_iter()
+            .flat_map(|s| s.buf.pieces())
+    }
+
+    /// All of `stream`'s received payload not yet released, in bytes (0 if
+    /// the stream is unknown).
+    pub fn recv_len(&self, stream: StreamId) -> usize {
+        self.core.streams.get(&stream).map_or(0, |s| s.buf.len())
     }
 
     /// The application took `n` bytes of `stream`'s received payload: they

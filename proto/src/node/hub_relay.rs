@@ -572,7 +572,7 @@ impl Node {
                     let _ = m.h2.reset(leg.stream, ErrorCode::CANCEL);
                 } else if !reset {
                     // Done: whatever is left unread is dropped with the stream.
-                    let left = m.h2.recv_data(leg.stream).len();
+                    let left = m.h2.recv_len(leg.stream);
                     let _ = m.h2.release_capacity(leg.stream, left);
                 }
                 self.dirty.insert(m.sock);
@@ -609,7 +609,7 @@ impl Node {
         let held = |leg: &Leg| {
             self.conns
                 .get(&leg.conn)
-                .map_or(0, |m| m.h2.recv_data(leg.stream).len())
+                .map_or(0, |m| m.h2.recv_len(leg.stream))
         };
         self.hub
             .relays

@@ -281,7 +281,7 @@ impl Node {
     /// Releases everything received on a pair stream nobody reads.
     fn discard_pair_input(&mut self, outer: ConnId, stream: StreamId) {
         if let Some(o) = self.conns.get_mut(&outer) {
-            let left = o.h2.recv_data(stream).len();
+            let left = o.h2.recv_len(stream);
             if left > 0 {
                 let _ = o.h2.release_capacity(stream, left);
                 self.dirty.insert(o.sock);
@@ -385,7 +385,7 @@ impl Node {
             if reset {
                 let _ = o.h2.reset(stream, ErrorCode::CANCEL);
             } else {
-                let left = o.h2.recv_data(stream).len();
+                let left = o.h2.recv_len(stream);
                 let _ = o.h2.release_capacity(stream, left);
             }
             self.dirty.insert(o.sock);
