@@ -958,6 +958,20 @@ impl Connection {
             .flat_map(|s| s.buf.pieces())
     }
 
+    /// A copy of up to `max` of `stream`'s unread bytes, gathered across
+    /// pieces (for a reader that copies anyway and wants large batches).
+    pub fn recv_copy(&self, stream: StreamId, max: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.recv_len(stream).min(max));
+        for piece in self.recv_pieces(stream) {
+            let take = piece.len().min(max.saturating_sub(out.len()));
+            out.extend_from_slice(piece.get(..take).unwrap_or_default());
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+
     /// All of `stream`'s received payload not yet released, in bytes (0 if
     /// the stream is unknown).
     pub fn recv_len(&self, stream: StreamId) -> usize {

@@ -496,12 +496,13 @@ impl Node {
         if to.finished || to.closed {
             return 0;
         }
-        let Some(chunk) = self.conns.get(&from.conn).map(|m| {
-            let data = m.h2.recv_data(from.stream);
-            data.get(..data.len().min(MOVE_CHUNK))
-                .unwrap_or(&[])
-                .to_vec()
-        }) else {
+        // Gathered across the buffer's pieces, so the other leg gets one
+        // large write (this copy was made anyway).
+        let Some(chunk) = self
+            .conns
+            .get(&from.conn)
+            .map(|m| m.h2.recv_copy(from.stream, MOVE_CHUNK))
+        else {
             return 0;
         };
         if chunk.is_empty() {

@@ -230,10 +230,13 @@ impl Node {
         };
         let now = self.now;
         loop {
-            let Some(data) = self.conns.get(&outer).map(|m| {
-                let d = m.h2.recv_data(stream);
-                d.get(..d.len().min(MOVE_CHUNK)).unwrap_or(&[]).to_vec()
-            }) else {
+            // Gathered across the buffer's pieces: the inner TLS takes large
+            // batches, and this copy was made anyway.
+            let Some(data) = self
+                .conns
+                .get(&outer)
+                .map(|m| m.h2.recv_copy(stream, MOVE_CHUNK))
+            else {
                 return;
             };
             if data.is_empty() {
