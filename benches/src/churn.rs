@@ -58,7 +58,7 @@ fn cycle(pair: &mut Pair, request: &Request, ok: &Response, echo: &mut Vec<u8>) 
                 Event::Response { response, .. } => assert_eq!(response.status, 200),
                 Event::Data { stream: id } => {
                     read += pair.client(|c| {
-                        let n = c.recv_data(id).len();
+                        let n = c.recv_len(id);
                         c.release_capacity(id, n).expect("client release");
                         n
                     });
@@ -83,7 +83,7 @@ fn serve(pair: &mut Pair, ev: Event, ok: &Response, echo: &mut Vec<u8>) {
             .expect("send_response"),
         Event::Data { stream } => pair.server(|s| {
             echo.clear();
-            echo.extend_from_slice(s.recv_data(stream));
+            echo.extend(s.recv_pieces(stream).flatten());
             s.release_capacity(stream, echo.len())
                 .expect("server release");
             let n = s.send_data(stream, echo).expect("echo send_data");

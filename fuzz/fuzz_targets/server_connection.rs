@@ -124,7 +124,7 @@ fuzz_target!(|bytes: &[u8]| {
             4 => {
                 if let Some(s) = pick(&mut choices) {
                     let n = usize::from(choices.u16());
-                    let n = n.min(conn.recv_data(s).len());
+                    let n = n.min(conn.recv_len(s));
                     let r = conn.release_capacity(s, n);
                     assert!(
                         r.is_ok() || !live.contains(&s) || closed,
@@ -210,7 +210,7 @@ fn drain(
         }
     }
     for &s in streams.iter() {
-        let held = conn.recv_data(s).len();
+        let held = conn.recv_len(s);
         assert!(
             held <= config.initial_stream_window as usize,
             "stream {s} holds {held} bytes, above its window"

@@ -211,7 +211,7 @@ fn send_fixed(
     body: &[u8],
     sent: &mut usize,
 ) -> Result<bool, warren_proto::h2::UsageError> {
-    let unread = conn.recv_data(stream).len();
+    let unread = conn.recv_len(stream);
     if unread > 0 {
         conn.release_capacity(stream, unread)?;
     }
@@ -315,7 +315,7 @@ mod tests {
 
         /// Takes what the client has received on `stream`.
         fn take_body(&mut self, stream: StreamId) -> Vec<u8> {
-            let body = self.client.recv_data(stream).to_vec();
+            let body: Vec<u8> = self.client.recv_pieces(stream).flatten().copied().collect();
             self.client.release_capacity(stream, body.len()).unwrap();
             body
         }

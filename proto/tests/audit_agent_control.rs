@@ -148,7 +148,7 @@ impl FakeHub {
                     s.control = Some(stream);
                 }
                 Event::Data { stream } if self.read && Some(stream) == s.control => {
-                    let data = s.h2.recv_data(stream).to_vec();
+                    let data: Vec<u8> = s.h2.recv_pieces(stream).flatten().copied().collect();
                     s.h2.release_capacity(stream, data.len()).unwrap();
                     let mut input = &data[..];
                     while let Ok(Some(m)) = s.decoder.decode(&mut input) {

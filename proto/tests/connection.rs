@@ -169,7 +169,7 @@ fn get(path: &'static str) -> Request {
 
 /// Reads everything readable on `stream` and releases it.
 fn read_all(conn: &mut Connection, stream: StreamId) -> Vec<u8> {
-    let data = conn.recv_data(stream).to_vec();
+    let data: Vec<u8> = conn.recv_pieces(stream).flatten().copied().collect();
     conn.release_capacity(stream, data.len()).unwrap();
     data
 }
@@ -451,11 +451,11 @@ fn bulk_transfer_with_small_windows_and_a_slow_reader() {
             }
         }
         p.step();
-        let buffered = p.server.recv_data(id).len();
+        let buffered = p.server.recv_len(id);
         assert!(buffered <= window as usize, "buffered {buffered} > window");
         assert!(p.server.buffered_bytes() <= window as usize + 16_384 + 9);
         // The reader takes at most 7 KiB per step.
-        let take = buffered.min(7 * 1024);
+        let take = p.server.recv_data(id).len().min(7 * 1024);
         let got = &p.server.recv_data(id)[..take];
         assert_eq!(
             got,
@@ -1400,7 +1400,7 @@ fn feed_chunked(conn: &mut Connection, bytes: &[u8], sizes: &[u16]) -> Outcome {
     }
     let received = (1..12)
         .map(StreamId::new)
-        .map(|id| (id, conn.recv_data(id).to_vec()))
+        .map(|id| (id, conn.recv_pieces(id).flatten().copied().collect()))
         .collect();
     let mut output = Vec::new();
     conn.poll_transmit(now, &mut output);
@@ -1703,11 +1703,7 @@ fn flow_control_receive_invariants() {
         };
         let mut t = ThreeStreams::new(cfg, seed);
         let within_windows = |t: &ThreeStreams| {
-            let buffered: Vec<usize> = t
-                .ids
-                .iter()
-                .map(|id| t.p.server.recv_data(*id).len())
-                .collect();
+            let buffered: Vec<usize> = t.ids.iter().map(|id| t.p.server.recv_len(*id)).collect();
             let ok = buffered.iter().all(|b| *b <= stream_window as usize)
                 && buffered.iter().sum::<usize>() <= connection_window as usize
                 && !t.broken();
@@ -2025,7 +2021,7 @@ fn send_capacity_alone_does_not_arm_writable() {
 }
 
 fn read_some(conn: &mut Connection, stream: StreamId, n: usize) {
-    let n = n.min(conn.recv_data(stream).len());
+    let n = n.min(conn.recv_len(stream));
     conn.release_capacity(stream, n).unwrap();
 }
 
@@ -2276,7 +2272,7 @@ fn arbitrary_frame_sequences_never_panic_and_stay_bounded() {
                     let _ = raw.server.send_data(sid(id), &vec![1; usize::from(len)]);
                 }
                 Move::Read(id) => {
-                    let n = raw.server.recv_data(sid(id)).len();
+                    let n = raw.server.recv_len(sid(id));
                     if n > 0 {
                         raw.server.release_capacity(sid(id), n).unwrap();
                     }

@@ -257,7 +257,7 @@ impl Application for ResetClient {
                 self.start_echo_once_both_reset(conn, now);
             }
             Event::Data { stream } if self.ours(stream) => {
-                let n = conn.recv_data(stream).len();
+                let n = conn.recv_len(stream);
                 let _ = conn.release_capacity(stream, n);
             }
             Event::StreamClosed { stream } if self.ours(stream) => self

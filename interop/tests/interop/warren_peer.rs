@@ -215,14 +215,21 @@ impl EchoClient {
                 .push(format!("stream {stream}: data on an unknown stream"));
             return;
         };
-        let data = conn.recv_data(stream);
-        let n = data.len();
-        if let Err(err) = echo.expected.check(data) {
-            self.failures.push(format!("stream {stream}: {err}"));
-        }
-        if let Err(err) = conn.release_capacity(stream, n) {
-            self.failures
-                .push(format!("stream {stream}: release_capacity: {err:?}"));
+        // The buffer comes in pieces: check and release each in turn.
+        loop {
+            let data = conn.recv_data(stream);
+            let n = data.len();
+            if n == 0 {
+                break;
+            }
+            if let Err(err) = echo.expected.check(data) {
+                self.failures.push(format!("stream {stream}: {err}"));
+            }
+            if let Err(err) = conn.release_capacity(stream, n) {
+                self.failures
+                    .push(format!("stream {stream}: release_capacity: {err:?}"));
+                break;
+            }
         }
     }
 

@@ -935,13 +935,47 @@ impl Connection {
         Ok(())
     }
 
-    /// The received payload of `stream` not yet released, as one contiguous
-    /// slice (empty if none).
+    /// The first contiguous piece of `stream`'s received payload not yet
+    /// released: empty only when nothing is unread. The buffer is a queue
+    /// of chunks, so more may follow this piece ([`Connection::recv_len`]
+    /// says how much in all); releasing the piece brings the next one to
+    /// the front.
     pub fn recv_data(&self, stream: StreamId) -> &[u8] {
         self.core
             .streams
             .get(&stream)
-            .map_or(&[], |s| s.buf.as_slice())
+            .map_or(&[], |s| s.buf.first_piece())
+    }
+
+    /// All of `stream`'s received payload not yet released, piece by piece
+    /// in order (the first is [`Connection::recv_data`]); for a reader that
+    /// wants it all without releasing, such as a vectored write.
+    pub fn recv_pieces(&self, stream: StreamId) -> impl Iterator<Item = &[u8]> + '_ {
+        self.core
+            .streams
+            .get(&stream)
+            .into_iter()
+            .flat_map(|s| s.buf.pieces())
+    }
+
+    /// A copy of up to `max` of `stream`'s unread bytes, gathered across
+    /// pieces (for a reader that copies anyway and wants large batches).
+    pub fn recv_copy(&self, stream: StreamId, max: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.recv_len(stream).min(max));
+        for piece in self.recv_pieces(stream) {
+            let take = piece.len().min(max.saturating_sub(out.len()));
+            out.extend_from_slice(piece.get(..take).unwrap_or_default());
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+
+    /// All of `stream`'s received payload not yet released, in bytes (0 if
+    /// the stream is unknown).
+    pub fn recv_len(&self, stream: StreamId) -> usize {
+        self.core.streams.get(&stream).map_or(0, |s| s.buf.len())
     }
 
     /// The application took `n` bytes of `stream`'s received payload: they

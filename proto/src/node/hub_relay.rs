@@ -496,12 +496,13 @@ impl Node {
         if to.finished || to.closed {
             return 0;
         }
-        let Some(chunk) = self.conns.get(&from.conn).map(|m| {
-            let data = m.h2.recv_data(from.stream);
-            data.get(..data.len().min(MOVE_CHUNK))
-                .unwrap_or(&[])
-                .to_vec()
-        }) else {
+        // Gathered across the buffer's pieces, so the other leg gets one
+        // large write (this copy was made anyway).
+        let Some(chunk) = self
+            .conns
+            .get(&from.conn)
+            .map(|m| m.h2.recv_copy(from.stream, MOVE_CHUNK))
+        else {
             return 0;
         };
         if chunk.is_empty() {
@@ -572,7 +573,7 @@ impl Node {
                     let _ = m.h2.reset(leg.stream, ErrorCode::CANCEL);
                 } else if !reset {
                     // Done: whatever is left unread is dropped with the stream.
-                    let left = m.h2.recv_data(leg.stream).len();
+                    let left = m.h2.recv_len(leg.stream);
                     let _ = m.h2.release_capacity(leg.stream, left);
                 }
                 self.dirty.insert(m.sock);
@@ -609,7 +610,7 @@ impl Node {
         let held = |leg: &Leg| {
             self.conns
                 .get(&leg.conn)
-                .map_or(0, |m| m.h2.recv_data(leg.stream).len())
+                .map_or(0, |m| m.h2.recv_len(leg.stream))
         };
         self.hub
             .relays

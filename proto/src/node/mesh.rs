@@ -82,22 +82,32 @@ impl MeshConn {
         decoder: &mut FrameDecoder,
         messages: &mut Vec<Message>,
     ) -> Option<DecodeError> {
-        let mut input = self.h2.recv_data(stream);
-        let total = input.len();
-        let mut failure = None;
-        while !input.is_empty() {
-            match decoder.decode(&mut input) {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => {}
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+        // The stream's buffer comes in pieces and a message may span two:
+        // the decoder keeps a partial frame (bounded by its limit) across
+        // pieces, so each piece is decoded and released in turn.
+        loop {
+            let mut input = self.h2.recv_data(stream);
+            let total = input.len();
+            if total == 0 {
+                return None;
+            }
+            let mut failure = None;
+            while !input.is_empty() {
+                match decoder.decode(&mut input) {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
+            let taken = total - input.len();
+            let released = self.h2.release_capacity(stream, taken).is_ok();
+            if failure.is_some() || !released || taken == 0 {
+                return failure;
+            }
         }
-        let taken = total - input.len();
-        let _ = self.h2.release_capacity(stream, taken);
-        failure
     }
 }
 

@@ -250,7 +250,7 @@ impl Node {
             }
         }
         // Stream → local socket.
-        let unread = conn.h2.recv_data(st).len();
+        let unread = conn.h2.recv_len(st);
         if unread > 0 || !s.prefix.is_empty() {
             if !s.blocked {
                 self.dirty.insert(local);
@@ -703,7 +703,7 @@ impl Node {
     /// dropped, so the stream's buffer and window go back at once.
     fn discard(&mut self, c: ConnId, stream: StreamId) {
         if let Some(m) = self.conns.get_mut(&c) {
-            let n = m.h2.recv_data(stream).len();
+            let n = m.h2.recv_len(stream);
             if n > 0 {
                 let _ = m.h2.release_capacity(stream, n);
                 self.dirty.insert(m.sock);

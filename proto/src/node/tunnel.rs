@@ -230,10 +230,13 @@ impl Node {
         };
         let now = self.now;
         loop {
-            let Some(data) = self.conns.get(&outer).map(|m| {
-                let d = m.h2.recv_data(stream);
-                d.get(..d.len().min(MOVE_CHUNK)).unwrap_or(&[]).to_vec()
-            }) else {
+            // Gathered across the buffer's pieces: the inner TLS takes large
+            // batches, and this copy was made anyway.
+            let Some(data) = self
+                .conns
+                .get(&outer)
+                .map(|m| m.h2.recv_copy(stream, MOVE_CHUNK))
+            else {
                 return;
             };
             if data.is_empty() {
@@ -281,7 +284,7 @@ impl Node {
     /// Releases everything received on a pair stream nobody reads.
     fn discard_pair_input(&mut self, outer: ConnId, stream: StreamId) {
         if let Some(o) = self.conns.get_mut(&outer) {
-            let left = o.h2.recv_data(stream).len();
+            let left = o.h2.recv_len(stream);
             if left > 0 {
                 let _ = o.h2.release_capacity(stream, left);
                 self.dirty.insert(o.sock);
@@ -385,7 +388,7 @@ impl Node {
             if reset {
                 let _ = o.h2.reset(stream, ErrorCode::CANCEL);
             } else {
-                let left = o.h2.recv_data(stream).len();
+                let left = o.h2.recv_len(stream);
                 let _ = o.h2.release_capacity(stream, left);
             }
             self.dirty.insert(o.sock);
