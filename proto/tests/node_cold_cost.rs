@@ -11,7 +11,6 @@ mod node_harness;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::time::Duration;
 
 use node_harness::certs::Ca;
 use node_harness::config::{addr, cold_pair, DirectPair, ECHO, HBONE_B, TUNNEL};
@@ -83,29 +82,16 @@ fn world() -> World {
     world
 }
 
-/// One cold flow: connect with one byte, read the echo, close, and let
-/// A's pool close the idle connection.
-fn cold_flow(world: &mut World) {
-    let app = world.connect_app_with(addr(TUNNEL), b"x");
-    world.app_shutdown(app);
-    world.run();
-    assert_eq!(world.net.apps[app].received, b"x", "the echo");
-    let later = world.now + Duration::from_secs(2);
-    world.advance_to(later);
-    world.run();
-    assert_eq!(world.nodes[0].connection_count(), 0, "the pool closed it");
-}
-
 /// Allocations per cold flow, both nodes and the harness together, over
 /// `flows` resumed cold flows after two that fill the caches (the first
 /// handshake is a full one; client configs and tickets are made once).
 fn allocations_per_cold_flow(flows: u64) -> u64 {
     let mut world = world();
-    cold_flow(&mut world);
-    cold_flow(&mut world);
+    world.cold_echo_flow(addr(TUNNEL));
+    world.cold_echo_flow(addr(TUNNEL));
     let ((), n) = allocations(|| {
         for _ in 0..flows {
-            cold_flow(&mut world);
+            world.cold_echo_flow(addr(TUNNEL));
         }
     });
     let counts = world.nodes[0].handshake_counts();

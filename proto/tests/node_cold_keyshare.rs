@@ -13,7 +13,6 @@ mod node_harness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use node_harness::certs::{Ca, Leaf, TD};
 use node_harness::common::{at, ed25519_pkcs8, key, self_signed_ca, workload_leaf, FixedTime};
@@ -121,24 +120,11 @@ fn world(a: &'static CountedX25519, b: &'static CountedX25519, resumption: Resum
     world
 }
 
-/// One cold flow: connect with one byte, read the echo, close, and let
-/// A's pool close the idle connection.
-fn cold_flow(world: &mut World) {
-    let app = world.connect_app_with(addr(TUNNEL), b"x");
-    world.app_shutdown(app);
-    world.run();
-    assert_eq!(world.net.apps[app].received, b"x", "the echo");
-    let later = world.now + Duration::from_secs(2);
-    world.advance_to(later);
-    world.run();
-    assert_eq!(world.nodes[0].connection_count(), 0, "the pool closed it");
-}
-
 #[test]
 fn a_resumed_cold_flow_takes_one_x25519_key_pair_on_each_side() {
     let mut world = world(&A_RESUMED, &B_RESUMED, Resumption::default());
     for flow in 1..=4 {
-        cold_flow(&mut world);
+        world.cold_echo_flow(addr(TUNNEL));
         assert_eq!(
             (A_RESUMED.started(), B_RESUMED.started()),
             (flow, flow),
@@ -155,7 +141,7 @@ fn a_resumed_cold_flow_takes_one_x25519_key_pair_on_each_side() {
 fn a_full_handshake_cold_flow_takes_one_x25519_key_pair_on_each_side() {
     let mut world = world(&A_FULL, &B_FULL, Resumption::disabled());
     for flow in 1..=3 {
-        cold_flow(&mut world);
+        world.cold_echo_flow(addr(TUNNEL));
         assert_eq!(
             (A_FULL.started(), B_FULL.started()),
             (flow, flow),

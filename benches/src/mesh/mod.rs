@@ -335,7 +335,16 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     // Paths of the interleaved rounds stay started until the rounds are over.
     let mut kept: BTreeMap<&'static str, Relay> = BTreeMap::new();
-    for (name, start) in starts {
+    // The relayed rows come last, still before the rounds: the hub's
+    // slow-receiver figure wants a fresh hub, and the end-to-end rows'
+    // 1-flow figures are measured in the rounds, interleaved with direct
+    // agent→agent.
+    let all = (starts.into_iter().map(|(name, start)| (name, start, false))).chain(
+        relayed_starts
+            .into_iter()
+            .map(|(name, start)| (name, start, true)),
+    );
+    for (name, start, relayed) in all {
         eprintln!("# {:.1} s: {name} ...", budget.elapsed().as_secs_f64());
         let scale = budget.start(name, plan.share(name));
         let mut row = Row::new(name);
@@ -347,30 +356,11 @@ fn run(quick: bool, me: &SelfExec) -> std::io::Result<()> {
                     scale,
                     allowance: budget.allowance(),
                 };
-                measure_row(&mut row, &path, &durations, &target, max_flows);
-                if interleave::uses(name) && row.missing.is_none() {
-                    kept.insert(name, path);
+                if relayed {
+                    measure_relayed(&mut row, &path, &durations, &target);
+                } else {
+                    measure_row(&mut row, &path, &durations, &target, max_flows);
                 }
-            }
-        }
-        rows.push(row);
-    }
-    // The relayed rows before the rounds: the hub's slow-receiver figure
-    // wants a fresh hub, and the end-to-end rows' 1-flow figures are
-    // measured in the rounds, interleaved with direct agent→agent.
-    for (name, start) in relayed_starts {
-        eprintln!("# {:.1} s: {name} ...", budget.elapsed().as_secs_f64());
-        let scale = budget.start(name, plan.share(name));
-        let mut row = Row::new(name);
-        match start() {
-            Err(why) => row.missing = Some(why),
-            Ok(path) => {
-                let durations = Scaled {
-                    plan: &plan,
-                    scale,
-                    allowance: budget.allowance(),
-                };
-                measure_relayed(&mut row, &path, &durations, &target);
                 if interleave::uses(name) && row.missing.is_none() {
                     kept.insert(name, path);
                 }

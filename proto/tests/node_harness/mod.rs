@@ -748,6 +748,20 @@ impl World {
         peak
     }
 
+    /// One cold flow through the front at `front`: connect with one byte,
+    /// read the echo, close, and let node 0's pool close the idle
+    /// connection (2 s later; the cold pairs' pools close after 1 s).
+    pub fn cold_echo_flow(&mut self, front: SocketAddr) {
+        let app = self.connect_app_with(front, b"x");
+        self.app_shutdown(app);
+        self.run();
+        assert_eq!(self.net.apps[app].received, b"x", "the echo");
+        let later = self.now + std::time::Duration::from_secs(2);
+        self.advance_to(later);
+        self.run();
+        assert_eq!(self.nodes[0].connection_count(), 0, "the pool closed it");
+    }
+
     /// Streams on each of node `n`'s pooled connections, oldest first.
     pub fn streams_per_connection(&self, n: usize) -> Vec<usize> {
         self.nodes[n]
