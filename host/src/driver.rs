@@ -121,10 +121,8 @@ struct Driver<R: Reactor, N> {
     accept_armed: Option<std::time::Instant>,
     /// When to give the heap's free pages back (see [`crate::heap_trim`]).
     trim: HeapTrim,
-    /// Fires when a quiet spell may have begun.
+    /// Fires when a quiet spell may have begun (set while `trim.armed()`).
     trim_timer: R::Timer,
-    /// `trim_timer` is set and has not fired.
-    trim_armed: bool,
     /// Whether to poll again instead of parking.
     spin: Spin,
 }
@@ -207,7 +205,6 @@ where
         accept_armed: None,
         trim: HeapTrim::default(),
         trim_timer: R::timer(),
-        trim_armed: false,
         spin: Spin::new(options),
     };
     driver.core.drain()?;
@@ -300,16 +297,12 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
     /// Before the task sleeps: trims the heap once a quiet spell follows
     /// a burst, or sets the timer that will look again.
     fn settle_heap(&mut self, cx: &mut Context<'_>) {
-        let fired = self.trim_armed && R::poll_timer(&mut self.trim_timer, cx).is_ready();
-        if fired {
-            self.trim_armed = false;
-        }
+        let fired = self.trim.armed() && R::poll_timer(&mut self.trim_timer, cx).is_ready();
         match self.trim.decide(std::time::Instant::now(), fired) {
             TrimStep::Wait => {}
             TrimStep::Trim => release_free_heap(),
             TrimStep::Arm(at) => {
                 R::set_timer(&mut self.trim_timer, at);
-                self.trim_armed = true;
                 // Polled once so the timer wakes this task.
                 if R::poll_timer(&mut self.trim_timer, cx).is_ready() {
                     cx.waker().wake_by_ref();

@@ -55,6 +55,12 @@ pub(crate) enum TrimStep {
 }
 
 impl HeapTrim {
+    /// Whether the driver's trim timer is set and has not fired (the
+    /// driver polls it only then).
+    pub(crate) fn armed(&self) -> bool {
+        self.armed.is_some()
+    }
+
     /// The node read `n` bytes from a socket.
     pub(crate) fn read(&mut self, n: usize) {
         self.moved = self.moved.saturating_add(n as u64);
