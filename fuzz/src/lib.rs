@@ -189,3 +189,194 @@ fn record(out: &mut Vec<Decoded>, frame: &Frame<'_>) {
         ref other => out.push(Decoded::Other(format!("{other:?}"))),
     }
 }
+
+/// Splits `wire` into chunks whose lengths come from a xorshift stream
+/// seeded by `seed`: mostly 1 to 24 bytes, sometimes single bytes,
+/// sometimes up to 4 KiB, so reads that end anywhere in a message are
+/// tried.
+pub fn chunks(wire: &[u8], seed: u32) -> Vec<&[u8]> {
+    let mut seed = seed | 1;
+    let mut out = Vec::new();
+    let mut rest = wire;
+    while !rest.is_empty() {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let len = match seed % 8 {
+            0 => 1,
+            1..=5 => (seed >> 8) as usize % 24 + 1,
+            _ => (seed >> 8) as usize % 4096 + 1,
+        };
+        let (chunk, tail) = rest.split_at(len.min(rest.len()));
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
+/// A front end the fuzz targets drive: [`Socks5`] or [`HttpConnect`].
+///
+/// [`Socks5`]: warren_proto::front::Socks5
+/// [`HttpConnect`]: warren_proto::front::HttpConnect
+pub trait Front {
+    /// Its protocol error.
+    type Error: Clone + core::fmt::Debug + PartialEq;
+    /// `feed` of the front end.
+    fn feed<'a>(
+        &mut self,
+        input: &'a [u8],
+    ) -> Result<warren_proto::front::Step<'a, Self::Error>, warren_proto::front::UsageError>;
+    /// `buffered` of the front end.
+    fn buffered(&self) -> usize;
+    /// `reply` of the front end.
+    fn reply(
+        &mut self,
+        outcome: &warren_proto::front::Outcome,
+    ) -> Result<Vec<u8>, warren_proto::front::UsageError>;
+}
+
+impl Front for warren_proto::front::Socks5 {
+    type Error = warren_proto::front::Socks5Error;
+    fn feed<'a>(
+        &mut self,
+        input: &'a [u8],
+    ) -> Result<warren_proto::front::Step<'a, Self::Error>, warren_proto::front::UsageError> {
+        warren_proto::front::Socks5::feed(self, input)
+    }
+    fn buffered(&self) -> usize {
+        warren_proto::front::Socks5::buffered(self)
+    }
+    fn reply(
+        &mut self,
+        outcome: &warren_proto::front::Outcome,
+    ) -> Result<Vec<u8>, warren_proto::front::UsageError> {
+        warren_proto::front::Socks5::reply(self, outcome)
+    }
+}
+
+impl Front for warren_proto::front::HttpConnect {
+    type Error = warren_proto::front::HttpConnectError;
+    fn feed<'a>(
+        &mut self,
+        input: &'a [u8],
+    ) -> Result<warren_proto::front::Step<'a, Self::Error>, warren_proto::front::UsageError> {
+        warren_proto::front::HttpConnect::feed(self, input)
+    }
+    fn buffered(&self) -> usize {
+        warren_proto::front::HttpConnect::buffered(self)
+    }
+    fn reply(
+        &mut self,
+        outcome: &warren_proto::front::Outcome,
+    ) -> Result<Vec<u8>, warren_proto::front::UsageError> {
+        warren_proto::front::HttpConnect::reply(self, outcome)
+    }
+}
+
+/// Where a front end's request ended after all chunks were fed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrontEnd<E> {
+    /// Still reading.
+    NeedMore,
+    /// Complete.
+    Ready(warren_proto::front::Target),
+    /// Rejected with this error.
+    Rejected(E),
+}
+
+/// What feeding a front end some chunks produced, comparable across
+/// chunkings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrontRun<E> {
+    /// Everything the front end asked to send, in order.
+    pub sent: Vec<u8>,
+    /// Where the request ended.
+    pub end: FrontEnd<E>,
+    /// After a complete request: the leftover of the last feed followed
+    /// by the chunks never fed, bytes that belong to the tunnel. Empty
+    /// otherwise (after a rejection nothing more is read).
+    pub after: Vec<u8>,
+}
+
+/// Feeds `chunks` to `front` until it stops reading, checking that a
+/// finished front end refuses further feeds. Also returns the most the
+/// front end buffered between feeds.
+pub fn run_front<F: Front>(front: &mut F, chunks: &[&[u8]]) -> (FrontRun<F::Error>, usize) {
+    use warren_proto::front::{Progress, UsageError};
+    let mut run = FrontRun {
+        sent: Vec::new(),
+        end: FrontEnd::NeedMore,
+        after: Vec::new(),
+    };
+    let mut max_buffered = 0;
+    let mut fed = 0;
+    for chunk in chunks {
+        fed += 1;
+        let step = front.feed(chunk).expect("feed while reading");
+        run.sent.extend_from_slice(&step.send);
+        max_buffered = max_buffered.max(front.buffered());
+        match step.progress {
+            Progress::NeedMore => continue,
+            Progress::Ready { target, leftover } => {
+                run.after.extend_from_slice(leftover);
+                run.end = FrontEnd::Ready(target);
+                assert_eq!(
+                    front.feed(b"x").err(),
+                    Some(UsageError::RequestAlreadyParsed)
+                );
+            }
+            Progress::Rejected(e) => {
+                run.end = FrontEnd::Rejected(e);
+                assert_eq!(front.feed(b"x").err(), Some(UsageError::AlreadyRejected));
+                assert_eq!(
+                    front
+                        .reply(&warren_proto::front::Outcome::Connected { bound: None })
+                        .err(),
+                    Some(UsageError::AlreadyRejected)
+                );
+            }
+        }
+        break;
+    }
+    if run.end == FrontEnd::NeedMore {
+        assert_eq!(
+            front
+                .reply(&warren_proto::front::Outcome::Connected { bound: None })
+                .err(),
+            Some(UsageError::NoRequest)
+        );
+    }
+    if let FrontEnd::Ready(_) = run.end {
+        for chunk in &chunks[fed..] {
+            run.after.extend_from_slice(chunk);
+        }
+    }
+    (run, max_buffered)
+}
+
+/// An outcome chosen by one byte, with a bound address from `addr`.
+pub fn outcome(choice: u8, addr: [u8; 18]) -> warren_proto::front::Outcome {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use warren_proto::front::{Outcome, Refusal};
+    let port = u16::from_be_bytes([addr[16], addr[17]]);
+    let v6: [u8; 16] = addr[..16].try_into().expect("16 bytes");
+    match choice % 8 {
+        0 => Outcome::Connected { bound: None },
+        1 => Outcome::Connected {
+            bound: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+                port,
+            )),
+        },
+        2 => Outcome::Connected {
+            bound: Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(v6)), port)),
+        },
+        3 => Outcome::Refused(Refusal::Denied {
+            rule: String::from_utf8_lossy(&addr[..(addr[0] % 17) as usize]).into_owned(),
+        }),
+        4 => Outcome::Refused(Refusal::Unreachable),
+        5 => Outcome::Refused(Refusal::Refused),
+        6 => Outcome::Refused(Refusal::Timeout),
+        _ => Outcome::Refused(Refusal::GeneralFailure),
+    }
+}

@@ -95,6 +95,11 @@ pub enum DecodeError {
         /// How many.
         unused: usize,
     },
+    /// The payload decodes, but is not the one encoding this side would
+    /// send for that message (an over-long varint, say: postcard accepts
+    /// `90 00` for 16). Refused so every message has exactly one form on
+    /// the wire and a peer cannot vary its bytes unnoticed.
+    NotCanonical,
 }
 
 impl DecodeError {
@@ -103,7 +108,9 @@ impl DecodeError {
         match self {
             DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
             DecodeError::FrameTooLong { .. } => ErrorCode::FrameTooLong,
-            DecodeError::Malformed(_) | DecodeError::TrailingBytes { .. } => ErrorCode::Malformed,
+            DecodeError::Malformed(_)
+            | DecodeError::TrailingBytes { .. }
+            | DecodeError::NotCanonical => ErrorCode::Malformed,
         }
     }
 }
@@ -124,6 +131,9 @@ impl fmt::Display for DecodeError {
             DecodeError::Malformed(e) => write!(f, "malformed control message: {e}"),
             DecodeError::TrailingBytes { unused } => {
                 write!(f, "{unused} bytes left over after a control message")
+            }
+            DecodeError::NotCanonical => {
+                f.write_str("control message not in its canonical encoding")
             }
         }
     }
@@ -215,6 +225,11 @@ impl FrameDecoder {
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes { unused: rest.len() });
         }
+        let canonical =
+            postcard::serialize_with_flavor(&message, SameBytes(payload)).unwrap_or(false);
+        if !canonical {
+            return Err(DecodeError::NotCanonical);
+        }
         Ok(Some(message))
     }
 
@@ -224,5 +239,29 @@ impl FrameDecoder {
         let (now, later) = input.split_at(want);
         self.buf.extend_from_slice(now);
         *input = later;
+    }
+}
+
+/// A postcard output that stores nothing: it checks the bytes an encoding
+/// produces against `.0`, the payload a message was decoded from, failing
+/// at the first difference, so the check allocates nothing. Its output is
+/// whether the encoding used every byte.
+struct SameBytes<'a>(&'a [u8]);
+
+impl postcard::ser_flavors::Flavor for SameBytes<'_> {
+    type Output = bool;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        match self.0.split_first() {
+            Some((&expected, rest)) if expected == byte => {
+                self.0 = rest;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.0.is_empty())
     }
 }
