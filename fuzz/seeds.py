@@ -157,7 +157,29 @@ def hbone_seeds():
     out = [b"CONNECT" + a for a in (b"10.0.0.1:8080", b"[fd00::1]:443", b"echo.shop:80", b"cart.shop.svc.cluster.local:80")]
     return [bytes([7, 1]) + s for s in out]
 
+def node_seeds():
+    def w(data):
+        return bytes([5]) + struct.pack(">H", len(data) - 1) + data
+    def wait(secs):
+        return bytes([0, secs])
+    shut = bytes([1])
+    socks_out = bytes([5, 1, 0, 5, 1, 0, 1, 198, 51, 100, 7, 0, 7])
+    http_out = b"CONNECT 198.51.100.7:7 HTTP/1.1\r\nHost: x\r\n\r\n"
+    out = [
+        bytes([0]) + w(socks_out + b"hello") + w(b"more") + shut,
+        bytes([0]) + b"".join(bytes([2, b]) for b in socks_out) + w(b"x") + wait(5),
+        bytes([0]) + w(socks_out[:5]) + wait(11) + w(socks_out[5:]),
+        bytes([0]) + w(bytes([5, 1, 0, 5, 1, 0, 3, 9]) + b"echo.shop" + bytes([0, 80])) + shut,
+        bytes([1]) + w(http_out + b"hello") + w(b"world") + shut,
+        bytes([1]) + w(b"CONNECT 10.0.0.1:80 HTTP/1.1\r\n\r\n"),
+        bytes([1]) + w(http_out[:20]) + wait(9) + w(http_out[20:30]) + wait(3),
+        bytes([1]) + w(b"GET / HTTP/1.1\r\n\r\n"),
+        bytes([1]) + w(b"CONNECT a.b:1 HTTP/1.1\r\nX: " + b"y" * 4000) + w(b"y" * 4095) + w(b"y" * 100),
+    ]
+    return out
+
 write("front_socks5", socks_seeds())
+write("node_front", node_seeds())
 write("front_http_connect", http_seeds())
 write("control_codec", control_seeds())
 write("hbone_connect", hbone_seeds())
