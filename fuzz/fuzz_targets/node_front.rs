@@ -8,7 +8,8 @@
 //! Checks beyond "no panic" and "no host error":
 //! - what the client receives is exactly what the front end alone answers
 //!   to the same reads (checked against a standalone `FrontEnd` fed the
-//!   same chunks), then one reply; after a success reply, the echo of the
+//!   same chunks, and told of the deadline when the node's passes), then
+//!   one reply; after a success reply, the echo of the
 //!   bytes sent after the request; the client is closed after a rejection,
 //!   a refusal, a half-close, or when the request deadline passes;
 //! - the other client's flow gets its echo and closes normally;
@@ -111,8 +112,11 @@ fuzz_target!(|bytes: &[u8]| {
             0 => {
                 elapsed += Duration::from_secs(u64::from(choices.u8() % 12));
                 world.advance_to(Instant::ZERO + elapsed);
-                if verdict.is_none() && elapsed >= deadline {
+                if verdict.is_none() && !timed_out && elapsed >= deadline {
+                    // The node answers as the front end does when its
+                    // deadline passes (a 408, say), then closes.
                     timed_out = true;
+                    expected.extend(reference.expire().expect("reference expire"));
                 }
             }
             1 => {

@@ -17,7 +17,7 @@
 //! Replies: `200 Connection established`, `403` naming the denying rule,
 //! `502` when the far side fails or refuses, `504` on timeout, `400` for a
 //! malformed head or target, `405` (with `Allow: CONNECT`) for any other
-//! method, `431` when the head exceeds [`HttpConnectConfig::max_head_bytes`]
+//! method, `408` when the host's deadline for the head passes, `431` when the head exceeds [`HttpConnectConfig::max_head_bytes`]
 //! or has more than [`HttpConnectConfig::max_headers`] fields. Every error
 //! reply has a one-line `text/plain` body saying what was wrong, and
 //! `Connection: close`.
@@ -241,6 +241,20 @@ impl HttpConnect {
             });
         }
         Progress::NeedMore
+    }
+
+    /// The head did not complete before the host's deadline: the `408`
+    /// to write before closing. The client is rejected from then on.
+    pub fn expire(&mut self) -> Result<Vec<u8>, UsageError> {
+        self.phase.check_feed()?;
+        self.phase = Phase::Rejected;
+        self.head = Vec::new();
+        Ok(response(
+            408,
+            "Request Timeout",
+            "",
+            "request head not complete in time\n",
+        ))
     }
 
     /// The response for `outcome`.

@@ -17,6 +17,8 @@
 //!                      while NeedMore: SOCKS5's method choice)
 //!   NeedMore        -> keep reading
 //!   Rejected(e)     -> log e, close after step.send is written; read no more
+//! deadline passed   -> write front.expire() (408, a SOCKS5 failure reply or
+//!   while NeedMore     nothing), then close
 //!   Ready{target, leftover}
 //!                   -> stop reading, decide policy, open the tunnel;
 //!                      `leftover` is application data the client pipelined
@@ -245,6 +247,17 @@ impl FrontEnd {
             FrontEnd::Socks5(s) => s.feed(input)?.map_err(FrontError::Socks5),
             FrontEnd::HttpConnect(h) => h.feed(input)?.map_err(FrontError::HttpConnect),
         })
+    }
+
+    /// The request did not complete before the host's deadline: the
+    /// protocol's answer to write before closing (possibly none). The
+    /// front end is rejected from then on.
+    pub fn expire(&mut self) -> Result<Vec<u8>, UsageError> {
+        match self {
+            FrontEnd::Tunnel(t) => t.expire(),
+            FrontEnd::Socks5(s) => s.expire(),
+            FrontEnd::HttpConnect(h) => h.expire(),
+        }
     }
 
     /// The bytes to write to the client for `outcome` (possibly none).

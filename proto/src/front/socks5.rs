@@ -239,6 +239,21 @@ impl Socks5 {
         Ok(Step { send, progress })
     }
 
+    /// The request did not complete before the host's deadline: what to
+    /// write before closing. After the method choice that is a general
+    /// failure reply (the client waits for a reply to its request); before
+    /// it SOCKS5 has no message, so nothing. The client is rejected from
+    /// then on.
+    pub fn expire(&mut self) -> Result<Vec<u8>, UsageError> {
+        self.phase.check_feed()?;
+        self.phase = Phase::Rejected;
+        self.message = Vec::new();
+        Ok(match self.stage {
+            Stage::Greeting => Vec::new(),
+            Stage::Request => encode_reply(ReplyCode::GeneralFailure, UNSPECIFIED),
+        })
+    }
+
     /// The reply for `outcome`: 0x00 with the bound address, or the
     /// refusal's code with `0.0.0.0:0`.
     pub fn reply(&mut self, outcome: &Outcome) -> Result<Vec<u8>, UsageError> {

@@ -41,6 +41,14 @@ impl Tunnel {
         })
     }
 
+    /// Nothing to answer: a plain tunnel has no request to wait for (it is
+    /// ready at the first feed) and no protocol to answer in.
+    pub fn expire(&mut self) -> Result<Vec<u8>, UsageError> {
+        self.phase.check_feed()?;
+        self.phase = Phase::Rejected;
+        Ok(Vec::new())
+    }
+
     /// Always empty: a plain tunnel has no protocol in which to report the
     /// outcome. A refused flow is simply closed.
     pub fn reply(&mut self, _outcome: &Outcome) -> Result<Vec<u8>, UsageError> {

@@ -919,6 +919,18 @@ impl Node {
             })
             .collect();
         for f in slow_clients {
+            // The protocol's answer first (a 408, say), written before the
+            // graceful close as a rejection's is.
+            let answer = self
+                .flows
+                .get_mut(&f)
+                .and_then(|fl| fl.front.as_mut().map(|front| (fl.local, front.expire())));
+            if let Some((local, Ok(answer))) = answer {
+                if let Some(s) = self.socks.get_mut(&local) {
+                    s.prefix.extend_from_slice(&answer);
+                    self.dirty.insert(local);
+                }
+            }
             self.close_flow(
                 f,
                 CloseReason::FrontEnd("request not complete in time".into()),
