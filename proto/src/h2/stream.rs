@@ -129,7 +129,6 @@ impl RecvBuf {
     }
 
     /// Bytes allocated for payload (the chunks' capacities).
-    #[cfg(test)]
     pub(super) fn allocated(&self) -> usize {
         self.head.capacity() + self.rest.iter().map(Vec::capacity).sum::<usize>()
     }
