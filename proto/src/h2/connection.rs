@@ -667,6 +667,38 @@ impl Connection {
         n
     }
 
+    /// Frees the spare room of the connection's drained buffers: queued
+    /// output, the event queue, the header-encoding scratch and the frame
+    /// decoder's partial-frame buffer. Each keeps the size of the largest
+    /// burst it ever held (`Vec::clear` keeps capacity), which for a node
+    /// with a thousand flows answering at once is megabytes kept for the
+    /// life of the connection. Bytes still held stay; nothing else changes.
+    /// Meant for a quiet connection: the next burst grows them again.
+    pub fn shrink_buffers(&mut self) {
+        let core = &mut self.core;
+        core.out.shrink_to_fit();
+        core.events.shrink_to_fit();
+        core.encode_scratch = Vec::new();
+        core.pings.shrink_to_fit();
+        self.decoder.shrink_buffer();
+    }
+
+    /// Bytes allocated for the connection's buffers (queued output, the
+    /// event queue, the encoding scratch, the partial-frame buffer, and
+    /// every stream's receive buffer), whether they hold bytes or not.
+    pub fn buffer_capacity(&self) -> usize {
+        let core = &self.core;
+        let events = core.events.capacity() * core::mem::size_of::<Event>();
+        let pings = core.pings.capacity() * core::mem::size_of::<([u8; 8], Instant)>();
+        let streams: usize = core.streams.values().map(|s| s.buf.allocated()).sum();
+        core.out.capacity()
+            + events
+            + core.encode_scratch.capacity()
+            + pings
+            + self.decoder.buffer_capacity()
+            + streams
+    }
+
     /// Bytes waiting for `poll_transmit`.
     pub fn pending_transmit(&self) -> usize {
         self.core.out.len()

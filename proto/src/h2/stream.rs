@@ -42,9 +42,18 @@ pub(super) struct DataMark {
     pub(super) offset: usize,
 }
 
-/// The smallest receive chunk: small payloads are coalesced into chunks of
-/// this size, so a stream's unfilled room stays under 16 KiB while a peer
-/// sending many tiny DATA frames still costs one allocation per 16 KiB.
+/// The smallest receive chunk: a payload of a few bytes on a drained
+/// stream (an idle flow's keep-alive, a one-byte echo) gets this much, not
+/// [`RECV_CHUNK`], so a burst of small flows does not leave 16 KiB holes
+/// among the long-lived objects allocated between them.
+pub(super) const RECV_CHUNK_MIN: usize = 256;
+
+/// The size small payloads grow a chunk to: a last chunk with no room
+/// for a payload is replaced by one twice as large (up to this), so a
+/// stream whose reader keeps up costs a chunk the size of what it holds,
+/// while a peer sending many tiny DATA frames to a reader that does not
+/// read still costs one allocation per 16 KiB once the reader is that far
+/// behind.
 pub(super) const RECV_CHUNK: usize = 16 * 1024;
 
 /// The largest receive chunk. A bulk payload gets a chunk of its own size
@@ -55,18 +64,23 @@ pub(super) const RECV_CHUNK: usize = 16 * 1024;
 pub(super) const RECV_CHUNK_MAX: usize = 64 * 1024;
 
 /// Received payload not yet released by the application, as a queue of
-/// chunks of [`RECV_CHUNK`] to [`RECV_CHUNK_MAX`] bytes.
+/// chunks of [`RECV_CHUNK_MIN`] to [`RECV_CHUNK_MAX`] bytes.
 ///
 /// The allocation follows the bytes held: a push fills the last chunk's
 /// room and then starts new chunks; a release frees every chunk it empties.
-/// So a stream never holds more than its unreleased bytes plus the slack
-/// of its two ends (the released front of the first chunk, under
-/// [`RECV_CHUNK_MAX`], and the unfilled room of the last, under
-/// [`RECV_CHUNK`]), where one growing `Vec` held up to twice its bytes (its
-/// doubling) and kept that size after draining. Payload is still copied
-/// once, from the frame into a chunk. A drained buffer holds no memory at
-/// all, so an idle stream costs nothing however busy it was (ztunnel's
-/// per-connection buffers that stay grown are its memory issue #1630).
+/// A payload that does not fit the last chunk's room, but fits
+/// [`RECV_CHUNK`] with that chunk's unreleased bytes, moves them both to a
+/// chunk of the next power of two (at least [`RECV_CHUNK_MIN`]): the
+/// unreleased bytes are copied again (under 16 KiB), the payload still
+/// once. So a buffer that never held more than `n ≤ 16 KiB` at once
+/// allocates at most `n` rounded up to a power of two, and any buffer at
+/// most its unreleased bytes plus the slack of its two ends (the released
+/// front of the first chunk, under [`RECV_CHUNK_MAX`], and the unfilled
+/// room of the last, under [`RECV_CHUNK`]), where one growing `Vec` held up
+/// to twice its bytes (its doubling) and kept that size after draining. A
+/// drained buffer holds no memory at all, so an idle stream costs nothing
+/// however busy it was (ztunnel's per-connection buffers that stay grown
+/// are its memory issue #1630).
 ///
 /// The first chunk sits apart from the queue of the others, so a stream
 /// whose bytes fit one chunk (most pushes, on a flow that keeps up) costs a
@@ -107,6 +121,7 @@ impl RecvBuf {
 
     /// Appends `data` (the one copy of received payload).
     pub(super) fn push(&mut self, data: &[u8]) {
+        self.grow_last(data.len());
         let last = match self.rest.back_mut() {
             Some(chunk) => chunk,
             None => &mut self.head,
@@ -128,8 +143,36 @@ impl RecvBuf {
         self.len = self.len.saturating_add(data.len());
     }
 
+    /// When `n` more bytes do not fit the last chunk's room but fit
+    /// [`RECV_CHUNK`] with its unreleased bytes, moves those to a chunk
+    /// with room for both (a power of two, at least [`RECV_CHUNK_MIN`]),
+    /// leaving the released front behind.
+    fn grow_last(&mut self, n: usize) {
+        let (last, released) = match self.rest.back_mut() {
+            Some(chunk) => (chunk, 0),
+            None => (&mut self.head, self.start),
+        };
+        if last.capacity().saturating_sub(last.len()) >= n {
+            return;
+        }
+        let kept = last.get(released..).unwrap_or_default();
+        let want = kept.len().saturating_add(n);
+        if want > RECV_CHUNK {
+            return;
+        }
+        let size = want
+            .checked_next_power_of_two()
+            .unwrap_or(RECV_CHUNK)
+            .clamp(RECV_CHUNK_MIN, RECV_CHUNK);
+        let mut chunk = Vec::with_capacity(size);
+        chunk.extend_from_slice(kept);
+        *last = chunk;
+        if self.rest.is_empty() {
+            self.start = 0;
+        }
+    }
+
     /// Bytes allocated for payload (the chunks' capacities).
-    #[cfg(test)]
     pub(super) fn allocated(&self) -> usize {
         self.head.capacity() + self.rest.iter().map(Vec::capacity).sum::<usize>()
     }
@@ -294,7 +337,11 @@ mod tests {
         assert_eq!(b.first_piece(), b"llo");
         b.push(b" world");
         assert_eq!(b.first_piece(), b"llo world");
-        assert_eq!(b.allocated(), RECV_CHUNK, "both pushes share one chunk");
+        assert_eq!(
+            b.allocated(),
+            RECV_CHUNK_MIN,
+            "both pushes share one small chunk"
+        );
         b.release(9);
         assert_eq!(b.len(), 0);
         assert_eq!(b.first_piece(), b"");
@@ -369,16 +416,20 @@ mod tests {
     }
 
     /// Bytes come out in order and exactly once, the pieces add up to what
-    /// is held, and the allocation never exceeds the held bytes plus the
-    /// slack of the two ends (the released front of the first chunk, under
+    /// is held, the allocation never exceeds the held bytes plus the slack
+    /// of the two ends (the released front of the first chunk, under
     /// `RECV_CHUNK_MAX`, and the unfilled room of the last, under
-    /// `RECV_CHUNK`).
+    /// `RECV_CHUNK`), and a buffer that has held at most `n ≤ RECV_CHUNK`
+    /// bytes at once since it was last empty allocates at most `n` rounded
+    /// up to a power of two (at least `RECV_CHUNK_MIN`).
     #[test]
     fn recv_buf_allocation_follows_the_bytes_held() {
         fn prop(ops: Vec<Op>) -> TestResult {
             let mut b = RecvBuf::default();
             let mut pushed: u64 = 0;
             let mut taken: u64 = 0;
+            // The most bytes held at once since the buffer was last empty.
+            let mut peak = 0;
             for op in ops {
                 match op {
                     Op::Push(len) => {
@@ -411,6 +462,14 @@ mod tests {
                 }
                 if held == 0 && b.allocated() != 0 {
                     return TestResult::error("a drained buffer keeps memory");
+                }
+                peak = if held == 0 { 0 } else { peak.max(held) };
+                let small = peak.next_power_of_two().max(RECV_CHUNK_MIN);
+                if peak <= RECV_CHUNK && b.allocated() > small {
+                    return TestResult::error(format!(
+                        "{} bytes allocated for at most {peak} held",
+                        b.allocated()
+                    ));
                 }
             }
             TestResult::passed()

@@ -154,6 +154,27 @@ impl MeshConn {
         self.out.get(self.out_pos..).unwrap_or(&[])
     }
 
+    /// Frees the spare room of the connection's drained buffers (HTTP/2's
+    /// own, the plaintext waiting for TLS, the ciphertext waiting for the
+    /// socket): after a burst each keeps the size of the most it held.
+    /// Unsent bytes stay.
+    pub fn shrink_buffers(&mut self) {
+        self.h2.shrink_buffers();
+        if self.plain_pos >= self.plain.len() {
+            self.plain = Vec::new();
+            self.plain_pos = 0;
+        }
+        if self.out_pos >= self.out.len() {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+    }
+
+    /// Bytes allocated for the connection's buffers, held bytes or not.
+    pub fn buffer_capacity(&self) -> usize {
+        self.h2.buffer_capacity() + self.plain.capacity() + self.out.capacity()
+    }
+
     /// HTTP/2 output taken from the connection but not yet by TLS.
     pub fn unencrypted(&self) -> usize {
         self.plain.len().saturating_sub(self.plain_pos)

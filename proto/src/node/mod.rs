@@ -546,6 +546,29 @@ impl Node {
         socks + conns
     }
 
+    /// Frees the spare room a burst left in the node's shared buffers:
+    /// every mesh connection's (see `MeshConn::shrink_buffers`) and the
+    /// output queue. These grow with the bytes or outputs in flight at
+    /// once (a thousand flows answering together grew them to 2.5 MB on an
+    /// agent) and `clear`/`pop` keep the room, so without this an idle
+    /// node keeps the memory of its busiest moment. Held bytes stay, so
+    /// this is safe at any time; it costs a reallocation when the next
+    /// burst comes, so the host calls it once the node has been quiet for a
+    /// while, not after every step.
+    pub fn shrink_buffers(&mut self) {
+        for conn in self.conns.values_mut() {
+            conn.shrink_buffers();
+        }
+        self.outputs.shrink_to_fit();
+    }
+
+    /// Bytes allocated for the buffers [`Node::shrink_buffers`] shrinks
+    /// (and the HTTP/2 receive buffers), whether they hold bytes or not.
+    pub fn buffer_capacity(&self) -> usize {
+        let conns: usize = self.conns.values().map(MeshConn::buffer_capacity).sum();
+        conns + self.outputs.capacity() * std::mem::size_of::<Output>()
+    }
+
     /// A connection arrived on `listener` from `peer`; returns its socket.
     pub fn accept(
         &mut self,

@@ -185,6 +185,25 @@ impl FrameDecoder {
         }
     }
 
+    /// Gives back the partial-frame buffer's spare room: all of it at a
+    /// frame boundary with nothing buffered (`Vec::clear` keeps the room of
+    /// the largest frame ever split across inputs), down to the bytes held
+    /// otherwise. A frame in progress keeps its reserved room.
+    pub fn shrink_buffer(&mut self) {
+        if let State::Spent = self.state {
+            self.buf.clear();
+            self.state = State::Header;
+        }
+        if !matches!(self.state, State::Payload(_)) {
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    /// Bytes allocated for the partial-frame buffer.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The most bytes `buf` ever needs: one whole frame.
     fn bound(&self) -> usize {
         HEADER_LEN + self.max_frame_size as usize
