@@ -344,9 +344,6 @@ pub(super) struct Core {
     pub(super) block: Option<FieldBlock>,
     /// The DATA frame whose pieces are arriving.
     pub(super) data_in: Option<DataInFlight>,
-    /// The length of the DATA frame whose header starts the input being
-    /// decoded, if one does (see [`DataInFlight::announced`]).
-    pub(super) next_data_len: Option<u32>,
     /// PINGs sent by `ping()`, oldest first.
     pub(super) pings: VecDeque<([u8; 8], Instant)>,
     pub(super) keepalive_ping: Option<([u8; 8], Instant)>,
@@ -397,10 +394,6 @@ pub(super) struct DataInFlight {
     pub(super) keep: bool,
     /// Payload bytes of the frame so far (padding excluded).
     pub(super) payload: usize,
-    /// The frame's length as its header announced, when the header was
-    /// seen whole (0 if not): sizes the stream's receive chunk for the
-    /// pieces still to come.
-    pub(super) announced: usize,
 }
 
 #[derive(Debug)]
@@ -564,7 +557,6 @@ impl Connection {
             pending_answer: 0,
             block: None,
             data_in: None,
-            next_data_len: None,
             pings: VecDeque::new(),
             keepalive_ping: None,
             ping_seq: 0,
@@ -614,12 +606,6 @@ impl Connection {
         let mut stalled = 0;
         while !rest.is_empty() && self.core.shutdown != Shutdown::Done {
             let before = rest.len();
-            if let Some(next) = self.decoder.data_length_at(rest) {
-                // Read before the frame is decoded: a DATA frame cut across
-                // inputs comes out in pieces, and its stream sizes the chunk
-                // they go into by the whole frame.
-                self.core.next_data_len = next;
-            }
             let (result, more) = match self.decoder.decode(&mut rest) {
                 Ok(Some(frame)) => (self.core.on_frame(now, frame), true),
                 Ok(None) => (Ok(()), false),

@@ -153,12 +153,7 @@ impl Core {
     pub(super) fn on_data(&mut self, now: Instant, piece: DataPiece<'_>) -> Handled {
         if piece.first {
             let keep = self.accept_data(now, piece.stream)?;
-            let announced = self.next_data_len.take().map_or(0, |n| n as usize);
-            self.data_in = Some(DataInFlight {
-                keep,
-                payload: 0,
-                announced,
-            });
+            self.data_in = Some(DataInFlight { keep, payload: 0 });
         }
         // Every DATA byte counts against the connection window, whatever
         // becomes of the stream.
@@ -263,18 +258,7 @@ impl Core {
             self.stream_error(now, id, code, violation, kind::DATA)?;
             return Ok(false);
         }
-        // The rest of the frame, as far as the header announced it and the
-        // window lets the peer send it, goes into the same chunk.
-        let announced_left = self
-            .data_in
-            .as_ref()
-            .map_or(0, |d| d.announced.saturating_sub(d.payload));
-        let window_left = usize::try_from(stream.recv_window.available()).unwrap_or(0);
-        let expected = piece
-            .data
-            .len()
-            .saturating_add(announced_left.min(window_left));
-        stream.buf.push_expecting(piece.data, expected);
+        stream.buf.push(piece.data);
         debug_assert!(stream.recv_window.available() <= super::flow::MAX_WINDOW);
         debug_assert!(
             stream.buf.len() <= self.config.initial_stream_window.max(DEFAULT_WINDOW) as usize

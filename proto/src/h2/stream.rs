@@ -106,20 +106,7 @@ impl RecvBuf {
     }
 
     /// Appends `data` (the one copy of received payload).
-    #[cfg(test)]
     pub(super) fn push(&mut self, data: &[u8]) {
-        self.push_expecting(data, data.len());
-    }
-
-    /// Appends `data`, the first piece of `expected` bytes the peer has
-    /// announced (a DATA frame streamed in pieces as its TLS records open):
-    /// a chunk started here is sized for what is still to come of them, up
-    /// to [`RECV_CHUNK_MAX`], so the frame's later pieces land in the same
-    /// chunk and the reader gets the frame as one piece (one socket write),
-    /// not one per record. `expected` below `data.len()` counts as
-    /// `data.len()`; the caller caps it by the stream's window, so the
-    /// room reserved is room the peer may fill.
-    pub(super) fn push_expecting(&mut self, data: &[u8], expected: usize) {
         let last = match self.rest.back_mut() {
             Some(chunk) => chunk,
             None => &mut self.head,
@@ -127,14 +114,10 @@ impl RecvBuf {
         let room = last.capacity().saturating_sub(last.len());
         let (fits, mut rest) = data.split_at(room.min(data.len()));
         last.extend_from_slice(fits);
-        let mut coming = expected.max(data.len()).saturating_sub(fits.len());
         while !rest.is_empty() {
             let (piece, later) = rest.split_at(rest.len().min(RECV_CHUNK_MAX));
-            let size = coming.clamp(RECV_CHUNK, RECV_CHUNK_MAX);
-            // `coming` covers `rest`, so `size` fits `piece`.
-            let mut chunk = Vec::with_capacity(size);
+            let mut chunk = Vec::with_capacity(piece.len().max(RECV_CHUNK));
             chunk.extend_from_slice(piece);
-            coming = coming.saturating_sub(piece.len());
             if self.head.capacity() == 0 {
                 self.head = chunk;
             } else {
@@ -435,118 +418,6 @@ mod tests {
         QuickCheck::new()
             .tests(300)
             .quickcheck(prop as fn(Vec<Op>) -> TestResult);
-    }
-
-    #[test]
-    fn a_frame_arriving_record_by_record_is_one_piece() {
-        // A 64 KiB DATA frame inside TLS: its payload comes in the pieces
-        // the records open into (16,375 after the frame header, then
-        // 16,384 each).
-        let frame: Vec<u8> = (0..65_527).map(|i| (i % 251) as u8).collect();
-        let mut b = RecvBuf::default();
-        let mut at = 0;
-        for cut in [16_375, 16_384, 16_384, 16_384] {
-            b.push_expecting(&frame[at..at + cut], frame.len() - at);
-            at += cut;
-        }
-        assert_eq!(b.first_piece(), &frame[..], "one piece, one write");
-        assert_eq!(b.allocated(), frame.len(), "sized by the frame, no slack");
-        let mut plain = RecvBuf::default();
-        let mut at = 0;
-        for cut in [16_375, 16_384, 16_384, 16_384] {
-            plain.push(&frame[at..at + cut]);
-            at += cut;
-        }
-        assert!(
-            plain.first_piece().len() < frame.len(),
-            "without the announced length the pieces stay record-sized"
-        );
-    }
-
-    /// One DATA frame's worth of pushes.
-    #[derive(Clone, Debug)]
-    struct FramePush {
-        /// Payload bytes of the frame.
-        len: u32,
-        /// Where its pieces are cut (each at most this many bytes, at least 1).
-        cut: u32,
-        /// The header was seen whole, so its length was announced.
-        announced: bool,
-        /// The reader's share (per 256) of what is held, taken afterwards.
-        release: u8,
-    }
-
-    impl Arbitrary for FramePush {
-        fn arbitrary(g: &mut Gen) -> FramePush {
-            FramePush {
-                len: u32::arbitrary(g) % (2 * RECV_CHUNK_MAX as u32),
-                cut: 1 + u32::arbitrary(g) % (RECV_CHUNK as u32 + 100),
-                announced: bool::arbitrary(g),
-                release: u8::arbitrary(g),
-            }
-        }
-    }
-
-    /// With frames announced ahead of their pieces, bytes still come out
-    /// in order and exactly once, and the allocation stays within the held
-    /// bytes, the released front (under `RECV_CHUNK_MAX`) and the room of
-    /// the last chunk, which is under `RECV_CHUNK` at every frame's end and
-    /// never more than what the frame still announces mid-frame.
-    #[test]
-    fn announced_frames_reserve_only_what_is_still_coming() {
-        fn prop(frames: Vec<FramePush>) -> TestResult {
-            let mut b = RecvBuf::default();
-            let (mut pushed, mut taken) = (0u64, 0u64);
-            for f in frames {
-                let mut left = f.len as usize;
-                while left > 0 || f.len == 0 {
-                    let n = left.min(f.cut as usize);
-                    let data: Vec<u8> = (pushed..pushed + n as u64)
-                        .map(|i| (i % 251) as u8)
-                        .collect();
-                    let expected = if f.announced { left } else { n };
-                    b.push_expecting(&data, expected);
-                    pushed += n as u64;
-                    left -= n;
-                    let held = usize::try_from(pushed - taken).unwrap();
-                    let room = RECV_CHUNK.max(left.min(RECV_CHUNK_MAX));
-                    if b.allocated() > held + RECV_CHUNK_MAX + room {
-                        return TestResult::error(format!(
-                            "{} allocated for {held} held, {left} still coming",
-                            b.allocated()
-                        ));
-                    }
-                    if left == 0 {
-                        break;
-                    }
-                }
-                let held = b.len();
-                if held != usize::try_from(pushed - taken).unwrap()
-                    || b.pieces().map(<[u8]>::len).sum::<usize>() != held
-                {
-                    return TestResult::error("pieces do not add up");
-                }
-                if b.allocated() > held + RECV_CHUNK_MAX + RECV_CHUNK {
-                    return TestResult::error(format!(
-                        "{} allocated for {held} held at a frame's end",
-                        b.allocated()
-                    ));
-                }
-                let n = held * usize::from(f.release) / 255;
-                let want: Vec<u8> = (taken..taken + n as u64).map(|i| (i % 251) as u8).collect();
-                if take(&mut b, n) != want {
-                    return TestResult::error("bytes out of order");
-                }
-                taken += n as u64;
-                if b.len() == 0 && b.allocated() != 0 {
-                    return TestResult::error("a drained buffer keeps memory");
-                }
-            }
-            TestResult::passed()
-        }
-        QuickCheck::new()
-            .tests(300)
-            .quickcheck(prop as fn(Vec<FramePush>) -> TestResult);
     }
 
     #[test]

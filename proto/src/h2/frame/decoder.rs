@@ -369,24 +369,6 @@ impl FrameDecoder {
         e
     }
 
-    /// Where `input` would start a new frame (nothing of a frame is
-    /// pending): the payload length if that frame is DATA and its header is
-    /// whole in `input`, else `Some(None)`. `None` in the middle of a frame,
-    /// where `input` starts no frame. Lets a caller size a buffer for a
-    /// DATA frame whose payload comes out in pieces.
-    pub fn data_length_at(&self, input: &[u8]) -> Option<Option<u32>> {
-        let boundary = match self.state {
-            State::Header => self.buf.is_empty(),
-            State::Spent => true,
-            State::Payload(_) | State::Data(_) | State::Failed(_) => false,
-        };
-        if !boundary {
-            return None;
-        }
-        let header = input.first_chunk::<HEADER_LEN>().map(FrameHeader::parse);
-        Some(header.filter(|h| h.kind == kind::DATA).map(|h| h.length))
-    }
-
     /// Bytes currently held in the partial-frame buffer.
     pub fn buffered(&self) -> usize {
         match self.state {
