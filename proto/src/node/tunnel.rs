@@ -109,7 +109,7 @@ impl Tunnels {
 /// Connections `a` and `b` of `conns`, both mutable (`None` if either is
 /// missing or they are the same): a tunnel's outer and inner connection,
 /// so bytes move from one's buffer into the other without a copy between.
-pub(super) fn conn_pair_mut(
+fn conn_pair_mut(
     conns: &mut BTreeMap<ConnId, MeshConn>,
     a: ConnId,
     b: ConnId,
