@@ -45,6 +45,7 @@ use crate::pool::ConnId;
 
 use super::event::{CloseReason, HandshakeError, NodeEvent};
 use super::hub_role::event_stream;
+use super::mesh::MeshConn;
 use super::{FlowId, Node, SockId};
 
 /// Most bytes copied between the outer stream and the inner connection
@@ -103,6 +104,27 @@ impl Tunnels {
         self.client_tls.clear();
         self.server_tls = None;
     }
+}
+
+/// Connections `a` and `b` of `conns`, both mutable (`None` if either is
+/// missing or they are the same): a tunnel's outer and inner connection,
+/// so bytes move from one's buffer into the other without a copy between.
+fn conn_pair_mut(
+    conns: &mut BTreeMap<ConnId, MeshConn>,
+    a: ConnId,
+    b: ConnId,
+) -> Option<(&mut MeshConn, &mut MeshConn)> {
+    if a == b {
+        return None;
+    }
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    let mut range = conns.range_mut(low..=high);
+    let (first_id, first) = range.next()?;
+    let (last_id, last) = range.next_back()?;
+    if (*first_id, *last_id) != (low, high) {
+        return None;
+    }
+    Some(if a < b { (first, last) } else { (last, first) })
 }
 
 impl Node {
@@ -230,36 +252,47 @@ impl Node {
         };
         let now = self.now;
         loop {
-            // Gathered across the buffer's pieces: the inner TLS takes large
-            // batches, and this copy was made anyway.
-            let Some(data) = self
-                .conns
-                .get(&outer)
-                .map(|m| m.h2.recv_copy(stream, MOVE_CHUNK))
-            else {
-                return;
-            };
-            if data.is_empty() {
-                break;
-            }
-            let Some(m) = self.conns.get_mut(&c) else {
+            // The outer stream's pieces go straight into the inner TLS (no
+            // copy of them first), up to `MOVE_CHUNK` per round, so the
+            // inner connection's events are handled between rounds.
+            let Some((o, m)) = conn_pair_mut(&mut self.conns, outer, c) else {
                 return;
             };
             if m.closing {
                 return self.discard_pair_input(outer, stream);
             }
-            let taken = match m.receive(now, &data) {
-                Ok(n) => n,
-                Err(e) => return self.conn_failed(c, e),
-            };
+            let (mut offered, mut taken) = (0usize, 0usize);
+            let mut failure = None;
+            for piece in o.h2.recv_pieces(stream) {
+                let piece = piece
+                    .get(..MOVE_CHUNK.saturating_sub(offered))
+                    .unwrap_or(piece);
+                offered += piece.len();
+                match m.receive(now, piece) {
+                    Ok(n) => taken += n,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                if taken < offered || offered >= MOVE_CHUNK {
+                    break;
+                }
+            }
+            if offered == 0 {
+                break;
+            }
             let inner_sock = m.sock;
-            if let Some(o) = self.conns.get_mut(&outer) {
+            if taken > 0 {
                 let _ = o.h2.release_capacity(stream, taken);
                 self.dirty.insert(o.sock);
             }
+            if let Some(e) = failure {
+                return self.conn_failed(c, e);
+            }
             self.dirty.insert(inner_sock);
             self.dispatch_h2(c);
-            if taken < data.len() {
+            if taken < offered {
                 break;
             }
         }
@@ -335,26 +368,25 @@ impl Node {
         let Tunnel { outer, stream } = p.tunnel;
         loop {
             self.fill_conn(c);
-            let Some(chunk) = self.conns.get(&c).map(|m| {
-                let d = m.chunk();
-                d.get(..d.len().min(MOVE_CHUNK)).unwrap_or(&[]).to_vec()
-            }) else {
+            if !self.conns.contains_key(&c) {
                 return self.tunnel_end(pair, true);
+            }
+            // The inner ciphertext goes from its chunk straight into the
+            // outer stream's TLS (no copy of it first).
+            let Some((o, m)) = conn_pair_mut(&mut self.conns, outer, c) else {
+                return;
             };
+            let chunk = m.chunk();
             if chunk.is_empty() {
                 break;
             }
-            let Some(o) = self.conns.get_mut(&outer) else {
-                return;
-            };
-            let n = o.send_data(stream, &chunk).unwrap_or(0);
+            let chunk = chunk.get(..MOVE_CHUNK).unwrap_or(chunk);
+            let n = o.send_data(stream, chunk).unwrap_or(0);
             self.dirty.insert(o.sock);
             if n == 0 {
                 return;
             }
-            if let Some(m) = self.conns.get_mut(&c) {
-                m.consume(n);
-            }
+            m.consume(n);
         }
         let done = self.conns.get(&c).is_some_and(|m| m.closing);
         if !done {
