@@ -17,7 +17,7 @@
 //! spin) could not have been caught by any spin: the window halves, and
 //! below a quarter of the largest it is 0. A wait that ended after the
 //! window but within the largest doubles it (from a quarter of the
-//! largest). So a node whose events come back to back keeps spinning and
+//! largest; from 0 only after two such waits in a row). So a node whose events come back to back keeps spinning and
 //! one that sees isolated flows (a millisecond apart) stops paying for
 //! spins that catch nothing. Waits are kept apart by what the node expects
 //! ([`Node::awaiting_peer`](warren_proto::node::Node::awaiting_peer)):
@@ -59,22 +59,39 @@ pub struct LoopOptions {
     pub spin: Duration,
 }
 
+/// Short waits in a row after which a window at 0 grows again. One is not
+/// enough: a node that sees isolated flows alternates a short wait (the
+/// client's FIN after the last byte, tens of µs) with a long one (the next
+/// flow, a millisecond later), and a window grown by each short wait would
+/// spin through each long one.
+const SHORT_WAITS_TO_GROW: u8 = 2;
+
 /// One kind of wait's spin window, adapted to how long such waits last.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Window(Duration);
+struct Window {
+    spin: Duration,
+    /// Waits no longer than the largest window, in a row.
+    short_run: u8,
+}
 
 impl Window {
     /// Adapts the window to a wait of `waited`, with `max` the largest
     /// window (haltpoll's rule: grow ×2 from `max / 4` when a longer spin
     /// would have caught the event, halve when no spin could have, 0 below
-    /// `max / 4`; a spin that caught its event keeps its window).
+    /// `max / 4`; a spin that caught its event keeps its window; and a
+    /// window at 0 grows only after [`SHORT_WAITS_TO_GROW`] short waits).
     fn adapt(&mut self, waited: Duration, max: Duration) {
         let start = max / 4;
         if waited > max {
-            let half = self.0 / 2;
-            self.0 = if half < start { Duration::ZERO } else { half };
-        } else if waited > self.0 {
-            self.0 = self.0.saturating_mul(2).max(start).min(max);
+            self.short_run = 0;
+            let half = self.spin / 2;
+            self.spin = if half < start { Duration::ZERO } else { half };
+            return;
+        }
+        self.short_run = self.short_run.saturating_add(1);
+        let idle = self.spin.is_zero() && self.short_run < SHORT_WAITS_TO_GROW;
+        if waited > self.spin && !idle {
+            self.spin = self.spin.saturating_mul(2).max(start).min(max);
         }
     }
 }
@@ -164,7 +181,7 @@ impl Spin {
             self.wait = Some(Wait {
                 began: now,
                 awaiting,
-                spin: window.0,
+                spin: window.spin,
             });
         }
         let Some(wait) = self.wait.as_mut() else {
@@ -194,8 +211,8 @@ impl Spin {
     #[cfg(test)]
     fn window(&self, awaiting: bool) -> Duration {
         match awaiting {
-            true => self.awaiting.0,
-            false => self.settled.0,
+            true => self.awaiting.spin,
+            false => self.settled.spin,
         }
     }
 }

@@ -19,10 +19,10 @@ fn settled() -> bool {
     false
 }
 
-/// Brings the settled window of a 50 µs spin to its largest: three waits
-/// of 30 µs after work (0 → 12.5 → 25 → 50 µs). Returns the time after.
+/// Brings the settled window of a 50 µs spin to its largest: four waits
+/// of 30 µs after work (0 → 0 → 12.5 → 25 → 50 µs). Returns the time after.
 fn warm_up(s: &mut Spin, mut t: Instant) -> Instant {
-    for _ in 0..3 {
+    for _ in 0..4 {
         s.worked_at(t);
         s.keep_polling_at(t, settled);
         t += us(30);
@@ -64,11 +64,15 @@ fn the_window_grows_from_a_quarter_while_waits_end_within_the_largest() {
     let mut s = spin(50);
     let t = Instant::now();
     s.worked_at(t);
-    // Nothing learnt yet: the first wait parks at once.
+    // Nothing learnt yet: the first waits park at once, and one short
+    // wait is not enough to spin again.
     assert!(!s.keep_polling_at(t, settled));
     s.worked_at(t + us(40));
+    assert_eq!(s.window(false), Duration::ZERO);
+    assert!(!s.keep_polling_at(t + us(40), settled));
+    s.worked_at(t + us(60));
     assert_eq!(s.window(false), us(12) + Duration::from_nanos(500));
-    assert!(s.keep_polling_at(t + us(41), settled));
+    assert!(s.keep_polling_at(t + us(61), settled));
     s.worked_at(t + us(80));
     assert_eq!(s.window(false), us(25));
     s.keep_polling_at(t + us(81), settled);
@@ -246,14 +250,26 @@ fn spin_keeps_its_bounds(max_ns: u32, steps: Vec<Step>) -> TestResult {
     let mut wait: Option<(Instant, bool)> = None;
     // Long waits in a row, per kind (settled, awaiting).
     let mut long = [0u32; 2];
+    // Whether the kind's last wait was short (none yet: no).
+    let mut last_short = [false; 2];
     for (i, &step) in steps.iter().enumerate() {
         match step {
             Step::Work => {
-                if let Some((began, kind)) = wait.take() {
-                    let k = usize::from(kind);
-                    long[k] = if now - began > max { long[k] + 1 } else { 0 };
-                }
+                let ended = wait.take();
+                let before = ended.map(|(_, kind)| s.window(kind));
                 s.worked_at(now);
+                if let Some((began, kind)) = ended {
+                    let k = usize::from(kind);
+                    let short = now - began <= max;
+                    long[k] = if short { 0 } else { long[k] + 1 };
+                    // From 0, two short waits in a row before it grows.
+                    let lone = !std::mem::replace(&mut last_short[k], short);
+                    if before == Some(Duration::ZERO) && lone && !s.window(kind).is_zero() {
+                        return TestResult::error(format!(
+                            "step {i}: grew from 0 after one short wait"
+                        ));
+                    }
+                }
                 worked_since_look = true;
             }
             Step::Look(kind) => {
@@ -302,7 +318,7 @@ fn the_window_stops_at_the_largest_when_a_quarter_does_not_double_back_to_it() {
     let max = Duration::from_nanos(1003);
     let mut s = Spin::new(LoopOptions { spin: max });
     let mut t = Instant::now();
-    for (waited, window) in [(500, 250), (600, 500), (900, 1000), (1002, 1003)] {
+    for (waited, window) in [(1, 0), (500, 250), (600, 500), (900, 1000), (1002, 1003)] {
         s.worked_at(t);
         s.keep_polling_at(t, settled);
         t += Duration::from_nanos(waited);
