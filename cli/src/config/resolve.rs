@@ -390,10 +390,11 @@ pub fn resolve(
 }
 
 /// The largest spin by default: on a quiet 2-vCPU VM it cut warm setup's
-/// p50 by a third with flows back to back, and with flows 1 ms apart the
-/// adaptive window keeps the CPU per flow within a few % of no spin
-/// (benches/WARREN-BENCH.md, "Warm setup: an adaptive spin").
-const DEFAULT_SPIN_US: u32 = 50;
+/// p50 by 29–43 % with flows back to back (at less CPU per flow) and by
+/// 23–28 % with flows 1 ms apart (at +6–9 % CPU per flow), where 50 µs
+/// saved nothing with flows apart (benches/WARREN-BENCH.md, "Warm setup:
+/// an adaptive spin").
+const DEFAULT_SPIN_US: u32 = 100;
 
 /// The `[runtime]` table: an adaptive spin of at most [`DEFAULT_SPIN_US`]
 /// unless set, at most 1 ms of it (a longer spin only burns CPU: a
