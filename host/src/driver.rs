@@ -514,6 +514,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.trim.read(n);
+                    self.spin.read(n);
                     emptied = read_emptied(n, &self.buf.0);
                     let data = &self.buf.0[..n];
                     self.core.step(Input::Received { sock, data })?;

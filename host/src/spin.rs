@@ -96,6 +96,14 @@ impl Window {
     }
 }
 
+/// Bytes read from sockets since the last wait began above which the wait
+/// follows bulk work and does not spin (unless the node awaits an answer).
+/// A warm flow's turns read tens to hundreds of bytes; a relay moving
+/// bulk reads up to 256 KiB at a time, and spinning between its reads
+/// cost 11–13 % more CPU per Gbit/s (benches/WARREN-BENCH.md, "Warm setup:
+/// an adaptive spin").
+pub(crate) const BULK_BYTES: u64 = 16 * 1024;
+
 /// A wait that began at the node's first idle look after work.
 #[derive(Clone, Copy, Debug)]
 struct Wait {
@@ -124,6 +132,8 @@ pub(crate) struct Spin {
     polled_at: Option<Instant>,
     /// No spin before this: the last one found the CPU contended.
     paused_until: Option<Instant>,
+    /// Bytes read since the last wait began.
+    read: u64,
 }
 
 impl Spin {
@@ -136,6 +146,7 @@ impl Spin {
             wait: None,
             polled_at: None,
             paused_until: None,
+            read: 0,
         }
     }
 
@@ -144,6 +155,11 @@ impl Spin {
         if !self.max.is_zero() {
             self.worked_at(Instant::now());
         }
+    }
+
+    /// The node read `n` bytes from a socket.
+    pub(crate) fn read(&mut self, n: usize) {
+        self.read = self.read.saturating_add(n as u64);
     }
 
     /// Whether the loop polls once more instead of parking (and yields the
@@ -174,14 +190,17 @@ impl Spin {
     fn keep_polling_at(&mut self, now: Instant, awaiting: impl FnOnce() -> bool) -> bool {
         if std::mem::take(&mut self.worked) && !self.max.is_zero() {
             let awaiting = awaiting();
-            let window = match awaiting {
-                true => self.awaiting,
-                false => self.settled,
+            let bulk = std::mem::take(&mut self.read) > BULK_BYTES;
+            let spin = match (awaiting, bulk) {
+                (true, _) => self.awaiting.spin,
+                // After bulk work: park (the wait still adapts the window).
+                (false, true) => Duration::ZERO,
+                (false, false) => self.settled.spin,
             };
             self.wait = Some(Wait {
                 began: now,
                 awaiting,
-                spin: window.spin,
+                spin,
             });
         }
         let Some(wait) = self.wait.as_mut() else {

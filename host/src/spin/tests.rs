@@ -330,3 +330,26 @@ fn the_window_stops_at_the_largest_when_a_quarter_does_not_double_back_to_it() {
         );
     }
 }
+
+#[test]
+fn a_wait_after_bulk_work_parks_unless_an_answer_is_due() {
+    let mut s = spin(50);
+    let t = warm_up(&mut s, Instant::now());
+    s.read(usize::try_from(BULK_BYTES).unwrap() + 1);
+    assert!(
+        !s.keep_polling_at(t, settled),
+        "a relay's wait between reads"
+    );
+    s.worked_at(t + us(10));
+    assert_eq!(s.window(false), us(50), "the window itself is kept");
+    // The count starts again with each wait: small reads spin.
+    s.read(100);
+    assert!(s.keep_polling_at(t + us(11), settled));
+    s.worked_at(t + us(12));
+    s.read(usize::try_from(BULK_BYTES).unwrap() + 1);
+    s.awaiting = Window {
+        spin: us(50),
+        short_run: 0,
+    };
+    assert!(s.keep_polling_at(t + us(13), awaiting), "an answer is due");
+}
