@@ -23,6 +23,9 @@
 //! ([`Node::awaiting_peer`](warren_proto::node::Node::awaiting_peer)):
 //! the answer a flow just opened waits for comes in tens of µs even when
 //! the next flow is a millisecond away, so each kind has its own window.
+//! A wait after turns that moved bulk ([`BULK_BYTES`] read) does not spin
+//! unless an answer is due: a relay's reads come fast enough to keep the
+//! window open, and spinning between them only cost CPU.
 //!
 //! Between polls the loop yields the CPU (`sched_yield`), so a thread the
 //! node waits for that is queued on the same CPU runs first. But a
