@@ -263,7 +263,8 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
             }
             let ids = self.core.io.queue.take();
             if ids.is_empty() && !fired {
-                if self.spin.keep_polling() {
+                let (node, clock) = (&self.core.node, &self.core.clock);
+                if self.spin.keep_polling(|| node.awaiting_peer(clock.now())) {
                     // Let a thread queued for this CPU run first: it may
                     // be the one whose answer the node waits for.
                     std::thread::yield_now();
@@ -520,6 +521,7 @@ impl<R: Reactor, N: FnMut(Notice)> Driver<R, N> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.trim.read(n);
+                    self.spin.read(n);
                     emptied = read_emptied(n, &self.buf.0);
                     let data = &self.buf.0[..n];
                     self.core.step(Input::Received { sock, data })?;

@@ -259,14 +259,15 @@ fn spawn(runtime: &str, config: NodeConfig) -> Result<Vec<SocketAddr>, String> {
         }
     };
     // WARREN_BENCH_SPIN_US=N: the node's loop spins up to N µs after it
-    // did work before parking (`LoopOptions::spin`; off by default, as in
-    // `warren agent`), for same-run before/after comparisons.
+    // did work before parking (`LoopOptions::spin`, an adaptive window;
+    // 100 µs by default, as in `warren agent`; 0 parks at once), for
+    // same-run before/after comparisons.
     let options = warren_tokio::LoopOptions {
         spin: Duration::from_micros(
             std::env::var("WARREN_BENCH_SPIN_US")
                 .ok()
                 .and_then(|us| us.parse().ok())
-                .unwrap_or(0),
+                .unwrap_or(100),
         ),
     };
     let handle = match runtime {

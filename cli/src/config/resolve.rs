@@ -389,11 +389,19 @@ pub fn resolve(
     })
 }
 
-/// The `[runtime]` table: no spin unless asked for, at most 1 ms of it
-/// (a longer spin only burns CPU: a hand-off that takes longer than that
-/// is not one a wake-up slows down noticeably).
+/// The largest spin by default: on a quiet 2-vCPU VM it cut warm setup's
+/// p50 by 29–43 % with flows back to back (at less CPU per flow) and by
+/// 23–28 % with flows 1 ms apart (at +6–9 % CPU per flow), where 50 µs
+/// saved nothing with flows apart (benches/WARREN-BENCH.md, "Warm setup:
+/// an adaptive spin").
+const DEFAULT_SPIN_US: u32 = 100;
+
+/// The `[runtime]` table: an adaptive spin of at most [`DEFAULT_SPIN_US`]
+/// unless set, at most 1 ms of it (a longer spin only burns CPU: a
+/// hand-off that takes longer than that is not one a wake-up slows down
+/// noticeably); 0 turns it off.
 fn loop_options(raw: RawRuntime, locator: &Locator<'_>) -> Result<LoopOptions, ConfigError> {
-    let spin_us = in_range(raw.spin_us, 0..=1000, 0, locator)?;
+    let spin_us = in_range(raw.spin_us, 0..=1000, DEFAULT_SPIN_US, locator)?;
     Ok(LoopOptions {
         spin: Duration::from_micros(u64::from(spin_us)),
     })

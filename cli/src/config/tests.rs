@@ -143,9 +143,11 @@ fn the_tls_table_sets_resumption() {
 }
 
 #[test]
-fn the_node_loop_parks_at_once_unless_the_runtime_table_asks_for_a_spin() {
+fn the_node_loop_spins_up_to_100_us_unless_the_runtime_table_says_otherwise() {
     let cfg = parse_str(BASE).unwrap();
-    assert_eq!(cfg.runtime.spin, Duration::ZERO);
+    assert_eq!(cfg.runtime.spin, Duration::from_micros(100));
+    let cfg = parse_str(&format!("{BASE}[runtime]\nspin_us = 0\n")).unwrap();
+    assert_eq!(cfg.runtime.spin, Duration::ZERO, "0 turns the spin off");
     let cfg = parse_str(&format!("{BASE}[runtime]\nspin_us = 50\n")).unwrap();
     assert_eq!(cfg.runtime.spin, Duration::from_micros(50));
     let cfg = parse_str(&format!("{BASE}[runtime]\nspin_us = 1000\n")).unwrap();

@@ -19,6 +19,7 @@
 //! The host contract is in [`crate::drive`]: feed one [`Input`], drain
 //! [`Node::poll_output`], sleep until [`Node::poll_timeout`].
 
+mod awaiting;
 mod choose;
 pub mod config;
 mod congestion;
@@ -47,6 +48,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::pool::{ConnId, Pool};
 use crate::time::Instant;
 
+pub use awaiting::AWAIT_HORIZON;
 pub use config::{Balancing, Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig, Timeouts};
 pub use event::{
     CloseCounts, CloseReason, ConnSnapshot, DialFailure, Direction, FlowCounters, FlowPath,
