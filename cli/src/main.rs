@@ -8,6 +8,8 @@ use warren::args::{CaCommand, Cli, Command, ConfigCommand};
 use warren::{agent, ca, config, demo, status};
 
 fn main() -> ExitCode {
+    // Before any thread starts: see its doc for why it must come first.
+    warren_host::own_heap_trimming();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -16,7 +16,7 @@ use warren_proto::node::{
 use warren_proto::time::Instant;
 
 use crate::deadline::DeadlineTimer;
-use crate::heap_trim::{own_heap_trimming, release_free_heap, HeapTrim, TrimStep};
+use crate::heap_trim::{release_free_heap, HeapTrim, TrimStep};
 use crate::keyshare;
 use crate::ready::ReadyQueue;
 use crate::sockets::{Conn, Sockets};
@@ -207,7 +207,6 @@ where
         trim_timer: R::timer(),
         spin: Spin::new(options),
     };
-    own_heap_trimming();
     driver.core.drain()?;
     if let Some(e) = driver.core.io.fatal.take() {
         return Err(e);

@@ -122,36 +122,47 @@ impl HeapTrim {
     }
 }
 
-/// Free memory at the top of a heap that glibc keeps instead of giving it
-/// back at each `free` (its own trimming), once the host trims for itself.
-/// glibc's default is 128 KiB, raised as large blocks are freed: a relay
-/// moving bulk frees a 16–64 KiB receive chunk per record, so the top of
-/// the heap went back to the system and came back as page faults: 20–27
-/// per MiB relayed on a hub and 14–29 on the exit agent, 0.2–0.6 with
-/// this, and the relayed path's CPU per GiB fell 6–9 % (benches/
-/// WARREN-BENCH.md, seventh pass). [`HeapTrim`] returns all of it once the
-/// node is quiet.
-pub(crate) const KEEP_FREE_TOP: i32 = 16 << 20;
+/// Free memory at the top of the heap that glibc keeps instead of giving
+/// it back at each `free` (its own trimming), once the host trims for
+/// itself. glibc's default is 128 KiB, raised as large blocks are freed: a
+/// relay moving bulk frees a 16–64 KiB receive chunk per record, so the top
+/// of the heap went back to the system and came back as page faults: 20–27
+/// per MiB relayed on a hub and 14–29 on the exit agent, 0.2–0.6 with this,
+/// and the relayed path's CPU per GiB fell 6–9 % (benches/WARREN-BENCH.md,
+/// seventh pass). [`HeapTrim`] returns all of it once the node is quiet.
+const KEEP_FREE_TOP: i32 = 16 << 20;
 /// Blocks of this size and more get a mapping of their own, returned at
 /// their `free`. Set, because setting the trim threshold stops glibc from
 /// adjusting this one (from 128 KiB up to 32 MiB) as large blocks are
 /// freed: an HTTP/2 or TLS output buffer grown past 128 KiB in a burst would
 /// otherwise be mapped and unmapped, and faulted in again, at each regrowth.
-pub(crate) const OWN_MAPPING_FROM: i32 = 4 << 20;
+const OWN_MAPPING_FROM: i32 = 4 << 20;
 
-/// Makes the host, not `free`, decide when heap memory goes back to the
-/// system: glibc keeps up to [`KEEP_FREE_TOP`] free at the top of a heap
-/// and maps blocks of [`OWN_MAPPING_FROM`] and more on their own, and the
-/// driver's [`HeapTrim`] returns the free pages once the node is quiet.
-/// Process-wide and idempotent; done once, by the first driver.
+/// Makes the process, not `free`, decide when heap memory goes back to the
+/// system: glibc keeps up to 16 MiB free at the top of the heap and maps
+/// blocks of 4 MiB and more on their own, and each driver returns the free
+/// pages (`malloc_trim(0)`) once its node has been quiet for 100 ms after a
+/// burst. For a relay moving bulk this removes the page faults of glibc
+/// giving the heap's top back and taking it again at every few records.
+///
+/// Call it first thing in `main`, before any thread starts: it also puts
+/// every thread on glibc's main heap (one arena), because `malloc_trim`
+/// cannot shrink another arena's top, so with the larger threshold a node
+/// running on a thread with an arena of its own kept up to 16 MiB after a
+/// burst (9–10 KiB per idle flow instead of 1.8 in `warren bench`). A
+/// thread that allocated before the call keeps its arena, which is why it
+/// comes first. The `warren` binary calls it; an embedder that does not
+/// keeps glibc's defaults, and its drivers still trim when quiet.
+/// Process-wide and idempotent. glibc only; elsewhere it does nothing.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn own_heap_trimming() {
+pub fn own_heap_trimming() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: mallopt only sets glibc's malloc parameters, under its
-        // lock; the values are in range (positive, below the 32 MiB cap on
-        // the mapping threshold).
+        // lock; the values are in range (positive, the mapping threshold
+        // below its 32 MiB cap).
         unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
             libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE_TOP);
             libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_FROM);
         }
@@ -160,7 +171,7 @@ pub(crate) fn own_heap_trimming() {
 
 /// Other C libraries have no such parameters: nothing to do.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn own_heap_trimming() {}
+pub fn own_heap_trimming() {}
 
 /// Returns the heap's free pages to the system (glibc's `malloc_trim(0)`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

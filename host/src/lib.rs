@@ -40,6 +40,7 @@ use warren_proto::node::{ListenerId, NodeEvent};
 pub use connect::{connect_done, connect_outcome, start_connect};
 pub use control::{spawn, spawn_with, Handle};
 pub use driver::{run, run_with, Request};
+pub use heap_trim::own_heap_trimming;
 pub use spin::LoopOptions;
 
 /// A connect in progress.
