@@ -24,18 +24,14 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use node_harness::certs::Ca;
-use node_harness::config::{addr, DirectPair};
+use node_harness::config::{addr, lab_rule, proxy_fronts, DirectPair, HTTP, SOCKS};
 use node_harness::{World, SOCKS_OK};
 use warren_fuzz::Choices;
 use warren_proto::front::{FrontEnd, HttpConnectConfig, Progress};
-use warren_proto::node::{FrontConfig, FrontKind, NodeConfig};
-use warren_proto::policy::{
-    Action, Cidr, Destination, EgressPolicy, EgressRule, PortRange, RuleName,
-};
+use warren_proto::node::NodeConfig;
+use warren_proto::policy::EgressPolicy;
 use warren_proto::time::Instant;
 
-const SOCKS: &str = "127.0.0.1:1080";
-const HTTP: &str = "127.0.0.1:3128";
 const OUTSIDE: &str = "198.51.100.7:7";
 /// How many operations one input may run.
 const MAX_OPS: usize = 48;
@@ -50,20 +46,8 @@ thread_local! {
 
 fn config() -> NodeConfig {
     let mut a = DirectPair::new(&Ca::new(1)).a;
-    a.fronts = vec![
-        FrontConfig {
-            listen: addr(SOCKS),
-            kind: FrontKind::Socks5,
-        },
-        FrontConfig {
-            listen: addr(HTTP),
-            kind: FrontKind::HttpConnect(HttpConnectConfig::default()),
-        },
-    ];
-    let mut rule = EgressRule::new(RuleName::new("lab").unwrap(), Action::Allow);
-    rule.destinations = vec![Destination::Cidr(Cidr::parse("198.51.100.0/24").unwrap())];
-    rule.ports = vec![PortRange::new(7, 7).unwrap()];
-    a.egress = EgressPolicy::new(vec![rule]);
+    a.fronts = proxy_fronts();
+    a.egress = EgressPolicy::new(vec![lab_rule()]);
     a
 }
 

@@ -7,28 +7,16 @@ mod node_harness;
 use std::time::Duration;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, DirectPair};
+use node_harness::config::{addr, proxy_fronts, DirectPair, HTTP, SOCKS};
 use node_harness::World;
 use warren_proto::front::HttpConnectConfig;
-use warren_proto::node::{CloseReason, FrontConfig, FrontKind};
+use warren_proto::node::CloseReason;
 use warren_proto::time::Instant;
-
-const SOCKS: &str = "127.0.0.1:1080";
-const HTTP: &str = "127.0.0.1:3128";
 
 /// Node A of a [`DirectPair`] with a SOCKS5 and an HTTP CONNECT front.
 fn world() -> World {
     let mut pair = DirectPair::new(&Ca::new(1));
-    pair.a.fronts = vec![
-        FrontConfig {
-            listen: addr(SOCKS),
-            kind: FrontKind::Socks5,
-        },
-        FrontConfig {
-            listen: addr(HTTP),
-            kind: FrontKind::HttpConnect(HttpConnectConfig::default()),
-        },
-    ];
+    pair.a.fronts = proxy_fronts();
     pair.world()
 }
 

@@ -4,38 +4,20 @@
 mod node_harness;
 
 use node_harness::certs::Ca;
-use node_harness::config::{addr, tunnel, DirectPair, HBONE_B, TUNNEL};
-use node_harness::{socks_flow, socks_request_domain, World, SOCKS_OK};
-use warren_proto::node::{CloseReason, FrontConfig, FrontKind, NodeEvent};
-use warren_proto::policy::{
-    Action, Cidr, Destination, EgressPolicy, EgressRule, PortRange, Reason, RuleName,
+use node_harness::config::{
+    addr, lab_rule, proxy_fronts, tunnel, DirectPair, HBONE_B, HTTP, SOCKS, TUNNEL,
 };
+use node_harness::{socks_flow, socks_request_domain, World, SOCKS_OK};
+use warren_proto::node::{CloseReason, NodeEvent};
+use warren_proto::policy::{Action, EgressPolicy, EgressRule, PortRange, Reason, RuleName};
 
-const SOCKS: &str = "127.0.0.1:1080";
-const HTTP: &str = "127.0.0.1:3128";
 const OUTSIDE: &str = "198.51.100.7:7";
-
-fn lab_rule() -> EgressRule {
-    let mut rule = EgressRule::new(RuleName::new("lab").unwrap(), Action::Allow);
-    rule.destinations = vec![Destination::Cidr(Cidr::parse("198.51.100.0/24").unwrap())];
-    rule.ports = vec![PortRange::new(7, 7).unwrap()];
-    rule
-}
 
 /// A [`DirectPair`] whose A has a SOCKS5 and an HTTP CONNECT front
 /// instead of the tunnel, and egress to the lab's outside echo server.
 fn world() -> World {
     let mut pair = DirectPair::new(&Ca::new(1));
-    pair.a.fronts = vec![
-        FrontConfig {
-            listen: addr(SOCKS),
-            kind: FrontKind::Socks5,
-        },
-        FrontConfig {
-            listen: addr(HTTP),
-            kind: FrontKind::HttpConnect(Default::default()),
-        },
-    ];
+    pair.a.fronts = proxy_fronts();
     pair.a.egress = EgressPolicy::new(vec![lab_rule()]);
     let mut world = pair.world();
     world.add_echo_server(addr(OUTSIDE));

@@ -8,7 +8,10 @@ use std::time::Duration;
 use warren_proto::front::Target as FrontTarget;
 use warren_proto::identity::Resumption;
 use warren_proto::node::{Endpoint, FrontConfig, FrontKind, MeshIdentity, NodeConfig};
-use warren_proto::policy::{AuthzPolicy, Export, Exports, ServiceName, Target};
+use warren_proto::policy::{
+    Action, AuthzPolicy, Cidr, Destination, EgressRule, Export, Exports, PortRange, RuleName,
+    ServiceName, Target,
+};
 
 use super::certs::{spiffe, Ca, Leaf};
 use super::World;
@@ -19,6 +22,10 @@ pub const TUNNEL: &str = "127.0.0.1:9000";
 pub const HBONE_B: &str = "10.0.0.2:15008";
 /// The echo server behind B's export.
 pub const ECHO: &str = "127.0.0.2:8080";
+/// The SOCKS5 front of [`proxy_fronts`].
+pub const SOCKS: &str = "127.0.0.1:1080";
+/// The HTTP CONNECT front of [`proxy_fronts`].
+pub const HTTP: &str = "127.0.0.1:3128";
 
 /// A socket address written the usual way; the tests only write valid ones.
 pub fn addr(s: &str) -> SocketAddr {
@@ -42,6 +49,31 @@ pub fn tunnel(listen: &str, to: &str) -> FrontConfig {
             to: FrontTarget::parse(to).unwrap(),
         },
     }
+}
+
+/// A SOCKS5 front at [`SOCKS`] and an HTTP CONNECT front with default
+/// limits at [`HTTP`]: what the proxy-front tests give agent A instead of
+/// its tunnel.
+pub fn proxy_fronts() -> Vec<FrontConfig> {
+    vec![
+        FrontConfig {
+            listen: addr(SOCKS),
+            kind: FrontKind::Socks5,
+        },
+        FrontConfig {
+            listen: addr(HTTP),
+            kind: FrontKind::HttpConnect(Default::default()),
+        },
+    ]
+}
+
+/// Egress rule "lab": allows 198.51.100.0/24 (the outside hosts of the
+/// proxy-front tests) on port 7.
+pub fn lab_rule() -> EgressRule {
+    let mut rule = EgressRule::new(RuleName::new("lab").unwrap(), Action::Allow);
+    rule.destinations = vec![Destination::Cidr(Cidr::parse("198.51.100.0/24").unwrap())];
+    rule.ports = vec![PortRange::new(7, 7).unwrap()];
+    rule
 }
 
 /// One export: `service` port 80 served by the TCP server at `target`.
